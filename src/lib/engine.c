@@ -1,0 +1,332 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ruleset.h"
+
+struct engine {
+	struct config *cfg;
+	struct nftio *io;
+	struct shuffle *rng;
+	struct shuffle_map *map;	/* in force, or NULL */
+	struct engine_stats stats;
+};
+
+static double ms_since(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) * 1e3 +
+	       (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static char *errstr(const char *fmt, const char *arg)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, fmt, arg) < 0)
+		return NULL;
+	return s;
+}
+
+struct engine *engine_new(struct config *c, struct nftio *io)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+
+	if (e == NULL || (e->rng = shuffle_new()) == NULL) {
+		free(e);
+		config_free(c);
+		return NULL;
+	}
+	e->cfg = c;
+	e->io = io;
+	return e;
+}
+
+void engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	shuffle_map_free(e->map);
+	shuffle_free(e->rng);
+	config_free(e->cfg);
+	free(e);
+}
+
+/* Builds and applies map under cfg.  On success the engine adopts both. */
+static int apply_map(struct engine *e, struct config *cfg,
+		     struct shuffle_map *map, const struct timespec *t0,
+		     char **ret_error)
+{
+	struct timespec t1;
+	json_t *batch = NULL;
+	char *text = NULL;
+	int r;
+
+	r = ruleset_build(cfg, map, &batch);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = errstr("%s", "out of memory building the "
+					    "rule batch");
+		goto out;
+	}
+	text = json_dumps(batch, JSON_COMPACT);
+	if (text == NULL) {
+		r = -ENOMEM;
+		if (ret_error)
+			*ret_error = errstr("%s", "out of memory serialising "
+					    "the rule batch");
+		goto out;
+	}
+	e->stats.last_commands = json_array_size(ruleset_commands(batch));
+	/* The tree can go before the kernel call: only the text is sent. */
+	json_decref(batch);
+	batch = NULL;
+	e->stats.last_build_ms = ms_since(t0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r = nftio_apply_text(e->io, text, false, ret_error);
+	e->stats.last_apply_ms = ms_since(&t1);
+out:
+	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
+	e->stats.last_result = r;
+	if (r < 0) {
+		e->stats.failures++;
+	} else {
+		e->stats.shuffles++;
+		e->stats.last_pairs = config_pair_count(cfg);
+	}
+	json_decref(batch);
+	free(text);
+	return r;
+}
+
+int engine_shuffle(struct engine *e, char **ret_error)
+{
+	struct shuffle_map *map = NULL;
+	struct timespec t0;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = shuffle_map_new(e->rng, e->cfg, &map);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = errstr("cannot draw redirect ports: %s",
+					    strerror(-r));
+		return r;
+	}
+	r = apply_map(e, e->cfg, map, &t0, ret_error);
+	if (r < 0) {
+		shuffle_map_free(map);
+		return r;
+	}
+	shuffle_map_free(e->map);
+	e->map = map;
+	return 0;
+}
+
+/* A copy of the map in force, so a failed apply leaves it untouched. */
+static struct shuffle_map *map_copy(const struct config *c,
+				    const struct shuffle_map *src)
+{
+	struct shuffle_map *m = shuffle_map_alloc(c);
+
+	if (m == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->nentries && i < src->nentries; i++)
+		memcpy(m->entries[i].pairs, src->entries[i].pairs,
+		       m->entries[i].npairs * sizeof(struct shuffle_pair));
+	return m;
+}
+
+int engine_shuffle_address(struct engine *e, const char *ip,
+			   char **ret_error)
+{
+	struct shuffle_map *map;
+	struct timespec t0;
+	long idx = config_watched_find(e->cfg, ip);
+	int r;
+
+	if (idx < 0) {
+		if (ret_error)
+			*ret_error = errstr("%s is not a watched address", ip);
+		return -ENOENT;
+	}
+	if (e->map == NULL)
+		return engine_shuffle(e, ret_error);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	map = map_copy(e->cfg, e->map);
+	if (map == NULL)
+		return -ENOMEM;
+	r = shuffle_map_redraw(e->rng, e->cfg, map, (size_t)idx);
+	/* Template mode flushes and rebuilds: the whole batch goes again,
+	 * with only this address's ports changed. */
+	if (r == 0)
+		r = apply_map(e, e->cfg, map, &t0, ret_error);
+	if (r < 0) {
+		shuffle_map_free(map);
+		return r;
+	}
+	shuffle_map_free(e->map);
+	e->map = map;
+	return 0;
+}
+
+int engine_reload(struct engine *e, struct config *c, char **ret_error)
+{
+	struct shuffle_map *map = NULL;
+	struct timespec t0;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = shuffle_map_new(e->rng, c, &map);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = errstr("cannot draw redirect ports: %s",
+					    strerror(-r));
+		return r;
+	}
+	r = apply_map(e, c, map, &t0, ret_error);
+	if (r < 0) {
+		shuffle_map_free(map);
+		return r;
+	}
+	shuffle_map_free(e->map);
+	config_free(e->cfg);
+	e->map = map;
+	e->cfg = c;
+	return 0;
+}
+
+const struct config *engine_config(const struct engine *e)
+{
+	return e->cfg;
+}
+
+const struct shuffle_map *engine_map(const struct engine *e)
+{
+	return e->map;
+}
+
+const struct engine_stats *engine_stats(const struct engine *e)
+{
+	return &e->stats;
+}
+
+/* The first port of 1..max_port that tcp_ports does not use. */
+static uint16_t first_free(const struct config *c)
+{
+	for (unsigned p = 1; p <= config_max_port(c); p++)
+		if (!config_port_used(c, p))
+			return (uint16_t)p;
+	return 0;
+}
+
+/* Dry-runs the startup commands plus `rules` (a command array) or, when
+ * rules is NULL, the startup commands alone. */
+static int dry_run(const struct config *c, struct nftio *io, json_t *rules,
+		   char **ret_error)
+{
+	json_t *batch = ruleset_batch_new(c, true);
+	int r;
+
+	if (batch == NULL)
+		return -ENOMEM;
+	if (rules)
+		json_array_extend(ruleset_commands(batch), rules);
+	r = nftio_apply(io, batch, true, ret_error);
+	json_decref(batch);
+	return r;
+}
+
+static int check_sample(const struct config *c, struct nftio *io,
+			size_t widx, struct diag *d)
+{
+	const struct config_watched *w = config_watched(c, widx);
+	uint16_t port = w->nports ? w->ports[0] : 1;
+	uint16_t redirect = first_free(c);
+	json_t *pair = ruleset_batch_new(c, false);
+	json_t *rules, *one = NULL;
+	char vbuf[DIAG_VALUE_MAX + 8];
+	char *err = NULL;
+	int r = 0;
+
+	if (pair == NULL || ruleset_add_pair(c, pair, widx, port, redirect)) {
+		json_decref(pair);
+		diag_error(d, "%s: out of memory", config_rules_path(c));
+		return -ENOMEM;
+	}
+	rules = ruleset_commands(pair);
+	if (dry_run(c, io, rules, &err) == 0)
+		goto out;
+	free(err);
+	err = NULL;
+	/* Something was refused: find out what, so the message can name
+	 * the command instead of libnftables' "internal:0:0-0". */
+	r = -EINVAL;
+	if (dry_run(c, io, NULL, &err) < 0) {
+		diag_error(d, "%s: commands: rejected by libnftables: %s",
+			   config_startup_path(c),
+			   diag_string(vbuf, sizeof(vbuf), err ? err : "?"));
+		goto out;
+	}
+	for (size_t i = 0; i < json_array_size(rules); i++) {
+		free(err);
+		err = NULL;
+		json_decref(one);
+		one = json_pack("[O]", json_array_get(rules, i));
+		if (one == NULL || dry_run(c, io, one, &err) == 0)
+			continue;
+		diag_error(d, "%s: rules[%zu]: rejected by libnftables when "
+			   "instantiated for watched_addresses[%zu] (ip %s, "
+			   "port %u, redirect %u): %s", config_rules_path(c),
+			   i, widx, w->ip, port, redirect,
+			   diag_string(vbuf, sizeof(vbuf), err ? err : "?"));
+		goto out;
+	}
+	/* Each rule passes alone but not together. */
+	diag_error(d, "%s: rules: rejected by libnftables as a whole when "
+		   "instantiated for watched_addresses[%zu] (ip %s)",
+		   config_rules_path(c), widx, w->ip);
+out:
+	free(err);
+	json_decref(one);
+	json_decref(pair);
+	return r;
+}
+
+int engine_check(const struct config *c, struct nftio *io, struct diag *d)
+{
+	bool seen4 = false, seen6 = false;
+	int r = 0;
+
+	if (config_watched_count(c) == 0) {
+		char *err = NULL;
+
+		if (dry_run(c, io, NULL, &err) < 0) {
+			diag_error(d, "%s: commands: rejected by libnftables: "
+				   "%s", config_startup_path(c),
+				   err ? err : "?");
+			r = -EINVAL;
+		}
+		free(err);
+		return r;
+	}
+	/* One sample per address family: the rules differ in nothing else,
+	 * and a dry run costs the kernel a transaction abort. */
+	for (size_t i = 0; i < config_watched_count(c); i++) {
+		const struct config_watched *w = config_watched(c, i);
+		bool *seen = w->family == AF_INET ? &seen4 : &seen6;
+
+		if (*seen)
+			continue;
+		*seen = true;
+		if (check_sample(c, io, i, d) < 0)
+			r = -EINVAL;
+	}
+	return r;
+}

@@ -1,0 +1,67 @@
+/*
+ * engine: the shuffle cycle.  Draw a mapping, build the batch, apply it in
+ * one transaction, remember what is in force.  It owns the configuration
+ * and the random source and borrows the nftio backend, so it runs the same
+ * against the kernel and against the recorder in unit tests.
+ */
+#ifndef PORTHOP_ENGINE_H
+#define PORTHOP_ENGINE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "diag.h"
+#include "nftio.h"
+#include "shuffle.h"
+
+struct engine;
+
+struct engine_stats {
+	uint64_t shuffles;	/* applied successfully */
+	uint64_t failures;	/* attempts the kernel refused */
+	size_t last_pairs;	/* pairs in the last applied mapping */
+	size_t last_commands;	/* commands in the last batch */
+	double last_build_ms;	/* draw, build and serialise */
+	double last_apply_ms;	/* the libnftables call */
+	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
+	int last_result;	/* 0 or the negative errno of the last attempt */
+};
+
+/* Takes ownership of c; borrows io, which must outlive the engine.
+ * Returns NULL on allocation failure (c is then freed). */
+struct engine *engine_new(struct config *c, struct nftio *io);
+
+/* Frees the engine and its configuration; accepts NULL.  The rules in
+ * force stay in the kernel. */
+void engine_free(struct engine *e);
+
+/* Draws a new mapping for every watched address and applies it.  On
+ * failure nothing changes, in the kernel (one transaction) or here; a
+ * one-line reason is stored in *ret_error (caller frees). */
+int engine_shuffle(struct engine *e, char **ret_error);
+
+/* Draws a new mapping for one watched address only; the other addresses
+ * keep theirs.  -ENOENT if ip is not watched. */
+int engine_shuffle_address(struct engine *e, const char *ip,
+			   char **ret_error);
+
+/* Replaces the configuration with c (already loaded and checked) and
+ * applies a fresh mapping under it.  On success the engine owns c and the
+ * old configuration is freed; on failure the old configuration and the
+ * rules in force stay, and c is left to the caller. */
+int engine_reload(struct engine *e, struct config *c, char **ret_error);
+
+const struct config *engine_config(const struct engine *e);
+/* The mapping in force, or NULL before the first successful shuffle. */
+const struct shuffle_map *engine_map(const struct engine *e);
+const struct engine_stats *engine_stats(const struct engine *e);
+
+/* Asks the kernel, in a dry run, whether it accepts the startup commands
+ * and the template instantiated for one sample pair of each address family
+ * in c.  When it does not, finds the command it refuses and appends an
+ * error naming the rule file, the rule index and the values used.
+ * Returns 0 or -EINVAL.  Needs CAP_NET_ADMIN with the kernel backend. */
+int engine_check(const struct config *c, struct nftio *io, struct diag *d);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * log: one line per event on stderr, in the shape of OpenBSD's log.c.
+ *
+ * Only the daemon's and the CLI's main files log; library modules return
+ * errors and let the caller decide.  When stderr is connected to journald
+ * (JOURNAL_STREAM is set), each line carries a "<N>" syslog priority prefix
+ * that journald turns into the record's priority.
+ */
+#ifndef PORTHOP_LOG_H
+#define PORTHOP_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define LOG_ATTR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Set the program name, debug verbosity and whether lines carry a
+ * wall-clock timestamp (seconds.microseconds since the epoch). */
+void log_init(const char *progname, int verbose, bool timestamps);
+
+/* log_warn appends strerror(errno); the others print the message as is.
+ * All of them preserve errno. */
+void log_warn(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
+void log_warnx(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
+void log_info(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
+bool log_debug_enabled(void);
+
+/* Start-up failures only: log and exit(status). */
+void fatal(int status, const char *fmt, ...) LOG_ATTR_PRINTF(2, 3)
+	__attribute__((noreturn));
+void fatalx(int status, const char *fmt, ...) LOG_ATTR_PRINTF(2, 3)
+	__attribute__((noreturn));
+
+#endif

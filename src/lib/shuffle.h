@@ -1,0 +1,72 @@
+/*
+ * shuffle: draws the redirect ports.
+ *
+ * Randomness comes from getrandom(2), read in blocks.  A bounded integer is
+ * drawn by rejection (as arc4random_uniform does), so there is no modulo
+ * bias; a partial Fisher-Yates shuffle over the free ports gives `count`
+ * distinct ports in exactly `count` draws, however full the range is.
+ */
+#ifndef PORTHOP_SHUFFLE_H
+#define PORTHOP_SHUFFLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct shuffle;
+
+/* One (real port, redirect port) pair. */
+struct shuffle_pair {
+	uint16_t port;
+	uint16_t redirect;
+};
+
+/* The mapping of one watched address (index into the configuration). */
+struct shuffle_entry {
+	size_t watched;
+	size_t npairs;
+	struct shuffle_pair *pairs;
+};
+
+/* A whole mapping.  Plain data so that tests can build one by hand. */
+struct shuffle_map {
+	size_t nentries;
+	struct shuffle_entry *entries;
+	struct shuffle_pair *pool;	/* one block holding every entry's pairs */
+};
+
+/* A random source reading getrandom(2).  Returns NULL on allocation
+ * failure. */
+struct shuffle *shuffle_new(void);
+void shuffle_free(struct shuffle *s);
+
+/* A uniform integer in [0, bound), bound >= 1.  Returns 0 or -errno (the
+ * kernel's random source failed). */
+int shuffle_uniform(struct shuffle *s, uint32_t bound, uint32_t *ret);
+
+/* Draws `count` distinct ports, uniformly, from 1..max_port minus the ports
+ * for which is_used(arg, port) is true.  Returns 0, -ENOSPC if fewer than
+ * count ports are free, or -errno. */
+int shuffle_draw(struct shuffle *s, unsigned max_port,
+		 int (*is_used)(const void *arg, unsigned port),
+		 const void *arg, size_t count, uint16_t *ret_ports);
+
+/* Draws a fresh mapping for every watched address of c.  On success
+ * *ret_map is a new map the caller frees with shuffle_map_free(). */
+int shuffle_map_new(struct shuffle *s, const struct config *c,
+		    struct shuffle_map **ret_map);
+
+/* Draws a fresh mapping for one watched address (index) and stores it in
+ * map's entry for that address, leaving the others as they are. */
+int shuffle_map_redraw(struct shuffle *s, const struct config *c,
+		       struct shuffle_map *map, size_t watched);
+
+/* Allocates an empty map with room for every watched address of c, with
+ * each entry's real ports filled in and redirects zero.  For tests and for
+ * the builders above. */
+struct shuffle_map *shuffle_map_alloc(const struct config *c);
+
+void shuffle_map_free(struct shuffle_map *m);
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * porthop: the command-line tool.  `publish` is the reference's launcher;
+ * `check` validates a configuration as porthopd would.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+#include "diag.h"
+#include "engine.h"
+#include "log.h"
+#include "nftio.h"
+#include "shuffle.h"
+
+/* Set from the signal handler; the loop in publish checks it. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: porthop <command> [options]\n"
+"\n"
+"commands:\n"
+"  publish   publish a trigger message on a Redis channel (once, or every\n"
+"            T seconds with -l/-u)\n"
+"  check     validate a configuration and its rule files as porthopd does\n"
+"\n"
+"`porthop <command> --help` describes each command.\n");
+}
+
+static void publish_usage(FILE *f)
+{
+	fprintf(f,
+"usage: porthop publish [-c file] [-r host] [-p port] [-C channel]\n"
+"                       [-m message] [-l L -u U] [-n count]\n"
+"\n"
+"  -c, --config FILE    take host, port and channel from a configuration\n"
+"  -r, --host HOST      Redis host (default 127.0.0.1)\n"
+"  -p, --port PORT      Redis port (default 6379)\n"
+"  -C, --channel NAME   channel (default: the configuration's first,\n"
+"                       else test_channel_1)\n"
+"  -m, --message TEXT   payload (default \"shuffle\")\n"
+"  -l, --lower L        with -u: publish every T seconds, T uniform in L..U,\n"
+"  -u, --upper U        until interrupted (Ctrl-C)\n"
+"  -n, --count N        with -l/-u: stop after N messages\n"
+"  -q, --quiet          print nothing on success\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v > max || s[0] == '-')
+		return -1;
+	*ret = v;
+	return 0;
+}
+
+/* Sleeps up to ms, returning early when a stop was requested. */
+static void nap(unsigned long ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+
+	while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int cmd_publish(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "host", required_argument, NULL, 'r' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "channel", required_argument, NULL, 'C' },
+		{ "message", required_argument, NULL, 'm' },
+		{ "lower", required_argument, NULL, 'l' },
+		{ "upper", required_argument, NULL, 'u' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = NULL, *host = NULL, *channel = NULL;
+	const char *message = "shuffle";
+	unsigned long port = 0, lo = 0, hi = 0, count = 0, v;
+	bool have_lo = false, have_hi = false, quiet = false;
+	struct config *cfg = NULL;
+	struct shuffle *rng = NULL;
+	redisContext *rc = NULL;
+	unsigned long sent = 0;
+	int ch, status = EXIT_SUCCESS;
+	struct sigaction sa;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qh", longopts,
+				 NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'r':
+			host = optarg;
+			break;
+		case 'p':
+			if (parse_uint(optarg, 65535, &port) < 0 || port == 0) {
+				fprintf(stderr, "porthop publish: -p %s: expected "
+					"a port from 1 to 65535\n", optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'C':
+			channel = optarg;
+			break;
+		case 'm':
+			message = optarg;
+			break;
+		case 'l':
+		case 'u':
+		case 'n':
+			if (parse_uint(optarg, 86400 * 365, &v) < 0 ||
+			    (ch != 'n' && v == 0)) {
+				fprintf(stderr, "porthop publish: -%c %s: expected "
+					"a whole number%s\n", ch, optarg,
+					ch == 'n' ? "" : " of seconds >= 1");
+				return EX_USAGE;
+			}
+			if (ch == 'l') {
+				lo = v;
+				have_lo = true;
+			} else if (ch == 'u') {
+				hi = v;
+				have_hi = true;
+			} else {
+				count = v;
+			}
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			publish_usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			publish_usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc || have_lo != have_hi || (have_lo && hi < lo)) {
+		fprintf(stderr, "porthop publish: %s\n", optind != argc ?
+			"unexpected argument" :
+			"-l and -u go together, with L <= U");
+		publish_usage(stderr);
+		return EX_USAGE;
+	}
+	if (conf) {
+		struct diag *d = diag_new();
+
+		cfg = config_load(conf, CONFIG_LOAD_NO_RULES, d);
+		for (size_t i = 0; i < diag_count(d); i++) {
+			bool is_error;
+			const char *m = diag_message(d, i, &is_error);
+
+			fprintf(stderr, "porthop publish: %s: %s\n",
+				is_error ? "error" : "warning", m);
+		}
+		diag_free(d);
+		if (cfg == NULL)
+			return EX_CONFIG;
+		if (host == NULL)
+			host = config_redis_host(cfg);
+		if (port == 0)
+			port = (unsigned long)config_redis_port(cfg);
+		if (channel == NULL)
+			channel = config_channel(cfg, 0);
+	}
+	if (host == NULL)
+		host = "127.0.0.1";
+	if (port == 0)
+		port = 6379;
+	if (channel == NULL)
+		channel = "test_channel_1";
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct timeval tv = { 5, 0 };
+	rc = redisConnectWithTimeout(host, (int)port, tv);
+	if (rc == NULL || rc->err) {
+		fprintf(stderr, "porthop publish: cannot connect to Redis at "
+			"%s:%lu: %s\n", host, port,
+			rc ? rc->errstr : "out of memory");
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
+	redisSetTimeout(rc, tv);
+	rng = shuffle_new();
+	if (rng == NULL) {
+		status = EX_OSERR;
+		goto out;
+	}
+	while (!stop_requested) {
+		redisReply *r = redisCommand(rc, "PUBLISH %s %s", channel,
+					     message);
+
+		if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+			if (stop_requested)
+				break;
+			fprintf(stderr, "porthop publish: PUBLISH on %s:%lu "
+				"failed: %s\n", host, port,
+				r ? (r->str ? r->str : "unexpected reply") :
+				    rc->errstr);
+			freeReplyObject(r);
+			status = EX_UNAVAILABLE;
+			goto out;
+		}
+		sent++;
+		if (!quiet)
+			printf("published to \"%s\" on %s:%lu: %lld "
+			       "subscriber%s\n", channel, host, port,
+			       r->integer, r->integer == 1 ? "" : "s");
+		fflush(stdout);
+		freeReplyObject(r);
+		if (!have_lo || (count && sent >= count))
+			break;
+		uint32_t extra = 0;
+		if (shuffle_uniform(rng, (uint32_t)(hi - lo + 1), &extra) < 0)
+			extra = 0;
+		if (!quiet)
+			printf("next in %lu s\n", lo + extra);
+		fflush(stdout);
+		nap((lo + extra) * 1000);
+	}
+	if (stop_requested && !quiet)
+		printf("stopped after %lu message%s\n", sent,
+		       sent == 1 ? "" : "s");
+out:
+	if (rc)
+		redisFree(rc);
+	shuffle_free(rng);
+	config_free(cfg);
+	return status;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "offline", no_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = "/etc/porthop/configuration.json";
+	bool offline = false;
+	struct config *cfg;
+	struct nftio *io = NULL;
+	struct diag *d;
+	int ch, status;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:oh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'o':
+			offline = true;
+			break;
+		case 'h':
+			printf("usage: porthop check [-o] [-c file]\n\n"
+			       "  -c, --config FILE  the configuration to check\n"
+			       "  -o, --offline      skip the kernel dry run "
+			       "(no CAP_NET_ADMIN needed)\n"
+			       "\nExit 0 if valid, 78 with every error "
+			       "listed if not.\n");
+			return EXIT_SUCCESS;
+		default:
+			fprintf(stderr, "usage: porthop check [-o] [-c file]\n");
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: porthop check [-o] [-c file]\n");
+		return EX_USAGE;
+	}
+	d = diag_new();
+	if (d == NULL)
+		return EX_OSERR;
+	cfg = config_load(conf, 0, d);
+	if (cfg && !offline) {
+		io = nftio_new_kernel();
+		if (io == NULL || engine_check(cfg, io, d) < 0) {
+			config_free(cfg);
+			cfg = NULL;
+		}
+	}
+	for (size_t i = 0; i < diag_count(d); i++) {
+		bool is_error;
+		const char *m = diag_message(d, i, &is_error);
+
+		fprintf(stderr, "%s: %s\n", is_error ? "error" : "warning", m);
+	}
+	if (cfg) {
+		printf("%s: configuration OK: %zu watched address%s, %zu pairs\n",
+		       conf, config_watched_count(cfg),
+		       config_watched_count(cfg) == 1 ? "" : "es",
+		       config_pair_count(cfg));
+		status = EXIT_SUCCESS;
+	} else {
+		fprintf(stderr, "%s: %zu error%s\n", conf, diag_errors(d),
+			diag_errors(d) == 1 ? "" : "s");
+		status = EX_CONFIG;
+	}
+	config_free(cfg);
+	nftio_free(io);
+	diag_free(d);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("porthop", 0, false);
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[1], "publish") == 0)
+		return cmd_publish(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return EXIT_SUCCESS;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("porthop %s\n", PORTHOP_VERSION);
+		return EXIT_SUCCESS;
+	}
+	fprintf(stderr, "porthop: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return EX_USAGE;
+}

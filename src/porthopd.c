@@ -1,0 +1,463 @@
+/*
+ * porthopd: the moving-target-defense daemon.  This file only parses
+ * arguments, wires the modules together and runs the event loop; the work
+ * is done in src/lib.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "config.h"
+#include "diag.h"
+#include "engine.h"
+#include "log.h"
+#include "nftio.h"
+#include "shuffle.h"
+
+#define DEFAULT_CONFIG "/etc/porthop/configuration.json"
+
+/* The daemon's one context; main owns it. */
+struct porthopd {
+	const char *config_path;
+	bool use_redis;
+	unsigned interval_lo, interval_hi;	/* seconds; 0: no timer */
+
+	struct event_base *base;
+	struct nftio *io;
+	struct engine *engine;
+	struct bus *bus;
+	struct shuffle *rng;			/* timer jitter */
+	struct event *sig[4];
+	struct event *pending_ev;		/* the one pending shuffle */
+	struct event *timer_ev;
+	const char *pending_reason;
+	uint64_t triggers;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: porthopd [-nTv] [-c file] [--interval L:U] [--no-redis]\n"
+"\n"
+"  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+"  -n, --check         check the configuration and rule files (including a\n"
+"                      kernel dry run of the rules) and exit: 0 or 78\n"
+"  -i, --interval L:U  also shuffle every T seconds, T uniform in L..U\n"
+"      --no-redis      do not subscribe to Redis (timer and signals only)\n"
+"  -T, --timestamps    prefix log lines with the time (epoch seconds)\n"
+"  -v, --verbose       debug logs (repeat for more)\n"
+"  -V, --version       print the version and exit\n"
+"  -h, --help          this help\n");
+}
+
+static void print_diag(const struct diag *d)
+{
+	for (size_t i = 0; i < diag_count(d); i++) {
+		bool is_error;
+		const char *m = diag_message(d, i, &is_error);
+
+		if (is_error)
+			log_warnx("error: %s", m);
+		else
+			log_warnx("warning: %s", m);
+	}
+}
+
+/* Loads and checks a configuration as at start-up and on reload.  Returns
+ * the configuration, or NULL after logging every error. */
+static struct config *load_checked(struct nftio *io, const char *path)
+{
+	struct diag *d = diag_new();
+	struct config *c;
+
+	if (d == NULL)
+		return NULL;
+	c = config_load(path, 0, d);
+	if (c && engine_check(c, io, d) < 0) {
+		config_free(c);
+		c = NULL;
+	}
+	print_diag(d);
+	if (c == NULL)
+		log_warnx("%s: %zu error%s; configuration refused", path,
+			  diag_errors(d), diag_errors(d) == 1 ? "" : "s");
+	diag_free(d);
+	return c;
+}
+
+static void do_shuffle(struct porthopd *p, const char *reason)
+{
+	const struct engine_stats *st;
+	char *err = NULL;
+
+	if (engine_shuffle(p->engine, &err) < 0) {
+		log_warnx("shuffle (%s) failed, previous rules stay in force: "
+			  "%s", reason, err ? err : "unknown error");
+		free(err);
+		return;
+	}
+	st = engine_stats(p->engine);
+	log_info("shuffle %llu applied (%s): %zu pairs, %zu commands, "
+		 "build %.1f ms, apply %.1f ms",
+		 (unsigned long long)st->shuffles, reason, st->last_pairs,
+		 st->last_commands, st->last_build_ms, st->last_apply_ms);
+}
+
+static void on_pending(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	do_shuffle(p, p->pending_reason);
+}
+
+/* Triggers that arrive while one is pending collapse into it: a burst of
+ * messages read in one loop iteration costs one shuffle. */
+static void request_shuffle(struct porthopd *p, const char *reason)
+{
+	p->triggers++;
+	/* event_pending() is true for an active event too. */
+	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
+		return;
+	p->pending_reason = reason;
+	event_active(p->pending_ev, EV_TIMEOUT, 0);
+}
+
+static void arm_interval(struct porthopd *p)
+{
+	uint32_t extra = 0;
+	struct timeval tv;
+
+	if (p->interval_hi == 0)
+		return;
+	if (shuffle_uniform(p->rng, p->interval_hi - p->interval_lo + 1,
+			    &extra) < 0)
+		extra = 0;
+	tv.tv_sec = p->interval_lo + extra;
+	tv.tv_usec = 0;
+	log_debug("next timer shuffle in %ld s", (long)tv.tv_sec);
+	evtimer_add(p->timer_ev, &tv);
+}
+
+static void on_interval(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	request_shuffle(p, "timer");
+	arm_interval(p);
+}
+
+static void on_message(void *arg, const char *channel, const char *payload,
+		       size_t len)
+{
+	struct porthopd *p = arg;
+	char cbuf[DIAG_VALUE_MAX + 8];
+
+	(void)payload;
+	/* The payload is not interpreted, as in the reference. */
+	log_debug("trigger on channel %s (%zu bytes)",
+		  diag_string(cbuf, sizeof(cbuf), channel), len);
+	request_shuffle(p, "redis");
+}
+
+static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
+			 unsigned retry_ms)
+{
+	struct porthopd *p = arg;
+	const struct config *c = engine_config(p->engine);
+
+	switch (ev) {
+	case BUS_UP:
+		log_info("redis %s:%d: subscribed to %zu channel%s",
+			 config_redis_host(c), config_redis_port(c),
+			 config_channel_count(c),
+			 config_channel_count(c) == 1 ? "" : "s");
+		break;
+	case BUS_DOWN:
+		log_warnx("redis %s:%d: %s; retrying (next in %u ms), rules in "
+			  "force stay", config_redis_host(c),
+			  config_redis_port(c), detail, retry_ms);
+		break;
+	case BUS_RETRY:
+		log_debug("redis %s:%d: %s; next attempt in %u ms",
+			  config_redis_host(c), config_redis_port(c), detail,
+			  retry_ms);
+		break;
+	}
+}
+
+static struct bus *make_bus(struct porthopd *p)
+{
+	const struct config *c = engine_config(p->engine);
+	const char *channels[CONFIG_MAX_CHANNELS];
+	struct bus_options opt = {
+		.host = config_redis_host(c),
+		.port = config_redis_port(c),
+		.channels = channels,
+		.nchannels = config_channel_count(c),
+	};
+	struct bus *b;
+
+	for (size_t i = 0; i < opt.nchannels; i++)
+		channels[i] = config_channel(c, i);
+	b = bus_new(p->base, &opt, on_message, on_bus_state, p);
+	if (b)
+		bus_start(b);
+	return b;
+}
+
+static bool same_redis(const struct config *a, const struct config *b)
+{
+	if (strcmp(config_redis_host(a), config_redis_host(b)) != 0 ||
+	    config_redis_port(a) != config_redis_port(b) ||
+	    config_channel_count(a) != config_channel_count(b))
+		return false;
+	for (size_t i = 0; i < config_channel_count(a); i++)
+		if (strcmp(config_channel(a, i), config_channel(b, i)) != 0)
+			return false;
+	return true;
+}
+
+static void reload(struct porthopd *p)
+{
+	struct config *c;
+	bool redis_changed;
+	char *err = NULL;
+
+	log_info("reloading %s", p->config_path);
+	c = load_checked(p->io, p->config_path);
+	if (c == NULL) {
+		log_warnx("reload refused; the running configuration and its "
+			  "rules stay in force");
+		return;
+	}
+	redis_changed = !same_redis(c, engine_config(p->engine));
+	if (engine_reload(p->engine, c, &err) < 0) {
+		log_warnx("reload: applying the new configuration failed, the "
+			  "old one stays in force: %s", err ? err : "?");
+		free(err);
+		config_free(c);
+		return;
+	}
+	log_info("reload applied: %zu watched addresses, %zu pairs",
+		 config_watched_count(c), config_pair_count(c));
+	if (redis_changed && p->use_redis) {
+		bus_free(p->bus);
+		p->bus = make_bus(p);
+		if (p->bus == NULL)
+			log_warnx("reload: out of memory starting the Redis "
+				  "subscription");
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		reload(p);
+		break;
+	case SIGUSR1:
+		request_shuffle(p, "signal");
+		break;
+	default:
+		log_info("%s received, stopping; the rules in force stay",
+			 strsignal((int)sig));
+		event_base_loopbreak(p->base);
+		break;
+	}
+}
+
+static int parse_interval(const char *s, unsigned *lo, unsigned *hi)
+{
+	char *end;
+	unsigned long a, b;
+
+	errno = 0;
+	a = strtoul(s, &end, 10);
+	if (errno || end == s || (*end != ':' && *end != '\0'))
+		return -1;
+	b = a;
+	if (*end == ':') {
+		const char *t = end + 1;
+
+		b = strtoul(t, &end, 10);
+		if (errno || end == t || *end != '\0')
+			return -1;
+	}
+	if (a < 1 || b < a || b > 86400)
+		return -1;
+	*lo = (unsigned)a;
+	*hi = (unsigned)b;
+	return 0;
+}
+
+/* Can we talk to the kernel's nftables at all?  Tells a missing privilege
+ * apart from a rule the kernel refuses. */
+static bool nft_permitted(struct nftio *io)
+{
+	char *err = NULL;
+	int r = nftio_apply_text(io, "{\"nftables\":[{\"add\":{\"table\":"
+				 "{\"family\":\"inet\",\"name\":"
+				 "\"porthop_probe\"}}}]}", true, &err);
+	bool ok = r == 0 || (err && !strstr(err, "Operation not permitted"));
+
+	free(err);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "no-redis", no_argument, NULL, 'R' },
+		{ "timestamps", no_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const int signals[4] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+	struct porthopd p = {
+		.config_path = DEFAULT_CONFIG,
+		.use_redis = true,
+	};
+	struct config *cfg;
+	bool check_only = false, timestamps = false;
+	int verbose = 0, ch, status = EXIT_SUCCESS;
+
+	while ((ch = getopt_long(argc, argv, "c:ni:TvVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			p.config_path = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'i':
+			if (parse_interval(optarg, &p.interval_lo,
+					   &p.interval_hi) < 0) {
+				fprintf(stderr, "porthopd: --interval %s: "
+					"expected L:U, whole seconds with "
+					"1 <= L <= U <= 86400\n", optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'R':
+			p.use_redis = false;
+			break;
+		case 'T':
+			timestamps = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("porthopd %s\n", PORTHOP_VERSION);
+			return EXIT_SUCCESS;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "porthopd: unexpected argument \"%s\"\n",
+			argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+	log_init("porthopd", verbose, timestamps);
+
+	p.io = nftio_new_kernel();
+	if (p.io == NULL)
+		fatalx(EX_OSERR, "cannot create the libnftables context");
+	if (!nft_permitted(p.io)) {
+		nftio_free(p.io);
+		fatalx(EX_NOPERM, "nftables: operation not permitted; porthopd "
+		       "needs CAP_NET_ADMIN (run it as root)");
+	}
+	cfg = load_checked(p.io, p.config_path);
+	if (cfg == NULL) {
+		nftio_free(p.io);
+		return EX_CONFIG;
+	}
+	if (check_only) {
+		printf("%s: configuration OK: %zu watched address%s, %zu "
+		       "pairs\n", p.config_path, config_watched_count(cfg),
+		       config_watched_count(cfg) == 1 ? "" : "es",
+		       config_pair_count(cfg));
+		config_free(cfg);
+		nftio_free(p.io);
+		return EXIT_SUCCESS;
+	}
+	p.engine = engine_new(cfg, p.io);
+	p.rng = shuffle_new();
+	p.base = event_base_new();
+	if (p.engine == NULL || p.rng == NULL || p.base == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	log_info("starting: %s, %zu watched address%s, %zu pairs",
+		 p.config_path, config_watched_count(cfg),
+		 config_watched_count(cfg) == 1 ? "" : "es",
+		 config_pair_count(cfg));
+
+	/* Cover the host before the first message arrives. */
+	do_shuffle(&p, "start");
+	if (engine_stats(p.engine)->shuffles == 0) {
+		log_warnx("the start-up shuffle failed; stopping");
+		status = EX_UNAVAILABLE;
+		goto out;
+	}
+
+	p.pending_ev = evtimer_new(p.base, on_pending, &p);
+	p.timer_ev = evtimer_new(p.base, on_interval, &p);
+	if (p.pending_ev == NULL || p.timer_ev == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < 4; i++) {
+		p.sig[i] = evsignal_new(p.base, signals[i], on_signal, &p);
+		if (p.sig[i] == NULL || evsignal_add(p.sig[i], NULL) < 0)
+			fatalx(EX_OSERR, "cannot install signal handlers");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	arm_interval(&p);
+	if (p.use_redis) {
+		p.bus = make_bus(&p);
+		if (p.bus == NULL)
+			fatalx(EX_OSERR, "out of memory");
+	}
+	event_base_dispatch(p.base);
+out:
+	bus_free(p.bus);
+	for (size_t i = 0; i < 4; i++)
+		if (p.sig[i])
+			event_free(p.sig[i]);
+	if (p.pending_ev)
+		event_free(p.pending_ev);
+	if (p.timer_ev)
+		event_free(p.timer_ev);
+	engine_free(p.engine);
+	shuffle_free(p.rng);
+	nftio_free(p.io);
+	if (p.base)
+		event_base_free(p.base);
+	libevent_global_shutdown();
+	return status;
+}
