@@ -518,10 +518,12 @@ static int parse_nftables(struct walk *w, struct config *c,
 	else
 		r = -1;
 	v = require(w, o, p, "tcp_ports", "an array of port numbers");
+	/* Without valid tcp_ports the watched entries are still checked, so
+	 * one run lists every error. */
 	if (v == NULL ||
 	    get_ports(w, v, diag_path_key(path, sizeof(path), p, "tcp_ports"),
 		      true, &c->tcp_ports, &c->ntcp) < 0)
-		return -1;
+		r = -1;
 	for (i = 0; i < c->ntcp; i++)
 		c->used[c->tcp_ports[i] / 8] |= (uint8_t)(1 << (c->tcp_ports[i] % 8));
 

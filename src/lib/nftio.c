@@ -20,6 +20,7 @@ struct nftio {
 	size_t dry_runs;
 	unsigned fail_next;
 	char *fail_msg;
+	char *fail_needle;
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -127,8 +128,10 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 	json_error_t jerr;
 	json_t *batch;
 
-	if (io->fail_next > 0) {
-		io->fail_next--;
+	if (io->fail_next > 0 ||
+	    (io->fail_needle && strstr(text, io->fail_needle))) {
+		if (io->fail_next > 0)
+			io->fail_next--;
 		if (ret_error)
 			*ret_error = strdup(io->fail_msg ? io->fail_msg :
 					    "recorder: told to fail");
@@ -203,6 +206,7 @@ void nftio_free(struct nftio *io)
 		nft_ctx_free(io->nft);
 	json_decref(io->last);
 	free(io->fail_msg);
+	free(io->fail_needle);
 	free(io);
 }
 
@@ -254,4 +258,13 @@ void nftio_recorder_fail_next(struct nftio *io, unsigned n, const char *msg)
 	free(io->fail_msg);
 	io->fail_msg = msg ? strdup(msg) : NULL;
 	io->fail_next = n;
+}
+
+void nftio_recorder_fail_match(struct nftio *io, const char *needle,
+			       const char *msg)
+{
+	free(io->fail_msg);
+	free(io->fail_needle);
+	io->fail_msg = msg ? strdup(msg) : NULL;
+	io->fail_needle = needle ? strdup(needle) : NULL;
 }

@@ -49,5 +49,9 @@ size_t nftio_recorder_applied(const struct nftio *io);
 size_t nftio_recorder_dry_runs(const struct nftio *io);
 json_t *nftio_recorder_last(const struct nftio *io);
 void nftio_recorder_fail_next(struct nftio *io, unsigned n, const char *msg);
+/* Recorder only: every apply whose text holds `needle` fails with msg, as
+ * the kernel refuses a batch holding one bad command; NULL clears it. */
+void nftio_recorder_fail_match(struct nftio *io, const char *needle,
+			       const char *msg);
 
 #endif

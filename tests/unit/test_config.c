@@ -1,0 +1,292 @@
+/*
+ * The configuration corpus: every file under corpus/valid must load, every
+ * file under corpus/invalid must be refused with the messages its .expect
+ * file lists (file, JSON path and text).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "diag.h"
+
+static void dump(const struct diag *d)
+{
+	for (size_t i = 0; i < diag_count(d); i++)
+		print_message("  diag: %s\n", diag_message(d, i, NULL));
+}
+
+static bool diag_has(const struct diag *d, const char *needle)
+{
+	for (size_t i = 0; i < diag_count(d); i++)
+		if (strstr(diag_message(d, i, NULL), needle))
+			return true;
+	return false;
+}
+
+static void test_valid(void **state)
+{
+	const char *path = *state;
+	struct diag *d = diag_new();
+	struct config *c = config_load(path, 0, d);
+
+	if (c == NULL)
+		dump(d);
+	assert_non_null(c);
+	assert_int_equal(diag_errors(d), 0);
+	config_free(c);
+	diag_free(d);
+}
+
+static void test_invalid(void **state)
+{
+	const char *path = *state;
+	char expect[512], line[1024];
+	struct diag *d = diag_new();
+	struct config *c = config_load(path, 0, d);
+	FILE *f;
+	int lines = 0;
+
+	if (c != NULL)
+		print_message("  %s was accepted\n", path);
+	assert_null(c);
+	assert_true(diag_errors(d) > 0);
+	snprintf(expect, sizeof(expect), "%.*s.expect",
+		 (int)(strlen(path) - 5), path);
+	f = fopen(expect, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0')
+			continue;
+		lines++;
+		if (!diag_has(d, line)) {
+			print_message("  expected: %s\n", line);
+			dump(d);
+		}
+		assert_true(diag_has(d, line));
+	}
+	fclose(f);
+	assert_true(lines > 0);
+	config_free(c);
+	diag_free(d);
+}
+
+/* Cases that cannot live in the repository as files. */
+static void expect_refused(const char *path, const char *needle)
+{
+	struct diag *d = diag_new();
+	struct config *c = config_load(path, 0, d);
+
+	assert_null(c);
+	if (!diag_has(d, needle)) {
+		print_message("  expected: %s\n", needle);
+		dump(d);
+	}
+	assert_true(diag_has(d, needle));
+	diag_free(d);
+}
+
+static void test_symlink_loop(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", a[128], b[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/a.json", dir);
+	snprintf(b, sizeof(b), "%s/b.json", dir);
+	assert_int_equal(symlink(a, b), 0);
+	assert_int_equal(symlink(b, a), 0);
+	expect_refused(a, "a.json: cannot open: Too many levels of symbolic links");
+	unlink(a);
+	unlink(b);
+	rmdir(dir);
+}
+
+static void write_big(const char *path, size_t size, bool valid_json)
+{
+	FILE *f = fopen(path, "w");
+	size_t body;
+
+	assert_non_null(f);
+	if (valid_json) {
+		/* A syntactically valid document whose string is too long. */
+		body = size - 48;
+		fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"");
+		for (size_t i = 0; i < body; i++)
+			fputc('h', f);
+		fprintf(f, "\"}}\n");
+	} else {
+		for (size_t i = 0; i < size; i++)
+			fputc('[', f);
+	}
+	fclose(f);
+}
+
+static void test_big_files(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/ten_mb.json", dir);
+	write_big(p, 10u << 20, true);
+	expect_refused(p, "redis_connection_configuration.host: \"hhh");
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/twenty_mb.json", dir);
+	write_big(p, 20u << 20, false);
+	expect_refused(p, "twenty_mb.json: is 20971520 bytes; at most 16777216 bytes are accepted");
+	unlink(p);
+	rmdir(dir);
+}
+
+static void test_fifo(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/fifo.json", dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	/* Must not block waiting for a writer. */
+	expect_refused(p, "fifo.json: is not a regular file; expected a regular file");
+	unlink(p);
+	rmdir(dir);
+}
+
+static void test_missing_config(void **state)
+{
+	(void)state;
+	expect_refused("/nonexistent/porthop.json",
+		       "/nonexistent/porthop.json: cannot open: No such file or directory");
+}
+
+/* The example and the reference configuration's values, read back. */
+static void test_accessors(void **state)
+{
+	struct diag *d = diag_new();
+	struct config *c;
+	const struct config_watched *w;
+	size_t n;
+
+	(void)state;
+	c = config_load("valid/ipv6_and_many.json", 0, d);
+	assert_non_null(c);
+	assert_string_equal(config_redis_host(c), "10.0.0.5");
+	assert_int_equal(config_redis_port(c), 6379);
+	assert_int_equal(config_channel_count(c), 1);
+	assert_string_equal(config_channel(c, 0), "test_channel_1");
+	assert_int_equal(config_max_port(c), 1000);
+	config_tcp_ports(c, &n);
+	assert_int_equal(n, 3);
+	assert_true(config_port_used(c, 443));
+	assert_false(config_port_used(c, 444));
+	assert_int_equal(config_watched_count(c), 3);
+	w = config_watched(c, 0);
+	assert_int_equal(w->nports, 2);	/* 80, 443: 22 ignored */
+	assert_int_equal(w->ports[0], 80);
+	w = config_watched(c, 1);
+	assert_int_equal(w->family, AF_INET6);
+	assert_int_equal(w->nports, 3);
+	w = config_watched(c, 2);
+	assert_int_equal(w->nports, 3);	/* tcp_ignore absent */
+	assert_int_equal(config_pair_count(c), 8);
+	assert_int_equal(config_watched_find(c, "2001:0db8::0001"), 1);
+	assert_int_equal(config_watched_find(c, "10.9.9.9"), -1);
+	config_free(c);
+	diag_free(d);
+}
+
+static void test_ignore_warning(void **state)
+{
+	struct diag *d = diag_new();
+	struct config *c;
+
+	(void)state;
+	/* tcp_ignore naming a port outside tcp_ports: accepted, warned. */
+	c = config_load("valid/ignore_unused_port.json", 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_errors(d), 0);
+	assert_int_equal(diag_count(d), 1);
+	assert_true(diag_has(d, "valid/ignore_unused_port.json: "
+			     "nftables_service_configuration.watched_addresses[0]"
+			     ".tcp_ignore[2]: port 9 is not in tcp_ports"));
+	config_free(c);
+	diag_clear(d);
+	/* The reference's own values load without a word. */
+	c = config_load("valid/reference.json", 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 0);
+	config_free(c);
+	diag_free(d);
+}
+
+static int collect(const char *dir, char ***ret, size_t *ret_n)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+
+	if (dp == NULL)
+		return -errno;
+	while ((de = readdir(dp))) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		names = realloc(names, (n + 1) * sizeof(*names));
+		if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0)
+			return -ENOMEM;
+		n++;
+	}
+	closedir(dp);
+	*ret = names;
+	*ret_n = n;
+	return 0;
+}
+
+int main(void)
+{
+	char **valid = NULL, **invalid = NULL;
+	size_t nvalid = 0, ninvalid = 0, n = 0;
+	struct CMUnitTest *tests;
+	int r;
+
+	if (chdir(CORPUS_DIR) < 0 || collect("valid", &valid, &nvalid) < 0 ||
+	    collect("invalid", &invalid, &ninvalid) < 0) {
+		perror(CORPUS_DIR);
+		return 1;
+	}
+	tests = calloc(nvalid + ninvalid + 8, sizeof(*tests));
+	for (size_t i = 0; i < nvalid; i++)
+		tests[n++] = (struct CMUnitTest){ valid[i], test_valid, NULL,
+						  NULL, valid[i] };
+	for (size_t i = 0; i < ninvalid; i++)
+		tests[n++] = (struct CMUnitTest){ invalid[i], test_invalid,
+						  NULL, NULL, invalid[i] };
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_symlink_loop);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_big_files);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fifo);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_missing_config);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_accessors);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ignore_warning);
+	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
+	for (size_t i = 0; i < nvalid; i++)
+		free(valid[i]);
+	for (size_t i = 0; i < ninvalid; i++)
+		free(invalid[i]);
+	free(valid);
+	free(invalid);
+	free(tests);
+	return r;
+}

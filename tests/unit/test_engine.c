@@ -1,0 +1,166 @@
+/* The shuffle cycle against the recording backend. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "diag.h"
+#include "engine.h"
+#include "ruleset.h"
+
+static struct config *load(const char *name)
+{
+	struct diag *d = diag_new();
+	struct config *c = config_load(name, 0, d);
+
+	assert_non_null(c);
+	diag_free(d);
+	return c;
+}
+
+static void test_shuffle_applies_one_batch(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	json_t *last;
+
+	(void)state;
+	assert_null(engine_map(e));
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 1);
+	last = nftio_recorder_last(io);
+	/* 6 startup commands + 8 pairs x 9 rules, in one batch. */
+	assert_int_equal(json_array_size(ruleset_commands(last)), 6 + 8 * 9);
+	assert_non_null(engine_map(e));
+	assert_int_equal(engine_stats(e)->shuffles, 1);
+	assert_int_equal(engine_stats(e)->last_pairs, 8);
+	assert_int_equal(engine_stats(e)->last_commands, 78);
+	engine_free(e);
+	nftio_free(io);
+}
+
+static void test_failure_keeps_previous(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	struct shuffle_pair before[8];
+	json_t *applied;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	applied = json_incref(nftio_recorder_last(io));
+	memcpy(before, engine_map(e)->pool, sizeof(before));
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule");
+	assert_int_equal(engine_shuffle(e, &err), -EIO);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "Could not process rule"));
+	free(err);
+	/* The engine still holds the mapping the kernel holds. */
+	assert_memory_equal(engine_map(e)->pool, before, sizeof(before));
+	assert_ptr_equal(nftio_recorder_last(io), applied);
+	assert_int_equal(engine_stats(e)->failures, 1);
+	assert_int_equal(engine_stats(e)->last_result, -EIO);
+	/* And the next trigger works again. */
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_stats(e)->shuffles, 2);
+	json_decref(applied);
+	engine_free(e);
+	nftio_free(io);
+}
+
+static void test_shuffle_one_address(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	struct shuffle_pair before[8];
+	const struct shuffle_map *m;
+	bool changed = false;
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	memcpy(before, engine_map(e)->pool, sizeof(before));
+	/* Ten redraws of 3 ports out of 997: all equal has odds ~1e-80. */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(engine_shuffle_address(e, "2001:db8::1", NULL), 0);
+		m = engine_map(e);
+		assert_memory_equal(m->entries[0].pairs, before, 2 * sizeof(before[0]));
+		assert_memory_equal(m->entries[2].pairs, before + 5,
+				    3 * sizeof(before[0]));
+		changed |= memcmp(m->entries[1].pairs, before + 2,
+				  3 * sizeof(before[0])) != 0;
+	}
+	assert_true(changed);
+	assert_int_equal(engine_shuffle_address(e, "10.1.1.1", &err), -ENOENT);
+	assert_non_null(strstr(err, "not a watched address"));
+	free(err);
+	engine_free(e);
+	nftio_free(io);
+}
+
+static void test_reload(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/reference.json"), io);
+	struct config *next = load("valid/ipv6_and_many.json");
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	/* A refused apply keeps the old configuration. */
+	nftio_recorder_fail_next(io, 1, "refused");
+	assert_int_equal(engine_reload(e, next, &err), -EIO);
+	free(err);
+	assert_int_equal(config_watched_count(engine_config(e)), 1);
+	assert_int_equal(engine_reload(e, next, NULL), 0);
+	assert_ptr_equal(engine_config(e), next);
+	assert_int_equal(engine_map(e)->nentries, 3);
+	engine_free(e);
+	nftio_free(io);
+}
+
+static void test_check_names_the_rule(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/reference.json");
+	struct diag *d = diag_new();
+
+	(void)state;
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+	assert_int_equal(nftio_recorder_applied(io), 0);
+	/* The kernel refuses anything with "notrack": the raw rules. */
+	nftio_recorder_fail_match(io, "notrack", "Error: Could not process rule: "
+				  "No such file or directory");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(diag_errors(d), 1);
+	print_message("  %s\n", diag_message(d, 0, NULL));
+	assert_non_null(strstr(diag_message(d, 0, NULL),
+			       "rules/address_rules.json: rules[2]: rejected by "
+			       "libnftables when instantiated for "
+			       "watched_addresses[0] (ip 10.0.0.3, port 3, "
+			       "redirect 6): \"Error: Could not process rule"));
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shuffle_applies_one_batch),
+		cmocka_unit_test(test_failure_keeps_previous),
+		cmocka_unit_test(test_shuffle_one_address),
+		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_check_names_the_rule),
+	};
+	if (chdir(CORPUS_DIR) < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
