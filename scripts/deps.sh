@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what porthop needs to build, test and run its demo on Debian 12.
+# Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+PACKAGES=(
+	build-essential cmake pkg-config
+	libnftables-dev libjansson-dev libhiredis-dev libevent-dev
+	libcmocka-dev
+	nftables iproute2 redis-server redis-tools nmap jq
+	procps psmisc
+)
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: run as root (apt-get install)" >&2
+	exit 77
+fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged redis-server starts a system instance on 127.0.0.1:6379;
+# the tests start their own inside namespaces and need none of it.

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, builds porthop twice (plain,
+# and with AddressSanitizer + UBSan) and runs every CTest test in both.
+# Integration tests make their own network namespaces and Redis servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+
+jobs=$(nproc)
+status=0
+for variant in plain sanitize; do
+	dir=build-test-$variant
+	opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON)
+	[ $variant = sanitize ] && opts+=(-DPORTHOP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+	echo "=== build ($variant)"
+	cmake -S . -B "$dir" "${opts[@]}" >/dev/null
+	cmake --build "$dir" -j "$jobs" -- --no-print-directory 2>&1 | grep -v '^\[' || true
+	[ -x "$dir/porthopd" ] || { echo "build ($variant) failed"; exit 1; }
+	echo "=== tests ($variant)"
+	# halt_on_error: a sanitizer report fails the test that caused it.
+	if ! ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
+	     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	     ctest --test-dir "$dir" --output-on-failure -j 1; then
+		status=1
+	fi
+done
+exit $status
