@@ -58,7 +58,7 @@ int shuffle_uniform(struct shuffle *s, uint32_t bound, uint32_t *ret)
 	 * likely, so they are drawn again.  bound <= 65536 here, so a retry
 	 * happens with probability below 2^-16. */
 	uint32_t min = (uint32_t)(-bound) % bound;
-	uint32_t x;
+	uint32_t x = 0;
 
 	if (bound < 2) {
 		*ret = 0;
