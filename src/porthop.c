@@ -57,7 +57,9 @@ static void publish_usage(FILE *f)
 "  -l, --lower L        with -u: publish every T seconds, T uniform in L..U,\n"
 "  -u, --upper U        until interrupted (Ctrl-C)\n"
 "  -n, --count N        with -l/-u: stop after N messages\n"
-"  -q, --quiet          print nothing on success\n");
+"  -q, --quiet          print nothing on success\n"
+"  -t, --print-time     print the wall-clock time each PUBLISH is sent\n"
+"                       (epoch seconds; for latency measurements)\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
@@ -94,10 +96,12 @@ static int cmd_publish(int argc, char **argv)
 		{ "upper", required_argument, NULL, 'u' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "print-time", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf = NULL, *host = NULL, *channel = NULL;
+	bool print_time = false;
 	const char *message = "shuffle";
 	unsigned long port = 0, lo = 0, hi = 0, count = 0, v;
 	bool have_lo = false, have_hi = false, quiet = false;
@@ -109,7 +113,7 @@ static int cmd_publish(int argc, char **argv)
 	struct sigaction sa;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qth", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -153,6 +157,9 @@ static int cmd_publish(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 't':
+			print_time = true;
 			break;
 		case 'h':
 			publish_usage(stdout);
@@ -218,8 +225,14 @@ static int cmd_publish(int argc, char **argv)
 		goto out;
 	}
 	while (!stop_requested) {
-		redisReply *r = redisCommand(rc, "PUBLISH %s %s", channel,
-					     message);
+		struct timespec now;
+		redisReply *r;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		r = redisCommand(rc, "PUBLISH %s %s", channel, message);
+		if (print_time)
+			printf("sent at %lld.%06ld\n", (long long)now.tv_sec,
+			       now.tv_nsec / 1000);
 
 		if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
 			if (stop_requested)
