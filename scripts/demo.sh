@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# porthop's demo: the reference's container demo, built from network
+# namespaces.  A protected host runs five TCP services (ports 1-5), Redis
+# and porthopd; a "bad" scanner (watched, ignoring ports 1 and 2) and a
+# "good" one (not watched) scan ports 1-20 with nmap, round after round,
+# with a trigger published between rounds.
+#
+# usage: scripts/demo.sh [-r ROUNDS] [-s sS|sT|sF|sN|sX] [-k]
+#   -r ROUNDS  rounds of scans (default 10)
+#   -s TYPE    nmap scan type (default sS, the SYN scan)
+#   -k         keep going: skip installing packages and rebuilding
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=10
+SCAN=sS
+SETUP=1
+while getopts "r:s:kh" opt; do
+	case $opt in
+	r) ROUNDS=$OPTARG ;;
+	s) SCAN=$OPTARG ;;
+	k) SETUP=0 ;;
+	*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+	esac
+done
+case $SCAN in sS|sT|sF|sN|sX) ;; *) echo "demo: -s $SCAN: expected sS, sT, sF, sN or sX" >&2; exit 64 ;; esac
+[[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 1000 ] \
+	|| { echo "demo: -r $ROUNDS: expected a number of rounds from 1 to 1000" >&2; exit 64; }
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (network namespaces, nftables)" >&2; exit 77; }
+
+BUILD=$SRC/build-demo
+if [ $SETUP = 1 ]; then
+	bash "$SRC/scripts/deps.sh"
+	echo "demo: building porthop"
+	cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/null
+	cmake --build "$BUILD" -j "$(nproc)" >/dev/null
+fi
+
+. "$SRC/scripts/topology.sh"
+P=phd$$
+T=$(mktemp -d /tmp/porthop-demo.XXXXXX)
+finish() {
+	local rc=$?
+	echo
+	echo "demo: tearing down the namespaces"
+	topo_down "$P"
+	[ $rc -eq 0 ] || { echo "demo: porthopd's log:"; tail -n 20 "$T/porthopd.log" 2>/dev/null || true; }
+	rm -rf "$T"
+	exit $rc
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+wait_until() {  # SECONDS COMMAND...
+	local deadline=$(( $(date +%s) + $1 ))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "demo: timed out waiting for: $*" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+
+echo "demo: creating namespaces ${P}host (10.0.0.2), ${P}bad (10.0.0.3, watched), ${P}good (10.0.0.4)"
+topo_up "$P"
+H="ip netns exec ${P}host"
+$H "$BUILD/phsvc" serve 1 2 3 4 5 &
+$H redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+	--dir "$T" --logfile "$T/redis.log"
+wait_until 10 $H redis-cli ping
+topo_config "$T/configuration.json" "$SRC"
+$H "$BUILD/porthopd" -c "$T/configuration.json" >"$T/porthopd.log" 2>&1 &
+wait_until 10 grep -q "subscribed" "$T/porthopd.log"
+echo "demo: porthopd is running: $(grep -m1 'shuffle 1 applied' "$T/porthopd.log" | sed 's/^porthopd: //')"
+
+case $SCAN in
+sS) label="SYN scan (nmap -sS)" ;; sT) label="connect scan (nmap -sT)" ;;
+sF) label="FIN scan (nmap -sF)" ;; sN) label="NULL scan (nmap -sN)" ;;
+sX) label="XMAS scan (nmap -sX)" ;;
+esac
+echo "demo: $ROUNDS rounds of $label over ports 1-20 of 10.0.0.2"
+
+declare -A seen
+for r in $(seq "$ROUNDS"); do
+	map=$(topo_redirects "$P" 10.0.0.3)
+	good=$(topo_scan "$P" good "$SCAN" 10.0.0.2)
+	bad=$(topo_scan "$P" bad "$SCAN" 10.0.0.2)
+	echo
+	echo "round $r   mapping for 10.0.0.3: $(echo "$map" | awk '{printf "%s->%s  ", $1, $2}')"
+	printf "  %-5s %-16s %-16s\n" port "good 10.0.0.4" "bad 10.0.0.3"
+	for port in $(seq 20); do
+		g=$(echo "$good" | awk -v p=$port '$1 == p {print $2}')
+		b=$(echo "$bad" | awk -v p=$port '$1 == p {print $2}')
+		[ -n "$g$b" ] || continue
+		note=$(echo "$map" | awk -v p=$port '$2 == p {print "(service " $1 ")"}')
+		printf "  %5s %-16s %-16s %s\n" "$port" "${g:--}" "${b:--}" "$note"
+		[ -n "$b" ] && seen[$port]=$(( ${seen[$port]:-0} + 1 ))
+	done
+	if [ "$r" -lt "$ROUNDS" ]; then
+		n=$(grep -c "applied" "$T/porthopd.log")
+		$H "$BUILD/porthop" publish -q -c "$T/configuration.json"
+		wait_until 10 bash -c "[ \$(grep -c applied '$T/porthopd.log') -gt $n ]"
+	fi
+done
+
+echo
+echo "what the bad scanner saw open over $ROUNDS rounds (ports 3-5 are its moved services):"
+for port in $(seq 20); do
+	c=${seen[$port]:-0}
+	printf "  %5s %3d/%d %s\n" "$port" "$c" "$ROUNDS" "$(printf '%*s' "$c" '' | tr ' ' '#')"
+done
+echo
+echo "banner of each moved service, fetched by the bad scanner in the last mapping:"
+while read -r real redir; do
+	banner=$(ip netns exec "${P}bad" timeout 3 bash -c "exec 3<>/dev/tcp/10.0.0.2/$redir; head -n 1 <&3" 2>/dev/null || echo "(no answer)")
+	printf "  10.0.0.2:%-3s -> %s\n" "$redir" "$banner"
+done < <(topo_redirects "$P" 10.0.0.3)

@@ -1,0 +1,99 @@
+# The demo's network, built from network namespaces (sourced by
+# scripts/demo.sh and the acceptance tests).
+#
+#   ${P}host  10.0.0.2  fd00:ph::2   the protected host: services on 1-5,
+#                                    redis-server on 127.0.0.1, porthopd
+#   ${P}bad   10.0.0.3  fd00:ph::3   the scanner whose address is watched
+#   ${P}good  10.0.0.4  fd00:ph::4   a scanner that is not watched
+#   ${P}br                           the bridge joining them, in a
+#                                    namespace of its own so that bridged
+#                                    traffic never passes porthop's rules
+#
+# Every address lives only inside these namespaces.
+
+TOPO_HOSTS=(host bad good)
+declare -A TOPO_ADDR=([host]=10.0.0.2 [bad]=10.0.0.3 [good]=10.0.0.4)
+declare -A TOPO_ADDR6=([host]=fd00:70:68::2 [bad]=fd00:70:68::3 [good]=fd00:70:68::4)
+
+# topo_up PREFIX: creates the namespaces and links.
+topo_up() {
+	P=$1
+	ip netns add "${P}br"
+	ip -n "${P}br" link add br0 type bridge
+	ip -n "${P}br" link set br0 up
+	ip -n "${P}br" link set lo up
+	for h in "${TOPO_HOSTS[@]}"; do
+		ip netns add "${P}$h"
+		ip -n "${P}$h" link set lo up
+		ip link add "ph$$$h" netns "${P}$h" type veth peer name "$h" netns "${P}br"
+		ip -n "${P}$h" link set "ph$$$h" name eth0
+		ip -n "${P}br" link set "$h" master br0 up
+		ip -n "${P}$h" addr add "${TOPO_ADDR[$h]}/24" dev eth0
+		ip -n "${P}$h" addr add "${TOPO_ADDR6[$h]}/64" dev eth0 nodad
+		ip -n "${P}$h" link set eth0 up
+	done
+}
+
+# topo_down PREFIX: ends every process in the namespaces, then removes them.
+topo_down() {
+	local P=$1 ns pid
+	for ns in "${P}host" "${P}bad" "${P}good" "${P}br"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -TERM "$pid" 2>/dev/null || true
+		done
+	done
+	sleep 0.2
+	for ns in "${P}host" "${P}bad" "${P}good" "${P}br"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null || true
+		done
+		ip netns del "$ns" 2>/dev/null || true
+	done
+}
+
+# topo_config FILE SRC_DIR: the demo's configuration (the reference's
+# values: 10.0.0.3 watched, ignoring 1 and 2; services on 1-5; max 20).
+topo_config() {
+	cat >"$1" <<JSON
+{
+  "redis_connection_configuration": {
+    "host": "127.0.0.1", "port": 6379, "db": 0,
+    "charset": "utf-8", "decode_responses": true
+  },
+  "redis_subscriber_configuration": {
+    "subscriber_channel_names": ["test_channel_1"]
+  },
+  "nftables_service_configuration": {
+    "nft_startup_commands_path": "$2/examples/nft_startup_commands.json",
+    "nft_address_rules_path": "$2/examples/nft_address_rules.json",
+    "max_port_number": 20,
+    "tcp_ports": [1, 2, 3, 4, 5],
+    "watched_addresses": [ { "ip": "10.0.0.3", "tcp_ignore": [1, 2] } ]
+  }
+}
+JSON
+}
+
+# topo_scan PREFIX FROM TYPE TARGET: nmap over ports 1-20; prints
+# "port state" for every port that is not closed.
+topo_scan() {
+	ip netns exec "${1}$2" nmap "-$3" -p1-20 -n -Pn -T5 --max-retries 2 \
+		--host-timeout 30s --reason -oG - "$4" 2>/dev/null \
+	| awk -F'Ports: ' '/Ports:/ {
+		n = split($2, p, ", ")
+		for (i = 1; i <= n; i++) {
+			split(p[i], f, "/")
+			sub(/^ +/, "", f[1])
+			if (f[2] != "closed") print f[1], f[2]
+		}
+	}' | sort -n
+}
+
+# topo_redirects PREFIX ADDRESS: "real redirect" pairs in force for ADDRESS,
+# read from the kernel.
+topo_redirects() {
+	ip netns exec "${1}host" nft -j list ruleset | jq -r --arg a "$2" '
+		.nftables[] | select(.rule and .rule.table == "nat") | .rule.expr
+		| select(.[0].match.right == $a and .[1].match.right <= 5)
+		| "\(.[1].match.right) \(.[2].redirect.port)"' | sort -n
+}

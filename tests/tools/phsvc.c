@@ -1,0 +1,209 @@
+/*
+ * phsvc: the demo's and the acceptance tests' stand-in services.
+ *
+ *   phsvc serve [-6] PORT...     listen on each TCP port; every connection
+ *                                gets "porthop-demo service on port N\n",
+ *                                then everything it sends echoed back
+ *   phsvc echo HOST PORT         connect; print the banner; then for each
+ *                                line on stdin send it and check that the
+ *                                same line comes back: print "ok LINE", or
+ *                                exit 1 on a mismatch, a reset or a 5 s
+ *                                silence
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FDS 512
+
+static int listen_on(int family, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		s6->sin6_addr = in6addr_any;
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		len = sizeof(*s4);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+		fprintf(stderr, "phsvc: port %d: %s\n", port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int serve(int argc, char **argv)
+{
+	struct pollfd pfd[MAX_FDS];
+	int port_of[MAX_FDS];
+	int nlisten = 0, n, v6 = 0, first = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (argc > 0 && strcmp(argv[0], "-6") == 0) {
+		v6 = 1;
+		first = 1;
+	}
+	for (int i = first; i < argc; i++) {
+		int port = atoi(argv[i]);
+
+		for (int fam = 0; fam <= v6; fam++) {
+			int fd = listen_on(fam ? AF_INET6 : AF_INET, port);
+
+			if (fd < 0)
+				return 1;
+			pfd[nlisten].fd = fd;
+			pfd[nlisten].events = POLLIN;
+			port_of[nlisten] = port;
+			nlisten++;
+		}
+	}
+	n = nlisten;
+	for (;;) {
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			char buf[4096];
+			ssize_t r;
+
+			if (!pfd[i].revents)
+				continue;
+			if (i < nlisten) {
+				int c = accept4(pfd[i].fd, NULL, NULL,
+						SOCK_CLOEXEC);
+				int len;
+
+				if (c < 0)
+					continue;
+				if (n == MAX_FDS) {
+					close(c);
+					continue;
+				}
+				len = snprintf(buf, sizeof(buf),
+					       "porthop-demo service on port %d\n",
+					       port_of[i]);
+				if (write(c, buf, (size_t)len) != len) {
+					close(c);
+					continue;
+				}
+				pfd[n].fd = c;
+				pfd[n].events = POLLIN;
+				pfd[n].revents = 0;
+				n++;
+				continue;
+			}
+			r = read(pfd[i].fd, buf, sizeof(buf));
+			if (r <= 0 || write(pfd[i].fd, buf, (size_t)r) != r) {
+				close(pfd[i].fd);
+				pfd[i] = pfd[n - 1];
+				n--;
+				i--;
+			}
+		}
+	}
+}
+
+/* Reads one line (up to the newline) with a deadline. */
+static int read_line(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	while (len + 1 < size) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 5000) <= 0)
+			return -1;
+		r = read(fd, buf + len, 1);
+		if (r <= 0)
+			return -1;
+		if (buf[len] == '\n') {
+			buf[len] = '\0';
+			return 0;
+		}
+		len++;
+	}
+	return -1;
+}
+
+static int echo(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *ai;
+	char line[4096], back[4096];
+	int fd;
+
+	if (getaddrinfo(host, port, &hints, &ai) != 0)
+		return 2;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		fprintf(stderr, "phsvc: connect %s:%s: %s\n", host, port,
+			strerror(errno));
+		return 1;
+	}
+	freeaddrinfo(ai);
+	if (read_line(fd, back, sizeof(back)) < 0) {
+		fprintf(stderr, "phsvc: no banner\n");
+		return 1;
+	}
+	printf("banner %s\n", back);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		size_t len = strlen(line);
+
+		if (write(fd, line, len) != (ssize_t)len ||
+		    read_line(fd, back, sizeof(back)) < 0) {
+			printf("error %s", line);
+			return 1;
+		}
+		line[len - 1] = '\0';
+		if (strcmp(line, back) != 0) {
+			printf("mismatch %s != %s\n", line, back);
+			return 1;
+		}
+		printf("ok %s\n", line);
+		fflush(stdout);
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
+		return serve(argc - 2, argv + 2);
+	if (argc == 4 && strcmp(argv[1], "echo") == 0)
+		return echo(argv[2], argv[3]);
+	fprintf(stderr, "usage: phsvc serve [-6] PORT... | phsvc echo HOST PORT\n");
+	return 64;
+}
