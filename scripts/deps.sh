@@ -4,7 +4,8 @@
 set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config
-	libnftables-dev libjansson-dev libhiredis-dev libevent-dev
+	libnftables-dev libnftnl-dev libmnl-dev libjansson-dev libhiredis-dev
+	libevent-dev
 	libcmocka-dev
 	nftables iproute2 redis-server redis-tools nmap jq
 	procps psmisc

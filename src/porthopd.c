@@ -275,11 +275,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		request_shuffle(p, "signal");
 		break;
 	default:
-		log_info("%s received, stopping; the rules in force stay",
-			 strsignal((int)sig));
+		log_info("%s received, stopping", strsignal((int)sig));
 		event_base_loopbreak(p->base);
 		break;
 	}
+}
+
+/* On a clean stop: native mode removes its table unless configured to
+ * keep it; template mode leaves the rules in force. */
+static void stop_rules(struct porthopd *p)
+{
+	const struct config *c = engine_config(p->engine);
+	char *err = NULL;
+
+	if (config_mode(c) != CONFIG_MODE_NATIVE || !config_remove_on_stop(c)) {
+		log_info("the rules in force stay in the kernel");
+		return;
+	}
+	if (engine_stop(p->engine, &err) < 0)
+		log_warnx("removing table inet %s failed: %s",
+			  config_table_name(c), err ? err : "?");
+	else
+		log_info("table inet %s removed", config_table_name(c));
+	free(err);
 }
 
 static int parse_interval(const char *s, unsigned *lo, unsigned *hi)
@@ -444,6 +462,7 @@ int main(int argc, char **argv)
 			fatalx(EX_OSERR, "out of memory");
 	}
 	event_base_dispatch(p.base);
+	stop_rules(&p);
 out:
 	bus_free(p.bus);
 	for (size_t i = 0; i < 4; i++)

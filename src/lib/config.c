@@ -10,22 +10,34 @@
 
 struct config {
 	char *file;
+	enum config_mode mode;
 	char *redis_host;
 	int redis_port;
+	struct config_redis_extra redis_extra;
+	char *redis_password;
+	char *redis_username;
+	char *redis_unix;
 	char **channels;
 	size_t nchannels;
 	char *startup_path;
 	char *rules_path;
+	char *table_name;
+	bool remove_on_stop;
 	unsigned max_port;
-	uint16_t *tcp_ports;
-	size_t ntcp;
+	uint16_t *proto_ports[CONFIG_NPROTO];
+	size_t nproto[CONFIG_NPROTO];
 	struct config_watched *watched;
 	size_t nwatched;
 	size_t npairs;
+	struct config_net *trusted;
+	size_t ntrusted;
+	struct config_daemon daemon;
 	json_t *startup;
 	struct template *tmpl;
-	uint8_t used[65536 / 8];	/* bitmap of tcp_ports */
+	uint8_t used[CONFIG_NPROTO][65536 / 8];	/* bitmaps of the ports */
 };
+
+static const char *const proto_name[CONFIG_NPROTO] = { "tcp", "udp" };
 
 /* Walking state: the file name for messages and the running diag. */
 struct walk {
@@ -34,19 +46,28 @@ struct walk {
 };
 
 static const char *const redis_keys[] = {
-	"host", "port", "db", "charset", "decode_responses", NULL
+	"host", "port", "db", "charset", "decode_responses",
+	"password", "username", "unix_socket", "connect_timeout_ms",
+	"retry_max_ms", NULL
 };
 static const char *const subscriber_keys[] = {
 	"subscriber_channel_names", NULL
 };
 static const char *const nft_keys[] = {
 	"nft_startup_commands_path", "nft_address_rules_path",
-	"max_port_number", "tcp_ports", "watched_addresses", NULL
+	"max_port_number", "tcp_ports", "udp_ports", "watched_addresses",
+	"trusted_addresses", "table_name", "remove_table_on_stop", NULL
 };
-static const char *const watched_keys[] = { "ip", "tcp_ignore", NULL };
+static const char *const watched_keys[] = {
+	"ip", "tcp_ignore", "udp_ignore", NULL
+};
+static const char *const daemon_keys[] = {
+	"reconcile_interval_seconds", "min_shuffle_interval_ms",
+	"shuffle_on_reconnect", NULL
+};
 static const char *const root_keys[] = {
 	"redis_connection_configuration", "redis_subscriber_configuration",
-	"nftables_service_configuration", NULL
+	"nftables_service_configuration", "porthopd", NULL
 };
 
 static void key_list(char *buf, size_t len, const char *const *keys)
@@ -243,6 +264,50 @@ static int get_ports(struct walk *w, const json_t *v, const char *path,
 	return 0;
 }
 
+/* Optional members: absent leaves *ret as it is. */
+static int opt_int(struct walk *w, const json_t *obj, const char *path,
+		   const char *key, long long min, long long max,
+		   const char *what, unsigned *ret)
+{
+	char cpath[DIAG_PATH_MAX];
+	json_t *v = json_object_get(obj, key);
+	int x;
+
+	if (v == NULL)
+		return 0;
+	if (check_int(w, v, diag_path_key(cpath, sizeof(cpath), path, key),
+		      min, max, what, &x) < 0)
+		return -1;
+	*ret = (unsigned)x;
+	return 0;
+}
+
+static int opt_bool(struct walk *w, const json_t *obj, const char *path,
+		    const char *key, bool *ret)
+{
+	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v)) {
+		diag_error(w->d, "%s: %s: %s is %s; expected a boolean",
+			   w->file, diag_path_key(cpath, sizeof(cpath), path, key),
+			   diag_value(vbuf, sizeof(vbuf), v), diag_type_name(v));
+		return -1;
+	}
+	*ret = json_is_true(v);
+	return 0;
+}
+
+static int opt_string(struct walk *w, const json_t *obj, const char *path,
+		      const char *key, char **ret)
+{
+	if (json_object_get(obj, key) == NULL)
+		return 0;
+	return get_string(w, obj, path, key, ret);
+}
+
 static int parse_redis(struct walk *w, struct config *c, const json_t *root)
 {
 	const char *p = "redis_connection_configuration";
@@ -272,6 +337,26 @@ static int parse_redis(struct walk *w, struct config *c, const json_t *root)
 			   diag_type_name(v));
 		r = -1;
 	}
+	r |= opt_string(w, o, p, "password", &c->redis_password);
+	r |= opt_string(w, o, p, "username", &c->redis_username);
+	r |= opt_string(w, o, p, "unix_socket", &c->redis_unix);
+	c->redis_extra.connect_timeout_ms = 5000;
+	c->redis_extra.retry_max_ms = 30000;
+	r |= opt_int(w, o, p, "connect_timeout_ms", 100, 600000,
+		     "a timeout in milliseconds",
+		     &c->redis_extra.connect_timeout_ms);
+	r |= opt_int(w, o, p, "retry_max_ms", 250, 3600000,
+		     "the longest delay between reconnection attempts in "
+		     "milliseconds", &c->redis_extra.retry_max_ms);
+	if (c->redis_username && !c->redis_password) {
+		diag_error(w->d, "%s: %s.username: is set without a password; "
+			   "expected password as well (ACL users authenticate "
+			   "with both)", w->file, p);
+		r = -1;
+	}
+	c->redis_extra.password = c->redis_password;
+	c->redis_extra.username = c->redis_username;
+	c->redis_extra.unix_socket = c->redis_unix;
 	return r ? -1 : 0;
 }
 
@@ -307,6 +392,8 @@ static int parse_subscriber(struct walk *w, struct config *c,
 	if (c->channels == NULL)
 		return -1;
 	json_array_foreach(arr, i, e) {
+		bool dup = false;
+
 		diag_path_index(cpath, sizeof(cpath), path, i);
 		if (!json_is_string(e) || json_string_length(e) == 0 ||
 		    json_string_length(e) > CONFIG_MAX_STRING ||
@@ -320,156 +407,307 @@ static int parse_subscriber(struct walk *w, struct config *c,
 			continue;
 		}
 		for (size_t j = 0; j < c->nchannels; j++)
-			if (strcmp(c->channels[j], json_string_value(e)) == 0) {
-				diag_error(w->d, "%s: %s: %s appears more than "
-					   "once; expected each channel once",
-					   w->file, cpath,
-					   diag_value(vbuf, sizeof(vbuf), e));
-				r = -1;
-			}
-		if (r == 0) {
-			c->channels[c->nchannels] =
-				strdup(json_string_value(e));
-			if (c->channels[c->nchannels] == NULL)
-				return -1;
-			c->nchannels++;
+			if (strcmp(c->channels[j], json_string_value(e)) == 0)
+				dup = true;
+		if (dup) {
+			diag_error(w->d, "%s: %s: %s appears more than once; "
+				   "expected each channel once", w->file, cpath,
+				   diag_value(vbuf, sizeof(vbuf), e));
+			r = -1;
+			continue;
 		}
+		c->channels[c->nchannels] = strdup(json_string_value(e));
+		if (c->channels[c->nchannels] == NULL)
+			return -1;
+		c->nchannels++;
 	}
 	return r;
+}
+
+int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret)
+{
+	struct config_net n;
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long len = 0;
+
+	memset(&n, 0, sizeof(n));
+	if (alen == 0 || alen >= INET6_ADDRSTRLEN || (slash && !allow_prefix))
+		return -EINVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	/* inet_pton only: libnftables would resolve a name with a blocking
+	 * DNS lookup. */
+	if (inet_pton(AF_INET, buf, n.addr) == 1)
+		n.family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, n.addr) == 1)
+		n.family = AF_INET6;
+	else
+		return -EINVAL;
+	n.prefix_len = n.family == AF_INET ? 32 : 128;
+	if (slash) {
+		char *end;
+
+		if (slash[1] < '0' || slash[1] > '9')
+			return -EINVAL;
+		len = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || len > n.prefix_len || end - slash > 4)
+			return -EINVAL;
+		n.prefix_len = (unsigned)len;
+		n.is_prefix = true;
+		/* Host bits must be zero, as nft itself would warn. */
+		for (unsigned bit = n.prefix_len; bit < (n.family == AF_INET ? 32u : 128u); bit++)
+			if (n.addr[bit / 8] & (0x80 >> (bit % 8)))
+				return -EDOM;
+	}
+	inet_ntop(n.family, n.addr, n.addr_text, sizeof(n.addr_text));
+	if (n.is_prefix)
+		snprintf(n.text, sizeof(n.text), "%s/%u", n.addr_text,
+			 n.prefix_len);
+	else
+		snprintf(n.text, sizeof(n.text), "%s", n.addr_text);
+	*ret = n;
+	return 0;
+}
+
+/* An address (or, in native mode, a prefix) at path. */
+static int parse_net_value(struct walk *w, const json_t *v, const char *path,
+			   bool allow_prefix, struct config_net *out)
+{
+	char vbuf[DIAG_VALUE_MAX + 8];
+	const char *s = json_string_value(v);
+	int r;
+
+	if (s == NULL || strlen(s) != json_string_length(v)) {
+		diag_error(w->d, "%s: %s: %s is not an IPv4 or IPv6 address",
+			   w->file, path, diag_value(vbuf, sizeof(vbuf), v));
+		return -1;
+	}
+	r = config_parse_net(s, true, out);
+	if (r == -EDOM) {
+		diag_error(w->d, "%s: %s: %s has bits set after the prefix "
+			   "length; expected the network address", w->file,
+			   path, diag_value(vbuf, sizeof(vbuf), v));
+		return -1;
+	}
+	if (r == 0 && out->is_prefix && !allow_prefix) {
+		diag_error(w->d, "%s: %s: %s is a prefix; prefixes need native "
+			   "mode (no nft_address_rules_path), template mode "
+			   "takes one address per entry", w->file, path,
+			   diag_value(vbuf, sizeof(vbuf), v));
+		return -1;
+	}
+	if (r < 0) {
+		diag_error(w->d, "%s: %s: %s is not an IPv4 or IPv6 %s", w->file,
+			   path, diag_value(vbuf, sizeof(vbuf), v),
+			   allow_prefix ? "address or prefix" : "address");
+		return -1;
+	}
+	return 0;
 }
 
 static int parse_watched_entry(struct walk *w, struct config *c,
 			       const json_t *e, const char *path,
 			       struct config_watched *out)
 {
-	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
+	static const char *const ignore_key[CONFIG_NPROTO] = {
+		"tcp_ignore", "udp_ignore"
+	};
+	char cpath[DIAG_PATH_MAX];
 	json_t *ip, *ign;
-	uint16_t *ignore = NULL, *ports;
-	size_t nignore = 0, n = 0;
 	int r = 0;
 
 	if (!check_object(w, e, path, watched_keys))
 		return -1;
-	ip = require(w, e, path, "ip", "an IPv4 or IPv6 address");
-	if (ip) {
-		const char *s = json_string_value(ip);
-
-		diag_path_key(cpath, sizeof(cpath), path, "ip");
-		/* inet_pton only: libnftables would resolve a name with a
-		 * blocking DNS lookup. */
-		if (s && strlen(s) == json_string_length(ip) &&
-		    inet_pton(AF_INET, s, out->addr) == 1) {
-			out->family = AF_INET;
-		} else if (s && strlen(s) == json_string_length(ip) &&
-			   inet_pton(AF_INET6, s, out->addr) == 1) {
-			out->family = AF_INET6;
-		} else {
-			diag_error(w->d, "%s: %s: %s is not an IPv4 or IPv6 "
-				   "address", w->file, cpath,
-				   diag_value(vbuf, sizeof(vbuf), ip));
-			r = -1;
-		}
-		if (r == 0)
-			inet_ntop(out->family, out->addr, out->ip,
-				  sizeof(out->ip));
-	} else {
+	ip = require(w, e, path, "ip", c->mode == CONFIG_MODE_NATIVE ?
+		     "an IPv4 or IPv6 address or prefix" :
+		     "an IPv4 or IPv6 address");
+	if (ip == NULL ||
+	    parse_net_value(w, ip, diag_path_key(cpath, sizeof(cpath), path, "ip"),
+			    c->mode == CONFIG_MODE_NATIVE, &out->net) < 0)
 		r = -1;
-	}
-	/* tcp_ignore is optional: an absent list ignores nothing. */
-	ign = json_object_get(e, "tcp_ignore");
-	if (ign) {
-		diag_path_key(cpath, sizeof(cpath), path, "tcp_ignore");
-		if (get_ports(w, ign, cpath, false, &ignore, &nignore) < 0)
-			r = -1;
-		for (size_t i = 0; r == 0 && i < nignore; i++)
-			if (!config_port_used(c, ignore[i]))
-				diag_warning(w->d, "%s: %s[%zu]: port %u is "
-					     "not in tcp_ports; ignoring it "
-					     "has no effect", w->file, cpath,
-					     i, ignore[i]);
-	}
-	if (r < 0) {
-		free(ignore);
-		return -1;
-	}
-	ports = malloc((c->ntcp + 1) * sizeof(*ports));
-	if (ports == NULL) {
-		free(ignore);
-		return -1;
-	}
-	for (size_t i = 0; i < c->ntcp; i++) {
-		bool skip = false;
+	memcpy(out->ip, out->net.text, sizeof(out->ip));
+	out->family = out->net.family;
+	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		uint16_t *ignore = NULL, *ports;
+		size_t nignore = 0, n = 0;
 
-		for (size_t j = 0; j < nignore; j++)
-			skip |= ignore[j] == c->tcp_ports[i];
-		if (!skip)
-			ports[n++] = c->tcp_ports[i];
+		/* The ignore lists are optional: absent ignores nothing. */
+		ign = json_object_get(e, ignore_key[p]);
+		if (ign) {
+			diag_path_key(cpath, sizeof(cpath), path, ignore_key[p]);
+			if (p == CONFIG_UDP && c->mode != CONFIG_MODE_NATIVE) {
+				diag_error(w->d, "%s: %s: UDP needs native mode "
+					   "(no nft_address_rules_path)",
+					   w->file, cpath);
+				r = -1;
+				continue;
+			}
+			if (get_ports(w, ign, cpath, false, &ignore,
+				      &nignore) < 0) {
+				r = -1;
+				continue;
+			}
+			for (size_t i = 0; i < nignore; i++)
+				if (!config_proto_port_used(c, p, ignore[i]))
+					diag_warning(w->d, "%s: %s[%zu]: port %u "
+						     "is not in %s_ports; "
+						     "ignoring it has no effect",
+						     w->file, cpath, i, ignore[i],
+						     proto_name[p]);
+		}
+		ports = malloc((c->nproto[p] + 1) * sizeof(*ports));
+		if (ports == NULL) {
+			free(ignore);
+			return -1;
+		}
+		for (size_t i = 0; i < c->nproto[p]; i++) {
+			bool skip = false;
+
+			for (size_t j = 0; j < nignore; j++)
+				skip |= ignore[j] == c->proto_ports[p][i];
+			if (!skip)
+				ports[n++] = c->proto_ports[p][i];
+		}
+		out->ports[p] = ports;
+		out->nports[p] = n;
+		out->ignore[p] = ignore;
+		out->nignore[p] = nignore;
 	}
-	out->ports = ports;
-	out->nports = n;
-	out->ignore = ignore;
-	out->nignore = nignore;
-	return 0;
+	return r;
 }
 
-static int cmp_watched(const void *a, const void *b)
+static int cmp_net(const struct config_net *x, const struct config_net *y)
 {
-	const struct config_watched *x = *(const struct config_watched *const *)a;
-	const struct config_watched *y = *(const struct config_watched *const *)b;
+	int r;
 
 	if (x->family != y->family)
 		return x->family - y->family;
-	return memcmp(x->addr, y->addr, 16);
+	r = memcmp(x->addr, y->addr, 16);
+	if (r)
+		return r;
+	return (int)x->prefix_len - (int)y->prefix_len;
 }
 
-/* Duplicates are found by sorting pointers, so a million entries cost
- * n log n, not n squared. */
-static int check_duplicates(struct walk *w, struct config *c,
-			    const char *path)
+static int cmp_net_ptr(const void *a, const void *b)
 {
-	const struct config_watched **sorted;
+	return cmp_net(*(const struct config_net *const *)a,
+		       *(const struct config_net *const *)b);
+}
+
+/* The last address of a network, as a 128-bit number. */
+static unsigned __int128 net_value(const struct config_net *n, bool last)
+{
+	unsigned __int128 v = 0;
+	unsigned bits = n->family == AF_INET ? 32 : 128;
+
+	for (unsigned i = 0; i < bits / 8; i++)
+		v = (v << 8) | n->addr[i];
+	if (last && n->prefix_len < bits)
+		v |= (((unsigned __int128)1) << (bits - n->prefix_len)) - 1;
+	return v;
+}
+
+/* Reports entries that repeat one another, and prefixes that overlap (the
+ * kernel's interval maps refuse overlapping elements).  An address inside
+ * a watched prefix is allowed: the address's own entry wins.  Sorting
+ * pointers keeps a million entries at n log n. */
+static int check_nets(struct walk *w, const struct config_net *const *nets,
+		      size_t n, const char *path, const char *what_path,
+		      bool overlap_is_error)
+{
+	const struct config_net **sorted;
+	const struct config_net *widest = NULL;
+	unsigned __int128 widest_end = 0;
 	int r = 0;
 
-	if (c->nwatched < 2)
+	if (n < 2)
 		return 0;
-	sorted = malloc(c->nwatched * sizeof(*sorted));
+	sorted = malloc(n * sizeof(*sorted));
 	if (sorted == NULL)
 		return -1;
-	for (size_t i = 0; i < c->nwatched; i++)
-		sorted[i] = &c->watched[i];
-	qsort(sorted, c->nwatched, sizeof(*sorted), cmp_watched);
-	for (size_t i = 1; i < c->nwatched; i++) {
-		if (cmp_watched(&sorted[i - 1], &sorted[i]) != 0)
-			continue;
-		size_t a = (size_t)(sorted[i - 1] - c->watched);
-		size_t b = (size_t)(sorted[i] - c->watched);
+	memcpy(sorted, nets, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_net_ptr);
+	for (size_t i = 0; i < n; i++) {
+		const struct config_net *cur = sorted[i];
 
-		if (a > b) {
-			size_t t = a;
-			a = b;
-			b = t;
+		if (i > 0 && cmp_net(sorted[i - 1], cur) == 0) {
+			size_t x = 0, y = 0;
+
+			for (size_t k = 0; k < n; k++) {
+				if (nets[k] == sorted[i - 1])
+					x = k;
+				if (nets[k] == cur)
+					y = k;
+			}
+			if (x > y) {
+				size_t t = x;
+				x = y;
+				y = t;
+			}
+			diag_error(w->d, "%s: %s[%zu]%s: \"%s\" is the same %s as "
+				   "%s[%zu]%s; expected each once", w->file, path,
+				   y, what_path, cur->text,
+				   cur->is_prefix ? "prefix" : "address", path,
+				   x, what_path);
+			r = -1;
+			continue;
 		}
-		diag_error(w->d, "%s: %s[%zu].ip: \"%s\" is the same address as "
-			   "%s[%zu].ip; expected each watched address once",
-			   w->file, path, b, c->watched[b].ip, path, a);
-		r = -1;
+		if (!cur->is_prefix)
+			continue;
+		if (overlap_is_error && widest &&
+		    widest->family == cur->family &&
+		    net_value(cur, false) <= widest_end) {
+			diag_error(w->d, "%s: %s: prefix %s overlaps %s; expected "
+				   "prefixes that do not overlap", w->file,
+				   path, cur->text, widest->text);
+			r = -1;
+			continue;
+		}
+		if (widest == NULL || widest->family != cur->family ||
+		    net_value(cur, true) > widest_end) {
+			widest = cur;
+			widest_end = net_value(cur, true);
+		}
 	}
 	free(sorted);
 	return r;
 }
 
+static int check_watched_nets(struct walk *w, struct config *c,
+			      const char *path)
+{
+	const struct config_net **nets;
+	int r;
+
+	if (c->nwatched < 2)
+		return 0;
+	nets = malloc(c->nwatched * sizeof(*nets));
+	if (nets == NULL)
+		return -1;
+	for (size_t i = 0; i < c->nwatched; i++)
+		nets[i] = &c->watched[i].net;
+	r = check_nets(w, nets, c->nwatched, path, ".ip", true);
+	free(nets);
+	return r;
+}
+
 /* The reference loops forever when an address needs more redirect ports
  * than 1..max_port_number has free; refuse that here instead. */
-static int check_capacity(struct walk *w, struct config *c, const char *p)
+static int check_capacity(struct walk *w, struct config *c, const char *p,
+			  int proto)
 {
 	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max;
+	const uint16_t *ports = c->proto_ports[proto];
+	size_t nports = c->nproto[proto];
 
-	for (size_t i = 0; i < c->ntcp; i++)
-		used_below += c->tcp_ports[i] <= c->max_port;
+	for (size_t i = 0; i < nports; i++)
+		used_below += ports[i] <= c->max_port;
 	free_ports = c->max_port - used_below;
 	for (size_t i = 0; i < c->nwatched; i++)
-		if (c->watched[i].nports > need) {
-			need = c->watched[i].nports;
+		if (c->watched[i].nports[proto] > need) {
+			need = c->watched[i].nports[proto];
 			worst = i;
 		}
 	if (need <= free_ports)
@@ -478,54 +716,182 @@ static int check_capacity(struct walk *w, struct config *c, const char *p)
 	for (min_max = c->max_port; min_max <= 65535; min_max++) {
 		size_t u = 0;
 
-		for (size_t i = 0; i < c->ntcp; i++)
-			u += c->tcp_ports[i] <= min_max;
+		for (size_t i = 0; i < nports; i++)
+			u += ports[i] <= min_max;
 		if (min_max - u >= need)
 			break;
 	}
 	if (min_max > 65535)
-		diag_error(w->d, "%s: %s.watched_addresses[%zu]: needs %zu "
+		diag_error(w->d, "%s: %s.watched_addresses[%zu]: needs %zu %s "
 			   "redirect ports but only %zu are free even with "
 			   "max_port_number 65535", w->file, p, worst, need,
-			   (size_t)65535 - c->ntcp);
+			   proto_name[proto], (size_t)65535 - nports);
 	else
 		diag_error(w->d, "%s: %s.max_port_number: %u leaves %zu free "
-			   "redirect ports (1..%u minus %zu of tcp_ports) but "
+			   "redirect ports (1..%u minus %zu of %s_ports) but "
 			   "watched_addresses[%zu] needs %zu; expected at least "
 			   "%zu", w->file, p, c->max_port, free_ports,
-			   c->max_port, used_below, worst, need, min_max);
+			   c->max_port, used_below, proto_name[proto], worst,
+			   need, min_max);
 	return -1;
+}
+
+static bool valid_table_name(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static int parse_trusted(struct walk *w, struct config *c, const json_t *o,
+			 const char *p)
+{
+	char path[DIAG_PATH_MAX], cpath[DIAG_PATH_MAX];
+	char vbuf[DIAG_VALUE_MAX + 8];
+	const struct config_net **nets;
+	json_t *v = json_object_get(o, "trusted_addresses"), *e;
+	size_t i;
+	int r = 0;
+
+	if (v == NULL)
+		return 0;
+	diag_path_key(path, sizeof(path), p, "trusted_addresses");
+	if (c->mode != CONFIG_MODE_NATIVE) {
+		diag_error(w->d, "%s: %s: needs native mode (no "
+			   "nft_address_rules_path)", w->file, path);
+		return -1;
+	}
+	if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_WATCHED) {
+		diag_error(w->d, "%s: %s: %s is %s; expected an array of "
+			   "addresses or prefixes", w->file, path,
+			   diag_value(vbuf, sizeof(vbuf), v), diag_type_name(v));
+		return -1;
+	}
+	c->trusted = calloc(json_array_size(v) + 1, sizeof(*c->trusted));
+	if (c->trusted == NULL)
+		return -1;
+	json_array_foreach(v, i, e) {
+		diag_path_index(cpath, sizeof(cpath), path, i);
+		if (parse_net_value(w, e, cpath, true,
+				    &c->trusted[c->ntrusted]) < 0) {
+			r = -1;
+			continue;
+		}
+		c->ntrusted++;
+	}
+	if (r < 0 || c->ntrusted < 2)
+		return r;
+	nets = malloc(c->ntrusted * sizeof(*nets));
+	if (nets == NULL)
+		return -1;
+	for (i = 0; i < c->ntrusted; i++)
+		nets[i] = &c->trusted[i];
+	r = check_nets(w, nets, c->ntrusted, path, "", true);
+	free(nets);
+	return r;
 }
 
 static int parse_nftables(struct walk *w, struct config *c,
 			  const json_t *root)
 {
+	static const char *const ports_key[CONFIG_NPROTO] = {
+		"tcp_ports", "udp_ports"
+	};
 	const char *p = "nftables_service_configuration";
 	char path[DIAG_PATH_MAX], cpath[DIAG_PATH_MAX];
 	char vbuf[DIAG_VALUE_MAX + 8];
 	json_t *o, *v, *e;
+	bool has_startup, has_rules;
 	size_t i;
 	int r = 0, max = 0;
 
 	o = require(w, root, "", p, "an object");
 	if (o == NULL || !check_object(w, o, p, nft_keys))
 		return -1;
-	r |= get_string(w, o, p, "nft_startup_commands_path", &c->startup_path);
-	r |= get_string(w, o, p, "nft_address_rules_path", &c->rules_path);
+	/* Naming no rule file selects native mode. */
+	has_startup = json_object_get(o, "nft_startup_commands_path") != NULL;
+	has_rules = json_object_get(o, "nft_address_rules_path") != NULL;
+	if (has_startup != has_rules) {
+		diag_error(w->d, "%s: %s: names %s but not %s; expected both "
+			   "(template mode) or neither (native mode)", w->file,
+			   p, has_startup ? "nft_startup_commands_path" :
+					    "nft_address_rules_path",
+			   has_startup ? "nft_address_rules_path" :
+					 "nft_startup_commands_path");
+		r = -1;
+	}
+	c->mode = has_rules ? CONFIG_MODE_TEMPLATE : CONFIG_MODE_NATIVE;
+	if (has_startup)
+		r |= get_string(w, o, p, "nft_startup_commands_path",
+				&c->startup_path);
+	if (has_rules)
+		r |= get_string(w, o, p, "nft_address_rules_path",
+				&c->rules_path);
+	if (c->mode == CONFIG_MODE_NATIVE) {
+		c->remove_on_stop = true;
+		if (opt_string(w, o, p, "table_name", &c->table_name) < 0) {
+			r = -1;
+		} else if (c->table_name && (strlen(c->table_name) > 64 ||
+					     !valid_table_name(c->table_name))) {
+			diag_error(w->d, "%s: %s.table_name: %s is not a usable "
+				   "table name; expected a letter, then up to 63 "
+				   "letters, digits, '_' or '-'", w->file, p,
+				   diag_string(vbuf, sizeof(vbuf), c->table_name));
+			r = -1;
+		}
+		if (c->table_name == NULL && (c->table_name = strdup("porthop")) == NULL)
+			return -1;
+		r |= opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
+	} else {
+		static const char *const native_only[] = {
+			"udp_ports", "table_name", "remove_table_on_stop", NULL
+		};
+
+		for (i = 0; native_only[i]; i++)
+			if (json_object_get(o, native_only[i])) {
+				diag_error(w->d, "%s: %s.%s: needs native mode (no "
+					   "nft_address_rules_path)", w->file, p,
+					   native_only[i]);
+				r = -1;
+			}
+	}
 	if (get_int(w, o, p, "max_port_number", 1, 65535,
 		    "the highest redirect port", &max) == 0)
 		c->max_port = (unsigned)max;
 	else
 		r = -1;
-	v = require(w, o, p, "tcp_ports", "an array of port numbers");
-	/* Without valid tcp_ports the watched entries are still checked, so
-	 * one run lists every error. */
-	if (v == NULL ||
-	    get_ports(w, v, diag_path_key(path, sizeof(path), p, "tcp_ports"),
-		      true, &c->tcp_ports, &c->ntcp) < 0)
+	for (int pr = 0; pr < CONFIG_NPROTO; pr++) {
+		v = json_object_get(o, ports_key[pr]);
+		if (v == NULL) {
+			if (pr == CONFIG_TCP && c->mode == CONFIG_MODE_TEMPLATE) {
+				require(w, o, p, "tcp_ports",
+					"an array of port numbers");
+				r = -1;
+			}
+			continue;
+		}
+		diag_path_key(path, sizeof(path), p, ports_key[pr]);
+		/* Without valid ports the watched entries are still checked,
+		 * so one run lists every error. */
+		if (get_ports(w, v, path, c->mode == CONFIG_MODE_TEMPLATE,
+			      &c->proto_ports[pr], &c->nproto[pr]) < 0) {
+			r = -1;
+			continue;
+		}
+		for (i = 0; i < c->nproto[pr]; i++)
+			c->used[pr][c->proto_ports[pr][i] / 8] |=
+				(uint8_t)(1 << (c->proto_ports[pr][i] % 8));
+	}
+	if (c->mode == CONFIG_MODE_NATIVE && r == 0 &&
+	    c->nproto[CONFIG_TCP] + c->nproto[CONFIG_UDP] == 0) {
+		diag_error(w->d, "%s: %s: has neither tcp_ports nor udp_ports; "
+			   "expected at least one port to shuffle", w->file, p);
 		r = -1;
-	for (i = 0; i < c->ntcp; i++)
-		c->used[c->tcp_ports[i] / 8] |= (uint8_t)(1 << (c->tcp_ports[i] % 8));
+	}
 
 	v = require(w, o, p, "watched_addresses",
 		    "an array of {\"ip\": ..., \"tcp_ignore\": [...]}");
@@ -549,19 +915,47 @@ static int parse_nftables(struct walk *w, struct config *c,
 	if (c->watched == NULL)
 		return -1;
 	json_array_foreach(v, i, e) {
+		struct config_watched *cw = &c->watched[c->nwatched];
+
 		diag_path_index(cpath, sizeof(cpath), path, i);
-		if (parse_watched_entry(w, c, e, cpath,
-					&c->watched[c->nwatched]) < 0) {
+		if (parse_watched_entry(w, c, e, cpath, cw) < 0)
 			r = -1;
-			continue;
-		}
-		c->npairs += c->watched[c->nwatched].nports;
+		/* Kept even when wrong, so that indexes in later messages
+		 * match the file and everything is freed. */
+		c->npairs += cw->nports[CONFIG_TCP] + cw->nports[CONFIG_UDP];
 		c->nwatched++;
 	}
 	if (r == 0)
-		r = check_duplicates(w, c, path);
-	if (r == 0 && c->max_port)
-		r = check_capacity(w, c, p);
+		r = check_watched_nets(w, c, path);
+	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)
+		if (c->max_port)
+			r = check_capacity(w, c, p, pr);
+	if (parse_trusted(w, c, o, p) < 0)
+		r = -1;
+	return r;
+}
+
+static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
+{
+	const char *p = "porthopd";
+	json_t *o = json_object_get(root, p);
+	int r = 0;
+
+	c->daemon.reconcile_interval_s = 5;
+	c->daemon.min_shuffle_interval_ms = 0;
+	c->daemon.shuffle_on_reconnect = true;
+	if (o == NULL)
+		return 0;
+	if (!check_object(w, o, p, daemon_keys))
+		return -1;
+	r |= opt_int(w, o, p, "reconcile_interval_seconds", 0, 86400,
+		     "seconds between checks of the rules in force (0: never)",
+		     &c->daemon.reconcile_interval_s);
+	r |= opt_int(w, o, p, "min_shuffle_interval_ms", 0, 3600000,
+		     "the least time between two shuffles in milliseconds",
+		     &c->daemon.min_shuffle_interval_ms);
+	r |= opt_bool(w, o, p, "shuffle_on_reconnect",
+		      &c->daemon.shuffle_on_reconnect);
 	return r;
 }
 
@@ -635,9 +1029,11 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	parse_redis(&w, c, root);
 	parse_subscriber(&w, c, root);
 	parse_nftables(&w, c, root);
+	parse_daemon(&w, c, root);
 	if (diag_errors(d) > before)
 		goto fail;
-	if (!(flags & CONFIG_LOAD_NO_RULES) && load_rule_files(c, d) < 0)
+	if (c->mode == CONFIG_MODE_TEMPLATE && !(flags & CONFIG_LOAD_NO_RULES) &&
+	    load_rule_files(c, d) < 0)
 		goto fail;
 	if (diag_errors(d) > before)
 		goto fail;
@@ -655,23 +1051,33 @@ void config_free(struct config *c)
 		return;
 	free(c->file);
 	free(c->redis_host);
+	if (c->redis_password)
+		explicit_bzero(c->redis_password, strlen(c->redis_password));
+	free(c->redis_password);
+	free(c->redis_username);
+	free(c->redis_unix);
 	for (size_t i = 0; c->channels && i < c->nchannels; i++)
 		free(c->channels[i]);
 	free(c->channels);
 	free(c->startup_path);
 	free(c->rules_path);
-	free(c->tcp_ports);
-	for (size_t i = 0; c->watched && i < c->nwatched; i++) {
-		free((void *)c->watched[i].ports);
-		free((void *)c->watched[i].ignore);
-	}
+	free(c->table_name);
+	for (int p = 0; p < CONFIG_NPROTO; p++)
+		free(c->proto_ports[p]);
+	for (size_t i = 0; c->watched && i < c->nwatched; i++)
+		for (int p = 0; p < CONFIG_NPROTO; p++) {
+			free((void *)c->watched[i].ports[p]);
+			free((void *)c->watched[i].ignore[p]);
+		}
 	free(c->watched);
+	free(c->trusted);
 	json_decref(c->startup);
 	template_free(c->tmpl);
 	free(c);
 }
 
 const char *config_file(const struct config *c) { return c->file; }
+enum config_mode config_mode(const struct config *c) { return c->mode; }
 const char *config_redis_host(const struct config *c) { return c->redis_host; }
 int config_redis_port(const struct config *c) { return c->redis_port; }
 size_t config_channel_count(const struct config *c) { return c->nchannels; }
@@ -682,6 +1088,20 @@ size_t config_watched_count(const struct config *c) { return c->nwatched; }
 size_t config_pair_count(const struct config *c) { return c->npairs; }
 json_t *config_startup_commands(const struct config *c) { return c->startup; }
 const struct template *config_template(const struct config *c) { return c->tmpl; }
+const char *config_table_name(const struct config *c) { return c->table_name; }
+size_t config_trusted_count(const struct config *c) { return c->ntrusted; }
+bool config_remove_on_stop(const struct config *c) { return c->remove_on_stop; }
+const struct config_daemon *config_daemon(const struct config *c) { return &c->daemon; }
+
+const struct config_redis_extra *config_redis_extra(const struct config *c)
+{
+	return &c->redis_extra;
+}
+
+const struct config_net *config_trusted(const struct config *c, size_t i)
+{
+	return i < c->ntrusted ? &c->trusted[i] : NULL;
+}
 
 const char *config_channel(const struct config *c, size_t i)
 {
@@ -690,13 +1110,25 @@ const char *config_channel(const struct config *c, size_t i)
 
 const uint16_t *config_tcp_ports(const struct config *c, size_t *ret_n)
 {
-	*ret_n = c->ntcp;
-	return c->tcp_ports;
+	return config_proto_ports(c, CONFIG_TCP, ret_n);
+}
+
+const uint16_t *config_proto_ports(const struct config *c,
+				   enum config_proto p, size_t *ret_n)
+{
+	*ret_n = c->nproto[p];
+	return c->proto_ports[p];
 }
 
 bool config_port_used(const struct config *c, unsigned port)
 {
-	return port < 65536 && (c->used[port / 8] & (1 << (port % 8)));
+	return config_proto_port_used(c, CONFIG_TCP, port);
+}
+
+bool config_proto_port_used(const struct config *c, enum config_proto p,
+			    unsigned port)
+{
+	return port < 65536 && (c->used[p][port / 8] & (1 << (port % 8)));
 }
 
 const struct config_watched *config_watched(const struct config *c, size_t i)
@@ -706,18 +1138,12 @@ const struct config_watched *config_watched(const struct config *c, size_t i)
 
 long config_watched_find(const struct config *c, const char *ip)
 {
-	unsigned char addr[16] = { 0 };
-	int family;
+	struct config_net n;
 
-	if (inet_pton(AF_INET, ip, addr) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, addr) == 1)
-		family = AF_INET6;
-	else
+	if (config_parse_net(ip, true, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < c->nwatched; i++)
-		if (c->watched[i].family == family &&
-		    memcmp(c->watched[i].addr, addr, 16) == 0)
+		if (cmp_net(&c->watched[i].net, &n) == 0)
 			return (long)i;
 	return -1;
 }

@@ -32,17 +32,52 @@
  * the Redis settings). */
 #define CONFIG_LOAD_NO_RULES	0x1
 
+/* Protocols, as indexes of the per-protocol arrays below. */
+enum config_proto { CONFIG_TCP = 0, CONFIG_UDP = 1, CONFIG_NPROTO = 2 };
+
+/* Template mode: the reference's rule files.  Native mode (no rule file
+ * named): porthop's own table with maps. */
+enum config_mode { CONFIG_MODE_TEMPLATE, CONFIG_MODE_NATIVE };
+
 struct config;
 
-/* One entry of watched_addresses, in canonical form. */
-struct config_watched {
-	char ip[INET6_ADDRSTRLEN];	/* inet_ntop() form */
-	int family;			/* AF_INET or AF_INET6 */
+/* An address or a prefix, in canonical form. */
+struct config_net {
+	char text[INET6_ADDRSTRLEN + 4];	/* "a.b.c.d" or "a.b.c.0/24" */
+	char addr_text[INET6_ADDRSTRLEN];	/* the address part */
+	int family;				/* AF_INET or AF_INET6 */
 	unsigned char addr[16];
-	const uint16_t *ports;		/* tcp_ports minus tcp_ignore: pairs */
-	size_t nports;
-	const uint16_t *ignore;		/* tcp_ignore as given */
-	size_t nignore;
+	unsigned prefix_len;			/* 32 or 128 for an address */
+	bool is_prefix;				/* written with a "/len" */
+};
+
+/* One entry of watched_addresses. */
+struct config_watched {
+	struct config_net net;
+	char ip[INET6_ADDRSTRLEN + 4];		/* == net.text */
+	int family;				/* == net.family */
+	/* Per protocol: the ports to shuffle (the protocol's ports minus
+	 * this entry's ignore list), and the ignore list as given. */
+	const uint16_t *ports[CONFIG_NPROTO];
+	size_t nports[CONFIG_NPROTO];
+	const uint16_t *ignore[CONFIG_NPROTO];
+	size_t nignore[CONFIG_NPROTO];
+};
+
+/* Optional Redis settings beyond the reference's five keys. */
+struct config_redis_extra {
+	const char *password;		/* AUTH password, or NULL */
+	const char *username;		/* ACL user, or NULL */
+	const char *unix_socket;	/* connect here instead of host:port */
+	unsigned connect_timeout_ms;
+	unsigned retry_max_ms;
+};
+
+/* Daemon settings (the optional "porthopd" object). */
+struct config_daemon {
+	unsigned reconcile_interval_s;	/* 0: never */
+	unsigned min_shuffle_interval_ms;
+	bool shuffle_on_reconnect;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the
@@ -63,15 +98,35 @@ const char *config_startup_path(const struct config *c);
 const char *config_rules_path(const struct config *c);
 unsigned config_max_port(const struct config *c);
 const uint16_t *config_tcp_ports(const struct config *c, size_t *ret_n);
-/* True if port is one of tcp_ports (never drawn as a redirect port). */
+/* True if port is one of tcp_ports (never drawn as a TCP redirect port). */
 bool config_port_used(const struct config *c, unsigned port);
+/* Ports of one protocol (tcp_ports or udp_ports). */
+const uint16_t *config_proto_ports(const struct config *c,
+				   enum config_proto p, size_t *ret_n);
+/* True if port is one of that protocol's ports. */
+bool config_proto_port_used(const struct config *c, enum config_proto p,
+			    unsigned port);
 size_t config_watched_count(const struct config *c);
 const struct config_watched *config_watched(const struct config *c, size_t i);
 /* Index of the watched entry with this address, or -1. */
 long config_watched_find(const struct config *c, const char *ip);
 /* Total (address, port) pairs over all watched addresses. */
 size_t config_pair_count(const struct config *c);
-/* The startup commands array (borrowed), and the compiled template. */
+enum config_mode config_mode(const struct config *c);
+/* Native mode: the table's name, the trusted exceptions, and whether a
+ * clean stop removes the table. */
+const char *config_table_name(const struct config *c);
+size_t config_trusted_count(const struct config *c);
+const struct config_net *config_trusted(const struct config *c, size_t i);
+bool config_remove_on_stop(const struct config *c);
+const struct config_redis_extra *config_redis_extra(const struct config *c);
+const struct config_daemon *config_daemon(const struct config *c);
+/* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes
+ * with host bits set are refused.  Returns 0 or -EINVAL. */
+int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret);
+
+/* Template mode: the startup commands array (borrowed), and the compiled
+ * template (NULL in native mode). */
 json_t *config_startup_commands(const struct config *c);
 const struct template *config_template(const struct config *c);
 

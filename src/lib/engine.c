@@ -14,6 +14,17 @@ struct engine {
 	struct shuffle *rng;
 	struct shuffle_map *map;	/* in force, or NULL */
 	struct engine_stats stats;
+	/* Native mode: the table as the configuration defines it is in the
+	 * kernel, so a shuffle only has to replace map elements. */
+	bool native_ready;
+	bool json_elements;	/* send map updates through libnftables */
+};
+
+/* What a batch has to carry. */
+enum batch_kind {
+	BATCH_FULL,	/* template: everything; native: table and elements */
+	BATCH_SHUFFLE,	/* native: flush the maps, add every element */
+	BATCH_ENTRY,	/* native: replace one entry's elements */
 };
 
 static double ms_since(const struct timespec *a)
@@ -58,40 +69,82 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
-/* Builds and applies map under cfg.  On success the engine adopts both. */
-static int apply_map(struct engine *e, struct config *cfg,
-		     struct shuffle_map *map, const struct timespec *t0,
-		     char **ret_error)
+/* Native mode with the table in place: only map elements change, sent as
+ * one netlink batch. */
+static int apply_elements(struct engine *e, struct config *cfg,
+			  struct shuffle_map *map, enum batch_kind kind,
+			  size_t entry, const struct timespec *t0,
+			  char **ret_error)
+{
+	struct nftio_elems *b = nftio_elems_new(config_table_name(cfg));
+	struct timespec t1;
+	int r;
+
+	if (b == NULL)
+		return -ENOMEM;
+	if (kind == BATCH_SHUFFLE)
+		r = ruleset_native_elements(cfg, map, true, b);
+	else
+		r = ruleset_native_entry(cfg, &e->map->entries[entry],
+					 &map->entries[entry], b);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = errstr("%s", "out of memory building the "
+					    "map update");
+		goto out;
+	}
+	e->stats.last_commands = nftio_elems_count(b);
+	e->stats.last_build_ms = ms_since(t0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r = nftio_apply_elems(e->io, b, e->json_elements, ret_error);
+	e->stats.last_apply_ms = ms_since(&t1);
+out:
+	nftio_elems_free(b);
+	return r;
+}
+
+/* Template mode, or a native table to (re)define: one libnftables JSON
+ * batch with everything. */
+static int apply_full(struct engine *e, struct config *cfg,
+		      struct shuffle_map *map, const struct timespec *t0,
+		      char **ret_error)
 {
 	struct timespec t1;
 	json_t *batch = NULL;
 	char *text = NULL;
 	int r;
 
-	r = ruleset_build(cfg, map, &batch);
-	if (r < 0) {
+	if (ruleset_build(cfg, map, &batch) < 0 ||
+	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
+		json_decref(batch);
 		if (ret_error)
 			*ret_error = errstr("%s", "out of memory building the "
 					    "rule batch");
-		goto out;
-	}
-	text = json_dumps(batch, JSON_COMPACT);
-	if (text == NULL) {
-		r = -ENOMEM;
-		if (ret_error)
-			*ret_error = errstr("%s", "out of memory serialising "
-					    "the rule batch");
-		goto out;
+		return -ENOMEM;
 	}
 	e->stats.last_commands = json_array_size(ruleset_commands(batch));
 	/* The tree can go before the kernel call: only the text is sent. */
 	json_decref(batch);
-	batch = NULL;
 	e->stats.last_build_ms = ms_since(t0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	r = nftio_apply_text(e->io, text, false, ret_error);
 	e->stats.last_apply_ms = ms_since(&t1);
-out:
+	free(text);
+	return r;
+}
+
+/* Builds and applies map under cfg; the caller adopts both on success. */
+static int apply_map(struct engine *e, struct config *cfg,
+		     struct shuffle_map *map, enum batch_kind kind,
+		     size_t entry, const struct timespec *t0, char **ret_error)
+{
+	int r;
+
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
+	    kind != BATCH_FULL)
+		r = apply_elements(e, cfg, map, kind, entry, t0, ret_error);
+	else
+		r = apply_full(e, cfg, map, t0, ret_error);
 	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
 	e->stats.last_result = r;
 	if (r < 0) {
@@ -99,9 +152,8 @@ out:
 	} else {
 		e->stats.shuffles++;
 		e->stats.last_pairs = config_pair_count(cfg);
+		e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
 	}
-	json_decref(batch);
-	free(text);
 	return r;
 }
 
@@ -119,7 +171,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, e->cfg, map, &t0, ret_error);
+	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0, ret_error);
 	if (r < 0) {
 		shuffle_map_free(map);
 		return r;
@@ -164,9 +216,11 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 		return -ENOMEM;
 	r = shuffle_map_redraw(e->rng, e->cfg, map, (size_t)idx);
 	/* Template mode flushes and rebuilds: the whole batch goes again,
-	 * with only this address's ports changed. */
+	 * with only this address's ports changed.  Native mode replaces
+	 * this address's elements only. */
 	if (r == 0)
-		r = apply_map(e, e->cfg, map, &t0, ret_error);
+		r = apply_map(e, e->cfg, map, BATCH_ENTRY, (size_t)idx, &t0,
+			      ret_error);
 	if (r < 0) {
 		shuffle_map_free(map);
 		return r;
@@ -190,8 +244,14 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, c, map, &t0, ret_error);
+	/* A new configuration may change the table's definition: send it
+	 * whole, in one transaction with the elements. */
+	e->native_ready = false;
+	r = apply_map(e, c, map, BATCH_FULL, 0, &t0, ret_error);
 	if (r < 0) {
+		/* The old table is still in force, as it was. */
+		e->native_ready = config_mode(e->cfg) == CONFIG_MODE_NATIVE &&
+				  e->map != NULL;
 		shuffle_map_free(map);
 		return r;
 	}
@@ -200,6 +260,55 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	e->map = map;
 	e->cfg = c;
 	return 0;
+}
+
+int engine_reapply(struct engine *e, char **ret_error)
+{
+	struct shuffle_map *map;
+	struct timespec t0;
+	int r;
+
+	if (e->map == NULL)
+		return engine_shuffle(e, ret_error);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	map = map_copy(e->cfg, e->map);
+	if (map == NULL)
+		return -ENOMEM;
+	e->native_ready = false;
+	r = apply_map(e, e->cfg, map, BATCH_FULL, 0, &t0, ret_error);
+	if (r < 0) {
+		shuffle_map_free(map);
+		return r;
+	}
+	shuffle_map_free(e->map);
+	e->map = map;
+	return 0;
+}
+
+int engine_stop(struct engine *e, char **ret_error)
+{
+	json_t *batch;
+	int r;
+
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE ||
+	    !config_remove_on_stop(e->cfg) || !e->native_ready)
+		return 0;
+	batch = ruleset_batch_new(e->cfg, false);
+	if (batch == NULL ||
+	    ruleset_native_teardown(e->cfg, ruleset_commands(batch)) < 0) {
+		json_decref(batch);
+		return -ENOMEM;
+	}
+	r = nftio_apply(e->io, batch, false, ret_error);
+	json_decref(batch);
+	if (r == 0)
+		e->native_ready = false;
+	return r;
+}
+
+void engine_set_json_elements(struct engine *e, bool on)
+{
+	e->json_elements = on;
 }
 
 const struct config *engine_config(const struct engine *e)
@@ -247,7 +356,7 @@ static int check_sample(const struct config *c, struct nftio *io,
 			size_t widx, struct diag *d)
 {
 	const struct config_watched *w = config_watched(c, widx);
-	uint16_t port = w->nports ? w->ports[0] : 1;
+	uint16_t port = w->nports[CONFIG_TCP] ? w->ports[CONFIG_TCP][0] : 1;
 	uint16_t redirect = first_free(c);
 	json_t *pair = ruleset_batch_new(c, false);
 	json_t *rules, *one = NULL;
@@ -299,10 +408,80 @@ out:
 	return r;
 }
 
+/* Native mode: the table's definition plus one entry of each kind present
+ * (exact or prefix, IPv4 or IPv6), in one dry run. */
+static int check_native(const struct config *c, struct nftio *io,
+			struct diag *d)
+{
+	struct shuffle_map *all = shuffle_map_alloc(c);
+	struct shuffle_entry picked[4];
+	struct shuffle_map sample = { 0, picked, NULL };
+	bool seen[4] = { false };
+	json_t *batch = ruleset_batch_new(c, false), *ej = NULL;
+	struct nftio_elems *elems = NULL;
+	char *err = NULL;
+	int r = -ENOMEM;
+
+	if (all == NULL || batch == NULL)
+		goto out;
+	for (size_t i = 0; i < all->nentries; i++) {
+		struct shuffle_entry *e = &all->entries[i];
+		int m = ruleset_native_map(config_watched(c, i));
+
+		if (seen[m])
+			continue;
+		seen[m] = true;
+		/* Deterministic redirects: the first free ports. */
+		for (size_t k = 0; k < e->npairs; k++) {
+			unsigned p = 1, nth = 0;
+
+			for (size_t j = 0; j < k; j++)
+				nth += e->pairs[j].proto == e->pairs[k].proto;
+			for (; p <= config_max_port(c); p++)
+				if (!config_proto_port_used(c, e->pairs[k].proto, p) &&
+				    nth-- == 0)
+					break;
+			e->pairs[k].redirect = (uint16_t)p;
+		}
+		picked[sample.nentries++] = *e;
+	}
+	elems = nftio_elems_new(config_table_name(c));
+	if (elems == NULL ||
+	    ruleset_native_setup(c, ruleset_commands(batch)) < 0 ||
+	    ruleset_native_elements(c, &sample, false, elems) < 0 ||
+	    (ej = nftio_elems_json(elems)) == NULL ||
+	    json_array_extend(ruleset_commands(batch), ruleset_commands(ej)) < 0)
+		goto out;
+	r = nftio_apply(io, batch, true, &err);
+	if (r < 0) {
+		char vbuf[DIAG_VALUE_MAX + 8];
+
+		diag_error(d, "%s: nftables_service_configuration: the kernel "
+			   "refused porthop's native table (inet %s): %s; "
+			   "expected a kernel with nftables maps, concatenations "
+			   "and intervals (Linux 5.6 or later)", config_file(c),
+			   config_table_name(c),
+			   diag_string(vbuf, sizeof(vbuf), err ? err : "?"));
+		r = -EINVAL;
+	}
+out:
+	if (r == -ENOMEM)
+		diag_error(d, "%s: out of memory", config_file(c));
+	free(err);
+	json_decref(ej);
+	nftio_elems_free(elems);
+	json_decref(batch);
+	shuffle_map_free(all);
+	return r;
+}
+
 int engine_check(const struct config *c, struct nftio *io, struct diag *d)
 {
 	bool seen4 = false, seen6 = false;
 	int r = 0;
+
+	if (config_mode(c) == CONFIG_MODE_NATIVE)
+		return check_native(c, io, d);
 
 	if (config_watched_count(c) == 0) {
 		char *err = NULL;

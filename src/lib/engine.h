@@ -7,6 +7,7 @@
 #ifndef PORTHOP_ENGINE_H
 #define PORTHOP_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -51,6 +52,18 @@ int engine_shuffle_address(struct engine *e, const char *ip,
  * old configuration is freed; on failure the old configuration and the
  * rules in force stay, and c is left to the caller. */
 int engine_reload(struct engine *e, struct config *c, char **ret_error);
+
+/* Applies the mapping in force again, whole (native mode: the table's
+ * definition too), for when someone removed or altered the rules. */
+int engine_reapply(struct engine *e, char **ret_error);
+
+/* Native mode with remove_table_on_stop: deletes porthop's table.  Does
+ * nothing otherwise.  Returns 0 or a negative errno with *ret_error. */
+int engine_stop(struct engine *e, char **ret_error);
+
+/* Native mode: send map updates through libnftables' JSON parser instead
+ * of a netlink batch built here (slower; for comparisons). */
+void engine_set_json_elements(struct engine *e, bool on);
 
 const struct config *engine_config(const struct engine *e);
 /* The mapping in force, or NULL before the first successful shuffle. */

@@ -1,19 +1,53 @@
 #include "nftio.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct nftio_ops {
 	int (*apply)(struct nftio *io, const char *text, bool dry_run,
 		     char **ret_error);
 	int (*list)(struct nftio *io, json_t **ret, char **ret_error);
+	int (*elems)(struct nftio *io, const struct nftio_elems *b,
+		     bool use_json, char **ret_error);
+	int (*generation)(struct nftio *io, uint32_t *ret);
+};
+
+enum elem_op { ELEM_FLUSH, ELEM_ADD, ELEM_DELETE };
+
+struct elem_item {
+	struct nftio_key key;
+	const char *map;
+	uint16_t value;
+	uint8_t op;
+};
+
+struct nftio_elems {
+	char *table;
+	struct elem_item *items;
+	size_t n;
+	size_t cap;
 };
 
 struct nftio {
 	const struct nftio_ops *ops;
 	struct nft_ctx *nft;		/* kernel backend */
+	struct mnl_socket *nl;		/* kernel backend, bulk updates */
+	uint32_t seq;
+	uint32_t generation;		/* recorder backend */
 	/* recorder backend */
 	json_t *last;
 	size_t applied;
@@ -117,9 +151,358 @@ static int kernel_list(struct nftio *io, json_t **ret, char **ret_error)
 	return 0;
 }
 
+
+/* --- bulk element updates ----------------------------------------- */
+
+struct nftio_elems *nftio_elems_new(const char *table)
+{
+	struct nftio_elems *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->table = strdup(table);
+	if (b->table == NULL) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void nftio_elems_free(struct nftio_elems *b)
+{
+	if (b == NULL)
+		return;
+	free(b->items);
+	free(b->table);
+	free(b);
+}
+
+static int elems_push(struct nftio_elems *b, uint8_t op, const char *map,
+		      const struct nftio_key *key, uint16_t value)
+{
+	struct elem_item *it;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+
+		it = realloc(b->items, cap * sizeof(*it));
+		if (it == NULL)
+			return -ENOMEM;
+		b->items = it;
+		b->cap = cap;
+	}
+	it = &b->items[b->n++];
+	memset(it, 0, sizeof(*it));
+	it->op = op;
+	it->map = map;
+	it->value = value;
+	if (key)
+		it->key = *key;
+	return 0;
+}
+
+int nftio_elems_flush(struct nftio_elems *b, const char *map)
+{
+	return elems_push(b, ELEM_FLUSH, map, NULL, 0);
+}
+
+int nftio_elems_add(struct nftio_elems *b, const char *map,
+		    const struct nftio_key *key, uint16_t value)
+{
+	return elems_push(b, ELEM_ADD, map, key, value);
+}
+
+int nftio_elems_delete(struct nftio_elems *b, const char *map,
+		       const struct nftio_key *key)
+{
+	return elems_push(b, ELEM_DELETE, map, key, 0);
+}
+
+size_t nftio_elems_count(const struct nftio_elems *b)
+{
+	return b->n;
+}
+
+static json_t *key_json(const struct nftio_key *k)
+{
+	char addr[INET6_ADDRSTRLEN];
+	unsigned full = k->family == AF_INET ? 32 : 128;
+	json_t *a;
+
+	inet_ntop(k->family, k->addr, addr, sizeof(addr));
+	a = k->prefix_len < full ?
+		json_pack("{s:{s:s,s:i}}", "prefix", "addr", addr, "len",
+			  (int)k->prefix_len) :
+		json_string(addr);
+	return json_pack("{s:[o,s,i]}", "concat", a,
+			 k->l4proto == IPPROTO_UDP ? "udp" : "tcp",
+			 (int)k->port);
+}
+
+json_t *nftio_elems_json(const struct nftio_elems *b)
+{
+	json_t *cmds = json_array(), *elem = NULL;
+	size_t i = 0;
+
+	if (cmds == NULL)
+		return NULL;
+	while (i < b->n) {
+		const struct elem_item *first = &b->items[i];
+		static const char *const verbs[] = { "flush", "add", "delete" };
+
+		if (first->op == ELEM_FLUSH) {
+			json_array_append_new(cmds, json_pack(
+				"{s:{s:{s:s,s:s,s:s}}}", "flush", "map",
+				"family", "inet", "table", b->table, "name",
+				first->map));
+			i++;
+			continue;
+		}
+		elem = json_array();
+		for (; i < b->n && b->items[i].op == first->op &&
+		       b->items[i].map == first->map; i++) {
+			const struct elem_item *it = &b->items[i];
+
+			json_array_append_new(elem, it->op == ELEM_ADD ?
+				json_pack("[o,i]", key_json(&it->key),
+					  (int)it->value) :
+				key_json(&it->key));
+		}
+		if (json_array_append_new(cmds, json_pack(
+			    "{s:{s:{s:s,s:s,s:s,s:o}}}", verbs[first->op],
+			    "element", "family", "inet", "table", b->table,
+			    "name", first->map, "elem", elem)) < 0) {
+			json_decref(cmds);
+			return NULL;
+		}
+	}
+	return json_pack("{s:o}", "nftables", cmds);
+}
+
+/* The key's bytes as the kernel stores a concatenation: every field
+ * padded to a 32-bit register.  end: the last address of a prefix. */
+static size_t key_bytes(const struct nftio_key *k, bool end, uint8_t *out)
+{
+	size_t alen = k->family == AF_INET ? 4 : 16;
+	uint16_t port = htons(k->port);
+
+	memset(out, 0, alen + 8);
+	memcpy(out, k->addr, alen);
+	if (end)
+		for (unsigned bit = k->prefix_len; bit < alen * 8; bit++)
+			out[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+	out[alen] = k->l4proto;
+	memcpy(out + alen + 4, &port, 2);
+	return alen + 8;
+}
+
+static void put_data(struct nlmsghdr *nlh, uint16_t type, const void *p,
+		     size_t len)
+{
+	struct nlattr *nest = mnl_attr_nest_start(nlh, type);
+
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, p);
+	mnl_attr_nest_end(nlh, nest);
+}
+
+/* Room each message may take in a batch page. */
+#define ELEM_MSG_MAX	(60 * 1024)
+#define BATCH_PAGE	(1024 * 1024)
+
+static int batch_grow(struct nftnl_batch *batch)
+{
+	return nftnl_batch_update(batch) < 0 ? -ENOMEM : 0;
+}
+
+/* Reads acknowledgements until `expected` arrived; the first error wins. */
+static int read_acks(struct nftio *io, unsigned expected, char **ret_error)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int first_err = 0;
+
+	while (expected > 0) {
+		ssize_t got = mnl_socket_recvfrom(io->nl, buf, sizeof(buf));
+		int n = (int)got;
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			first_err = first_err ? first_err : -errno;
+			break;
+		}
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+		     mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+				if (e->error && !first_err)
+					first_err = e->error;
+				expected--;
+			}
+		}
+	}
+	if (first_err && ret_error) {
+		if (asprintf(ret_error, "kernel refused the map update: %s",
+			     strerror(-first_err)) < 0)
+			*ret_error = NULL;
+	}
+	return first_err;
+}
+
+static int kernel_elems(struct nftio *io, const struct nftio_elems *b,
+			bool use_json, char **ret_error)
+{
+	struct nftnl_batch *batch = NULL;
+	unsigned acks = 0;
+	size_t i = 0;
+	int r = 0;
+
+	if (use_json) {
+		json_t *j = nftio_elems_json(b);
+
+		r = j ? nftio_apply(io, j, false, ret_error) : -ENOMEM;
+		json_decref(j);
+		return r;
+	}
+	batch = nftnl_batch_alloc(BATCH_PAGE, 2 * ELEM_MSG_MAX);
+	if (batch == NULL)
+		return -ENOMEM;
+	nftnl_batch_begin(nftnl_batch_buffer(batch), io->seq++);
+	if ((r = batch_grow(batch)) < 0)
+		goto out;
+	while (i < b->n) {
+		const struct elem_item *first = &b->items[i];
+		uint16_t type = first->op == ELEM_ADD ? NFT_MSG_NEWSETELEM :
+				NFT_MSG_DELSETELEM;
+		uint16_t flags = NLM_F_ACK |
+				 (first->op == ELEM_ADD ? NLM_F_CREATE : 0);
+		struct nlmsghdr *nlh;
+		struct nlattr *list;
+
+		nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch), type,
+					    NFPROTO_INET, flags, io->seq++);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, b->table);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, first->map);
+		if (first->op == ELEM_FLUSH) {
+			/* A deletion naming no element empties the set. */
+			i++;
+			goto next;
+		}
+		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		for (; i < b->n && b->items[i].op == first->op &&
+		       b->items[i].map == first->map &&
+		       nlh->nlmsg_len < ELEM_MSG_MAX; i++) {
+			const struct elem_item *it = &b->items[i];
+			unsigned full = it->key.family == AF_INET ? 32 : 128;
+			uint8_t kb[24];
+			struct nlattr *e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+			size_t klen = key_bytes(&it->key, false, kb);
+
+			put_data(nlh, NFTA_SET_ELEM_KEY, kb, klen);
+			if (it->key.prefix_len < full) {
+				key_bytes(&it->key, true, kb);
+				put_data(nlh, NFTA_SET_ELEM_KEY_END, kb, klen);
+			}
+			if (it->op == ELEM_ADD) {
+				uint16_t v = htons(it->value);
+
+				put_data(nlh, NFTA_SET_ELEM_DATA, &v, sizeof(v));
+			}
+			mnl_attr_nest_end(nlh, e);
+		}
+		mnl_attr_nest_end(nlh, list);
+next:
+		acks++;
+		if ((r = batch_grow(batch)) < 0)
+			goto out;
+	}
+	nftnl_batch_end(nftnl_batch_buffer(batch), io->seq++);
+	if ((r = batch_grow(batch)) < 0)
+		goto out;
+	{
+		int iovlen = nftnl_batch_iovec_len(batch);
+		struct iovec *iov = calloc((size_t)iovlen, sizeof(*iov));
+		struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
+		struct msghdr msg = {
+			.msg_name = &snl,
+			.msg_namelen = sizeof(snl),
+			.msg_iov = iov,
+			.msg_iovlen = (size_t)iovlen,
+		};
+		int sndbuf = 0;
+
+		if (iov == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		nftnl_batch_iovec(batch, iov, (uint32_t)iovlen);
+		for (int k = 0; k < iovlen; k++)
+			sndbuf += (int)iov[k].iov_len;
+		/* The whole batch goes in one message: one transaction. */
+		sndbuf += 4096;
+		setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET,
+			   SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+		if (sendmsg(mnl_socket_get_fd(io->nl), &msg, 0) < 0) {
+			r = -errno;
+			if (ret_error && asprintf(ret_error, "cannot send the map "
+						  "update: %s", strerror(errno)) < 0)
+				*ret_error = NULL;
+			free(iov);
+			goto out;
+		}
+		free(iov);
+	}
+	r = read_acks(io, acks, ret_error);
+	if (r > 0)
+		r = -r;
+out:
+	nftnl_batch_free(batch);
+	return r;
+}
+
+static int gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_gen *gen = nftnl_gen_alloc();
+	uint32_t *ret = data;
+
+	if (gen == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_gen_nlmsg_parse(nlh, gen) < 0) {
+		nftnl_gen_free(gen);
+		return MNL_CB_ERROR;
+	}
+	*ret = nftnl_gen_get_u32(gen, NFTNL_GEN_ID);
+	nftnl_gen_free(gen);
+	return MNL_CB_OK;
+}
+
+static int kernel_generation(struct nftio *io, uint32_t *ret)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = io->seq++;
+	struct nlmsghdr *nlh;
+	ssize_t n;
+	int r;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK,
+				    seq);
+	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(io->nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), gen_cb, ret);
+	} while (r > 0);
+	return r < 0 ? -errno : 0;
+}
+
 static const struct nftio_ops kernel_ops = {
 	.apply = kernel_apply,
 	.list = kernel_list,
+	.elems = kernel_elems,
+	.generation = kernel_generation,
 };
 
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
@@ -153,6 +536,25 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 	json_decref(io->last);
 	io->last = batch;
 	io->applied++;
+	io->generation++;
+	return 0;
+}
+
+static int recorder_elems(struct nftio *io, const struct nftio_elems *b,
+			  bool use_json, char **ret_error)
+{
+	json_t *j = nftio_elems_json(b);
+	int r;
+
+	(void)use_json;
+	r = j ? nftio_apply(io, j, false, ret_error) : -ENOMEM;
+	json_decref(j);
+	return r;
+}
+
+static int recorder_generation(struct nftio *io, uint32_t *ret)
+{
+	*ret = io->generation;
 	return 0;
 }
 
@@ -167,6 +569,8 @@ static int recorder_list(struct nftio *io, json_t **ret, char **ret_error)
 static const struct nftio_ops recorder_ops = {
 	.apply = recorder_apply,
 	.list = recorder_list,
+	.elems = recorder_elems,
+	.generation = recorder_generation,
 };
 
 struct nftio *nftio_new_kernel(void)
@@ -183,6 +587,10 @@ struct nftio *nftio_new_kernel(void)
 	nft_ctx_output_set_flags(io->nft, NFT_CTX_OUTPUT_JSON);
 	if (nft_ctx_buffer_output(io->nft) || nft_ctx_buffer_error(io->nft))
 		goto fail;
+	io->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (io->nl == NULL || mnl_socket_bind(io->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto fail;
+	io->seq = (uint32_t)time(NULL);
 	return io;
 fail:
 	nftio_free(io);
@@ -204,6 +612,8 @@ void nftio_free(struct nftio *io)
 		return;
 	if (io->nft)
 		nft_ctx_free(io->nft);
+	if (io->nl)
+		mnl_socket_close(io->nl);
 	json_decref(io->last);
 	free(io->fail_msg);
 	free(io->fail_needle);
@@ -236,6 +646,17 @@ int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
 int nftio_list(struct nftio *io, json_t **ret, char **ret_error)
 {
 	return io->ops->list(io, ret, ret_error);
+}
+
+int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
+		      bool use_json, char **ret_error)
+{
+	return io->ops->elems(io, b, use_json, ret_error);
+}
+
+int nftio_generation(struct nftio *io, uint32_t *ret_gen)
+{
+	return io->ops->generation(io, ret_gen);
 }
 
 size_t nftio_recorder_applied(const struct nftio *io)

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct nftio;
 
@@ -41,6 +42,49 @@ int nftio_apply_text(struct nftio *io, const char *text, bool dry_run,
  * recorder answers with the last batch it accepted.  On success stores a
  * new reference in *ret and returns 0. */
 int nftio_list(struct nftio *io, json_t **ret, char **ret_error);
+
+/*
+ * Bulk map updates.  A reshuffle of a native table replaces hundreds of
+ * thousands of map elements; libnftables would parse them from JSON one
+ * by one, so they go to the kernel as one raw netlink batch (one
+ * transaction) built here.  The recorder turns the same operations into
+ * the equivalent libnftables JSON, so tests see what would be sent.
+ */
+struct nftio_elems;
+
+/* A map element's key: address (or prefix) . protocol . port. */
+struct nftio_key {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix_len;		/* < 32/128: an interval map's prefix */
+	uint8_t l4proto;		/* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;
+};
+
+/* A builder of operations on the maps of one inet table.  NULL on
+ * allocation failure. */
+struct nftio_elems *nftio_elems_new(const char *table);
+void nftio_elems_free(struct nftio_elems *b);
+/* Queue an operation; 0 or -ENOMEM.  `map` must stay valid as long as b. */
+int nftio_elems_flush(struct nftio_elems *b, const char *map);
+int nftio_elems_add(struct nftio_elems *b, const char *map,
+		    const struct nftio_key *key, uint16_t value);
+int nftio_elems_delete(struct nftio_elems *b, const char *map,
+		       const struct nftio_key *key);
+size_t nftio_elems_count(const struct nftio_elems *b);
+/* The same operations as a libnftables batch (new reference), or NULL. */
+json_t *nftio_elems_json(const struct nftio_elems *b);
+
+/* Sends every queued operation in one transaction.  The kernel backend
+ * builds a netlink batch itself unless use_json is set, in which case it
+ * goes through libnftables (for comparison).  Same contract as
+ * nftio_apply. */
+int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
+		      bool use_json, char **ret_error);
+
+/* The kernel's ruleset generation: it changes with every committed
+ * transaction, anyone's.  The recorder counts its applies. */
+int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 
 /* Recorder only: how many batches were accepted (dry runs not counted),
  * how many dry runs were asked for, the last accepted batch (borrowed, NULL

@@ -1,21 +1,22 @@
 #include "ruleset.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
 
 json_t *ruleset_batch_new(const struct config *c, bool with_startup)
 {
 	json_t *cmds = json_array();
-	json_t *batch;
 
 	if (cmds == NULL)
 		return NULL;
-	if (with_startup &&
+	if (with_startup && config_mode(c) == CONFIG_MODE_TEMPLATE &&
 	    json_array_extend(cmds, config_startup_commands(c)) < 0) {
 		json_decref(cmds);
 		return NULL;
 	}
-	batch = json_pack("{s:o}", "nftables", cmds);
-	return batch;
+	return json_pack("{s:o}", "nftables", cmds);
 }
 
 json_t *ruleset_commands(json_t *batch)
@@ -39,23 +40,277 @@ int ruleset_add_pair(const struct config *c, json_t *batch, size_t watched,
 				    ruleset_commands(batch));
 }
 
+/* --- native mode --------------------------------------------------- */
+
+const char *const ruleset_native_maps[4] = { "swap4", "net4", "swap6", "net6" };
+
+int ruleset_native_map(const struct config_watched *w)
+{
+	return (w->family == AF_INET6 ? 2 : 0) + (w->net.is_prefix ? 1 : 0);
+}
+
+/* json_array_append_new that remembers a failure (NULL or ENOMEM). */
+static void push(json_t *arr, json_t *v, int *err)
+{
+	if (v == NULL || json_array_append_new(arr, v) < 0)
+		*err = -ENOMEM;
+}
+
+static json_t *payload(const char *proto, const char *field)
+{
+	return json_pack("{s:{s:s,s:s}}", "payload", "protocol", proto,
+			 "field", field);
+}
+
+/* The lookup key: address . l4proto . port, for the map's family. */
+static json_t *key(int map, const char *addr_field, const char *port_proto,
+		   const char *port_field)
+{
+	return json_pack("{s:[o,{s:{s:s}},o]}", "concat",
+			 payload(map >= 2 ? "ip6" : "ip", addr_field), "meta",
+			 "key", "l4proto", payload(port_proto, port_field));
+}
+
+static json_t *map_lookup(int map, const char *addr_field,
+			  const char *port_proto, const char *port_field)
+{
+	char ref[16];
+
+	snprintf(ref, sizeof(ref), "@%s", ruleset_native_maps[map]);
+	return json_pack("{s:{s:o,s:s}}", "map", "key",
+			 key(map, addr_field, port_proto, port_field), "data",
+			 ref);
+}
+
+static json_t *rule(const struct config *c, const char *chain, json_t *expr)
+{
+	return json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add", "rule", "family",
+			 "inet", "table", config_table_name(c), "chain", chain,
+			 "expr", expr);
+}
+
+static json_t *chain(const struct config *c, const char *name,
+		     const char *type, const char *hook, int prio)
+{
+	return json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:s,s:i,s:s}}}", "add",
+			 "chain", "family", "inet", "table",
+			 config_table_name(c), "name", name, "type", type,
+			 "hook", hook, "prio", prio, "policy", "accept");
+}
+
+/* Rules that let trusted sources (or destinations) through untouched. */
+static void trusted_returns(const struct config *c, const char *chain_name,
+			    const char *field, json_t *cmds, int *err)
+{
+	push(cmds, rule(c, chain_name, json_pack("[{s:{s:s,s:o,s:s}},{s:n}]",
+		"match", "op", "==", "left", payload("ip", field), "right",
+		"@trusted4", "return")), err);
+	push(cmds, rule(c, chain_name, json_pack("[{s:{s:s,s:o,s:s}},{s:n}]",
+		"match", "op", "==", "left", payload("ip6", field), "right",
+		"@trusted6", "return")), err);
+}
+
+static json_t *not_invalid_return(void)
+{
+	return json_pack("[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op",
+			 "!=", "left", "ct", "key", "state", "right",
+			 "invalid", "return");
+}
+
+int ruleset_native_setup(const struct config *c, json_t *cmds)
+{
+	const char *t = config_table_name(c);
+	int err = 0;
+
+	/* add + delete + add: replaces an earlier definition atomically,
+	 * and works whether or not the table exists. */
+	for (int i = 0; i < 3; i++)
+		push(cmds, json_pack("{s:{s:{s:s,s:s}}}", i == 1 ? "delete" :
+				     "add", "table", "family", "inet", "name",
+				     t), &err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:[s]}}}", "add",
+				     "set", "family", "inet", "table", t,
+				     "name", f ? "trusted6" : "trusted4",
+				     "type", f ? "ipv6_addr" : "ipv4_addr",
+				     "flags", "interval"), &err);
+	for (int m = 0; m < 4; m++) {
+		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
+					"inet", "table", t, "name",
+					ruleset_native_maps[m], "type",
+					m >= 2 ? "ipv6_addr" : "ipv4_addr",
+					"inet_proto", "inet_service", "map",
+					"inet_service");
+
+		if (def && (m & 1))
+			json_object_set_new(def, "flags", json_pack("[s]",
+								    "interval"));
+		push(cmds, json_pack("{s:{s:o}}", "add", "map", def), &err);
+	}
+	push(cmds, chain(c, "pre_nat", "nat", "prerouting", -100), &err);
+	push(cmds, chain(c, "pre_stateless", "filter", "prerouting", -150), &err);
+	push(cmds, chain(c, "out_stateless", "filter", "output", -100), &err);
+
+	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
+	for (int m = 0; m < 4; m++)
+		push(cmds, rule(c, "pre_nat", json_pack(
+			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
+			"match", "op", "==", "left", "meta", "key", "l4proto",
+			"right", "set", "tcp", "udp", "redirect", "port",
+			map_lookup(m, "saddr", "th", "dport"))), &err);
+
+	/* After conntrack (-200): what it refused to track is swapped
+	 * here, statelessly. */
+	push(cmds, rule(c, "pre_stateless", not_invalid_return()), &err);
+	trusted_returns(c, "pre_stateless", "saddr", cmds, &err);
+	for (int m = 0; m < 4; m++)
+		push(cmds, rule(c, "pre_stateless", json_pack(
+			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+			payload("tcp", "dport"), "value",
+			map_lookup(m, "saddr", "tcp", "dport"), "accept")), &err);
+
+	push(cmds, rule(c, "out_stateless", not_invalid_return()), &err);
+	trusted_returns(c, "out_stateless", "daddr", cmds, &err);
+	for (int m = 0; m < 4; m++)
+		push(cmds, rule(c, "out_stateless", json_pack(
+			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+			payload("tcp", "sport"), "value",
+			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
+
+	for (int f = 0; f < 2; f++) {
+		json_t *elem = json_array();
+
+		for (size_t i = 0; elem && i < config_trusted_count(c); i++) {
+			const struct config_net *n = config_trusted(c, i);
+
+			if ((n->family == AF_INET6) != f)
+				continue;
+			push(elem, n->is_prefix ?
+			     json_pack("{s:{s:s,s:i}}", "prefix", "addr",
+				       n->addr_text, "len", (int)n->prefix_len) :
+			     json_string(n->addr_text), &err);
+		}
+		if (json_array_size(elem) == 0) {
+			json_decref(elem);
+			continue;
+		}
+		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add",
+				     "element", "family", "inet", "table", t,
+				     "name", f ? "trusted6" : "trusted4",
+				     "elem", elem), &err);
+	}
+	return err;
+}
+
+static void net_key(const struct config_watched *w, uint8_t proto,
+		    uint16_t port, struct nftio_key *k)
+{
+	k->family = w->family;
+	memcpy(k->addr, w->net.addr, sizeof(k->addr));
+	k->prefix_len = w->net.prefix_len;
+	k->l4proto = proto == CONFIG_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+	k->port = port;
+}
+
+/* Queues both elements of every pair of e: real -> redirect and back. */
+static int entry_elems(const struct config_watched *w,
+		       const struct shuffle_entry *e, bool add,
+		       struct nftio_elems *b)
+{
+	const char *map = ruleset_native_maps[ruleset_native_map(w)];
+	struct nftio_key k;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < e->npairs; i++) {
+		const struct shuffle_pair *p = &e->pairs[i];
+
+		net_key(w, p->proto, p->port, &k);
+		r = add ? nftio_elems_add(b, map, &k, p->redirect) :
+			  nftio_elems_delete(b, map, &k);
+		net_key(w, p->proto, p->redirect, &k);
+		if (r == 0)
+			r = add ? nftio_elems_add(b, map, &k, p->port) :
+				  nftio_elems_delete(b, map, &k);
+	}
+	return r;
+}
+
+int ruleset_native_elements(const struct config *c,
+			    const struct shuffle_map *map, bool flush,
+			    struct nftio_elems *b)
+{
+	int r = 0;
+
+	for (int m = 0; flush && r == 0 && m < 4; m++)
+		r = nftio_elems_flush(b, ruleset_native_maps[m]);
+	/* Grouped by map, so the kernel gets few, full messages. */
+	for (int m = 0; m < 4; m++)
+		for (size_t i = 0; r == 0 && i < map->nentries; i++) {
+			const struct config_watched *w =
+				config_watched(c, map->entries[i].watched);
+
+			if (ruleset_native_map(w) == m)
+				r = entry_elems(w, &map->entries[i], true, b);
+		}
+	return r;
+}
+
+int ruleset_native_entry(const struct config *c,
+			 const struct shuffle_entry *old,
+			 const struct shuffle_entry *new_entry,
+			 struct nftio_elems *b)
+{
+	const struct config_watched *w = config_watched(c, new_entry->watched);
+	int r = entry_elems(w, old, false, b);
+
+	return r ? r : entry_elems(w, new_entry, true, b);
+}
+
+int ruleset_native_teardown(const struct config *c, json_t *cmds)
+{
+	int err = 0;
+
+	push(cmds, json_pack("{s:{s:{s:s,s:s}}}", "delete", "table", "family",
+			     "inet", "name", config_table_name(c)), &err);
+	return err;
+}
+
 int ruleset_build(const struct config *c, const struct shuffle_map *map,
 		  json_t **ret_batch)
 {
 	json_t *batch = ruleset_batch_new(c, true);
+	int r = 0;
 
 	if (batch == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < map->nentries; i++) {
+	if (config_mode(c) == CONFIG_MODE_NATIVE) {
+		struct nftio_elems *b = nftio_elems_new(config_table_name(c));
+		json_t *elems = NULL;
+
+		r = b ? ruleset_native_setup(c, ruleset_commands(batch)) : -ENOMEM;
+		if (r == 0)
+			r = ruleset_native_elements(c, map, false, b);
+		if (r == 0 && (elems = nftio_elems_json(b)) == NULL)
+			r = -ENOMEM;
+		if (r == 0)
+			r = json_array_extend(ruleset_commands(batch),
+					      ruleset_commands(elems));
+		json_decref(elems);
+		nftio_elems_free(b);
+		goto out;
+	}
+	for (size_t i = 0; r == 0 && i < map->nentries; i++) {
 		const struct shuffle_entry *e = &map->entries[i];
 
-		for (size_t k = 0; k < e->npairs; k++)
-			if (ruleset_add_pair(c, batch, e->watched,
+		for (size_t k = 0; r == 0 && k < e->npairs; k++)
+			r = ruleset_add_pair(c, batch, e->watched,
 					     e->pairs[k].port,
-					     e->pairs[k].redirect) < 0) {
-				json_decref(batch);
-				return -ENOMEM;
-			}
+					     e->pairs[k].redirect);
+	}
+out:
+	if (r < 0) {
+		json_decref(batch);
+		return -ENOMEM;
 	}
 	*ret_batch = batch;
 	return 0;

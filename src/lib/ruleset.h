@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "nftio.h"
 #include "shuffle.h"
 
 /* A new batch {"nftables": [...]} holding the startup commands (when
@@ -25,10 +26,56 @@ json_t *ruleset_commands(json_t *batch);
 int ruleset_add_pair(const struct config *c, json_t *batch, size_t watched,
 		     uint16_t port, uint16_t redirect);
 
-/* The whole batch for map: startup commands, then every pair's rules in
- * the order of watched_addresses and tcp_ports.  On success stores a new
- * reference in *ret_batch and returns 0; otherwise returns -ENOMEM. */
+/* The whole batch for map.  Template mode: startup commands, then every
+ * pair's rules in the order of watched_addresses and tcp_ports.  Native
+ * mode: the table's definition (replacing any earlier one), then every
+ * pair's map elements.  On success stores a new reference in *ret_batch
+ * and returns 0; otherwise returns -ENOMEM. */
 int ruleset_build(const struct config *c, const struct shuffle_map *map,
 		  json_t **ret_batch);
+
+/*
+ * Native mode.  One table (inet family) of porthop's own holds four maps
+ * keyed by source address . protocol . port: exact IPv4 and IPv6
+ * addresses in hash maps, prefixes in interval maps.  Each pair is two
+ * elements, real -> redirect and redirect -> real, so one lookup swaps
+ * both ways.  A fixed handful of rules looks the maps up:
+ *
+ *   pre_nat (nat, prerouting, dstnat):  tracked traffic is redirected
+ *   pre_stateless (filter, prerouting, mangle, after conntrack):
+ *       packets conntrack calls invalid (FIN, NULL, XMAS, Maimon, any
+ *       flag combination it will not track) get their destination port
+ *       swapped statelessly
+ *   out_stateless (filter, output, -100):  the kernel's untracked replies
+ *       to those probes get their source port swapped back
+ *
+ * Trusted addresses and prefixes are skipped by every chain.
+ */
+
+/* Names of the four maps, indexed by ruleset_native_map(). */
+extern const char *const ruleset_native_maps[4];
+/* Which map holds a watched entry: 0 swap4, 1 net4, 2 swap6, 3 net6. */
+int ruleset_native_map(const struct config_watched *w);
+
+/* Appends the table's definition to cmds: "add table", "delete table",
+ * then the table, sets, maps, chains, rules and trusted elements, so the
+ * batch replaces any earlier definition in the same transaction. */
+int ruleset_native_setup(const struct config *c, json_t *cmds);
+
+/* Queues on b the operations that empty the four maps (when flush is
+ * true), then add both elements of every pair of map. */
+int ruleset_native_elements(const struct config *c,
+			    const struct shuffle_map *map, bool flush,
+			    struct nftio_elems *b);
+
+/* Queues on b the operations that replace one entry's elements: delete
+ * those of old, add those of new (same watched address). */
+int ruleset_native_entry(const struct config *c,
+			 const struct shuffle_entry *old,
+			 const struct shuffle_entry *new_entry,
+			 struct nftio_elems *b);
+
+/* Appends the command that deletes the table. */
+int ruleset_native_teardown(const struct config *c, json_t *cmds);
 
 #endif

@@ -107,9 +107,16 @@ int shuffle_draw(struct shuffle *s, unsigned max_port,
 	return 0;
 }
 
+struct used_arg {
+	const struct config *c;
+	enum config_proto proto;
+};
+
 static int config_used_cb(const void *arg, unsigned port)
 {
-	return config_port_used(arg, port);
+	const struct used_arg *u = arg;
+
+	return config_proto_port_used(u->c, u->proto, port);
 }
 
 struct shuffle_map *shuffle_map_alloc(const struct config *c)
@@ -134,11 +141,14 @@ struct shuffle_map *shuffle_map_alloc(const struct config *c)
 		const struct config_watched *w = config_watched(c, i);
 
 		m->entries[i].watched = i;
-		m->entries[i].npairs = w->nports;
 		m->entries[i].pairs = pairs;
-		for (size_t k = 0; k < w->nports; k++)
-			pairs[k].port = w->ports[k];
-		pairs += w->nports;
+		for (int p = 0; p < CONFIG_NPROTO; p++)
+			for (size_t k = 0; k < w->nports[p]; k++) {
+				pairs->port = w->ports[p][k];
+				pairs->proto = (uint8_t)p;
+				pairs++;
+			}
+		m->entries[i].npairs = (size_t)(pairs - m->entries[i].pairs);
 	}
 	m->nentries = n;
 	return m;
@@ -158,7 +168,7 @@ int shuffle_map_redraw(struct shuffle *s, const struct config *c,
 {
 	struct shuffle_entry *e;
 	uint16_t *ports;
-	int r;
+	int r = 0;
 
 	if (watched >= map->nentries)
 		return -EINVAL;
@@ -166,8 +176,18 @@ int shuffle_map_redraw(struct shuffle *s, const struct config *c,
 	ports = malloc((e->npairs + 1) * sizeof(*ports));
 	if (ports == NULL)
 		return -ENOMEM;
-	r = shuffle_draw(s, config_max_port(c), config_used_cb, c, e->npairs,
-			 ports);
+	/* Pairs are grouped by protocol: draw each group at once, so the
+	 * ports of one protocol are distinct. */
+	for (size_t k = 0; r == 0 && k < e->npairs;) {
+		struct used_arg u = { c, e->pairs[k].proto };
+		size_t n = 0;
+
+		while (k + n < e->npairs && e->pairs[k + n].proto == u.proto)
+			n++;
+		r = shuffle_draw(s, config_max_port(c), config_used_cb, &u, n,
+				 ports + k);
+		k += n;
+	}
 	/* The entry changes only when the whole draw succeeded. */
 	for (size_t k = 0; r == 0 && k < e->npairs; k++)
 		e->pairs[k].redirect = ports[k];

@@ -20,6 +20,7 @@ struct shuffle;
 struct shuffle_pair {
 	uint16_t port;
 	uint16_t redirect;
+	uint8_t proto;		/* enum config_proto */
 };
 
 /* The mapping of one watched address (index into the configuration). */
@@ -58,7 +59,9 @@ int shuffle_map_new(struct shuffle *s, const struct config *c,
 		    struct shuffle_map **ret_map);
 
 /* Draws a fresh mapping for one watched address (index) and stores it in
- * map's entry for that address, leaving the others as they are. */
+ * map's entry for that address, leaving the others as they are.  Each
+ * protocol draws on its own: a TCP redirect never takes a tcp_ports port,
+ * a UDP one never a udp_ports port. */
 int shuffle_map_redraw(struct shuffle *s, const struct config *c,
 		       struct shuffle_map *map, size_t watched);
 

@@ -192,13 +192,13 @@ static void test_accessors(void **state)
 	assert_false(config_port_used(c, 444));
 	assert_int_equal(config_watched_count(c), 3);
 	w = config_watched(c, 0);
-	assert_int_equal(w->nports, 2);	/* 80, 443: 22 ignored */
-	assert_int_equal(w->ports[0], 80);
+	assert_int_equal(w->nports[CONFIG_TCP], 2);	/* 80, 443: 22 ignored */
+	assert_int_equal(w->ports[CONFIG_TCP][0], 80);
 	w = config_watched(c, 1);
 	assert_int_equal(w->family, AF_INET6);
-	assert_int_equal(w->nports, 3);
+	assert_int_equal(w->nports[CONFIG_TCP], 3);
 	w = config_watched(c, 2);
-	assert_int_equal(w->nports, 3);	/* tcp_ignore absent */
+	assert_int_equal(w->nports[CONFIG_TCP], 3);	/* tcp_ignore absent */
 	assert_int_equal(config_pair_count(c), 8);
 	assert_int_equal(config_watched_find(c, "2001:0db8::0001"), 1);
 	assert_int_equal(config_watched_find(c, "10.9.9.9"), -1);

@@ -161,9 +161,9 @@ static void test_map_for_config(void **state)
 		const struct shuffle_entry *e = &m->entries[i];
 		const struct config_watched *w = config_watched(c, i);
 
-		assert_int_equal(e->npairs, w->nports);
+		assert_int_equal(e->npairs, w->nports[CONFIG_TCP]);
 		for (size_t k = 0; k < e->npairs; k++) {
-			assert_int_equal(e->pairs[k].port, w->ports[k]);
+			assert_int_equal(e->pairs[k].port, w->ports[CONFIG_TCP][k]);
 			assert_true(e->pairs[k].redirect >= 1 &&
 				    e->pairs[k].redirect <= 1000);
 			assert_false(config_port_used(c, e->pairs[k].redirect));
