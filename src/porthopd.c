@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "bus.h"
 #include "config.h"
@@ -39,8 +40,12 @@ struct porthopd {
 	struct event *sig[4];
 	struct event *pending_ev;		/* the one pending shuffle */
 	struct event *timer_ev;
+	struct event *reconcile_ev;
 	const char *pending_reason;
+	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
 	uint64_t triggers;
+	uint64_t reconciliations;
+	bool json_elements;
 };
 
 static void usage(FILE *f)
@@ -53,6 +58,8 @@ static void usage(FILE *f)
 "                      kernel dry run of the rules) and exit: 0 or 78\n"
 "  -i, --interval L:U  also shuffle every T seconds, T uniform in L..U\n"
 "      --no-redis      do not subscribe to Redis (timer and signals only)\n"
+"      --json-elements native mode: send map updates through libnftables'\n"
+"                      JSON parser, not a netlink batch (for comparisons)\n"
 "  -T, --timestamps    prefix log lines with the time (epoch seconds)\n"
 "  -v, --verbose       debug logs (repeat for more)\n"
 "  -V, --version       print the version and exit\n"
@@ -119,18 +126,88 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	do_shuffle(p, p->pending_reason);
+	clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
 }
 
 /* Triggers that arrive while one is pending collapse into it: a burst of
- * messages read in one loop iteration costs one shuffle. */
+ * messages costs one shuffle, and shuffles keep the configured distance
+ * (min_shuffle_interval_ms) however fast messages come. */
 static void request_shuffle(struct porthopd *p, const char *reason)
 {
+	unsigned min_ms = config_daemon(engine_config(p->engine))->min_shuffle_interval_ms;
+	struct timeval tv = { 0, 0 };
+	struct timespec now;
+	long long since_ms;
+
 	p->triggers++;
 	/* event_pending() is true for an active event too. */
 	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
 		return;
 	p->pending_reason = reason;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	since_ms = (now.tv_sec - p->last_shuffle.tv_sec) * 1000LL +
+		   (now.tv_nsec - p->last_shuffle.tv_nsec) / 1000000;
+	if (min_ms > 0 && since_ms < (long long)min_ms) {
+		long long wait = (long long)min_ms - since_ms;
+
+		tv.tv_sec = (time_t)(wait / 1000);
+		tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+		evtimer_add(p->pending_ev, &tv);
+		return;
+	}
 	event_active(p->pending_ev, EV_TIMEOUT, 0);
+}
+
+/* One watched address's mapping only, when a message names it. */
+static void shuffle_address(struct porthopd *p, const char *ip)
+{
+	const struct engine_stats *st;
+	char *err = NULL;
+	char vbuf[DIAG_VALUE_MAX + 8];
+
+	p->triggers++;
+	if (engine_shuffle_address(p->engine, ip, &err) < 0) {
+		log_warnx("shuffle of %s refused: %s",
+			  diag_string(vbuf, sizeof(vbuf), ip), err ? err : "?");
+		free(err);
+		return;
+	}
+	st = engine_stats(p->engine);
+	log_info("shuffle %llu applied (address %s): %zu operations, "
+		 "build %.1f ms, apply %.1f ms",
+		 (unsigned long long)st->shuffles, ip, st->last_commands,
+		 st->last_build_ms, st->last_apply_ms);
+}
+
+static void on_reconcile(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+	char *err = NULL;
+	int r;
+
+	(void)fd;
+	(void)what;
+	r = engine_reconcile(p->engine, &err);
+	if (r < 0)
+		log_warnx("reconcile: the rules in force could not be "
+			  "restored: %s", err ? err : "?");
+	else if (r > 0) {
+		p->reconciliations++;
+		log_warnx("reconcile: the rules in force had been removed or "
+			  "altered; applied again (%.1f ms)",
+			  engine_stats(p->engine)->last_apply_ms);
+	}
+	free(err);
+}
+
+static void arm_reconcile(struct porthopd *p)
+{
+	unsigned s = config_daemon(engine_config(p->engine))->reconcile_interval_s;
+	struct timeval tv = { (time_t)s, 0 };
+
+	event_del(p->reconcile_ev);
+	if (s > 0)
+		evtimer_add(p->reconcile_ev, &tv);
 }
 
 static void arm_interval(struct porthopd *p)
@@ -164,11 +241,24 @@ static void on_message(void *arg, const char *channel, const char *payload,
 {
 	struct porthopd *p = arg;
 	char cbuf[DIAG_VALUE_MAX + 8];
+	json_t *msg;
 
-	(void)payload;
-	/* The payload is not interpreted, as in the reference. */
 	log_debug("trigger on channel %s (%zu bytes)",
 		  diag_string(cbuf, sizeof(cbuf), channel), len);
+	/* As in the reference, a payload means nothing, except
+	 * {"address": "..."}: then only that address's mapping moves (an
+	 * intrusion detector naming the scanner it saw). */
+	if (len < 256 && payload[0] == '{' &&
+	    (msg = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL))) {
+		const char *ip = json_string_value(json_object_get(msg, "address"));
+
+		if (ip && json_object_size(msg) == 1) {
+			shuffle_address(p, ip);
+			json_decref(msg);
+			return;
+		}
+		json_decref(msg);
+	}
 	request_shuffle(p, "redis");
 }
 
@@ -184,6 +274,11 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 			 config_redis_host(c), config_redis_port(c),
 			 config_channel_count(c),
 			 config_channel_count(c) == 1 ? "" : "s");
+		/* Messages published while we were away are lost (pub/sub
+		 * is at most once): catch up with one shuffle. */
+		if (bus_connections(p->bus) > 1 &&
+		    config_daemon(c)->shuffle_on_reconnect)
+			request_shuffle(p, "reconnect");
 		break;
 	case BUS_DOWN:
 		log_warnx("redis %s:%d: %s; retrying (next in %u ms), rules in "
@@ -202,11 +297,17 @@ static struct bus *make_bus(struct porthopd *p)
 {
 	const struct config *c = engine_config(p->engine);
 	const char *channels[CONFIG_MAX_CHANNELS];
+	const struct config_redis_extra *x = config_redis_extra(c);
 	struct bus_options opt = {
 		.host = config_redis_host(c),
 		.port = config_redis_port(c),
+		.unix_path = x->unix_socket,
+		.user = x->username,
+		.password = x->password,
 		.channels = channels,
 		.nchannels = config_channel_count(c),
+		.backoff_max_ms = x->retry_max_ms,
+		.connect_timeout_ms = x->connect_timeout_ms,
 	};
 	struct bus *b;
 
@@ -218,11 +319,24 @@ static struct bus *make_bus(struct porthopd *p)
 	return b;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
 static bool same_redis(const struct config *a, const struct config *b)
 {
+	const struct config_redis_extra *x = config_redis_extra(a);
+	const struct config_redis_extra *y = config_redis_extra(b);
+
 	if (strcmp(config_redis_host(a), config_redis_host(b)) != 0 ||
 	    config_redis_port(a) != config_redis_port(b) ||
-	    config_channel_count(a) != config_channel_count(b))
+	    config_channel_count(a) != config_channel_count(b) ||
+	    !same_str(x->password, y->password) ||
+	    !same_str(x->username, y->username) ||
+	    !same_str(x->unix_socket, y->unix_socket) ||
+	    x->connect_timeout_ms != y->connect_timeout_ms ||
+	    x->retry_max_ms != y->retry_max_ms)
 		return false;
 	for (size_t i = 0; i < config_channel_count(a); i++)
 		if (strcmp(config_channel(a, i), config_channel(b, i)) != 0)
@@ -253,6 +367,7 @@ static void reload(struct porthopd *p)
 	}
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
+	arm_reconcile(p);
 	if (redis_changed && p->use_redis) {
 		bus_free(p->bus);
 		p->bus = make_bus(p);
@@ -345,6 +460,7 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'n' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "no-redis", no_argument, NULL, 'R' },
+		{ "json-elements", no_argument, NULL, 'J' },
 		{ "timestamps", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -379,6 +495,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			p.use_redis = false;
+			break;
+		case 'J':
+			p.json_elements = true;
 			break;
 		case 'T':
 			timestamps = true;
@@ -432,6 +551,7 @@ int main(int argc, char **argv)
 	p.base = event_base_new();
 	if (p.engine == NULL || p.rng == NULL || p.base == NULL)
 		fatalx(EX_OSERR, "out of memory");
+	engine_set_json_elements(p.engine, p.json_elements);
 	log_info("starting: %s, %zu watched address%s, %zu pairs",
 		 p.config_path, config_watched_count(cfg),
 		 config_watched_count(cfg) == 1 ? "" : "es",
@@ -439,6 +559,7 @@ int main(int argc, char **argv)
 
 	/* Cover the host before the first message arrives. */
 	do_shuffle(&p, "start");
+	clock_gettime(CLOCK_MONOTONIC, &p.last_shuffle);
 	if (engine_stats(p.engine)->shuffles == 0) {
 		log_warnx("the start-up shuffle failed; stopping");
 		status = EX_UNAVAILABLE;
@@ -447,8 +568,10 @@ int main(int argc, char **argv)
 
 	p.pending_ev = evtimer_new(p.base, on_pending, &p);
 	p.timer_ev = evtimer_new(p.base, on_interval, &p);
-	if (p.pending_ev == NULL || p.timer_ev == NULL)
+	p.reconcile_ev = event_new(p.base, -1, EV_PERSIST, on_reconcile, &p);
+	if (p.pending_ev == NULL || p.timer_ev == NULL || p.reconcile_ev == NULL)
 		fatalx(EX_OSERR, "out of memory");
+	arm_reconcile(&p);
 	for (size_t i = 0; i < 4; i++) {
 		p.sig[i] = evsignal_new(p.base, signals[i], on_signal, &p);
 		if (p.sig[i] == NULL || evsignal_add(p.sig[i], NULL) < 0)
@@ -472,6 +595,8 @@ out:
 		event_free(p.pending_ev);
 	if (p.timer_ev)
 		event_free(p.timer_ev);
+	if (p.reconcile_ev)
+		event_free(p.reconcile_ev);
 	engine_free(p.engine);
 	shuffle_free(p.rng);
 	nftio_free(p.io);

@@ -18,6 +18,11 @@ struct engine {
 	 * kernel, so a shuffle only has to replace map elements. */
 	bool native_ready;
 	bool json_elements;	/* send map updates through libnftables */
+	/* Reconciliation: the ruleset generation right after our last
+	 * apply, and what our tables looked like then (taken lazily). */
+	uint32_t applied_gen;
+	bool have_gen;
+	json_t *snapshot;
 };
 
 /* What a batch has to carry. */
@@ -66,8 +71,12 @@ void engine_free(struct engine *e)
 	shuffle_map_free(e->map);
 	shuffle_free(e->rng);
 	config_free(e->cfg);
+	json_decref(e->snapshot);
 	free(e);
 }
+
+static int listing_of(struct engine *e, const struct config *cfg,
+		      json_t **ret);
 
 /* Native mode with the table in place: only map elements change, sent as
  * one netlink batch. */
@@ -153,6 +162,17 @@ static int apply_map(struct engine *e, struct config *cfg,
 		e->stats.shuffles++;
 		e->stats.last_pairs = config_pair_count(cfg);
 		e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
+		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
+		json_decref(e->snapshot);
+		e->snapshot = NULL;
+		/* A snapshot now lets the next reconciliation tell our
+		 * change from someone else's.  Native listings leave the
+		 * elements out and are cheap; a large template ruleset is
+		 * listed lazily, at the next quiet reconciliation. */
+		if ((config_mode(cfg) == CONFIG_MODE_NATIVE ||
+		     e->stats.last_commands < 5000) &&
+		    listing_of(e, cfg, &e->snapshot) < 0)
+			e->snapshot = NULL;
 	}
 	return r;
 }
@@ -283,6 +303,105 @@ int engine_reapply(struct engine *e, char **ret_error)
 	shuffle_map_free(e->map);
 	e->map = map;
 	return 0;
+}
+
+/* The list commands for the tables porthop owns: its native table, or
+ * every table the startup commands add. */
+static json_t *own_tables(const struct config *c)
+{
+	json_t *cmds = json_array(), *cmd;
+	size_t i;
+
+	if (config_mode(c) == CONFIG_MODE_NATIVE) {
+		json_array_append_new(cmds, json_pack("{s:{s:{s:s,s:s}}}",
+			"list", "table", "family", "inet", "name",
+			config_table_name(c)));
+	} else {
+		json_array_foreach(config_startup_commands(c), i, cmd) {
+			json_t *t = json_object_get(json_object_get(cmd, "add"),
+						    "table");
+
+			if (t && json_is_string(json_object_get(t, "family")) &&
+			    json_is_string(json_object_get(t, "name")))
+				json_array_append_new(cmds, json_pack(
+					"{s:{s:{s:O,s:O}}}", "list", "table",
+					"family", json_object_get(t, "family"),
+					"name", json_object_get(t, "name")));
+		}
+		if (json_array_size(cmds) == 0)
+			json_array_append_new(cmds, json_pack("{s:{s:n}}",
+							      "list", "ruleset"));
+	}
+	return json_pack("{s:o}", "nftables", cmds);
+}
+
+/* Handles and the version banner differ between listings of the same
+ * rules; leave them out of the comparison. */
+static void strip_handles(json_t *listing)
+{
+	json_t *item, *body;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(listing, "nftables"), i, item) {
+		json_object_del(item, "metainfo");
+		json_object_foreach(item, k, body)
+			json_object_del(body, "handle");
+	}
+}
+
+static int listing(struct engine *e, json_t **ret)
+{
+	return listing_of(e, e->cfg, ret);
+}
+
+static int listing_of(struct engine *e, const struct config *cfg,
+		      json_t **ret)
+{
+	json_t *cmds = own_tables(cfg);
+	int r;
+
+	if (cmds == NULL)
+		return -ENOMEM;
+	r = nftio_list_json(e->io, cmds, true, ret, NULL);
+	json_decref(cmds);
+	if (r == 0)
+		strip_handles(*ret);
+	return r;
+}
+
+int engine_reconcile(struct engine *e, char **ret_error)
+{
+	json_t *now = NULL;
+	uint32_t gen;
+	int r;
+
+	if (e->map == NULL)
+		return 0;
+	r = nftio_generation(e->io, &gen);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = errstr("cannot read the ruleset generation: "
+					    "%s", strerror(-r));
+		return r;
+	}
+	if (e->have_gen && gen == e->applied_gen) {
+		/* Nothing committed since our apply: what is there now is
+		 * what we applied.  Keep a copy to compare with later. */
+		if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
+			e->snapshot = NULL;
+		return 0;
+	}
+	/* Someone committed something: was it to our tables? */
+	if (e->snapshot && listing(e, &now) == 0 &&
+	    json_equal(now, e->snapshot)) {
+		json_decref(now);
+		e->applied_gen = gen;
+		return 0;
+	}
+	json_decref(now);
+	r = engine_reapply(e, ret_error);
+	return r < 0 ? r : 1;
 }
 
 int engine_stop(struct engine *e, char **ret_error)

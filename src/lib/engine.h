@@ -57,6 +57,14 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error);
  * definition too), for when someone removed or altered the rules. */
 int engine_reapply(struct engine *e, char **ret_error);
 
+/* Checks that the rules last applied are still in the kernel as they
+ * were applied, and applies the mapping in force again if someone removed
+ * or altered them.  Cheap when nothing changed: one netlink round trip for
+ * the ruleset's generation.  Native mode compares porthop's table without
+ * its elements; template mode the tables its startup commands create.
+ * Returns 0 (intact), 1 (re-applied) or a negative errno. */
+int engine_reconcile(struct engine *e, char **ret_error);
+
 /* Native mode with remove_table_on_stop: deletes porthop's table.  Does
  * nothing otherwise.  Returns 0 or a negative errno with *ret_error. */
 int engine_stop(struct engine *e, char **ret_error);

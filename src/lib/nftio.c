@@ -648,6 +648,69 @@ int nftio_list(struct nftio *io, json_t **ret, char **ret_error)
 	return io->ops->list(io, ret, ret_error);
 }
 
+/* Runs one list command and appends what it prints to out. */
+static int list_one(struct nftio *io, const json_t *cmd, json_t *out,
+		    char **ret_error)
+{
+	json_t *batch = json_pack("{s:[O]}", "nftables", cmd), *doc;
+	const char *text_out;
+	char *text;
+	int rc;
+
+	text = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+	json_decref(batch);
+	if (text == NULL)
+		return -ENOMEM;
+	rc = nft_run_cmd_from_buffer(io->nft, text);
+	free(text);
+	text_out = nft_ctx_get_output_buffer(io->nft);
+	if (rc != 0) {
+		const char *err = nft_ctx_get_error_buffer(io->nft);
+
+		if (ret_error)
+			*ret_error = one_line(err ? err : "", "");
+		return -ENOENT;
+	}
+	doc = json_loads(text_out ? text_out : "", 0, NULL);
+	if (doc == NULL)
+		return -EIO;
+	json_array_extend(out, json_object_get(doc, "nftables"));
+	json_decref(doc);
+	return 0;
+}
+
+int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
+		    json_t **ret, char **ret_error)
+{
+	json_t *root, *cmd;
+	unsigned flags;
+	size_t i;
+	int r = 0;
+
+	if (io->nft == NULL)
+		return recorder_list(io, ret, ret_error);
+	root = json_array();
+	if (root == NULL)
+		return -ENOMEM;
+	flags = nft_ctx_output_get_flags(io->nft);
+	if (terse)
+		nft_ctx_output_set_flags(io->nft, flags | NFT_CTX_OUTPUT_TERSE);
+	/* One command per call: libnftables 1.0.6 fills its cache for the
+	 * first table of a batch of list commands only. */
+	json_array_foreach(json_object_get(cmds, "nftables"), i, cmd) {
+		r = list_one(io, cmd, root, ret_error);
+		if (r < 0)
+			break;
+	}
+	nft_ctx_output_set_flags(io->nft, flags);
+	if (r < 0) {
+		json_decref(root);
+		return r;
+	}
+	*ret = json_pack("{s:o}", "nftables", root);
+	return *ret ? 0 : -ENOMEM;
+}
+
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
 		      bool use_json, char **ret_error)
 {

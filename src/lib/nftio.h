@@ -86,6 +86,12 @@ int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
  * transaction, anyone's.  The recorder counts its applies. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 
+/* Runs libnftables JSON list commands (e.g. {"nftables": [{"list":
+ * {"table": {...}}}]}) and parses what they print; terse leaves set and
+ * map elements out.  The recorder answers with its last batch. */
+int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
+		    json_t **ret, char **ret_error);
+
 /* Recorder only: how many batches were accepted (dry runs not counted),
  * how many dry runs were asked for, the last accepted batch (borrowed, NULL
  * if none), and making the next n applies fail with msg. */
