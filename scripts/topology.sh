@@ -74,11 +74,51 @@ topo_config() {
 JSON
 }
 
+# topo_config_native FILE: the same in native mode: porthop's own table,
+# TCP and UDP services on 1-5, the bad scanner watched by its IPv4 and its
+# IPv6 address.
+topo_config_native() {
+	cat >"$1" <<JSON
+{
+  "redis_connection_configuration": {
+    "host": "127.0.0.1", "port": 6379, "db": 0,
+    "charset": "utf-8", "decode_responses": true
+  },
+  "redis_subscriber_configuration": {
+    "subscriber_channel_names": ["test_channel_1"]
+  },
+  "nftables_service_configuration": {
+    "max_port_number": 20,
+    "tcp_ports": [1, 2, 3, 4, 5],
+    "udp_ports": [1, 2, 3, 4, 5],
+    "watched_addresses": [
+      { "ip": "10.0.0.3", "tcp_ignore": [1, 2], "udp_ignore": [1, 2] },
+      { "ip": "${TOPO_ADDR6[bad]}", "tcp_ignore": [1, 2], "udp_ignore": [1, 2] }
+    ]
+  },
+  "porthopd": { "reconcile_interval_seconds": 1 }
+}
+JSON
+}
+
+# topo_services PREFIX PHSVC: the protected host's TCP and UDP services on
+# ports 1-5, IPv4 and IPv6.  ICMP errors are not rate-limited there, so
+# UDP scans see every closed port.
+topo_services() {
+	ip netns exec "${1}host" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+	ip netns exec "${1}host" "$2" serve -6 1 2 3 4 5 u:1 u:2 u:3 u:4 u:5 &
+}
+
 # topo_scan PREFIX FROM TYPE TARGET: nmap over ports 1-20; prints
-# "port state" for every port that is not closed.
+# "port state" for every port that is not closed.  TYPE is an nmap scan
+# option without its dash (sS, sU, ...), optionally followed by more
+# options ("sS --scanflags PSH"); an IPv6 TARGET scans with -6.
 topo_scan() {
-	ip netns exec "${1}$2" nmap "-$3" -p1-20 -n -Pn -T5 --max-retries 2 \
-		--host-timeout 30s --reason -oG - "$4" 2>/dev/null \
+	local six=()
+	case $4 in *:*) six=(-6) ;; esac
+	# shellcheck disable=SC2086
+	ip netns exec "${1}$2" nmap "${six[@]}" -$3 -p1-20 -n -Pn -T5 --max-retries 2 \
+		--host-timeout 60s --reason -oG - "$4" 2>/dev/null \
 	| awk -F'Ports: ' '/Ports:/ {
 		n = split($2, p, ", ")
 		for (i = 1; i <= n; i++) {
@@ -89,11 +129,16 @@ topo_scan() {
 	}' | sort -n
 }
 
-# topo_redirects PREFIX ADDRESS: "real redirect" pairs in force for ADDRESS,
-# read from the kernel.
+# topo_redirects PREFIX ADDRESS [PROTO]: "real redirect" pairs in force for
+# ADDRESS (services 1-5), read from the kernel: the template's nat rules,
+# or native mode's maps.
 topo_redirects() {
-	ip netns exec "${1}host" nft -j list ruleset | jq -r --arg a "$2" '
-		.nftables[] | select(.rule and .rule.table == "nat") | .rule.expr
-		| select(.[0].match.right == $a and .[1].match.right <= 5)
-		| "\(.[1].match.right) \(.[2].redirect.port)"' | sort -n
+	ip netns exec "${1}host" nft -j list ruleset | jq -r --arg a "$2" --arg p "${3:-tcp}" '
+		(.nftables[] | select(.rule and .rule.table == "nat") | .rule.expr
+		 | select(.[0].match.right == $a and .[1].match.right <= 5)
+		 | "\(.[1].match.right) \(.[2].redirect.port)"),
+		(.nftables[] | select(.map and .map.table == "porthop") | .map.elem // []
+		 | .[] | select(.[0].concat[0] == $a and .[0].concat[1] == $p
+				and .[0].concat[2] <= 5)
+		 | "\(.[0].concat[2]) \(.[1])")' | sort -n
 }

@@ -3,6 +3,7 @@
 # moved port (the banner names it), and long-lived connections from bad
 # (through a moved port) and from good survive 20 shuffles with every byte
 # echoed back intact after each.
+MODE=${2:-template}
 . "$(dirname "$0")/lib.sh"
 
 while read -r real redir; do

@@ -32,14 +32,19 @@ wait_until() {
 	done
 }
 
+MODE=${MODE:-template}
 topo_up "$P"
 H="ip netns exec ${P}host"
-$H "$BUILD/phsvc" serve 1 2 3 4 5 &
+topo_services "$P" "$BUILD/phsvc"
 $H redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
 	--dir "$T" --logfile "$T/redis.log"
 wait_until 10 $H redis-cli ping
 CFG=$T/configuration.json
-topo_config "$CFG" "$SRC"
+if [ "$MODE" = native ]; then
+	topo_config_native "$CFG"
+else
+	topo_config "$CFG" "$SRC"
+fi
 $H "$BUILD/porthopd" -c "$CFG" >"$T/porthopd.log" 2>&1 &
 wait_until 20 grep -q "subscribed" "$T/porthopd.log"
 
@@ -51,7 +56,8 @@ trigger() {
 	wait_until 20 bash -c "[ \$(grep -c applied '$T/porthopd.log') -gt $n ]"
 }
 
-# redirect_set: the redirect ports in force for 10.0.0.3, sorted, one line.
+# redirect_set [ADDRESS [PROTO]]: the redirect ports in force, sorted, one
+# line.
 redirect_set() {
-	topo_redirects "$P" 10.0.0.3 | awk '{print $2}' | sort -n | tr '\n' ' '
+	topo_redirects "$P" "${1:-10.0.0.3}" "${2:-tcp}" | awk '{print $2}' | sort -n | tr '\n' ' '
 }

@@ -3,7 +3,10 @@
  *
  *   phsvc serve [-6] PORT...     listen on each TCP port; every connection
  *                                gets "porthop-demo service on port N\n",
- *                                then everything it sends echoed back
+ *                                then everything it sends echoed back.
+ *                                "u:N" is a UDP port instead: every
+ *                                datagram is answered with
+ *                                "porthop-demo udp service on port N\n"
  *   phsvc echo HOST PORT         connect; print the banner; then for each
  *                                line on stdin send it and check that the
  *                                same line comes back: print "ok LINE", or
@@ -24,12 +27,12 @@
 
 #define MAX_FDS 512
 
-static int listen_on(int family, int port)
+static int listen_on(int family, int port, int type)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int one = 1;
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -1;
@@ -51,7 +54,8 @@ static int listen_on(int family, int port)
 		s4->sin_addr.s_addr = htonl(INADDR_ANY);
 		len = sizeof(*s4);
 	}
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0)) {
 		fprintf(stderr, "phsvc: port %d: %s\n", port, strerror(errno));
 		close(fd);
 		return -1;
@@ -62,7 +66,7 @@ static int listen_on(int family, int port)
 static int serve(int argc, char **argv)
 {
 	struct pollfd pfd[MAX_FDS];
-	int port_of[MAX_FDS];
+	int port_of[MAX_FDS], udp_of[MAX_FDS];
 	int nlisten = 0, n, v6 = 0, first = 0;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -71,16 +75,19 @@ static int serve(int argc, char **argv)
 		first = 1;
 	}
 	for (int i = first; i < argc; i++) {
-		int port = atoi(argv[i]);
+		int udp = strncmp(argv[i], "u:", 2) == 0;
+		int port = atoi(argv[i] + (udp ? 2 : 0));
 
 		for (int fam = 0; fam <= v6; fam++) {
-			int fd = listen_on(fam ? AF_INET6 : AF_INET, port);
+			int fd = listen_on(fam ? AF_INET6 : AF_INET, port,
+					   udp ? SOCK_DGRAM : SOCK_STREAM);
 
 			if (fd < 0)
 				return 1;
 			pfd[nlisten].fd = fd;
 			pfd[nlisten].events = POLLIN;
 			port_of[nlisten] = port;
+			udp_of[nlisten] = udp;
 			nlisten++;
 		}
 	}
@@ -97,6 +104,21 @@ static int serve(int argc, char **argv)
 
 			if (!pfd[i].revents)
 				continue;
+			if (i < nlisten && udp_of[i]) {
+				struct sockaddr_storage from;
+				socklen_t flen = sizeof(from);
+				int len;
+
+				if (recvfrom(pfd[i].fd, buf, sizeof(buf), 0,
+					     (struct sockaddr *)&from, &flen) < 0)
+					continue;
+				len = snprintf(buf, sizeof(buf),
+					       "porthop-demo udp service on port %d\n",
+					       port_of[i]);
+				sendto(pfd[i].fd, buf, (size_t)len, 0,
+				       (struct sockaddr *)&from, flen);
+				continue;
+			}
 			if (i < nlisten) {
 				int c = accept4(pfd[i].fd, NULL, NULL,
 						SOCK_CLOEXEC);
