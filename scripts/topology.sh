@@ -34,16 +34,33 @@ topo_up() {
 	done
 }
 
+# topo_add_host PREFIX NAME ADDR ADDR6: one more host on the bridge.
+topo_add_host() {
+	local P=$1 h=$2
+	ip netns add "${P}$h"
+	ip -n "${P}$h" link set lo up
+	ip link add "ph$$$h" netns "${P}$h" type veth peer name "$h" netns "${P}br"
+	ip -n "${P}$h" link set "ph$$$h" name eth0
+	ip -n "${P}br" link set "$h" master br0 up
+	ip -n "${P}$h" addr add "$3/24" dev eth0
+	ip -n "${P}$h" addr add "$4/64" dev eth0 nodad
+	ip -n "${P}$h" link set eth0 up
+	TOPO_EXTRA+=("$h")
+}
+TOPO_EXTRA=()
+
 # topo_down PREFIX: ends every process in the namespaces, then removes them.
 topo_down() {
 	local P=$1 ns pid
-	for ns in "${P}host" "${P}bad" "${P}good" "${P}br"; do
+	local all=("${P}host" "${P}bad" "${P}good" "${P}br")
+	for h in "${TOPO_EXTRA[@]}"; do all+=("${P}$h"); done
+	for ns in "${all[@]}"; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			kill -TERM "$pid" 2>/dev/null || true
 		done
 	done
 	sleep 0.2
-	for ns in "${P}host" "${P}bad" "${P}good" "${P}br"; do
+	for ns in "${all[@]}"; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			kill -KILL "$pid" 2>/dev/null || true
 		done
@@ -127,6 +144,28 @@ topo_scan() {
 			if (f[2] != "closed") print f[1], f[2]
 		}
 	}' | sort -n
+}
+
+# topo_scan_raw PREFIX FROM OPTIONS TARGET: nmap over ports 1-20, printing
+# the whole verdict: every listed port with its state, and the state of
+# the ports nmap folds together ("Ignored State").  Two hosts that look the
+# same to a scanner print the same lines.
+topo_scan_raw() {
+	local six=()
+	case $4 in *:*) six=(-6) ;; esac
+	# shellcheck disable=SC2086
+	ip netns exec "${1}$2" nmap "${six[@]}" -$3 -p1-20 -n -Pn -T5 --max-retries 2 \
+		--host-timeout 60s -oG - "$4" 2>/dev/null \
+	| awk -F'\t' '/Ports:/ {
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^Ports: /) {
+				sub(/^Ports: /, "", $i)
+				n = split($i, p, ", ")
+				for (j = 1; j <= n; j++) { split(p[j], f, "/"); print f[1], f[2], f[3] }
+			}
+			if ($i ~ /^Ignored State: /) print $i
+		}
+	}'
 }
 
 # topo_redirects PREFIX ADDRESS [PROTO]: "real redirect" pairs in force for
