@@ -752,3 +752,10 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 	io->fail_msg = msg ? strdup(msg) : NULL;
 	io->fail_needle = needle ? strdup(needle) : NULL;
 }
+
+void nftio_recorder_tamper(struct nftio *io)
+{
+	json_decref(io->last);
+	io->last = json_pack("{s:[]}", "nftables");
+	io->generation++;
+}

@@ -103,5 +103,8 @@ void nftio_recorder_fail_next(struct nftio *io, unsigned n, const char *msg);
  * the kernel refuses a batch holding one bad command; NULL clears it. */
 void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 			       const char *msg);
+/* Recorder only: someone else changed the ruleset (the generation moves
+ * and the listing becomes an empty ruleset). */
+void nftio_recorder_tamper(struct nftio *io);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <cmocka.h>
 
 #include "diag.h"
@@ -167,12 +168,117 @@ static void test_check_refuses_ipv6_in_ip_template(void **state)
 	nftio_free(io);
 }
 
+static json_t *load_golden(const char *name)
+{
+	char path[512];
+	json_error_t e;
+	json_t *v;
+
+	snprintf(path, sizeof(path), GOLDEN_DIR "/%s", name);
+	v = json_load_file(path, 0, &e);
+	assert_non_null(v);
+	return v;
+}
+
+static json_t *list_maps(struct nftio *io)
+{
+	json_t *cmds = json_pack("{s:[{s:{s:{s:s,s:s}}}]}", "nftables", "list",
+				 "table", "family", "inet", "name", "mtd_ports");
+	json_t *l = NULL, *item, *body;
+	const char *k;
+	size_t i;
+
+	assert_int_equal(nftio_list_json(io, cmds, false, &l, NULL), 0);
+	json_decref(cmds);
+	json_array_foreach(json_object_get(l, "nftables"), i, item)
+		json_object_foreach(item, k, body)
+			json_object_del(body, "handle");
+	return l;
+}
+
+/* The native golden batch, as the kernel lists it, is the reviewed
+ * native_ruleset.nft; map updates sent as our own netlink batch land
+ * exactly as the same updates sent through libnftables; a refused update
+ * changes nothing. */
+static void test_native_golden_and_netlink(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_batch.json"), *a, *b, *c;
+	struct nftio_elems *e = nftio_elems_new("mtd_ports");
+	struct nftio_key k4 = { .family = AF_INET, .addr = { 10, 0, 0, 3 },
+				.prefix_len = 32, .l4proto = IPPROTO_TCP, .port = 80 };
+	struct nftio_key k6 = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8 },
+				.prefix_len = 48, .l4proto = IPPROTO_UDP, .port = 53 };
+	char *err = NULL;
+
+	(void)state;
+	/* This namespace only: the earlier tests' tables go. */
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
+					  "{\"ruleset\":null}}]}", false, &err), 0);
+	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+	assert_int_equal(system("nft list ruleset | diff -u " GOLDEN_DIR
+				"/native_ruleset.nft -"), 0);
+	/* One update, two ways. */
+	nftio_elems_flush(e, "swap4");
+	nftio_elems_flush(e, "net6");
+	nftio_elems_add(e, "swap4", &k4, 700);
+	k4.port = 700;
+	nftio_elems_add(e, "swap4", &k4, 80);
+	nftio_elems_add(e, "net6", &k6, 701);
+	k6.port = 701;
+	nftio_elems_add(e, "net6", &k6, 53);
+	assert_int_equal(nftio_apply_elems(io, e, false, &err), 0);
+	a = list_maps(io);
+	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+	assert_int_equal(nftio_apply_elems(io, e, true, &err), 0);
+	b = list_maps(io);
+	assert_true(json_equal(a, b));
+	{
+		char *text = json_dumps(a, 0);
+
+		assert_non_null(strstr(text, "700"));
+		free(text);
+	}
+	/* A refused batch (a map that does not exist, last) leaves all. */
+	nftio_elems_flush(e, "swap6");
+	nftio_elems_add(e, "no_such_map", &k4, 1);
+	assert_true(nftio_apply_elems(io, e, false, &err) < 0);
+	print_message("  refused as expected: %s\n", err);
+	free(err);
+	c = list_maps(io);
+	assert_true(json_equal(b, c));
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	json_decref(golden);
+	nftio_elems_free(e);
+	nftio_free(io);
+}
+
+/* The generation moves with every transaction, ours or anyone's. */
+static void test_generation(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	uint32_t g1, g2, g3;
+
+	(void)state;
+	assert_int_equal(nftio_generation(io, &g1), 0);
+	assert_int_equal(nftio_generation(io, &g2), 0);
+	assert_int_equal(g1, g2);
+	assert_int_equal(system("nft add table ip gen_probe"), 0);
+	assert_int_equal(nftio_generation(io, &g3), 0);
+	assert_int_not_equal(g2, g3);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apply_then_atomic_failure),
 		cmocka_unit_test(test_output_is_failure),
 		cmocka_unit_test(test_check_refuses_ipv6_in_ip_template),
+		cmocka_unit_test(test_native_golden_and_netlink),
+		cmocka_unit_test(test_generation),
 	};
 	if (geteuid() != 0)
 		return 77;

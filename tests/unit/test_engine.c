@@ -151,6 +151,79 @@ static void test_check_names_the_rule(void **state)
 	nftio_free(io);
 }
 
+static bool last_has(struct nftio *io, const char *needle)
+{
+	char *text = json_dumps(nftio_recorder_last(io), JSON_COMPACT);
+	bool r = text && strstr(text, needle);
+
+	free(text);
+	return r;
+}
+
+static void test_native_cycle(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct shuffle_pair before[64];
+	size_t npairs = config_pair_count(engine_config(e));
+	char *err = NULL;
+
+	(void)state;
+	assert_true(npairs <= 64);
+	/* The first apply defines the table and fills the maps at once. */
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_true(last_has(io, "{\"add\":{\"table\":{\"family\":\"inet\","
+				 "\"name\":\"mtd_ports\"}}"));
+	assert_true(last_has(io, "\"name\":\"net6\""));
+	/* Later shuffles only replace elements, maps flushed first. */
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_false(last_has(io, "\"table\":{\"family\""));
+	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
+				 "\"table\":\"mtd_ports\",\"name\":\"swap4\"}}}"));
+	assert_int_equal(engine_stats(e)->last_commands, 4 + 2 * npairs);
+	/* One address: its elements only. */
+	memcpy(before, engine_map(e)->pool, npairs * sizeof(before[0]));
+	assert_int_equal(engine_shuffle_address(e, "10.1.0.0/16", NULL), 0);
+	assert_true(last_has(io, "\"delete\":{\"element\""));
+	assert_false(last_has(io, "\"flush\""));
+	assert_false(last_has(io, "10.0.0.3"));
+	assert_memory_equal(engine_map(e)->entries[0].pairs, before,
+			    engine_map(e)->entries[0].npairs * sizeof(before[0]));
+	/* Reconciliation: nothing changed, nothing applied. */
+	size_t applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied);
+	/* Someone flushed the ruleset: the same mapping is applied again,
+	 * table and all. */
+	memcpy(before, engine_map(e)->pool, npairs * sizeof(before[0]));
+	nftio_recorder_tamper(io);
+	assert_int_equal(engine_reconcile(e, &err), 1);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_true(last_has(io, "{\"add\":{\"table\""));
+	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	/* A clean stop deletes the table when configured to (here: not). */
+	assert_int_equal(engine_stop(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	engine_free(e);
+	nftio_free(io);
+}
+
+static void test_native_stop_removes(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_udp_only.json"), io);
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_stop(e, NULL), 0);
+	assert_true(last_has(io, "{\"delete\":{\"table\":{\"family\":\"inet\","
+				 "\"name\":\"porthop\"}}}"));
+	engine_free(e);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +232,8 @@ int main(void)
 		cmocka_unit_test(test_shuffle_one_address),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_check_names_the_rule),
+		cmocka_unit_test(test_native_cycle),
+		cmocka_unit_test(test_native_stop_removes),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;

@@ -61,6 +61,120 @@ static void test_golden_reference_batch(void **state)
 	config_free(c);
 }
 
+/* Native mode: a fixed mapping (each pair's redirect is the first free
+ * port after the previous one) of corpus/valid/native_full.json. */
+static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
+{
+	struct config *c = load("valid/native_full.json");
+	struct shuffle_map *m = shuffle_map_alloc(c);
+	json_t *batch = NULL;
+
+	assert_non_null(m);
+	for (size_t i = 0; i < m->nentries; i++) {
+		unsigned next[CONFIG_NPROTO] = { 1, 1 };
+
+		for (size_t k = 0; k < m->entries[i].npairs; k++) {
+			struct shuffle_pair *p = &m->entries[i].pairs[k];
+
+			while (config_proto_port_used(c, p->proto, next[p->proto]))
+				next[p->proto]++;
+			p->redirect = (uint16_t)next[p->proto]++;
+		}
+	}
+	assert_int_equal(ruleset_build(c, m, &batch), 0);
+	*ret_c = c;
+	if (ret_m)
+		*ret_m = m;
+	else
+		shuffle_map_free(m);
+	return batch;
+}
+
+static void test_golden_native_batch(void **state)
+{
+	struct config *c;
+	json_t *batch = native_batch(&c, NULL), *golden;
+	json_error_t e;
+
+	(void)state;
+	/* PORTHOP_UPDATE_GOLDEN=1 rewrites the file; review it with the
+	 * kernel test, which compares the kernel's listing with
+	 * native_ruleset.nft. */
+	if (getenv("PORTHOP_UPDATE_GOLDEN"))
+		json_dump_file(batch, GOLDEN_DIR "/native_batch.json", JSON_INDENT(1));
+	golden = json_load_file(GOLDEN_DIR "/native_batch.json", 0, &e);
+	assert_non_null(golden);
+	assert_true(json_equal(batch, golden));
+	json_decref(golden);
+	json_decref(batch);
+	config_free(c);
+}
+
+/* Every pair is two elements, real -> redirect and back, in the map of
+ * its entry's kind; trusted entries land in the trusted sets. */
+static void test_native_elements(void **state)
+{
+	struct config *c;
+	struct shuffle_map *m;
+	json_t *batch = native_batch(&c, &m), *cmd;
+	size_t i, elems[4] = { 0 }, want[4] = { 0 }, trusted = 0;
+
+	(void)state;
+	json_array_foreach(ruleset_commands(batch), i, cmd) {
+		json_t *el = json_object_get(json_object_get(cmd, "add"), "element");
+		const char *name = json_string_value(json_object_get(el, "name"));
+
+		if (el == NULL)
+			continue;
+		for (int k = 0; k < 4; k++)
+			if (strcmp(name, ruleset_native_maps[k]) == 0)
+				elems[k] += json_array_size(json_object_get(el, "elem"));
+		if (strncmp(name, "trusted", 7) == 0)
+			trusted += json_array_size(json_object_get(el, "elem"));
+	}
+	for (i = 0; i < m->nentries; i++)
+		want[ruleset_native_map(config_watched(c, i))] += 2 * m->entries[i].npairs;
+	for (int k = 0; k < 4; k++)
+		assert_int_equal(elems[k], want[k]);
+	assert_int_equal(trusted, 3);
+	json_decref(batch);
+	shuffle_map_free(m);
+	config_free(c);
+}
+
+/* A per-address update touches only that address's elements. */
+static void test_native_entry(void **state)
+{
+	struct config *c;
+	struct shuffle_map *m;
+	json_t *batch = native_batch(&c, &m), *j;
+	struct nftio_elems *b = nftio_elems_new(config_table_name(c));
+	struct shuffle_entry next = m->entries[1];
+	struct shuffle_pair pairs[16];
+	char *text;
+
+	(void)state;
+	memcpy(pairs, next.pairs, next.npairs * sizeof(*pairs));
+	next.pairs = pairs;
+	for (size_t k = 0; k < next.npairs; k++)
+		pairs[k].redirect = (uint16_t)(900 + k);
+	assert_int_equal(ruleset_native_entry(c, &m->entries[1], &next, b), 0);
+	/* delete 2 per old pair, add 2 per new pair */
+	assert_int_equal(nftio_elems_count(b), 4 * next.npairs);
+	j = nftio_elems_json(b);
+	text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(strstr(text, "\"delete\":{\"element\":{\"family\":\"inet\","
+			       "\"table\":\"mtd_ports\",\"name\":\"net4\""));
+	assert_non_null(strstr(text, "{\"prefix\":{\"addr\":\"10.1.0.0\",\"len\":16}}"));
+	assert_null(strstr(text, "10.0.0.3"));
+	free(text);
+	json_decref(j);
+	nftio_elems_free(b);
+	json_decref(batch);
+	shuffle_map_free(m);
+	config_free(c);
+}
+
 static void test_structure(void **state)
 {
 	struct config *c;
@@ -117,6 +231,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_reference_batch),
 		cmocka_unit_test(test_structure),
+		cmocka_unit_test(test_golden_native_batch),
+		cmocka_unit_test(test_native_elements),
+		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
 	};
 	if (chdir(CORPUS_DIR) < 0)

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Native mode end to end: porthop's own table beside another firewall
+# manager's, which stays byte-for-byte unchanged through start, 100
+# reshuffles and stop; valid mappings in the maps; one address reshuffled
+# alone; an `nft flush ruleset` survived by reconciliation; the table
+# removed (or kept) on stop.
+. "$(dirname "$0")/lib.sh"
+
+cfg=$T/native.json
+cat >"$cfg" <<JSON
+{
+  "redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,
+    "charset": "utf-8", "decode_responses": true},
+  "redis_subscriber_configuration": {"subscriber_channel_names": ["test_channel_1"]},
+  "nftables_service_configuration": {
+    "max_port_number": 60000,
+    "tcp_ports": [22, 80, 443],
+    "udp_ports": [53, 123],
+    "watched_addresses": [
+      {"ip": "10.0.0.3", "tcp_ignore": [22]},
+      {"ip": "10.0.0.4"},
+      {"ip": "10.9.0.0/16", "udp_ignore": [123]},
+      {"ip": "2001:db8::3"},
+      {"ip": "2001:db8:1::/48"}
+    ],
+    "trusted_addresses": ["10.9.1.0/24"]
+  },
+  "porthopd": {"reconcile_interval_seconds": 1}
+}
+JSON
+
+# Another manager's table (Docker's, say), there before porthop.
+nsx nft -f - <<'NFT'
+table ip docker_like {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "docker0" oifname != "docker0" accept
+		ip daddr 172.17.0.2 tcp dport 8080 counter accept
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		tcp dport 8080 dnat to 172.17.0.2:80
+	}
+}
+NFT
+nsx nft list table ip docker_like >"$T/other.before"
+
+# elements: "address proto port value" for every element of porthop's maps.
+elements() {
+	nsx nft -j list table inet porthop | jq -r '
+		.nftables[] | select(.map) | .map.elem // [] | .[]
+		| (.[0].concat[0] | if type == "object" then "\(.prefix.addr)/\(.prefix.len)" else . end)
+		  + " \(.[0].concat[1]) \(.[0].concat[2]) \(.[1])"' | sort
+}
+
+# check_native: every (entry, protocol, port) pair is in the maps both
+# ways, with a redirect that is in range, unused and distinct.
+check_native() {
+	local els
+	els=$(elements)
+	jq -r '.nftables_service_configuration as $n | $n.watched_addresses[]
+		| .ip as $a
+		| ((.tcp_ignore // []) as $i | $n.tcp_ports[] | select(. as $p | $i | index($p) | not) | "\($a) tcp \(.)"),
+		  ((.udp_ignore // []) as $i | ($n.udp_ports // [])[] | select(. as $p | $i | index($p) | not) | "\($a) udp \(.)")' \
+		"$cfg" >"$T/want"
+	echo "$els" | awk -v used=" 22 80 443 53 123 " '
+		NR == FNR { want[$1 " " $2 " " $3] = 1; nwant++; next }
+		{ m[$1 " " $2 " " $3] = $4; n++ }
+		END {
+			bad = 0
+			for (k in want) {
+				split(k, f, " ")
+				if (!(k in m)) { print "missing " k; bad = 1; continue }
+				r = m[k]
+				if (r < 1 || r > 60000 || index(used, " " r " ")) { print "bad redirect " r " for " k; bad = 1 }
+				if (seen[f[1] " " f[2] " " r]++) { print "redirect " r " twice for " f[1] " " f[2]; bad = 1 }
+				if (m[f[1] " " f[2] " " r] != f[3]) { print "no reverse element for " k; bad = 1 }
+			}
+			if (n != 2 * nwant) { print "expected " 2 * nwant " elements, found " n; bad = 1 }
+			exit bad
+		}' "$T/want" - >&2 || fail "the maps do not hold a valid mapping"
+	echo "$els" | md5sum | cut -c1-16
+}
+
+start_redis
+start_porthopd "$cfg"
+m1=$(check_native)
+nsx nft list table ip docker_like | diff -q "$T/other.before" - >/dev/null \
+	|| fail "starting porthop changed another table"
+pass "native start: $(elements | wc -l) map elements, the other table untouched"
+
+for i in $(seq 100); do
+	kill -USR1 "$(cat "$T/porthopd.pid")"
+	wait_log "applied (signal)" "$i"
+done
+m2=$(check_native)
+[ "$m1" != "$m2" ] || fail "100 reshuffles left the mapping as it was"
+nsx nft list table ip docker_like | diff -u "$T/other.before" - || fail "100 reshuffles changed another table"
+pass "100 reshuffles: valid mappings, the other table byte-for-byte unchanged"
+
+# One address alone: a message naming it.
+before=$(elements)
+nsx redis-cli PUBLISH test_channel_1 '{"address": "10.9.0.0/16"}' >/dev/null
+wait_log "applied (address 10.9.0.0/16)" 1
+after=$(elements)
+diff <(echo "$before" | grep -v '^10.9.0.0/16 ') <(echo "$after" | grep -v '^10.9.0.0/16 ') >/dev/null \
+	|| fail "reshuffling 10.9.0.0/16 changed other addresses"
+[ "$(echo "$before" | grep '^10.9.0.0/16 ')" != "$(echo "$after" | grep '^10.9.0.0/16 ')" ] \
+	|| fail "reshuffling 10.9.0.0/16 did not change it"
+check_native >/dev/null
+nsx redis-cli PUBLISH test_channel_1 '{"address": "10.77.0.1"}' >/dev/null
+wait_log 'shuffle of "10.77.0.1" refused: 10.77.0.1 is not a watched address' 1
+pass "a message naming one address moves that address only; an unknown one is refused"
+
+# An admin flushes the whole ruleset: porthop's table comes back, with the
+# mapping that was in force, within the reconcile interval.
+m3=$(check_native)
+nsx nft flush ruleset
+wait_log "reconcile: the rules in force had been removed" 1 10
+wait_for 10 "porthop's table" nsx nft list table inet porthop
+[ "$(check_native)" = "$m3" ] || fail "the table came back with another mapping"
+nsx nft list table ip docker_like >/dev/null 2>&1 && fail "porthop recreated someone else's table"
+pass "nft flush ruleset: porthop's table restored by reconciliation, same mapping"
+
+# Someone deletes one of porthop's rules: noticed and repaired too.
+h=$(nsx nft -a list chain inet porthop pre_nat | awk '/redirect/ {print $NF; exit}')
+nsx nft delete rule inet porthop pre_nat handle "$h"
+wait_log "reconcile: the rules in force had been removed" 2 10
+[ "$(nsx nft list chain inet porthop pre_nat | grep -c redirect)" -eq 4 ] || fail "the deleted rule was not restored"
+pass "a deleted rule of porthop's table is restored"
+
+nsx nft -f - <<'NFT'
+table ip docker_like {
+	chain forward { type filter hook forward priority filter; policy drop; }
+}
+NFT
+nsx nft list table ip docker_like >"$T/other.before"
+stop_porthopd
+grep -q "table inet porthop removed" "$T/porthopd.log" || fail "no removal logged"
+nsx nft list table inet porthop >/dev/null 2>&1 && fail "the table is still there after stop"
+nsx nft list table ip docker_like | diff -q "$T/other.before" - >/dev/null || fail "stopping changed another table"
+pass "clean stop removes porthop's table and nothing else"
+
+jq '.nftables_service_configuration.remove_table_on_stop = false' "$cfg" >"$T/keep.json"
+: >"$T/porthopd.log"
+start_porthopd "$T/keep.json"
+stop_porthopd
+nsx nft list table inet porthop >/dev/null || fail "remove_table_on_stop false: the table is gone"
+pass "remove_table_on_stop false: the table stays after stop"
