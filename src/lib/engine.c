@@ -22,7 +22,7 @@ struct engine {
 	 * apply, and what our tables looked like then (taken lazily). */
 	uint32_t applied_gen;
 	bool have_gen;
-	json_t *snapshot;
+	char *snapshot;
 };
 
 /* What a batch has to carry. */
@@ -71,12 +71,12 @@ void engine_free(struct engine *e)
 	shuffle_map_free(e->map);
 	shuffle_free(e->rng);
 	config_free(e->cfg);
-	json_decref(e->snapshot);
+	free(e->snapshot);
 	free(e);
 }
 
 static int listing_of(struct engine *e, const struct config *cfg,
-		      json_t **ret);
+		      char **ret);
 
 /* Native mode with the table in place: only map elements change, sent as
  * one netlink batch. */
@@ -142,6 +142,37 @@ static int apply_full(struct engine *e, struct config *cfg,
 	return r;
 }
 
+/* Up to this many pairs a native table is (re)defined together with its
+ * elements in one libnftables transaction.  Above it, libnftables' JSON
+ * parser would need gigabytes (a million pairs are two million elements),
+ * so the definition goes first and the elements follow in a netlink batch
+ * of their own: two transactions, the maps empty in between. */
+#define NATIVE_ATOMIC_SETUP_MAX 20000
+
+static int apply_setup_then_elements(struct engine *e, struct config *cfg,
+				     struct shuffle_map *map,
+				     const struct timespec *t0,
+				     char **ret_error)
+{
+	json_t *batch = ruleset_batch_new(cfg, false);
+	double setup_ms;
+	int r;
+
+	if (batch == NULL ||
+	    ruleset_native_setup(cfg, ruleset_commands(batch)) < 0) {
+		json_decref(batch);
+		return -ENOMEM;
+	}
+	r = nftio_apply(e->io, batch, false, ret_error);
+	json_decref(batch);
+	if (r < 0)
+		return r;
+	setup_ms = ms_since(t0);
+	r = apply_elements(e, cfg, map, BATCH_SHUFFLE, 0, t0, ret_error);
+	e->stats.last_apply_ms += setup_ms;
+	return r;
+}
+
 /* Builds and applies map under cfg; the caller adopts both on success. */
 static int apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
@@ -152,6 +183,9 @@ static int apply_map(struct engine *e, struct config *cfg,
 	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
 	    kind != BATCH_FULL)
 		r = apply_elements(e, cfg, map, kind, entry, t0, ret_error);
+	else if (config_mode(cfg) == CONFIG_MODE_NATIVE &&
+		 config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX)
+		r = apply_setup_then_elements(e, cfg, map, t0, ret_error);
 	else
 		r = apply_full(e, cfg, map, t0, ret_error);
 	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
@@ -163,12 +197,12 @@ static int apply_map(struct engine *e, struct config *cfg,
 		e->stats.last_pairs = config_pair_count(cfg);
 		e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
 		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
-		json_decref(e->snapshot);
+		free(e->snapshot);
 		e->snapshot = NULL;
 		/* A snapshot now lets the next reconciliation tell our
-		 * change from someone else's.  Native listings leave the
+		 * change from someone else's.  Native fingerprints leave the
 		 * elements out and are cheap; a large template ruleset is
-		 * listed lazily, at the next quiet reconciliation. */
+		 * fingerprinted lazily, at the next quiet reconciliation. */
 		if ((config_mode(cfg) == CONFIG_MODE_NATIVE ||
 		     e->stats.last_commands < 5000) &&
 		    listing_of(e, cfg, &e->snapshot) < 0)
@@ -250,9 +284,25 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 	return 0;
 }
 
+/* Would the two configurations define the same native table? */
+static bool same_definition(const struct config *a, const struct config *b)
+{
+	json_t *x = json_array(), *y = json_array();
+	bool same;
+
+	same = config_mode(a) == CONFIG_MODE_NATIVE &&
+	       config_mode(b) == CONFIG_MODE_NATIVE && x && y &&
+	       ruleset_native_setup(a, x) == 0 &&
+	       ruleset_native_setup(b, y) == 0 && json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return same;
+}
+
 int engine_reload(struct engine *e, struct config *c, char **ret_error)
 {
 	struct shuffle_map *map = NULL;
+	enum batch_kind kind;
 	struct timespec t0;
 	int r;
 
@@ -264,10 +314,16 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	/* A new configuration may change the table's definition: send it
-	 * whole, in one transaction with the elements. */
-	e->native_ready = false;
-	r = apply_map(e, c, map, BATCH_FULL, 0, &t0, ret_error);
+	/* A new configuration may change the table's definition: then it
+	 * goes whole, with the elements.  If the definition is the same (the
+	 * watched addresses changed, say), only the elements are replaced,
+	 * in one transaction as for any shuffle. */
+	kind = BATCH_FULL;
+	if (e->native_ready && same_definition(e->cfg, c))
+		kind = BATCH_SHUFFLE;
+	else
+		e->native_ready = false;
+	r = apply_map(e, c, map, kind, 0, &t0, ret_error);
 	if (r < 0) {
 		/* The old table is still in force, as it was. */
 		e->native_ready = config_mode(e->cfg) == CONFIG_MODE_NATIVE &&
@@ -305,74 +361,70 @@ int engine_reapply(struct engine *e, char **ret_error)
 	return 0;
 }
 
-/* The list commands for the tables porthop owns: its native table, or
- * every table the startup commands add. */
-static json_t *own_tables(const struct config *c)
+/* The fingerprints of the tables porthop owns (its native table, or the
+ * tables the startup commands add), joined.  -ENOENT if one is missing. */
+static int listing_of(struct engine *e, const struct config *cfg,
+		      char **ret)
 {
-	json_t *cmds = json_array(), *cmd;
+	struct { const char *family, *name; } tables[64];
+	size_t n = 0, len = 0;
+	char *all = NULL;
+	json_t *cmd;
 	size_t i;
+	int r = 0;
 
-	if (config_mode(c) == CONFIG_MODE_NATIVE) {
-		json_array_append_new(cmds, json_pack("{s:{s:{s:s,s:s}}}",
-			"list", "table", "family", "inet", "name",
-			config_table_name(c)));
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE) {
+		tables[n].family = "inet";
+		tables[n++].name = config_table_name(cfg);
 	} else {
-		json_array_foreach(config_startup_commands(c), i, cmd) {
+		json_array_foreach(config_startup_commands(cfg), i, cmd) {
 			json_t *t = json_object_get(json_object_get(cmd, "add"),
 						    "table");
+			const char *f = json_string_value(json_object_get(t, "family"));
+			const char *name = json_string_value(json_object_get(t, "name"));
 
-			if (t && json_is_string(json_object_get(t, "family")) &&
-			    json_is_string(json_object_get(t, "name")))
-				json_array_append_new(cmds, json_pack(
-					"{s:{s:{s:O,s:O}}}", "list", "table",
-					"family", json_object_get(t, "family"),
-					"name", json_object_get(t, "name")));
+			if (f && name && n < 64) {
+				tables[n].family = f;
+				tables[n++].name = name;
+			}
 		}
-		if (json_array_size(cmds) == 0)
-			json_array_append_new(cmds, json_pack("{s:{s:n}}",
-							      "list", "ruleset"));
 	}
-	return json_pack("{s:o}", "nftables", cmds);
+	for (i = 0; r == 0 && i < n; i++) {
+		char *fp = NULL, *grown;
+
+		r = nftio_table_fingerprint(e->io, tables[i].family,
+					    tables[i].name, &fp);
+		if (r < 0)
+			break;
+		grown = realloc(all, len + strlen(fp) + 1);
+		if (grown == NULL) {
+			free(fp);
+			r = -ENOMEM;
+			break;
+		}
+		all = grown;
+		memcpy(all + len, fp, strlen(fp) + 1);
+		len += strlen(fp);
+		free(fp);
+	}
+	if (r == 0 && all == NULL)
+		all = strdup("");
+	if (r < 0 || all == NULL) {
+		free(all);
+		return r < 0 ? r : -ENOMEM;
+	}
+	*ret = all;
+	return 0;
 }
 
-/* Handles and the version banner differ between listings of the same
- * rules; leave them out of the comparison. */
-static void strip_handles(json_t *listing)
-{
-	json_t *item, *body;
-	const char *k;
-	size_t i;
-
-	json_array_foreach(json_object_get(listing, "nftables"), i, item) {
-		json_object_del(item, "metainfo");
-		json_object_foreach(item, k, body)
-			json_object_del(body, "handle");
-	}
-}
-
-static int listing(struct engine *e, json_t **ret)
+static int listing(struct engine *e, char **ret)
 {
 	return listing_of(e, e->cfg, ret);
 }
 
-static int listing_of(struct engine *e, const struct config *cfg,
-		      json_t **ret)
-{
-	json_t *cmds = own_tables(cfg);
-	int r;
-
-	if (cmds == NULL)
-		return -ENOMEM;
-	r = nftio_list_json(e->io, cmds, true, ret, NULL);
-	json_decref(cmds);
-	if (r == 0)
-		strip_handles(*ret);
-	return r;
-}
-
 int engine_reconcile(struct engine *e, char **ret_error)
 {
-	json_t *now = NULL;
+	char *now = NULL;
 	uint32_t gen;
 	int r;
 
@@ -394,12 +446,12 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	}
 	/* Someone committed something: was it to our tables? */
 	if (e->snapshot && listing(e, &now) == 0 &&
-	    json_equal(now, e->snapshot)) {
-		json_decref(now);
+	    strcmp(now, e->snapshot) == 0) {
+		free(now);
 		e->applied_gen = gen;
 		return 0;
 	}
-	json_decref(now);
+	free(now);
 	r = engine_reapply(e, ret_error);
 	return r < 0 ? r : 1;
 }

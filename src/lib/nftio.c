@@ -5,7 +5,10 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -709,6 +712,179 @@ int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
 	}
 	*ret = json_pack("{s:o}", "nftables", root);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* A growing text buffer. */
+struct text {
+	char *buf;
+	size_t len, cap;
+	int err;
+};
+
+static void text_add(struct text *t, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (t->err)
+		return;
+	if (t->len + n + 2 > t->cap) {
+		size_t cap = (t->cap + n + 2) * 2;
+		char *b = realloc(t->buf, cap);
+
+		if (b == NULL) {
+			t->err = -ENOMEM;
+			return;
+		}
+		t->buf = b;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+	t->buf[t->len++] = '\n';
+	t->buf[t->len] = '\0';
+}
+
+struct dump_ctx {
+	uint16_t type;		/* NFT_MSG_GETCHAIN, GETSET or GETRULE */
+	const char *table;
+	struct text *out;
+	bool found;
+};
+
+static int dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct dump_ctx *d = data;
+	char line[8192];
+	const char *table = NULL;
+
+	line[0] = '\0';
+	if (d->type == NFT_MSG_GETCHAIN) {
+		struct nftnl_chain *c = nftnl_chain_alloc();
+
+		if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
+			nftnl_chain_free(c);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
+		if (table && strcmp(table, d->table) == 0) {
+			/* Handles and use counts change without anyone
+			 * changing the definition. */
+			nftnl_chain_unset(c, NFTNL_CHAIN_HANDLE);
+			nftnl_chain_unset(c, NFTNL_CHAIN_USE);
+			nftnl_chain_snprintf(line, sizeof(line), c,
+					     NFTNL_OUTPUT_DEFAULT, 0);
+		}
+		nftnl_chain_free(c);
+	} else if (d->type == NFT_MSG_GETSET) {
+		struct nftnl_set *s = nftnl_set_alloc();
+
+		if (s == NULL || nftnl_set_nlmsg_parse(nlh, s) < 0) {
+			nftnl_set_free(s);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_set_get_str(s, NFTNL_SET_TABLE);
+		if (table && strcmp(table, d->table) == 0) {
+			nftnl_set_unset(s, NFTNL_SET_HANDLE);
+			nftnl_set_unset(s, NFTNL_SET_ID);
+			nftnl_set_snprintf(line, sizeof(line), s,
+					   NFTNL_OUTPUT_DEFAULT, 0);
+		}
+		nftnl_set_free(s);
+	} else {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+			nftnl_rule_free(r);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
+		if (table && strcmp(table, d->table) == 0) {
+			nftnl_rule_unset(r, NFTNL_RULE_HANDLE);
+			nftnl_rule_unset(r, NFTNL_RULE_POSITION);
+			nftnl_rule_unset(r, NFTNL_RULE_ID);
+			nftnl_rule_snprintf(line, sizeof(line), r,
+					    NFTNL_OUTPUT_DEFAULT, 0);
+		}
+		nftnl_rule_free(r);
+	}
+	if (line[0]) {
+		d->found = true;
+		text_add(d->out, line);
+	}
+	return MNL_CB_OK;
+}
+
+static int family_number(const char *family)
+{
+	static const struct { const char *name; int nfproto; } map[] = {
+		{ "ip", NFPROTO_IPV4 }, { "ip6", NFPROTO_IPV6 },
+		{ "inet", NFPROTO_INET }, { "arp", NFPROTO_ARP },
+		{ "bridge", NFPROTO_BRIDGE }, { "netdev", NFPROTO_NETDEV },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(family, map[i].name) == 0)
+			return map[i].nfproto;
+	return -1;
+}
+
+static int dump(struct nftio *io, uint16_t type, int family,
+		struct dump_ctx *d)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = io->seq++;
+	struct nlmsghdr *nlh;
+	ssize_t n;
+	int r;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, type, (uint16_t)family,
+				    NLM_F_DUMP | NLM_F_ACK, seq);
+	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(io->nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), dump_cb, d);
+	} while (r > 0);
+	return r < 0 ? -EIO : 0;
+}
+
+int nftio_table_fingerprint(struct nftio *io, const char *family,
+			    const char *table, char **ret)
+{
+	static const uint16_t types[] = {
+		NFT_MSG_GETCHAIN, NFT_MSG_GETSET, NFT_MSG_GETRULE
+	};
+	struct text out = { 0 };
+	bool found = false;
+	int fam = family_number(family), r = 0;
+
+	if (io->nft == NULL) {
+		*ret = json_dumps(io->last ? io->last : json_null(),
+				  JSON_COMPACT | JSON_ENCODE_ANY);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (fam < 0)
+		return -EINVAL;
+	text_add(&out, table);
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		struct dump_ctx d = { types[i], table, &out, false };
+
+		r = dump(io, types[i], fam, &d);
+		found |= d.found;
+	}
+	if (r == 0 && out.err)
+		r = out.err;
+	if (r == 0 && !found)
+		r = -ENOENT;
+	if (r < 0) {
+		free(out.buf);
+		return r;
+	}
+	*ret = out.buf;
+	return 0;
 }
 
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,

@@ -86,6 +86,16 @@ int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
  * transaction, anyone's.  The recorder counts its applies. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 
+/* A fingerprint of one table's definition: its chains, sets and maps
+ * (without elements) and rules, as the kernel dumps them over netlink,
+ * handles left out.  Cheap however many elements the maps hold (listing
+ * through libnftables would load them all).  family is "ip", "ip6",
+ * "inet", "arp", "bridge" or "netdev".  On success *ret is malloc'ed text
+ * (the caller frees it); -ENOENT if the table does not exist.  The
+ * recorder fingerprints its last batch. */
+int nftio_table_fingerprint(struct nftio *io, const char *family,
+			    const char *table, char **ret);
+
 /* Runs libnftables JSON list commands (e.g. {"nftables": [{"list":
  * {"table": {...}}}]}) and parses what they print; terse leaves set and
  * map elements out.  The recorder answers with its last batch. */

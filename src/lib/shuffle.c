@@ -76,6 +76,30 @@ int shuffle_uniform(struct shuffle *s, uint32_t bound, uint32_t *ret)
 	return 0;
 }
 
+/* Partial Fisher-Yates over list[0..n): position i takes a uniform pick
+ * among the ports not yet taken.  The list comes out permuted but still
+ * holds the same ports, so the next draw may use it as it is. */
+static int draw_from(struct shuffle *s, uint16_t *list, size_t n,
+		     size_t count, uint16_t *ret_ports)
+{
+	if (count > n)
+		return -ENOSPC;
+	for (size_t i = 0; i < count; i++) {
+		uint32_t j;
+		int r = shuffle_uniform(s, (uint32_t)(n - i), &j);
+		uint16_t t;
+
+		if (r < 0)
+			return r;
+		j += (uint32_t)i;
+		t = list[i];
+		list[i] = list[j];
+		list[j] = t;
+		ret_ports[i] = list[i];
+	}
+	return 0;
+}
+
 int shuffle_draw(struct shuffle *s, unsigned max_port,
 		 int (*is_used)(const void *arg, unsigned port),
 		 const void *arg, size_t count, uint16_t *ret_ports)
@@ -87,36 +111,7 @@ int shuffle_draw(struct shuffle *s, unsigned max_port,
 	for (unsigned p = 1; p <= max_port; p++)
 		if (!is_used(arg, p))
 			s->free_ports[n++] = (uint16_t)p;
-	if (count > n)
-		return -ENOSPC;
-	/* Partial Fisher-Yates: position i takes a uniform pick among the
-	 * ports not yet taken. */
-	for (size_t i = 0; i < count; i++) {
-		uint32_t j;
-		int r = shuffle_uniform(s, (uint32_t)(n - i), &j);
-		uint16_t t;
-
-		if (r < 0)
-			return r;
-		j += (uint32_t)i;
-		t = s->free_ports[i];
-		s->free_ports[i] = s->free_ports[j];
-		s->free_ports[j] = t;
-		ret_ports[i] = s->free_ports[i];
-	}
-	return 0;
-}
-
-struct used_arg {
-	const struct config *c;
-	enum config_proto proto;
-};
-
-static int config_used_cb(const void *arg, unsigned port)
-{
-	const struct used_arg *u = arg;
-
-	return config_proto_port_used(u->c, u->proto, port);
+	return draw_from(s, s->free_ports, n, count, ret_ports);
 }
 
 struct shuffle_map *shuffle_map_alloc(const struct config *c)
@@ -163,35 +158,70 @@ void shuffle_map_free(struct shuffle_map *m)
 	free(m);
 }
 
-int shuffle_map_redraw(struct shuffle *s, const struct config *c,
-		       struct shuffle_map *map, size_t watched)
+/* The free ports of each protocol: 1..max_port minus its used ports. */
+struct free_lists {
+	uint16_t *list[CONFIG_NPROTO];
+	size_t n[CONFIG_NPROTO];
+};
+
+static int free_lists_init(struct free_lists *fl, const struct config *c)
 {
-	struct shuffle_entry *e;
-	uint16_t *ports;
+	memset(fl, 0, sizeof(*fl));
+	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		fl->list[p] = malloc(65536 * sizeof(uint16_t));
+		if (fl->list[p] == NULL)
+			return -ENOMEM;
+		for (unsigned port = 1; port <= config_max_port(c); port++)
+			if (!config_proto_port_used(c, p, port))
+				fl->list[p][fl->n[p]++] = (uint16_t)port;
+	}
+	return 0;
+}
+
+static void free_lists_done(struct free_lists *fl)
+{
+	for (int p = 0; p < CONFIG_NPROTO; p++)
+		free(fl->list[p]);
+}
+
+/* Pairs are grouped by protocol: each group is drawn at once, so the
+ * ports of one protocol are distinct.  The entry changes only when every
+ * draw succeeded. */
+static int draw_entry(struct shuffle *s, struct free_lists *fl,
+		      struct shuffle_entry *e)
+{
+	uint16_t *ports = malloc((e->npairs + 1) * sizeof(*ports));
 	int r = 0;
 
-	if (watched >= map->nentries)
-		return -EINVAL;
-	e = &map->entries[watched];
-	ports = malloc((e->npairs + 1) * sizeof(*ports));
 	if (ports == NULL)
 		return -ENOMEM;
-	/* Pairs are grouped by protocol: draw each group at once, so the
-	 * ports of one protocol are distinct. */
 	for (size_t k = 0; r == 0 && k < e->npairs;) {
-		struct used_arg u = { c, e->pairs[k].proto };
+		uint8_t proto = e->pairs[k].proto;
 		size_t n = 0;
 
-		while (k + n < e->npairs && e->pairs[k + n].proto == u.proto)
+		while (k + n < e->npairs && e->pairs[k + n].proto == proto)
 			n++;
-		r = shuffle_draw(s, config_max_port(c), config_used_cb, &u, n,
-				 ports + k);
+		r = draw_from(s, fl->list[proto], fl->n[proto], n, ports + k);
 		k += n;
 	}
-	/* The entry changes only when the whole draw succeeded. */
 	for (size_t k = 0; r == 0 && k < e->npairs; k++)
 		e->pairs[k].redirect = ports[k];
 	free(ports);
+	return r;
+}
+
+int shuffle_map_redraw(struct shuffle *s, const struct config *c,
+		       struct shuffle_map *map, size_t watched)
+{
+	struct free_lists fl;
+	int r;
+
+	if (watched >= map->nentries)
+		return -EINVAL;
+	r = free_lists_init(&fl, c);
+	if (r == 0)
+		r = draw_entry(s, &fl, &map->entries[watched]);
+	free_lists_done(&fl);
 	return r;
 }
 
@@ -199,18 +229,20 @@ int shuffle_map_new(struct shuffle *s, const struct config *c,
 		    struct shuffle_map **ret_map)
 {
 	struct shuffle_map *m = shuffle_map_alloc(c);
-	int r = 0;
+	struct free_lists fl;
+	int r;
 
 	if (m == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < m->nentries; i++) {
-		r = shuffle_map_redraw(s, c, m, i);
-		if (r < 0)
-			goto out;
+	/* The free lists are the same for every address: built once. */
+	r = free_lists_init(&fl, c);
+	for (size_t i = 0; r == 0 && i < m->nentries; i++)
+		r = draw_entry(s, &fl, &m->entries[i]);
+	free_lists_done(&fl);
+	if (r < 0) {
+		shuffle_map_free(m);
+		return r;
 	}
 	*ret_map = m;
-	m = NULL;
-out:
-	shuffle_map_free(m);
-	return r;
+	return 0;
 }

@@ -1,0 +1,162 @@
+/*
+ * nlfloor: the floor for a native reshuffle.  Replaces the contents of
+ * porthop's swap4 map with `addresses x ports` pairs (two elements each,
+ * as porthopd does) in one netlink batch built with libnftnl's own objects
+ * and sent in one transaction, and prints how long that took.  The table
+ * must exist (porthopd made it).
+ *
+ *   nlfloor TABLE ADDRESSES PORTS
+ *
+ * Addresses are 10.a.b.c from 10.0.0.1 on, ports 1..PORTS, redirects
+ * PORTS+1.., as the benchmark's configurations have them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static void key(uint32_t addr, uint16_t port, uint8_t out[12])
+{
+	uint32_t a = htonl(addr);
+	uint16_t p = htons(port);
+
+	memset(out, 0, 12);
+	memcpy(out, &a, 4);
+	out[4] = IPPROTO_TCP;
+	memcpy(out + 8, &p, 2);
+}
+
+static uint32_t nth_address(unsigned long i)
+{
+	/* Same order as bench/reshuffle.sh writes them. */
+	return (10u << 24) | (uint32_t)(i / 250 / 250 % 250) << 16 |
+	       (uint32_t)(i / 250 % 250) << 8 | (uint32_t)(i % 250 + 1);
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec t0, t1;
+	struct nftnl_batch *batch;
+	struct nftnl_set *set;
+	struct nlmsghdr *nlh;
+	struct mnl_socket *nl;
+	uint32_t seq = (uint32_t)time(NULL);
+	unsigned long naddr, nports, msgs = 0;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int err = 0;
+
+	if (argc != 4)
+		return 64;
+	naddr = strtoul(argv[2], NULL, 10);
+	nports = strtoul(argv[3], NULL, 10);
+	nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	batch = nftnl_batch_alloc(1 << 20, 1 << 20);
+	nftnl_batch_begin(nftnl_batch_buffer(batch), seq++);
+	nftnl_batch_update(batch);
+
+	/* Flush the map. */
+	set = nftnl_set_alloc();
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, argv[1]);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, "swap4");
+	nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch), NFT_MSG_DELSETELEM,
+				    NFPROTO_INET, NLM_F_ACK, seq++);
+	nftnl_set_elems_nlmsg_build_payload(nlh, set);
+	nftnl_batch_update(batch);
+	msgs++;
+
+	for (unsigned long a = 0; a < naddr; a++)
+		for (unsigned long p = 1; p <= nports; p++) {
+			struct nftnl_set_elem *e;
+			uint8_t k[12];
+			uint16_t v;
+
+			for (int dir = 0; dir < 2; dir++) {
+				e = nftnl_set_elem_alloc();
+				key(nth_address(a), (uint16_t)(dir ? nports + p : p), k);
+				v = htons((uint16_t)(dir ? p : nports + p));
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k, sizeof(k));
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &v, sizeof(v));
+				nftnl_set_elem_add(set, e);
+			}
+		}
+	{
+		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(set);
+
+		/* As nftables' own mnl.c: the return value tells whether
+		 * elements are left for another message. */
+		for (;;) {
+			int more;
+
+			nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch),
+						    NFT_MSG_NEWSETELEM, NFPROTO_INET,
+						    NLM_F_CREATE | NLM_F_ACK, seq++);
+			more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
+			nftnl_batch_update(batch);
+			msgs++;
+			if (more <= 0)
+				break;
+		}
+		nftnl_set_elems_iter_destroy(it);
+	}
+	nftnl_batch_end(nftnl_batch_buffer(batch), seq++);
+	nftnl_batch_update(batch);
+	{
+		int iovlen = nftnl_batch_iovec_len(batch);
+		struct iovec *iov = calloc((size_t)iovlen, sizeof(*iov));
+		struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
+		struct msghdr msg = { &snl, sizeof(snl), iov, (size_t)iovlen,
+				      NULL, 0, 0 };
+		int size = 4096;
+
+		nftnl_batch_iovec(batch, iov, (uint32_t)iovlen);
+		for (int i = 0; i < iovlen; i++)
+			size += (int)iov[i].iov_len;
+		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE,
+			   &size, sizeof(size));
+		if (sendmsg(mnl_socket_get_fd(nl), &msg, 0) < 0) {
+			perror("sendmsg");
+			return 1;
+		}
+		free(iov);
+	}
+	while (msgs > 0) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		int len = (int)n;
+
+		if (n < 0)
+			return 1;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, len);
+		     h = mnl_nlmsg_next(h, &len))
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+				if (e->error && !err)
+					err = e->error;
+				msgs--;
+			}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	nftnl_set_free(set);
+	nftnl_batch_free(batch);
+	mnl_socket_close(nl);
+	if (err) {
+		fprintf(stderr, "nlfloor: %s\n", strerror(-err));
+		return 1;
+	}
+	printf("%.1f\n", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return 0;
+}

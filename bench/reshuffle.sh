@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Reshuffle cost by size, measured side by side in one run, in a network
+# namespace of its own:
+#   native      porthopd, native mode: maps replaced by one netlink batch
+#   native/json the same updates through libnftables' JSON parser
+#   nft -f      the same elements written as an nft script, `nft -f`
+#   floor       one raw libnftnl batch of the same elements (bench/nlfloor)
+#   template    porthopd with the reference's nine linear rules per pair
+#   1 address   native, one address's 1,000 ports (or all, below 1k)
+# plus porthopd's peak RSS (VmHWM) per mode.  Sizes are pairs:
+# addresses x ports, 1,000 ports per address from 1k pairs on.
+#
+# usage: bench/reshuffle.sh [BUILD_DIR] [SIZES...]
+#   default sizes: 10 1000 10000 100000 1000000
+#   TEMPLATE_MAX=N: largest size run in template mode (default 10000;
+#   the reference's 100k pairs take minutes and gigabytes)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+shift || true
+SIZES=("${@:-10 1000 10000 100000 1000000}")
+[ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)
+TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
+[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
+
+T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
+NS=ph-bench-$$
+cleanup() {
+	for pid in $(ip netns pids $NS 2>/dev/null); do kill -KILL $pid 2>/dev/null || true; done
+	ip netns del $NS 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ip netns add $NS
+ip -n $NS link set lo up
+nsx() { ip netns exec $NS "$@"; }
+nsx redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes --dir "$T" --logfile "$T/redis.log"
+until nsx redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
+
+median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+addr() { echo "10.$(($1 / 62500 % 250)).$(($1 / 250 % 250)).$(($1 % 250 + 1))"; }
+
+# config MODE ADDRESSES PORTS > file
+config() {
+	local mode=$1 na=$2 np=$3 paths=""
+	[ "$mode" = template ] && paths="\"nft_startup_commands_path\": \"$SRC/examples/nft_startup_commands.json\", \"nft_address_rules_path\": \"$SRC/examples/nft_address_rules.json\","
+	{
+		echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
+		echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
+		echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
+		echo " \"nftables_service_configuration\": {$paths"
+		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false,"
+		echo "  \"max_port_number\": 65535, \"tcp_ports\": [$(seq -s, 1 "$np")],"
+		echo "  \"watched_addresses\": ["
+		for i in $(seq 0 $((na - 1))); do
+			[ "$i" -gt 0 ] && echo ","
+			echo -n "{\"ip\": \"$(addr "$i")\"}"
+		done
+		echo "]}}"
+	}
+}
+
+# run_daemon CONFIG RUNS [ARGS...]: start porthopd, reshuffle RUNS times
+# (SIGUSR1), then once for the first address alone; print
+# "full_ms apply_ms one_ms rss".
+run_daemon() {
+	local cfg=$1 runs=$2 log=$T/porthopd.log pid full apply one rss
+	shift 2
+	: >"$log"
+	# Not through nsx: $! must be porthopd itself.
+	ip netns exec $NS "$BUILD/porthopd" -c "$cfg" "$@" >>"$log" 2>&1 &
+	pid=$!
+	until grep -q "subscribed" "$log"; do
+		kill -0 $pid 2>/dev/null || { cat "$log" >&2; return 1; }
+		sleep 0.05
+	done
+	for i in $(seq "$runs"); do
+		kill -USR1 $pid
+		until [ "$(grep -c 'applied (signal)' "$log")" -ge "$i" ]; do sleep 0.01; done
+	done
+	nsx redis-cli PUBLISH bench "{\"address\": \"10.0.0.1\"}" >/dev/null
+	until grep -q "applied (address" "$log"; do sleep 0.01; done
+	full=$(grep 'applied (signal)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms/\1 \2/' | awk '{print $1 + $2}' | median)
+	apply=$(grep 'applied (signal)' "$log" | sed 's/.*apply \([0-9.]*\) ms/\1/' | median)
+	one=$(grep 'applied (address' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms/\1 \2/' | awk '{print $1 + $2}')
+	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
+	kill -TERM $pid
+	wait $pid || true
+	echo "$full $apply $one $rss"
+}
+
+# nft_script ADDRESSES PORTS > file: flush + the same elements, nft syntax,
+# one transaction.
+nft_script() {
+	local na=$1 np=$2
+	echo "flush map inet porthop swap4"
+	for i in $(seq 0 $((na - 1))); do
+		a=$(addr "$i")
+		echo "add element inet porthop swap4 {"
+		seq 1 "$np" | awk -v a="$a" -v n="$np" '{printf "%s . tcp . %d : %d, %s . tcp . %d : %d,\n", a, $1, n + $1, a, n + $1, $1}'
+		echo "}"
+	done
+}
+
+printf "%-9s %10s %11s %10s %10s %8s %11s %11s %9s %9s\n" pairs native native/json "nft -f" floor "x floor" template "1 address" "RSS nat" "RSS tmpl"
+for size in "${SIZES[@]}"; do
+	if [ "$size" -lt 1000 ]; then na=1; np=$size; else na=$((size / 1000)); np=1000; fi
+	runs=5
+	[ "$size" -ge 1000000 ] && runs=3
+	config native "$na" "$np" >"$T/native.json"
+	read -r nat nat_apply one rss_n < <(run_daemon "$T/native.json" "$runs")
+	read -r json _ _ _ < <(run_daemon "$T/native.json" "$runs" --json-elements)
+	# The table stays (remove_table_on_stop false) for nft -f and floor.
+	nft_script "$na" "$np" >"$T/elements.nft"
+	nftf=$(for i in $(seq "$runs"); do
+		s=$(date +%s%N); nsx nft -f "$T/elements.nft"; e=$(date +%s%N)
+		echo "$(( (e - s) / 1000 ))" | awk '{printf "%.1f\n", $1 / 1000}'
+	done | median)
+	floor=$(for i in $(seq "$runs"); do nsx "$BUILD/nlfloor" porthop "$na" "$np"; done | median)
+	ratio=$(awk -v a="$nat" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')
+	nsx nft delete table inet porthop
+	tmpl="-"; rss_t="-"
+	if [ "$size" -le "$TEMPLATE_MAX" ]; then
+		config template "$na" "$np" >"$T/template.json"
+		read -r tmpl _ _ rss_t < <(run_daemon "$T/template.json" 3)
+		nsx nft flush ruleset
+	fi
+	printf "%-9s %8s ms %8s ms %7s ms %7s ms %7sx %8s ms %8s ms %6s MB %6s MB\n" \
+		"$size" "$nat" "$json" "$nftf" "$floor" "$ratio" "$tmpl" "$one" "$rss_n" "$rss_t"
+done
