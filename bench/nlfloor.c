@@ -126,6 +126,9 @@ int main(int argc, char **argv)
 			size += (int)iov[i].iov_len;
 		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE,
 			   &size, sizeof(size));
+		size = (int)msgs * 2048 + (1 << 20);
+		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE,
+			   &size, sizeof(size));
 		if (sendmsg(mnl_socket_get_fd(nl), &msg, 0) < 0) {
 			perror("sendmsg");
 			return 1;

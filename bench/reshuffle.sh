@@ -14,6 +14,7 @@
 #   default sizes: 10 1000 10000 100000 1000000
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000;
 #   the reference's 100k pairs take minutes and gigabytes)
+#   JSON_MAX=N: largest size run through libnftables' JSON (default 100000)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -21,6 +22,7 @@ shift || true
 SIZES=("${@:-10 1000 10000 100000 1000000}")
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
+JSON_MAX=${JSON_MAX:-100000}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 
 T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
@@ -109,7 +111,8 @@ for size in "${SIZES[@]}"; do
 	[ "$size" -ge 1000000 ] && runs=3
 	config native "$na" "$np" >"$T/native.json"
 	read -r nat nat_apply one rss_n < <(run_daemon "$T/native.json" "$runs")
-	read -r json _ _ _ < <(run_daemon "$T/native.json" "$runs" --json-elements)
+	json="-"
+	[ "$size" -le "$JSON_MAX" ] && read -r json _ _ _ < <(run_daemon "$T/native.json" "$runs" --json-elements)
 	# The table stays (remove_table_on_stop false) for nft -f and floor.
 	nft_script "$na" "$np" >"$T/elements.nft"
 	nftf=$(for i in $(seq "$runs"); do

@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config
 	libnftables-dev libnftnl-dev libmnl-dev libjansson-dev libhiredis-dev
-	libevent-dev
+	libevent-dev libsodium-dev
 	libcmocka-dev
 	nftables iproute2 redis-server redis-tools nmap jq
 	procps psmisc

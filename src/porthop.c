@@ -13,6 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "auth.h"
 #include "config.h"
 #include "diag.h"
 #include "engine.h"
@@ -58,6 +59,8 @@ static void publish_usage(FILE *f)
 "  -u, --upper U        until interrupted (Ctrl-C)\n"
 "  -n, --count N        with -l/-u: stop after N messages\n"
 "  -q, --quiet          print nothing on success\n"
+"  -k, --key-file FILE  sign each message (authenticated triggers); the\n"
+"                       configuration's porthopd.trigger_key_file with -c\n"
 "  -t, --print-time     print the wall-clock time each PUBLISH is sent\n"
 "                       (epoch seconds; for latency measurements)\n");
 }
@@ -97,11 +100,15 @@ static int cmd_publish(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "print-time", no_argument, NULL, 't' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf = NULL, *host = NULL, *channel = NULL;
 	bool print_time = false;
+	const char *key_file = NULL;
+	unsigned char *key = NULL;
+	size_t keylen = 0;
 	const char *message = "shuffle";
 	unsigned long port = 0, lo = 0, hi = 0, count = 0, v;
 	bool have_lo = false, have_hi = false, quiet = false;
@@ -113,7 +120,7 @@ static int cmd_publish(int argc, char **argv)
 	struct sigaction sa;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qth", longopts,
+	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qtk:h", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -161,6 +168,9 @@ static int cmd_publish(int argc, char **argv)
 		case 't':
 			print_time = true;
 			break;
+		case 'k':
+			key_file = optarg;
+			break;
 		case 'h':
 			publish_usage(stdout);
 			return EXIT_SUCCESS;
@@ -196,6 +206,27 @@ static int cmd_publish(int argc, char **argv)
 			port = (unsigned long)config_redis_port(cfg);
 		if (channel == NULL)
 			channel = config_channel(cfg, 0);
+		if (key_file == NULL && config_daemon(cfg)->trigger_key) {
+			keylen = config_daemon(cfg)->trigger_key_len;
+			key = malloc(keylen);
+			if (key == NULL) {
+				status = EX_OSERR;
+				goto out;
+			}
+			memcpy(key, config_daemon(cfg)->trigger_key, keylen);
+		}
+	}
+	if (key_file) {
+		struct diag *d = diag_new();
+
+		if (auth_load_key(key_file, "porthop publish: -k", d, &key,
+				  &keylen) < 0) {
+			fprintf(stderr, "%s\n", diag_first_error(d));
+			diag_free(d);
+			status = EX_CONFIG;
+			goto out;
+		}
+		diag_free(d);
 	}
 	if (host == NULL)
 		host = "127.0.0.1";
@@ -228,8 +259,17 @@ static int cmd_publish(int argc, char **argv)
 		struct timespec now;
 		redisReply *r;
 
+		char *signed_msg = NULL;
+
 		clock_gettime(CLOCK_REALTIME, &now);
-		r = redisCommand(rc, "PUBLISH %s %s", channel, message);
+		if (key && auth_sign(key, keylen, now.tv_sec, message,
+				     &signed_msg) < 0) {
+			status = EX_OSERR;
+			goto out;
+		}
+		r = redisCommand(rc, "PUBLISH %s %s", channel,
+				 signed_msg ? signed_msg : message);
+		free(signed_msg);
 		if (print_time)
 			printf("sent at %lld.%06ld\n", (long long)now.tv_sec,
 			       now.tv_nsec / 1000);
@@ -268,6 +308,9 @@ static int cmd_publish(int argc, char **argv)
 out:
 	if (rc)
 		redisFree(rc);
+	if (key)
+		explicit_bzero(key, keylen);
+	free(key);
 	shuffle_free(rng);
 	config_free(cfg);
 	return status;

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "config.h"
 #include "diag.h"
@@ -46,6 +47,10 @@ struct porthopd {
 	uint64_t triggers;
 	uint64_t reconciliations;
 	bool json_elements;
+	struct auth *auth;			/* NULL: triggers unsigned */
+	uint64_t refused[AUTH_BUSY + 1];	/* by enum auth_result */
+	time_t refusal_log_at;			/* rate limit of the log */
+	uint64_t refusals_unlogged;
 };
 
 static void usage(FILE *f)
@@ -236,6 +241,39 @@ static void on_interval(evutil_socket_t fd, short what, void *arg)
 	arm_interval(p);
 }
 
+/* A refused trigger: counted always, logged at most every 10 seconds so a
+ * flood of forgeries cannot flood the log. */
+static void refuse(struct porthopd *p, enum auth_result r, const char *channel)
+{
+	char cbuf[DIAG_VALUE_MAX + 8];
+	time_t now = time(NULL);
+
+	p->refused[r]++;
+	if (now - p->refusal_log_at < 10) {
+		p->refusals_unlogged++;
+		return;
+	}
+	log_warnx("trigger on channel %s refused: %s%s",
+		  diag_string(cbuf, sizeof(cbuf), channel), auth_result_name(r),
+		  p->refusals_unlogged ? " (and earlier refusals not logged)" : "");
+	p->refusal_log_at = now;
+	p->refusals_unlogged = 0;
+}
+
+static int make_auth(struct porthopd *p, const struct config *c)
+{
+	const struct config_daemon *d = config_daemon(c);
+
+	auth_free(p->auth);
+	p->auth = NULL;
+	if (d->trigger_key == NULL)
+		return 0;
+	/* A window's worth of triggers at a thousand a second. */
+	p->auth = auth_new(d->trigger_key, d->trigger_key_len,
+			   d->trigger_window_s, 1000 * (size_t)d->trigger_window_s);
+	return p->auth ? 0 : -ENOMEM;
+}
+
 static void on_message(void *arg, const char *channel, const char *payload,
 		       size_t len)
 {
@@ -245,6 +283,15 @@ static void on_message(void *arg, const char *channel, const char *payload,
 
 	log_debug("trigger on channel %s (%zu bytes)",
 		  diag_string(cbuf, sizeof(cbuf), channel), len);
+	if (p->auth) {
+		enum auth_result r = auth_verify(p->auth, payload, len,
+						 time(NULL), &payload, &len);
+
+		if (r != AUTH_OK) {
+			refuse(p, r, channel);
+			return;
+		}
+	}
 	/* As in the reference, a payload means nothing, except
 	 * {"address": "..."}: then only that address's mapping moves (an
 	 * intrusion detector naming the scanner it saw). */
@@ -368,6 +415,9 @@ static void reload(struct porthopd *p)
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
 	arm_reconcile(p);
+	if (make_auth(p, c) < 0)
+		log_warnx("reload: out of memory for trigger authentication; "
+			  "signed triggers are refused until the next reload");
 	if (redis_changed && p->use_redis) {
 		bus_free(p->bus);
 		p->bus = make_bus(p);
@@ -552,6 +602,8 @@ int main(int argc, char **argv)
 	if (p.engine == NULL || p.rng == NULL || p.base == NULL)
 		fatalx(EX_OSERR, "out of memory");
 	engine_set_json_elements(p.engine, p.json_elements);
+	if (make_auth(&p, cfg) < 0)
+		fatalx(EX_OSERR, "cannot set up trigger authentication");
 	log_info("starting: %s, %zu watched address%s, %zu pairs",
 		 p.config_path, config_watched_count(cfg),
 		 config_watched_count(cfg) == 1 ? "" : "es",
@@ -598,6 +650,7 @@ out:
 	if (p.reconcile_ev)
 		event_free(p.reconcile_ev);
 	engine_free(p.engine);
+	auth_free(p.auth);
 	shuffle_free(p.rng);
 	nftio_free(p.io);
 	if (p.base)

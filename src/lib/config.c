@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "jsonfile.h"
 
 struct config {
@@ -32,6 +33,7 @@ struct config {
 	struct config_net *trusted;
 	size_t ntrusted;
 	struct config_daemon daemon;
+	unsigned char *trigger_key;
 	json_t *startup;
 	struct template *tmpl;
 	uint8_t used[CONFIG_NPROTO][65536 / 8];	/* bitmaps of the ports */
@@ -63,7 +65,8 @@ static const char *const watched_keys[] = {
 };
 static const char *const daemon_keys[] = {
 	"reconcile_interval_seconds", "min_shuffle_interval_ms",
-	"shuffle_on_reconnect", NULL
+	"shuffle_on_reconnect", "trigger_key_file", "trigger_window_seconds",
+	NULL
 };
 static const char *const root_keys[] = {
 	"redis_connection_configuration", "redis_subscriber_configuration",
@@ -956,6 +959,25 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		     &c->daemon.min_shuffle_interval_ms);
 	r |= opt_bool(w, o, p, "shuffle_on_reconnect",
 		      &c->daemon.shuffle_on_reconnect);
+	c->daemon.trigger_window_s = 30;
+	r |= opt_int(w, o, p, "trigger_window_seconds", 1, 3600,
+		     "the accepted age of a signed trigger in seconds",
+		     &c->daemon.trigger_window_s);
+	if (json_object_get(o, "trigger_key_file")) {
+		char *path = NULL, label[DIAG_PATH_MAX + 256];
+
+		if (get_string(w, o, p, "trigger_key_file", &path) == 0) {
+			snprintf(label, sizeof(label), "%s: porthopd.trigger_key_file",
+				 w->file);
+			if (auth_load_key(path, label, w->d, &c->trigger_key,
+					  &c->daemon.trigger_key_len) < 0)
+				r = -1;
+			c->daemon.trigger_key = c->trigger_key;
+		} else {
+			r = -1;
+		}
+		free(path);
+	}
 	return r;
 }
 
@@ -1073,6 +1095,9 @@ void config_free(struct config *c)
 	free(c->trusted);
 	json_decref(c->startup);
 	template_free(c->tmpl);
+	if (c->trigger_key)
+		explicit_bzero(c->trigger_key, c->daemon.trigger_key_len);
+	free(c->trigger_key);
 	free(c);
 }
 

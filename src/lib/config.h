@@ -78,6 +78,11 @@ struct config_daemon {
 	unsigned reconcile_interval_s;	/* 0: never */
 	unsigned min_shuffle_interval_ms;
 	bool shuffle_on_reconnect;
+	/* Authenticated triggers: the shared key (NULL: off, every message
+	 * triggers, as in the reference) and the time window. */
+	const unsigned char *trigger_key;
+	size_t trigger_key_len;
+	unsigned trigger_window_s;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the

@@ -432,7 +432,7 @@ next:
 			.msg_iov = iov,
 			.msg_iovlen = (size_t)iovlen,
 		};
-		int sndbuf = 0;
+		int sndbuf = 0, rcvbuf;
 
 		if (iov == NULL) {
 			r = -ENOMEM;
@@ -441,10 +441,15 @@ next:
 		nftnl_batch_iovec(batch, iov, (uint32_t)iovlen);
 		for (int k = 0; k < iovlen; k++)
 			sndbuf += (int)iov[k].iov_len;
-		/* The whole batch goes in one message: one transaction. */
+		/* The whole batch goes in one message: one transaction.  The
+		 * receive buffer must hold an acknowledgement for each of
+		 * its messages (the kernel counts about a kilobyte each). */
 		sndbuf += 4096;
+		rcvbuf = (int)acks * 2048 + (1 << 20);
 		setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET,
 			   SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+		setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET,
+			   SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
 		if (sendmsg(mnl_socket_get_fd(io->nl), &msg, 0) < 0) {
 			r = -errno;
 			if (ret_error && asprintf(ret_error, "cannot send the map "

@@ -168,6 +168,12 @@ static int free_lists_init(struct free_lists *fl, const struct config *c)
 {
 	memset(fl, 0, sizeof(*fl));
 	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		size_t nports;
+
+		/* A protocol without ports has no pairs to draw for. */
+		config_proto_ports(c, p, &nports);
+		if (nports == 0)
+			continue;
 		fl->list[p] = malloc(65536 * sizeof(uint16_t));
 		if (fl->list[p] == NULL)
 			return -ENOMEM;

@@ -7,6 +7,9 @@
  *                                "u:N" is a UDP port instead: every
  *                                datagram is answered with
  *                                "porthop-demo udp service on port N\n"
+ *   phsvc rate HOST PORT SECONDS open connections one after the other for
+ *                                SECONDS, read each banner, close with a
+ *                                reset (no TIME_WAIT), print connections/s
  *   phsvc echo HOST PORT         connect; print the banner; then for each
  *                                line on stdin send it and check that the
  *                                same line comes back: print "ok LINE", or
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FDS 512
@@ -220,12 +224,57 @@ static int echo(const char *host, const char *port)
 	return 0;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rate(const char *host, const char *port, double seconds)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct linger lg = { 1, 0 };
+	struct addrinfo *ai;
+	double start, end;
+	long n = 0, failed = 0;
+	char buf[256];
+
+	if (getaddrinfo(host, port, &hints, &ai) != 0)
+		return 2;
+	start = now_s();
+	end = start + seconds;
+	while (now_s() < end) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			return 1;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    read_line(fd, buf, sizeof(buf)) == 0)
+			n++;
+		else
+			failed++;
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	printf("%.0f\n", (double)n / (now_s() - start));
+	if (failed)
+		fprintf(stderr, "phsvc: %ld connections failed\n", failed);
+	return failed > n / 100 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 2, argv + 2);
+	if (argc == 5 && strcmp(argv[1], "rate") == 0)
+		return rate(argv[2], argv[3], atof(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "echo") == 0)
 		return echo(argv[2], argv[3]);
-	fprintf(stderr, "usage: phsvc serve [-6] PORT... | phsvc echo HOST PORT\n");
+	fprintf(stderr, "usage: phsvc serve [-6] PORT... | phsvc echo HOST PORT | "
+		"phsvc rate HOST PORT SECONDS\n");
 	return 64;
 }

@@ -1,0 +1,290 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NONCE_LEN 16
+#define MAC_LEN crypto_auth_hmacsha256_BYTES
+#define DOMAIN "porthop-trigger-v1\n"
+
+struct nonce_slot {
+	unsigned char nonce[NONCE_LEN];
+	time_t ts;		/* 0: empty */
+};
+
+struct auth {
+	unsigned char *key;
+	size_t keylen;
+	unsigned window;
+	struct nonce_slot *slots;	/* open addressing, power of two */
+	size_t nslots;
+	size_t used;
+	size_t max;
+	char *payload;
+};
+
+struct auth *auth_new(const unsigned char *key, size_t keylen,
+		      unsigned window_s, size_t max_nonces)
+{
+	struct auth *a;
+	size_t n = 16;
+
+	if (sodium_init() < 0)
+		return NULL;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	/* Twice the bound keeps probing short. */
+	while (n < max_nonces * 2)
+		n *= 2;
+	a->key = malloc(keylen);
+	a->slots = calloc(n, sizeof(*a->slots));
+	if (a->key == NULL || a->slots == NULL) {
+		auth_free(a);
+		return NULL;
+	}
+	memcpy(a->key, key, keylen);
+	a->keylen = keylen;
+	a->window = window_s;
+	a->nslots = n;
+	a->max = max_nonces;
+	return a;
+}
+
+void auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	if (a->key)
+		sodium_memzero(a->key, a->keylen);
+	free(a->key);
+	free(a->slots);
+	free(a->payload);
+	free(a);
+}
+
+const char *auth_result_name(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+		return "ok";
+	case AUTH_MALFORMED:
+		return "malformed";
+	case AUTH_BAD_MAC:
+		return "bad_mac";
+	case AUTH_STALE:
+		return "stale";
+	case AUTH_REPLAY:
+		return "replay";
+	case AUTH_BUSY:
+		return "busy";
+	}
+	return "unknown";
+}
+
+static void mac_of(const unsigned char *key, size_t keylen, long long ts,
+		   const char *nonce_hex, const char *payload, size_t plen,
+		   unsigned char out[MAC_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+	char head[64];
+	int n = snprintf(head, sizeof(head), "%lld\n%s\n", ts, nonce_hex);
+
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)DOMAIN,
+				      strlen(DOMAIN));
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)head,
+				      (unsigned long long)n);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)payload,
+				      plen);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* Drops nonces that fell out of the window, rebuilding the table. */
+static void purge(struct auth *a, time_t now)
+{
+	struct nonce_slot *old = a->slots;
+	struct nonce_slot *fresh = calloc(a->nslots, sizeof(*fresh));
+
+	if (fresh == NULL)
+		return;
+	a->slots = fresh;
+	a->used = 0;
+	for (size_t i = 0; i < a->nslots; i++) {
+		size_t h;
+
+		if (old[i].ts == 0 || old[i].ts + (time_t)a->window < now)
+			continue;
+		memcpy(&h, old[i].nonce, sizeof(h));
+		for (h &= a->nslots - 1; fresh[h].ts; h = (h + 1) & (a->nslots - 1))
+			;
+		fresh[h] = old[i];
+		a->used++;
+	}
+	free(old);
+}
+
+/* Remembers nonce; AUTH_REPLAY if it is there already. */
+static enum auth_result remember(struct auth *a, const unsigned char *nonce,
+				 time_t ts, time_t now)
+{
+	size_t h;
+
+	if (a->used >= a->max)
+		purge(a, now);
+	if (a->used >= a->max)
+		return AUTH_BUSY;
+	memcpy(&h, nonce, sizeof(h));
+	for (h &= a->nslots - 1; a->slots[h].ts; h = (h + 1) & (a->nslots - 1))
+		if (memcmp(a->slots[h].nonce, nonce, NONCE_LEN) == 0 &&
+		    a->slots[h].ts + (time_t)a->window >= now)
+			return AUTH_REPLAY;
+	memcpy(a->slots[h].nonce, nonce, NONCE_LEN);
+	a->slots[h].ts = ts > 0 ? ts : 1;
+	a->used++;
+	return AUTH_OK;
+}
+
+enum auth_result auth_verify(struct auth *a, const char *msg, size_t len,
+			     time_t now, const char **ret_payload,
+			     size_t *ret_len)
+{
+	unsigned char nonce[NONCE_LEN], mac[MAC_LEN], want[MAC_LEN];
+	const char *nonce_hex, *mac_hex, *payload;
+	enum auth_result r = AUTH_MALFORMED;
+	json_t *root = NULL, *ts, *v;
+	size_t plen, bin;
+	long long t;
+
+	if (len > AUTH_MSG_MAX)
+		return AUTH_MALFORMED;
+	root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
+	v = json_object_get(root, "v");
+	ts = json_object_get(root, "ts");
+	nonce_hex = json_string_value(json_object_get(root, "nonce"));
+	mac_hex = json_string_value(json_object_get(root, "mac"));
+	payload = json_string_value(json_object_get(root, "payload"));
+	if (!json_is_object(root) || json_object_size(root) != 5 ||
+	    !json_is_integer(v) || json_integer_value(v) != 1 ||
+	    !json_is_integer(ts) || !nonce_hex || !mac_hex || !payload)
+		goto out;
+	plen = json_string_length(json_object_get(root, "payload"));
+	t = (long long)json_integer_value(ts);
+	if (strlen(nonce_hex) != 2 * NONCE_LEN || strlen(mac_hex) != 2 * MAC_LEN ||
+	    sodium_hex2bin(nonce, sizeof(nonce), nonce_hex, 2 * NONCE_LEN,
+			   NULL, &bin, NULL) != 0 || bin != NONCE_LEN ||
+	    sodium_hex2bin(mac, sizeof(mac), mac_hex, 2 * MAC_LEN, NULL,
+			   &bin, NULL) != 0 || bin != MAC_LEN)
+		goto out;
+	/* The MAC first: nothing of an unauthenticated message is kept. */
+	mac_of(a->key, a->keylen, t, nonce_hex, payload, plen, want);
+	if (sodium_memcmp(mac, want, MAC_LEN) != 0) {
+		r = AUTH_BAD_MAC;
+		goto out;
+	}
+	if (t < (long long)now - a->window || t > (long long)now + a->window) {
+		r = AUTH_STALE;
+		goto out;
+	}
+	r = remember(a, nonce, (time_t)t, now);
+	if (r != AUTH_OK)
+		goto out;
+	free(a->payload);
+	a->payload = malloc(plen + 1);
+	if (a->payload == NULL) {
+		r = AUTH_BUSY;
+		goto out;
+	}
+	memcpy(a->payload, payload, plen + 1);
+	*ret_payload = a->payload;
+	*ret_len = plen;
+out:
+	json_decref(root);
+	return r;
+}
+
+int auth_sign(const unsigned char *key, size_t keylen, time_t now,
+	      const char *payload, char **ret_msg)
+{
+	unsigned char nonce[NONCE_LEN], mac[MAC_LEN];
+	char nonce_hex[2 * NONCE_LEN + 1], mac_hex[2 * MAC_LEN + 1];
+	json_t *m;
+
+	if (sodium_init() < 0)
+		return -EIO;
+	randombytes_buf(nonce, sizeof(nonce));
+	sodium_bin2hex(nonce_hex, sizeof(nonce_hex), nonce, sizeof(nonce));
+	mac_of(key, keylen, (long long)now, nonce_hex, payload,
+	       strlen(payload), mac);
+	sodium_bin2hex(mac_hex, sizeof(mac_hex), mac, sizeof(mac));
+	m = json_pack("{s:i,s:I,s:s,s:s,s:s}", "v", 1, "ts", (json_int_t)now,
+		      "nonce", nonce_hex, "payload", payload, "mac", mac_hex);
+	*ret_msg = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	json_decref(m);
+	return *ret_msg ? 0 : -ENOMEM;
+}
+
+int auth_load_key(const char *path, const char *label, struct diag *d,
+		  unsigned char **ret_key, size_t *ret_len)
+{
+	unsigned char buf[AUTH_KEY_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd, r = -EINVAL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		diag_error(d, "%s: \"%s\" cannot be opened: %s", label, path,
+			   strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		diag_error(d, "%s: \"%s\" is not a regular file", label, path);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		diag_error(d, "%s: \"%s\" is readable or writable by others "
+			   "(mode %03o); expected a key only its owner (and "
+			   "group) can read: chmod o-rw", label, path,
+			   (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		r = -errno;
+		diag_error(d, "%s: \"%s\" cannot be read: %s", label, path,
+			   strerror(errno));
+		goto out;
+	}
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len < AUTH_KEY_MIN || len > AUTH_KEY_MAX) {
+		diag_error(d, "%s: \"%s\" holds a key of %zu bytes; expected "
+			   "%d to %d bytes", label, path, len, AUTH_KEY_MIN,
+			   AUTH_KEY_MAX);
+		goto out;
+	}
+	*ret_key = malloc(len);
+	if (*ret_key == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(*ret_key, buf, len);
+	*ret_len = len;
+	r = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}

@@ -1,0 +1,65 @@
+/*
+ * auth: authenticated triggers.
+ *
+ * With a shared key configured, a trigger is a JSON message
+ *
+ *   {"v": 1, "ts": 1700000000, "nonce": "<32 hex>", "payload": "...",
+ *    "mac": "<64 hex>"}
+ *
+ * whose mac is HMAC-SHA256(key, "porthop-trigger-v1\n" ts "\n" nonce "\n"
+ * payload), computed with libsodium.  A message is accepted only inside
+ * the time window around now, and only once: nonces seen inside the window
+ * are remembered (a bounded table) and a repeat is refused.
+ */
+#ifndef PORTHOP_AUTH_H
+#define PORTHOP_AUTH_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "diag.h"
+
+#define AUTH_KEY_MIN 16
+#define AUTH_KEY_MAX 1024
+#define AUTH_MSG_MAX 4096
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_MALFORMED,		/* not a signed trigger at all */
+	AUTH_BAD_MAC,		/* signed with another key, or altered */
+	AUTH_STALE,		/* outside the time window */
+	AUTH_REPLAY,		/* seen before inside the window */
+	AUTH_BUSY,		/* the replay table is full */
+};
+
+struct auth;
+
+/* A verifier for key (copied), accepting messages whose timestamp is
+ * within window_s of now and remembering up to max_nonces nonces.  NULL
+ * on allocation failure or if libsodium cannot start. */
+struct auth *auth_new(const unsigned char *key, size_t keylen,
+		      unsigned window_s, size_t max_nonces);
+void auth_free(struct auth *a);
+
+/* Verifies msg.  On AUTH_OK, *ret_payload points into a buffer owned by a
+ * that lives until the next call, *ret_len its length. */
+enum auth_result auth_verify(struct auth *a, const char *msg, size_t len,
+			     time_t now, const char **ret_payload,
+			     size_t *ret_len);
+
+/* A short name of a result, for logs and metrics. */
+const char *auth_result_name(enum auth_result r);
+
+/* Signs payload for time now with a fresh random nonce.  On success
+ * *ret_msg is a malloc'ed message.  Returns 0 or a negative errno. */
+int auth_sign(const unsigned char *key, size_t keylen, time_t now,
+	      const char *payload, char **ret_msg);
+
+/* Reads a key file: a regular file, not readable or writable by others,
+ * of AUTH_KEY_MIN to AUTH_KEY_MAX bytes (trailing newlines dropped).  On
+ * success *ret_key is malloc'ed (the caller wipes and frees it); errors go
+ * to d, labelled with `label` (e.g. the configuration path and key). */
+int auth_load_key(const char *path, const char *label, struct diag *d,
+		  unsigned char **ret_key, size_t *ret_len);
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Authenticated triggers: with a key configured, unsigned messages,
+# messages signed with another key and replays are refused (counted and
+# logged, rate-limited); `porthop publish` signs and triggers.  A key file
+# others can read is refused at load.
+. "$(dirname "$0")/lib.sh"
+
+printf 'a-shared-trigger-key-of-some-length\n' >"$T/trigger.key"
+chmod 600 "$T/trigger.key"
+printf 'another-key-nobody-configured-here\n' >"$T/other.key"
+chmod 600 "$T/other.key"
+cfg=$T/configuration.json
+write_config "$T/base.json" 20 '[{"ip": "10.0.0.3", "tcp_ignore": [1, 2]}]'
+jq --arg k "$T/trigger.key" '.porthopd = {"trigger_key_file": $k, "trigger_window_seconds": 30}' \
+	"$T/base.json" >"$cfg"
+
+start_redis
+start_porthopd "$cfg"
+wait_log "subscribed" 1
+
+# Unsigned, as the reference's launcher sends: refused.
+nsx redis-cli PUBLISH test_channel_1 shuffle >/dev/null
+wait_log "refused: malformed" 1
+[ "$(log_count "applied (redis)")" -eq 0 ] || fail "an unsigned message triggered"
+pass "an unsigned message is refused"
+
+# Signed with the configured key: triggers.
+nsx "$PORTHOP" publish -q -c "$cfg"
+wait_log "applied (redis)" 1
+check_mapping "$cfg" >/dev/null
+pass "porthop publish -c signs with the configured key and triggers"
+
+# Signed with another key: refused (the log is rate-limited, the refusal
+# still counted; wait out the 10 s window of the limiter is not needed:
+# the absence of a shuffle is what counts here).
+before=$(log_count "applied (redis)")
+nsx "$PORTHOP" publish -q -c "$T/base.json" -k "$T/other.key"
+sleep 0.5
+[ "$(log_count "applied (redis)")" -eq "$before" ] || fail "a message signed with another key triggered"
+pass "a message signed with another key does not trigger"
+
+# A replay: capture a signed message on the wire and publish it again.
+nsx timeout 5 redis-cli SUBSCRIBE test_channel_1 >"$T/captured" &
+sub=$!
+wait_for 5 "the capturing subscriber" bash -c "grep -q subscribe '$T/captured'"
+nsx "$PORTHOP" publish -q -c "$cfg"
+wait_log "applied (redis)" $((before + 1))
+wait_for 5 "the captured message" grep -q '"mac"' "$T/captured"
+msg=$(grep '"mac"' "$T/captured" | tail -n 1)
+kill $sub 2>/dev/null || true
+nsx redis-cli PUBLISH test_channel_1 "$msg" >/dev/null
+sleep 0.5
+[ "$(log_count "applied (redis)")" -eq $((before + 1)) ] || fail "a replayed message triggered"
+pass "a replayed signed message does not trigger"
+
+porthopd_alive || fail "porthopd died"
+stop_porthopd
+
+# A key file others can read: refused at load, exit 78.
+chmod 644 "$T/trigger.key"
+rc=0
+out=$(nsx "$PORTHOPD" -n -c "$cfg" 2>&1) || rc=$?
+[ $rc -eq 78 ] || fail "world-readable key: exit $rc"
+echo "$out" | grep -q "porthopd.trigger_key_file: \"$T/trigger.key\" is readable or writable by others (mode 644)" \
+	|| fail "no clear error for a world-readable key: $out"
+pass "a key file others can read is refused with exit 78"

@@ -1,0 +1,143 @@
+/* Authenticated triggers: HMAC, window, replays, key files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "auth.h"
+
+static const unsigned char key[] = "0123456789abcdef-test-key";
+static const unsigned char other[] = "fedcba9876543210-test-key";
+
+static enum auth_result check(struct auth *a, const char *msg, time_t now)
+{
+	const char *payload;
+	size_t len;
+
+	return auth_verify(a, msg, strlen(msg), now, &payload, &len);
+}
+
+static void test_sign_verify(void **state)
+{
+	struct auth *a = auth_new(key, sizeof(key) - 1, 30, 100);
+	const char *payload = NULL;
+	size_t len = 0;
+	char *msg;
+
+	(void)state;
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "{\"address\": \"10.0.0.3\"}", &msg), 0);
+	assert_int_equal(auth_verify(a, msg, strlen(msg), 1010, &payload, &len), AUTH_OK);
+	assert_string_equal(payload, "{\"address\": \"10.0.0.3\"}");
+	assert_int_equal(len, strlen(payload));
+	/* The same message again: a replay. */
+	assert_int_equal(check(a, msg, 1011), AUTH_REPLAY);
+	free(msg);
+	auth_free(a);
+}
+
+static void test_refusals(void **state)
+{
+	struct auth *a = auth_new(key, sizeof(key) - 1, 30, 100);
+	char *msg, *p;
+
+	(void)state;
+	/* Another key. */
+	assert_int_equal(auth_sign(other, sizeof(other) - 1, 1000, "x", &msg), 0);
+	assert_int_equal(check(a, msg, 1000), AUTH_BAD_MAC);
+	free(msg);
+	/* An altered payload. */
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "shuffle", &msg), 0);
+	p = strstr(msg, "shuffle");
+	p[0] = 'S';
+	assert_int_equal(check(a, msg, 1000), AUTH_BAD_MAC);
+	free(msg);
+	/* An altered timestamp. */
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "x", &msg), 0);
+	p = strstr(msg, "1000");
+	p[3] = '1';
+	assert_int_equal(check(a, msg, 1000), AUTH_BAD_MAC);
+	free(msg);
+	/* Outside the window, either way. */
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "x", &msg), 0);
+	assert_int_equal(check(a, msg, 1031), AUTH_STALE);
+	assert_int_equal(check(a, msg, 969), AUTH_STALE);
+	assert_int_equal(check(a, msg, 1030), AUTH_OK);
+	free(msg);
+	/* Not a signed trigger. */
+	assert_int_equal(check(a, "shuffle", 1000), AUTH_MALFORMED);
+	assert_int_equal(check(a, "{\"v\":1,\"ts\":1000,\"nonce\":\"zz\",\"payload\":\"x\",\"mac\":\"00\"}", 1000), AUTH_MALFORMED);
+	assert_int_equal(check(a, "{\"v\":2,\"ts\":1000,\"nonce\":\"00000000000000000000000000000000\",\"payload\":\"x\",\"mac\":\"0000000000000000000000000000000000000000000000000000000000000000\"}", 1000), AUTH_MALFORMED);
+	assert_int_equal(check(a, "{\"v\":1,\"ts\":1000,\"nonce\":\"00000000000000000000000000000000\",\"payload\":\"x\",\"mac\":\"0000000000000000000000000000000000000000000000000000000000000000\"}", 1000), AUTH_BAD_MAC);
+	assert_string_equal(auth_result_name(AUTH_REPLAY), "replay");
+	auth_free(a);
+}
+
+/* The replay table is bounded: full, it refuses until the window has
+ * moved on, then accepts again. */
+static void test_bounded_replay_table(void **state)
+{
+	struct auth *a = auth_new(key, sizeof(key) - 1, 10, 8);
+	char *msg;
+
+	(void)state;
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "x", &msg), 0);
+		assert_int_equal(check(a, msg, 1000), AUTH_OK);
+		free(msg);
+	}
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "x", &msg), 0);
+	assert_int_equal(check(a, msg, 1000), AUTH_BUSY);
+	free(msg);
+	assert_int_equal(auth_sign(key, sizeof(key) - 1, 1011, "x", &msg), 0);
+	assert_int_equal(check(a, msg, 1011), AUTH_OK);
+	free(msg);
+	auth_free(a);
+}
+
+static void test_key_files(void **state)
+{
+	char path[] = "/tmp/porthop-key-XXXXXX";
+	int fd = mkstemp(path);
+	struct diag *d = diag_new();
+	unsigned char *k = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef0123\n", 21), 21);
+	close(fd);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(auth_load_key(path, "cfg: key", d, &k, &len), 0);
+	assert_int_equal(len, 20);
+	assert_memory_equal(k, "0123456789abcdef0123", 20);
+	free(k);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
+	assert_non_null(strstr(diag_first_error(d), "is readable or writable by others (mode 644)"));
+	diag_clear(d);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, "short", 5), 5);
+	close(fd);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
+	assert_non_null(strstr(diag_first_error(d), "holds a key of 5 bytes; expected 16 to 1024 bytes"));
+	unlink(path);
+	diag_free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sign_verify),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_bounded_replay_table),
+		cmocka_unit_test(test_key_files),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
