@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "log.h"
 #include "nftio.h"
+#include "notify.h"
 #include "shuffle.h"
 
 #define DEFAULT_CONFIG "/etc/porthop/configuration.json"
@@ -42,6 +43,7 @@ struct porthopd {
 	struct event *pending_ev;		/* the one pending shuffle */
 	struct event *timer_ev;
 	struct event *reconcile_ev;
+	struct event *watchdog_ev;
 	const char *pending_reason;
 	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
 	uint64_t triggers;
@@ -106,6 +108,20 @@ static struct config *load_checked(struct nftio *io, const char *path)
 	return c;
 }
 
+/* The one-line status systemctl shows. */
+static void notify_status(struct porthopd *p)
+{
+	const struct engine_stats *st = engine_stats(p->engine);
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "STATUS=%zu pairs, %llu shuffles, %llu "
+		 "failures, redis %s", st->last_pairs,
+		 (unsigned long long)st->shuffles,
+		 (unsigned long long)st->failures,
+		 p->bus == NULL ? "off" : bus_is_up(p->bus) ? "up" : "down");
+	notify_send(buf);
+}
+
 static void do_shuffle(struct porthopd *p, const char *reason)
 {
 	const struct engine_stats *st;
@@ -122,6 +138,15 @@ static void do_shuffle(struct porthopd *p, const char *reason)
 		 "build %.1f ms, apply %.1f ms",
 		 (unsigned long long)st->shuffles, reason, st->last_pairs,
 		 st->last_commands, st->last_build_ms, st->last_apply_ms);
+	notify_status(p);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	notify_send("WATCHDOG=1");
 }
 
 static void on_pending(evutil_socket_t fd, short what, void *arg)
@@ -317,6 +342,7 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 
 	switch (ev) {
 	case BUS_UP:
+		notify_status(p);
 		log_info("redis %s:%d: subscribed to %zu channel%s",
 			 config_redis_host(c), config_redis_port(c),
 			 config_channel_count(c),
@@ -434,13 +460,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
+		notify_send("RELOADING=1");
 		reload(p);
+		notify_send("READY=1");
+		notify_status(p);
 		break;
 	case SIGUSR1:
 		request_shuffle(p, "signal");
 		break;
 	default:
 		log_info("%s received, stopping", strsignal((int)sig));
+		notify_send("STOPPING=1");
 		event_base_loopbreak(p->base);
 		break;
 	}
@@ -636,6 +666,19 @@ int main(int argc, char **argv)
 		if (p.bus == NULL)
 			fatalx(EX_OSERR, "out of memory");
 	}
+	/* The host is covered: tell systemd, and keep its watchdog fed at
+	 * half the interval it asked for. */
+	notify_send("READY=1");
+	notify_status(&p);
+	if (notify_watchdog_usec() > 0) {
+		uint64_t half = notify_watchdog_usec() / 2;
+		struct timeval tv = { (time_t)(half / 1000000),
+				      (suseconds_t)(half % 1000000) };
+
+		p.watchdog_ev = event_new(p.base, -1, EV_PERSIST, on_watchdog, &p);
+		if (p.watchdog_ev == NULL || evtimer_add(p.watchdog_ev, &tv) < 0)
+			fatalx(EX_OSERR, "cannot arm the watchdog timer");
+	}
 	event_base_dispatch(p.base);
 	stop_rules(&p);
 out:
@@ -649,6 +692,8 @@ out:
 		event_free(p.timer_ev);
 	if (p.reconcile_ev)
 		event_free(p.reconcile_ev);
+	if (p.watchdog_ev)
+		event_free(p.watchdog_ev);
 	engine_free(p.engine);
 	auth_free(p.auth);
 	shuffle_free(p.rng);

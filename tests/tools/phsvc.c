@@ -10,6 +10,9 @@
  *   phsvc rate HOST PORT SECONDS open connections one after the other for
  *                                SECONDS, read each banner, close with a
  *                                reset (no TIME_WAIT), print connections/s
+ *   phsvc dgram PATH SECONDS     bind a UNIX datagram socket at PATH and
+ *                                print each datagram received (one per
+ *                                line, newlines as '|') for SECONDS
  *   phsvc echo HOST PORT         connect; print the banner; then for each
  *                                line on stdin send it and check that the
  *                                same line comes back: print "ok LINE", or
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,10 +270,45 @@ static int rate(const char *host, const char *port, double seconds)
 	return failed > n / 100 ? 1 : 0;
 }
 
+static int dgram(const char *path, double seconds)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	double end = now_s() + seconds;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char buf[4096];
+
+	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+		return 1;
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 1;
+	while (now_s() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *c = buf; *c; c++)
+			if (*c == '\n')
+				*c = '|';
+		printf("%s\n", buf);
+		fflush(stdout);
+	}
+	unlink(path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 2, argv + 2);
+	if (argc == 4 && strcmp(argv[1], "dgram") == 0)
+		return dgram(argv[2], atof(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "rate") == 0)
 		return rate(argv[2], argv[3], atof(argv[4]));
 	if (argc == 4 && strcmp(argv[1], "echo") == 0)
