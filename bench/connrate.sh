@@ -27,8 +27,11 @@ $H redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes --dir "$T
 until $H redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
 until ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/10.0.0.2/1" 2>/dev/null; do sleep 0.05; done
 
-rate() {  # FROM PORT
-	ip netns exec "${P}$1" "$BUILD/phsvc" rate 10.0.0.2 "$2" "$SECS"
+# rate FROM PORT: the median of three runs of SECS seconds each.
+rate() {
+	for i in 1 2 3; do
+		ip netns exec "${P}$1" "$BUILD/phsvc" rate 10.0.0.2 "$2" "$SECS"
+	done | sort -n | sed -n 2p
 }
 
 # config MODE PAIRS: 10.0.0.3 (the bad client) plus filler addresses.
@@ -61,16 +64,20 @@ with_daemon() {
 	echo "$(rate bad "$moved") $(rate good 1)"
 	kill -TERM $pid; wait $pid || true
 	$H nft flush ruleset
+	# Conntrack entries of this round must not weigh on the next.
+	$H conntrack -F >/dev/null 2>&1 || true
 }
 
-base_bad=$(rate bad 1)
-base_good=$(rate good 1)
-printf "%-8s %14s %22s %14s %22s %14s\n" pairs "no rules" "native bad (moved)" "native good" "template bad (moved)" "template good"
+printf "%-8s %18s %24s %22s %24s %16s\n" pairs "no rules bad/good" "native bad (moved)" "native good" "template bad (moved)" "template good"
 for pairs in 10 10000 100000; do
+	# The baseline is measured again beside each size: the machine's
+	# speed drifts over a run.
+	base_bad=$(rate bad 1)
+	base_good=$(rate good 1)
 	read -r nb ng < <(with_daemon native "$pairs")
 	tb="-"; tg="-"
 	[ "$pairs" -le "$TEMPLATE_MAX" ] && read -r tb tg < <(with_daemon template "$pairs")
-	ratio=$(awk -v a="$nb" -v b="$base_bad" 'BEGIN {printf "%.2f", a / b}')
-	printf "%-8s %9s/s %13s/s %5sx %12s/s %19s/s %12s/s\n" "$pairs" "$base_bad" "$nb" "$ratio" "$ng" "$tb" "$tg"
+	rb=$(awk -v a="$nb" -v b="$base_bad" 'BEGIN {printf "%.2f", a / b}')
+	rg=$(awk -v a="$ng" -v b="$base_good" 'BEGIN {printf "%.2f", a / b}')
+	printf "%-8s %8s/%-8s %13s/s %5sx %13s/s %5sx %21s/s %14s/s\n" "$pairs" "$base_bad" "$base_good" "$nb" "$rb" "$ng" "$rg" "$tb" "$tg"
 done
-echo "(no rules, good client: $base_good/s)"

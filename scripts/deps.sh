@@ -8,6 +8,7 @@ PACKAGES=(
 	libevent-dev libsodium-dev
 	libcmocka-dev
 	nftables iproute2 redis-server redis-tools nmap jq
+	valgrind clang libclang-rt-14-dev systemd
 	procps psmisc
 )
 if [ "$(id -u)" -ne 0 ]; then

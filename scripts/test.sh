@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds porthop twice (plain,
-# and with AddressSanitizer + UBSan) and runs every CTest test in both.
+# and with AddressSanitizer + UBSan) and runs every CTest test in both;
+# then the integration tests with porthopd under valgrind, and each
+# libFuzzer harness for a bounded time.
 # Integration tests make their own network namespaces and Redis servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,15 @@ for variant in plain sanitize; do
 		status=1
 	fi
 done
+# The integration suite again, porthopd under valgrind memcheck: any error
+# or leak fails the test that caused it.
+echo "=== integration tests under valgrind (plain build)"
+if ! PORTHOP_VALGRIND=1 ctest --test-dir build-test-plain -L integration \
+     --output-on-failure -j 1; then
+	status=1
+fi
+
+# The libFuzzer harnesses, a bounded time each, ASan + UBSan.
+echo "=== fuzzing"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" || status=1
 exit $status

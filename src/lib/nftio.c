@@ -382,6 +382,9 @@ static int kernel_elems(struct nftio *io, const struct nftio_elems *b,
 		struct nlmsghdr *nlh;
 		struct nlattr *list;
 
+		/* libmnl 1.0.4 leaves attribute padding as it finds it: start
+		 * from zeroes so no stale heap byte goes to the kernel. */
+		memset(nftnl_batch_buffer(batch), 0, 2 * ELEM_MSG_MAX);
 		nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch), type,
 					    NFPROTO_INET, flags, io->seq++);
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, b->table);

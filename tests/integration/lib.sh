@@ -17,6 +17,12 @@ for tool in redis-server redis-cli jq nft ip; do
 done
 
 T=$(mktemp -d /tmp/porthop-it.XXXXXX)
+VALGRIND=()
+if [ "${PORTHOP_VALGRIND:-0}" = 1 ]; then
+	VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full
+		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+		--track-fds=no --suppressions="$SRC/tests/valgrind.supp")
+fi
 NS=ph-it-$$-$RANDOM
 NAMESPACES=("$NS")
 
@@ -37,7 +43,8 @@ cleanup() {
 	done
 	if [ $rc -ne 0 ] && [ -f "$T/porthopd.log" ]; then
 		echo "--- porthopd.log (last 40 lines)"
-		tail -n 40 "$T/porthopd.log"
+		cp "$T/porthopd.log" /tmp/porthopd-failed.log
+		grep -v "debug: trigger" "$T/porthopd.log" | tail -n 60
 	fi
 	rm -rf "$T"
 	exit $rc
@@ -98,9 +105,11 @@ start_porthopd() {
 	local cfg=$1
 	shift
 	# Not through nsx: $! must be porthopd itself, not a subshell.
-	ip netns exec "$NS" "$PORTHOPD" -c "$cfg" -v "$@" >>"$T/porthopd.log" 2>&1 &
+	# PORTHOP_VALGRIND=1 runs it under memcheck: any error or leak makes
+	# its exit status 99, which stop_porthopd reports.
+	ip netns exec "$NS" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" -v "$@" >>"$T/porthopd.log" 2>&1 &
 	echo $! >"$T/porthopd.pid"
-	wait_log "shuffle 1 applied" 1
+	wait_log "shuffle 1 applied" 1 60
 }
 
 porthopd_alive() {
