@@ -53,7 +53,7 @@ with_daemon() {
 	local log=$T/porthopd.log pid moved
 	config "$1" "$2" >"$T/cfg.json"
 	: >"$log"
-	ip netns exec "${P}host" "$BUILD/porthopd" -c "$T/cfg.json" >>"$log" 2>&1 &
+	ip netns exec "${P}host" "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q subscribed "$log"; do
 		kill -0 $pid 2>/dev/null || { cat "$log" >&2; exit 1; }

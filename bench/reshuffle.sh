@@ -70,7 +70,7 @@ run_daemon() {
 	shift 2
 	: >"$log"
 	# Not through nsx: $! must be porthopd itself.
-	ip netns exec $NS "$BUILD/porthopd" -c "$cfg" "$@" >>"$log" 2>&1 &
+	ip netns exec $NS "$BUILD/porthopd" -c "$cfg" -s "$T/control.sock" "$@" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q "subscribed" "$log"; do
 		kill -0 $pid 2>/dev/null || { cat "$log" >&2; return 1; }

@@ -50,7 +50,7 @@ for size in "1 3" "100 100"; do
 	config "$1" "$2" >"$T/cfg.json"
 	log=$T/porthopd.log
 	: >"$log"
-	ip netns exec $NS "$BUILD/porthopd" -T -c "$T/cfg.json" >>"$log" 2>&1 &
+	ip netns exec $NS "$BUILD/porthopd" -T -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q "shuffle 1 applied" "$log"; do
 		kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }

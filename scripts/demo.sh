@@ -67,7 +67,7 @@ $H redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemoni
 	--dir "$T" --logfile "$T/redis.log"
 wait_until 10 $H redis-cli ping
 topo_config "$T/configuration.json" "$SRC"
-$H "$BUILD/porthopd" -c "$T/configuration.json" >"$T/porthopd.log" 2>&1 &
+$H "$BUILD/porthopd" -c "$T/configuration.json" -s "$T/control.sock" >"$T/porthopd.log" 2>&1 &
 wait_until 10 grep -q "subscribed" "$T/porthopd.log"
 echo "demo: porthopd is running: $(grep -m1 'shuffle 1 applied' "$T/porthopd.log" | sed 's/^porthopd: //')"
 

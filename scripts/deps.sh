@@ -8,7 +8,7 @@ PACKAGES=(
 	libevent-dev libsodium-dev
 	libcmocka-dev
 	nftables iproute2 redis-server redis-tools nmap jq
-	valgrind clang libclang-rt-14-dev systemd
+	valgrind clang libclang-rt-14-dev systemd socat util-linux mandoc
 	procps psmisc
 )
 if [ "$(id -u)" -ne 0 ]; then

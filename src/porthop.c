@@ -1,6 +1,8 @@
 /*
  * porthop: the command-line tool.  `publish` is the reference's launcher;
- * `check` validates a configuration as porthopd would.
+ * `check` and `print` read a configuration as porthopd would; status,
+ * shuffle, reload, mapping and metrics talk to a running porthopd over
+ * its control socket.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,11 +17,16 @@
 
 #include "auth.h"
 #include "config.h"
+#include "control.h"
 #include "diag.h"
 #include "engine.h"
 #include "log.h"
 #include "nftio.h"
+#include "ruleset.h"
 #include "shuffle.h"
+
+#include <sched.h>
+#include <nftables/libnftables.h>
 
 /* Set from the signal handler; the loop in publish checks it. */
 static volatile sig_atomic_t stop_requested;
@@ -36,11 +43,261 @@ static void usage(FILE *f)
 "usage: porthop <command> [options]\n"
 "\n"
 "commands:\n"
-"  publish   publish a trigger message on a Redis channel (once, or every\n"
-"            T seconds with -l/-u)\n"
-"  check     validate a configuration and its rule files as porthopd does\n"
+"  status [--json]           what porthopd is doing\n"
+"  shuffle [ADDRESS]         shuffle now: every address, or one\n"
+"  reload                    reload the configuration (as SIGHUP), with the\n"
+"                            result\n"
+"  mapping [ADDRESS] [--json] the mapping in force (root only)\n"
+"  metrics                   porthopd's figures, Prometheus text format\n"
+"  check -c FILE             validate a configuration as porthopd does\n"
+"  print -c FILE             the ruleset porthopd would apply, nft syntax\n"
+"  publish [options]         publish a trigger message on Redis\n"
 "\n"
-"`porthop <command> --help` describes each command.\n");
+"Commands that talk to porthopd take -s PATH (default\n"
+CONFIG_DEFAULT_CONTROL_SOCKET "). `porthop <command> --help` describes each.\n");
+}
+
+/* Sends one request to porthopd; prints errors; returns a sysexits code
+ * and, on success, the reply in *ret. */
+static int call(const char *sock, json_t *req, json_t **ret)
+{
+	json_t *reply = NULL;
+	int r = control_call(sock, req, 30000, &reply);
+
+	json_decref(req);
+	if (r < 0) {
+		fprintf(stderr, "porthop: cannot talk to porthopd at %s: %s%s\n",
+			sock, strerror(-r), r == -ENOENT || r == -ECONNREFUSED ?
+			" (is porthopd running? -s names another socket)" :
+			r == -EACCES ? " (root or the control group only)" : "");
+		return r == -EACCES ? EX_NOPERM : EX_UNAVAILABLE;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *e = json_string_value(json_object_get(reply, "error"));
+
+		fprintf(stderr, "porthop: %s\n", e ? e : "porthopd refused");
+		r = e && strstr(e, "permission denied") ? EX_NOPERM :
+		    e && strstr(e, "not a watched") ? EX_DATAERR :
+		    e && strstr(e, "reload") == NULL && strstr(e, ".json") ?
+			    EX_CONFIG : EX_SOFTWARE;
+		json_decref(reply);
+		return r;
+	}
+	*ret = reply;
+	return EXIT_SUCCESS;
+}
+
+static void dump_json(json_t *v)
+{
+	json_object_del(v, "ok");
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+}
+
+static void print_status(json_t *s)
+{
+	json_t *last = json_object_get(s, "last_shuffle");
+	json_t *redis = json_object_get(s, "redis");
+	json_t *ch;
+	size_t i;
+	long long next = json_integer_value(json_object_get(s, "next_timer_seconds"));
+
+	printf("porthopd %s, up %.0f s, %s mode%s%s\n",
+	       json_string_value(json_object_get(s, "version")),
+	       json_real_value(json_object_get(s, "uptime_seconds")),
+	       json_string_value(json_object_get(s, "mode")),
+	       json_object_get(s, "table") ? ", table " : "",
+	       json_object_get(s, "table") ?
+		       json_string_value(json_object_get(s, "table")) : "");
+	printf("configuration    %s\n", json_string_value(json_object_get(s, "config")));
+	printf("watched          %lld addresses, %lld pairs\n",
+	       (long long)json_integer_value(json_object_get(s, "watched_addresses")),
+	       (long long)json_integer_value(json_object_get(s, "pairs")));
+	printf("shuffles         %lld applied, %lld failed, %lld triggers, %lld "
+	       "reconciliations\n",
+	       (long long)json_integer_value(json_object_get(s, "shuffles")),
+	       (long long)json_integer_value(json_object_get(s, "failures")),
+	       (long long)json_integer_value(json_object_get(s, "triggers")),
+	       (long long)json_integer_value(json_object_get(s, "reconciliations")));
+	if (last) {
+		time_t t = (time_t)json_integer_value(json_object_get(last, "time"));
+		char when[64];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
+		printf("last shuffle     %s, %s, %.1f ms\n", when,
+		       json_string_value(json_object_get(last, "result")),
+		       json_real_value(json_object_get(last, "duration_ms")));
+	}
+	printf("redis            %s (%s:%lld), %lld messages, channels:",
+	       json_string_value(json_object_get(redis, "state")),
+	       json_string_value(json_object_get(redis, "host")),
+	       (long long)json_integer_value(json_object_get(redis, "port")),
+	       (long long)json_integer_value(json_object_get(redis, "messages")));
+	json_array_foreach(json_object_get(redis, "channels"), i, ch)
+		printf(" %s", json_string_value(ch));
+	printf("\n");
+	if (next >= 0)
+		printf("next timer       in %lld s\n", next);
+	printf("triggers         %s\n",
+	       json_is_true(json_object_get(s, "authenticated_triggers")) ?
+		       "authenticated (HMAC-SHA256)" : "unauthenticated");
+}
+
+static void print_mapping(json_t *m)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(m, "mapping"), i, e) {
+		static const char *const protos[] = { "tcp", "udp" };
+
+		printf("%s\n", json_string_value(json_object_get(e, "address")));
+		for (int p = 0; p < 2; p++) {
+			const char *port;
+			json_t *to;
+
+			json_object_foreach(json_object_get(e, protos[p]), port, to)
+				printf("  %s %5s -> %lld\n", protos[p], port,
+				       (long long)json_integer_value(to));
+		}
+	}
+}
+
+/* status, shuffle, reload, mapping, metrics. */
+static int cmd_daemon(const char *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sock = CONFIG_DEFAULT_CONTROL_SOCKET, *addr = NULL;
+	bool as_json = false, takes_addr;
+	json_t *req, *reply = NULL;
+	int ch, r;
+
+	takes_addr = strcmp(cmd, "shuffle") == 0 || strcmp(cmd, "mapping") == 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "s:jh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			printf("usage: porthop %s%s [-s socket] [--json]\n", cmd,
+			       takes_addr ? " [ADDRESS]" : "");
+			return EXIT_SUCCESS;
+		default:
+			return EX_USAGE;
+		}
+	}
+	if (takes_addr && optind < argc)
+		addr = argv[optind++];
+	if (optind != argc) {
+		fprintf(stderr, "porthop %s: unexpected argument \"%s\"\n", cmd,
+			argv[optind]);
+		return EX_USAGE;
+	}
+	req = addr ? json_pack("{s:s,s:s}", "command", cmd, "address", addr) :
+		     json_pack("{s:s}", "command", cmd);
+	r = call(sock, req, &reply);
+	if (r != EXIT_SUCCESS)
+		return r;
+	if (strcmp(cmd, "metrics") == 0)
+		fputs(json_string_value(json_object_get(reply, "text")), stdout);
+	else if (as_json)
+		dump_json(reply);
+	else if (strcmp(cmd, "status") == 0)
+		print_status(reply);
+	else if (strcmp(cmd, "mapping") == 0)
+		print_mapping(reply);
+	else if (strcmp(cmd, "shuffle") == 0)
+		printf("shuffled%s%s in %.1f ms\n", addr ? " " : "",
+		       addr ? addr : "",
+		       json_real_value(json_object_get(reply, "duration_ms")));
+	else
+		printf("reloaded: %lld watched addresses, %lld pairs\n",
+		       (long long)json_integer_value(json_object_get(reply, "watched_addresses")),
+		       (long long)json_integer_value(json_object_get(reply, "pairs")));
+	json_decref(reply);
+	return EXIT_SUCCESS;
+}
+
+/* porthop print: the batch porthopd would apply, in nft syntax.  Only the
+ * kernel turns a JSON batch into nft syntax, so it is applied inside a
+ * network namespace of this process's own, listed, and thrown away. */
+static int cmd_print(int argc, char **argv)
+{
+	const char *conf = "/etc/porthop/configuration.json";
+	struct diag *d = diag_new();
+	struct shuffle *rng = shuffle_new();
+	struct shuffle_map *map = NULL;
+	struct config *cfg;
+	struct nft_ctx *nft = NULL;
+	json_t *batch = NULL;
+	char *text = NULL;
+	int ch, status = EXIT_SUCCESS;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+		if (ch == 'c') {
+			conf = optarg;
+		} else {
+			printf("usage: porthop print [-c file]\n\nPrints, in nft "
+			       "syntax, the ruleset porthopd would apply (with a "
+			       "freshly drawn mapping), without applying it.\n"
+			       "Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root): the "
+			       "batch is checked in a network namespace of its "
+			       "own.\n");
+			return ch == 'h' ? EXIT_SUCCESS : EX_USAGE;
+		}
+	}
+	cfg = config_load(conf, 0, d);
+	for (size_t i = 0; i < diag_count(d); i++)
+		fprintf(stderr, "%s\n", diag_message(d, i, NULL));
+	if (cfg == NULL) {
+		status = EX_CONFIG;
+		goto out;
+	}
+	if (rng == NULL || shuffle_map_new(rng, cfg, &map) < 0 ||
+	    ruleset_build(cfg, map, &batch) < 0 ||
+	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
+		status = EX_OSERR;
+		goto out;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "porthop print: cannot make a network namespace "
+			"to check the ruleset in: %s (run as root)\n",
+			strerror(errno));
+		status = EX_NOPERM;
+		goto out;
+	}
+	nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	/* JSON in (libnftables 1.0.6 needs the JSON output flag for that),
+	 * then nft syntax out. */
+	nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON);
+	if (nft_run_cmd_from_buffer(nft, text) != 0) {
+		fprintf(stderr, "porthop print: the kernel refuses this ruleset\n");
+		status = EX_CONFIG;
+		goto out;
+	}
+	nft_ctx_output_set_flags(nft, 0);
+	if (nft_run_cmd_from_buffer(nft, "list ruleset") != 0)
+		status = EX_SOFTWARE;
+out:
+	if (nft)
+		nft_ctx_free(nft);
+	free(text);
+	json_decref(batch);
+	shuffle_map_free(map);
+	shuffle_free(rng);
+	config_free(cfg);
+	diag_free(d);
+	return status;
 }
 
 static void publish_usage(FILE *f)
@@ -402,6 +659,12 @@ int main(int argc, char **argv)
 		return cmd_publish(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "print") == 0)
+		return cmd_print(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "shuffle") == 0 ||
+	    strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "mapping") == 0 ||
+	    strcmp(argv[1], "metrics") == 0)
+		return cmd_daemon(argv[1], argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return EXIT_SUCCESS;

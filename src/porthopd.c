@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -19,9 +20,11 @@
 #include "auth.h"
 #include "bus.h"
 #include "config.h"
+#include "control.h"
 #include "diag.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "nftio.h"
 #include "notify.h"
 #include "shuffle.h"
@@ -49,6 +52,12 @@ struct porthopd {
 	uint64_t triggers;
 	uint64_t reconciliations;
 	bool json_elements;
+	const char *socket_override;		/* -s: the control socket */
+	struct control *control;
+	struct event *metrics_ev;
+	struct metrics_histogram apply_hist;
+	uint64_t by_source[SRC_COUNT];
+	double start_time;
 	struct auth *auth;			/* NULL: triggers unsigned */
 	uint64_t refused[AUTH_BUSY + 1];	/* by enum auth_result */
 	time_t refusal_log_at;			/* rate limit of the log */
@@ -64,6 +73,8 @@ static void usage(FILE *f)
 "  -n, --check         check the configuration and rule files (including a\n"
 "                      kernel dry run of the rules) and exit: 0 or 78\n"
 "  -i, --interval L:U  also shuffle every T seconds, T uniform in L..U\n"
+"  -s, --socket PATH   the control socket (default: the configuration's\n"
+"                      porthopd.control_socket, " CONFIG_DEFAULT_CONTROL_SOCKET ")\n"
 "      --no-redis      do not subscribe to Redis (timer and signals only)\n"
 "      --json-elements native mode: send map updates through libnftables'\n"
 "                      JSON parser, not a netlink batch (for comparisons)\n"
@@ -87,8 +98,10 @@ static void print_diag(const struct diag *d)
 }
 
 /* Loads and checks a configuration as at start-up and on reload.  Returns
- * the configuration, or NULL after logging every error. */
-static struct config *load_checked(struct nftio *io, const char *path)
+ * the configuration, or NULL after logging every error (the first one
+ * also in *ret_error when given; the caller frees it). */
+static struct config *load_checked(struct nftio *io, const char *path,
+				   char **ret_error)
 {
 	struct diag *d = diag_new();
 	struct config *c;
@@ -101,9 +114,12 @@ static struct config *load_checked(struct nftio *io, const char *path)
 		c = NULL;
 	}
 	print_diag(d);
-	if (c == NULL)
+	if (c == NULL) {
 		log_warnx("%s: %zu error%s; configuration refused", path,
 			  diag_errors(d), diag_errors(d) == 1 ? "" : "s");
+		if (ret_error && diag_first_error(d))
+			*ret_error = strdup(diag_first_error(d));
+	}
 	diag_free(d);
 	return c;
 }
@@ -122,12 +138,43 @@ static void notify_status(struct porthopd *p)
 	notify_send(buf);
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int source_of(const char *reason)
+{
+	static const char *const names[SRC_COUNT] = {
+		"redis", "timer", "signal", "control", "reconnect"
+	};
+
+	for (int i = 0; i < SRC_COUNT; i++)
+		if (strcmp(reason, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void observe(struct porthopd *p)
+{
+	const struct engine_stats *st = engine_stats(p->engine);
+
+	if (st->last_result == 0)
+		metrics_observe(&p->apply_hist,
+				(st->last_build_ms + st->last_apply_ms) / 1e3);
+}
+
 static void do_shuffle(struct porthopd *p, const char *reason)
 {
 	const struct engine_stats *st;
 	char *err = NULL;
+	int r = engine_shuffle(p->engine, &err);
 
-	if (engine_shuffle(p->engine, &err) < 0) {
+	observe(p);
+	if (r < 0) {
 		log_warnx("shuffle (%s) failed, previous rules stay in force: "
 			  "%s", reason, err ? err : "unknown error");
 		free(err);
@@ -170,6 +217,8 @@ static void request_shuffle(struct porthopd *p, const char *reason)
 	long long since_ms;
 
 	p->triggers++;
+	if (source_of(reason) >= 0)
+		p->by_source[source_of(reason)]++;
 	/* event_pending() is true for an active event too. */
 	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
 		return;
@@ -188,25 +237,35 @@ static void request_shuffle(struct porthopd *p, const char *reason)
 	event_active(p->pending_ev, EV_TIMEOUT, 0);
 }
 
-/* One watched address's mapping only, when a message names it. */
-static void shuffle_address(struct porthopd *p, const char *ip)
+/* One watched address's mapping only, when a message names it.  Returns
+ * 0, or -1 with *ret_error set (the caller frees it) if given. */
+static int shuffle_address(struct porthopd *p, const char *ip, int source,
+			   char **ret_error)
 {
 	const struct engine_stats *st;
 	char *err = NULL;
 	char vbuf[DIAG_VALUE_MAX + 8];
+	int r;
 
 	p->triggers++;
-	if (engine_shuffle_address(p->engine, ip, &err) < 0) {
+	p->by_source[source]++;
+	r = engine_shuffle_address(p->engine, ip, &err);
+	observe(p);
+	if (r < 0) {
 		log_warnx("shuffle of %s refused: %s",
 			  diag_string(vbuf, sizeof(vbuf), ip), err ? err : "?");
-		free(err);
-		return;
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		return -1;
 	}
 	st = engine_stats(p->engine);
 	log_info("shuffle %llu applied (address %s): %zu operations, "
 		 "build %.1f ms, apply %.1f ms",
 		 (unsigned long long)st->shuffles, ip, st->last_commands,
 		 st->last_build_ms, st->last_apply_ms);
+	return 0;
 }
 
 static void on_reconcile(evutil_socket_t fd, short what, void *arg)
@@ -325,7 +384,7 @@ static void on_message(void *arg, const char *channel, const char *payload,
 		const char *ip = json_string_value(json_object_get(msg, "address"));
 
 		if (ip && json_object_size(msg) == 1) {
-			shuffle_address(p, ip);
+			shuffle_address(p, ip, SRC_REDIS, NULL);
 			json_decref(msg);
 			return;
 		}
@@ -417,27 +476,35 @@ static bool same_redis(const struct config *a, const struct config *b)
 	return true;
 }
 
-static void reload(struct porthopd *p)
+static void arm_metrics(struct porthopd *p);
+static int open_control(struct porthopd *p);
+
+/* Returns 0, or -1 with *ret_error (the caller frees it) if given. */
+static int reload(struct porthopd *p, char **ret_error)
 {
 	struct config *c;
 	bool redis_changed;
 	char *err = NULL;
 
 	log_info("reloading %s", p->config_path);
-	c = load_checked(p->io, p->config_path);
+	c = load_checked(p->io, p->config_path, ret_error);
 	if (c == NULL) {
 		log_warnx("reload refused; the running configuration and its "
 			  "rules stay in force");
-		return;
+		return -1;
 	}
 	redis_changed = !same_redis(c, engine_config(p->engine));
 	if (engine_reload(p->engine, c, &err) < 0) {
 		log_warnx("reload: applying the new configuration failed, the "
 			  "old one stays in force: %s", err ? err : "?");
-		free(err);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
 		config_free(c);
-		return;
+		return -1;
 	}
+	observe(p);
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
 	arm_reconcile(p);
@@ -451,6 +518,14 @@ static void reload(struct porthopd *p)
 			log_warnx("reload: out of memory starting the Redis "
 				  "subscription");
 	}
+	arm_metrics(p);
+	if (p->socket_override == NULL) {
+		control_free(p->control);
+		p->control = NULL;
+		if (open_control(p) < 0)
+			log_warn("reload: control socket");
+	}
+	return 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -461,7 +536,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGHUP:
 		notify_send("RELOADING=1");
-		reload(p);
+		reload(p, NULL);
 		notify_send("READY=1");
 		notify_status(p);
 		break;
@@ -493,6 +568,224 @@ static void stop_rules(struct porthopd *p)
 	else
 		log_info("table inet %s removed", config_table_name(c));
 	free(err);
+}
+
+static void snapshot(struct porthopd *p, struct metrics_snapshot *m)
+{
+	const struct engine_stats *st = engine_stats(p->engine);
+	const struct config *c = engine_config(p->engine);
+
+	memset(m, 0, sizeof(*m));
+	m->version = PORTHOP_VERSION;
+	m->mode = config_mode(c) == CONFIG_MODE_NATIVE ? "native" : "template";
+	m->shuffles = st->shuffles;
+	m->failures = st->failures;
+	m->reconciliations = p->reconciliations;
+	m->pairs = engine_map(p->engine) ? st->last_pairs : 0;
+	m->watched = config_watched_count(c);
+	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;
+	memcpy(m->triggers, p->by_source, sizeof(m->triggers));
+	memcpy(m->refused, p->refused, sizeof(m->refused));
+	m->apply = &p->apply_hist;
+	m->start_time = p->start_time;
+	m->last_shuffle_time = st->shuffles ?
+		(double)st->last_time.tv_sec + (double)st->last_time.tv_nsec / 1e9 : 0;
+}
+
+static json_t *status_reply(struct porthopd *p)
+{
+	const struct engine_stats *st = engine_stats(p->engine);
+	const struct config *c = engine_config(p->engine);
+	json_t *chans = json_array(), *r;
+	struct timeval next;
+	json_int_t next_timer = -1;
+
+	for (size_t i = 0; i < config_channel_count(c); i++)
+		json_array_append_new(chans, json_string(config_channel(c, i)));
+	if (p->interval_hi && evtimer_pending(p->timer_ev, &next)) {
+		struct timeval now;
+
+		event_base_gettimeofday_cached(p->base, &now);
+		next_timer = (json_int_t)(next.tv_sec - now.tv_sec);
+	}
+	r = json_pack("{s:b,s:s,s:s,s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		"ok", 1, "version", PORTHOP_VERSION, "config", p->config_path,
+		"mode", config_mode(c) == CONFIG_MODE_NATIVE ? "native" : "template",
+		"uptime_seconds", wall_now() - p->start_time,
+		"watched_addresses", (json_int_t)config_watched_count(c),
+		"pairs", (json_int_t)config_pair_count(c),
+		"shuffles", (json_int_t)st->shuffles,
+		"failures", (json_int_t)st->failures,
+		"triggers", (json_int_t)p->triggers,
+		"reconciliations", (json_int_t)p->reconciliations,
+		"next_timer_seconds", next_timer);
+	if (r == NULL)
+		return NULL;
+	if (config_mode(c) == CONFIG_MODE_NATIVE)
+		json_object_set_new(r, "table", json_sprintf("inet %s",
+							     config_table_name(c)));
+	if (st->shuffles + st->failures > 0)
+		json_object_set_new(r, "last_shuffle", json_pack(
+			"{s:I,s:f,s:s,s:I}", "time", (json_int_t)st->last_time.tv_sec,
+			"duration_ms", st->last_build_ms + st->last_apply_ms,
+			"result", st->last_result == 0 ? "applied" : "failed",
+			"commands", (json_int_t)st->last_commands));
+	json_object_set_new(r, "redis", json_pack("{s:s,s:s,s:i,s:o,s:I}",
+		"state", p->bus == NULL ? "off" : bus_is_up(p->bus) ? "up" : "down",
+		"host", config_redis_host(c), "port", config_redis_port(c),
+		"channels", chans,
+		"messages", (json_int_t)(p->bus ? bus_messages(p->bus) : 0)));
+	json_object_set_new(r, "authenticated_triggers", json_boolean(p->auth != NULL));
+	return r;
+}
+
+static json_t *mapping_reply(struct porthopd *p, const char *only)
+{
+	const struct shuffle_map *m = engine_map(p->engine);
+	const struct config *c = engine_config(p->engine);
+	json_t *list = json_array();
+	long want = only ? config_watched_find(c, only) : -1;
+
+	if (only && want < 0)
+		return json_pack("{s:b,s:s}", "ok", 0, "error",
+				 "not a watched address or prefix");
+	for (size_t i = 0; m && i < m->nentries; i++) {
+		const struct shuffle_entry *e = &m->entries[i];
+		json_t *proto[2] = { json_object(), json_object() };
+
+		if (only && (long)e->watched != want)
+			continue;
+		for (size_t k = 0; k < e->npairs; k++) {
+			char port[8];
+
+			snprintf(port, sizeof(port), "%u", e->pairs[k].port);
+			json_object_set_new(proto[e->pairs[k].proto], port,
+					    json_integer(e->pairs[k].redirect));
+		}
+		json_array_append_new(list, json_pack("{s:s,s:o,s:o}",
+			"address", config_watched(c, e->watched)->ip,
+			"tcp", proto[0], "udp", proto[1]));
+	}
+	return json_pack("{s:b,s:o}", "ok", 1, "mapping", list);
+}
+
+static json_t *on_control(void *arg, json_t *req, uid_t uid)
+{
+	struct porthopd *p = arg;
+	const char *cmd = json_string_value(json_object_get(req, "command"));
+	const char *addr = json_string_value(json_object_get(req, "address"));
+	char *err = NULL;
+	json_t *r;
+
+	if (strcmp(cmd, "status") == 0)
+		return status_reply(p);
+	if (strcmp(cmd, "metrics") == 0) {
+		struct metrics_snapshot m;
+		char *text;
+
+		snapshot(p, &m);
+		text = metrics_render(&m);
+		r = json_pack("{s:b,s:s}", "ok", 1, "text", text ? text : "");
+		free(text);
+		return r;
+	}
+	if (strcmp(cmd, "mapping") == 0) {
+		/* The mapping is the secret: root only, whatever the
+		 * socket's group allows. */
+		if (uid != 0)
+			return json_pack("{s:b,s:s}", "ok", 0, "error",
+					 "permission denied: the mapping is for "
+					 "root only");
+		log_debug("mapping requested over the control socket");
+		return mapping_reply(p, addr);
+	}
+	if (strcmp(cmd, "shuffle") == 0) {
+		if (addr) {
+			if (shuffle_address(p, addr, SRC_CONTROL, &err) < 0) {
+				r = json_pack("{s:b,s:s}", "ok", 0, "error",
+					      err ? err : "refused");
+				free(err);
+				return r;
+			}
+		} else {
+			p->triggers++;
+			p->by_source[SRC_CONTROL]++;
+			do_shuffle(p, "control");
+			clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
+			if (engine_stats(p->engine)->last_result < 0)
+				return json_pack("{s:b,s:s}", "ok", 0, "error",
+						 "the kernel refused the shuffle; "
+						 "see porthopd's log");
+		}
+		return json_pack("{s:b,s:f}", "ok", 1, "duration_ms",
+				 engine_stats(p->engine)->last_build_ms +
+				 engine_stats(p->engine)->last_apply_ms);
+	}
+	if (strcmp(cmd, "reload") == 0) {
+		notify_send("RELOADING=1");
+		if (reload(p, &err) < 0) {
+			r = json_pack("{s:b,s:s}", "ok", 0, "error",
+				      err ? err : "reload refused");
+			free(err);
+		} else {
+			r = json_pack("{s:b,s:I,s:I}", "ok", 1, "watched_addresses",
+				      (json_int_t)config_watched_count(engine_config(p->engine)),
+				      "pairs",
+				      (json_int_t)config_pair_count(engine_config(p->engine)));
+		}
+		notify_send("READY=1");
+		return r;
+	}
+	return json_pack("{s:b,s:s}", "ok", 0, "error",
+			 "unknown command; expected status, shuffle, reload, "
+			 "mapping or metrics");
+}
+
+static int open_control(struct porthopd *p)
+{
+	const struct config_daemon *d = config_daemon(engine_config(p->engine));
+	const char *path = p->socket_override ? p->socket_override :
+			   d->control_socket;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	/* The default lives under /run/porthop: make it if missing. */
+	if (strncmp(path, "/run/porthop/", 13) == 0)
+		mkdir("/run/porthop", 0750);
+	p->control = control_new(p->base, path, d->control_gid, on_control, p);
+	return p->control ? 0 : -1;
+}
+
+static void on_metrics(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+	const char *path = config_daemon(engine_config(p->engine))->metrics_textfile;
+	struct metrics_snapshot m;
+	char *text;
+	int r;
+
+	(void)fd;
+	(void)what;
+	if (path == NULL)
+		return;
+	snapshot(p, &m);
+	text = metrics_render(&m);
+	r = text ? metrics_write_file(path, text) : -ENOMEM;
+	if (r < 0)
+		log_warnx("metrics: cannot write %s: %s", path, strerror(-r));
+	free(text);
+}
+
+static void arm_metrics(struct porthopd *p)
+{
+	const struct config_daemon *d = config_daemon(engine_config(p->engine));
+	struct timeval tv = { (time_t)d->metrics_interval_s, 0 };
+
+	event_del(p->metrics_ev);
+	if (d->metrics_textfile) {
+		on_metrics(-1, 0, p);
+		evtimer_add(p->metrics_ev, &tv);
+	}
 }
 
 static int parse_interval(const char *s, unsigned *lo, unsigned *hi)
@@ -541,6 +834,7 @@ int main(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "no-redis", no_argument, NULL, 'R' },
 		{ "json-elements", no_argument, NULL, 'J' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "timestamps", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -556,7 +850,7 @@ int main(int argc, char **argv)
 	bool check_only = false, timestamps = false;
 	int verbose = 0, ch, status = EXIT_SUCCESS;
 
-	while ((ch = getopt_long(argc, argv, "c:ni:TvVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:ni:s:TvVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			p.config_path = optarg;
@@ -578,6 +872,9 @@ int main(int argc, char **argv)
 			break;
 		case 'J':
 			p.json_elements = true;
+			break;
+		case 's':
+			p.socket_override = optarg;
 			break;
 		case 'T':
 			timestamps = true;
@@ -612,7 +909,7 @@ int main(int argc, char **argv)
 		fatalx(EX_NOPERM, "nftables: operation not permitted; porthopd "
 		       "needs CAP_NET_ADMIN (run it as root)");
 	}
-	cfg = load_checked(p.io, p.config_path);
+	cfg = load_checked(p.io, p.config_path, NULL);
 	if (cfg == NULL) {
 		nftio_free(p.io);
 		return EX_CONFIG;
@@ -626,6 +923,7 @@ int main(int argc, char **argv)
 		nftio_free(p.io);
 		return EXIT_SUCCESS;
 	}
+	p.start_time = wall_now();
 	p.engine = engine_new(cfg, p.io);
 	p.rng = shuffle_new();
 	p.base = event_base_new();
@@ -642,6 +940,7 @@ int main(int argc, char **argv)
 	/* Cover the host before the first message arrives. */
 	do_shuffle(&p, "start");
 	clock_gettime(CLOCK_MONOTONIC, &p.last_shuffle);
+	/* Only now, with the host covered: control socket and metrics. */
 	if (engine_stats(p.engine)->shuffles == 0) {
 		log_warnx("the start-up shuffle failed; stopping");
 		status = EX_UNAVAILABLE;
@@ -651,9 +950,14 @@ int main(int argc, char **argv)
 	p.pending_ev = evtimer_new(p.base, on_pending, &p);
 	p.timer_ev = evtimer_new(p.base, on_interval, &p);
 	p.reconcile_ev = event_new(p.base, -1, EV_PERSIST, on_reconcile, &p);
-	if (p.pending_ev == NULL || p.timer_ev == NULL || p.reconcile_ev == NULL)
+	p.metrics_ev = event_new(p.base, -1, EV_PERSIST, on_metrics, &p);
+	if (p.pending_ev == NULL || p.timer_ev == NULL ||
+	    p.reconcile_ev == NULL || p.metrics_ev == NULL)
 		fatalx(EX_OSERR, "out of memory");
 	arm_reconcile(&p);
+	arm_metrics(&p);
+	if (open_control(&p) < 0)
+		fatal(EX_OSERR, "control socket");
 	for (size_t i = 0; i < 4; i++) {
 		p.sig[i] = evsignal_new(p.base, signals[i], on_signal, &p);
 		if (p.sig[i] == NULL || evsignal_add(p.sig[i], NULL) < 0)
@@ -683,6 +987,9 @@ int main(int argc, char **argv)
 	stop_rules(&p);
 out:
 	bus_free(p.bus);
+	control_free(p.control);
+	if (p.metrics_ev)
+		event_free(p.metrics_ev);
 	for (size_t i = 0; i < 4; i++)
 		if (p.sig[i])
 			event_free(p.sig[i]);

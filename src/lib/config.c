@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ struct config {
 	size_t ntrusted;
 	struct config_daemon daemon;
 	unsigned char *trigger_key;
+	char *control_socket;
+	char *metrics_textfile;
 	json_t *startup;
 	struct template *tmpl;
 	uint8_t used[CONFIG_NPROTO][65536 / 8];	/* bitmaps of the ports */
@@ -66,7 +69,8 @@ static const char *const watched_keys[] = {
 static const char *const daemon_keys[] = {
 	"reconcile_interval_seconds", "min_shuffle_interval_ms",
 	"shuffle_on_reconnect", "trigger_key_file", "trigger_window_seconds",
-	NULL
+	"control_socket", "control_group", "metrics_textfile",
+	"metrics_interval_seconds", NULL
 };
 static const char *const root_keys[] = {
 	"redis_connection_configuration", "redis_subscriber_configuration",
@@ -947,6 +951,13 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 	c->daemon.reconcile_interval_s = 5;
 	c->daemon.min_shuffle_interval_ms = 0;
 	c->daemon.shuffle_on_reconnect = true;
+	c->daemon.trigger_window_s = 30;
+	c->daemon.control_gid = (gid_t)-1;
+	c->daemon.metrics_interval_s = 15;
+	c->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
+	c->daemon.control_socket = c->control_socket;
+	if (c->control_socket == NULL)
+		return -1;
 	if (o == NULL)
 		return 0;
 	if (!check_object(w, o, p, daemon_keys))
@@ -959,10 +970,56 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		     &c->daemon.min_shuffle_interval_ms);
 	r |= opt_bool(w, o, p, "shuffle_on_reconnect",
 		      &c->daemon.shuffle_on_reconnect);
-	c->daemon.trigger_window_s = 30;
 	r |= opt_int(w, o, p, "trigger_window_seconds", 1, 3600,
 		     "the accepted age of a signed trigger in seconds",
 		     &c->daemon.trigger_window_s);
+	if (json_object_get(o, "control_socket")) {
+		json_t *v = json_object_get(o, "control_socket");
+
+		free(c->control_socket);
+		c->control_socket = NULL;
+		/* An empty string turns the socket off. */
+		if (json_is_string(v) && json_string_length(v) == 0)
+			c->control_socket = strdup("");
+		else if (get_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
+			 (c->control_socket[0] != '/' || strlen(c->control_socket) > 107)) {
+			diag_error(w->d, "%s: porthopd.control_socket: \"%s\" is not "
+				   "an absolute path of at most 107 bytes; expected "
+				   "e.g. \"" CONFIG_DEFAULT_CONTROL_SOCKET "\"",
+				   w->file, c->control_socket);
+			r = -1;
+		}
+		c->daemon.control_socket = c->control_socket;
+	}
+	if (json_object_get(o, "control_group")) {
+		char *g = NULL;
+
+		if (get_string(w, o, p, "control_group", &g) == 0) {
+			struct group *gr = getgrnam(g);
+
+			if (gr == NULL) {
+				diag_error(w->d, "%s: porthopd.control_group: \"%s\" "
+					   "is not a group of this system", w->file, g);
+				r = -1;
+			} else {
+				c->daemon.control_gid = gr->gr_gid;
+			}
+		} else {
+			r = -1;
+		}
+		free(g);
+	}
+	if (opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
+		r = -1;
+	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
+		diag_error(w->d, "%s: porthopd.metrics_textfile: \"%s\" is not an "
+			   "absolute path", w->file, c->metrics_textfile);
+		r = -1;
+	}
+	c->daemon.metrics_textfile = c->metrics_textfile;
+	r |= opt_int(w, o, p, "metrics_interval_seconds", 1, 86400,
+		     "seconds between writes of the metrics textfile",
+		     &c->daemon.metrics_interval_s);
 	if (json_object_get(o, "trigger_key_file")) {
 		char *path = NULL, label[DIAG_PATH_MAX + 256];
 
@@ -1098,6 +1155,8 @@ void config_free(struct config *c)
 	if (c->trigger_key)
 		explicit_bzero(c->trigger_key, c->daemon.trigger_key_len);
 	free(c->trigger_key);
+	free(c->control_socket);
+	free(c->metrics_textfile);
 	free(c);
 }
 

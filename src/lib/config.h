@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "diag.h"
 #include "template.h"
@@ -27,6 +28,7 @@
 #define CONFIG_MAX_CHANNELS	64
 #define CONFIG_MAX_STRING	255
 #define CONFIG_MAX_WATCHED	1000000
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/porthop/porthopd.sock"
 
 /* Skip loading the two rule files (for `porthop publish`, which needs only
  * the Redis settings). */
@@ -83,6 +85,13 @@ struct config_daemon {
 	const unsigned char *trigger_key;
 	size_t trigger_key_len;
 	unsigned trigger_window_s;
+	/* The control socket ("" or NULL: none) and the group allowed to
+	 * use it besides root ((gid_t)-1: root only). */
+	const char *control_socket;
+	gid_t control_gid;
+	/* Prometheus textfile written every metrics_interval_s (NULL: no). */
+	const char *metrics_textfile;
+	unsigned metrics_interval_s;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the

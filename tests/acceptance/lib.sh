@@ -45,7 +45,7 @@ if [ "$MODE" = native ]; then
 else
 	topo_config "$CFG" "$SRC"
 fi
-$H "$BUILD/porthopd" -c "$CFG" >"$T/porthopd.log" 2>&1 &
+$H "$BUILD/porthopd" -c "$CFG" -s "$T/control.sock" >"$T/porthopd.log" 2>&1 &
 wait_until 20 grep -q "subscribed" "$T/porthopd.log"
 
 # trigger: publish one message and wait for the shuffle it causes.

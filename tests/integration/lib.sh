@@ -107,7 +107,7 @@ start_porthopd() {
 	# Not through nsx: $! must be porthopd itself, not a subshell.
 	# PORTHOP_VALGRIND=1 runs it under memcheck: any error or leak makes
 	# its exit status 99, which stop_porthopd reports.
-	ip netns exec "$NS" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" -v "$@" >>"$T/porthopd.log" 2>&1 &
+	ip netns exec "$NS" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" -s "$T/control.sock" -v "$@" >>"$T/porthopd.log" 2>&1 &
 	echo $! >"$T/porthopd.pid"
 	wait_log "shuffle 1 applied" 1 60
 }

@@ -1,0 +1,283 @@
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+struct control {
+	struct evconnlistener *listener;
+	char *path;
+	gid_t gid;
+	control_handler_fn handler;
+	void *arg;
+};
+
+static void conn_close(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+static void conn_drained(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void reply(struct bufferevent *bev, json_t *r)
+{
+	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+
+	if (text == NULL)
+		text = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
+	/* No more input: write the answer, close once it is out. */
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, conn_drained, conn_close, NULL);
+	if (text) {
+		bufferevent_write(bev, text, strlen(text));
+		bufferevent_write(bev, "\n", 1);
+	}
+	free(text);
+	json_decref(r);
+}
+
+static json_t *error_reply(const char *msg)
+{
+	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+}
+
+static uid_t peer_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return (uid_t)-1;
+	return cred.uid;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct control *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr nl = evbuffer_search(in, "\n", 1, NULL);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *req;
+	char *line;
+
+	if (nl.pos < 0) {
+		if (len > CONTROL_MAX_REQUEST)
+			reply(bev, error_reply("request too large; at most 4096 "
+					       "bytes on one line"));
+		return;
+	}
+	if ((size_t)nl.pos > CONTROL_MAX_REQUEST) {
+		reply(bev, error_reply("request too large; at most 4096 bytes "
+				       "on one line"));
+		return;
+	}
+	line = malloc((size_t)nl.pos + 1);
+	if (line == NULL) {
+		reply(bev, error_reply("out of memory"));
+		return;
+	}
+	evbuffer_remove(in, line, (size_t)nl.pos);
+	line[nl.pos] = '\0';
+	req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+	free(line);
+	if (!json_is_object(req) ||
+	    !json_is_string(json_object_get(req, "command"))) {
+		json_decref(req);
+		reply(bev, error_reply("malformed request; expected a JSON "
+				       "object with a \"command\" string"));
+		return;
+	}
+	reply(bev, c->handler(c->arg, req, peer_uid(bufferevent_getfd(bev))));
+	json_decref(req);
+}
+
+/* root, or a member of the configured group. */
+static bool peer_allowed(struct control *c, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	if (cred.uid == 0)
+		return true;
+	return c->gid != (gid_t)-1 && cred.gid == c->gid;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+		      struct sockaddr *sa, int socklen, void *arg)
+{
+	struct control *c = arg;
+	struct bufferevent *bev;
+	struct timeval tv = { 5, 0 };
+
+	(void)l;
+	(void)sa;
+	(void)socklen;
+	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+				     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	if (!peer_allowed(c, fd)) {
+		reply(bev, error_reply("permission denied: root or the "
+				       "configured control group only"));
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	/* A request larger than the limit is never buffered whole. */
+	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_REQUEST + 2);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_setcb(bev, conn_read, NULL, conn_close, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+struct control *control_new(struct event_base *base, const char *path,
+			    gid_t gid, control_handler_fn handler, void *arg)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control *c;
+	mode_t old;
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->path = strdup(path)) == NULL)
+		goto fail;
+	c->gid = gid;
+	c->handler = handler;
+	c->arg = arg;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto fail;
+	unlink(path);
+	/* Created 0600 (or 0660): never a moment when others could
+	 * connect. */
+	old = umask(gid == (gid_t)-1 ? 0177 : 0117);
+	e = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (e < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
+		e = errno;
+		close(fd);
+		errno = e;
+		goto fail;
+	}
+	c->listener = evconnlistener_new(base, on_accept, c,
+					 LEV_OPT_CLOSE_ON_FREE, 16, fd);
+	if (c->listener == NULL) {
+		close(fd);
+		goto fail;
+	}
+	return c;
+fail:
+	e = errno;
+	if (c && c->path)
+		free(c->path);
+	free(c);
+	errno = e;
+	return NULL;
+}
+
+void control_free(struct control *c)
+{
+	if (c == NULL)
+		return;
+	if (c->listener)
+		evconnlistener_free(c->listener);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}
+
+int control_call(const char *path, json_t *request, int timeout_ms,
+		 json_t **ret_reply)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *text = json_dumps(request, JSON_COMPACT);
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd = -1, r;
+
+	if (text == NULL)
+		return -ENOMEM;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+	    write(fd, "\n", 1) != 1) {
+		r = -errno;
+		goto out;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, timeout_ms) <= 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (len + 65536 > cap) {
+			char *b = realloc(buf, cap + 65536 + 1);
+
+			if (b == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = b;
+			cap += 65536;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (buf == NULL) {
+		r = -EPROTO;
+		goto out;
+	}
+	buf[len] = '\0';
+	*ret_reply = json_loads(buf, 0, NULL);
+	r = *ret_reply ? 0 : -EPROTO;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(text);
+	return r;
+}

@@ -1,0 +1,137 @@
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+
+static const double bounds[METRICS_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+static const char *const sources[SRC_COUNT] = {
+	"redis", "timer", "signal", "control", "reconnect"
+};
+
+void metrics_observe(struct metrics_histogram *h, double seconds)
+{
+	size_t i = 0;
+
+	while (i < METRICS_BUCKETS && seconds > bounds[i])
+		i++;
+	h->counts[i]++;
+	h->count++;
+	h->sum += seconds;
+}
+
+struct out {
+	FILE *f;
+};
+
+static void metric(struct out *o, const char *name, const char *type,
+		   const char *help)
+{
+	fprintf(o->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *metrics_render(const struct metrics_snapshot *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct out o = { open_memstream(&text, &len) };
+	uint64_t cum = 0;
+
+	if (o.f == NULL)
+		return NULL;
+	metric(&o, "porthop_info", "gauge", "porthopd's version and mode.");
+	fprintf(o.f, "porthop_info{version=\"%s\",mode=\"%s\"} 1\n",
+		s->version, s->mode);
+	metric(&o, "porthop_start_time_seconds", "gauge",
+	       "When porthopd started, in seconds since the epoch.");
+	fprintf(o.f, "porthop_start_time_seconds %.3f\n", s->start_time);
+	metric(&o, "porthop_shuffles_total", "counter",
+	       "Shuffles applied to the kernel.");
+	fprintf(o.f, "porthop_shuffles_total %llu\n",
+		(unsigned long long)s->shuffles);
+	metric(&o, "porthop_shuffle_failures_total", "counter",
+	       "Shuffles the kernel refused; the previous rules stayed.");
+	fprintf(o.f, "porthop_shuffle_failures_total %llu\n",
+		(unsigned long long)s->failures);
+	metric(&o, "porthop_last_shuffle_time_seconds", "gauge",
+	       "When the last shuffle was applied, in seconds since the epoch.");
+	fprintf(o.f, "porthop_last_shuffle_time_seconds %.3f\n",
+		s->last_shuffle_time);
+	metric(&o, "porthop_apply_duration_seconds", "histogram",
+	       "Time to build and apply one shuffle.");
+	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+		cum += s->apply->counts[i];
+		fprintf(o.f, "porthop_apply_duration_seconds_bucket{le=\"%g\"} "
+			"%llu\n", bounds[i], (unsigned long long)cum);
+	}
+	fprintf(o.f, "porthop_apply_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+		(unsigned long long)s->apply->count);
+	fprintf(o.f, "porthop_apply_duration_seconds_sum %.6f\n", s->apply->sum);
+	fprintf(o.f, "porthop_apply_duration_seconds_count %llu\n",
+		(unsigned long long)s->apply->count);
+	metric(&o, "porthop_pairs", "gauge",
+	       "(address, port) pairs in the mapping in force.");
+	fprintf(o.f, "porthop_pairs %zu\n", s->pairs);
+	metric(&o, "porthop_watched_addresses", "gauge",
+	       "Watched addresses and prefixes.");
+	fprintf(o.f, "porthop_watched_addresses %zu\n", s->watched);
+	if (s->redis_connected >= 0) {
+		metric(&o, "porthop_redis_connected", "gauge",
+		       "1 while subscribed to every channel.");
+		fprintf(o.f, "porthop_redis_connected %d\n", s->redis_connected);
+	}
+	metric(&o, "porthop_triggers_received_total", "counter",
+	       "Triggers received, by source.");
+	for (int i = 0; i < SRC_COUNT; i++)
+		fprintf(o.f, "porthop_triggers_received_total{source=\"%s\"} "
+			"%llu\n", sources[i], (unsigned long long)s->triggers[i]);
+	metric(&o, "porthop_triggers_refused_total", "counter",
+	       "Trigger messages refused, by reason.");
+	for (int i = 1; i < METRICS_REASONS; i++)
+		fprintf(o.f, "porthop_triggers_refused_total{source=\"redis\","
+			"reason=\"%s\"} %llu\n",
+			auth_result_name((enum auth_result)i),
+			(unsigned long long)s->refused[i]);
+	metric(&o, "porthop_reconciliations_total", "counter",
+	       "Times the rules in force were found removed or altered and "
+	       "applied again.");
+	fprintf(o.f, "porthop_reconciliations_total %llu\n",
+		(unsigned long long)s->reconciliations);
+	if (fclose(o.f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int metrics_write_file(const char *path, const char *text)
+{
+	char tmp[4096];
+	size_t len = strlen(text);
+	int fd, r = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}

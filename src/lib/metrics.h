@@ -1,0 +1,52 @@
+/*
+ * metrics: porthopd's figures in the Prometheus text format (version
+ * 0.0.4), for `porthop metrics` and for node_exporter's textfile
+ * collector.  Rendering is pure: a snapshot in, text out.
+ */
+#ifndef PORTHOP_METRICS_H
+#define PORTHOP_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_BUCKETS 13
+
+/* A histogram of durations in seconds, with fixed bucket bounds. */
+struct metrics_histogram {
+	uint64_t counts[METRICS_BUCKETS + 1];	/* last: above every bound */
+	uint64_t count;
+	double sum;
+};
+
+/* Trigger sources and refusal reasons, as label values. */
+enum metrics_source { SRC_REDIS, SRC_TIMER, SRC_SIGNAL, SRC_CONTROL,
+		      SRC_RECONNECT, SRC_COUNT };
+#define METRICS_REASONS 6	/* enum auth_result values */
+
+struct metrics_snapshot {
+	const char *version;
+	const char *mode;		/* "template" or "native" */
+	uint64_t shuffles;
+	uint64_t failures;
+	uint64_t reconciliations;
+	size_t pairs;
+	size_t watched;
+	int redis_connected;		/* 1, 0, or -1 when Redis is off */
+	uint64_t triggers[SRC_COUNT];
+	uint64_t refused[METRICS_REASONS];	/* index: enum auth_result */
+	const struct metrics_histogram *apply;
+	double start_time;		/* epoch seconds */
+	double last_shuffle_time;	/* epoch seconds, 0: never */
+};
+
+/* Adds one observation. */
+void metrics_observe(struct metrics_histogram *h, double seconds);
+
+/* Renders s.  Returns malloc'ed text (the caller frees it), or NULL. */
+char *metrics_render(const struct metrics_snapshot *s);
+
+/* Writes text to path atomically (a temporary file in the same directory,
+ * then rename), mode 0644.  Returns 0 or a negative errno. */
+int metrics_write_file(const char *path, const char *text);
+
+#endif
