@@ -9,6 +9,7 @@ PACKAGES=(
 	libcmocka-dev
 	nftables iproute2 redis-server redis-tools nmap jq
 	valgrind clang libclang-rt-14-dev systemd socat util-linux mandoc
+	debhelper dpkg-dev lintian fakeroot git
 	procps psmisc
 )
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The manual pages pass mandoc's linter (warnings and worse), and every
+# configuration key porthop accepts is documented in porthop.json(5).
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+command -v mandoc >/dev/null || { echo "FAIL: mandoc is not installed"; exit 1; }
+for page in "$SRC"/man/*.[158]; do
+	mandoc -Tlint -W warning "$page" || { echo "FAIL: mandoc -Tlint $page"; exit 1; }
+done
+echo "ok: mandoc -Tlint: $(ls "$SRC"/man/*.[158] | wc -l) pages clean"
+# Keys come from the validator's own tables in config.c.
+keys=$(awk '/static const char \*const [a-z]+_keys\[\] = \{/ {on = 1} on {print} on && /\};/ {on = 0}' \
+	"$SRC/src/lib/config.c" | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
+missing=0
+for k in $keys; do
+	grep -q "^\.It Cm.*\b$k\b\|^\.Ss $k\b" "$SRC/man/porthop.json.5" || { echo "undocumented key: $k"; missing=1; }
+done
+[ $missing -eq 0 ] || { echo "FAIL: porthop.json(5) misses keys"; exit 1; }
+echo "ok: porthop.json(5) documents all $(echo "$keys" | wc -l) keys"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The Debian package: built from debian/ with dpkg-buildpackage, lintian
+# clean of errors, installed on this machine, its example configuration
+# checked by the installed porthopd (inside a network namespace), then
+# purged again.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+[ "$(id -u)" -eq 0 ] || { echo "skipped: needs root (dpkg -i)"; exit 77; }
+for tool in dpkg-buildpackage lintian git; do
+	command -v $tool >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+done
+if dpkg-query -W -f='${Status}' porthop 2>/dev/null | grep -q "ok installed"; then
+	echo "FAIL: a porthop package is installed already; this test would replace it"
+	exit 1
+fi
+T=$(mktemp -d /tmp/porthop-pkg.XXXXXX)
+installed=0
+cleanup() {
+	rc=$?
+	[ $installed = 1 ] && dpkg --purge porthop >/dev/null 2>&1
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Build from the tracked files only, as a release would.
+mkdir "$T/src"
+(cd "$SRC" && git ls-files -z | xargs -0 cp --parents -t "$T/src")
+(cd "$T/src" && dpkg-buildpackage -b -us -uc >"$T/build.log" 2>&1) \
+	|| { tail -n 30 "$T/build.log"; fail "dpkg-buildpackage"; }
+deb=$(ls "$T"/porthop_*_*.deb)
+echo "ok: built $(basename "$deb")"
+
+lintian --fail-on error --allow-root "$deb" >"$T/lintian.log" 2>&1 \
+	|| { cat "$T/lintian.log"; fail "lintian reports errors"; }
+echo "ok: lintian: no errors ($(grep -c '^W:' "$T/lintian.log" || true) warnings)"
+
+dpkg -i "$deb" >/dev/null
+installed=1
+for f in /usr/sbin/porthopd /usr/bin/porthop /etc/porthop/configuration.json \
+	 /lib/systemd/system/porthopd.service /usr/share/man/man8/porthopd.8.gz \
+	 /usr/share/man/man1/porthop.1.gz /usr/share/man/man5/porthop.json.5.gz \
+	 /usr/share/porthop/configuration_schema.json; do
+	[ -e "$f" ] || fail "$f is not installed"
+done
+dpkg-query -W -f='${Conffiles}\n' porthop | grep -q /etc/porthop/configuration.json \
+	|| fail "the configuration is not a conffile"
+# The example configuration, checked by the installed daemon, kernel dry
+# run included, in a namespace of its own.
+(cd /etc/porthop && unshare -n /usr/sbin/porthopd -n -c /etc/porthop/configuration.json) \
+	|| fail "porthopd -n refuses the installed example configuration"
+porthop check -o -c /etc/porthop/configuration.json >/dev/null || fail "porthop check"
+[ -L /etc/systemd/system/multi-user.target.wants/porthopd.service ] \
+	&& fail "the package enabled porthopd before it was configured"
+echo "ok: installed; porthopd -n accepts /etc/porthop/configuration.json; not enabled until configured"
