@@ -211,6 +211,18 @@ static int apply_map(struct engine *e, struct config *cfg,
 	return r;
 }
 
+/* Adopts map as the mapping in force if r is 0, or drops it; returns r. */
+static int adopt(struct engine *e, struct shuffle_map *map, int r)
+{
+	if (r < 0) {
+		shuffle_map_free(map);
+		return r;
+	}
+	shuffle_map_free(e->map);
+	e->map = map;
+	return 0;
+}
+
 int engine_shuffle(struct engine *e, char **ret_error)
 {
 	struct shuffle_map *map = NULL;
@@ -226,13 +238,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 		return r;
 	}
 	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0, ret_error);
-	if (r < 0) {
-		shuffle_map_free(map);
-		return r;
-	}
-	shuffle_map_free(e->map);
-	e->map = map;
-	return 0;
+	return adopt(e, map, r);
 }
 
 /* A copy of the map in force, so a failed apply leaves it untouched. */
@@ -275,13 +281,7 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 	if (r == 0)
 		r = apply_map(e, e->cfg, map, BATCH_ENTRY, (size_t)idx, &t0,
 			      ret_error);
-	if (r < 0) {
-		shuffle_map_free(map);
-		return r;
-	}
-	shuffle_map_free(e->map);
-	e->map = map;
-	return 0;
+	return adopt(e, map, r);
 }
 
 /* Would the two configurations define the same native table? */
@@ -352,13 +352,7 @@ int engine_reapply(struct engine *e, char **ret_error)
 		return -ENOMEM;
 	e->native_ready = false;
 	r = apply_map(e, e->cfg, map, BATCH_FULL, 0, &t0, ret_error);
-	if (r < 0) {
-		shuffle_map_free(map);
-		return r;
-	}
-	shuffle_map_free(e->map);
-	e->map = map;
-	return 0;
+	return adopt(e, map, r);
 }
 
 /* The fingerprints of the tables porthop owns (its native table, or the
