@@ -643,18 +643,21 @@ static json_t *mapping_reply(struct porthopd *p, const char *only)
 {
 	const struct shuffle_map *m = engine_map(p->engine);
 	const struct config *c = engine_config(p->engine);
-	json_t *list = json_array();
 	long want = only ? config_watched_find(c, only) : -1;
+	json_t *list;
 
 	if (only && want < 0)
 		return json_pack("{s:b,s:s}", "ok", 0, "error",
 				 "not a watched address or prefix");
+	list = json_array();
 	for (size_t i = 0; m && i < m->nentries; i++) {
 		const struct shuffle_entry *e = &m->entries[i];
-		json_t *proto[2] = { json_object(), json_object() };
+		json_t *proto[2];
 
 		if (only && (long)e->watched != want)
 			continue;
+		proto[0] = json_object();
+		proto[1] = json_object();
 		for (size_t k = 0; k < e->npairs; k++) {
 			char port[8];
 
