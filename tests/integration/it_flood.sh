@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A flood of 100,000 trigger messages (10,000 under valgrind, which runs
+# A flood of 100,000 trigger messages (2,000 under valgrind, which runs
 # porthopd some fifty times slower): they collapse into few shuffles,
 # porthopd's memory stays bounded (peak RSS grows by less than 16 MB), and
 # it answers a signal right after.  Prints the figures.
@@ -20,20 +20,24 @@ pid=$(cat "$T/porthopd.pid")
 rss0=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 
 N=100000
-[ "${PORTHOP_VALGRIND:-0}" = 1 ] && N=10000
+[ "${PORTHOP_VALGRIND:-0}" = 1 ] && N=2000
 start=$(date +%s%N)
 nsx redis-benchmark -q -n $N -c 4 -P 16 PUBLISH test_channel_1 flood >"$T/bench.out" 2>&1
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 grep -q "PUBLISH" "$T/bench.out" || fail "redis-benchmark: $(cat "$T/bench.out")"
 sleep 1
 kill -USR1 "$pid"
-wait_log "applied (signal)" 1 120
+wait_log "applied (signal)" 1 300
 rss1=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 shuffles=$(log_count "applied (redis)")
 check_mapping "$cfg" >/dev/null
 echo "flood: $N messages in ${took} ms -> $shuffles shuffles; peak RSS ${rss0} kB before, ${rss1} kB after"
 [ "$shuffles" -ge 1 ] || fail "the flood triggered nothing"
 [ "$shuffles" -lt 1000 ] || fail "$N messages made $shuffles shuffles; expected them to collapse"
-[ $((rss1 - rss0)) -lt 16384 ] || fail "peak RSS grew by $((rss1 - rss0)) kB under the flood"
+# Under valgrind the RSS is valgrind's shadow memory, not porthopd's: the
+# bound is checked by the plain and sanitizer passes.
+if [ "${PORTHOP_VALGRIND:-0}" != 1 ]; then
+	[ $((rss1 - rss0)) -lt 16384 ] || fail "peak RSS grew by $((rss1 - rss0)) kB under the flood"
+fi
 pass "$N messages: $shuffles shuffles (min interval 200 ms), peak RSS +$((rss1 - rss0)) kB, still responsive"
 stop_porthopd

@@ -110,6 +110,8 @@ start_porthopd() {
 	ip netns exec "$NS" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" -s "$T/control.sock" -v "$@" >>"$T/porthopd.log" 2>&1 &
 	echo $! >"$T/porthopd.pid"
 	wait_log "shuffle 1 applied" 1 60
+	# The control socket opens right after the start-up shuffle.
+	wait_for 60 "the control socket" test -S "$T/control.sock"
 }
 
 porthopd_alive() {
