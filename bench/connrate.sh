@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # TCP connection rate through porthop, measured side by side in one run on
-# the demo's namespace topology: a watched client (bad) connecting through
-# a moved port, an unwatched one (good) connecting to the real port, with
-# no rules at all, with native mode and with the reference's template, at
-# 10, 10k and 100k pairs.  Each figure is connections per second over a
-# few seconds of back-to-back connect, banner, reset.
+# the demo's namespace topology plus two control hosts on the same bridge:
 #
-# usage: bench/connrate.sh [BUILD_DIR] [SECONDS]
+#   host  10.0.0.2  porthopd (native, then template mode) and the service
+#   ctl   10.0.0.5  the same service, no rules at all
+#   ctk   10.0.0.6  the same service behind a stateful firewall with a NAT
+#                   chain (conntrack on, as on any host running Docker,
+#                   firewalld or a "ct state established accept" rule)
+#
+# The watched client (bad, 10.0.0.3) connects through its moved port on
+# host; the unwatched client (good, 10.0.0.4) to the real port.  Both also
+# connect to ctl and ctk.  Runs are interleaved (one short run of every
+# series per round, the order rotated each round) so that the machine's
+# drift falls on every series alike, and each ratio is taken within one
+# round; the table gives the median ratio over the rounds and its range.
+# Clients run on CPU 1, services and porthopd on CPU 0.
+#
+# usage: bench/connrate.sh [BUILD_DIR] [SECONDS_PER_RUN] [ROUNDS]
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000)
+#   SIZES="10 10000 100000": the sizes
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
-SECS=${2:-3}
+SECS=${2:-2}
+ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
+SIZES=${SIZES:-10 10000 100000}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 . "$SRC/scripts/topology.sh"
 
@@ -21,17 +34,65 @@ T=$(mktemp -d /tmp/porthop-rate.XXXXXX)
 cleanup() { topo_down "$P"; rm -rf "$T"; }
 trap cleanup EXIT
 topo_up "$P"
+topo_add_host "$P" ctl 10.0.0.5 fd00:70:68::5
+topo_add_host "$P" ctk 10.0.0.6 fd00:70:68::6
+ip netns exec "${P}ctk" nft -f - <<'NFT'
+table inet fw {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		tcp dport 1 accept
+	}
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+	}
+}
+NFT
+CPU_SVC=0 CPU_CLI=1
+[ "$(nproc)" -ge 2 ] || CPU_CLI=0
+for h in host ctl ctk; do
+	ip netns exec "${P}$h" taskset -c $CPU_SVC "$BUILD/phsvc" serve 1 &
+done
 H="ip netns exec ${P}host"
-$H "$BUILD/phsvc" serve 1 &
 $H redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes --dir "$T" --logfile "$T/redis.log"
 until $H redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
-until ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/10.0.0.2/1" 2>/dev/null; do sleep 0.05; done
+for a in 10.0.0.2 10.0.0.5 10.0.0.6; do
+	until ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/$a/1" 2>/dev/null; do sleep 0.05; done
+done
 
-# rate FROM PORT: the median of three runs of SECS seconds each.
-rate() {
-	for i in 1 2 3; do
-		ip netns exec "${P}$1" "$BUILD/phsvc" rate 10.0.0.2 "$2" "$SECS"
-	done | sort -n | sed -n 2p
+# one FROM ADDRESS PORT: connections per second of one run.
+one() {
+	ip netns exec "${P}$1" taskset -c $CPU_CLI "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" || true
+}
+
+# rounds SERIES...: each SERIES is "name from address port"; runs ROUNDS
+# rounds and leaves the rates in $T/r.<name>, one line per round.
+rounds() {
+	local n=$# r i k
+	local -a s=("$@")
+	for r in $(seq 0 $((ROUNDS - 1))); do
+		for i in $(seq 0 $((n - 1))); do
+			k=$(( (i + r) % n ))
+			# shellcheck disable=SC2086
+			set -- ${s[$k]}
+			one "$2" "$3" "$4" >>"$T/r.$1"
+		done
+	done
+}
+
+# ratio A B: "median (min-max)" of the per-round ratios A/B.
+ratio() {
+	paste "$T/r.$1" "$T/r.$2" | awk '$2 > 0 {print $1 / $2}' | sort -g | awk '
+		{v[NR] = $1}
+		END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		     printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR]}'
+}
+
+# median NAME: the median rate of a series.
+median() {
+	sort -n "$T/r.$1" | awk '{v[NR] = $1}
+		END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		     printf "%.0f", m}'
 }
 
 # config MODE PAIRS: 10.0.0.3 (the bad client) plus filler addresses.
@@ -48,12 +109,15 @@ config() {
 	echo "]}}"
 }
 
-# with_daemon MODE PAIRS: start porthopd, print "bad good" rates, stop it.
-with_daemon() {
-	local log=$T/porthopd.log pid moved
-	config "$1" "$2" >"$T/cfg.json"
+# measure MODE PAIRS: start porthopd, run the rounds, stop it.  Prints
+# "watched|unwatched|no-rules rate|watched/ctl|unwatched/ctl|watched/ctk|
+# unwatched/ctk".
+measure() {
+	local mode=$1 pairs=$2 log=$T/porthopd.log pid moved
+	config "$mode" "$pairs" >"$T/cfg.json"
 	: >"$log"
-	ip netns exec "${P}host" "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
+	rm -f "$T"/r.*
+	$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q subscribed "$log"; do
 		kill -0 $pid 2>/dev/null || { cat "$log" >&2; exit 1; }
@@ -61,23 +125,25 @@ with_daemon() {
 	done
 	moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
 	[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
-	echo "$(rate bad "$moved") $(rate good 1)"
+	rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
+	       "wc bad 10.0.0.5 1" "uc good 10.0.0.5 1" \
+	       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"
 	kill -TERM $pid; wait $pid || true
 	$H nft flush ruleset
-	# Conntrack entries of this round must not weigh on the next.
-	$H conntrack -F >/dev/null 2>&1 || true
+	echo "$(median w)|$(median u)|$(median wc)|$(ratio w wc)|$(ratio u uc)|$(ratio w wk)|$(ratio u uk)"
 }
 
-printf "%-8s %18s %24s %22s %24s %16s\n" pairs "no rules bad/good" "native bad (moved)" "native good" "template bad (moved)" "template good"
-for pairs in 10 10000 100000; do
-	# The baseline is measured again beside each size: the machine's
-	# speed drifts over a run.
-	base_bad=$(rate bad 1)
-	base_good=$(rate good 1)
-	read -r nb ng < <(with_daemon native "$pairs")
-	tb="-"; tg="-"
-	[ "$pairs" -le "$TEMPLATE_MAX" ] && read -r tb tg < <(with_daemon template "$pairs")
-	rb=$(awk -v a="$nb" -v b="$base_bad" 'BEGIN {printf "%.2f", a / b}')
-	rg=$(awk -v a="$ng" -v b="$base_good" 'BEGIN {printf "%.2f", a / b}')
-	printf "%-8s %8s/%-8s %13s/s %5sx %13s/s %5sx %21s/s %14s/s\n" "$pairs" "$base_bad" "$base_good" "$nb" "$rb" "$ng" "$rg" "$tb" "$tg"
+echo "# $(nproc) CPUs, $(uname -r), $ROUNDS rounds of ${SECS} s per series, interleaved"
+printf "%-7s %-9s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode watched unwatched "no rules" \
+	"watched/no rules" "unwatched/no rules" "watched/conntrack" "unwatched/conntrack"
+for pairs in $SIZES; do
+	for mode in native template; do
+		[ $mode = template ] && [ "$pairs" -gt "$TEMPLATE_MAX" ] && continue
+		IFS='|' read -r w u base a b c d < <(measure $mode "$pairs")
+		printf "%-7s %-9s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
+			"$pairs" $mode "$w" "$u" "$base" "$a" "$b" "$c" "$d"
+	done
 done
+if [ -s "$T/failures" ]; then
+	echo "# failed connections:"; sed 's/^/#   /' "$T/failures"
+fi

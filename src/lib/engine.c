@@ -78,6 +78,67 @@ void engine_free(struct engine *e)
 static int listing_of(struct engine *e, const struct config *cfg,
 		      char **ret);
 
+struct owned_table {
+	const char *family, *name;
+};
+#define OWNED_MAX 64
+
+/* The tables porthop owns under cfg: its native table, or the tables the
+ * startup commands add (after the reference's "flush ruleset"). */
+static size_t owned_tables(const struct config *cfg, struct owned_table *t)
+{
+	json_t *cmd;
+	size_t i, n = 0;
+
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE) {
+		t[n].family = "inet";
+		t[n++].name = config_table_name(cfg);
+		return n;
+	}
+	json_array_foreach(config_startup_commands(cfg), i, cmd) {
+		json_t *tb = json_object_get(json_object_get(cmd, "add"), "table");
+		const char *f = json_string_value(json_object_get(tb, "family"));
+		const char *name = json_string_value(json_object_get(tb, "name"));
+
+		if (f && name && n < OWNED_MAX) {
+			t[n].family = f;
+			t[n++].name = name;
+		}
+	}
+	return n;
+}
+
+/* Commands that delete the tables old owned and next does not (a renamed
+ * native table, a switch between modes), whether or not they exist: they
+ * go in the transaction that puts next's rules in force, so the two never
+ * translate the same packet twice. */
+static json_t *stale_tables(const struct config *old, const struct config *next)
+{
+	struct owned_table a[OWNED_MAX], b[OWNED_MAX];
+	size_t na = owned_tables(old, a), nb = owned_tables(next, b);
+	json_t *cmds = json_array();
+
+	for (size_t i = 0; cmds && i < na; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < nb && !kept; j++)
+			kept = strcmp(a[i].family, b[j].family) == 0 &&
+			       strcmp(a[i].name, b[j].name) == 0;
+		for (int k = 0; !kept && k < 2; k++) {
+			json_t *c = json_pack("{s:{s:{s:s,s:s}}}",
+					      k ? "delete" : "add", "table",
+					      "family", a[i].family,
+					      "name", a[i].name);
+
+			if (c == NULL || json_array_append_new(cmds, c) < 0) {
+				json_decref(cmds);
+				return NULL;
+			}
+		}
+	}
+	return cmds;
+}
+
 /* Native mode with the table in place: only map elements change, sent as
  * one netlink batch. */
 static int apply_elements(struct engine *e, struct config *cfg,
@@ -112,11 +173,20 @@ out:
 	return r;
 }
 
+/* Puts prelude's commands (borrowed; NULL: none) first in cmds. */
+static int insert_prelude(json_t *cmds, const json_t *prelude)
+{
+	for (size_t i = json_array_size(prelude); i > 0; i--)
+		if (json_array_insert(cmds, 0, json_array_get(prelude, i - 1)) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 /* Template mode, or a native table to (re)define: one libnftables JSON
- * batch with everything. */
+ * batch with everything, after the prelude. */
 static int apply_full(struct engine *e, struct config *cfg,
 		      struct shuffle_map *map, const struct timespec *t0,
-		      char **ret_error)
+		      const json_t *prelude, char **ret_error)
 {
 	struct timespec t1;
 	json_t *batch = NULL;
@@ -124,6 +194,7 @@ static int apply_full(struct engine *e, struct config *cfg,
 	int r;
 
 	if (ruleset_build(cfg, map, &batch) < 0 ||
+	    insert_prelude(ruleset_commands(batch), prelude) < 0 ||
 	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
 		json_decref(batch);
 		if (ret_error)
@@ -146,25 +217,44 @@ static int apply_full(struct engine *e, struct config *cfg,
  * elements in one libnftables transaction.  Above it, libnftables' JSON
  * parser would need gigabytes (a million pairs are two million elements),
  * so the definition goes first and the elements follow in a netlink batch
- * of their own: two transactions, the maps empty in between. */
+ * of their own: two transactions.  A table of ours that is intact keeps
+ * its maps and their elements through the first (in place), so packets
+ * meet the old mapping or the new one, never empty maps; a table that was
+ * missing or altered is defined anew, its maps empty until the second. */
 #define NATIVE_ATOMIC_SETUP_MAX 20000
+
+static int apply_setup(struct engine *e, struct config *cfg,
+		       const json_t *prelude, bool in_place, char **ret_error)
+{
+	json_t *batch = ruleset_batch_new(cfg, false);
+	int r = -ENOMEM;
+
+	if (batch &&
+	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
+	    ruleset_native_setup(cfg, ruleset_commands(batch), in_place) == 0)
+		r = nftio_apply(e->io, batch, false, ret_error);
+	json_decref(batch);
+	return r;
+}
 
 static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 				     struct shuffle_map *map,
 				     const struct timespec *t0,
+				     const json_t *prelude, bool in_place,
 				     char **ret_error)
 {
-	json_t *batch = ruleset_batch_new(cfg, false);
 	double setup_ms;
 	int r;
 
-	if (batch == NULL ||
-	    ruleset_native_setup(cfg, ruleset_commands(batch)) < 0) {
-		json_decref(batch);
-		return -ENOMEM;
+	r = apply_setup(e, cfg, prelude, in_place, ret_error);
+	if (r < 0 && in_place) {
+		/* Not as we left it after all: define it anew. */
+		if (ret_error) {
+			free(*ret_error);
+			*ret_error = NULL;
+		}
+		r = apply_setup(e, cfg, prelude, false, ret_error);
 	}
-	r = nftio_apply(e->io, batch, false, ret_error);
-	json_decref(batch);
 	if (r < 0)
 		return r;
 	setup_ms = ms_since(t0);
@@ -173,11 +263,21 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	return r;
 }
 
-/* Builds and applies map under cfg; the caller adopts both on success. */
+/* How a BATCH_FULL goes: commands that come first (tables to delete), and
+ * whether the native table may be redefined in place. */
+struct redefine {
+	const json_t *prelude;
+	bool in_place;
+};
+
+/* Builds and applies map under cfg; the caller adopts both on success.
+ * rd: NULL, or how a full batch goes. */
 static int apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
-		     size_t entry, const struct timespec *t0, char **ret_error)
+		     size_t entry, const struct timespec *t0,
+		     const struct redefine *rd, char **ret_error)
 {
+	const json_t *prelude = rd ? rd->prelude : NULL;
 	int r;
 
 	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
@@ -185,9 +285,10 @@ static int apply_map(struct engine *e, struct config *cfg,
 		r = apply_elements(e, cfg, map, kind, entry, t0, ret_error);
 	else if (config_mode(cfg) == CONFIG_MODE_NATIVE &&
 		 config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX)
-		r = apply_setup_then_elements(e, cfg, map, t0, ret_error);
+		r = apply_setup_then_elements(e, cfg, map, t0, prelude,
+					      rd && rd->in_place, ret_error);
 	else
-		r = apply_full(e, cfg, map, t0, ret_error);
+		r = apply_full(e, cfg, map, t0, prelude, ret_error);
 	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
 	e->stats.last_result = r;
 	if (r < 0) {
@@ -237,7 +338,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0, ret_error);
+	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0, NULL, ret_error);
 	return adopt(e, map, r);
 }
 
@@ -280,7 +381,7 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 	 * this address's elements only. */
 	if (r == 0)
 		r = apply_map(e, e->cfg, map, BATCH_ENTRY, (size_t)idx, &t0,
-			      ret_error);
+			      NULL, ret_error);
 	return adopt(e, map, r);
 }
 
@@ -292,8 +393,8 @@ static bool same_definition(const struct config *a, const struct config *b)
 
 	same = config_mode(a) == CONFIG_MODE_NATIVE &&
 	       config_mode(b) == CONFIG_MODE_NATIVE && x && y &&
-	       ruleset_native_setup(a, x) == 0 &&
-	       ruleset_native_setup(b, y) == 0 && json_equal(x, y);
+	       ruleset_native_setup(a, x, false) == 0 &&
+	       ruleset_native_setup(b, y, false) == 0 && json_equal(x, y);
 	json_decref(x);
 	json_decref(y);
 	return same;
@@ -302,6 +403,8 @@ static bool same_definition(const struct config *a, const struct config *b)
 int engine_reload(struct engine *e, struct config *c, char **ret_error)
 {
 	struct shuffle_map *map = NULL;
+	struct redefine rd;
+	json_t *prelude;
 	enum batch_kind kind;
 	struct timespec t0;
 	int r;
@@ -319,11 +422,21 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	 * watched addresses changed, say), only the elements are replaced,
 	 * in one transaction as for any shuffle. */
 	kind = BATCH_FULL;
-	if (e->native_ready && same_definition(e->cfg, c))
+	rd.in_place = false;
+	if (e->native_ready && same_definition(e->cfg, c)) {
 		kind = BATCH_SHUFFLE;
-	else
+	} else {
+		rd.in_place = e->native_ready &&
+			      config_mode(c) == CONFIG_MODE_NATIVE &&
+			      strcmp(config_table_name(c),
+				     config_table_name(e->cfg)) == 0;
 		e->native_ready = false;
-	r = apply_map(e, c, map, kind, 0, &t0, ret_error);
+	}
+	prelude = stale_tables(e->cfg, c);
+	rd.prelude = prelude;
+	r = prelude ? apply_map(e, c, map, kind, 0, &t0, &rd, ret_error)
+		    : -ENOMEM;
+	json_decref(prelude);
 	if (r < 0) {
 		/* The old table is still in force, as it was. */
 		e->native_ready = config_mode(e->cfg) == CONFIG_MODE_NATIVE &&
@@ -351,7 +464,7 @@ int engine_reapply(struct engine *e, char **ret_error)
 	if (map == NULL)
 		return -ENOMEM;
 	e->native_ready = false;
-	r = apply_map(e, e->cfg, map, BATCH_FULL, 0, &t0, ret_error);
+	r = apply_map(e, e->cfg, map, BATCH_FULL, 0, &t0, NULL, ret_error);
 	return adopt(e, map, r);
 }
 
@@ -360,29 +473,12 @@ int engine_reapply(struct engine *e, char **ret_error)
 static int listing_of(struct engine *e, const struct config *cfg,
 		      char **ret)
 {
-	struct { const char *family, *name; } tables[64];
-	size_t n = 0, len = 0;
+	struct owned_table tables[OWNED_MAX];
+	size_t n = owned_tables(cfg, tables), len = 0;
 	char *all = NULL;
-	json_t *cmd;
 	size_t i;
 	int r = 0;
 
-	if (config_mode(cfg) == CONFIG_MODE_NATIVE) {
-		tables[n].family = "inet";
-		tables[n++].name = config_table_name(cfg);
-	} else {
-		json_array_foreach(config_startup_commands(cfg), i, cmd) {
-			json_t *t = json_object_get(json_object_get(cmd, "add"),
-						    "table");
-			const char *f = json_string_value(json_object_get(t, "family"));
-			const char *name = json_string_value(json_object_get(t, "name"));
-
-			if (f && name && n < 64) {
-				tables[n].family = f;
-				tables[n++].name = name;
-			}
-		}
-	}
 	for (i = 0; r == 0 && i < n; i++) {
 		char *fp = NULL, *grown;
 
@@ -612,7 +708,7 @@ static int check_native(const struct config *c, struct nftio *io,
 	}
 	elems = nftio_elems_new(config_table_name(c));
 	if (elems == NULL ||
-	    ruleset_native_setup(c, ruleset_commands(batch)) < 0 ||
+	    ruleset_native_setup(c, ruleset_commands(batch), false) < 0 ||
 	    ruleset_native_elements(c, &sample, false, elems) < 0 ||
 	    (ej = nftio_elems_json(elems)) == NULL ||
 	    json_array_extend(ruleset_commands(batch), ruleset_commands(ej)) < 0)

@@ -117,23 +117,39 @@ static json_t *not_invalid_return(void)
 			 "invalid", "return");
 }
 
-int ruleset_native_setup(const struct config *c, json_t *cmds)
+/* {"<verb>": {"<what>": {"family": "inet", "table": t, "name": name}}} */
+static json_t *object_cmd(const char *verb, const char *what, const char *t,
+			  const char *name)
 {
+	return json_pack("{s:{s:{s:s,s:s,s:s}}}", verb, what, "family", "inet",
+			 "table", t, "name", name);
+}
+
+int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
+{
+	static const char *const chains[] = { "pre_nat", "pre_stateless",
+					      "out_stateless" };
 	const char *t = config_table_name(c);
 	int err = 0;
 
 	/* add + delete + add: replaces an earlier definition atomically,
-	 * and works whether or not the table exists. */
-	for (int i = 0; i < 3; i++)
+	 * and works whether or not the table exists.  In place, "add" of
+	 * what exists changes nothing and the flushes below empty what is
+	 * redefined; the maps keep their elements. */
+	for (int i = 0; i < (in_place ? 1 : 3); i++)
 		push(cmds, json_pack("{s:{s:{s:s,s:s}}}", i == 1 ? "delete" :
 				     "add", "table", "family", "inet", "name",
 				     t), &err);
-	for (int f = 0; f < 2; f++)
+	for (int f = 0; f < 2; f++) {
 		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:[s]}}}", "add",
 				     "set", "family", "inet", "table", t,
 				     "name", f ? "trusted6" : "trusted4",
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
+		if (in_place)
+			push(cmds, object_cmd("flush", "set", t,
+					      f ? "trusted6" : "trusted4"), &err);
+	}
 	for (int m = 0; m < 4; m++) {
 		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
 					"inet", "table", t, "name",
@@ -150,6 +166,8 @@ int ruleset_native_setup(const struct config *c, json_t *cmds)
 	push(cmds, chain(c, "pre_nat", "nat", "prerouting", -100), &err);
 	push(cmds, chain(c, "pre_stateless", "filter", "prerouting", -150), &err);
 	push(cmds, chain(c, "out_stateless", "filter", "output", -100), &err);
+	for (size_t i = 0; in_place && i < 3; i++)
+		push(cmds, object_cmd("flush", "chain", t, chains[i]), &err);
 
 	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
 	for (int m = 0; m < 4; m++)
@@ -287,7 +305,8 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 		struct nftio_elems *b = nftio_elems_new(config_table_name(c));
 		json_t *elems = NULL;
 
-		r = b ? ruleset_native_setup(c, ruleset_commands(batch)) : -ENOMEM;
+		r = b ? ruleset_native_setup(c, ruleset_commands(batch), false)
+		      : -ENOMEM;
 		if (r == 0)
 			r = ruleset_native_elements(c, map, false, b);
 		if (r == 0 && (elems = nftio_elems_json(b)) == NULL)

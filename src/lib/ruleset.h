@@ -59,8 +59,11 @@ int ruleset_native_map(const struct config_watched *w);
 
 /* Appends the table's definition to cmds: "add table", "delete table",
  * then the table, sets, maps, chains, rules and trusted elements, so the
- * batch replaces any earlier definition in the same transaction. */
-int ruleset_native_setup(const struct config *c, json_t *cmds);
+ * batch replaces any earlier definition in the same transaction.
+ * in_place instead keeps the table and its maps with their elements and
+ * replaces only the chains' rules and the trusted sets: for a table of
+ * ours, intact, whose maps are refilled in a transaction of their own. */
+int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place);
 
 /* Queues on b the operations that empty the four maps (when flush is
  * true), then add both elements of every pair of map. */

@@ -125,6 +125,108 @@ static void test_reload(void **state)
 	nftio_free(io);
 }
 
+static bool last_has(struct nftio *io, const char *needle);
+
+/* A renamed table, or a switch of mode, deletes what the old
+ * configuration owned in the transaction that applies the new one. */
+static void test_reload_deletes_stale_tables(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct config *next;
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	next = load("valid/native_udp_only.json");
+	assert_int_equal(engine_reload(e, next, NULL), 0);
+	assert_true(last_has(io, "{\"add\":{\"table\":{\"family\":\"inet\","
+				 "\"name\":\"mtd_ports\"}}},{\"delete\":{\"table\":"
+				 "{\"family\":\"inet\",\"name\":\"mtd_ports\"}}},"
+				 "{\"add\":{\"table\":{\"family\":\"inet\","
+				 "\"name\":\"porthop\"}}}"));
+	/* Native to template: porthop's table goes, before the template's
+	 * own startup commands. */
+	next = load("valid/reference.json");
+	assert_int_equal(engine_reload(e, next, NULL), 0);
+	assert_true(last_has(io, "[{\"add\":{\"table\":{\"family\":\"inet\","
+				 "\"name\":\"porthop\"}}},{\"delete\":{\"table\":"
+				 "{\"family\":\"inet\",\"name\":\"porthop\"}}},"
+				 "{\"flush\":{\"ruleset\""));
+	/* Template to native: the tables the startup commands added go. */
+	next = load("valid/native_full.json");
+	assert_int_equal(engine_reload(e, next, NULL), 0);
+	assert_true(last_has(io, "{\"delete\":{\"table\":{\"family\":\"ip\","
+				 "\"name\":\"nat\"}}}"));
+	/* Same table, same mode: nothing deleted. */
+	next = load("valid/native_full.json");
+	assert_int_equal(engine_reload(e, next, NULL), 0);
+	assert_false(last_has(io, "\"delete\""));
+	engine_free(e);
+	nftio_free(io);
+}
+
+/* A native configuration of 21,000 pairs written to a temporary file,
+ * trusting `trusted` (a JSON array). */
+static struct config *load_big(const char *trusted)
+{
+	char path[] = "/tmp/porthop-test-big.XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	struct config *c;
+
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\","
+		" \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\","
+		" \"decode_responses\": true},"
+		" \"redis_subscriber_configuration\": {\"subscriber_channel_names\":"
+		" [\"c\"]}, \"nftables_service_configuration\": {"
+		" \"max_port_number\": 65535, \"trusted_addresses\": %s,"
+		" \"tcp_ports\": [", trusted);
+	for (int p = 1; p <= 1000; p++)
+		fprintf(f, "%s%d", p > 1 ? "," : "", p);
+	fprintf(f, "], \"watched_addresses\": [");
+	for (int a = 0; a < 21; a++)
+		fprintf(f, "%s{\"ip\": \"10.0.1.%d\"}", a ? "," : "", a + 1);
+	fprintf(f, "]}}\n");
+	assert_int_equal(fclose(f), 0);
+	c = load(path);
+	unlink(path);
+	return c;
+}
+
+/* Above 20,000 pairs a table is defined, then filled, in two
+ * transactions.  A reload that changes the definition of an intact table
+ * keeps its maps (no "delete table") so no packet meets empty maps; if
+ * that is refused the table is defined anew. */
+static void test_reload_big_in_place(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load_big("[]"), io);
+	size_t applied;
+
+	(void)state;
+	assert_int_equal(config_pair_count(engine_config(e)), 21000);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 2);
+	nftio_recorder_fail_match(io, "\"delete\":{\"table\"", "no deletes");
+	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.9\"]"), NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 4);
+	assert_true(last_has(io, "{\"flush\":{\"map\""));
+	assert_true(last_has(io, "\"10.0.1.21\""));
+	/* Refused in place: defined anew, then filled. */
+	nftio_recorder_fail_match(io, "\"flush\":{\"chain\"", "no flush");
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.8\"]"), NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	/* A shuffle after either replaces the elements alone. */
+	nftio_recorder_fail_match(io, NULL, NULL);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 3);
+	assert_false(last_has(io, "\"chain\""));
+	engine_free(e);
+	nftio_free(io);
+}
+
 static void test_check_names_the_rule(void **state)
 {
 	struct nftio *io = nftio_new_recorder();
@@ -231,6 +333,8 @@ int main(void)
 		cmocka_unit_test(test_failure_keeps_previous),
 		cmocka_unit_test(test_shuffle_one_address),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_reload_deletes_stale_tables),
+		cmocka_unit_test(test_reload_big_in_place),
 		cmocka_unit_test(test_check_names_the_rule),
 		cmocka_unit_test(test_native_cycle),
 		cmocka_unit_test(test_native_stop_removes),
