@@ -14,7 +14,10 @@
 # series per round, the order rotated each round) so that the machine's
 # drift falls on every series alike, and each ratio is taken within one
 # round; the table gives the median ratio over the rounds and its range.
-# Clients run on CPU 1, services and porthopd on CPU 0.
+# With one client at a time, the client runs on CPU 1, services and
+# porthopd on CPU 0; that measures a round trip, and leaves the cores idle
+# part of the time.  Four clients side by side keep both cores busy: the
+# rate the host sustains, which is where a per-connection cost shows.
 #
 # usage: bench/connrate.sh [BUILD_DIR] [SECONDS_PER_RUN] [ROUNDS]
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000)
@@ -60,9 +63,18 @@ for a in 10.0.0.2 10.0.0.5 10.0.0.6; do
 	until ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/$a/1" 2>/dev/null; do sleep 0.05; done
 done
 
-# one FROM ADDRESS PORT: connections per second of one run.
+# one FROM ADDRESS PORT: connections per second of one run: one client
+# (PAR=1, pinned) or PAR clients side by side (their sum; unpinned, so
+# that they keep both cores busy: the host's capacity, not a round trip).
 one() {
-	ip netns exec "${P}$1" taskset -c $CPU_CLI "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" || true
+	local k
+	if [ "$PAR" -eq 1 ]; then
+		ip netns exec "${P}$1" taskset -c $CPU_CLI "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" || true
+		return
+	fi
+	for k in $(seq "$PAR"); do
+		ip netns exec "${P}$1" "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" &
+	done | awk '{s += $1} END {print s}'
 }
 
 # rounds SERIES...: each SERIES is "name from address port"; runs ROUNDS
@@ -116,7 +128,6 @@ measure() {
 	local mode=$1 pairs=$2 log=$T/porthopd.log pid moved
 	config "$mode" "$pairs" >"$T/cfg.json"
 	: >"$log"
-	rm -f "$T"/r.*
 	$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q subscribed "$log"; do
@@ -125,23 +136,28 @@ measure() {
 	done
 	moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
 	[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
-	rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
-	       "wc bad 10.0.0.5 1" "uc good 10.0.0.5 1" \
-	       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"
+	for PAR in 1 4; do
+		rm -f "$T"/r.*
+		rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
+		       "wc bad 10.0.0.5 1" "uc good 10.0.0.5 1" \
+		       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"
+		echo "$PAR|$(median w)|$(median u)|$(median wc)|$(ratio w wc)|$(ratio u uc)|$(ratio w wk)|$(ratio u uk)"
+	done
 	kill -TERM $pid; wait $pid || true
 	$H nft flush ruleset
-	echo "$(median w)|$(median u)|$(median wc)|$(ratio w wc)|$(ratio u uc)|$(ratio w wk)|$(ratio u uk)"
 }
 
-echo "# $(nproc) CPUs, $(uname -r), $ROUNDS rounds of ${SECS} s per series, interleaved"
-printf "%-7s %-9s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode watched unwatched "no rules" \
+echo "# $(nproc) CPUs, $(uname -r), $ROUNDS rounds of ${SECS} s per series, interleaved;"
+echo "# clients: 1 (one connection at a time) or 4 side by side (both cores busy)"
+printf "%-7s %-9s %-7s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode clients watched unwatched "no rules" \
 	"watched/no rules" "unwatched/no rules" "watched/conntrack" "unwatched/conntrack"
 for pairs in $SIZES; do
 	for mode in native template; do
 		[ $mode = template ] && [ "$pairs" -gt "$TEMPLATE_MAX" ] && continue
-		IFS='|' read -r w u base a b c d < <(measure $mode "$pairs")
-		printf "%-7s %-9s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
-			"$pairs" $mode "$w" "$u" "$base" "$a" "$b" "$c" "$d"
+		while IFS='|' read -r par w u base a b c d; do
+			printf "%-7s %-9s %-7s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
+				"$pairs" $mode "$par" "$w" "$u" "$base" "$a" "$b" "$c" "$d"
+		done < <(measure $mode "$pairs")
 	done
 done
 if [ -s "$T/failures" ]; then

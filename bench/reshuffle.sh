@@ -82,9 +82,9 @@ run_daemon() {
 	done
 	nsx redis-cli PUBLISH bench "{\"address\": \"10.0.0.1\"}" >/dev/null
 	until grep -q "applied (address" "$log"; do sleep 0.01; done
-	full=$(grep 'applied (signal)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms/\1 \2/' | awk '{print $1 + $2}' | median)
-	apply=$(grep 'applied (signal)' "$log" | sed 's/.*apply \([0-9.]*\) ms/\1/' | median)
-	one=$(grep 'applied (address' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms/\1 \2/' | awk '{print $1 + $2}')
+	full=$(grep 'applied (signal)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}' | median)
+	apply=$(grep 'applied (signal)' "$log" | sed 's/.*apply \([0-9.]*\) ms.*/\1/' | median)
+	one=$(grep 'applied (address' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}')
 	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
 	kill -TERM $pid
 	wait $pid || true

@@ -170,6 +170,7 @@ static void observe(struct porthopd *p)
 static void do_shuffle(struct porthopd *p, const char *reason)
 {
 	const struct engine_stats *st;
+	char digest[48] = "";
 	char *err = NULL;
 	int r = engine_shuffle(p->engine, &err);
 
@@ -181,10 +182,14 @@ static void do_shuffle(struct porthopd *p, const char *reason)
 		return;
 	}
 	st = engine_stats(p->engine);
+	if (st->last_digest_ms >= 0)
+		snprintf(digest, sizeof(digest), ", digest %.1f ms",
+			 st->last_digest_ms);
 	log_info("shuffle %llu applied (%s): %zu pairs, %zu commands, "
-		 "build %.1f ms, apply %.1f ms",
+		 "build %.1f ms, apply %.1f ms%s",
 		 (unsigned long long)st->shuffles, reason, st->last_pairs,
-		 st->last_commands, st->last_build_ms, st->last_apply_ms);
+		 st->last_commands, st->last_build_ms, st->last_apply_ms,
+		 digest);
 	notify_status(p);
 }
 

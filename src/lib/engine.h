@@ -25,6 +25,7 @@ struct engine_stats {
 	size_t last_commands;	/* commands in the last batch */
 	double last_build_ms;	/* draw, build and serialise */
 	double last_apply_ms;	/* the libnftables call */
+	double last_digest_ms;	/* native: the elements' digest; < 0: none */
 	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
 	int last_result;	/* 0 or the negative errno of the last attempt */
 };
@@ -61,8 +62,10 @@ int engine_reapply(struct engine *e, char **ret_error);
  * were applied, and applies the mapping in force again if someone removed
  * or altered them.  Cheap when nothing changed: one netlink round trip for
  * the ruleset's generation.  Native mode compares porthop's table without
- * its elements; template mode the tables its startup commands create.
- * Returns 0 (intact), 1 (re-applied) or a negative errno. */
+ * its elements, then a digest of the elements (changed elements alone are
+ * put back in one transaction); template mode the tables its startup
+ * commands create.  Returns 0 (intact), 1 (re-applied) or a negative
+ * errno. */
 int engine_reconcile(struct engine *e, char **ret_error);
 
 /* Native mode with remove_table_on_stop: deletes porthop's table.  Does

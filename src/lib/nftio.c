@@ -58,6 +58,7 @@ struct nftio {
 	unsigned fail_next;
 	char *fail_msg;
 	char *fail_needle;
+	uint64_t elem_salt;		/* changed by tamper_elements */
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -836,27 +837,113 @@ static int family_number(const char *family)
 	return -1;
 }
 
+/* Reads of a dump: the kernel fills its dump messages up to the size of
+ * the reads it sees (32 KiB at most), so large reads mean few of them. */
+#define DUMP_READ_SIZE (64 * 1024)
+
+/* Sends the dump request nlh (sequence number seq) and runs cb on every
+ * answer. */
+static int dump_run(struct nftio *io, const struct nlmsghdr *nlh,
+		    uint32_t seq, mnl_cb_t cb, void *data)
+{
+	char *buf;
+	ssize_t n;
+	int r;
+
+	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	if ((buf = malloc(DUMP_READ_SIZE)) == NULL)
+		return -ENOMEM;
+	do {
+		n = mnl_socket_recvfrom(io->nl, buf, DUMP_READ_SIZE);
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		errno = 0;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), cb, data);
+	} while (r > 0);
+	if (r < 0)
+		r = errno ? -errno : -EIO;
+out:
+	free(buf);
+	return r;
+}
+
 static int dump(struct nftio *io, uint16_t type, int family,
 		struct dump_ctx *d)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	uint32_t seq = io->seq++;
 	struct nlmsghdr *nlh;
-	ssize_t n;
 	int r;
 
 	nlh = nftnl_nlmsg_build_hdr(buf, type, (uint16_t)family,
 				    NLM_F_DUMP | NLM_F_ACK, seq);
-	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(io->nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)n, seq,
-			       mnl_socket_get_portid(io->nl), dump_cb, d);
-	} while (r > 0);
+	r = dump_run(io, nlh, seq, dump_cb, d);
 	return r < 0 ? -EIO : 0;
+}
+
+/* 64-bit FNV-1a, then a splitmix64 finaliser so that sums of hashes do
+ * not cancel out. */
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+	const unsigned char *c = p;
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ULL;
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+/* Sums the hashes of the elements in one NFT_MSG_NEWSETELEM answer: the
+ * element attributes as the kernel encodes them, in whatever order it
+ * dumps them. */
+static int digest_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *sum = data;
+	const struct nlattr *a, *el;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a)
+			*sum += hash_bytes(mnl_attr_get_payload(el),
+					   mnl_attr_get_payload_len(el), 0);
+	}
+	return MNL_CB_OK;
+}
+
+int nftio_map_digest(struct nftio *io, const char *table, const char *map,
+		     uint64_t *ret)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq;
+	struct nlmsghdr *nlh;
+
+	*ret = 0;
+	if (io->nft == NULL) {
+		char *text = json_dumps(io->last ? io->last : json_null(),
+					JSON_COMPACT | JSON_ENCODE_ANY);
+
+		if (text == NULL)
+			return -ENOMEM;
+		*ret = hash_bytes(map, strlen(map), io->elem_salt) ^
+		       hash_bytes(text, strlen(text), 0);
+		free(text);
+		return 0;
+	}
+	seq = io->seq++;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+				    NLM_F_DUMP | NLM_F_ACK, seq);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, map);
+	return dump_run(io, nlh, seq, digest_cb, ret);
 }
 
 int nftio_table_fingerprint(struct nftio *io, const char *family,
@@ -935,6 +1022,12 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 	free(io->fail_needle);
 	io->fail_msg = msg ? strdup(msg) : NULL;
 	io->fail_needle = needle ? strdup(needle) : NULL;
+}
+
+void nftio_recorder_tamper_elements(struct nftio *io)
+{
+	io->elem_salt++;
+	io->generation++;
 }
 
 void nftio_recorder_tamper(struct nftio *io)

@@ -96,6 +96,14 @@ int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret);
 
+/* An order-independent digest of the elements of one map of an inet
+ * table, as the kernel dumps them: equal digests, equal contents (up to a
+ * 64-bit hash collision).  -ENOENT if the table or map does not exist.
+ * The recorder digests its last batch and the salt that
+ * nftio_recorder_tamper_elements changes. */
+int nftio_map_digest(struct nftio *io, const char *table, const char *map,
+		     uint64_t *ret);
+
 /* Runs libnftables JSON list commands (e.g. {"nftables": [{"list":
  * {"table": {...}}}]}) and parses what they print; terse leaves set and
  * map elements out.  The recorder answers with its last batch. */
@@ -116,5 +124,8 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);
+/* Recorder only: someone changed map elements alone (the generation and
+ * the map digests move, the fingerprint does not). */
+void nftio_recorder_tamper_elements(struct nftio *io);
 
 #endif

@@ -130,6 +130,25 @@ wait_log "reconcile: the rules in force had been removed" 2 10
 [ "$(nsx nft list chain inet porthop pre_nat | grep -c redirect)" -eq 4 ] || fail "the deleted rule was not restored"
 pass "a deleted rule of porthop's table is restored"
 
+# Elements alone: one deleted, one foreign added.  The definition is
+# intact, the digest of the elements is not: the mapping in force comes
+# back, in one transaction.
+m4=$(check_native)
+k=$(elements | awk '$1 == "10.0.0.4" && $2 == "tcp" && $3 == 80 {print $4}')
+nsx nft delete element inet porthop swap4 "{ 10.0.0.4 . tcp . 80 }"
+wait_log "reconcile: the rules in force had been removed" 3 10
+[ "$(check_native)" = "$m4" ] || fail "a deleted element came back with another mapping"
+nsx nft add element inet porthop swap4 "{ 10.0.0.99 . tcp . 22 : 4444 }"
+wait_log "reconcile: the rules in force had been removed" 4 10
+[ "$(check_native)" = "$m4" ] || fail "a foreign element was not removed"
+[ "$(elements | awk '$1 == "10.0.0.4" && $2 == "tcp" && $3 == 80 {print $4}')" = "$k" ] || fail "10.0.0.4 tcp 80 changed"
+# Someone else's commit elsewhere changes nothing of porthop's.
+nsx nft 'add table ip someone; add chain ip someone c; add rule ip someone c tcp dport 9999 accept'
+sleep 2.5
+[ "$(log_count "reconcile: the rules in force had been removed")" -eq 4 ] \
+	|| fail "a change to another table was taken for a change to porthop's"
+pass "a deleted or a foreign map element is put back; another table's change is left alone"
+
 nsx nft -f - <<'NFT'
 table ip docker_like {
 	chain forward { type filter hook forward priority filter; policy drop; }

@@ -305,6 +305,18 @@ static void test_native_cycle(void **state)
 	assert_true(last_has(io, "{\"add\":{\"table\""));
 	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
 	assert_int_equal(engine_reconcile(e, NULL), 0);
+	/* Someone changed elements alone: they are put back, the table's
+	 * definition left alone, the mapping the same. */
+	applied = nftio_recorder_applied(io);
+	nftio_recorder_tamper_elements(io);
+	assert_int_equal(engine_reconcile(e, NULL), 1);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_true(last_has(io, "{\"flush\":{\"map\""));
+	assert_false(last_has(io, "\"table\":{\"family\""));
+	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
 	/* A clean stop deletes the table when configured to (here: not). */
 	assert_int_equal(engine_stop(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
