@@ -25,6 +25,8 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$SRC/bench/common.sh"
+bench_build_note "$BUILD"
 SECS=${2:-2}
 ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}

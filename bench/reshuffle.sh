@@ -18,6 +18,8 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$SRC/bench/common.sh"
+bench_build_note "$BUILD"
 shift || true
 SIZES=("${@:-10 1000 10000 100000 1000000}")
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)

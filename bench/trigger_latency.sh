@@ -9,6 +9,8 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$SRC/bench/common.sh"
+bench_build_note "$BUILD"
 RUNS=${2:-7}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 

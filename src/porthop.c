@@ -263,7 +263,7 @@ static int cmd_print(int argc, char **argv)
 		status = EX_CONFIG;
 		goto out;
 	}
-	if (rng == NULL || shuffle_map_new(rng, cfg, &map) < 0 ||
+	if (rng == NULL || shuffle_map_new(rng, cfg, NULL, &map) < 0 ||
 	    ruleset_build(cfg, map, &batch) < 0 ||
 	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
 		status = EX_OSERR;

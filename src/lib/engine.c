@@ -13,6 +13,7 @@ struct engine {
 	struct nftio *io;
 	struct shuffle *rng;
 	struct shuffle_map *map;	/* in force, or NULL */
+	struct shuffle_plan *plan;	/* cfg's free ports, built at first use */
 	struct engine_stats stats;
 	/* Native mode: the table as the configuration defines it is in the
 	 * kernel, so a shuffle only has to replace map elements. */
@@ -81,6 +82,7 @@ void engine_free(struct engine *e)
 	if (e == NULL)
 		return;
 	shuffle_map_free(e->map);
+	shuffle_plan_free(e->plan);
 	shuffle_free(e->rng);
 	config_free(e->cfg);
 	free(e->snapshot);
@@ -368,6 +370,15 @@ static int adopt(struct engine *e, struct shuffle_map *map, int r)
 	return 0;
 }
 
+/* The plan of the configuration in force, built at first use; NULL if
+ * out of memory (the draw then builds one of its own, or fails). */
+static struct shuffle_plan *plan(struct engine *e)
+{
+	if (e->plan == NULL)
+		e->plan = shuffle_plan_new(e->cfg);
+	return e->plan;
+}
+
 int engine_shuffle(struct engine *e, char **ret_error)
 {
 	struct shuffle_map *map = NULL;
@@ -375,7 +386,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = shuffle_map_new(e->rng, e->cfg, &map);
+	r = shuffle_map_new(e->rng, e->cfg, plan(e), &map);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = errstr("cannot draw redirect ports: %s",
@@ -419,7 +430,7 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 	map = map_copy(e->cfg, e->map);
 	if (map == NULL)
 		return -ENOMEM;
-	r = shuffle_map_redraw(e->rng, e->cfg, map, (size_t)idx);
+	r = shuffle_map_redraw(e->rng, e->cfg, plan(e), map, (size_t)idx);
 	/* Template mode flushes and rebuilds: the whole batch goes again,
 	 * with only this address's ports changed.  Native mode replaces
 	 * this address's elements only. */
@@ -446,6 +457,7 @@ static bool same_definition(const struct config *a, const struct config *b)
 
 int engine_reload(struct engine *e, struct config *c, char **ret_error)
 {
+	struct shuffle_plan *next_plan;
 	struct shuffle_map *map = NULL;
 	struct redefine rd;
 	json_t *prelude;
@@ -454,8 +466,10 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = shuffle_map_new(e->rng, c, &map);
+	next_plan = shuffle_plan_new(c);
+	r = next_plan ? shuffle_map_new(e->rng, c, next_plan, &map) : -ENOMEM;
 	if (r < 0) {
+		shuffle_plan_free(next_plan);
 		if (ret_error)
 			*ret_error = errstr("cannot draw redirect ports: %s",
 					    strerror(-r));
@@ -486,11 +500,14 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 		e->native_ready = config_mode(e->cfg) == CONFIG_MODE_NATIVE &&
 				  e->map != NULL;
 		shuffle_map_free(map);
+		shuffle_plan_free(next_plan);
 		return r;
 	}
 	shuffle_map_free(e->map);
+	shuffle_plan_free(e->plan);
 	config_free(e->cfg);
 	e->map = map;
+	e->plan = next_plan;
 	e->cfg = c;
 	take_elements_digest(e);
 	return 0;

@@ -927,6 +927,8 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 	struct nlmsghdr *nlh;
 
 	*ret = 0;
+	/* The attributes' alignment padding goes to the kernel too. */
+	memset(buf, 0, sizeof(buf));
 	if (io->nft == NULL) {
 		char *text = json_dumps(io->last ? io->last : json_null(),
 					JSON_COMPACT | JSON_ENCODE_ANY);

@@ -159,14 +159,17 @@ void shuffle_map_free(struct shuffle_map *m)
 }
 
 /* The free ports of each protocol: 1..max_port minus its used ports. */
-struct free_lists {
+struct shuffle_plan {
 	uint16_t *list[CONFIG_NPROTO];
 	size_t n[CONFIG_NPROTO];
 };
 
-static int free_lists_init(struct free_lists *fl, const struct config *c)
+struct shuffle_plan *shuffle_plan_new(const struct config *c)
 {
-	memset(fl, 0, sizeof(*fl));
+	struct shuffle_plan *fl = calloc(1, sizeof(*fl));
+
+	if (fl == NULL)
+		return NULL;
 	for (int p = 0; p < CONFIG_NPROTO; p++) {
 		size_t nports;
 
@@ -175,25 +178,30 @@ static int free_lists_init(struct free_lists *fl, const struct config *c)
 		if (nports == 0)
 			continue;
 		fl->list[p] = malloc(65536 * sizeof(uint16_t));
-		if (fl->list[p] == NULL)
-			return -ENOMEM;
+		if (fl->list[p] == NULL) {
+			shuffle_plan_free(fl);
+			return NULL;
+		}
 		for (unsigned port = 1; port <= config_max_port(c); port++)
 			if (!config_proto_port_used(c, p, port))
 				fl->list[p][fl->n[p]++] = (uint16_t)port;
 	}
-	return 0;
+	return fl;
 }
 
-static void free_lists_done(struct free_lists *fl)
+void shuffle_plan_free(struct shuffle_plan *fl)
 {
+	if (fl == NULL)
+		return;
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(fl->list[p]);
+	free(fl);
 }
 
 /* Pairs are grouped by protocol: each group is drawn at once, so the
  * ports of one protocol are distinct.  The entry changes only when every
  * draw succeeded. */
-static int draw_entry(struct shuffle *s, struct free_lists *fl,
+static int draw_entry(struct shuffle *s, struct shuffle_plan *fl,
 		      struct shuffle_entry *e)
 {
 	uint16_t *ports = malloc((e->npairs + 1) * sizeof(*ports));
@@ -217,34 +225,36 @@ static int draw_entry(struct shuffle *s, struct free_lists *fl,
 }
 
 int shuffle_map_redraw(struct shuffle *s, const struct config *c,
-		       struct shuffle_map *map, size_t watched)
+		       struct shuffle_plan *plan, struct shuffle_map *map,
+		       size_t watched)
 {
-	struct free_lists fl;
+	struct shuffle_plan *own = NULL;
 	int r;
 
 	if (watched >= map->nentries)
 		return -EINVAL;
-	r = free_lists_init(&fl, c);
-	if (r == 0)
-		r = draw_entry(s, &fl, &map->entries[watched]);
-	free_lists_done(&fl);
+	if (plan == NULL && (plan = own = shuffle_plan_new(c)) == NULL)
+		return -ENOMEM;
+	r = draw_entry(s, plan, &map->entries[watched]);
+	shuffle_plan_free(own);
 	return r;
 }
 
 int shuffle_map_new(struct shuffle *s, const struct config *c,
-		    struct shuffle_map **ret_map)
+		    struct shuffle_plan *plan, struct shuffle_map **ret_map)
 {
 	struct shuffle_map *m = shuffle_map_alloc(c);
-	struct free_lists fl;
-	int r;
+	struct shuffle_plan *own = NULL;
+	int r = 0;
 
 	if (m == NULL)
 		return -ENOMEM;
-	/* The free lists are the same for every address: built once. */
-	r = free_lists_init(&fl, c);
+	if (plan == NULL && (plan = own = shuffle_plan_new(c)) == NULL)
+		r = -ENOMEM;
+	/* The free lists are the same for every address. */
 	for (size_t i = 0; r == 0 && i < m->nentries; i++)
-		r = draw_entry(s, &fl, &m->entries[i]);
-	free_lists_done(&fl);
+		r = draw_entry(s, plan, &m->entries[i]);
+	shuffle_plan_free(own);
 	if (r < 0) {
 		shuffle_map_free(m);
 		return r;

@@ -53,17 +53,28 @@ int shuffle_draw(struct shuffle *s, unsigned max_port,
 		 int (*is_used)(const void *arg, unsigned port),
 		 const void *arg, size_t count, uint16_t *ret_ports);
 
-/* Draws a fresh mapping for every watched address of c.  On success
- * *ret_map is a new map the caller frees with shuffle_map_free(). */
+/* The ports each protocol may draw from under one configuration (1 to
+ * max_port minus its services), built once: a draw permutes them but
+ * keeps the same ports, and picks uniformly whatever their order, so
+ * every draw under that configuration can reuse them.  NULL on allocation
+ * failure. */
+struct shuffle_plan;
+struct shuffle_plan *shuffle_plan_new(const struct config *c);
+void shuffle_plan_free(struct shuffle_plan *p);
+
+/* Draws a fresh mapping for every watched address of c, from plan (built
+ * from c; NULL: one is built for this call).  On success *ret_map is a
+ * new map the caller frees with shuffle_map_free(). */
 int shuffle_map_new(struct shuffle *s, const struct config *c,
-		    struct shuffle_map **ret_map);
+		    struct shuffle_plan *plan, struct shuffle_map **ret_map);
 
 /* Draws a fresh mapping for one watched address (index) and stores it in
  * map's entry for that address, leaving the others as they are.  Each
  * protocol draws on its own: a TCP redirect never takes a tcp_ports port,
- * a UDP one never a udp_ports port. */
+ * a UDP one never a udp_ports port.  plan as for shuffle_map_new. */
 int shuffle_map_redraw(struct shuffle *s, const struct config *c,
-		       struct shuffle_map *map, size_t watched);
+		       struct shuffle_plan *plan, struct shuffle_map *map,
+		       size_t watched);
 
 /* Allocates an empty map with room for every watched address of c, with
  * each entry's real ports filled in and redirects zero.  For tests and for

@@ -155,7 +155,7 @@ static void test_map_for_config(void **state)
 	(void)state;
 	assert_int_equal(chdir(CORPUS_DIR), 0);
 	c = load("valid/ipv6_and_many.json");
-	assert_int_equal(shuffle_map_new(s, c, &m), 0);
+	assert_int_equal(shuffle_map_new(s, c, NULL, &m), 0);
 	assert_int_equal(m->nentries, 3);
 	for (size_t i = 0; i < m->nentries; i++) {
 		const struct shuffle_entry *e = &m->entries[i];
@@ -173,16 +173,64 @@ static void test_map_for_config(void **state)
 		}
 	}
 	/* Redrawing one address leaves the others alone. */
-	assert_int_equal(shuffle_map_new(s, c, &m2), 0);
+	assert_int_equal(shuffle_map_new(s, c, NULL, &m2), 0);
 	memcpy(m2->pool, m->pool, config_pair_count(c) * sizeof(*m->pool));
-	assert_int_equal(shuffle_map_redraw(s, c, m2, 1), 0);
+	assert_int_equal(shuffle_map_redraw(s, c, NULL, m2, 1), 0);
 	assert_memory_equal(m2->entries[0].pairs, m->entries[0].pairs,
 			    2 * sizeof(struct shuffle_pair));
 	assert_memory_equal(m2->entries[2].pairs, m->entries[2].pairs,
 			    3 * sizeof(struct shuffle_pair));
-	assert_int_equal(shuffle_map_redraw(s, c, m2, 3), -EINVAL);
+	assert_int_equal(shuffle_map_redraw(s, c, NULL, m2, 3), -EINVAL);
 	shuffle_map_free(m);
 	shuffle_map_free(m2);
+	config_free(c);
+	shuffle_free(s);
+}
+
+/* One plan serves every draw: each leaves its lists permuted, and the
+ * next must still pick uniformly and never a service's port. */
+static void test_plan_reused_uniform(void **state)
+{
+	enum { N = 60000, FREE = 15, PICK = 3 };
+	struct shuffle *s = shuffle_new();
+	struct config *c;
+	struct shuffle_plan *plan;
+	long counts[PICK][21] = { { 0 } };
+	double crit = chi2_critical(FREE - 1, 4.75);
+
+	(void)state;
+	assert_int_equal(chdir(CORPUS_DIR), 0);
+	/* max_port 20, services 1-5, ports 3 4 5 of 10.0.0.3 moved. */
+	c = load("valid/reference.json");
+	plan = shuffle_plan_new(c);
+	assert_non_null(plan);
+	for (int i = 0; i < N; i++) {
+		struct shuffle_map *m = NULL;
+
+		assert_int_equal(shuffle_map_new(s, c, plan, &m), 0);
+		assert_int_equal(m->entries[0].npairs, PICK);
+		for (int k = 0; k < PICK; k++) {
+			uint16_t r = m->entries[0].pairs[k].redirect;
+
+			assert_true(r >= 1 && r <= 20);
+			counts[k][r]++;
+			for (int j = 0; j < k; j++)
+				assert_int_not_equal(m->entries[0].pairs[j].redirect, r);
+		}
+		shuffle_map_free(m);
+	}
+	for (int k = 0; k < PICK; k++) {
+		double chi = 0, e = (double)N / FREE;
+
+		for (int p = 6; p <= 20; p++)
+			chi += (counts[k][p] - e) * (counts[k][p] - e) / e;
+		print_message("  position %d: chi2 = %.2f (critical %.2f)\n", k,
+			      chi, crit);
+		assert_true(chi < crit);
+		for (int p = 1; p <= 5; p++)
+			assert_int_equal(counts[k][p], 0);
+	}
+	shuffle_plan_free(plan);
 	config_free(c);
 	shuffle_free(s);
 }
@@ -195,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_uniformity_chi_square),
 		cmocka_unit_test(test_uniform_small_bounds),
 		cmocka_unit_test(test_map_for_config),
+		cmocka_unit_test(test_plan_reused_uniform),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
