@@ -22,6 +22,7 @@
 # usage: bench/connrate.sh [BUILD_DIR] [SECONDS_PER_RUN] [ROUNDS]
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000)
 #   SIZES="10 10000 100000": the sizes
+#   PARS="1 4": the numbers of clients side by side
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -31,6 +32,7 @@ SECS=${2:-2}
 ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 SIZES=${SIZES:-10 10000 100000}
+PARS=${PARS:-1 4}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 . "$SRC/scripts/topology.sh"
 
@@ -138,7 +140,7 @@ measure() {
 	done
 	moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
 	[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
-	for PAR in 1 4; do
+	for PAR in $PARS; do
 		rm -f "$T"/r.*
 		rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
 		       "wc bad 10.0.0.5 1" "uc good 10.0.0.5 1" \
