@@ -85,6 +85,21 @@ static double chi2_critical(double k, double z)
 /* Each free port must be as likely as any other, in every position.  With
  * z = 4.75 (p = 1e-6) a correct generator fails once in a million runs; a
  * modulo bias or an off-by-one fails every time. */
+/* counts[1..20] of N draws: never 1-5 (the services), 6-20 uniform. */
+static void assert_uniform_6_20(const long counts[21], long n, double crit,
+				int position)
+{
+	double chi = 0, e = (double)n / 15;
+
+	for (int p = 6; p <= 20; p++)
+		chi += (counts[p] - e) * (counts[p] - e) / e;
+	print_message("  position %d: chi2 = %.2f (critical %.2f)\n", position,
+		      chi, crit);
+	assert_true(chi < crit);
+	for (int p = 1; p <= 5; p++)
+		assert_int_equal(counts[p], 0);
+}
+
 static void test_uniformity_chi_square(void **state)
 {
 	enum { N = 60000, FREE = 15, PICK = 3 };
@@ -100,17 +115,8 @@ static void test_uniformity_chi_square(void **state)
 		for (int k = 0; k < PICK; k++)
 			counts[k][ports[k]]++;
 	}
-	for (int k = 0; k < PICK; k++) {
-		double chi = 0, e = (double)N / FREE;
-
-		for (int p = 6; p <= 20; p++)
-			chi += (counts[k][p] - e) * (counts[k][p] - e) / e;
-		print_message("  position %d: chi2 = %.2f (critical %.2f)\n", k,
-			      chi, crit);
-		assert_true(chi < crit);
-		for (int p = 1; p <= 5; p++)
-			assert_int_equal(counts[k][p], 0);
-	}
+	for (int k = 0; k < PICK; k++)
+		assert_uniform_6_20(counts[k], N, crit, k);
 	shuffle_free(s);
 }
 
@@ -219,17 +225,8 @@ static void test_plan_reused_uniform(void **state)
 		}
 		shuffle_map_free(m);
 	}
-	for (int k = 0; k < PICK; k++) {
-		double chi = 0, e = (double)N / FREE;
-
-		for (int p = 6; p <= 20; p++)
-			chi += (counts[k][p] - e) * (counts[k][p] - e) / e;
-		print_message("  position %d: chi2 = %.2f (critical %.2f)\n", k,
-			      chi, crit);
-		assert_true(chi < crit);
-		for (int p = 1; p <= 5; p++)
-			assert_int_equal(counts[k][p], 0);
-	}
+	for (int k = 0; k < PICK; k++)
+		assert_uniform_6_20(counts[k], N, crit, k);
 	shuffle_plan_free(plan);
 	config_free(c);
 	shuffle_free(s);
