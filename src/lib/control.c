@@ -38,21 +38,80 @@ static void conn_drained(struct bufferevent *bev, void *arg)
 		bufferevent_free(bev);
 }
 
-static void reply(struct bufferevent *bev, json_t *r)
+/* Queues r (consumed) as one line. */
+static void write_reply(struct bufferevent *bev, json_t *r)
 {
 	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
 
 	if (text == NULL)
 		text = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
-	/* No more input: write the answer, close once it is out. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, conn_drained, conn_close, NULL);
 	if (text) {
 		bufferevent_write(bev, text, strlen(text));
 		bufferevent_write(bev, "\n", 1);
 	}
 	free(text);
 	json_decref(r);
+}
+
+static void reply(struct bufferevent *bev, json_t *r)
+{
+	/* No more input: write the answer, close once it is out. */
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, conn_drained, conn_close, NULL);
+	write_reply(bev, r);
+}
+
+/* At most this much is read and dropped after a request refused as too
+ * large, while the client finishes sending it. */
+#define CONTROL_LINGER_MAX (64 * 1024)
+
+static void linger_free(struct bufferevent *bev, size_t *dropped)
+{
+	free(dropped);
+	bufferevent_free(bev);
+}
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t *dropped = arg;
+
+	*dropped += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (*dropped > CONTROL_LINGER_MAX)
+		linger_free(bev, dropped);
+}
+
+static void linger_written(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	linger_free(bev, arg);
+}
+
+/* The reply to a request refused before it was all read: closing at once
+ * would reset the connection under a client still writing, and it would
+ * lose the reply.  So: the reply, a half-close, then what the client still
+ * sends is dropped until it hangs up (or the timeout, or 64 KiB). */
+static void reply_lingering(struct bufferevent *bev, json_t *r)
+{
+	size_t *dropped = calloc(1, sizeof(*dropped));
+
+	if (dropped == NULL) {
+		reply(bev, r);
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(bev),
+		       evbuffer_get_length(bufferevent_get_input(bev)));
+	bufferevent_setcb(bev, linger_read, linger_written, linger_event,
+			  dropped);
+	write_reply(bev, r);
 }
 
 static json_t *error_reply(const char *msg)
@@ -80,17 +139,14 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	json_t *req;
 	char *line;
 
-	if (nl.pos < 0) {
-		if (len > CONTROL_MAX_REQUEST)
-			reply(bev, error_reply("request too large; at most 4096 "
-					       "bytes on one line"));
+	if ((nl.pos < 0 && len > CONTROL_MAX_REQUEST) ||
+	    (nl.pos >= 0 && (size_t)nl.pos > CONTROL_MAX_REQUEST)) {
+		reply_lingering(bev, error_reply("request too large; at most "
+						 "4096 bytes on one line"));
 		return;
 	}
-	if ((size_t)nl.pos > CONTROL_MAX_REQUEST) {
-		reply(bev, error_reply("request too large; at most 4096 bytes "
-				       "on one line"));
+	if (nl.pos < 0)
 		return;
-	}
 	line = malloc((size_t)nl.pos + 1);
 	if (line == NULL) {
 		reply(bev, error_reply("out of memory"));
