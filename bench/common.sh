@@ -11,3 +11,32 @@ bench_build_note() {
 		"configure it with -DCMAKE_BUILD_TYPE=RelWithDebInfo" ;;
 	esac
 }
+
+# bench_ns_up: a scratch directory $T and a network namespace $NS with lo
+# up and a redis-server on 127.0.0.1:6379; both go at exit.
+bench_ns_up() {
+	[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
+	T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
+	NS=ph-bench-$$
+	trap bench_ns_down EXIT
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	nsx redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes \
+		--dir "$T" --logfile "$T/redis.log"
+	until nsx redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
+}
+
+bench_ns_down() {
+	local pid
+	for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+nsx() { ip netns exec "$NS" "$@"; }
+
+# median: of the numbers on standard input, one a line ("-" if none).
+median() {
+	sort -n | awk '{a[NR] = $1}
+		END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}

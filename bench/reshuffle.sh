@@ -25,23 +25,8 @@ SIZES=("${@:-10 1000 10000 100000 1000000}")
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 JSON_MAX=${JSON_MAX:-100000}
-[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
+bench_ns_up
 
-T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
-NS=ph-bench-$$
-cleanup() {
-	for pid in $(ip netns pids $NS 2>/dev/null); do kill -KILL $pid 2>/dev/null || true; done
-	ip netns del $NS 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ip netns add $NS
-ip -n $NS link set lo up
-nsx() { ip netns exec $NS "$@"; }
-nsx redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes --dir "$T" --logfile "$T/redis.log"
-until nsx redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
-
-median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 addr() { echo "10.$(($1 / 62500 % 250)).$(($1 / 250 % 250)).$(($1 % 250 + 1))"; }
 
 # config MODE ADDRESSES PORTS > file

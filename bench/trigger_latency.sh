@@ -12,21 +12,7 @@ BUILD=$(cd "${1:-$SRC/build}" && pwd)
 . "$SRC/bench/common.sh"
 bench_build_note "$BUILD"
 RUNS=${2:-7}
-[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
-
-T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
-NS=ph-bench-$$
-cleanup() {
-	for pid in $(ip netns pids $NS 2>/dev/null); do kill -KILL $pid 2>/dev/null || true; done
-	ip netns del $NS 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ip netns add $NS
-ip -n $NS link set lo up
-ip netns exec $NS redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes \
-	--dir "$T" --logfile "$T/redis.log"
-until ip netns exec $NS redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
+bench_ns_up
 
 # config ADDRESSES PORTS > file
 config() {
@@ -44,7 +30,6 @@ config() {
 	  }}'
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 printf "%-14s %8s %10s %12s %12s %10s\n" "size" "rules" "runs" "median ms" "apply ms" "peak RSS"
 for size in "1 3" "100 100"; do
@@ -52,7 +37,8 @@ for size in "1 3" "100 100"; do
 	config "$1" "$2" >"$T/cfg.json"
 	log=$T/porthopd.log
 	: >"$log"
-	ip netns exec $NS "$BUILD/porthopd" -T -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
+	# Not through nsx: $! must be porthopd itself.
+	ip netns exec "$NS" "$BUILD/porthopd" -T -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 	pid=$!
 	until grep -q "shuffle 1 applied" "$log"; do
 		kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
@@ -62,14 +48,14 @@ for size in "1 3" "100 100"; do
 	lat=()
 	for i in $(seq "$RUNS"); do
 		n=$((i + 1))
-		sent=$(ip netns exec $NS "$BUILD/porthop" publish -q -t -C bench | awk '/^sent at/ {print $3}')
+		sent=$(nsx "$BUILD/porthop" publish -q -t -C bench | awk '/^sent at/ {print $3}')
 		until grep -q "shuffle $n applied" "$log"; do sleep 0.01; done
 		done_at=$(grep "shuffle $n applied" "$log" | awk '{print $1}')
 		lat+=("$(echo "$done_at $sent" | awk '{printf "%.2f", ($1 - $2) * 1000}')")
 		# Let the kernel settle between runs.
 		sleep 0.2
 	done
-	apply=$(grep "applied (redis)" "$log" | sed 's/.*apply \([0-9.]*\) ms/\1/' | median)
+	apply=$(grep "applied (redis)" "$log" | sed 's/.*apply \([0-9.]*\) ms.*/\1/' | median)
 	rules=$(grep "shuffle 2 applied" "$log" | sed 's/.* \([0-9]*\) commands.*/\1/')
 	rss=$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$pid/status)
 	kill -TERM $pid; wait $pid || true

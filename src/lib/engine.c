@@ -349,8 +349,10 @@ static void take_elements_digest(struct engine *e)
 {
 	struct timespec t0;
 
+	/* Only reconciliation reads it. */
 	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
-	    config_pair_count(e->cfg) > ELEMENT_CHECK_MAX)
+	    config_pair_count(e->cfg) > ELEMENT_CHECK_MAX ||
+	    config_daemon(e->cfg)->reconcile_interval_s == 0)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	e->have_elem_digest = elements_digest(e, &e->elem_digest) == 0;
@@ -513,11 +515,13 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	return 0;
 }
 
-int engine_reapply(struct engine *e, char **ret_error)
+/* Applies the mapping in force again: whole (BATCH_FULL), or, the native
+ * table being intact, its elements only (BATCH_SHUFFLE). */
+static int apply_again(struct engine *e, enum batch_kind kind,
+		       char **ret_error)
 {
 	struct shuffle_map *map;
 	struct timespec t0;
-	int r;
 
 	if (e->map == NULL)
 		return engine_shuffle(e, ret_error);
@@ -525,23 +529,15 @@ int engine_reapply(struct engine *e, char **ret_error)
 	map = map_copy(e->cfg, e->map);
 	if (map == NULL)
 		return -ENOMEM;
-	e->native_ready = false;
-	r = apply_map(e, e->cfg, map, BATCH_FULL, 0, &t0, NULL, ret_error);
-	return adopt(e, map, r);
+	if (kind == BATCH_FULL)
+		e->native_ready = false;
+	return adopt(e, map, apply_map(e, e->cfg, map, kind, 0, &t0, NULL,
+				       ret_error));
 }
 
-/* Native mode, the table intact but its elements changed: the mapping in
- * force is put back, elements only. */
-static int refill(struct engine *e, char **ret_error)
+int engine_reapply(struct engine *e, char **ret_error)
 {
-	struct shuffle_map *map = map_copy(e->cfg, e->map);
-	struct timespec t0;
-
-	if (map == NULL)
-		return -ENOMEM;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	return adopt(e, map, apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0,
-				       NULL, ret_error));
+	return apply_again(e, BATCH_FULL, ret_error);
 }
 
 /* The fingerprints of the tables porthop owns (its native table, or the
@@ -622,7 +618,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		 * are replaced in one transaction, as for a shuffle. */
 		if (e->have_elem_digest && elements_digest(e, &d) == 0 &&
 		    d != e->elem_digest) {
-			r = refill(e, ret_error);
+			r = apply_again(e, BATCH_SHUFFLE, ret_error);
 			return r < 0 ? r : 1;
 		}
 		e->applied_gen = gen;
