@@ -47,7 +47,7 @@ struct porthopd {
 	struct event *timer_ev;
 	struct event *reconcile_ev;
 	struct event *watchdog_ev;
-	const char *pending_reason;
+	unsigned pending_sources;		/* bits: 1 << SRC_x collapsed */
 	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
 	uint64_t triggers;
 	uint64_t reconciliations;
@@ -146,14 +146,14 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static const char *const source_names[SRC_COUNT] = {
+	"redis", "timer", "signal", "control", "reconnect"
+};
+
 static int source_of(const char *reason)
 {
-	static const char *const names[SRC_COUNT] = {
-		"redis", "timer", "signal", "control", "reconnect"
-	};
-
 	for (int i = 0; i < SRC_COUNT; i++)
-		if (strcmp(reason, names[i]) == 0)
+		if (strcmp(reason, source_names[i]) == 0)
 			return i;
 	return -1;
 }
@@ -205,9 +205,21 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
 
+	char reason[64] = "";
+	size_t len = 0;
+
 	(void)fd;
 	(void)what;
-	do_shuffle(p, p->pending_reason);
+	/* Every trigger that collapsed into this shuffle is named: an
+	 * operator's signal served by a shuffle a message had already asked
+	 * for shows as "redis, signal", not as a lost signal. */
+	for (int i = 0; i < SRC_COUNT; i++)
+		if (p->pending_sources & (1u << i))
+			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
+						"%s%s", len ? ", " : "",
+						source_names[i]);
+	p->pending_sources = 0;
+	do_shuffle(p, reason);
 	clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
 }
 
@@ -221,13 +233,16 @@ static void request_shuffle(struct porthopd *p, const char *reason)
 	struct timespec now;
 	long long since_ms;
 
+	int source = source_of(reason);
+
 	p->triggers++;
-	if (source_of(reason) >= 0)
-		p->by_source[source_of(reason)]++;
+	if (source >= 0) {
+		p->by_source[source]++;
+		p->pending_sources |= 1u << source;
+	}
 	/* event_pending() is true for an active event too. */
 	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
 		return;
-	p->pending_reason = reason;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	since_ms = (now.tv_sec - p->last_shuffle.tv_sec) * 1000LL +
 		   (now.tv_nsec - p->last_shuffle.tv_nsec) / 1000000;

@@ -52,13 +52,15 @@ pass "3 Redis restarts survived: a catch-up shuffle after each, triggers work ag
 
 # A flood: 2000 messages in one pipe.  They collapse into far fewer
 # shuffles and porthopd stays responsive.
-before=$(log_count "applied (redis)")
+before=$(log_count "applied (redis")
 for i in $(seq 2000); do echo "PUBLISH test_channel_1 m$i"; done \
 	| nsx redis-cli >/dev/null
 sleep 0.5
 kill -USR1 "$(cat "$T/porthopd.pid")"
-wait_log "applied (signal)" 2
-after=$(log_count "applied (redis)")
+# (Still reading the flood, porthopd serves the signal with the shuffle
+# already asked for: "applied (redis, signal)".)
+wait_log "applied (.*signal" 2
+after=$(log_count "applied (redis")
 [ "$after" -gt "$before" ] || fail "the flood triggered nothing"
 [ $((after - before)) -lt 2000 ] || fail "2000 messages made $((after - before)) shuffles; expected them to collapse"
 check_mapping "$cfg" >/dev/null
