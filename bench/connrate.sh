@@ -23,8 +23,6 @@
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000)
 #   SIZES="10 10000 100000": the sizes
 #   PARS="1 4": the numbers of clients side by side
-#   MODES="native untracked template": the modes ("untracked": native
-#   with untrack_unwatched, unwatched clients bypass connection tracking)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -35,7 +33,6 @@ ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 SIZES=${SIZES:-10 10000 100000}
 PARS=${PARS:-1 4}
-MODES=${MODES:-native untracked template}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 . "$SRC/scripts/topology.sh"
 
@@ -114,14 +111,13 @@ rate() {
 
 # config MODE PAIRS: 10.0.0.3 (the bad client) plus filler addresses.
 config() {
-	local mode=$1 pairs=$2 np na paths="" extra=""
+	local mode=$1 pairs=$2 np na paths=""
 	if [ "$pairs" -lt 1000 ]; then np=$pairs; na=1; else np=1000; na=$((pairs / 1000)); fi
-	[ "$mode" = untracked ] && extra="\"untrack_unwatched\": true,"
 	[ "$mode" = template ] && paths="\"nft_startup_commands_path\": \"$SRC/examples/nft_startup_commands.json\", \"nft_address_rules_path\": \"$SRC/examples/nft_address_rules.json\","
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
 	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
-	echo " \"nftables_service_configuration\": {$paths $extra \"max_port_number\": 65535,"
+	echo " \"nftables_service_configuration\": {$paths \"max_port_number\": 65535,"
 	echo "  \"tcp_ports\": [$(seq -s, 1 "$np")], \"watched_addresses\": [{\"ip\": \"10.0.0.3\"}"
 	for i in $(seq 1 $((na - 1))); do echo ", {\"ip\": \"10.200.$((i / 250)).$((i % 250 + 1))\"}"; done
 	echo "]}}"
@@ -158,7 +154,7 @@ echo "# clients: 1 (one connection at a time) or 4 side by side (both cores busy
 printf "%-7s %-9s %-7s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode clients watched unwatched "no rules" \
 	"watched/no rules" "unwatched/no rules" "watched/conntrack" "unwatched/conntrack"
 for pairs in $SIZES; do
-	for mode in $MODES; do
+	for mode in native template; do
 		[ $mode = template ] && [ "$pairs" -gt "$TEMPLATE_MAX" ] && continue
 		while IFS='|' read -r par w u base a b c d; do
 			printf "%-7s %-9s %-7s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \

@@ -133,10 +133,6 @@ const char *config_table_name(const struct config *c);
 size_t config_trusted_count(const struct config *c);
 const struct config_net *config_trusted(const struct config *c, size_t i);
 bool config_remove_on_stop(const struct config *c);
-/* Native mode: connections of unwatched sources to the protected ports
- * bypass connection tracking (notrack), so they pay nothing for the NAT
- * that watched sources need. */
-bool config_untrack_unwatched(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
 /* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes

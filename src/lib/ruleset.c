@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -126,184 +125,6 @@ static json_t *object_cmd(const char *verb, const char *what, const char *t,
 			 "table", t, "name", name);
 }
 
-/* --- untracked unwatched traffic (untrack_unwatched) ---------------- */
-
-static const char *const raw_chains[2] = { "pre_raw", "out_raw" };
-static const char *const raw_sets[3] = { "watched4", "watched6", "services" };
-
-static json_t *raw_set(const char *t, int i)
-{
-	json_t *def = json_pack("{s:s,s:s,s:s,s:[s]}", "family", "inet",
-				"table", t, "name", raw_sets[i], "flags",
-				"interval");
-
-	if (def == NULL)
-		return NULL;
-	if (json_object_set_new(def, "type", i == 2 ?
-				json_pack("[s,s]", "inet_proto", "inet_service") :
-				json_string(i ? "ipv6_addr" : "ipv4_addr")) < 0) {
-		json_decref(def);
-		return NULL;
-	}
-	return json_pack("{s:{s:o}}", "add", "set", def);
-}
-
-/* Order of nets for the sweep below: by address, a prefix before the
- * nets it contains. */
-static int net_cmp(const void *a, const void *b)
-{
-	const struct config_net *x = *(const struct config_net *const *)a;
-	const struct config_net *y = *(const struct config_net *const *)b;
-	int r = memcmp(x->addr, y->addr, sizeof(x->addr));
-
-	if (r)
-		return r;
-	return (x->prefix_len > y->prefix_len) - (x->prefix_len < y->prefix_len);
-}
-
-/* Is n inside the prefix outer? */
-static bool net_within(const struct config_net *n,
-		       const struct config_net *outer)
-{
-	unsigned bits = outer->prefix_len, i;
-
-	if (n->family != outer->family || n->prefix_len < bits)
-		return false;
-	for (i = 0; i < bits / 8; i++)
-		if (n->addr[i] != outer->addr[i])
-			return false;
-	return bits % 8 == 0 ||
-	       ((n->addr[i] ^ outer->addr[i]) & (0xff00 >> (bits % 8))) == 0;
-}
-
-/* The watched nets of one family, those inside another watched prefix
- * left out: an interval set refuses overlapping elements. */
-static json_t *watched_elems(const struct config *c, int family, int *err)
-{
-	size_t n = 0, total = config_watched_count(c);
-	const struct config_net **v = calloc(total ? total : 1, sizeof(*v));
-	const struct config_net *outer = NULL;
-	json_t *elem = json_array();
-
-	if (v == NULL || elem == NULL) {
-		*err = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < total; i++)
-		if (config_watched(c, i)->family == family)
-			v[n++] = &config_watched(c, i)->net;
-	qsort(v, n, sizeof(*v), net_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (outer && net_within(v[i], outer))
-			continue;
-		outer = v[i];
-		push(elem, v[i]->is_prefix ?
-		     json_pack("{s:{s:s,s:i}}", "prefix", "addr",
-			       v[i]->addr_text, "len", (int)v[i]->prefix_len) :
-		     json_string(v[i]->addr_text), err);
-	}
-out:
-	free(v);
-	return elem;
-}
-
-/* The protected ports as "proto . first-last" runs. */
-static json_t *service_elems(const struct config *c, int *err)
-{
-	json_t *elem = json_array();
-
-	for (int pr = 0; elem && pr < CONFIG_NPROTO; pr++) {
-		const char *name = pr == CONFIG_TCP ? "tcp" : "udp";
-
-		for (unsigned p = 1; p <= 65535; p++) {
-			unsigned last = p;
-
-			if (!config_proto_port_used(c, (enum config_proto)pr, p))
-				continue;
-			while (last < 65535 &&
-			       config_proto_port_used(c, (enum config_proto)pr,
-						      last + 1))
-				last++;
-			push(elem, last == p ?
-			     json_pack("{s:[s,i]}", "concat", name, (int)p) :
-			     json_pack("{s:[s,{s:[i,i]}]}", "concat", name,
-				       "range", (int)p, (int)last), err);
-			p = last;
-		}
-	}
-	if (elem == NULL)
-		*err = -ENOMEM;
-	return elem;
-}
-
-static json_t *untrack_rule(const struct config *c, int chain, int family)
-{
-	char ref[16];
-
-	snprintf(ref, sizeof(ref), "@%s", raw_sets[family]);
-	return rule(c, raw_chains[chain], json_pack(
-		"[{s:{s:s,s:o,s:s}},{s:{s:s,s:{s:[{s:{s:s}},o]},s:s}},{s:n}]",
-		"match", "op", "!=", "left",
-		payload(family ? "ip6" : "ip", chain ? "daddr" : "saddr"),
-		"right", ref,
-		"match", "op", "==", "left", "concat", "meta", "key", "l4proto",
-		payload("th", chain ? "sport" : "dport"), "right", "@services",
-		"notrack"));
-}
-
-/* Before conntrack (raw priority): packets between an unwatched address
- * and a protected port are not tracked, so the NAT chain, which turns
- * connection tracking on, costs them nothing.  Both directions: in, by
- * source and destination port; out (the replies), by destination and
- * source port.  Off, an in-place redefinition removes what an earlier
- * definition may have left. */
-static void untrack_setup(const struct config *c, json_t *cmds, bool in_place,
-			  int *err)
-{
-	const char *t = config_table_name(c);
-	bool on = config_untrack_unwatched(c);
-
-	if (!on && !in_place)
-		return;
-	for (int i = 0; i < 3; i++)
-		push(cmds, raw_set(t, i), err);
-	for (int i = 0; i < 2; i++) {
-		push(cmds, chain(c, raw_chains[i], "filter",
-				 i ? "output" : "prerouting", -300), err);
-		if (in_place)
-			push(cmds, object_cmd("flush", "chain", t,
-					      raw_chains[i]), err);
-	}
-	if (!on) {
-		for (int i = 0; i < 2; i++)
-			push(cmds, object_cmd("delete", "chain", t,
-					      raw_chains[i]), err);
-		for (int i = 0; i < 3; i++)
-			push(cmds, object_cmd("delete", "set", t, raw_sets[i]),
-			     err);
-		return;
-	}
-	for (int i = 0; i < 3; i++) {
-		json_t *elem;
-
-		if (in_place)
-			push(cmds, object_cmd("flush", "set", t, raw_sets[i]),
-			     err);
-		elem = i == 2 ? service_elems(c, err) :
-		       watched_elems(c, i ? AF_INET6 : AF_INET, err);
-		if (json_array_size(elem) == 0) {
-			json_decref(elem);
-			continue;
-		}
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add",
-				     "element", "family", "inet", "table", t,
-				     "name", raw_sets[i], "elem", elem), err);
-	}
-	for (int ch = 0; ch < 2; ch++)
-		for (int f = 0; f < 2; f++)
-			push(cmds, untrack_rule(c, ch, f), err);
-}
-
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 {
 	static const char *const chains[] = { "pre_nat", "pre_stateless",
@@ -396,7 +217,6 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 				     "name", f ? "trusted6" : "trusted4",
 				     "elem", elem), &err);
 	}
-	untrack_setup(c, cmds, in_place, &err);
 	return err;
 }
 

@@ -42,11 +42,6 @@ wait_until 10 $H redis-cli ping
 CFG=$T/configuration.json
 if [ "$MODE" = native ]; then
 	topo_config_native "$CFG"
-elif [ "$MODE" = untracked ]; then
-	# Native mode, unwatched clients' traffic to the services untracked.
-	topo_config_native "$CFG"
-	jq '.nftables_service_configuration.untrack_unwatched = true' "$CFG" >"$CFG.new"
-	mv "$CFG.new" "$CFG"
 else
 	topo_config "$CFG" "$SRC"
 fi

@@ -272,53 +272,6 @@ static void test_generation(void **state)
 	nftio_free(io);
 }
 
-/* untrack_unwatched in the kernel: the definition loads; an in-place
- * redefinition without it removes the raw chains and their sets, and one
- * with it puts them back. */
-static void apply_setup(struct nftio *io, const char *file, bool in_place)
-{
-	struct diag *d = diag_new();
-	struct config *c = config_load(file, 0, d);
-	json_t *batch;
-	char *err = NULL;
-
-	assert_non_null(c);
-	batch = ruleset_batch_new(c, false);
-	assert_int_equal(ruleset_native_setup(c, ruleset_commands(batch),
-					      in_place), 0);
-	if (nftio_apply(io, batch, false, &err) < 0)
-		print_message("  %s: %s\n", file, err);
-	assert_null(err);
-	json_decref(batch);
-	config_free(c);
-	diag_free(d);
-}
-
-static void test_untracked_in_place(void **state)
-{
-	struct nftio *io = nftio_new_kernel();
-	char *err = NULL;
-
-	(void)state;
-	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
-					  "{\"ruleset\":null}}]}", false, &err), 0);
-	apply_setup(io, CORPUS_DIR "/valid/native_untracked.json", false);
-	assert_int_equal(system("nft list chain inet mtd_ports pre_raw | grep -q "
-				"'ip saddr != @watched4 meta l4proto . th dport @services notrack' && "
-				"nft list chain inet mtd_ports out_raw | grep -q "
-				"'ip6 daddr != @watched6 meta l4proto . th sport @services notrack' && "
-				"nft list set inet mtd_ports services | grep -q 'tcp . 80-82'"), 0);
-	apply_setup(io, CORPUS_DIR "/valid/native_full.json", true);
-	assert_int_equal(system("nft list table inet mtd_ports | "
-				"grep -qE 'raw|watched4|services'"), 256);
-	assert_int_equal(system("nft list chain inet mtd_ports pre_nat >/dev/null"), 0);
-	apply_setup(io, CORPUS_DIR "/valid/native_untracked.json", true);
-	assert_int_equal(system("nft list set inet mtd_ports watched4 | "
-				"grep -q '10.0.0.3, 10.1.0.0/16'"), 0);
-	apply_setup(io, CORPUS_DIR "/valid/native_untracked.json", true);
-	nftio_free(io);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,7 +280,6 @@ int main(void)
 		cmocka_unit_test(test_check_refuses_ipv6_in_ip_template),
 		cmocka_unit_test(test_native_golden_and_netlink),
 		cmocka_unit_test(test_generation),
-		cmocka_unit_test(test_untracked_in_place),
 	};
 	struct stat self, init;
 

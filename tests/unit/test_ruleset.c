@@ -226,99 +226,6 @@ static void test_empty_map_is_startup_only(void **state)
 	config_free(c);
 }
 
-/* The object of the first command `verb what` named (or in chain) name. */
-static json_t *find_cmd(json_t *cmds, const char *verb, const char *what,
-			const char *key, const char *name, size_t *ret_count)
-{
-	json_t *cmd, *found = NULL;
-	size_t i, n = 0;
-
-	json_array_foreach(cmds, i, cmd) {
-		json_t *o = json_object_get(json_object_get(cmd, verb), what);
-		const char *v = json_string_value(json_object_get(o, key));
-
-		if (v && strcmp(v, name) == 0) {
-			found = found ? found : o;
-			n++;
-		}
-	}
-	if (ret_count)
-		*ret_count = n;
-	return found;
-}
-
-/* untrack_unwatched: raw-priority chains that notrack unwatched traffic
- * to and from the protected ports, sets of watched nets (an address
- * inside a watched prefix left out: the kernel refuses overlapping
- * intervals) and of the ports as runs; nothing of it when off, and an
- * in-place redefinition with it off deletes what an earlier one left. */
-static void test_untracked_setup(void **state)
-{
-	struct config *on = load("valid/native_untracked.json");
-	struct config *off = load("valid/native_full.json");
-	json_t *cmds = json_array(), *o;
-	char *text;
-	size_t n;
-
-	(void)state;
-	assert_int_equal(ruleset_native_setup(on, cmds, false), 0);
-	o = find_cmd(cmds, "add", "chain", "name", "pre_raw", NULL);
-	assert_non_null(o);
-	assert_string_equal(json_string_value(json_object_get(o, "hook")), "prerouting");
-	assert_int_equal(json_integer_value(json_object_get(o, "prio")), -300);
-	o = find_cmd(cmds, "add", "chain", "name", "out_raw", NULL);
-	assert_string_equal(json_string_value(json_object_get(o, "hook")), "output");
-	find_cmd(cmds, "add", "rule", "chain", "pre_raw", &n);
-	assert_int_equal(n, 2);
-	o = find_cmd(cmds, "add", "rule", "chain", "out_raw", &n);
-	assert_int_equal(n, 2);
-	text = json_dumps(o, JSON_SORT_KEYS);
-	assert_string_equal(text, "{\"chain\": \"out_raw\", \"expr\": [{\"match\": "
-		"{\"left\": {\"payload\": {\"field\": \"daddr\", \"protocol\": \"ip\"}}, "
-		"\"op\": \"!=\", \"right\": \"@watched4\"}}, {\"match\": {\"left\": "
-		"{\"concat\": [{\"meta\": {\"key\": \"l4proto\"}}, {\"payload\": "
-		"{\"field\": \"sport\", \"protocol\": \"th\"}}]}, \"op\": \"==\", "
-		"\"right\": \"@services\"}}, {\"notrack\": null}], \"family\": \"inet\", "
-		"\"table\": \"mtd_ports\"}");
-	free(text);
-	o = find_cmd(cmds, "add", "element", "name", "watched4", NULL);
-	text = json_dumps(json_object_get(o, "elem"), 0);
-	assert_string_equal(text, "[\"10.0.0.3\", {\"prefix\": {\"addr\": "
-			    "\"10.1.0.0\", \"len\": 16}}]");
-	free(text);
-	o = find_cmd(cmds, "add", "element", "name", "watched6", NULL);
-	text = json_dumps(json_object_get(o, "elem"), 0);
-	assert_string_equal(text, "[{\"prefix\": {\"addr\": \"2001:db8::\", "
-			    "\"len\": 48}}, \"2001:db8:1::7\"]");
-	free(text);
-	o = find_cmd(cmds, "add", "element", "name", "services", NULL);
-	text = json_dumps(json_object_get(o, "elem"), 0);
-	assert_string_equal(text, "[{\"concat\": [\"tcp\", 22]}, {\"concat\": "
-			    "[\"tcp\", {\"range\": [80, 82]}]}, {\"concat\": "
-			    "[\"tcp\", 443]}, {\"concat\": [\"udp\", 53]}, "
-			    "{\"concat\": [\"udp\", 123]}]");
-	free(text);
-	json_array_clear(cmds);
-
-	/* Off: nothing of it; off in place: deleted, chains before sets. */
-	assert_int_equal(ruleset_native_setup(off, cmds, false), 0);
-	text = json_dumps(cmds, 0);
-	assert_null(strstr(text, "raw"));
-	assert_null(strstr(text, "watched4"));
-	free(text);
-	json_array_clear(cmds);
-	assert_int_equal(ruleset_native_setup(off, cmds, true), 0);
-	assert_non_null(find_cmd(cmds, "delete", "chain", "name", "pre_raw", NULL));
-	assert_non_null(find_cmd(cmds, "delete", "chain", "name", "out_raw", NULL));
-	find_cmd(cmds, "delete", "set", "name", "services", &n);
-	assert_int_equal(n, 1);
-	find_cmd(cmds, "add", "rule", "chain", "pre_raw", &n);
-	assert_int_equal(n, 0);
-	json_decref(cmds);
-	config_free(on);
-	config_free(off);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,7 +235,6 @@ int main(void)
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
-		cmocka_unit_test(test_untracked_setup),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
