@@ -13,7 +13,8 @@
 # connect to ctl and ctk.  Runs are interleaved (one short run of every
 # series per round, the order rotated each round) so that the machine's
 # drift falls on every series alike, and each ratio is taken within one
-# round; the table gives the median ratio over the rounds and its range.
+# round; the table gives the median ratio over the rounds and the 95 %
+# confidence interval of their geometric mean.
 # With one client at a time, the client runs on CPU 1, services and
 # porthopd on CPU 0; that measures a round trip, and leaves the cores idle
 # part of the time.  Four clients side by side keep both cores busy: the
@@ -23,6 +24,9 @@
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000)
 #   SIZES="10 10000 100000": the sizes
 #   PARS="1 4": the numbers of clients side by side
+#   MODES="native template": the modes; "none" adds a run with no
+#   porthopd and no rules on host, both clients to the real port: how host
+#   itself compares with the control hosts (a cost of nothing looks so)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -33,6 +37,7 @@ ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 SIZES=${SIZES:-10 10000 100000}
 PARS=${PARS:-1 4}
+MODES=${MODES:-native template}
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
 . "$SRC/scripts/topology.sh"
 
@@ -96,12 +101,17 @@ rounds() {
 	done
 }
 
-# ratio A B: "median (min-max)" of the per-round ratios A/B.
+# ratio A B: the per-round ratios A/B as "median [lo-hi]": [lo-hi] is
+# the 95 % confidence interval of their geometric mean (mean of the logs
+# +- 1.96 standard errors), the honest bound of what one run can tell
+# apart: a cost is measurable when 1.00 lies outside it.
 ratio() {
 	paste "$T/r.$1" "$T/r.$2" | awk '$2 > 0 {print $1 / $2}' | sort -g | awk '
-		{v[NR] = $1}
+		{v[NR] = $1; l = log($1); s += l; q += l * l}
 		END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		     printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR]}'
+		     mu = s / NR; sd = NR > 1 ? sqrt((q - NR * mu * mu) / (NR - 1)) : 0
+		     e = 1.96 * sd / sqrt(NR)
+		     printf "%.2fx [%.2f-%.2f]", m, exp(mu - e), exp(mu + e)}'
 }
 
 # rate NAME: the median rate of a series, whole.
@@ -130,14 +140,18 @@ measure() {
 	local mode=$1 pairs=$2 log=$T/porthopd.log pid moved
 	config "$mode" "$pairs" >"$T/cfg.json"
 	: >"$log"
-	$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
-	pid=$!
-	until grep -q subscribed "$log"; do
-		kill -0 $pid 2>/dev/null || { cat "$log" >&2; exit 1; }
-		sleep 0.1
-	done
-	moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
-	[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
+	if [ "$mode" = none ]; then
+		pid="" moved=1
+	else
+		$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
+		pid=$!
+		until grep -q subscribed "$log"; do
+			kill -0 $pid 2>/dev/null || { cat "$log" >&2; exit 1; }
+			sleep 0.1
+		done
+		moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
+		[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
+	fi
 	for PAR in $PARS; do
 		rm -f "$T"/r.*
 		rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
@@ -145,7 +159,7 @@ measure() {
 		       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"
 		echo "$PAR|$(rate w)|$(rate u)|$(rate wc)|$(ratio w wc)|$(ratio u uc)|$(ratio w wk)|$(ratio u uk)"
 	done
-	kill -TERM $pid; wait $pid || true
+	[ -z "$pid" ] || { kill -TERM $pid; wait $pid || true; }
 	$H nft flush ruleset
 }
 
@@ -154,8 +168,9 @@ echo "# clients: 1 (one connection at a time) or 4 side by side (both cores busy
 printf "%-7s %-9s %-7s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode clients watched unwatched "no rules" \
 	"watched/no rules" "unwatched/no rules" "watched/conntrack" "unwatched/conntrack"
 for pairs in $SIZES; do
-	for mode in native template; do
+	for mode in $MODES; do
 		[ $mode = template ] && [ "$pairs" -gt "$TEMPLATE_MAX" ] && continue
+		[ $mode = none ] && [ "$pairs" != "${SIZES%% *}" ] && continue
 		while IFS='|' read -r par w u base a b c d; do
 			printf "%-7s %-9s %-7s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
 				"$pairs" $mode "$par" "$w" "$u" "$base" "$a" "$b" "$c" "$d"
