@@ -30,7 +30,6 @@ config() {
 	  }}'
 }
 
-
 printf "%-14s %8s %10s %12s %12s %10s\n" "size" "rules" "runs" "median ms" "apply ms" "peak RSS"
 for size in "1 3" "100 100"; do
 	set -- $size

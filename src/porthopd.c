@@ -146,18 +146,6 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *const source_names[SRC_COUNT] = {
-	"redis", "timer", "signal", "control", "reconnect"
-};
-
-static int source_of(const char *reason)
-{
-	for (int i = 0; i < SRC_COUNT; i++)
-		if (strcmp(reason, source_names[i]) == 0)
-			return i;
-	return -1;
-}
-
 static void observe(struct porthopd *p)
 {
 	const struct engine_stats *st = engine_stats(p->engine);
@@ -204,7 +192,6 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 static void on_pending(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
-
 	char reason[64] = "";
 	size_t len = 0;
 
@@ -217,7 +204,7 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
 		if (p->pending_sources & (1u << i))
 			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
 						"%s%s", len ? ", " : "",
-						source_names[i]);
+						metrics_source_name((enum metrics_source)i));
 	p->pending_sources = 0;
 	do_shuffle(p, reason);
 	clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
@@ -226,20 +213,16 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
 /* Triggers that arrive while one is pending collapse into it: a burst of
  * messages costs one shuffle, and shuffles keep the configured distance
  * (min_shuffle_interval_ms) however fast messages come. */
-static void request_shuffle(struct porthopd *p, const char *reason)
+static void request_shuffle(struct porthopd *p, enum metrics_source source)
 {
 	unsigned min_ms = config_daemon(engine_config(p->engine))->min_shuffle_interval_ms;
 	struct timeval tv = { 0, 0 };
 	struct timespec now;
 	long long since_ms;
 
-	int source = source_of(reason);
-
 	p->triggers++;
-	if (source >= 0) {
-		p->by_source[source]++;
-		p->pending_sources |= 1u << source;
-	}
+	p->by_source[source]++;
+	p->pending_sources |= 1u << source;
 	/* event_pending() is true for an active event too. */
 	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
 		return;
@@ -341,7 +324,7 @@ static void on_interval(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	request_shuffle(p, "timer");
+	request_shuffle(p, SRC_TIMER);
 	arm_interval(p);
 }
 
@@ -410,7 +393,7 @@ static void on_message(void *arg, const char *channel, const char *payload,
 		}
 		json_decref(msg);
 	}
-	request_shuffle(p, "redis");
+	request_shuffle(p, SRC_REDIS);
 }
 
 static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
@@ -430,7 +413,7 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 		 * is at most once): catch up with one shuffle. */
 		if (bus_connections(p->bus) > 1 &&
 		    config_daemon(c)->shuffle_on_reconnect)
-			request_shuffle(p, "reconnect");
+			request_shuffle(p, SRC_RECONNECT);
 		break;
 	case BUS_DOWN:
 		log_warnx("redis %s:%d: %s; retrying (next in %u ms), rules in "
@@ -561,7 +544,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		notify_status(p);
 		break;
 	case SIGUSR1:
-		request_shuffle(p, "signal");
+		request_shuffle(p, SRC_SIGNAL);
 		break;
 	default:
 		log_info("%s received, stopping", strsignal((int)sig));

@@ -18,6 +18,11 @@ static const char *const sources[SRC_COUNT] = {
 	"redis", "timer", "signal", "control", "reconnect"
 };
 
+const char *metrics_source_name(enum metrics_source s)
+{
+	return s < SRC_COUNT ? sources[s] : "?";
+}
+
 void metrics_observe(struct metrics_histogram *h, double seconds)
 {
 	size_t i = 0;

@@ -23,6 +23,9 @@ enum metrics_source { SRC_REDIS, SRC_TIMER, SRC_SIGNAL, SRC_CONTROL,
 		      SRC_RECONNECT, SRC_COUNT };
 #define METRICS_REASONS 6	/* enum auth_result values */
 
+/* The label value of a source ("redis", ...), also used in the log. */
+const char *metrics_source_name(enum metrics_source s);
+
 struct metrics_snapshot {
 	const char *version;
 	const char *mode;		/* "template" or "native" */

@@ -82,9 +82,6 @@ static double chi2_critical(double k, double z)
 	return k * pow(1.0 - a + z * sqrt(a), 3.0);
 }
 
-/* Each free port must be as likely as any other, in every position.  With
- * z = 4.75 (p = 1e-6) a correct generator fails once in a million runs; a
- * modulo bias or an off-by-one fails every time. */
 /* counts[1..20] of N draws: never 1-5 (the services), 6-20 uniform. */
 static void assert_uniform_6_20(const long counts[21], long n, double crit,
 				int position)
@@ -100,6 +97,9 @@ static void assert_uniform_6_20(const long counts[21], long n, double crit,
 		assert_int_equal(counts[p], 0);
 }
 
+/* Each free port must be as likely as any other, in every position.  With
+ * z = 4.75 (p = 1e-6) a correct generator fails once in a million runs; a
+ * modulo bias or an off-by-one fails every time. */
 static void test_uniformity_chi_square(void **state)
 {
 	enum { N = 60000, FREE = 15, PICK = 3 };
