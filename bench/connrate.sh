@@ -26,7 +26,11 @@
 #   PARS="1 4": the numbers of clients side by side
 #   MODES="native template": the modes; "none" adds a run with no
 #   porthopd and no rules on host, both clients to the real port: how host
-#   itself compares with the control hosts (a cost of nothing looks so)
+#   itself compares with the control hosts (a cost of nothing looks so);
+#   "cand-NAME" loads bench/candidates/NAME.nft instead of running
+#   porthopd: a data plane weighed before it is built (see those files),
+#   with the same pairs in a map swap4 (port 1 of the watched client moved
+#   to 40001)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -133,6 +137,26 @@ config() {
 	echo "]}}"
 }
 
+# candidate NAME PAIRS: bench/candidates/NAME.nft with the bench's pairs,
+# both directions of each as porthop's maps hold them.
+candidate() {
+	local name=$1 pairs=$2 i j
+	printf 'table inet candidate {\n'
+	printf '\tmap swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }\n'
+	printf '\tset keys4 { type ipv4_addr . inet_proto . inet_service; }\n}\n'
+	grep -v '^#' "$SRC/bench/candidates/$name.nft"
+	printf 'add element inet candidate keys4 { 10.0.0.3 . tcp . 1, 10.0.0.3 . tcp . 40001 }\n'
+	printf 'add element inet candidate swap4 { 10.0.0.3 . tcp . 1 : 40001, 10.0.0.3 . tcp . 40001 : 1'
+	for i in $(seq 1 $((pairs / 1000 - 1))); do
+		for j in $(seq 1 1000); do
+			printf ', 10.200.%d.%d . tcp . %d : %d, 10.200.%d.%d . tcp . %d : %d' \
+				$((i / 250)) $((i % 250 + 1)) $j $((j + 20000)) \
+				$((i / 250)) $((i % 250 + 1)) $((j + 20000)) $j
+		done
+	done
+	printf ' }\n'
+}
+
 # measure MODE PAIRS: start porthopd, run the rounds, stop it.  Prints
 # "watched|unwatched|no-rules rate|watched/ctl|unwatched/ctl|watched/ctk|
 # unwatched/ctk".
@@ -142,6 +166,10 @@ measure() {
 	: >"$log"
 	if [ "$mode" = none ]; then
 		pid="" moved=1
+	elif [ "${mode#cand-}" != "$mode" ]; then
+		pid="" moved=40001
+		candidate "${mode#cand-}" "$pairs" >"$T/candidate.nft"
+		$H nft -f "$T/candidate.nft"
 	else
 		$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
 		pid=$!
@@ -150,7 +178,7 @@ measure() {
 			sleep 0.1
 		done
 		moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
-		[ -n "$moved" ] || { echo "no redirect for port 1" >&2; exit 1; }
+		[ -n "$moved" ] || { echo "no redirect for port 1" >&2; cat "$log" >&2; exit 1; }
 	fi
 	for PAR in $PARS; do
 		rm -f "$T"/r.*
