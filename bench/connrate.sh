@@ -123,35 +123,45 @@ rate() {
 	printf "%.0f" "$(median <"$T/r.$1")"
 }
 
+# shape PAIRS: np ports on each of na addresses, the watched client
+# 10.0.0.3 first, then fillers; filler I: the I-th filler address.
+shape() {
+	if [ "$1" -lt 1000 ]; then np=$1; na=1; else np=1000; na=$(($1 / 1000)); fi
+}
+filler() { echo "10.200.$(($1 / 250)).$(($1 % 250 + 1))"; }
+
 # config MODE PAIRS: 10.0.0.3 (the bad client) plus filler addresses.
 config() {
-	local mode=$1 pairs=$2 np na paths=""
-	if [ "$pairs" -lt 1000 ]; then np=$pairs; na=1; else np=1000; na=$((pairs / 1000)); fi
+	local mode=$1 pairs=$2 np na paths="" i
+	shape "$pairs"
 	[ "$mode" = template ] && paths="\"nft_startup_commands_path\": \"$SRC/examples/nft_startup_commands.json\", \"nft_address_rules_path\": \"$SRC/examples/nft_address_rules.json\","
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
 	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
 	echo " \"nftables_service_configuration\": {$paths \"max_port_number\": 65535,"
 	echo "  \"tcp_ports\": [$(seq -s, 1 "$np")], \"watched_addresses\": [{\"ip\": \"10.0.0.3\"}"
-	for i in $(seq 1 $((na - 1))); do echo ", {\"ip\": \"10.200.$((i / 250)).$((i % 250 + 1))\"}"; done
+	for i in $(seq 1 $((na - 1))); do echo ", {\"ip\": \"$(filler "$i")\"}"; done
 	echo "]}}"
 }
 
-# candidate NAME PAIRS: bench/candidates/NAME.nft with the bench's pairs,
-# both directions of each as porthop's maps hold them.
+# candidate NAME PAIRS: bench/candidates/NAME.nft with the pairs porthopd
+# would hold for the same configuration, both directions of each as its
+# maps hold them: port 1 of the watched client moved to 40001, every other
+# port p to p + 20000.
 candidate() {
-	local name=$1 pairs=$2 i j
+	local name=$1 pairs=$2 np na i j a
+	shape "$pairs"
 	printf 'table inet candidate {\n'
 	printf '\tmap swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }\n'
 	printf '\tset keys4 { type ipv4_addr . inet_proto . inet_service; }\n}\n'
 	grep -v '^#' "$SRC/bench/candidates/$name.nft"
 	printf 'add element inet candidate keys4 { 10.0.0.3 . tcp . 1, 10.0.0.3 . tcp . 40001 }\n'
 	printf 'add element inet candidate swap4 { 10.0.0.3 . tcp . 1 : 40001, 10.0.0.3 . tcp . 40001 : 1'
-	for i in $(seq 1 $((pairs / 1000 - 1))); do
-		for j in $(seq 1 1000); do
-			printf ', 10.200.%d.%d . tcp . %d : %d, 10.200.%d.%d . tcp . %d : %d' \
-				$((i / 250)) $((i % 250 + 1)) $j $((j + 20000)) \
-				$((i / 250)) $((i % 250 + 1)) $((j + 20000)) $j
+	for i in $(seq 0 $((na - 1))); do
+		if [ "$i" -eq 0 ]; then a=10.0.0.3; else a=$(filler "$i"); fi
+		for j in $(seq $((i == 0 ? 2 : 1)) "$np"); do
+			printf ', %s . tcp . %d : %d, %s . tcp . %d : %d' \
+				"$a" $j $((j + 20000)) "$a" $((j + 20000)) $j
 		done
 	done
 	printf ' }\n'
