@@ -153,6 +153,9 @@ static void observe(struct porthopd *p)
 	if (st->last_result == 0)
 		metrics_observe(&p->apply_hist,
 				(st->last_build_ms + st->last_apply_ms) / 1e3);
+	if (st->last_result == 0 && st->last_redefined)
+		log_warnx("table inet %s was gone (someone flushed the ruleset?): "
+			  "defined anew", config_table_name(engine_config(p->engine)));
 }
 
 static void do_shuffle(struct porthopd *p, const char *reason)
@@ -560,14 +563,18 @@ static void stop_rules(struct porthopd *p)
 {
 	const struct config *c = engine_config(p->engine);
 	char *err = NULL;
+	int r;
 
 	if (config_mode(c) != CONFIG_MODE_NATIVE || !config_remove_on_stop(c)) {
 		log_info("the rules in force stay in the kernel");
 		return;
 	}
-	if (engine_stop(p->engine, &err) < 0)
+	r = engine_stop(p->engine, &err);
+	if (r < 0)
 		log_warnx("removing table inet %s failed: %s",
 			  config_table_name(c), err ? err : "?");
+	else if (r > 0)
+		log_info("table inet %s was gone already", config_table_name(c));
 	else
 		log_info("table inet %s removed", config_table_name(c));
 	free(err);

@@ -277,6 +277,19 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	return r;
 }
 
+/* Everything: a native table defined (in place: redefined, keeping its
+ * elements) with its elements, or a template ruleset. */
+static int apply_whole(struct engine *e, struct config *cfg,
+		       struct shuffle_map *map, const struct timespec *t0,
+		       const json_t *prelude, bool in_place, char **ret_error)
+{
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE &&
+	    config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX)
+		return apply_setup_then_elements(e, cfg, map, t0, prelude,
+						 in_place, ret_error);
+	return apply_full(e, cfg, map, t0, prelude, ret_error);
+}
+
 /* How a BATCH_FULL goes: commands that come first (tables to delete), and
  * whether the native table may be redefined in place. */
 struct redefine {
@@ -294,15 +307,28 @@ static int apply_map(struct engine *e, struct config *cfg,
 	const json_t *prelude = rd ? rd->prelude : NULL;
 	int r;
 
+	e->stats.last_redefined = false;
 	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
-	    kind != BATCH_FULL)
+	    kind != BATCH_FULL) {
 		r = apply_elements(e, cfg, map, kind, entry, t0, ret_error);
-	else if (config_mode(cfg) == CONFIG_MODE_NATIVE &&
-		 config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX)
-		r = apply_setup_then_elements(e, cfg, map, t0, prelude,
-					      rd && rd->in_place, ret_error);
-	else
-		r = apply_full(e, cfg, map, t0, prelude, ret_error);
+		if (r == -ENOENT) {
+			/* Our table or a map of it is gone: someone flushed
+			 * the ruleset since the last reconciliation (or none
+			 * runs).  Define it anew with this mapping rather
+			 * than refuse the trigger. */
+			if (ret_error) {
+				free(*ret_error);
+				*ret_error = NULL;
+			}
+			e->native_ready = false;
+			e->stats.last_redefined = true;
+			r = apply_whole(e, cfg, map, t0, prelude, false,
+					ret_error);
+		}
+	} else {
+		r = apply_whole(e, cfg, map, t0, prelude, rd && rd->in_place,
+				ret_error);
+	}
 	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
 	e->stats.last_result = r;
 	if (r < 0) {
@@ -645,8 +671,22 @@ int engine_stop(struct engine *e, char **ret_error)
 	}
 	r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
-	if (r == 0)
-		e->native_ready = false;
+	if (r < 0) {
+		char *fp = NULL;
+
+		/* Refused because someone removed it already? */
+		if (nftio_table_fingerprint(e->io, "inet", config_table_name(e->cfg),
+					    &fp) != -ENOENT) {
+			free(fp);
+			return r;
+		}
+		if (ret_error) {
+			free(*ret_error);
+			*ret_error = NULL;
+		}
+		r = 1;
+	}
+	e->native_ready = false;
 	return r;
 }
 

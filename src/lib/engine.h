@@ -28,6 +28,7 @@ struct engine_stats {
 	double last_digest_ms;	/* native: the elements' digest; < 0: none */
 	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
 	int last_result;	/* 0 or the negative errno of the last attempt */
+	bool last_redefined;	/* native: the table was gone, defined anew */
 };
 
 /* Takes ownership of c; borrows io, which must outlive the engine.
@@ -69,7 +70,8 @@ int engine_reapply(struct engine *e, char **ret_error);
 int engine_reconcile(struct engine *e, char **ret_error);
 
 /* Native mode with remove_table_on_stop: deletes porthop's table.  Does
- * nothing otherwise.  Returns 0 or a negative errno with *ret_error. */
+ * nothing otherwise.  Returns 0, 1 if the table was gone already, or a
+ * negative errno with *ret_error. */
 int engine_stop(struct engine *e, char **ret_error);
 
 /* Native mode: send map updates through libnftables' JSON parser instead

@@ -167,3 +167,25 @@ start_porthopd "$T/keep.json"
 stop_porthopd
 nsx nft list table inet porthop >/dev/null || fail "remove_table_on_stop false: the table is gone"
 pass "remove_table_on_stop false: the table stays after stop"
+
+# A trigger that finds the table gone (flushed between two
+# reconciliations; here none run) defines it anew with its new mapping
+# rather than fail; so does a message naming one address.
+jq '.porthopd.reconcile_interval_seconds = 0' "$cfg" >"$T/norec.json"
+: >"$T/porthopd.log"
+start_porthopd "$T/norec.json"
+nsx nft flush ruleset
+kill -USR1 "$(cat "$T/porthopd.pid")"
+wait_log "applied (signal)" 1
+[ "$(log_count "table inet porthop was gone")" -eq 1 ] || fail "no warning that the table was gone"
+check_native >/dev/null
+nsx nft delete table inet porthop
+nsx redis-cli PUBLISH test_channel_1 '{"address": "10.0.0.4"}' >/dev/null
+wait_log "applied (address 10.0.0.4)" 1
+[ "$(log_count "table inet porthop was gone")" -eq 2 ] || fail "no warning that the table was gone"
+check_native >/dev/null
+[ "$(log_count "failed")" -eq 0 ] || fail "a trigger failed: $(grep failed "$T/porthopd.log")"
+nsx nft delete table inet porthop
+stop_porthopd
+grep -q "table inet porthop was gone already" "$T/porthopd.log" || fail "stopping with the table gone: $(tail -1 "$T/porthopd.log")"
+pass "a trigger that finds the table gone defines it anew, with no reconciliation running; a stop that finds it gone says so"
