@@ -588,6 +588,7 @@ static const struct nftio_ops recorder_ops = {
 struct nftio *nftio_new_kernel(void)
 {
 	struct nftio *io = calloc(1, sizeof(*io));
+	int one = 1;
 
 	if (io == NULL)
 		return NULL;
@@ -602,6 +603,11 @@ struct nftio *nftio_new_kernel(void)
 	io->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (io->nl == NULL || mnl_socket_bind(io->nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		goto fail;
+	/* Error acknowledgements without a copy of the refused message: a
+	 * refused batch of large element messages (our table gone, say)
+	 * would otherwise overflow the receive buffer, and its reason would
+	 * be lost in the overflow. */
+	mnl_socket_setsockopt(io->nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	io->seq = (uint32_t)time(NULL);
 	return io;
 fail:
