@@ -30,7 +30,15 @@
 #   "cand-NAME" loads bench/candidates/NAME.nft instead of running
 #   porthopd: a data plane weighed before it is built (see those files),
 #   with the same pairs in a map swap4 (port 1 of the watched client moved
-#   to 40001)
+#   to 40001); "self" runs native mode against the same host with
+#   porthop's table removed: each round, both clients with the table
+#   (restored by a shuffle, which defines it anew) and without it (no
+#   rules at all on host, connection tracking off), the order alternated
+#   round by round.  That takes out what differs between host and the
+#   control hosts (their place on the bridge, the cache): its "no rules"
+#   columns are host's own, and the conntrack columns stay empty.
+#   TOGETHER=1: the three hosts measured at the same time rather than one
+#   after the other (see rounds_together); not with "self".
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -86,15 +94,28 @@ one() {
 		return
 	fi
 	for k in $(seq "$PAR"); do
-		ip netns exec "${P}$1" "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" &
+		# Side by side with other series (TOGETHER=1), the clients are
+		# spread over the cores evenly, pinned, so that each series
+		# gets the same share of each core.
+		if [ "${TOGETHER:-0}" = 1 ]; then
+			ip netns exec "${P}$1" taskset -c $((k % $(nproc))) "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" &
+		else
+			ip netns exec "${P}$1" "$BUILD/phsvc" rate "$2" "$3" "$SECS" 2>>"$T/failures" &
+		fi
 	done | awk '{s += $1} END {print s}'
 }
 
 # rounds SERIES...: each SERIES is "name from address port"; runs ROUNDS
-# rounds and leaves the rates in $T/r.<name>, one line per round.
+# rounds and leaves the rates in $T/r.<name>, one line per round.  With
+# TOGETHER=1, the series of one client run at the same time instead, the
+# three hosts side by side (see rounds_together).
 rounds() {
 	local n=$# r i k
 	local -a s=("$@")
+	if [ "${TOGETHER:-0}" = 1 ]; then
+		rounds_together "$@"
+		return
+	fi
 	for r in $(seq 0 $((ROUNDS - 1))); do
 		for i in $(seq 0 $((n - 1))); do
 			k=$(( (i + r) % n ))
@@ -103,6 +124,76 @@ rounds() {
 			one "$2" "$3" "$4" >>"$T/r.$1"
 		done
 	done
+}
+
+# rounds_together SERIES...: as rounds, but the series of one client
+# (w, wc, wk; then u, uc, uk) run at the same time, each client process
+# taking its share of the same cores at the same moments: whatever else
+# the machine does during a run falls on the three alike, where runs one
+# after the other each meet their own share of it.  Each series then gets
+# about a third of the cores, so its rate is a third of a run alone; the
+# ratios are what counts.  The order of the two clients alternates.
+rounds_together() {
+	local r g
+	local -a s=("$@")
+	for r in $(seq 0 $((ROUNDS - 1))); do
+		for g in $((r % 2)) $(((r + 1) % 2)); do
+			together "${s[$g]}" "${s[$((g + 2))]}" "${s[$((g + 4))]}"
+		done
+	done
+}
+
+# together SERIES...: runs the series at once, each into $T/r.<name>.
+together() {
+	local x
+	local -a all=("$@") pids=()
+	for x in "${all[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $x
+		one "$2" "$3" "$4" >"$T/now.$1" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for x in "${all[@]}"; do
+		cat "$T/now.${x%% *}" >>"$T/r.${x%% *}"
+	done
+}
+
+# rounds_self: the rounds of "self" mode: each round the series with
+# porthop's table (w, u) and without it (w0, u0), the order of the two
+# halves alternated (so the table goes and comes back once a round) and
+# the order within each rotated.  porthopd starts with its table on.
+rounds_self() {
+	local r half on=1
+	for r in $(seq 0 $((ROUNDS - 1))); do
+		for half in $((r % 2)) $(((r + 1) % 2)); do
+			if [ "$half" -eq 0 ]; then
+				[ $on -eq 1 ] || table_on
+				on=1
+				if [ $((r % 4)) -lt 2 ]; then
+					one bad 10.0.0.2 "$moved" >>"$T/r.w"; one good 10.0.0.2 1 >>"$T/r.u"
+				else
+					one good 10.0.0.2 1 >>"$T/r.u"; one bad 10.0.0.2 "$moved" >>"$T/r.w"
+				fi
+			else
+				[ $on -eq 0 ] || $H nft delete table inet porthop
+				on=0
+				if [ $((r % 4)) -lt 2 ]; then
+					one bad 10.0.0.2 1 >>"$T/r.w0"; one good 10.0.0.2 1 >>"$T/r.u0"
+				else
+					one good 10.0.0.2 1 >>"$T/r.u0"; one bad 10.0.0.2 1 >>"$T/r.w0"
+				fi
+			fi
+		done
+	done
+}
+
+# table_on: porthop's table back (a shuffle finding it gone defines it
+# anew), and $moved, the watched client's port for service 1.
+table_on() {
+	$H "$BUILD/porthop" shuffle -s "$T/control.sock" >/dev/null
+	moved=$($H "$BUILD/porthop" mapping 10.0.0.3 -s "$T/control.sock" | awk '$1 == "tcp" && $2 == 1 {print $4}')
+	[ -n "$moved" ] || { echo "no redirect for port 1" >&2; cat "$T/porthopd.log" >&2; exit 1; }
 }
 
 # ratio A B: the per-round ratios A/B as "median [lo-hi]": [lo-hi] is
@@ -172,7 +263,7 @@ candidate() {
 # unwatched/ctk".
 measure() {
 	local mode=$1 pairs=$2 log=$T/porthopd.log pid moved
-	config "$mode" "$pairs" >"$T/cfg.json"
+	config "${mode/self/native}" "$pairs" >"$T/cfg.json"
 	: >"$log"
 	if [ "$mode" = none ]; then
 		pid="" moved=1
@@ -192,6 +283,11 @@ measure() {
 	fi
 	for PAR in $PARS; do
 		rm -f "$T"/r.*
+		if [ "$mode" = self ]; then
+			rounds_self
+			echo "$PAR|$(rate w)|$(rate u)|$(rate w0)|$(ratio w w0)|$(ratio u u0)|-|-"
+			continue
+		fi
 		rounds "w bad 10.0.0.2 $moved" "u good 10.0.0.2 1" \
 		       "wc bad 10.0.0.5 1" "uc good 10.0.0.5 1" \
 		       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"

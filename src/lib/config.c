@@ -25,6 +25,7 @@ struct config {
 	char *rules_path;
 	char *table_name;
 	bool remove_on_stop;
+	bool untrack_unwatched;
 	unsigned max_port;
 	uint16_t *proto_ports[CONFIG_NPROTO];
 	size_t nproto[CONFIG_NPROTO];
@@ -61,7 +62,8 @@ static const char *const subscriber_keys[] = {
 static const char *const nft_keys[] = {
 	"nft_startup_commands_path", "nft_address_rules_path",
 	"max_port_number", "tcp_ports", "udp_ports", "watched_addresses",
-	"trusted_addresses", "table_name", "remove_table_on_stop", NULL
+	"trusted_addresses", "table_name", "remove_table_on_stop",
+	"untrack_unwatched", NULL
 };
 static const char *const watched_keys[] = {
 	"ip", "tcp_ignore", "udp_ignore", NULL
@@ -853,9 +855,12 @@ static int parse_nftables(struct walk *w, struct config *c,
 		if (c->table_name == NULL && (c->table_name = strdup("porthop")) == NULL)
 			return -1;
 		r |= opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
+		r |= opt_bool(w, o, p, "untrack_unwatched",
+			      &c->untrack_unwatched);
 	} else {
 		static const char *const native_only[] = {
-			"udp_ports", "table_name", "remove_table_on_stop", NULL
+			"udp_ports", "table_name", "remove_table_on_stop",
+			"untrack_unwatched", NULL
 		};
 
 		for (i = 0; native_only[i]; i++)
@@ -1175,6 +1180,7 @@ const struct template *config_template(const struct config *c) { return c->tmpl;
 const char *config_table_name(const struct config *c) { return c->table_name; }
 size_t config_trusted_count(const struct config *c) { return c->ntrusted; }
 bool config_remove_on_stop(const struct config *c) { return c->remove_on_stop; }
+bool config_untrack_unwatched(const struct config *c) { return c->untrack_unwatched; }
 const struct config_daemon *config_daemon(const struct config *c) { return &c->daemon; }
 
 const struct config_redis_extra *config_redis_extra(const struct config *c)

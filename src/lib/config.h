@@ -133,6 +133,11 @@ const char *config_table_name(const struct config *c);
 size_t config_trusted_count(const struct config *c);
 const struct config_net *config_trusted(const struct config *c, size_t i);
 bool config_remove_on_stop(const struct config *c);
+/* Native mode: packets of clients that are not watched (or are trusted)
+ * are marked untracked, so that only watched clients pay for connection
+ * tracking.  Off by default: it breaks anything else on the host that
+ * relies on conntrack for those clients. */
+bool config_untrack_unwatched(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
 /* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes

@@ -125,6 +125,91 @@ static json_t *object_cmd(const char *verb, const char *what, const char *t,
 			 "table", t, "name", name);
 }
 
+static json_t *net_elem(const struct config_net *n)
+{
+	return n->is_prefix ? json_pack("{s:{s:s,s:i}}", "prefix", "addr",
+					n->addr_text, "len", (int)n->prefix_len)
+			    : json_string(n->addr_text);
+}
+
+/* Adds elem's elements (stolen) to a set, if there are any. */
+static void add_elements(const struct config *c, const char *set,
+			 json_t *elem, json_t *cmds, int *err)
+{
+	if (elem == NULL) {
+		*err = -ENOMEM;
+		return;
+	}
+	if (json_array_size(elem) == 0) {
+		json_decref(elem);
+		return;
+	}
+	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add", "element",
+			     "family", "inet", "table", config_table_name(c),
+			     "name", set, "elem", elem), err);
+}
+
+static const char *const untrack_sets[] = { "watched4", "watched6" };
+static const char *const untrack_chains[] = { "raw_pre", "raw_out" };
+
+/* untrack_unwatched: before connection tracking (raw priority), packets
+ * from or to a source that is not watched, or is trusted, are marked
+ * untracked; only watched clients' connections are tracked (and NAT'd).
+ * Off, and redefining in place: whatever an earlier definition had of it
+ * goes (added first so that the delete works either way). */
+static void untrack_setup(const struct config *c, json_t *cmds,
+			  bool in_place, int *err)
+{
+	const char *t = config_table_name(c);
+	bool on = config_untrack_unwatched(c);
+
+	if (!on && !in_place)
+		return;
+	for (int f = 0; f < 2; f++)
+		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:[s],s:b}}}",
+				     "add", "set", "family", "inet", "table", t,
+				     "name", untrack_sets[f], "type",
+				     f ? "ipv6_addr" : "ipv4_addr", "flags",
+				     "interval", "auto-merge", 1), err);
+	push(cmds, chain(c, "raw_pre", "filter", "prerouting", -300), err);
+	push(cmds, chain(c, "raw_out", "filter", "output", -300), err);
+	for (int i = 0; i < 2; i++)
+		push(cmds, object_cmd(on ? "flush" : "delete", "chain", t,
+				      untrack_chains[i]), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, object_cmd(on ? "flush" : "delete", "set", t,
+				      untrack_sets[f]), err);
+	if (!on)
+		return;
+	for (int i = 0; i < 2; i++) {
+		const char *field = i ? "daddr" : "saddr";
+
+		for (int f = 0; f < 2; f++) {
+			const char *proto = f ? "ip6" : "ip";
+
+			push(cmds, rule(c, untrack_chains[i], json_pack(
+				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
+				"==", "left", payload(proto, field), "right",
+				f ? "@trusted6" : "@trusted4", "notrack")), err);
+			push(cmds, rule(c, untrack_chains[i], json_pack(
+				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
+				"!=", "left", payload(proto, field), "right",
+				f ? "@watched6" : "@watched4", "notrack")), err);
+		}
+	}
+	for (int f = 0; f < 2; f++) {
+		json_t *elem = json_array();
+
+		for (size_t i = 0; elem && i < config_watched_count(c); i++) {
+			const struct config_net *n = &config_watched(c, i)->net;
+
+			if ((n->family == AF_INET6) == f)
+				push(elem, net_elem(n), err);
+		}
+		add_elements(c, untrack_sets[f], elem, cmds, err);
+	}
+}
+
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 {
 	static const char *const chains[] = { "pre_nat", "pre_stateless",
@@ -198,25 +283,12 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 	for (int f = 0; f < 2; f++) {
 		json_t *elem = json_array();
 
-		for (size_t i = 0; elem && i < config_trusted_count(c); i++) {
-			const struct config_net *n = config_trusted(c, i);
-
-			if ((n->family == AF_INET6) != f)
-				continue;
-			push(elem, n->is_prefix ?
-			     json_pack("{s:{s:s,s:i}}", "prefix", "addr",
-				       n->addr_text, "len", (int)n->prefix_len) :
-			     json_string(n->addr_text), &err);
-		}
-		if (json_array_size(elem) == 0) {
-			json_decref(elem);
-			continue;
-		}
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add",
-				     "element", "family", "inet", "table", t,
-				     "name", f ? "trusted6" : "trusted4",
-				     "elem", elem), &err);
+		for (size_t i = 0; elem && i < config_trusted_count(c); i++)
+			if ((config_trusted(c, i)->family == AF_INET6) == f)
+				push(elem, net_elem(config_trusted(c, i)), &err);
+		add_elements(c, f ? "trusted6" : "trusted4", elem, cmds, &err);
 	}
+	untrack_setup(c, cmds, in_place, &err);
 	return err;
 }
 

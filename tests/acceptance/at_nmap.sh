@@ -5,7 +5,8 @@
 #
 # usage: at_nmap.sh BUILD_DIR SCAN [MODE] [FAMILY]
 #   SCAN    sS, sT, sF, sN, sX, or sU (native mode only)
-#   MODE    template (the reference's rule files, default) or native
+#   MODE    template (the reference's rule files, default), native, or
+#           native-untracked (native with untrack_unwatched)
 #   FAMILY  4 (default) or 6: scan the host's IPv6 address from the
 #           scanners' IPv6 addresses (native mode only)
 SCAN=${2:?scan type}

@@ -2,9 +2,13 @@
 # Real traffic: the bad scanner reaches each real service through its
 # moved port (the banner names it), and long-lived connections from bad
 # (through a moved port) and from good survive 20 shuffles with every byte
-# echoed back intact after each.
+# echoed back intact after each.  MODE native-untracked (untrack_unwatched)
+# also checks that only the watched client's connections are tracked.
 MODE=${2:-template}
 . "$(dirname "$0")/lib.sh"
+
+# tracked: the connections the protected host's conntrack holds now.
+tracked() { $H cat /proc/sys/net/netfilter/nf_conntrack_count; }
 
 while read -r real redir; do
 	banner=$(ip netns exec "${P}bad" timeout 5 bash -c "exec 3<>/dev/tcp/10.0.0.2/$redir; head -n 1 <&3")
@@ -36,6 +40,22 @@ for i in $(seq 20); do
 	wait_until 10 grep -qxF "ok shuffle $i $payload" "$T/bad.out"
 	wait_until 10 grep -qxF "ok shuffle $i $payload" "$T/good.out"
 done
+if [ "$MODE" = native-untracked ]; then
+	# good's connections (its long-lived one and ten more) are not
+	# tracked; each of bad's through a moved port is, while it lives.
+	n0=$(tracked)
+	[ "$n0" -ge 1 ] || fail "bad's long-lived connection is not tracked"
+	for i in $(seq 10); do
+		ip netns exec "${P}good" timeout 5 bash -c "exec 3<>/dev/tcp/10.0.0.2/3; head -n 1 <&3" >/dev/null \
+			|| fail "good could not connect to port 3"
+	done
+	[ "$(tracked)" -eq "$n0" ] || fail "good's connections were tracked ($n0 entries before, $(tracked) after)"
+	read -r _ redir3 < <(topo_redirects "$P" 10.0.0.3 | awk '$1 == 3')
+	ip netns exec "${P}bad" timeout 5 bash -c "exec 3<>/dev/tcp/10.0.0.2/$redir3; head -n 1 <&3; sleep 1" >/dev/null &
+	wait_until 5 bash -c "[ \$($H cat /proc/sys/net/netfilter/nf_conntrack_count) -gt $n0 ]"
+	wait $!
+	pass "untrack_unwatched: good's connections are not tracked, bad's are"
+fi
 kill -0 $badpid 2>/dev/null || fail "the bad scanner's connection ended"
 kill -0 $goodpid 2>/dev/null || fail "the good scanner's connection ended"
 [ "$(redirect_set)" != "" ] || fail "no mapping in force"

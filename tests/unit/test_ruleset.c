@@ -211,6 +211,70 @@ static void test_structure(void **state)
 	config_free(c);
 }
 
+/* The untrack_unwatched commands of a definition, counted by kind. */
+struct untrack_count {
+	size_t notrack, watched4, watched6, delete_chain, raw_chains;
+};
+
+static struct untrack_count untrack_of(const struct config *c, bool in_place)
+{
+	struct untrack_count n = { 0 };
+	json_t *cmds = json_array(), *cmd, *v;
+	size_t i, j;
+
+	assert_int_equal(ruleset_native_setup(c, cmds, in_place), 0);
+	json_array_foreach(cmds, i, cmd) {
+		json_t *add = json_object_get(cmd, "add");
+		json_t *del = json_object_get(json_object_get(cmd, "delete"), "chain");
+		json_t *r = json_object_get(add, "rule");
+		json_t *el = json_object_get(add, "element");
+		json_t *ch = json_object_get(add, "chain");
+		const char *name = json_string_value(json_object_get(el, "name"));
+
+		if (r)
+			json_array_foreach(json_object_get(r, "expr"), j, v)
+				n.notrack += json_object_get(v, "notrack") != NULL;
+		if (name && strcmp(name, "watched4") == 0)
+			n.watched4 += json_array_size(json_object_get(el, "elem"));
+		if (name && strcmp(name, "watched6") == 0)
+			n.watched6 += json_array_size(json_object_get(el, "elem"));
+		if (del)
+			n.delete_chain++;
+		if (ch && strncmp(json_string_value(json_object_get(ch, "name")),
+				  "raw_", 4) == 0)
+			n.raw_chains++;
+	}
+	json_decref(cmds);
+	return n;
+}
+
+/* untrack_unwatched: two raw chains whose rules untrack what is trusted
+ * or not watched, both ways, both families, and the watched entries in
+ * sets; off, nothing of it, unless a definition is replaced in place,
+ * where what an earlier one had goes. */
+static void test_untrack_unwatched(void **state)
+{
+	struct config *on = load("valid/native_untrack.json");
+	struct config *off = load("valid/native_full.json");
+	struct untrack_count n;
+
+	(void)state;
+	n = untrack_of(on, false);
+	assert_int_equal(n.raw_chains, 2);
+	assert_int_equal(n.notrack, 8);
+	assert_int_equal(n.watched4, 2 + 1);	/* 10.0.0.3, 10.1.0.0/16, 10.1.2.3 */
+	assert_int_equal(n.watched6, 2);
+	assert_int_equal(n.delete_chain, 0);
+	n = untrack_of(off, false);
+	assert_int_equal(n.raw_chains + n.notrack + n.watched4 + n.delete_chain, 0);
+	n = untrack_of(off, true);
+	assert_int_equal(n.raw_chains, 2);
+	assert_int_equal(n.delete_chain, 2);
+	assert_int_equal(n.notrack + n.watched4 + n.watched6, 0);
+	config_free(on);
+	config_free(off);
+}
+
 static void test_empty_map_is_startup_only(void **state)
 {
 	struct config *c = load("valid/no_watched.json");
@@ -235,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
+		cmocka_unit_test(test_untrack_unwatched),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
