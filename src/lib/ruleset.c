@@ -173,9 +173,13 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 				     "interval", "auto-merge", 1), err);
 	push(cmds, chain(c, "raw_pre", "filter", "prerouting", -300), err);
 	push(cmds, chain(c, "raw_out", "filter", "output", -300), err);
-	for (int i = 0; i < 2; i++)
-		push(cmds, object_cmd(on ? "flush" : "delete", "chain", t,
-				      untrack_chains[i]), err);
+	for (int i = 0; i < 2; i++) {
+		push(cmds, object_cmd("flush", "chain", t, untrack_chains[i]),
+		     err);
+		if (!on)
+			push(cmds, object_cmd("delete", "chain", t,
+					      untrack_chains[i]), err);
+	}
 	for (int f = 0; f < 2; f++)
 		push(cmds, object_cmd(on ? "flush" : "delete", "set", t,
 				      untrack_sets[f]), err);

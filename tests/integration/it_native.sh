@@ -189,3 +189,23 @@ nsx nft delete table inet porthop
 stop_porthopd
 grep -q "table inet porthop was gone already" "$T/porthopd.log" || fail "stopping with the table gone: $(tail -1 "$T/porthopd.log")"
 pass "a trigger that finds the table gone defines it anew, with no reconciliation running; a stop that finds it gone says so"
+
+# untrack_unwatched: its chains and sets in the kernel; a reload that
+# turns it off removes them (the table redefined in place), one that
+# turns it on again brings them back.
+jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"$T/untrack.json"
+: >"$T/porthopd.log"
+start_porthopd "$T/untrack.json"
+[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 8 ] || fail "untrack_unwatched: expected 8 notrack rules"
+nsx nft list set inet porthop watched4 | grep -q "10.9.0.0/16" || fail "the watched prefix is not in watched4"
+cp "$T/norec.json" "$T/untrack.json"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 1
+nsx nft list table inet porthop | grep -E "notrack|raw_|watched4" && fail "untrack_unwatched off: its rules stayed"
+jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"$T/untrack.json"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 2
+[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 8 ] || fail "untrack_unwatched on again: expected 8 notrack rules"
+check_native >/dev/null
+stop_porthopd
+pass "untrack_unwatched: raw chains and watched sets in the kernel, removed and restored by reloads"
