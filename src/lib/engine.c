@@ -54,6 +54,15 @@ static double ms_since(const struct timespec *a)
 	       (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Forgets a reason already stored: the failure was recovered from. */
+static void drop_error(char **ret_error)
+{
+	if (ret_error) {
+		free(*ret_error);
+		*ret_error = NULL;
+	}
+}
+
 static char *errstr(const char *fmt, const char *arg)
 {
 	char *s = NULL;
@@ -263,10 +272,7 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	r = apply_setup(e, cfg, prelude, in_place, ret_error);
 	if (r < 0 && in_place) {
 		/* Not as we left it after all: define it anew. */
-		if (ret_error) {
-			free(*ret_error);
-			*ret_error = NULL;
-		}
+		drop_error(ret_error);
 		r = apply_setup(e, cfg, prelude, false, ret_error);
 	}
 	if (r < 0)
@@ -316,10 +322,7 @@ static int apply_map(struct engine *e, struct config *cfg,
 			 * the ruleset since the last reconciliation (or none
 			 * runs).  Define it anew with this mapping rather
 			 * than refuse the trigger. */
-			if (ret_error) {
-				free(*ret_error);
-				*ret_error = NULL;
-			}
+			drop_error(ret_error);
 			e->native_ready = false;
 			e->stats.last_redefined = true;
 			r = apply_whole(e, cfg, map, t0, prelude, false,
@@ -680,10 +683,7 @@ int engine_stop(struct engine *e, char **ret_error)
 			free(fp);
 			return r;
 		}
-		if (ret_error) {
-			free(*ret_error);
-			*ret_error = NULL;
-		}
+		drop_error(ret_error);
 		r = 1;
 	}
 	e->native_ready = false;
