@@ -61,6 +61,6 @@ chmod 644 "$T/trigger.key"
 rc=0
 out=$(nsx "$PORTHOPD" -n -c "$cfg" 2>&1) || rc=$?
 [ $rc -eq 78 ] || fail "world-readable key: exit $rc"
-echo "$out" | grep -q "porthopd.trigger_key_file: \"$T/trigger.key\" is readable or writable by others (mode 644)" \
+grep -q "porthopd.trigger_key_file: \"$T/trigger.key\" is readable or writable by others (mode 644)" <<<"$out" \
 	|| fail "no clear error for a world-readable key: $out"
 pass "a key file others can read is refused with exit 78"

@@ -23,7 +23,7 @@ expect78() {
 	shift 2
 	out=$("$@" 2>&1) || rc=$?
 	[ $rc -eq 78 ] || fail "$what: exit $rc, expected 78; output: $out"
-	echo "$out" | grep -qF -- "$msg" || fail "$what: no \"$msg\" in: $out"
+	grep -qF -- "$msg" <<<"$out" || fail "$what: no \"$msg\" in: $out"
 	unchanged "$what"
 }
 

@@ -28,8 +28,8 @@ pass "control socket: mode 0600, root only; a non-root client is refused (exit 7
 
 # status, human and JSON.
 out=$(PH status)
-echo "$out" | grep -q "^watched          2 addresses, 8 pairs$" || fail "status: $out"
-echo "$out" | grep -q "^redis            up (127.0.0.1:6379)" || fail "status: $out"
+grep -q "^watched          2 addresses, 8 pairs$" <<<"$out" || fail "status: $out"
+grep -q "^redis            up (127.0.0.1:6379)" <<<"$out" || fail "status: $out"
 [ "$(PH status --json | jq -r '.mode + " " + (.shuffles|tostring) + " " + .redis.state')" = "template 1 up" ] \
 	|| fail "status --json: $(PH status --json)"
 pass "porthop status (text and --json)"
@@ -40,11 +40,11 @@ PH shuffle >/dev/null
 m2=$(PH mapping --json | jq -c .mapping)
 [ "$m1" != "$m2" ] || fail "porthop shuffle did not change the mapping"
 check_mapping "$cfg" >/dev/null
-PH shuffle 10.0.0.4 | grep -q "^shuffled 10.0.0.4 in" || fail "shuffle 10.0.0.4"
+grep -q "^shuffled 10.0.0.4 in" <<<"$(PH shuffle 10.0.0.4)" || fail "shuffle 10.0.0.4"
 m3=$(PH mapping --json | jq -c .mapping)
 [ "$(echo "$m2" | jq -c '.[0]')" = "$(echo "$m3" | jq -c '.[0]')" ] || fail "shuffling 10.0.0.4 moved 10.0.0.3"
 [ "$(echo "$m2" | jq -c '.[1]')" != "$(echo "$m3" | jq -c '.[1]')" ] || fail "shuffling 10.0.0.4 did not move it"
-PH mapping 10.0.0.3 | grep -qE '^  tcp +3 -> [0-9]+$' || fail "mapping 10.0.0.3: $(PH mapping 10.0.0.3)"
+grep -qE '^  tcp +3 -> [0-9]+$' <<<"$(PH mapping 10.0.0.3)" || fail "mapping 10.0.0.3: $(PH mapping 10.0.0.3)"
 rc=0; PH mapping 10.9.9.9 >/dev/null 2>&1 || rc=$?
 [ $rc -eq 65 ] || fail "mapping of an unwatched address: exit $rc"
 # The mapping matches the kernel.
@@ -57,9 +57,9 @@ cp "$cfg" "$T/good.json"
 jq '.nftables_service_configuration.tcp_ports = [1, 70000]' "$T/good.json" >"$cfg"
 rc=0; out=$(PH reload 2>&1) || rc=$?
 [ $rc -eq 78 ] || fail "refused reload: exit $rc: $out"
-echo "$out" | grep -qF "$cfg: nftables_service_configuration.tcp_ports[1]: 70000 is out of range" || fail "reload error: $out"
+grep -qF "$cfg: nftables_service_configuration.tcp_ports[1]: 70000 is out of range" <<<"$out" || fail "reload error: $out"
 cp "$T/good.json" "$cfg"
-PH reload | grep -q "^reloaded: 2 watched addresses, 8 pairs$" || fail "reload"
+grep -q "^reloaded: 2 watched addresses, 8 pairs$" <<<"$(PH reload)" || fail "reload"
 pass "porthop reload: the precise error and exit 78 when refused, applied when valid"
 
 # Malformed and oversized requests get an error reply; porthopd carries on.
@@ -93,19 +93,19 @@ val() { echo "$met" | awk -v k="$1" '$1 == k {print $2}'; }
 [ "$(val porthop_redis_connected)" = 1 ] || fail "redis gauge"
 [ "$(val porthop_apply_duration_seconds_count)" = 6 ] || fail "histogram count"
 [ "$(val 'porthop_apply_duration_seconds_bucket{le="+Inf"}')" = 6 ] || fail "histogram +Inf"
-echo "$met" | grep -q '^# TYPE porthop_reconciliations_total counter$' || fail "no reconciliations counter"
+grep -q '^# TYPE porthop_reconciliations_total counter$' <<<"$met" || fail "no reconciliations counter"
 # Every sample line is NAME{LABELS} VALUE with a HELP and TYPE before.
-echo "$met" | grep -v '^#' | grep -vqE '^porthop_[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+$' \
-	&& fail "a malformed sample line: $(echo "$met" | grep -v '^#' | grep -vE '^porthop_[a-z_]+(\{.*\})? [0-9.e+-]+$')"
+bad=$(grep -v '^#' <<<"$met" | grep -vE '^porthop_[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+$' || true)
+[ -z "$bad" ] || fail "a malformed sample line: $bad"
 wait_for 5 "the metrics textfile" grep -q "^porthop_shuffles_total 6$" "$T/porthop.prom"
 [ ! -e "$T/porthop.prom.tmp" ] || fail "a temporary metrics file was left"
 pass "porthop metrics: counters, gauges and histogram match the actions; textfile written atomically"
 
 # check and print need no daemon.
-"$PORTHOP" check -o -c "$cfg" | grep -q "configuration OK: 2 watched addresses, 8 pairs" || fail "check"
+grep -q "configuration OK: 2 watched addresses, 8 pairs" <<<"$("$PORTHOP" check -o -c "$cfg")" || fail "check"
 out=$("$PORTHOP" print -c "$cfg")
 [ "$(echo "$out" | grep -c 'redirect to')" -eq 16 ] || fail "print: $(echo "$out" | head)"
-echo "$out" | grep -q "^table ip nat {" || fail "print is not nft syntax"
+grep -q "^table ip nat {" <<<"$out" || fail "print is not nft syntax"
 rc=0; "$PORTHOP" print -c "$SRC/tests/corpus/invalid/bad_ip_v4.json" >/dev/null 2>&1 || rc=$?
 [ $rc -eq 78 ] || fail "print of an invalid configuration: exit $rc"
 pass "porthop check and porthop print (nft syntax, 16 redirect rules)"

@@ -13,7 +13,7 @@ m1=$(check_mapping "$cfg")
 pass "start-up shuffle applied: 8 pairs in the kernel"
 
 out=$(nsx "$PORTHOP" publish -c "$cfg")
-echo "$out" | grep -q 'published to "test_channel_1" on 127.0.0.1:6379: 1 subscriber' \
+grep -q 'published to "test_channel_1" on 127.0.0.1:6379: 1 subscriber' <<<"$out" \
 	|| fail "porthop publish said: $out"
 wait_log "shuffle 2 applied (redis)" 1
 m2=$(check_mapping "$cfg")

@@ -124,7 +124,7 @@ nsx nft list table ip docker_like >/dev/null 2>&1 && fail "porthop recreated som
 pass "nft flush ruleset: porthop's table restored by reconciliation, same mapping"
 
 # Someone deletes one of porthop's rules: noticed and repaired too.
-h=$(nsx nft -a list chain inet porthop pre_nat | awk '/redirect/ {print $NF; exit}')
+h=$(nsx nft -a list chain inet porthop pre_nat | awk '/redirect/ && !h {h = $NF} END {print h}')
 nsx nft delete rule inet porthop pre_nat handle "$h"
 wait_log "reconcile: the rules in force had been removed" 2 10
 [ "$(nsx nft list chain inet porthop pre_nat | grep -c redirect)" -eq 4 ] || fail "the deleted rule was not restored"
@@ -197,7 +197,7 @@ jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"
 : >"$T/porthopd.log"
 start_porthopd "$T/untrack.json"
 [ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 8 ] || fail "untrack_unwatched: expected 8 notrack rules"
-nsx nft list set inet porthop watched4 | grep -q "10.9.0.0/16" || fail "the watched prefix is not in watched4"
+grep -q "10.9.0.0/16" <<<"$(nsx nft list set inet porthop watched4)" || fail "the watched prefix is not in watched4"
 cp "$T/norec.json" "$T/untrack.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1

@@ -71,7 +71,7 @@ grep -q "^delete rule inet porthop pre_nat" "$T/monitor" || fail "the monitor sa
 if grep -n -E "^delete (table|map) inet porthop" "$T/monitor"; then
 	fail "the table or a map was deleted during the reload"
 fi
-nsx nft list set inet porthop trusted4 | grep -q "10.0.1.0/28" || fail "the new trusted prefix is missing"
+grep -q "10.0.1.0/28" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the new trusted prefix is missing"
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload"
 [ "$(nsx nft list table inet porthop | grep -c 'map @')" -eq "$rules_before" ] || fail "the rules changed in number"
 pass "25,000 pairs: a new trusted list is applied in place, maps never deleted, 50,000 elements after"
@@ -83,7 +83,7 @@ native_config "$T/b.json" porthop 25 '["10.0.0.9"]'
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 2 60
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload of a deleted table"
-nsx nft list set inet porthop trusted4 | grep -q "10.0.0.9" || fail "the trusted address is missing"
+grep -q "10.0.0.9" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the trusted address is missing"
 pass "25,000 pairs: a reload after the table was deleted defines it anew"
 
 # A shuffle that finds it deleted: the map update (large messages, each

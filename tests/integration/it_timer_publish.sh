@@ -44,14 +44,14 @@ pass "porthop publish -l/-u stops cleanly on Ctrl-C"
 
 # Bad command lines: usage errors exit 64 and say what is wrong.
 rc=0; out=$("$PORTHOP" publish -l 3 2>&1) || rc=$?
-[ $rc -eq 64 ] && echo "$out" | grep -q "\-l and -u go together" || fail "publish -l alone: $rc $out"
+[ $rc -eq 64 ] && grep -q "\-l and -u go together" <<<"$out" || fail "publish -l alone: $rc $out"
 rc=0; out=$("$PORTHOP" publish -p 70000 2>&1) || rc=$?
-[ $rc -eq 64 ] && echo "$out" | grep -q "expected a port from 1 to 65535" || fail "publish -p 70000: $rc $out"
+[ $rc -eq 64 ] && grep -q "expected a port from 1 to 65535" <<<"$out" || fail "publish -p 70000: $rc $out"
 rc=0; out=$("$PORTHOPD" --interval 5:2 2>&1) || rc=$?
-[ $rc -eq 64 ] && echo "$out" | grep -q "expected L:U" || fail "porthopd --interval 5:2: $rc $out"
+[ $rc -eq 64 ] && grep -q "expected L:U" <<<"$out" || fail "porthopd --interval 5:2: $rc $out"
 rc=0; out=$("$PORTHOP" frobnicate 2>&1) || rc=$?
-[ $rc -eq 64 ] && echo "$out" | grep -q 'unknown command "frobnicate"' || fail "porthop frobnicate: $rc $out"
+[ $rc -eq 64 ] && grep -q 'unknown command "frobnicate"' <<<"$out" || fail "porthop frobnicate: $rc $out"
 rc=0; out=$(nsx "$PORTHOP" publish -r 127.0.0.1 -p 1 2>&1) || rc=$?
-[ $rc -eq 69 ] && echo "$out" | grep -q "cannot connect to Redis at 127.0.0.1:1" || fail "publish to a closed port: $rc $out"
+[ $rc -eq 69 ] && grep -q "cannot connect to Redis at 127.0.0.1:1" <<<"$out" || fail "publish to a closed port: $rc $out"
 pass "bad command lines: exit 64 (usage) or 69 (unavailable) with the reason"
 stop_porthopd
