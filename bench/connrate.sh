@@ -37,6 +37,7 @@
 #   round by round.  That takes out what differs between host and the
 #   control hosts (their place on the bridge, the cache): its "no rules"
 #   columns are host's own, and the conntrack columns stay empty.
+#   "native-untracked" is native mode with untrack_unwatched on.
 #   TOGETHER=1: the three hosts measured at the same time rather than one
 #   after the other (see rounds_together); not with "self".
 set -euo pipefail
@@ -226,6 +227,7 @@ config() {
 	local mode=$1 pairs=$2 np na paths="" i
 	shape "$pairs"
 	[ "$mode" = template ] && paths="\"nft_startup_commands_path\": \"$SRC/examples/nft_startup_commands.json\", \"nft_address_rules_path\": \"$SRC/examples/nft_address_rules.json\","
+	[ "$mode" = native-untracked ] && paths="\"untrack_unwatched\": true,"
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
 	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
@@ -299,14 +301,14 @@ measure() {
 
 echo "# $(nproc) CPUs, $(uname -r), $ROUNDS rounds of ${SECS} s per series, interleaved;"
 echo "# clients: 1 (one connection at a time) or 4 side by side (both cores busy)"
-printf "%-7s %-9s %-7s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode clients watched unwatched "no rules" \
+printf "%-7s %-16s %-7s %9s %9s %9s  %-19s %-19s %-19s %-19s\n" pairs mode clients watched unwatched "no rules" \
 	"watched/no rules" "unwatched/no rules" "watched/conntrack" "unwatched/conntrack"
 for pairs in $SIZES; do
 	for mode in $MODES; do
 		[ $mode = template ] && [ "$pairs" -gt "$TEMPLATE_MAX" ] && continue
 		[ $mode = none ] && [ "$pairs" != "${SIZES%% *}" ] && continue
 		while IFS='|' read -r par w u base a b c d; do
-			printf "%-7s %-9s %-7s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
+			printf "%-7s %-16s %-7s %7s/s %7s/s %7s/s  %-19s %-19s %-19s %-19s\n" \
 				"$pairs" $mode "$par" "$w" "$u" "$base" "$a" "$b" "$c" "$d"
 		done < <(measure $mode "$pairs")
 	done

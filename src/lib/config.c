@@ -605,8 +605,7 @@ static int cmp_net_ptr(const void *a, const void *b)
 		       *(const struct config_net *const *)b);
 }
 
-/* The last address of a network, as a 128-bit number. */
-static unsigned __int128 net_value(const struct config_net *n, bool last)
+unsigned __int128 config_net_value(const struct config_net *n, bool last)
 {
 	unsigned __int128 v = 0;
 	unsigned bits = n->family == AF_INET ? 32 : 128;
@@ -667,7 +666,7 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 			continue;
 		if (overlap_is_error && widest &&
 		    widest->family == cur->family &&
-		    net_value(cur, false) <= widest_end) {
+		    config_net_value(cur, false) <= widest_end) {
 			diag_error(w->d, "%s: %s: prefix %s overlaps %s; expected "
 				   "prefixes that do not overlap", w->file,
 				   path, cur->text, widest->text);
@@ -675,9 +674,9 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 			continue;
 		}
 		if (widest == NULL || widest->family != cur->family ||
-		    net_value(cur, true) > widest_end) {
+		    config_net_value(cur, true) > widest_end) {
 			widest = cur;
-			widest_end = net_value(cur, true);
+			widest_end = config_net_value(cur, true);
 		}
 	}
 	free(sorted);

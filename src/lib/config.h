@@ -132,6 +132,9 @@ enum config_mode config_mode(const struct config *c);
 const char *config_table_name(const struct config *c);
 size_t config_trusted_count(const struct config *c);
 const struct config_net *config_trusted(const struct config *c, size_t i);
+/* The first (last) address of n as a number; an IPv4 address in the low
+ * 32 bits. */
+unsigned __int128 config_net_value(const struct config_net *n, bool last);
 bool config_remove_on_stop(const struct config *c);
 /* Native mode: packets of clients that are not watched (or are trusted)
  * are marked untracked, so that only watched clients pay for connection

@@ -1,7 +1,9 @@
 #include "ruleset.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -149,14 +151,128 @@ static void add_elements(const struct config *c, const char *set,
 			     "name", set, "elem", elem), err);
 }
 
-static const char *const untrack_sets[] = { "watched4", "watched6" };
+static const char *const untrack_sets[] = { "tracked4", "tracked6" };
 static const char *const untrack_chains[] = { "raw_pre", "raw_out" };
 
+/* A range of addresses of one family, as numbers. */
+struct span {
+	unsigned __int128 lo, hi;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts sp and merges what overlaps or touches; returns the new count. */
+static size_t spans_merge(struct span *sp, size_t n)
+{
+	size_t m = 0;
+
+	qsort(sp, n, sizeof(*sp), cmp_span);
+	for (size_t i = 0; i < n; i++) {
+		if (m > 0 && (sp[m - 1].hi == ~(unsigned __int128)0 ||
+			      sp[i].lo <= sp[m - 1].hi + 1)) {
+			if (sp[i].hi > sp[m - 1].hi)
+				sp[m - 1].hi = sp[i].hi;
+			continue;
+		}
+		sp[m++] = sp[i];
+	}
+	return m;
+}
+
+/* An element of a set of addresses: the address, or the range. */
+static json_t *span_elem(const struct span *s, int family)
+{
+	char text[2][INET6_ADDRSTRLEN];
+	unsigned char a[16];
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (int k = 0; k < 2; k++) {
+		unsigned __int128 v = k ? s->hi : s->lo;
+
+		for (size_t i = len; i-- > 0; v >>= 8)
+			a[i] = (unsigned char)v;
+		if (inet_ntop(family, a, text[k], sizeof(text[k])) == NULL)
+			return NULL;
+	}
+	return s->lo == s->hi ? json_string(text[0]) :
+				json_pack("{s:[s,s]}", "range", text[0], text[1]);
+}
+
+/* Fills sp with the networks of one family among n; returns the count of
+ * merged spans. */
+static size_t spans_of(struct span *sp, const struct config *c, bool trusted,
+		       size_t n, int family)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct config_net *net = trusted ? config_trusted(c, i) :
+					       &config_watched(c, i)->net;
+
+		if (net->family == family)
+			sp[k++] = (struct span){ config_net_value(net, false),
+						 config_net_value(net, true) };
+	}
+	return spans_merge(sp, k);
+}
+
+/* The elements of tracked4 (f 0) or tracked6 (f 1): the watched
+ * networks minus the trusted ones, as merged ranges, so that a single
+ * lookup tells a packet to track from one not to.  Both lists sorted and
+ * disjoint: one pass. */
+static json_t *tracked_elems(const struct config *c, int f)
+{
+	int family = f ? AF_INET6 : AF_INET;
+	size_t nw = config_watched_count(c), nt = config_trusted_count(c);
+	struct span *ws = malloc((nw + 1) * sizeof(*ws));
+	struct span *ts = malloc((nt + 1) * sizeof(*ts));
+	json_t *elem = json_array();
+	size_t j = 0;
+
+	if (ws == NULL || ts == NULL || elem == NULL)
+		goto fail;
+	nw = spans_of(ws, c, false, nw, family);
+	nt = spans_of(ts, c, true, nt, family);
+	for (size_t i = 0; i < nw; i++) {
+		struct span cur = ws[i];
+		bool left = true;
+
+		while (j < nt && ts[j].hi < cur.lo)
+			j++;
+		for (size_t k = j; left && k < nt && ts[k].lo <= cur.hi; k++) {
+			if (ts[k].lo > cur.lo &&
+			    json_array_append_new(elem, span_elem(&(struct span){
+					cur.lo, ts[k].lo - 1 }, family)) < 0)
+				goto fail;
+			if (ts[k].hi >= cur.hi)
+				left = false;
+			else
+				cur.lo = ts[k].hi + 1;
+		}
+		if (left && json_array_append_new(elem, span_elem(&cur, family)) < 0)
+			goto fail;
+	}
+	free(ws);
+	free(ts);
+	return elem;
+fail:
+	free(ws);
+	free(ts);
+	json_decref(elem);
+	return NULL;
+}
+
 /* untrack_unwatched: before connection tracking (raw priority), packets
- * from or to a source that is not watched, or is trusted, are marked
- * untracked; only watched clients' connections are tracked (and NAT'd).
- * Off, and redefining in place: whatever an earlier definition had of it
- * goes (added first so that the delete works either way). */
+ * from or to an address that is not in tracked4/6 (not watched, or
+ * trusted) are marked untracked; only watched clients' connections are
+ * tracked (and NAT'd).  Off, and redefining in place: whatever an earlier
+ * definition had of it goes (added first so that the delete works either
+ * way). */
 static void untrack_setup(const struct config *c, json_t *cmds,
 			  bool in_place, int *err)
 {
@@ -185,33 +301,17 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 				      untrack_sets[f]), err);
 	if (!on)
 		return;
-	for (int i = 0; i < 2; i++) {
-		const char *field = i ? "daddr" : "saddr";
-
-		for (int f = 0; f < 2; f++) {
-			const char *proto = f ? "ip6" : "ip";
-
+	for (int i = 0; i < 2; i++)
+		for (int f = 0; f < 2; f++)
 			push(cmds, rule(c, untrack_chains[i], json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
-				"==", "left", payload(proto, field), "right",
-				f ? "@trusted6" : "@trusted4", "notrack")), err);
-			push(cmds, rule(c, untrack_chains[i], json_pack(
-				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
-				"!=", "left", payload(proto, field), "right",
-				f ? "@watched6" : "@watched4", "notrack")), err);
-		}
-	}
-	for (int f = 0; f < 2; f++) {
-		json_t *elem = json_array();
-
-		for (size_t i = 0; elem && i < config_watched_count(c); i++) {
-			const struct config_net *n = &config_watched(c, i)->net;
-
-			if ((n->family == AF_INET6) == f)
-				push(elem, net_elem(n), err);
-		}
-		add_elements(c, untrack_sets[f], elem, cmds, err);
-	}
+				"!=", "left", payload(f ? "ip6" : "ip",
+						      i ? "daddr" : "saddr"),
+				"right", f ? "@tracked6" : "@tracked4",
+				"notrack")), err);
+	for (int f = 0; f < 2; f++)
+		add_elements(c, untrack_sets[f], tracked_elems(c, f), cmds,
+			     err);
 }
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)

@@ -196,16 +196,19 @@ pass "a trigger that finds the table gone defines it anew, with no reconciliatio
 jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"$T/untrack.json"
 : >"$T/porthopd.log"
 start_porthopd "$T/untrack.json"
-[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 8 ] || fail "untrack_unwatched: expected 8 notrack rules"
-grep -q "10.9.0.0/16" <<<"$(nsx nft list set inet porthop watched4)" || fail "the watched prefix is not in watched4"
+[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 4 ] || fail "untrack_unwatched: expected 4 notrack rules"
+# tracked4: the watched networks minus the trusted 10.9.1.0/24.
+tracked=$(nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]')
+[ "$tracked" = '[{"range":["10.0.0.3","10.0.0.4"]},{"prefix":{"addr":"10.9.0.0","len":24}},{"range":["10.9.2.0","10.9.255.255"]}]' ] \
+	|| fail "tracked4: $tracked"
 cp "$T/norec.json" "$T/untrack.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1
-nsx nft list table inet porthop | grep -E "notrack|raw_|watched4" && fail "untrack_unwatched off: its rules stayed"
+nsx nft list table inet porthop | grep -E "notrack|raw_|tracked4" && fail "untrack_unwatched off: its rules stayed"
 jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"$T/untrack.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 2
-[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 8 ] || fail "untrack_unwatched on again: expected 8 notrack rules"
+[ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 4 ] || fail "untrack_unwatched on again: expected 4 notrack rules"
 check_native >/dev/null
 stop_porthopd
 pass "untrack_unwatched: raw chains and watched sets in the kernel, removed and restored by reloads"

@@ -213,12 +213,13 @@ static void test_structure(void **state)
 
 /* The untrack_unwatched commands of a definition, counted by kind. */
 struct untrack_count {
-	size_t notrack, watched4, watched6, delete_chain, raw_chains;
+	size_t notrack, delete_chain, raw_chains;
+	json_t *tracked[2];	/* the elements of tracked4, tracked6 */
 };
 
 static struct untrack_count untrack_of(const struct config *c, bool in_place)
 {
-	struct untrack_count n = { 0 };
+	struct untrack_count n = { .tracked = { json_array(), json_array() } };
 	json_t *cmds = json_array(), *cmd, *v;
 	size_t i, j;
 
@@ -234,10 +235,10 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 		if (r)
 			json_array_foreach(json_object_get(r, "expr"), j, v)
 				n.notrack += json_object_get(v, "notrack") != NULL;
-		if (name && strcmp(name, "watched4") == 0)
-			n.watched4 += json_array_size(json_object_get(el, "elem"));
-		if (name && strcmp(name, "watched6") == 0)
-			n.watched6 += json_array_size(json_object_get(el, "elem"));
+		for (int f = 0; name && f < 2; f++)
+			if (strcmp(name, f ? "tracked6" : "tracked4") == 0)
+				json_array_extend(n.tracked[f],
+						  json_object_get(el, "elem"));
 		if (del)
 			n.delete_chain++;
 		if (ch && strncmp(json_string_value(json_object_get(ch, "name")),
@@ -248,10 +249,28 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 	return n;
 }
 
-/* untrack_unwatched: two raw chains whose rules untrack what is trusted
- * or not watched, both ways, both families, and the watched entries in
- * sets; off, nothing of it, unless a definition is replaced in place,
- * where what an earlier one had goes. */
+static void untrack_free(struct untrack_count *n)
+{
+	json_decref(n->tracked[0]);
+	json_decref(n->tracked[1]);
+}
+
+static void assert_json(json_t *got, const char *want)
+{
+	json_t *w = json_loads(want, 0, NULL);
+	char *g = json_dumps(got, JSON_COMPACT);
+
+	assert_non_null(w);
+	if (!json_equal(got, w))
+		fail_msg("got %s, expected %s", g, want);
+	free(g);
+	json_decref(w);
+}
+
+/* untrack_unwatched: two raw chains whose rules untrack what is not in
+ * tracked4/6, both ways, both families; the sets hold the watched
+ * networks minus the trusted ones, merged; off, nothing of it, unless a
+ * definition is replaced in place, where what an earlier one had goes. */
 static void test_untrack_unwatched(void **state)
 {
 	struct config *on = load("valid/native_untrack.json");
@@ -261,18 +280,70 @@ static void test_untrack_unwatched(void **state)
 	(void)state;
 	n = untrack_of(on, false);
 	assert_int_equal(n.raw_chains, 2);
-	assert_int_equal(n.notrack, 8);
-	assert_int_equal(n.watched4, 2 + 1);	/* 10.0.0.3, 10.1.0.0/16, 10.1.2.3 */
-	assert_int_equal(n.watched6, 2);
+	assert_int_equal(n.notrack, 4);
 	assert_int_equal(n.delete_chain, 0);
+	/* 10.0.0.3, 10.1.0.0/16 (10.1.2.3 inside it) minus 10.1.7.0/24 and
+	 * 10.1.9.9; 2001:db8::/48 minus 2001:db8::1, and 2001:db8:1::7. */
+	assert_json(n.tracked[0], "[\"10.0.0.3\","
+		    "{\"range\": [\"10.1.0.0\", \"10.1.6.255\"]},"
+		    "{\"range\": [\"10.1.8.0\", \"10.1.9.8\"]},"
+		    "{\"range\": [\"10.1.9.10\", \"10.1.255.255\"]}]");
+	assert_json(n.tracked[1], "[\"2001:db8::\","
+		    "{\"range\": [\"2001:db8::2\", "
+		    "\"2001:db8:0:ffff:ffff:ffff:ffff:ffff\"]},"
+		    "\"2001:db8:1::7\"]");
+	untrack_free(&n);
 	n = untrack_of(off, false);
-	assert_int_equal(n.raw_chains + n.notrack + n.watched4 + n.delete_chain, 0);
+	assert_int_equal(n.raw_chains + n.notrack + n.delete_chain, 0);
+	assert_int_equal(json_array_size(n.tracked[0]) +
+			 json_array_size(n.tracked[1]), 0);
+	untrack_free(&n);
 	n = untrack_of(off, true);
 	assert_int_equal(n.raw_chains, 2);
 	assert_int_equal(n.delete_chain, 2);
-	assert_int_equal(n.notrack + n.watched4 + n.watched6, 0);
+	assert_int_equal(n.notrack + json_array_size(n.tracked[0]) +
+			 json_array_size(n.tracked[1]), 0);
+	untrack_free(&n);
 	config_free(on);
 	config_free(off);
+}
+
+/* The set difference at its edges: a trusted prefix that covers a watched
+ * address whole, two watched prefixes that touch (merged) with trusted
+ * ones cut at both sides of the seam, a trusted network equal to a
+ * watched one, and the top of the IPv6 space. */
+static void test_tracked_edges(void **state)
+{
+	char path[] = "/tmp/porthop-test-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
+	struct config *c;
+	struct untrack_count n;
+
+	(void)state;
+	assert_non_null(fp);
+	fputs("{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", "
+	      "\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+	      "\"decode_responses\": true},"
+	      "\"redis_subscriber_configuration\": "
+	      "{\"subscriber_channel_names\": [\"c\"]},"
+	      "\"nftables_service_configuration\": {\"max_port_number\": 1000,"
+	      "\"tcp_ports\": [22], \"untrack_unwatched\": true,"
+	      "\"watched_addresses\": [{\"ip\": \"10.1.2.3\"}, "
+	      "{\"ip\": \"10.3.0.0/16\"}, {\"ip\": \"10.2.0.0/16\"}, "
+	      "{\"ip\": \"2001:db8::/32\"}, {\"ip\": \"ffff::/16\"}],"
+	      "\"trusted_addresses\": [\"10.1.0.0/16\", \"10.3.0.0/24\", "
+	      "\"10.2.255.0/24\", \"2001:db8::/32\", \"ffff:ffff::/32\"]}}", fp);
+	assert_int_equal(fclose(fp), 0);
+	c = load(path);
+	unlink(path);
+	n = untrack_of(c, false);
+	assert_json(n.tracked[0], "[{\"range\": [\"10.2.0.0\", \"10.2.254.255\"]},"
+		    "{\"range\": [\"10.3.1.0\", \"10.3.255.255\"]}]");
+	assert_json(n.tracked[1], "[{\"range\": [\"ffff::\", "
+		    "\"ffff:fffe:ffff:ffff:ffff:ffff:ffff:ffff\"]}]");
+	untrack_free(&n);
+	config_free(c);
 }
 
 static void test_empty_map_is_startup_only(void **state)
@@ -300,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
 		cmocka_unit_test(test_untrack_unwatched),
+		cmocka_unit_test(test_tracked_edges),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
