@@ -24,10 +24,10 @@ struct engine {
 	uint32_t applied_gen;
 	bool have_gen;
 	char *snapshot;
-	/* Native mode: a digest of the maps' elements as the kernel held
-	 * them after our last apply, so that a change to elements alone is
-	 * noticed too. */
-	uint64_t elem_digest;
+	/* Native mode: digests of the maps' elements and of the address
+	 * sets' elements as the kernel held them after our last apply, so
+	 * that a change to elements alone is noticed too. */
+	uint64_t elem_digest, set_digest;
 	bool have_elem_digest;
 };
 
@@ -357,21 +357,32 @@ static int apply_map(struct engine *e, struct config *cfg,
 	return r;
 }
 
-/* The digest of all of the native table's maps. */
-static int elements_digest(struct engine *e, uint64_t *ret)
+/* One digest of the elements of the native table's maps or sets named. */
+static int digest_of(struct engine *e, const char *const *names, size_t n,
+		     uint64_t *ret)
 {
 	uint64_t all = 0, d;
 	int r;
 
-	for (int m = 0; m < 4; m++) {
+	for (size_t i = 0; i < n; i++) {
 		r = nftio_map_digest(e->io, config_table_name(e->cfg),
-				     ruleset_native_maps[m], &d);
+				     names[i], &d);
 		if (r < 0)
 			return r;
 		all = all * 0x100000001b3ULL + d;
 	}
 	*ret = all;
 	return 0;
+}
+
+/* The digests of the maps' elements and of the sets' elements. */
+static int elements_digest(struct engine *e, uint64_t *maps, uint64_t *sets)
+{
+	const char *names[4];
+	size_t n = ruleset_native_sets(e->cfg, names);
+	int r = digest_of(e, ruleset_native_maps, 4, maps);
+
+	return r < 0 ? r : digest_of(e, names, n, sets);
 }
 
 static void take_elements_digest(struct engine *e)
@@ -384,7 +395,8 @@ static void take_elements_digest(struct engine *e)
 	    config_daemon(e->cfg)->reconcile_interval_s == 0)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	e->have_elem_digest = elements_digest(e, &e->elem_digest) == 0;
+	e->have_elem_digest = elements_digest(e, &e->elem_digest,
+					      &e->set_digest) == 0;
 	e->stats.last_digest_ms = ms_since(&t0);
 }
 
@@ -640,18 +652,22 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	/* Someone committed something: was it to our tables? */
 	if (e->snapshot && listing(e, &now) == 0 &&
 	    strcmp(now, e->snapshot) == 0) {
-		uint64_t d;
+		uint64_t maps, sets;
 
 		free(now);
-		/* The definition is intact; the elements too?  If not, they
-		 * are replaced in one transaction, as for a shuffle. */
-		if (e->have_elem_digest && elements_digest(e, &d) == 0 &&
-		    d != e->elem_digest) {
-			r = apply_again(e, BATCH_SHUFFLE, ret_error);
-			return r < 0 ? r : 1;
+		/* The definition is intact; the elements too?  The maps' are
+		 * replaced in one transaction, as for a shuffle; a changed
+		 * set of addresses (trusted, tracked) takes the table's
+		 * definition anew. */
+		if (!e->have_elem_digest ||
+		    elements_digest(e, &maps, &sets) < 0 ||
+		    (maps == e->elem_digest && sets == e->set_digest)) {
+			e->applied_gen = gen;
+			return 0;
 		}
-		e->applied_gen = gen;
-		return 0;
+		r = apply_again(e, sets == e->set_digest ? BATCH_SHUFFLE :
+					BATCH_FULL, ret_error);
+		return r < 0 ? r : 1;
 	}
 	free(now);
 	r = engine_reapply(e, ret_error);

@@ -59,6 +59,7 @@ struct nftio {
 	char *fail_msg;
 	char *fail_needle;
 	uint64_t elem_salt;		/* changed by tamper_elements */
+	char *salted;			/* ... for this map or set */
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -635,6 +636,7 @@ void nftio_free(struct nftio *io)
 	json_decref(io->last);
 	free(io->fail_msg);
 	free(io->fail_needle);
+	free(io->salted);
 	free(io);
 }
 
@@ -936,12 +938,13 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 	/* The attributes' alignment padding goes to the kernel too. */
 	memset(buf, 0, sizeof(buf));
 	if (io->nft == NULL) {
+		bool salted = io->salted && strcmp(io->salted, map) == 0;
 		char *text = json_dumps(io->last ? io->last : json_null(),
 					JSON_COMPACT | JSON_ENCODE_ANY);
 
 		if (text == NULL)
 			return -ENOMEM;
-		*ret = hash_bytes(map, strlen(map), io->elem_salt) ^
+		*ret = hash_bytes(map, strlen(map), salted ? io->elem_salt : 0) ^
 		       hash_bytes(text, strlen(text), 0);
 		free(text);
 		return 0;
@@ -1032,8 +1035,10 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 	io->fail_needle = needle ? strdup(needle) : NULL;
 }
 
-void nftio_recorder_tamper_elements(struct nftio *io)
+void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 {
+	free(io->salted);
+	io->salted = strdup(name);
 	io->elem_salt++;
 	io->generation++;
 }

@@ -96,8 +96,8 @@ int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret);
 
-/* An order-independent digest of the elements of one map of an inet
- * table, as the kernel dumps them: equal digests, equal contents (up to a
+/* An order-independent digest of the elements of one map or set of an
+ * inet table, as the kernel dumps them: equal digests, equal contents (up to a
  * 64-bit hash collision).  -ENOENT if the table or map does not exist.
  * The recorder digests its last batch and the salt that
  * nftio_recorder_tamper_elements changes. */
@@ -124,8 +124,8 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);
-/* Recorder only: someone changed map elements alone (the generation and
- * the map digests move, the fingerprint does not). */
-void nftio_recorder_tamper_elements(struct nftio *io);
+/* Recorder only: someone changed the elements of map or set `name` alone
+ * (the generation and that digest move, the fingerprint does not). */
+void nftio_recorder_tamper_elements(struct nftio *io, const char *name);
 
 #endif

@@ -154,6 +154,19 @@ static void add_elements(const struct config *c, const char *set,
 static const char *const untrack_sets[] = { "tracked4", "tracked6" };
 static const char *const untrack_chains[] = { "raw_pre", "raw_out" };
 
+size_t ruleset_native_sets(const struct config *c, const char *names[4])
+{
+	size_t n = 0;
+
+	names[n++] = "trusted4";
+	names[n++] = "trusted6";
+	if (config_untrack_unwatched(c)) {
+		names[n++] = untrack_sets[0];
+		names[n++] = untrack_sets[1];
+	}
+	return n;
+}
+
 /* A range of addresses of one family, as numbers. */
 struct span {
 	unsigned __int128 lo, hi;

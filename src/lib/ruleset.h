@@ -54,6 +54,9 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 
 /* Names of the four maps, indexed by ruleset_native_map(). */
 extern const char *const ruleset_native_maps[4];
+/* The native table's sets of addresses under c (trusted4/6, and
+ * tracked4/6 with untrack_unwatched): fills names, returns how many. */
+size_t ruleset_native_sets(const struct config *c, const char *names[4]);
 /* Which map holds a watched entry: 0 swap4, 1 net4, 2 swap6, 3 net6. */
 int ruleset_native_map(const struct config_watched *w);
 

@@ -149,6 +149,14 @@ sleep 2.5
 	|| fail "a change to another table was taken for a change to porthop's"
 pass "a deleted or a foreign map element is put back; another table's change is left alone"
 
+# The trusted set's elements: a deleted one is put back (the table
+# defined anew), the mapping in force the same.
+nsx nft delete element inet porthop trusted4 "{ 10.9.1.0/24 }"
+wait_log "reconcile: the rules in force had been removed" 5 10
+grep -q "10.9.1.0/24" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the trusted prefix was not put back"
+[ "$(check_native)" = "$m4" ] || fail "restoring the trusted set changed the mapping"
+pass "a deleted element of the trusted set is put back, the mapping unchanged"
+
 nsx nft -f - <<'NFT'
 table ip docker_like {
 	chain forward { type filter hook forward priority filter; policy drop; }
@@ -198,9 +206,9 @@ jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"
 start_porthopd "$T/untrack.json"
 [ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 4 ] || fail "untrack_unwatched: expected 4 notrack rules"
 # tracked4: the watched networks minus the trusted 10.9.1.0/24.
-tracked=$(nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]')
-[ "$tracked" = '[{"range":["10.0.0.3","10.0.0.4"]},{"prefix":{"addr":"10.9.0.0","len":24}},{"range":["10.9.2.0","10.9.255.255"]}]' ] \
-	|| fail "tracked4: $tracked"
+tracked4() { nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'; }
+want_tracked='[{"range":["10.0.0.3","10.0.0.4"]},{"prefix":{"addr":"10.9.0.0","len":24}},{"range":["10.9.2.0","10.9.255.255"]}]'
+[ "$(tracked4)" = "$want_tracked" ] || fail "tracked4: $(tracked4)"
 cp "$T/norec.json" "$T/untrack.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1
@@ -212,3 +220,16 @@ wait_log "reload applied" 2
 check_native >/dev/null
 stop_porthopd
 pass "untrack_unwatched: raw chains and watched sets in the kernel, removed and restored by reloads"
+
+# A watched address taken out of tracked4 would no longer be tracked,
+# hence not redirected: reconciliation puts it back.
+jq '.nftables_service_configuration.untrack_unwatched = true' "$cfg" >"$T/untrack_rec.json"
+: >"$T/porthopd.log"
+start_porthopd "$T/untrack_rec.json"
+m5=$(check_native)
+nsx nft delete element inet porthop tracked4 "{ 10.0.0.3-10.0.0.4 }"
+wait_log "reconcile: the rules in force had been removed" 1 10
+[ "$(tracked4)" = "$want_tracked" ] || fail "tracked4 not restored: $(tracked4)"
+[ "$(check_native)" = "$m5" ] || fail "restoring tracked4 changed the mapping"
+stop_porthopd
+pass "untrack_unwatched: a watched address deleted from tracked4 is put back"

@@ -308,7 +308,7 @@ static void test_native_cycle(void **state)
 	/* Someone changed elements alone: they are put back, the table's
 	 * definition left alone, the mapping the same. */
 	applied = nftio_recorder_applied(io);
-	nftio_recorder_tamper_elements(io);
+	nftio_recorder_tamper_elements(io, "swap4");
 	assert_int_equal(engine_reconcile(e, NULL), 1);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
 	assert_true(last_has(io, "{\"flush\":{\"map\""));
@@ -317,6 +317,16 @@ static void test_native_cycle(void **state)
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	/* Someone changed the trusted set's elements: the table is defined
+	 * anew (sets and all), the mapping the same. */
+	nftio_recorder_tamper_elements(io, "trusted4");
+	assert_int_equal(engine_reconcile(e, NULL), 1);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	assert_true(last_has(io, "{\"add\":{\"table\""));
+	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	applied += 1;
 	/* A clean stop deletes the table when configured to (here: not). */
 	assert_int_equal(engine_stop(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
