@@ -42,6 +42,7 @@ struct engine {
 enum batch_kind {
 	BATCH_FULL,	/* template: everything; native: table and elements */
 	BATCH_SHUFFLE,	/* native: flush the maps, add every element */
+	BATCH_ELEMENTS,	/* native: the same, and refill the address sets */
 	BATCH_ENTRY,	/* native: replace one entry's elements */
 };
 
@@ -162,8 +163,9 @@ static json_t *stale_tables(const struct config *old, const struct config *next)
 	return cmds;
 }
 
-/* Native mode with the table in place: only map elements change, sent as
- * one netlink batch. */
+/* Native mode with the table in place: only elements change (the maps',
+ * and with BATCH_ELEMENTS the address sets' too), sent as one netlink
+ * batch. */
 static int apply_elements(struct engine *e, struct config *cfg,
 			  struct shuffle_map *map, enum batch_kind kind,
 			  size_t entry, const struct timespec *t0,
@@ -171,12 +173,14 @@ static int apply_elements(struct engine *e, struct config *cfg,
 {
 	struct nftio_elems *b = nftio_elems_new(config_table_name(cfg));
 	struct timespec t1;
-	int r;
+	int r = 0;
 
 	if (b == NULL)
 		return -ENOMEM;
-	if (kind == BATCH_SHUFFLE)
-		r = ruleset_native_elements(cfg, map, true, b);
+	if (kind == BATCH_ELEMENTS)
+		r = ruleset_native_set_elements(cfg, b);
+	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
+		r = r ? r : ruleset_native_elements(cfg, map, true, b);
 	else
 		r = ruleset_native_entry(cfg, &e->map->entries[entry],
 					 &map->entries[entry], b);
@@ -278,7 +282,7 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	if (r < 0)
 		return r;
 	setup_ms = ms_since(t0);
-	r = apply_elements(e, cfg, map, BATCH_SHUFFLE, 0, t0, ret_error);
+	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, 0, t0, ret_error);
 	e->stats.last_apply_ms += setup_ms;
 	return r;
 }
@@ -525,7 +529,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	kind = BATCH_FULL;
 	rd.in_place = false;
 	if (e->native_ready && same_definition(e->cfg, c)) {
-		kind = BATCH_SHUFFLE;
+		kind = BATCH_ELEMENTS;
 	} else {
 		rd.in_place = e->native_ready &&
 			      config_mode(c) == CONFIG_MODE_NATIVE &&

@@ -31,11 +31,17 @@ struct nftio_ops {
 
 enum elem_op { ELEM_FLUSH, ELEM_ADD, ELEM_DELETE };
 
+/* What an item's key is: a map's concatenation, or an address of a set
+ * of address intervals, where a range is two items (its first address,
+ * then its last). */
+enum elem_kind { KEY_CONCAT, KEY_RANGE_START, KEY_RANGE_END };
+
 struct elem_item {
 	struct nftio_key key;
 	const char *map;
 	uint16_t value;
 	uint8_t op;
+	uint8_t kind;
 };
 
 struct nftio_elems {
@@ -183,7 +189,8 @@ void nftio_elems_free(struct nftio_elems *b)
 }
 
 static int elems_push(struct nftio_elems *b, uint8_t op, const char *map,
-		      const struct nftio_key *key, uint16_t value)
+		      const struct nftio_key *key, uint16_t value,
+		      uint8_t kind)
 {
 	struct elem_item *it;
 
@@ -201,6 +208,7 @@ static int elems_push(struct nftio_elems *b, uint8_t op, const char *map,
 	it->op = op;
 	it->map = map;
 	it->value = value;
+	it->kind = kind;
 	if (key)
 		it->key = *key;
 	return 0;
@@ -208,19 +216,37 @@ static int elems_push(struct nftio_elems *b, uint8_t op, const char *map,
 
 int nftio_elems_flush(struct nftio_elems *b, const char *map)
 {
-	return elems_push(b, ELEM_FLUSH, map, NULL, 0);
+	return elems_push(b, ELEM_FLUSH, map, NULL, 0, KEY_CONCAT);
 }
 
 int nftio_elems_add(struct nftio_elems *b, const char *map,
 		    const struct nftio_key *key, uint16_t value)
 {
-	return elems_push(b, ELEM_ADD, map, key, value);
+	return elems_push(b, ELEM_ADD, map, key, value, KEY_CONCAT);
 }
 
 int nftio_elems_delete(struct nftio_elems *b, const char *map,
 		       const struct nftio_key *key)
 {
-	return elems_push(b, ELEM_DELETE, map, key, 0);
+	return elems_push(b, ELEM_DELETE, map, key, 0, KEY_CONCAT);
+}
+
+int nftio_elems_flush_set(struct nftio_elems *b, const char *set)
+{
+	return elems_push(b, ELEM_FLUSH, set, NULL, 0, KEY_RANGE_START);
+}
+
+int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
+			  const unsigned char first[16],
+			  const unsigned char last[16])
+{
+	struct nftio_key k = { .family = family };
+	int r;
+
+	memcpy(k.addr, first, sizeof(k.addr));
+	r = elems_push(b, ELEM_ADD, set, &k, 0, KEY_RANGE_START);
+	memcpy(k.addr, last, sizeof(k.addr));
+	return r ? r : elems_push(b, ELEM_ADD, set, &k, 0, KEY_RANGE_END);
 }
 
 size_t nftio_elems_count(const struct nftio_elems *b)
@@ -244,6 +270,18 @@ static json_t *key_json(const struct nftio_key *k)
 			 (int)k->port);
 }
 
+/* A range's two items as libnftables writes it: the address, or
+ * {"range": [first, last]}. */
+static json_t *range_json(const struct elem_item *it)
+{
+	char a[2][INET6_ADDRSTRLEN];
+
+	inet_ntop(it[0].key.family, it[0].key.addr, a[0], sizeof(a[0]));
+	inet_ntop(it[1].key.family, it[1].key.addr, a[1], sizeof(a[1]));
+	return strcmp(a[0], a[1]) == 0 ? json_string(a[0]) :
+		json_pack("{s:[s,s]}", "range", a[0], a[1]);
+}
+
 json_t *nftio_elems_json(const struct nftio_elems *b)
 {
 	json_t *cmds = json_array(), *elem = NULL;
@@ -257,7 +295,8 @@ json_t *nftio_elems_json(const struct nftio_elems *b)
 
 		if (first->op == ELEM_FLUSH) {
 			json_array_append_new(cmds, json_pack(
-				"{s:{s:{s:s,s:s,s:s}}}", "flush", "map",
+				"{s:{s:{s:s,s:s,s:s}}}", "flush",
+				first->kind == KEY_CONCAT ? "map" : "set",
 				"family", "inet", "table", b->table, "name",
 				first->map));
 			i++;
@@ -268,6 +307,11 @@ json_t *nftio_elems_json(const struct nftio_elems *b)
 		       b->items[i].map == first->map; i++) {
 			const struct elem_item *it = &b->items[i];
 
+			if (it->kind != KEY_CONCAT) {
+				json_array_append_new(elem, range_json(it));
+				i++;	/* its last address too */
+				continue;
+			}
 			json_array_append_new(elem, it->op == ELEM_ADD ?
 				json_pack("[o,i]", key_json(&it->key),
 					  (int)it->value) :
@@ -308,6 +352,59 @@ static void put_data(struct nlmsghdr *nlh, uint16_t type, const void *p,
 
 	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, p);
 	mnl_attr_nest_end(nlh, nest);
+}
+
+/* An element of a set of address intervals as nft itself sends it (the
+ * kernel keeps interval boundaries): end marks the first address after
+ * an interval; open, a last interval that runs to the top of the address
+ * space and has no end (a flag nft keeps in the element's user data). */
+static void put_boundary(struct nlmsghdr *nlh, const unsigned char *key,
+			 size_t alen, bool end, bool open)
+{
+	struct nlattr *e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+
+	put_data(nlh, NFTA_SET_ELEM_KEY, key, alen);
+	if (end)
+		mnl_attr_put_u32(nlh, NFTA_SET_ELEM_FLAGS,
+				 htonl(NFT_SET_ELEM_INTERVAL_END));
+	if (open) {
+		uint8_t ud[6] = { 1 /* NFTNL_UDATA_SET_ELEM_FLAGS */, 4 };
+		uint32_t f = 1;	/* NFTNL_SET_ELEM_F_INTERVAL_OPEN */
+
+		memcpy(ud + 2, &f, sizeof(f));
+		mnl_attr_put(nlh, NFTA_SET_ELEM_USERDATA, sizeof(ud), ud);
+	}
+	mnl_attr_nest_end(nlh, e);
+}
+
+/* Item i of a set of address intervals, as boundaries: the start of a
+ * range (after an end at address zero if it is the set's first range
+ * and does not begin there, as nft does), or the address after its
+ * last one (none at the top of the address space). */
+static void put_range_item(struct nlmsghdr *nlh, const struct nftio_elems *b,
+			   size_t i)
+{
+	const struct elem_item *it = &b->items[i];
+	size_t alen = it->key.family == AF_INET ? 4 : 16;
+	unsigned char k[16], zero[16] = { 0 };
+	bool top = true;
+
+	memcpy(k, it->key.addr, alen);
+	if (it->kind == KEY_RANGE_END) {
+		for (size_t j = alen; top && j-- > 0;)
+			top = ++k[j] == 0;	/* k + 1, carried */
+		if (!top)
+			put_boundary(nlh, k, alen, true, false);
+		return;
+	}
+	if (memcmp(k, zero, alen) != 0 &&
+	    !(i > 0 && b->items[i - 1].map == it->map &&
+	      b->items[i - 1].op == ELEM_ADD &&
+	      b->items[i - 1].kind == KEY_RANGE_END))
+		put_boundary(nlh, zero, alen, true, false);
+	for (size_t j = 0; j < alen; j++)
+		top = top && b->items[i + 1].key.addr[j] == 0xff;
+	put_boundary(nlh, k, alen, false, top);
 }
 
 /* Room each message may take in a batch page. */
@@ -403,8 +500,15 @@ static int kernel_elems(struct nftio *io, const struct nftio_elems *b,
 			const struct elem_item *it = &b->items[i];
 			unsigned full = it->key.family == AF_INET ? 32 : 128;
 			uint8_t kb[24];
-			struct nlattr *e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-			size_t klen = key_bytes(&it->key, false, kb);
+			struct nlattr *e;
+			size_t klen;
+
+			if (it->kind != KEY_CONCAT) {
+				put_range_item(nlh, b, i);
+				continue;
+			}
+			e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+			klen = key_bytes(&it->key, false, kb);
 
 			put_data(nlh, NFTA_SET_ELEM_KEY, kb, klen);
 			if (it->key.prefix_len < full) {

@@ -61,8 +61,8 @@ struct nftio_key {
 	uint16_t port;
 };
 
-/* A builder of operations on the maps of one inet table.  NULL on
- * allocation failure. */
+/* A builder of operations on the maps (and sets) of one inet table.
+ * NULL on allocation failure. */
 struct nftio_elems *nftio_elems_new(const char *table);
 void nftio_elems_free(struct nftio_elems *b);
 /* Queue an operation; 0 or -ENOMEM.  `map` must stay valid as long as b. */
@@ -71,6 +71,15 @@ int nftio_elems_add(struct nftio_elems *b, const char *map,
 		    const struct nftio_key *key, uint16_t value);
 int nftio_elems_delete(struct nftio_elems *b, const char *map,
 		       const struct nftio_key *key);
+/* Sets of address intervals (type ipv4_addr or ipv6_addr, flags
+ * interval): empty one, or add the range first..last (network byte
+ * order, the first 4 bytes for AF_INET).  Ranges of one set are queued
+ * after its flush, in ascending order and apart from one another, as nft
+ * itself would send them. */
+int nftio_elems_flush_set(struct nftio_elems *b, const char *set);
+int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
+			  const unsigned char first[16],
+			  const unsigned char last[16]);
 size_t nftio_elems_count(const struct nftio_elems *b);
 /* The same operations as a libnftables batch (new reference), or NULL. */
 json_t *nftio_elems_json(const struct nftio_elems *b);

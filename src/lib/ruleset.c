@@ -197,23 +197,20 @@ static size_t spans_merge(struct span *sp, size_t n)
 	return m;
 }
 
-/* An element of a set of addresses: the address, or the range. */
-static json_t *span_elem(const struct span *s, int family)
+/* Queues the range s of one family on b. */
+static int push_span(struct nftio_elems *b, const char *set, int family,
+		     const struct span *s)
 {
-	char text[2][INET6_ADDRSTRLEN];
-	unsigned char a[16];
+	unsigned char a[2][16] = { { 0 } };
 	size_t len = family == AF_INET ? 4 : 16;
 
 	for (int k = 0; k < 2; k++) {
 		unsigned __int128 v = k ? s->hi : s->lo;
 
 		for (size_t i = len; i-- > 0; v >>= 8)
-			a[i] = (unsigned char)v;
-		if (inet_ntop(family, a, text[k], sizeof(text[k])) == NULL)
-			return NULL;
+			a[k][i] = (unsigned char)v;
 	}
-	return s->lo == s->hi ? json_string(text[0]) :
-				json_pack("{s:[s,s]}", "range", text[0], text[1]);
+	return nftio_elems_add_range(b, set, family, a[0], a[1]);
 }
 
 /* Fills sp with the networks of one family among n; returns the count of
@@ -234,58 +231,65 @@ static size_t spans_of(struct span *sp, const struct config *c, bool trusted,
 	return spans_merge(sp, k);
 }
 
-/* The elements of tracked4 (f 0) or tracked6 (f 1): the watched
+/* Queues the elements of tracked4 (f 0) or tracked6 (f 1): the watched
  * networks minus the trusted ones, as merged ranges, so that a single
  * lookup tells a packet to track from one not to.  Both lists sorted and
  * disjoint: one pass. */
-static json_t *tracked_elems(const struct config *c, int f)
+static int tracked_elems(const struct config *c, int f, struct nftio_elems *b)
 {
 	int family = f ? AF_INET6 : AF_INET;
+	const char *set = untrack_sets[f];
 	size_t nw = config_watched_count(c), nt = config_trusted_count(c);
 	struct span *ws = malloc((nw + 1) * sizeof(*ws));
 	struct span *ts = malloc((nt + 1) * sizeof(*ts));
-	json_t *elem = json_array();
 	size_t j = 0;
+	int r = ws && ts ? nftio_elems_flush_set(b, set) : -ENOMEM;
 
-	if (ws == NULL || ts == NULL || elem == NULL)
-		goto fail;
+	if (r < 0)
+		goto out;
 	nw = spans_of(ws, c, false, nw, family);
 	nt = spans_of(ts, c, true, nt, family);
-	for (size_t i = 0; i < nw; i++) {
+	for (size_t i = 0; r == 0 && i < nw; i++) {
 		struct span cur = ws[i];
 		bool left = true;
 
 		while (j < nt && ts[j].hi < cur.lo)
 			j++;
-		for (size_t k = j; left && k < nt && ts[k].lo <= cur.hi; k++) {
-			if (ts[k].lo > cur.lo &&
-			    json_array_append_new(elem, span_elem(&(struct span){
-					cur.lo, ts[k].lo - 1 }, family)) < 0)
-				goto fail;
+		for (size_t k = j; r == 0 && left && k < nt &&
+				   ts[k].lo <= cur.hi; k++) {
+			if (ts[k].lo > cur.lo)
+				r = push_span(b, set, family, &(struct span){
+					cur.lo, ts[k].lo - 1 });
 			if (ts[k].hi >= cur.hi)
 				left = false;
 			else
 				cur.lo = ts[k].hi + 1;
 		}
-		if (left && json_array_append_new(elem, span_elem(&cur, family)) < 0)
-			goto fail;
+		if (r == 0 && left)
+			r = push_span(b, set, family, &cur);
 	}
+out:
 	free(ws);
 	free(ts);
-	return elem;
-fail:
-	free(ws);
-	free(ts);
-	json_decref(elem);
-	return NULL;
+	return r;
+}
+
+int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
+{
+	int r = 0;
+
+	for (int f = 0; r == 0 && config_untrack_unwatched(c) && f < 2; f++)
+		r = tracked_elems(c, f, b);
+	return r;
 }
 
 /* untrack_unwatched: before connection tracking (raw priority), packets
  * from or to an address that is not in tracked4/6 (not watched, or
  * trusted) are marked untracked; only watched clients' connections are
- * tracked (and NAT'd).  Off, and redefining in place: whatever an earlier
- * definition had of it goes (added first so that the delete works either
- * way). */
+ * tracked (and NAT'd).  The sets' elements go with the maps' (see
+ * ruleset_native_set_elements): in place, they keep theirs meanwhile.
+ * Off, and redefining in place: whatever an earlier definition had of it
+ * goes (added first so that the delete works either way). */
 static void untrack_setup(const struct config *c, json_t *cmds,
 			  bool in_place, int *err)
 {
@@ -309,9 +313,9 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 			push(cmds, object_cmd("delete", "chain", t,
 					      untrack_chains[i]), err);
 	}
-	for (int f = 0; f < 2; f++)
-		push(cmds, object_cmd(on ? "flush" : "delete", "set", t,
-				      untrack_sets[f]), err);
+	for (int f = 0; !on && f < 2; f++)
+		push(cmds, object_cmd("delete", "set", t, untrack_sets[f]),
+		     err);
 	if (!on)
 		return;
 	for (int i = 0; i < 2; i++)
@@ -322,9 +326,6 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 						      i ? "daddr" : "saddr"),
 				"right", f ? "@tracked6" : "@tracked4",
 				"notrack")), err);
-	for (int f = 0; f < 2; f++)
-		add_elements(c, untrack_sets[f], tracked_elems(c, f), cmds,
-			     err);
 }
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
@@ -496,6 +497,8 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 
 		r = b ? ruleset_native_setup(c, ruleset_commands(batch), false)
 		      : -ENOMEM;
+		if (r == 0)
+			r = ruleset_native_set_elements(c, b);
 		if (r == 0)
 			r = ruleset_native_elements(c, map, false, b);
 		if (r == 0 && (elems = nftio_elems_json(b)) == NULL)

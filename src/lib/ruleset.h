@@ -68,6 +68,12 @@ int ruleset_native_map(const struct config_watched *w);
  * ours, intact, whose maps are refilled in a transaction of their own. */
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place);
 
+/* Queues on b the operations that replace the elements of the sets of
+ * addresses that a definition leaves to a transaction of elements
+ * (tracked4/6, with untrack_unwatched; nothing without): libnftables
+ * would parse them from JSON, hundreds of thousands at scale. */
+int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b);
+
 /* Queues on b the operations that empty the four maps (when flush is
  * true), then add both elements of every pair of map. */
 int ruleset_native_elements(const struct config *c,

@@ -95,3 +95,21 @@ wait_log "applied (signal)" 1 60
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the shuffle of a deleted table"
 stop_porthopd
 pass "25,000 pairs: a shuffle after the table was deleted defines it anew"
+
+# untrack_unwatched at 25,000 pairs: tracked4 (the watched addresses
+# minus the trusted one) goes in the netlink batch with the maps, and a
+# reload that only changes the watched addresses replaces its elements.
+tracked4() { nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'; }
+: >"$T/porthopd.log"
+native_config "$T/c0.json" porthop 25 '["10.0.0.9"]'
+jq '.nftables_service_configuration.untrack_unwatched = true' "$T/c0.json" >"$T/c.json"
+start_porthopd "$T/c.json"
+[ "$(tracked4)" = '[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.26"]}]' ] || fail "tracked4 at start: $(tracked4)"
+native_config "$T/c0.json" porthop 24 '["10.0.0.9"]'
+jq '.nftables_service_configuration.untrack_unwatched = true' "$T/c0.json" >"$T/c.json"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 1 60
+[ "$(tracked4)" = '[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.25"]}]' ] || fail "tracked4 after the reload: $(tracked4)"
+[ "$(count porthop)" -eq 48000 ] || fail "expected 48,000 elements after the reload"
+stop_porthopd
+pass "untrack_unwatched at 25,000 pairs: tracked4 filled with the maps, and replaced by a reload"

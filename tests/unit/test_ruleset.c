@@ -220,10 +220,18 @@ struct untrack_count {
 static struct untrack_count untrack_of(const struct config *c, bool in_place)
 {
 	struct untrack_count n = { .tracked = { json_array(), json_array() } };
-	json_t *cmds = json_array(), *cmd, *v;
+	struct nftio_elems *b = nftio_elems_new(config_table_name(c));
+	json_t *cmds = json_array(), *elems, *cmd, *v;
 	size_t i, j;
 
+	/* The definition, then the elements the sets get beside the maps'. */
 	assert_int_equal(ruleset_native_setup(c, cmds, in_place), 0);
+	assert_int_equal(ruleset_native_set_elements(c, b), 0);
+	elems = nftio_elems_json(b);
+	assert_non_null(elems);
+	json_array_extend(cmds, ruleset_commands(elems));
+	json_decref(elems);
+	nftio_elems_free(b);
 	json_array_foreach(cmds, i, cmd) {
 		json_t *add = json_object_get(cmd, "add");
 		json_t *del = json_object_get(json_object_get(cmd, "delete"), "chain");
