@@ -8,13 +8,19 @@
 #   template    porthopd with the reference's nine linear rules per pair
 #   1 address   native, one address's 1,000 ports (or all, below 1k)
 # plus porthopd's peak RSS (VmHWM) per mode.  Sizes are pairs:
-# addresses x ports, 1,000 ports per address from 1k pairs on.
+# addresses x ports, 1,000 ports per address from 1k pairs on (PORTS).
 #
 # usage: bench/reshuffle.sh [BUILD_DIR] [SIZES...]
 #   default sizes: 10 1000 10000 100000 1000000
 #   TEMPLATE_MAX=N: largest size run in template mode (default 10000;
 #   the reference's 100k pairs take minutes and gigabytes)
 #   JSON_MAX=N: largest size run through libnftables' JSON (default 100000)
+#   PORTS=N: ports per address (default 1000); PORTS=1 is a list of
+#   addresses, as a blocklist feed gives
+#   UNTRACK=1: also native mode with untrack_unwatched, the same pairs
+#   with every other address watched (its sets hold one range per run of
+#   consecutive watched addresses: here one per address, the most):
+#   full reshuffle and peak RSS, two more columns
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -25,9 +31,16 @@ SIZES=("${@:-10 1000 10000 100000 1000000}")
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 JSON_MAX=${JSON_MAX:-100000}
+PORTS=${PORTS:-1000}
+UNTRACK=${UNTRACK:-0}
 bench_ns_up
 
-addr() { echo "10.$(($1 / 62500 % 250)).$(($1 / 250 % 250)).$(($1 % 250 + 1))"; }
+# addrs N [STEP]: the first N addresses (every STEP-th), one a line (awk:
+# a blocklist's worth of them without a process each).
+addrs() {
+	awk -v n="$1" -v s="${2:-1}" 'BEGIN {for (j = 0; j < n; j++) {i = j * s
+		printf "10.%d.%d.%d\n", int(i / 62500) % 250, int(i / 250) % 250, i % 250 + 1}}'
+}
 
 # config MODE ADDRESSES PORTS > file
 config() {
@@ -39,12 +52,10 @@ config() {
 		echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
 		echo " \"nftables_service_configuration\": {$paths"
 		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false,"
+		[ "$mode" = untracked ] && echo "  \"untrack_unwatched\": true,"
 		echo "  \"max_port_number\": 65535, \"tcp_ports\": [$(seq -s, 1 "$np")],"
 		echo "  \"watched_addresses\": ["
-		for i in $(seq 0 $((na - 1))); do
-			[ "$i" -gt 0 ] && echo ","
-			echo -n "{\"ip\": \"$(addr "$i")\"}"
-		done
+		addrs "$na" "$([ "$mode" = untracked ] && echo 2 || echo 1)" | awk 'NR > 1 {printf ",\n"} {printf "{\"ip\": \"%s\"}", $1}'
 		echo "]}}"
 	}
 }
@@ -83,17 +94,19 @@ run_daemon() {
 nft_script() {
 	local na=$1 np=$2
 	echo "flush map inet porthop swap4"
-	for i in $(seq 0 $((na - 1))); do
-		a=$(addr "$i")
-		echo "add element inet porthop swap4 {"
-		seq 1 "$np" | awk -v a="$a" -v n="$np" '{printf "%s . tcp . %d : %d, %s . tcp . %d : %d,\n", a, $1, n + $1, a, n + $1, $1}'
-		echo "}"
-	done
+	addrs "$na" | awk -v n="$np" '{
+		print "add element inet porthop swap4 {"
+		for (p = 1; p <= n; p++)
+			printf "%s . tcp . %d : %d, %s . tcp . %d : %d,\n", $1, p, n + p, $1, n + p, p
+		print "}"
+	}' 
 }
 
-printf "%-9s %10s %11s %10s %10s %8s %11s %11s %9s %9s\n" pairs native native/json "nft -f" floor "x floor" template "1 address" "RSS nat" "RSS tmpl"
+extra=""
+[ "$UNTRACK" = 1 ] && extra=$(printf " %11s %9s" untracked "RSS untr")
+printf "%-9s %10s %11s %10s %10s %8s %11s %11s %9s %9s%s\n" pairs native native/json "nft -f" floor "x floor" template "1 address" "RSS nat" "RSS tmpl" "$extra"
 for size in "${SIZES[@]}"; do
-	if [ "$size" -lt 1000 ]; then na=1; np=$size; else na=$((size / 1000)); np=1000; fi
+	if [ "$size" -lt "$PORTS" ]; then na=1; np=$size; else na=$((size / PORTS)); np=$PORTS; fi
 	runs=5
 	[ "$size" -ge 1000000 ] && runs=3
 	config native "$na" "$np" >"$T/native.json"
@@ -115,6 +128,12 @@ for size in "${SIZES[@]}"; do
 		read -r tmpl _ _ rss_t < <(run_daemon "$T/template.json" 3)
 		nsx nft flush ruleset
 	fi
-	printf "%-9s %8s ms %8s ms %7s ms %7s ms %7sx %8s ms %8s ms %6s MB %6s MB\n" \
-		"$size" "$nat" "$json" "$nftf" "$floor" "$ratio" "$tmpl" "$one" "$rss_n" "$rss_t"
+	extra=""
+	if [ "$UNTRACK" = 1 ]; then
+		config untracked "$na" "$np" >"$T/untracked.json"
+		read -r untr _ _ rss_u < <(run_daemon "$T/untracked.json" "$runs")
+		extra=$(printf " %8s ms %6s MB" "$untr" "$rss_u")
+	fi
+	printf "%-9s %8s ms %8s ms %7s ms %7s ms %7sx %8s ms %8s ms %6s MB %6s MB%s\n" \
+		"$size" "$nat" "$json" "$nftf" "$floor" "$ratio" "$tmpl" "$one" "$rss_n" "$rss_t" "$extra"
 done
