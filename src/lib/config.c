@@ -31,6 +31,8 @@ struct config {
 	size_t nproto[CONFIG_NPROTO];
 	struct config_watched *watched;
 	size_t nwatched;
+	/* The watched entries sorted by network, for lookups by address. */
+	const struct config_watched **by_net;
 	size_t npairs;
 	struct config_net *trusted;
 	size_t ntrusted;
@@ -701,6 +703,23 @@ static int check_watched_nets(struct walk *w, struct config *c,
 	return r;
 }
 
+static int cmp_watched_ptr(const void *a, const void *b)
+{
+	return cmp_net(&(*(const struct config_watched *const *)a)->net,
+		       &(*(const struct config_watched *const *)b)->net);
+}
+
+static int index_watched(struct config *c)
+{
+	c->by_net = malloc((c->nwatched + 1) * sizeof(*c->by_net));
+	if (c->by_net == NULL)
+		return -1;
+	for (size_t i = 0; i < c->nwatched; i++)
+		c->by_net[i] = &c->watched[i];
+	qsort(c->by_net, c->nwatched, sizeof(*c->by_net), cmp_watched_ptr);
+	return 0;
+}
+
 /* The reference loops forever when an address needs more redirect ports
  * than 1..max_port_number has free; refuse that here instead. */
 static int check_capacity(struct walk *w, struct config *c, const char *p,
@@ -938,6 +957,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 	}
 	if (r == 0)
 		r = check_watched_nets(w, c, path);
+	if (r == 0)
+		r = index_watched(c);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)
 		if (c->max_port)
 			r = check_capacity(w, c, p, pr);
@@ -1153,6 +1174,7 @@ void config_free(struct config *c)
 			free((void *)c->watched[i].ignore[p]);
 		}
 	free(c->watched);
+	free(c->by_net);
 	free(c->trusted);
 	json_decref(c->startup);
 	template_free(c->tmpl);
@@ -1227,12 +1249,12 @@ const struct config_watched *config_watched(const struct config *c, size_t i)
 
 long config_watched_find(const struct config *c, const char *ip)
 {
-	struct config_net n;
+	struct config_watched k;
+	const struct config_watched *key = &k, **hit;
 
-	if (config_parse_net(ip, true, &n) < 0)
+	if (config_parse_net(ip, true, &k.net) < 0 || c->by_net == NULL)
 		return -1;
-	for (size_t i = 0; i < c->nwatched; i++)
-		if (cmp_net(&c->watched[i].net, &n) == 0)
-			return (long)i;
-	return -1;
+	hit = bsearch(&key, c->by_net, c->nwatched, sizeof(*c->by_net),
+		      cmp_watched_ptr);
+	return hit ? (long)(*hit - c->watched) : -1;
 }

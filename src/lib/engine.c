@@ -168,8 +168,8 @@ static json_t *stale_tables(const struct config *old, const struct config *next)
  * batch. */
 static int apply_elements(struct engine *e, struct config *cfg,
 			  struct shuffle_map *map, enum batch_kind kind,
-			  size_t entry, const struct timespec *t0,
-			  char **ret_error)
+			  const struct shuffle_entry *old,
+			  const struct timespec *t0, char **ret_error)
 {
 	struct nftio_elems *b = nftio_elems_new(config_table_name(cfg));
 	struct timespec t1;
@@ -182,8 +182,8 @@ static int apply_elements(struct engine *e, struct config *cfg,
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
 		r = r ? r : ruleset_native_elements(cfg, map, true, b);
 	else
-		r = ruleset_native_entry(cfg, &e->map->entries[entry],
-					 &map->entries[entry], b);
+		r = ruleset_native_entry(cfg, old,
+					 &map->entries[old->watched], b);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = errstr("%s", "out of memory building the "
@@ -282,7 +282,7 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	if (r < 0)
 		return r;
 	setup_ms = ms_since(t0);
-	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, 0, t0, ret_error);
+	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, t0, ret_error);
 	e->stats.last_apply_ms += setup_ms;
 	return r;
 }
@@ -308,10 +308,11 @@ struct redefine {
 };
 
 /* Builds and applies map under cfg; the caller adopts both on success.
- * rd: NULL, or how a full batch goes. */
+ * old: for BATCH_ENTRY, the entry's pairs in force (its new ones are in
+ * map).  rd: NULL, or how a full batch goes. */
 static int apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
-		     size_t entry, const struct timespec *t0,
+		     const struct shuffle_entry *old, const struct timespec *t0,
 		     const struct redefine *rd, char **ret_error)
 {
 	const json_t *prelude = rd ? rd->prelude : NULL;
@@ -320,7 +321,7 @@ static int apply_map(struct engine *e, struct config *cfg,
 	e->stats.last_redefined = false;
 	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
 	    kind != BATCH_FULL) {
-		r = apply_elements(e, cfg, map, kind, entry, t0, ret_error);
+		r = apply_elements(e, cfg, map, kind, old, t0, ret_error);
 		if (r == -ENOENT) {
 			/* Our table or a map of it is gone: someone flushed
 			 * the ruleset since the last reconciliation (or none
@@ -440,7 +441,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, 0, &t0, NULL, ret_error);
+	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, &t0, NULL, ret_error);
 	return adopt(e, map, r);
 }
 
@@ -461,7 +462,7 @@ static struct shuffle_map *map_copy(const struct config *c,
 int engine_shuffle_address(struct engine *e, const char *ip,
 			   char **ret_error)
 {
-	struct shuffle_map *map;
+	struct shuffle_entry *cur, old;
 	struct timespec t0;
 	long idx = config_watched_find(e->cfg, ip);
 	int r;
@@ -474,17 +475,28 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 	if (e->map == NULL)
 		return engine_shuffle(e, ret_error);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	map = map_copy(e->cfg, e->map);
-	if (map == NULL)
+	/* Drawn in place, this address's pairs in force kept aside and put
+	 * back if the apply fails: nothing here costs more than its own
+	 * ports, however many pairs are loaded. */
+	cur = &e->map->entries[idx];
+	old = *cur;
+	old.pairs = malloc((cur->npairs + 1) * sizeof(*old.pairs));
+	if (old.pairs == NULL)
 		return -ENOMEM;
-	r = shuffle_map_redraw(e->rng, e->cfg, plan(e), map, (size_t)idx);
+	memcpy(old.pairs, cur->pairs, cur->npairs * sizeof(*old.pairs));
+	r = shuffle_map_redraw(e->rng, e->cfg, plan(e), e->map, (size_t)idx);
 	/* Template mode flushes and rebuilds: the whole batch goes again,
 	 * with only this address's ports changed.  Native mode replaces
 	 * this address's elements only. */
 	if (r == 0)
-		r = apply_map(e, e->cfg, map, BATCH_ENTRY, (size_t)idx, &t0,
-			      NULL, ret_error);
-	return adopt(e, map, r);
+		r = apply_map(e, e->cfg, e->map, BATCH_ENTRY, &old, &t0, NULL,
+			      ret_error);
+	if (r < 0)
+		memcpy(cur->pairs, old.pairs, cur->npairs * sizeof(*old.pairs));
+	else
+		take_elements_digest(e);
+	free(old.pairs);
+	return r;
 }
 
 /* Would the two configurations define the same native table? */
@@ -539,7 +551,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	}
 	prelude = stale_tables(e->cfg, c);
 	rd.prelude = prelude;
-	r = prelude ? apply_map(e, c, map, kind, 0, &t0, &rd, ret_error)
+	r = prelude ? apply_map(e, c, map, kind, NULL, &t0, &rd, ret_error)
 		    : -ENOMEM;
 	json_decref(prelude);
 	if (r < 0) {
@@ -576,7 +588,7 @@ static int apply_again(struct engine *e, enum batch_kind kind,
 		return -ENOMEM;
 	if (kind == BATCH_FULL)
 		e->native_ready = false;
-	return adopt(e, map, apply_map(e, e->cfg, map, kind, 0, &t0, NULL,
+	return adopt(e, map, apply_map(e, e->cfg, map, kind, NULL, &t0, NULL,
 				       ret_error));
 }
 

@@ -291,6 +291,14 @@ static void test_native_cycle(void **state)
 	assert_false(last_has(io, "10.0.0.3"));
 	assert_memory_equal(engine_map(e)->entries[0].pairs, before,
 			    engine_map(e)->entries[0].npairs * sizeof(before[0]));
+	/* Refused, it leaves the mapping in force as it was (the address's
+	 * pairs are drawn in place and put back). */
+	memcpy(before, engine_map(e)->pool, npairs * sizeof(before[0]));
+	nftio_recorder_fail_next(io, 1, "refused");
+	assert_int_equal(engine_shuffle_address(e, "10.1.0.0/16", &err), -EIO);
+	free(err);
+	err = NULL;
+	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
 	/* Reconciliation: nothing changed, nothing applied. */
 	size_t applied = nftio_recorder_applied(io);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
