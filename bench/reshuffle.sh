@@ -21,6 +21,10 @@
 #   with every other address watched (its sets hold one range per run of
 #   consecutive watched addresses: here one per address, the most):
 #   full reshuffle and peak RSS, two more columns
+#   TRUSTED=N: N trusted addresses (11.0.0.1 and on, one range each: every
+#   other address) in native mode's configurations, as a long allow list
+#   gives; adds the column "start" (native: the first apply, which fills
+#   the sets)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -33,6 +37,7 @@ TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 JSON_MAX=${JSON_MAX:-100000}
 PORTS=${PORTS:-1000}
 UNTRACK=${UNTRACK:-0}
+TRUSTED=${TRUSTED:-0}
 bench_ns_up
 
 # addrs N [STEP]: the first N addresses (every STEP-th), one a line (awk:
@@ -53,6 +58,11 @@ config() {
 		echo " \"nftables_service_configuration\": {$paths"
 		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false,"
 		[ "$mode" = untracked ] && echo "  \"untrack_unwatched\": true,"
+		if [ "$mode" != template ] && [ "$TRUSTED" -gt 0 ]; then
+			echo "  \"trusted_addresses\": ["
+			addrs "$TRUSTED" 2 | awk 'NR > 1 {printf ",\n"} {sub(/^10\./, "11."); printf "\"%s\"", $1}'
+			echo "],"
+		fi
 		echo "  \"max_port_number\": 65535, \"tcp_ports\": [$(seq -s, 1 "$np")],"
 		echo "  \"watched_addresses\": ["
 		addrs "$na" "$([ "$mode" = untracked ] && echo 2 || echo 1)" | awk 'NR > 1 {printf ",\n"} {printf "{\"ip\": \"%s\"}", $1}'
@@ -62,9 +72,9 @@ config() {
 
 # run_daemon CONFIG RUNS [ARGS...]: start porthopd, reshuffle RUNS times
 # (SIGUSR1), then once for the first address alone; print
-# "full_ms apply_ms one_ms rss".
+# "full_ms apply_ms one_ms rss start_ms".
 run_daemon() {
-	local cfg=$1 runs=$2 log=$T/porthopd.log pid full apply one rss
+	local cfg=$1 runs=$2 log=$T/porthopd.log pid full apply one rss start
 	shift 2
 	: >"$log"
 	# Not through nsx: $! must be porthopd itself.
@@ -83,10 +93,11 @@ run_daemon() {
 	full=$(grep 'applied (signal)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}' | median)
 	apply=$(grep 'applied (signal)' "$log" | sed 's/.*apply \([0-9.]*\) ms.*/\1/' | median)
 	one=$(grep 'applied (address' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}')
+	start=$(grep 'applied (start)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}')
 	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
 	kill -TERM $pid
 	wait $pid || true
-	echo "$full $apply $one $rss"
+	echo "$full $apply $one $rss $start"
 }
 
 # nft_script ADDRESSES PORTS > file: flush + the same elements, nft syntax,
@@ -104,13 +115,14 @@ nft_script() {
 
 extra=""
 [ "$UNTRACK" = 1 ] && extra=$(printf " %11s %9s" untracked "RSS untr")
+[ "$TRUSTED" -gt 0 ] && extra="$extra$(printf " %11s" start)"
 printf "%-9s %10s %11s %10s %10s %8s %11s %11s %9s %9s%s\n" pairs native native/json "nft -f" floor "x floor" template "1 address" "RSS nat" "RSS tmpl" "$extra"
 for size in "${SIZES[@]}"; do
 	if [ "$size" -lt "$PORTS" ]; then na=1; np=$size; else na=$((size / PORTS)); np=$PORTS; fi
 	runs=5
 	[ "$size" -ge 1000000 ] && runs=3
 	config native "$na" "$np" >"$T/native.json"
-	read -r nat nat_apply one rss_n < <(run_daemon "$T/native.json" "$runs")
+	read -r nat nat_apply one rss_n start_n < <(run_daemon "$T/native.json" "$runs")
 	json="-"
 	[ "$size" -le "$JSON_MAX" ] && read -r json _ _ _ < <(run_daemon "$T/native.json" "$runs" --json-elements)
 	# The table stays (remove_table_on_stop false) for nft -f and floor.
@@ -125,15 +137,16 @@ for size in "${SIZES[@]}"; do
 	tmpl="-"; rss_t="-"
 	if [ "$size" -le "$TEMPLATE_MAX" ]; then
 		config template "$na" "$np" >"$T/template.json"
-		read -r tmpl _ _ rss_t < <(run_daemon "$T/template.json" 3)
+		read -r tmpl _ _ rss_t _ < <(run_daemon "$T/template.json" 3)
 		nsx nft flush ruleset
 	fi
 	extra=""
 	if [ "$UNTRACK" = 1 ]; then
 		config untracked "$na" "$np" >"$T/untracked.json"
-		read -r untr _ _ rss_u < <(run_daemon "$T/untracked.json" "$runs")
+		read -r untr _ _ rss_u _ < <(run_daemon "$T/untracked.json" "$runs")
 		extra=$(printf " %8s ms %6s MB" "$untr" "$rss_u")
 	fi
+	[ "$TRUSTED" -gt 0 ] && extra="$extra$(printf " %8s ms" "$start_n")"
 	printf "%-9s %8s ms %8s ms %7s ms %7s ms %7sx %8s ms %8s ms %6s MB %6s MB%s\n" \
 		"$size" "$nat" "$json" "$nftf" "$floor" "$ratio" "$tmpl" "$one" "$rss_n" "$rss_t" "$extra"
 done

@@ -244,10 +244,12 @@ static int apply_full(struct engine *e, struct config *cfg,
  * elements in one libnftables transaction.  Above it, libnftables' JSON
  * parser would need gigabytes (a million pairs are two million elements),
  * so the definition goes first and the elements follow in a netlink batch
- * of their own: two transactions.  A table of ours that is intact keeps
- * its maps and their elements through the first (in place), so packets
- * meet the old mapping or the new one, never empty maps; a table that was
- * missing or altered is defined anew, its maps empty until the second. */
+ * of their own: two transactions (three with untrack_unwatched, whose
+ * rules wait for their sets' elements).  A table of ours that is intact
+ * keeps its sets and maps with their elements through the first (in
+ * place), so packets meet the old mapping or the new one, never empty
+ * maps; a table that was missing or altered is defined anew, its maps
+ * empty until the second. */
 #define NATIVE_ATOMIC_SETUP_MAX 20000
 
 static int apply_setup(struct engine *e, struct config *cfg,
@@ -259,6 +261,21 @@ static int apply_setup(struct engine *e, struct config *cfg,
 	if (batch &&
 	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
 	    ruleset_native_setup(cfg, ruleset_commands(batch), in_place) == 0)
+		r = nftio_apply(e->io, batch, false, ret_error);
+	json_decref(batch);
+	return r;
+}
+
+/* The third transaction of a table filled in two: untrack_unwatched's
+ * rules, now that tracked4/6 hold the watched addresses. */
+static int apply_untrack_rules(struct engine *e, struct config *cfg,
+			       char **ret_error)
+{
+	json_t *batch = ruleset_batch_new(cfg, false);
+	int r = -ENOMEM;
+
+	if (batch &&
+	    ruleset_native_untrack_rules(cfg, ruleset_commands(batch)) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
 	return r;
@@ -284,6 +301,8 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	setup_ms = ms_since(t0);
 	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, t0, ret_error);
 	e->stats.last_apply_ms += setup_ms;
+	if (r == 0 && config_untrack_unwatched(cfg))
+		r = apply_untrack_rules(e, cfg, ret_error);
 	return r;
 }
 
@@ -573,7 +592,8 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 }
 
 /* Applies the mapping in force again: whole (BATCH_FULL), or, the native
- * table being intact, its elements only (BATCH_SHUFFLE). */
+ * table being intact, its elements only (BATCH_SHUFFLE: the maps';
+ * BATCH_ELEMENTS: the address sets' too). */
 static int apply_again(struct engine *e, enum batch_kind kind,
 		       char **ret_error)
 {
@@ -671,10 +691,10 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		uint64_t maps, sets;
 
 		free(now);
-		/* The definition is intact; the elements too?  The maps' are
-		 * replaced in one transaction, as for a shuffle; a changed
-		 * set of addresses (trusted, tracked) takes the table's
-		 * definition anew. */
+		/* The definition is intact; the elements too?  If not, they
+		 * are replaced in one transaction, as for a shuffle: the
+		 * maps', and the address sets' (trusted, tracked) if one of
+		 * those changed. */
 		if (!e->have_elem_digest ||
 		    elements_digest(e, &maps, &sets) < 0 ||
 		    (maps == e->elem_digest && sets == e->set_digest)) {
@@ -682,7 +702,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 			return 0;
 		}
 		r = apply_again(e, sets == e->set_digest ? BATCH_SHUFFLE :
-					BATCH_FULL, ret_error);
+					BATCH_ELEMENTS, ret_error);
 		return r < 0 ? r : 1;
 	}
 	free(now);
@@ -864,6 +884,7 @@ static int check_native(const struct config *c, struct nftio *io,
 	elems = nftio_elems_new(config_table_name(c));
 	if (elems == NULL ||
 	    ruleset_native_setup(c, ruleset_commands(batch), false) < 0 ||
+	    ruleset_native_untrack_rules(c, ruleset_commands(batch)) < 0 ||
 	    ruleset_native_elements(c, &sample, false, elems) < 0 ||
 	    (ej = nftio_elems_json(elems)) == NULL ||
 	    json_array_extend(ruleset_commands(batch), ruleset_commands(ej)) < 0)

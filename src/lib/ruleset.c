@@ -127,30 +127,6 @@ static json_t *object_cmd(const char *verb, const char *what, const char *t,
 			 "table", t, "name", name);
 }
 
-static json_t *net_elem(const struct config_net *n)
-{
-	return n->is_prefix ? json_pack("{s:{s:s,s:i}}", "prefix", "addr",
-					n->addr_text, "len", (int)n->prefix_len)
-			    : json_string(n->addr_text);
-}
-
-/* Adds elem's elements (stolen) to a set, if there are any. */
-static void add_elements(const struct config *c, const char *set,
-			 json_t *elem, json_t *cmds, int *err)
-{
-	if (elem == NULL) {
-		*err = -ENOMEM;
-		return;
-	}
-	if (json_array_size(elem) == 0) {
-		json_decref(elem);
-		return;
-	}
-	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add", "element",
-			     "family", "inet", "table", config_table_name(c),
-			     "name", set, "elem", elem), err);
-}
-
 static const char *const untrack_sets[] = { "tracked4", "tracked6" };
 static const char *const untrack_chains[] = { "raw_pre", "raw_out" };
 
@@ -274,10 +250,31 @@ out:
 	return r;
 }
 
+/* Queues the elements of trusted4 (f 0) or trusted6 (f 1): the trusted
+ * networks as merged ranges (the configuration refuses overlaps; touching
+ * entries become one range, as nft's auto-merge would make them). */
+static int trusted_elems(const struct config *c, int f, struct nftio_elems *b)
+{
+	int family = f ? AF_INET6 : AF_INET;
+	const char *set = f ? "trusted6" : "trusted4";
+	size_t n = config_trusted_count(c);
+	struct span *ts = malloc((n + 1) * sizeof(*ts));
+	int r = ts ? nftio_elems_flush_set(b, set) : -ENOMEM;
+
+	if (r == 0)
+		n = spans_of(ts, c, true, n, family);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = push_span(b, set, family, &ts[i]);
+	free(ts);
+	return r;
+}
+
 int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
 {
 	int r = 0;
 
+	for (int f = 0; r == 0 && f < 2; f++)
+		r = trusted_elems(c, f, b);
 	for (int f = 0; r == 0 && config_untrack_unwatched(c) && f < 2; f++)
 		r = tracked_elems(c, f, b);
 	return r;
@@ -286,10 +283,12 @@ int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
 /* untrack_unwatched: before connection tracking (raw priority), packets
  * from or to an address that is not in tracked4/6 (not watched, or
  * trusted) are marked untracked; only watched clients' connections are
- * tracked (and NAT'd).  The sets' elements go with the maps' (see
- * ruleset_native_set_elements): in place, they keep theirs meanwhile.
- * Off, and redefining in place: whatever an earlier definition had of it
- * goes (added first so that the delete works either way). */
+ * tracked (and NAT'd).  The definition has the sets and the chains, empty
+ * (flushed, in place); the sets' elements go with the maps' (see
+ * ruleset_native_set_elements), the rules come with
+ * ruleset_native_untrack_rules.  Off, and redefining in place: whatever
+ * an earlier definition had of it goes (added first so that the delete
+ * works either way). */
 static void untrack_setup(const struct config *c, json_t *cmds,
 			  bool in_place, int *err)
 {
@@ -316,8 +315,17 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 	for (int f = 0; !on && f < 2; f++)
 		push(cmds, object_cmd("delete", "set", t, untrack_sets[f]),
 		     err);
-	if (!on)
-		return;
+}
+
+int ruleset_native_untrack_rules(const struct config *c, json_t *cmds)
+{
+	int err = 0;
+
+	if (!config_untrack_unwatched(c))
+		return 0;
+	for (int i = 0; i < 2; i++)
+		push(cmds, object_cmd("flush", "chain", config_table_name(c),
+				      untrack_chains[i]), &err);
 	for (int i = 0; i < 2; i++)
 		for (int f = 0; f < 2; f++)
 			push(cmds, rule(c, untrack_chains[i], json_pack(
@@ -325,7 +333,8 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 				"!=", "left", payload(f ? "ip6" : "ip",
 						      i ? "daddr" : "saddr"),
 				"right", f ? "@tracked6" : "@tracked4",
-				"notrack")), err);
+				"notrack")), &err);
+	return err;
 }
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
@@ -338,21 +347,17 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 	/* add + delete + add: replaces an earlier definition atomically,
 	 * and works whether or not the table exists.  In place, "add" of
 	 * what exists changes nothing and the flushes below empty what is
-	 * redefined; the maps keep their elements. */
+	 * redefined; the sets and maps keep their elements. */
 	for (int i = 0; i < (in_place ? 1 : 3); i++)
 		push(cmds, json_pack("{s:{s:{s:s,s:s}}}", i == 1 ? "delete" :
 				     "add", "table", "family", "inet", "name",
 				     t), &err);
-	for (int f = 0; f < 2; f++) {
+	for (int f = 0; f < 2; f++)
 		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:[s]}}}", "add",
 				     "set", "family", "inet", "table", t,
 				     "name", f ? "trusted6" : "trusted4",
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
-		if (in_place)
-			push(cmds, object_cmd("flush", "set", t,
-					      f ? "trusted6" : "trusted4"), &err);
-	}
 	for (int m = 0; m < 4; m++) {
 		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
 					"inet", "table", t, "name",
@@ -398,14 +403,6 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 			payload("tcp", "sport"), "value",
 			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
 
-	for (int f = 0; f < 2; f++) {
-		json_t *elem = json_array();
-
-		for (size_t i = 0; elem && i < config_trusted_count(c); i++)
-			if ((config_trusted(c, i)->family == AF_INET6) == f)
-				push(elem, net_elem(config_trusted(c, i)), &err);
-		add_elements(c, f ? "trusted6" : "trusted4", elem, cmds, &err);
-	}
 	untrack_setup(c, cmds, in_place, &err);
 	return err;
 }
@@ -497,6 +494,9 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 
 		r = b ? ruleset_native_setup(c, ruleset_commands(batch), false)
 		      : -ENOMEM;
+		if (r == 0)
+			r = ruleset_native_untrack_rules(c,
+							 ruleset_commands(batch));
 		if (r == 0)
 			r = ruleset_native_set_elements(c, b);
 		if (r == 0)

@@ -61,16 +61,25 @@ size_t ruleset_native_sets(const struct config *c, const char *names[4]);
 int ruleset_native_map(const struct config_watched *w);
 
 /* Appends the table's definition to cmds: "add table", "delete table",
- * then the table, sets, maps, chains, rules and trusted elements, so the
- * batch replaces any earlier definition in the same transaction.
- * in_place instead keeps the table and its maps with their elements and
- * replaces only the chains' rules and the trusted sets: for a table of
- * ours, intact, whose maps are refilled in a transaction of their own. */
+ * then the table, sets, maps, chains and rules, so the batch replaces any
+ * earlier definition in the same transaction.  No elements: those of the
+ * sets and maps come from ruleset_native_set_elements and
+ * ruleset_native_elements.  in_place instead keeps the table, its sets
+ * and maps with their elements, and replaces only the chains' rules: for a
+ * table of ours, intact, whose elements are replaced in a transaction of
+ * their own. */
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place);
 
+/* Appends the rules of untrack_unwatched (nothing without it) to cmds,
+ * after flushing their chains.  Kept out of the definition: a table
+ * defined in place (its maps full) and filled in two transactions would
+ * otherwise untrack every packet, watched ones too, while tracked4/6 are
+ * still empty; they come once the sets are filled. */
+int ruleset_native_untrack_rules(const struct config *c, json_t *cmds);
+
 /* Queues on b the operations that replace the elements of the sets of
- * addresses that a definition leaves to a transaction of elements
- * (tracked4/6, with untrack_unwatched; nothing without): libnftables
+ * addresses (trusted4/6, and tracked4/6 with untrack_unwatched), as
+ * merged ranges: sent as a netlink batch with the maps', since libnftables
  * would parse them from JSON, hundreds of thousands at scale. */
 int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reloads that change native mode's table: a renamed table replaces the
-# old one in the same transaction (never both in force); a table too big
-# for one libnftables transaction (over 20,000 pairs) is redefined in
-# place, its maps never deleted or emptied, when the trusted list changes.
+# old one in the same transaction (never both in force); in a table too
+# big for one libnftables transaction (over 20,000 pairs) a new trusted
+# list replaces elements only, and a changed definition is applied in
+# place, its sets and maps never deleted or emptied.
 . "$(dirname "$0")/lib.sh"
 
 # native_config FILE TABLE ADDRESSES TRUSTED_JSON: ADDRESSES watched
@@ -44,44 +45,71 @@ stop_porthopd
 nsx nft list table inet mtd_ports >/dev/null 2>&1 && fail "the renamed table was not removed on stop"
 pass "a renamed table replaces the old one at reload; the new one is removed on stop"
 
-# 25,000 pairs: the trusted list changes, the table is updated in place.
+# start_monitor: an nft monitor of deletions in $T/monitor, pid in $mon.
+# Deletions only (50,000 element events would overflow the monitor's
+# socket); line-buffered, as the monitor is killed.  Listening once it
+# reports a table of ours coming and going.  Slowly: the monitor first
+# dumps the ruleset, and starts over if it changes.
+start_monitor() {
+	nsx stdbuf -oL nft monitor destroy >"$T/monitor" 2>&1 &
+	mon=$!
+	for i in $(seq 30); do
+		sleep 1
+		nsx nft 'add table inet phprobe; delete table inet phprobe'
+		grep -q 'delete table inet phprobe' "$T/monitor" && break
+		[ "$i" -lt 30 ] || fail "nft monitor did not start"
+	done
+}
+
+stop_monitor() {
+	sleep 0.5
+	kill "$mon"; wait "$mon" 2>/dev/null || true
+	# (Not the anonymous sets of the rules replaced, __set0 and on.)
+	if grep -n -E "^delete (table inet porthop|(map|set) inet porthop [^_])" "$T/monitor"; then
+		fail "the table, a map or a set was deleted during the reload"
+	fi
+}
+
+# 25,000 pairs: the trusted list changes: the sets' and maps' elements
+# are replaced in one transaction, no rule touched.
 : >"$T/porthopd.log"
 native_config "$T/b.json" porthop 25 '[]'
 start_porthopd "$T/b.json"
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements"
 rules_before=$(nsx nft list table inet porthop | grep -c 'map @')
-# Deletions only (50,000 element events would overflow the monitor's
-# socket); line-buffered, as the monitor is killed.
-nsx stdbuf -oL nft monitor destroy >"$T/monitor" 2>&1 &
-mon=$!
-# Listening once it reports a table of ours coming and going.  Slowly:
-# the monitor first dumps the ruleset, and starts over if it changes.
-for i in $(seq 30); do
-	sleep 1
-	nsx nft 'add table inet phprobe; delete table inet phprobe'
-	grep -q 'delete table inet phprobe' "$T/monitor" && break
-	[ "$i" -lt 30 ] || fail "nft monitor did not start"
-done
+start_monitor
 native_config "$T/b.json" porthop 25 '["10.0.0.9", "10.0.1.0/28"]'
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1 60
-sleep 0.5
-kill "$mon"; wait "$mon" 2>/dev/null || true
-grep -q "^delete rule inet porthop pre_nat" "$T/monitor" || fail "the monitor saw no rule replaced: $(head -5 "$T/monitor")"
-if grep -n -E "^delete (table|map) inet porthop" "$T/monitor"; then
-	fail "the table or a map was deleted during the reload"
-fi
+stop_monitor
+grep -q "^delete rule" "$T/monitor" && fail "a rule was replaced: $(grep -m3 '^delete rule' "$T/monitor")"
 grep -q "10.0.1.0/28" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the new trusted prefix is missing"
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload"
+pass "25,000 pairs: a new trusted list replaces elements only, no rule, set or map deleted"
+
+# The definition changes (untrack_unwatched turned on): the table is
+# redefined in place, its rules replaced, its sets and maps kept; the
+# rules that untrack come once tracked4 is filled.
+start_monitor
+jq '.nftables_service_configuration.untrack_unwatched = true' "$T/b.json" >"$T/b1.json"
+cp "$T/b1.json" "$T/b.json"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 2 60
+stop_monitor
+grep -q "^delete rule inet porthop pre_nat" "$T/monitor" || fail "the monitor saw no rule replaced: $(head -5 "$T/monitor")"
+[ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload"
 [ "$(nsx nft list table inet porthop | grep -c 'map @')" -eq "$rules_before" ] || fail "the rules changed in number"
-pass "25,000 pairs: a new trusted list is applied in place, maps never deleted, 50,000 elements after"
+[ "$(nsx nft list chain inet porthop raw_pre | grep -c 'notrack')" -eq 2 ] || fail "raw_pre lacks its notrack rules"
+grep -q "10.0.0.10-10.0.0.26" <<<"$(nsx nft list set inet porthop tracked4)" || fail "tracked4 not filled: $(nsx nft list set inet porthop tracked4)"
+grep -q "10.0.1.0/28" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the trusted prefix was lost"
+pass "25,000 pairs: untrack_unwatched turned on redefines the table in place, maps never deleted, tracked4 filled"
 
 # The same reload when someone has deleted the table meanwhile: defined
 # anew, then filled.
 nsx nft delete table inet porthop
 native_config "$T/b.json" porthop 25 '["10.0.0.9"]'
 kill -HUP "$(cat "$T/porthopd.pid")"
-wait_log "reload applied" 2 60
+wait_log "reload applied" 3 60
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload of a deleted table"
 grep -q "10.0.0.9" <<<"$(nsx nft list set inet porthop trusted4)" || fail "the trusted address is missing"
 pass "25,000 pairs: a reload after the table was deleted defines it anew"

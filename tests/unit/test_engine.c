@@ -166,8 +166,8 @@ static void test_reload_deletes_stale_tables(void **state)
 }
 
 /* A native configuration of 21,000 pairs written to a temporary file,
- * trusting `trusted` (a JSON array). */
-static struct config *load_big(const char *trusted)
+ * trusting `trusted` (a JSON array), with untrack_unwatched or not. */
+static struct config *load_big(const char *trusted, bool untrack)
 {
 	char path[] = "/tmp/porthop-test-big.XXXXXX";
 	int fd = mkstemp(path);
@@ -181,7 +181,8 @@ static struct config *load_big(const char *trusted)
 		" \"redis_subscriber_configuration\": {\"subscriber_channel_names\":"
 		" [\"c\"]}, \"nftables_service_configuration\": {"
 		" \"max_port_number\": 65535, \"trusted_addresses\": %s,"
-		" \"tcp_ports\": [", trusted);
+		" \"untrack_unwatched\": %s, \"tcp_ports\": [", trusted,
+		untrack ? "true" : "false");
 	for (int p = 1; p <= 1000; p++)
 		fprintf(f, "%s%d", p > 1 ? "," : "", p);
 	fprintf(f, "], \"watched_addresses\": [");
@@ -196,27 +197,41 @@ static struct config *load_big(const char *trusted)
 
 /* Above 20,000 pairs a table is defined, then filled, in two
  * transactions.  A reload that changes the definition of an intact table
- * keeps its maps (no "delete table") so no packet meets empty maps; if
- * that is refused the table is defined anew. */
+ * keeps its sets and maps (no "delete table") so no packet meets empty
+ * maps; if that is refused the table is defined anew.  A reload that
+ * changes addresses alone (watched, trusted) replaces elements only. */
 static void test_reload_big_in_place(void **state)
 {
 	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load_big("[]"), io);
+	struct engine *e = engine_new(load_big("[]", false), io);
 	size_t applied;
 
 	(void)state;
 	assert_int_equal(config_pair_count(engine_config(e)), 21000);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 2);
-	nftio_recorder_fail_match(io, "\"delete\":{\"table\"", "no deletes");
-	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.9\"]"), NULL), 0);
-	assert_int_equal(nftio_recorder_applied(io), 4);
-	assert_true(last_has(io, "{\"flush\":{\"map\""));
+	/* A new trusted list: the sets' and maps' elements, one transaction. */
+	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.7\"]", false),
+				       NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 3);
+	assert_true(last_has(io, "{\"flush\":{\"set\""));
+	assert_true(last_has(io, "\"10.9.9.7\""));
 	assert_true(last_has(io, "\"10.0.1.21\""));
-	/* Refused in place: defined anew, then filled. */
+	assert_false(last_has(io, "\"chain\""));
+	/* untrack_unwatched turned on: the definition changes in place; its
+	 * rules come last, once tracked4 holds the watched addresses (before,
+	 * they would untrack every packet). */
+	nftio_recorder_fail_match(io, "\"delete\":{\"table\"", "no deletes");
+	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.9\"]", true),
+				       NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 6);
+	assert_true(last_has(io, "\"notrack\""));
+	assert_false(last_has(io, "\"element\""));
+	/* Refused in place: defined anew, then filled, then its rules. */
 	nftio_recorder_fail_match(io, "\"flush\":{\"chain\"", "no flush");
 	applied = nftio_recorder_applied(io);
-	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.8\"]"), NULL), 0);
+	assert_int_equal(engine_reload(e, load_big("[\"10.9.9.8\"]", false),
+				       NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);
 	/* A shuffle after either replaces the elements alone. */
 	nftio_recorder_fail_match(io, NULL, NULL);
@@ -325,12 +340,16 @@ static void test_native_cycle(void **state)
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
-	/* Someone changed the trusted set's elements: the table is defined
-	 * anew (sets and all), the mapping the same. */
+	/* Someone changed the trusted set's elements: they are put back
+	 * with the maps' in one transaction, the table's definition left
+	 * alone, the mapping the same. */
 	nftio_recorder_tamper_elements(io, "trusted4");
 	assert_int_equal(engine_reconcile(e, NULL), 1);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);
-	assert_true(last_has(io, "{\"add\":{\"table\""));
+	assert_true(last_has(io, "{\"flush\":{\"set\""));
+	assert_true(last_has(io, "{\"flush\":{\"map\""));
+	assert_true(last_has(io, "\"10.1.7.255\""));
+	assert_false(last_has(io, "\"table\":{\"family\""));
 	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);

@@ -215,17 +215,27 @@ static void test_structure(void **state)
 struct untrack_count {
 	size_t notrack, delete_chain, raw_chains;
 	json_t *tracked[2];	/* the elements of tracked4, tracked6 */
+	json_t *trusted[2];	/* the elements of trusted4, trusted6 */
 };
 
 static struct untrack_count untrack_of(const struct config *c, bool in_place)
 {
-	struct untrack_count n = { .tracked = { json_array(), json_array() } };
+	struct untrack_count n = { .tracked = { json_array(), json_array() },
+				   .trusted = { json_array(), json_array() } };
 	struct nftio_elems *b = nftio_elems_new(config_table_name(c));
 	json_t *cmds = json_array(), *elems, *cmd, *v;
+	char *text;
 	size_t i, j;
 
-	/* The definition, then the elements the sets get beside the maps'. */
+	/* The definition (no rule that untracks, no element), the rules,
+	 * then the elements the sets get beside the maps'. */
 	assert_int_equal(ruleset_native_setup(c, cmds, in_place), 0);
+	text = json_dumps(cmds, JSON_COMPACT);
+	assert_non_null(text);
+	assert_null(strstr(text, "notrack"));
+	assert_null(strstr(text, "\"element\""));
+	free(text);
+	assert_int_equal(ruleset_native_untrack_rules(c, cmds), 0);
 	assert_int_equal(ruleset_native_set_elements(c, b), 0);
 	elems = nftio_elems_json(b);
 	assert_non_null(elems);
@@ -243,10 +253,14 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 		if (r)
 			json_array_foreach(json_object_get(r, "expr"), j, v)
 				n.notrack += json_object_get(v, "notrack") != NULL;
-		for (int f = 0; name && f < 2; f++)
+		for (int f = 0; name && f < 2; f++) {
 			if (strcmp(name, f ? "tracked6" : "tracked4") == 0)
 				json_array_extend(n.tracked[f],
 						  json_object_get(el, "elem"));
+			if (strcmp(name, f ? "trusted6" : "trusted4") == 0)
+				json_array_extend(n.trusted[f],
+						  json_object_get(el, "elem"));
+		}
 		if (del)
 			n.delete_chain++;
 		if (ch && strncmp(json_string_value(json_object_get(ch, "name")),
@@ -259,8 +273,10 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 
 static void untrack_free(struct untrack_count *n)
 {
-	json_decref(n->tracked[0]);
-	json_decref(n->tracked[1]);
+	for (int f = 0; f < 2; f++) {
+		json_decref(n->tracked[f]);
+		json_decref(n->trusted[f]);
+	}
 }
 
 static void assert_json(json_t *got, const char *want)
@@ -301,7 +317,11 @@ static void test_untrack_unwatched(void **state)
 		    "\"2001:db8:0:ffff:ffff:ffff:ffff:ffff\"]},"
 		    "\"2001:db8:1::7\"]");
 	untrack_free(&n);
+	/* The trusted sets are filled the same way, with or without. */
 	n = untrack_of(off, false);
+	assert_json(n.trusted[0], "[{\"range\": [\"10.1.7.0\", \"10.1.7.255\"]},"
+		    "\"10.1.9.9\"]");
+	assert_json(n.trusted[1], "[\"2001:db8::1\"]");
 	assert_int_equal(n.raw_chains + n.notrack + n.delete_chain, 0);
 	assert_int_equal(json_array_size(n.tracked[0]) +
 			 json_array_size(n.tracked[1]), 0);
@@ -350,6 +370,9 @@ static void test_tracked_edges(void **state)
 		    "{\"range\": [\"10.3.1.0\", \"10.3.255.255\"]}]");
 	assert_json(n.tracked[1], "[{\"range\": [\"ffff::\", "
 		    "\"ffff:fffe:ffff:ffff:ffff:ffff:ffff:ffff\"]}]");
+	/* Trusted prefixes that touch are one range. */
+	assert_json(n.trusted[0], "[{\"range\": [\"10.1.0.0\", \"10.1.255.255\"]},"
+		    "{\"range\": [\"10.2.255.0\", \"10.3.0.255\"]}]");
 	untrack_free(&n);
 	config_free(c);
 }
