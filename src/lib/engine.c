@@ -27,15 +27,18 @@ struct engine {
 	/* Native mode: digests of the maps' elements and of the address
 	 * sets' elements as the kernel held them after our last apply, so
 	 * that a change to elements alone is noticed too. */
-	uint64_t elem_digest, set_digest;
-	bool have_elem_digest;
+	uint64_t map_digest, set_digest;
+	bool have_map_digest, have_set_digest;
 };
 
-/* Up to this many pairs the elements' digest is taken right after each
- * apply and checked when someone else commits: about 10 ms at 10,000
- * pairs.  Above, elements are not checked: the kernel restarts its walk
+/* Up to this many pairs the maps' digest is taken right after each apply
+ * and checked when someone else commits: about 10 ms at 10,000 pairs.
+ * Above, the maps' elements are not checked: the kernel restarts its walk
  * of a set for every message of a dump, so a dump's cost grows with the
- * square of the elements (0.7 to 1 s at 100,000 pairs). */
+ * square of the elements (0.7 to 1 s at 100,000 pairs).  The address sets
+ * are checked on their own up to as many ranges, whatever the pairs:
+ * they are what keeps a watched address redirected (tracked4/6) or a
+ * trusted one untouched, and usually far fewer. */
 #define ELEMENT_CHECK_MAX 20000
 
 /* What a batch has to carry. */
@@ -43,6 +46,7 @@ enum batch_kind {
 	BATCH_FULL,	/* template: everything; native: table and elements */
 	BATCH_SHUFFLE,	/* native: flush the maps, add every element */
 	BATCH_ELEMENTS,	/* native: the same, and refill the address sets */
+	BATCH_SETS,	/* native: refill the address sets alone */
 	BATCH_ENTRY,	/* native: replace one entry's elements */
 };
 
@@ -177,11 +181,11 @@ static int apply_elements(struct engine *e, struct config *cfg,
 
 	if (b == NULL)
 		return -ENOMEM;
-	if (kind == BATCH_ELEMENTS)
+	if (kind == BATCH_ELEMENTS || kind == BATCH_SETS)
 		r = ruleset_native_set_elements(cfg, b);
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
 		r = r ? r : ruleset_native_elements(cfg, map, true, b);
-	else
+	else if (kind == BATCH_ENTRY)
 		r = ruleset_native_entry(cfg, old,
 					 &map->entries[old->watched], b);
 	if (r < 0) {
@@ -375,7 +379,7 @@ static int apply_map(struct engine *e, struct config *cfg,
 		     e->stats.last_commands < 5000) &&
 		    listing_of(e, cfg, &e->snapshot) < 0)
 			e->snapshot = NULL;
-		e->have_elem_digest = false;
+		e->have_map_digest = e->have_set_digest = false;
 		e->stats.last_digest_ms = -1;
 	}
 	return r;
@@ -399,29 +403,58 @@ static int digest_of(struct engine *e, const char *const *names, size_t n,
 	return 0;
 }
 
-/* The digests of the maps' elements and of the sets' elements. */
-static int elements_digest(struct engine *e, uint64_t *maps, uint64_t *sets)
+/* How many ranges the address sets hold at most under c. */
+static size_t set_ranges_max(const struct config *c)
+{
+	size_t n = config_trusted_count(c);
+
+	if (config_untrack_unwatched(c))
+		n += config_watched_count(c) + config_trusted_count(c);
+	return n;
+}
+
+/* Takes the digests reconciliation compares with, those it lacks and
+ * may take (see ELEMENT_CHECK_MAX). */
+static void take_elements_digest(struct engine *e)
 {
 	const char *names[4];
 	size_t n = ruleset_native_sets(e->cfg, names);
-	int r = digest_of(e, ruleset_native_maps, 4, maps);
-
-	return r < 0 ? r : digest_of(e, names, n, sets);
-}
-
-static void take_elements_digest(struct engine *e)
-{
+	bool maps, sets;
 	struct timespec t0;
 
-	/* Only reconciliation reads it. */
+	/* Only reconciliation reads them. */
 	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
-	    config_pair_count(e->cfg) > ELEMENT_CHECK_MAX ||
 	    config_daemon(e->cfg)->reconcile_interval_s == 0)
 		return;
+	maps = !e->have_map_digest &&
+	       config_pair_count(e->cfg) <= ELEMENT_CHECK_MAX;
+	sets = !e->have_set_digest && set_ranges_max(e->cfg) <= ELEMENT_CHECK_MAX;
+	if (!maps && !sets)
+		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	e->have_elem_digest = elements_digest(e, &e->elem_digest,
-					      &e->set_digest) == 0;
+	if (maps)
+		e->have_map_digest = digest_of(e, ruleset_native_maps, 4,
+					       &e->map_digest) == 0;
+	if (sets)
+		e->have_set_digest = digest_of(e, names, n,
+					       &e->set_digest) == 0;
 	e->stats.last_digest_ms = ms_since(&t0);
+}
+
+/* Whether the maps' (sets' if sets) elements differ from their digest;
+ * false when not known. */
+static bool elements_changed(struct engine *e, bool sets)
+{
+	const char *names[4];
+	size_t n = ruleset_native_sets(e->cfg, names);
+	uint64_t d;
+
+	if (sets)
+		return e->have_set_digest && digest_of(e, names, n, &d) == 0 &&
+		       d != e->set_digest;
+	return e->have_map_digest &&
+	       digest_of(e, ruleset_native_maps, 4, &d) == 0 &&
+	       d != e->map_digest;
 }
 
 /* Adopts map as the mapping in force if r is 0, or drops it; returns r. */
@@ -681,28 +714,26 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		 * what we applied.  Keep a copy to compare with later. */
 		if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
 			e->snapshot = NULL;
-		if (!e->have_elem_digest)
-			take_elements_digest(e);
+		take_elements_digest(e);
 		return 0;
 	}
 	/* Someone committed something: was it to our tables? */
 	if (e->snapshot && listing(e, &now) == 0 &&
 	    strcmp(now, e->snapshot) == 0) {
-		uint64_t maps, sets;
+		bool maps, sets;
 
 		free(now);
-		/* The definition is intact; the elements too?  If not, they
-		 * are replaced in one transaction, as for a shuffle: the
-		 * maps', and the address sets' (trusted, tracked) if one of
-		 * those changed. */
-		if (!e->have_elem_digest ||
-		    elements_digest(e, &maps, &sets) < 0 ||
-		    (maps == e->elem_digest && sets == e->set_digest)) {
+		/* The definition is intact; the elements too?  What changed
+		 * is put back in one transaction, as for a shuffle: the
+		 * maps', the address sets' (trusted, tracked), or both. */
+		maps = elements_changed(e, false);
+		sets = elements_changed(e, true);
+		if (!maps && !sets) {
 			e->applied_gen = gen;
 			return 0;
 		}
-		r = apply_again(e, sets == e->set_digest ? BATCH_SHUFFLE :
-					BATCH_ELEMENTS, ret_error);
+		r = apply_again(e, !sets ? BATCH_SHUFFLE : maps ?
+				BATCH_ELEMENTS : BATCH_SETS, ret_error);
 		return r < 0 ? r : 1;
 	}
 	free(now);

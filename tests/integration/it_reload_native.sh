@@ -134,10 +134,22 @@ jq '.nftables_service_configuration.untrack_unwatched = true' "$T/c0.json" >"$T/
 start_porthopd "$T/c.json"
 [ "$(tracked4)" = '[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.26"]}]' ] || fail "tracked4 at start: $(tracked4)"
 native_config "$T/c0.json" porthop 24 '["10.0.0.9"]'
-jq '.nftables_service_configuration.untrack_unwatched = true' "$T/c0.json" >"$T/c.json"
+# (Reconciliation on from here.)
+jq '.nftables_service_configuration.untrack_unwatched = true | .porthopd.reconcile_interval_seconds = 1' "$T/c0.json" >"$T/c.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1 60
-[ "$(tracked4)" = '[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.25"]}]' ] || fail "tracked4 after the reload: $(tracked4)"
+want='[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.25"]}]'
+[ "$(tracked4)" = "$want" ] || fail "tracked4 after the reload: $(tracked4)"
 [ "$(count porthop)" -eq 48000 ] || fail "expected 48,000 elements after the reload"
-stop_porthopd
 pass "untrack_unwatched at 25,000 pairs: tracked4 filled with the maps, and replaced by a reload"
+
+# Above 20,000 pairs the maps' elements go unchecked, the address sets
+# not: a watched range deleted from tracked4 and the trusted address from
+# trusted4 are put back, the sets alone.
+nsx nft "delete element inet porthop tracked4 { 10.0.0.10-10.0.0.25 }; delete element inet porthop trusted4 { 10.0.0.9 }"
+wait_log "reconcile: the rules in force had been removed" 1 30
+[ "$(tracked4)" = "$want" ] || fail "tracked4 not restored: $(tracked4)"
+grep -q "10.0.0.9" <<<"$(nsx nft list set inet porthop trusted4)" || fail "trusted4 not restored"
+[ "$(count porthop)" -eq 48000 ] || fail "expected 48,000 elements after the repair"
+stop_porthopd
+pass "25,000 pairs: deleted tracked4 and trusted4 elements put back by reconciliation"
