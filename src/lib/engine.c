@@ -626,7 +626,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 
 /* Applies the mapping in force again: whole (BATCH_FULL), or, the native
  * table being intact, its elements only (BATCH_SHUFFLE: the maps';
- * BATCH_ELEMENTS: the address sets' too). */
+ * BATCH_SETS: the address sets'; BATCH_ELEMENTS: both). */
 static int apply_again(struct engine *e, enum batch_kind kind,
 		       char **ret_error)
 {
