@@ -277,12 +277,17 @@ static int shuffle_address(struct porthopd *p, const char *ip, int source,
 static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
+	uint64_t checks = engine_stats(p->engine)->checks;
 	char *err = NULL;
 	int r;
 
 	(void)fd;
 	(void)what;
 	r = engine_reconcile(p->engine, &err);
+	if (r == 0 && engine_stats(p->engine)->checks != checks)
+		log_debug("reconcile: someone else committed; our rules are "
+			  "intact (checked in %.1f ms)",
+			  engine_stats(p->engine)->last_check_ms);
 	if (r < 0)
 		log_warnx("reconcile: the rules in force could not be "
 			  "restored: %s", err ? err : "?");

@@ -26,6 +26,10 @@ struct engine_stats {
 	double last_build_ms;	/* draw, build and serialise */
 	double last_apply_ms;	/* the libnftables call */
 	double last_digest_ms;	/* native: the elements' digest; < 0: none */
+	uint64_t checks;	/* reconciliations that found someone else's
+				 * commit and compared our tables */
+	double last_check_ms;	/* ... the last one: listing, digests or
+				 * elements asked for one by one */
 	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
 	int last_result;	/* 0 or the negative errno of the last attempt */
 	bool last_redefined;	/* native: the table was gone, defined anew */
@@ -63,10 +67,10 @@ int engine_reapply(struct engine *e, char **ret_error);
  * were applied, and applies the mapping in force again if someone removed
  * or altered them.  Cheap when nothing changed: one netlink round trip for
  * the ruleset's generation.  Native mode compares porthop's table without
- * its elements, then a digest of the elements (changed elements alone are
- * put back in one transaction); template mode the tables its startup
- * commands create.  Returns 0 (intact), 1 (re-applied) or a negative
- * errno. */
+ * its elements, then a digest of the elements, or above 20,000 pairs the
+ * maps' elements one by one (changed elements alone are put back in one
+ * transaction); template mode the tables its startup commands create.
+ * Returns 0 (intact), 1 (re-applied) or a negative errno. */
 int engine_reconcile(struct engine *e, char **ret_error);
 
 /* Native mode with remove_table_on_stop: deletes porthop's table.  Does

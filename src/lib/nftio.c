@@ -66,6 +66,7 @@ struct nftio {
 	char *fail_needle;
 	uint64_t elem_salt;		/* changed by tamper_elements */
 	char *salted;			/* ... for this map or set */
+	bool tampered;			/* ... and not applied since */
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -354,6 +355,20 @@ static void put_data(struct nlmsghdr *nlh, uint16_t type, const void *p,
 	mnl_attr_nest_end(nlh, nest);
 }
 
+/* A map element's key: a prefix's last address too (interval maps). */
+static void put_concat_key(struct nlmsghdr *nlh, const struct nftio_key *k)
+{
+	unsigned full = k->family == AF_INET ? 32 : 128;
+	uint8_t kb[24];
+	size_t klen = key_bytes(k, false, kb);
+
+	put_data(nlh, NFTA_SET_ELEM_KEY, kb, klen);
+	if (k->prefix_len < full) {
+		key_bytes(k, true, kb);
+		put_data(nlh, NFTA_SET_ELEM_KEY_END, kb, klen);
+	}
+}
+
 /* An element of a set of address intervals as nft itself sends it (the
  * kernel keeps interval boundaries): end marks the first address after
  * an interval; open, a last interval that runs to the top of the address
@@ -498,23 +513,14 @@ static int kernel_elems(struct nftio *io, const struct nftio_elems *b,
 		       b->items[i].map == first->map &&
 		       nlh->nlmsg_len < ELEM_MSG_MAX; i++) {
 			const struct elem_item *it = &b->items[i];
-			unsigned full = it->key.family == AF_INET ? 32 : 128;
-			uint8_t kb[24];
 			struct nlattr *e;
-			size_t klen;
 
 			if (it->kind != KEY_CONCAT) {
 				put_range_item(nlh, b, i);
 				continue;
 			}
 			e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-			klen = key_bytes(&it->key, false, kb);
-
-			put_data(nlh, NFTA_SET_ELEM_KEY, kb, klen);
-			if (it->key.prefix_len < full) {
-				key_bytes(&it->key, true, kb);
-				put_data(nlh, NFTA_SET_ELEM_KEY_END, kb, klen);
-			}
+			put_concat_key(nlh, &it->key);
 			if (it->op == ELEM_ADD) {
 				uint16_t v = htons(it->value);
 
@@ -654,6 +660,7 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 	io->last = batch;
 	io->applied++;
 	io->generation++;
+	io->tampered = false;
 	return 0;
 }
 
@@ -1061,6 +1068,126 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 	return dump_run(io, nlh, seq, digest_cb, ret);
 }
 
+/* Elements asked for in one request.  The kernel answers each in a
+ * message of its own, a page of receive buffer each, all queued before
+ * the request returns: the buffer must hold them. */
+#define VERIFY_CHUNK	128
+#define VERIFY_RCVBUF	(4 << 20)
+
+struct verify_ctx {
+	const struct nftio_elems *b;
+	size_t next, end;	/* the items the answers are for, in order */
+	bool differs;
+};
+
+/* One answer: the element asked for next, with its value. */
+static int verify_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct verify_ctx *v = data;
+	const struct nlattr *a, *el, *d, *val;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a) {
+			bool same = false;
+			uint16_t got;
+
+			if (v->next >= v->end) {
+				v->differs = true;
+				return MNL_CB_OK;
+			}
+			mnl_attr_for_each_nested(d, el) {
+				if (mnl_attr_get_type(d) != NFTA_SET_ELEM_DATA)
+					continue;
+				mnl_attr_for_each_nested(val, d)
+					if (mnl_attr_get_type(val) ==
+					    NFTA_DATA_VALUE &&
+					    mnl_attr_get_payload_len(val) == 2) {
+						memcpy(&got, mnl_attr_get_payload(val), 2);
+						same = ntohs(got) ==
+						       v->b->items[v->next].value;
+					}
+			}
+			v->differs |= !same;
+			v->next++;
+		}
+	}
+	return MNL_CB_OK;
+}
+
+/* Asks for items [*i, ...) of one map, up to VERIFY_CHUNK; 1 if one is
+ * missing or holds another value. */
+static int verify_chunk(struct nftio *io, const struct nftio_elems *b,
+			size_t *i, char *buf)
+{
+	const struct elem_item *first = &b->items[*i];
+	struct verify_ctx v = { b, *i, *i, false };
+	uint32_t seq = io->seq++;
+	struct nlmsghdr *nlh;
+	struct nlattr *list;
+	int r;
+
+	memset(buf, 0, 2 * ELEM_MSG_MAX);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+				    NLM_F_ACK, seq);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, b->table);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, first->map);
+	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	for (; v.end < b->n && v.end - *i < VERIFY_CHUNK &&
+	       b->items[v.end].op == ELEM_ADD &&
+	       b->items[v.end].kind == KEY_CONCAT &&
+	       b->items[v.end].map == first->map; v.end++) {
+		struct nlattr *e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+
+		put_concat_key(nlh, &b->items[v.end].key);
+		mnl_attr_nest_end(nlh, e);
+	}
+	mnl_attr_nest_end(nlh, list);
+	*i = v.end;
+	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		ssize_t n = mnl_socket_recvfrom(io->nl, buf, 2 * ELEM_MSG_MAX);
+
+		if (n < 0)
+			return -errno;
+		errno = 0;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), verify_cb, &v);
+	} while (r > 0);
+	/* The kernel stops at the first element it does not hold. */
+	if (r < 0)
+		return errno == ENOENT ? 1 : errno ? -errno : -EIO;
+	return v.differs || v.next != v.end;
+}
+
+int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b)
+{
+	int rcvbuf = VERIFY_RCVBUF, r = 0;
+	size_t i = 0;
+	char *buf;
+
+	if (io->nft == NULL) {
+		for (; r == 0 && i < b->n; i++)
+			r = io->tampered && io->salted &&
+			    strcmp(io->salted, b->items[i].map) == 0;
+		return r;
+	}
+	if ((buf = malloc(2 * ELEM_MSG_MAX)) == NULL)
+		return -ENOMEM;
+	setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET, SO_RCVBUFFORCE,
+		   &rcvbuf, sizeof(rcvbuf));
+	while (r == 0 && i < b->n) {
+		if (b->items[i].op != ELEM_ADD || b->items[i].kind != KEY_CONCAT)
+			i++;
+		else
+			r = verify_chunk(io, b, &i, buf);
+	}
+	free(buf);
+	return r;
+}
+
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret)
 {
@@ -1144,6 +1271,7 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 	free(io->salted);
 	io->salted = strdup(name);
 	io->elem_salt++;
+	io->tampered = true;
 	io->generation++;
 }
 

@@ -113,6 +113,15 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 		     uint64_t *ret);
 
+/* Asks the kernel for every map element b adds (its other items are
+ * left out), in requests of a hundred or so, each answered in order: 0
+ * if every one is there with its value, 1 if one is missing or holds
+ * another value, a negative errno otherwise.  Linear in the elements
+ * (about 1.5 us each), where a dump costs their square; elements that
+ * someone else added are not seen.  The recorder answers 1 for a map
+ * nftio_recorder_tamper_elements named, until the next apply. */
+int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b);
+
 /* Runs libnftables JSON list commands (e.g. {"nftables": [{"list":
  * {"table": {...}}}]}) and parses what they print; terse leaves set and
  * map elements out.  The recorder answers with its last batch. */

@@ -256,6 +256,66 @@ static void test_native_golden_and_netlink(void **state)
 	nftio_free(io);
 }
 
+/* Elements asked for one by one: those there with their values pass,
+ * in the hash and the interval maps of both families; a wrong value, a
+ * missing key, an element someone deleted, each fails; and across
+ * requests (more than a hundred elements) the answers stay in order. */
+static void test_verify_elements(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_batch.json");
+	struct nftio_elems *e = nftio_elems_new("mtd_ports");
+	struct nftio_elems *many = nftio_elems_new("mtd_ports");
+	struct nftio_key k4 = { .family = AF_INET, .addr = { 10, 0, 0, 3 },
+				.prefix_len = 32, .l4proto = IPPROTO_TCP, .port = 1 };
+	struct nftio_key n4 = { .family = AF_INET, .addr = { 10, 1 },
+				.prefix_len = 16, .l4proto = IPPROTO_TCP, .port = 22 };
+	struct nftio_key k6 = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d,
+				0xb8, 0, 1, [15] = 7 }, .prefix_len = 128,
+				.l4proto = IPPROTO_TCP, .port = 1 };
+	struct nftio_key n6 = { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8 },
+				.prefix_len = 48, .l4proto = IPPROTO_UDP, .port = 53 };
+	char *err = NULL;
+
+	(void)state;
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
+					  "{\"ruleset\":null}}]}", false, &err), 0);
+	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+	nftio_elems_add(e, "swap4", &k4, 80);
+	nftio_elems_add(e, "net4", &n4, 1);
+	nftio_elems_add(e, "swap6", &k6, 22);
+	nftio_elems_add(e, "net6", &n6, 1);
+	assert_int_equal(nftio_elems_verify(io, e), 0);
+	nftio_elems_add(e, "swap4", &k4, 81);
+	assert_int_equal(nftio_elems_verify(io, e), 1);
+	nftio_elems_free(e);
+	e = nftio_elems_new("mtd_ports");
+	k4.addr[3] = 99;
+	nftio_elems_add(e, "swap4", &k4, 80);
+	assert_int_equal(nftio_elems_verify(io, e), 1);
+	nftio_elems_free(e);
+	e = nftio_elems_new("mtd_ports");
+	nftio_elems_add(e, "net4", &n4, 1);
+	assert_int_equal(nftio_elems_verify(io, e), 0);
+	assert_int_equal(system("nft delete element inet mtd_ports net4 "
+				"'{ 10.1.0.0/16 . tcp . 22 }'"), 0);
+	assert_int_equal(nftio_elems_verify(io, e), 1);
+	/* 300 elements, three requests. */
+	for (unsigned p = 1000; p < 1300; p++) {
+		k4.port = (uint16_t)p;
+		nftio_elems_add(many, "swap4", &k4, (uint16_t)(p + 1000));
+	}
+	assert_int_equal(nftio_apply_elems(io, many, false, &err), 0);
+	assert_int_equal(nftio_elems_verify(io, many), 0);
+	k4.port = 1250;
+	assert_int_equal(nftio_elems_add(many, "swap4", &k4, 1), 0);
+	assert_int_equal(nftio_elems_verify(io, many), 1);
+	json_decref(golden);
+	nftio_elems_free(e);
+	nftio_elems_free(many);
+	nftio_free(io);
+}
+
 /* The elements of set `name` in table t as the kernel lists them. */
 static json_t *set_elems(struct nftio *io, const char *name)
 {
@@ -374,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_check_refuses_ipv6_in_ip_template),
 		cmocka_unit_test(test_native_golden_and_netlink),
 		cmocka_unit_test(test_interval_sets_netlink),
+		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_generation),
 	};
 	struct stat self, init;

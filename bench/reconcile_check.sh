@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What reconciliation costs when someone else commits (a table of theirs
+# added) and porthop's own table must be compared: its definition, then
+# its elements.  Up to 20,000 pairs the maps are digested (one dump); up
+# to 200,000 every element of the mapping in force is asked for by key;
+# above, only the definition and the address sets are compared.  Beside
+# it, for scale, one `nft list map` of swap4 (a dump of the same elements
+# plus nft's formatting): a dump's cost grows with the square of the
+# elements, which is why the maps are not digested above 20,000 pairs
+# (not run above 200,000 pairs: minutes).
+#
+# usage: bench/reconcile_check.sh [BUILD_DIR] [SIZES...]
+#   default sizes (pairs, 1,000 ports per address): 10000 100000 200000 1000000
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$SRC/bench/common.sh"
+bench_build_note "$BUILD"
+shift || true
+[ $# -gt 0 ] && SIZES=("$@") || SIZES=(10000 100000 200000 1000000)
+RUNS=${RUNS:-5}
+bench_ns_up
+
+# config ADDRESSES > file: ADDRESSES x 1,000 TCP ports, reconciliation
+# every second.
+config() {
+	jq -n --argjson na "$1" '{
+	  redis_connection_configuration: {host: "127.0.0.1", port: 6379, db: 0,
+	    charset: "utf-8", decode_responses: true},
+	  redis_subscriber_configuration: {subscriber_channel_names: ["bench"]},
+	  porthopd: {reconcile_interval_seconds: 1},
+	  nftables_service_configuration: {max_port_number: 65535,
+	    tcp_ports: [range(1; 1001)],
+	    watched_addresses: [range(0; $na) | {ip: "10.\(. / 62500 | floor % 250).\(. / 250 | floor % 250).\(. % 250 + 1)"}]
+	  }}'
+}
+
+printf "%-9s %12s %14s %12s\n" pairs "check ms" "nft list map" "peak RSS"
+for size in "${SIZES[@]}"; do
+	config "$((size / 1000))" >"$T/cfg.json"
+	log=$T/porthopd.log
+	: >"$log"
+	# Not through nsx: $! must be porthopd itself.
+	ip netns exec "$NS" "$BUILD/porthopd" -v -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
+	pid=$!
+	until grep -q "subscribed" "$log"; do
+		kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
+		sleep 0.05
+	done
+	# A quiet reconciliation first: the digests are taken then.
+	sleep 2.5
+	for i in $(seq "$RUNS"); do
+		nsx nft "add table inet other$i"
+		until [ "$(grep -c 'someone else committed' "$log")" -ge "$i" ]; do
+			kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
+			sleep 0.05
+		done
+	done
+	check=$(grep 'someone else committed' "$log" | sed 's/.*checked in \([0-9.]*\) ms.*/\1/' | median)
+	list="-"
+	if [ "$size" -le 200000 ]; then
+		s=$(date +%s%N); nsx nft list map inet porthop swap4 >/dev/null; e=$(date +%s%N)
+		list=$(awk -v d=$((e - s)) 'BEGIN {printf "%.1f", d / 1e6}')
+	fi
+	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
+	kill -TERM $pid
+	wait $pid || true
+	for i in $(seq "$RUNS"); do nsx nft "delete table inet other$i"; done
+	grep -q "applied again" "$log" && { echo "a repair happened: nothing should have changed" >&2; exit 1; }
+	printf "%-9s %9s ms %11s ms %9s MB\n" "$size" "$check" "$list" "$rss"
+done
