@@ -286,8 +286,10 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 	r = engine_reconcile(p->engine, &err);
 	if (r == 0 && engine_stats(p->engine)->checks != checks)
 		log_debug("reconcile: someone else committed; our rules are "
-			  "intact (checked in %.1f ms)",
-			  engine_stats(p->engine)->last_check_ms);
+			  "intact (checked in %.1f ms%s)",
+			  engine_stats(p->engine)->last_check_ms,
+			  engine_stats(p->engine)->check_continues ?
+			  "; more of the maps next time" : "");
 	if (r < 0)
 		log_warnx("reconcile: the rules in force could not be "
 			  "restored: %s", err ? err : "?");

@@ -29,6 +29,10 @@ struct engine {
 	 * that a change to elements alone is noticed too. */
 	uint64_t map_digest, set_digest;
 	bool have_map_digest, have_set_digest;
+	/* Maps without a digest: their elements asked for by key, a step of
+	 * entries per reconciliation, from this entry on. */
+	size_t verify_next;
+	bool verifying;
 };
 
 /* Up to this many pairs the maps' digest is taken right after each apply
@@ -41,12 +45,13 @@ struct engine {
  * trusted one untouched, and usually far fewer. */
 #define ELEMENT_CHECK_MAX 20000
 
-/* Up to this many pairs, maps without a digest are checked element by
- * element instead, when someone else has committed: the kernel is asked
- * for each element the mapping in force has (0.3-0.4 s at 100,000 pairs,
- * linear; 0.7 s at this bound, bench/reconcile_check.sh).  That sees an
- * element deleted or changed, not one added. */
-#define ELEMENT_VERIFY_MAX 200000
+/* Maps without a digest are checked element by element instead, once
+ * someone else has committed: the kernel is asked for each element the
+ * mapping in force has, linear (0.3-0.4 s per 100,000 pairs,
+ * bench/reconcile_check.sh).  That sees an element deleted or changed,
+ * not one added.  So as not to hold the event loop for seconds, it goes
+ * this many pairs per reconciliation: a million pairs take ten. */
+#define VERIFY_STEP_PAIRS 100000
 
 /* What a batch has to carry. */
 enum batch_kind {
@@ -388,6 +393,9 @@ static int apply_map(struct engine *e, struct config *cfg,
 			e->snapshot = NULL;
 		e->have_map_digest = e->have_set_digest = false;
 		e->stats.last_digest_ms = -1;
+		/* Maps replaced whole need no further check. */
+		if (kind != BATCH_SETS && kind != BATCH_ENTRY)
+			e->verifying = false;
 	}
 	return r;
 }
@@ -448,25 +456,30 @@ static void take_elements_digest(struct engine *e)
 	e->stats.last_digest_ms = ms_since(&t0);
 }
 
-/* Whether the maps' elements are not all those of the mapping in force,
- * asking the kernel for each (see ELEMENT_VERIFY_MAX). */
-static bool maps_verify_fails(struct engine *e)
+/* One step of the check by key (see VERIFY_STEP_PAIRS): the entries from
+ * e->verify_next on.  Whether an element was missing or changed; e->verifying
+ * says whether entries are left for the next step. */
+static bool verify_step(struct engine *e)
 {
-	struct nftio_elems *b;
-	int r;
+	struct nftio_elems *b = nftio_elems_new(config_table_name(e->cfg));
+	size_t i = e->verify_next, pairs = 0;
+	int r = b ? 0 : -ENOMEM;
 
-	if (config_pair_count(e->cfg) > ELEMENT_VERIFY_MAX ||
-	    (b = nftio_elems_new(config_table_name(e->cfg))) == NULL)
-		return false;
-	r = ruleset_native_elements(e->cfg, e->map, false, b);
+	for (; r == 0 && i < e->map->nentries && pairs < VERIFY_STEP_PAIRS;
+	     i++) {
+		r = ruleset_native_entry_elements(e->cfg, &e->map->entries[i], b);
+		pairs += e->map->entries[i].npairs;
+	}
 	r = r < 0 ? r : nftio_elems_verify(e->io, b);
 	nftio_elems_free(b);
+	e->verify_next = i;
+	e->verifying = r == 0 && i < e->map->nentries;
 	return r > 0;
 }
 
 /* Whether the maps' (sets' if sets) elements differ from their digest, or
- * the maps' from the mapping in force (no digest); false when not
- * known. */
+ * the maps' first step from the mapping in force (no digest); false when
+ * not known. */
 static bool elements_changed(struct engine *e, bool sets)
 {
 	const char *names[4];
@@ -476,8 +489,10 @@ static bool elements_changed(struct engine *e, bool sets)
 	if (sets)
 		return e->have_set_digest && digest_of(e, names, n, &d) == 0 &&
 		       d != e->set_digest;
-	if (!e->have_map_digest)
-		return maps_verify_fails(e);
+	if (!e->have_map_digest) {
+		e->verify_next = 0;
+		return verify_step(e);
+	}
 	return digest_of(e, ruleset_native_maps, 4, &d) == 0 &&
 	       d != e->map_digest;
 }
@@ -741,7 +756,20 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
 			e->snapshot = NULL;
 		take_elements_digest(e);
-		return 0;
+		if (!e->verifying)
+			return 0;
+		/* The check by key of someone else's earlier commit goes on. */
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		e->stats.checks++;
+		if (!verify_step(e)) {
+			e->stats.last_check_ms = ms_since(&t0);
+			e->stats.check_continues = e->verifying;
+			return 0;
+		}
+		e->stats.last_check_ms = ms_since(&t0);
+		e->stats.check_continues = false;
+		r = apply_again(e, BATCH_SHUFFLE, ret_error);
+		return r < 0 ? r : 1;
 	}
 	/* Someone committed something: was it to our tables? */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -757,6 +785,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		maps = elements_changed(e, false);
 		sets = elements_changed(e, true);
 		e->stats.last_check_ms = ms_since(&t0);
+		e->stats.check_continues = e->verifying && !maps;
 		if (!maps && !sets) {
 			e->applied_gen = gen;
 			return 0;
@@ -767,6 +796,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	}
 	free(now);
 	e->stats.last_check_ms = ms_since(&t0);
+	e->stats.check_continues = false;
 	r = engine_reapply(e, ret_error);
 	return r < 0 ? r : 1;
 }

@@ -30,6 +30,8 @@ struct engine_stats {
 				 * commit and compared our tables */
 	double last_check_ms;	/* ... the last one: listing, digests or
 				 * elements asked for one by one */
+	bool check_continues;	/* ... which left maps' elements to the
+				 * next reconciliations (large maps) */
 	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
 	int last_result;	/* 0 or the negative errno of the last attempt */
 	bool last_redefined;	/* native: the table was gone, defined anew */
@@ -68,8 +70,9 @@ int engine_reapply(struct engine *e, char **ret_error);
  * or altered them.  Cheap when nothing changed: one netlink round trip for
  * the ruleset's generation.  Native mode compares porthop's table without
  * its elements, then a digest of the elements, or above 20,000 pairs the
- * maps' elements one by one (changed elements alone are put back in one
- * transaction); template mode the tables its startup commands create.
+ * maps' elements one by one, 100,000 pairs per call (changed elements
+ * alone are put back in one transaction); template mode the tables its
+ * startup commands create.
  * Returns 0 (intact), 1 (re-applied) or a negative errno. */
 int engine_reconcile(struct engine *e, char **ret_error);
 

@@ -1073,6 +1073,9 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
  * the request returns: the buffer must hold them. */
 #define VERIFY_CHUNK	128
 #define VERIFY_RCVBUF	(4 << 20)
+/* A request's room: names, and per element at most a key and a key end
+ * of 24 bytes each, with their nests. */
+#define VERIFY_MSG_MAX	(1024 + VERIFY_CHUNK * 80)
 
 struct verify_ctx {
 	const struct nftio_elems *b;
@@ -1116,10 +1119,56 @@ static int verify_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+/* Room for one answer: an element (its key, value and flags), or an
+ * acknowledgement (capped: without the request). */
+#define VERIFY_REPLY_MAX 1024
+
+/* Buffers of a check: the request, and one answer per element plus the
+ * acknowledgement, read with one recvmmsg() each time (a syscall per
+ * answer would cost more than the kernel's lookups). */
+struct verify_buf {
+	char req[VERIFY_MSG_MAX];
+	char rep[VERIFY_CHUNK + 1][VERIFY_REPLY_MAX];
+	struct iovec iov[VERIFY_CHUNK + 1];
+	struct mmsghdr mm[VERIFY_CHUNK + 1];
+};
+
+/* Reads the answers to request seq until its acknowledgement: 0, or the
+ * first error's negative errno. */
+static int verify_read(struct nftio *io, uint32_t seq, struct verify_buf *vb,
+		       struct verify_ctx *v)
+{
+	int fd = mnl_socket_get_fd(io->nl), r = MNL_CB_OK;
+
+	while (r > 0) {
+		int n;
+
+		for (size_t k = 0; k <= VERIFY_CHUNK; k++) {
+			vb->iov[k] = (struct iovec){ vb->rep[k], VERIFY_REPLY_MAX };
+			vb->mm[k] = (struct mmsghdr){ .msg_hdr = {
+				.msg_iov = &vb->iov[k], .msg_iovlen = 1 } };
+		}
+		n = recvmmsg(fd, vb->mm, VERIFY_CHUNK + 1, MSG_WAITFORONE, NULL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int k = 0; r > 0 && k < n; k++) {
+			if (vb->mm[k].msg_hdr.msg_flags & MSG_TRUNC)
+				return -EMSGSIZE;
+			errno = 0;
+			r = mnl_cb_run(vb->rep[k], vb->mm[k].msg_len, seq,
+				       mnl_socket_get_portid(io->nl), verify_cb, v);
+		}
+	}
+	return r < 0 ? (errno ? -errno : -EIO) : 0;
+}
+
 /* Asks for items [*i, ...) of one map, up to VERIFY_CHUNK; 1 if one is
  * missing or holds another value. */
 static int verify_chunk(struct nftio *io, const struct nftio_elems *b,
-			size_t *i, char *buf)
+			size_t *i, struct verify_buf *vb)
 {
 	const struct elem_item *first = &b->items[*i];
 	struct verify_ctx v = { b, *i, *i, false };
@@ -1128,8 +1177,9 @@ static int verify_chunk(struct nftio *io, const struct nftio_elems *b,
 	struct nlattr *list;
 	int r;
 
-	memset(buf, 0, 2 * ELEM_MSG_MAX);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+	/* Zeroes for the attributes' padding. */
+	memset(vb->req, 0, sizeof(vb->req));
+	nlh = nftnl_nlmsg_build_hdr(vb->req, NFT_MSG_GETSETELEM, NFPROTO_INET,
 				    NLM_F_ACK, seq);
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, b->table);
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, first->map);
@@ -1147,26 +1197,18 @@ static int verify_chunk(struct nftio *io, const struct nftio_elems *b,
 	*i = v.end;
 	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	do {
-		ssize_t n = mnl_socket_recvfrom(io->nl, buf, 2 * ELEM_MSG_MAX);
-
-		if (n < 0)
-			return -errno;
-		errno = 0;
-		r = mnl_cb_run(buf, (size_t)n, seq,
-			       mnl_socket_get_portid(io->nl), verify_cb, &v);
-	} while (r > 0);
+	r = verify_read(io, seq, vb, &v);
 	/* The kernel stops at the first element it does not hold. */
 	if (r < 0)
-		return errno == ENOENT ? 1 : errno ? -errno : -EIO;
+		return r == -ENOENT ? 1 : r;
 	return v.differs || v.next != v.end;
 }
 
 int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b)
 {
 	int rcvbuf = VERIFY_RCVBUF, r = 0;
+	struct verify_buf *vb;
 	size_t i = 0;
-	char *buf;
 
 	if (io->nft == NULL) {
 		for (; r == 0 && i < b->n; i++)
@@ -1174,7 +1216,7 @@ int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b)
 			    strcmp(io->salted, b->items[i].map) == 0;
 		return r;
 	}
-	if ((buf = malloc(2 * ELEM_MSG_MAX)) == NULL)
+	if ((vb = malloc(sizeof(*vb))) == NULL)
 		return -ENOMEM;
 	setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET, SO_RCVBUFFORCE,
 		   &rcvbuf, sizeof(rcvbuf));
@@ -1182,9 +1224,9 @@ int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b)
 		if (b->items[i].op != ELEM_ADD || b->items[i].kind != KEY_CONCAT)
 			i++;
 		else
-			r = verify_chunk(io, b, &i, buf);
+			r = verify_chunk(io, b, &i, vb);
 	}
-	free(buf);
+	free(vb);
 	return r;
 }
 

@@ -460,6 +460,13 @@ int ruleset_native_elements(const struct config *c,
 	return r;
 }
 
+int ruleset_native_entry_elements(const struct config *c,
+				  const struct shuffle_entry *entry,
+				  struct nftio_elems *b)
+{
+	return entry_elems(config_watched(c, entry->watched), entry, true, b);
+}
+
 int ruleset_native_entry(const struct config *c,
 			 const struct shuffle_entry *old,
 			 const struct shuffle_entry *new_entry,

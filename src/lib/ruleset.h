@@ -89,6 +89,12 @@ int ruleset_native_elements(const struct config *c,
 			    const struct shuffle_map *map, bool flush,
 			    struct nftio_elems *b);
 
+/* Queues on b both elements of every pair of one entry (for asking the
+ * kernel whether it holds them). */
+int ruleset_native_entry_elements(const struct config *c,
+				  const struct shuffle_entry *entry,
+				  struct nftio_elems *b);
+
 /* Queues on b the operations that replace one entry's elements: delete
  * those of old, add those of new (same watched address). */
 int ruleset_native_entry(const struct config *c,
