@@ -181,13 +181,17 @@ native_config "$T/d0.json" porthop 150 '[]'
 jq '.porthopd.reconcile_interval_seconds = 1' "$T/d0.json" >"$T/d.json"
 start_porthopd "$T/d.json" -v
 sleep 1.5
-v=$(value "10.0.0.151 . tcp . 5")
-[ -n "$v" ] || fail "no value for 10.0.0.151 . tcp . 5"
+# The value from porthopd's own mapping: `nft get element` loads the
+# whole map first, seconds at this size.
+mapping151() { nsx "$PORTHOP" mapping 10.0.0.151 --json -s "$T/control.sock"; }
+before=$(mapping151)
+v=$(jq -r '.mapping[0].tcp["5"]' <<<"$before")
+[ -n "$v" ] && [ "$v" != null ] || fail "no mapping for 10.0.0.151 port 5: $before"
 nsx nft "delete element inet porthop swap4 { 10.0.0.151 . tcp . 5 }"
 # (Slow under valgrind: a step's 200,000 answers are parsed by porthopd.)
 wait_log "reconcile: the rules in force had been removed" 1 180
 [ "$(log_count "more of the maps next time")" -ge 1 ] || fail "the check did not go in steps: $(grep reconcile "$T/porthopd.log" | head -3)"
-[ "$(value "10.0.0.151 . tcp . 5")" = "$v" ] || fail "the deleted element was not put back"
-[ "$(count porthop)" -eq 300000 ] || fail "expected 300,000 elements after the repair"
+[ "$(value "10.0.0.151 . tcp . 5")" = "$v" ] || fail "the deleted element was not put back with its value $v"
+[ "$(mapping151)" = "$before" ] || fail "the mapping changed with the repair"
 stop_porthopd
 pass "150,000 pairs: the maps checked by key in two steps, a deleted element of the last address put back"
