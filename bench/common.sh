@@ -35,6 +35,22 @@ bench_ns_down() {
 
 nsx() { ip netns exec "$NS" "$@"; }
 
+# bench_porthopd CONFIG [ARGS...]: starts $BUILD/porthopd in $NS, its log
+# in $T/porthopd.log (emptied first), and waits until it has applied its
+# first mapping and subscribed; its pid in $pid.
+bench_porthopd() {
+	local cfg=$1
+	shift
+	: >"$T/porthopd.log"
+	# Not through nsx: $! must be porthopd itself.
+	ip netns exec "$NS" "$BUILD/porthopd" -c "$cfg" -s "$T/control.sock" "$@" >>"$T/porthopd.log" 2>&1 &
+	pid=$!
+	until grep -q "subscribed" "$T/porthopd.log"; do
+		kill -0 $pid 2>/dev/null || { cat "$T/porthopd.log" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
 # median: of the numbers on standard input, one a line ("-" if none).
 median() {
 	sort -n | awk '{a[NR] = $1}

@@ -40,14 +40,7 @@ printf "%-9s %12s %6s %14s %12s\n" pairs "check ms" steps "nft list map" "peak R
 for size in "${SIZES[@]}"; do
 	config "$((size / 1000))" >"$T/cfg.json"
 	log=$T/porthopd.log
-	: >"$log"
-	# Not through nsx: $! must be porthopd itself.
-	ip netns exec "$NS" "$BUILD/porthopd" -v -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
-	pid=$!
-	until grep -q "subscribed" "$log"; do
-		kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
-		sleep 0.05
-	done
+	bench_porthopd "$T/cfg.json" -v
 	# A quiet reconciliation first: the digests are taken then.
 	sleep 2.5
 	for i in $(seq "$RUNS"); do

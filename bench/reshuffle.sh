@@ -76,14 +76,7 @@ config() {
 run_daemon() {
 	local cfg=$1 runs=$2 log=$T/porthopd.log pid full apply one rss start
 	shift 2
-	: >"$log"
-	# Not through nsx: $! must be porthopd itself.
-	ip netns exec $NS "$BUILD/porthopd" -c "$cfg" -s "$T/control.sock" "$@" >>"$log" 2>&1 &
-	pid=$!
-	until grep -q "subscribed" "$log"; do
-		kill -0 $pid 2>/dev/null || { cat "$log" >&2; return 1; }
-		sleep 0.05
-	done
+	bench_porthopd "$cfg" "$@" || return 1
 	for i in $(seq "$runs"); do
 		kill -USR1 $pid
 		until [ "$(grep -c 'applied (signal)' "$log")" -ge "$i" ]; do sleep 0.01; done

@@ -35,15 +35,7 @@ for size in "1 3" "100 100"; do
 	set -- $size
 	config "$1" "$2" >"$T/cfg.json"
 	log=$T/porthopd.log
-	: >"$log"
-	# Not through nsx: $! must be porthopd itself.
-	ip netns exec "$NS" "$BUILD/porthopd" -T -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
-	pid=$!
-	until grep -q "shuffle 1 applied" "$log"; do
-		kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
-		sleep 0.05
-	done
-	until grep -q "subscribed" "$log"; do sleep 0.05; done
+	bench_porthopd "$T/cfg.json" -T
 	lat=()
 	for i in $(seq "$RUNS"); do
 		n=$((i + 1))
