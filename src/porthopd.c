@@ -598,6 +598,8 @@ static void snapshot(struct porthopd *p, struct metrics_snapshot *m)
 	m->shuffles = st->shuffles;
 	m->failures = st->failures;
 	m->reconciliations = p->reconciliations;
+	m->checks = st->checks;
+	m->last_check_seconds = st->last_check_ms / 1e3;
 	m->pairs = engine_map(p->engine) ? st->last_pairs : 0;
 	m->watched = config_watched_count(c);
 	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;

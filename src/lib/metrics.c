@@ -111,6 +111,15 @@ char *metrics_render(const struct metrics_snapshot *s)
 	       "applied again.");
 	fprintf(o.f, "porthop_reconciliations_total %llu\n",
 		(unsigned long long)s->reconciliations);
+	metric(&o, "porthop_reconcile_checks_total", "counter",
+	       "Times reconciliation compared porthop's rules with the kernel's "
+	       "after someone else's commit (large maps: each step).");
+	fprintf(o.f, "porthop_reconcile_checks_total %llu\n",
+		(unsigned long long)s->checks);
+	metric(&o, "porthop_reconcile_last_check_seconds", "gauge",
+	       "How long the last of those checks took.");
+	fprintf(o.f, "porthop_reconcile_last_check_seconds %.6f\n",
+		s->last_check_seconds);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

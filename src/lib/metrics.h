@@ -32,6 +32,8 @@ struct metrics_snapshot {
 	uint64_t shuffles;
 	uint64_t failures;
 	uint64_t reconciliations;
+	uint64_t checks;		/* reconciliation's checks of our tables */
+	double last_check_seconds;	/* ... the last one's duration */
 	size_t pairs;
 	size_t watched;
 	int redis_connected;		/* 1, 0, or -1 when Redis is off */
