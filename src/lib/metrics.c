@@ -44,6 +44,24 @@ static void metric(struct out *o, const char *name, const char *type,
 	fprintf(o->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric of one sample without labels: its value printed with fmt. */
+static void scalar(struct out *o, const char *name, const char *type,
+		   const char *help, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void scalar(struct out *o, const char *name, const char *type,
+		   const char *help, const char *fmt, ...)
+{
+	va_list ap;
+
+	metric(o, name, type, help);
+	fprintf(o->f, "%s ", name);
+	va_start(ap, fmt);
+	vfprintf(o->f, fmt, ap);
+	va_end(ap);
+	fputc('\n', o->f);
+}
+
 char *metrics_render(const struct metrics_snapshot *s)
 {
 	char *text = NULL;
@@ -56,21 +74,18 @@ char *metrics_render(const struct metrics_snapshot *s)
 	metric(&o, "porthop_info", "gauge", "porthopd's version and mode.");
 	fprintf(o.f, "porthop_info{version=\"%s\",mode=\"%s\"} 1\n",
 		s->version, s->mode);
-	metric(&o, "porthop_start_time_seconds", "gauge",
-	       "When porthopd started, in seconds since the epoch.");
-	fprintf(o.f, "porthop_start_time_seconds %.3f\n", s->start_time);
-	metric(&o, "porthop_shuffles_total", "counter",
-	       "Shuffles applied to the kernel.");
-	fprintf(o.f, "porthop_shuffles_total %llu\n",
-		(unsigned long long)s->shuffles);
-	metric(&o, "porthop_shuffle_failures_total", "counter",
-	       "Shuffles the kernel refused; the previous rules stayed.");
-	fprintf(o.f, "porthop_shuffle_failures_total %llu\n",
-		(unsigned long long)s->failures);
-	metric(&o, "porthop_last_shuffle_time_seconds", "gauge",
-	       "When the last shuffle was applied, in seconds since the epoch.");
-	fprintf(o.f, "porthop_last_shuffle_time_seconds %.3f\n",
-		s->last_shuffle_time);
+	scalar(&o, "porthop_start_time_seconds", "gauge",
+	       "When porthopd started, in seconds since the epoch.",
+	       "%.3f", s->start_time);
+	scalar(&o, "porthop_shuffles_total", "counter",
+	       "Shuffles applied to the kernel.",
+	       "%llu", (unsigned long long)s->shuffles);
+	scalar(&o, "porthop_shuffle_failures_total", "counter",
+	       "Shuffles the kernel refused; the previous rules stayed.",
+	       "%llu", (unsigned long long)s->failures);
+	scalar(&o, "porthop_last_shuffle_time_seconds", "gauge",
+	       "When the last shuffle was applied, in seconds since the epoch.",
+	       "%.3f", s->last_shuffle_time);
 	metric(&o, "porthop_apply_duration_seconds", "histogram",
 	       "Time to build and apply one shuffle.");
 	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
@@ -83,17 +98,16 @@ char *metrics_render(const struct metrics_snapshot *s)
 	fprintf(o.f, "porthop_apply_duration_seconds_sum %.6f\n", s->apply->sum);
 	fprintf(o.f, "porthop_apply_duration_seconds_count %llu\n",
 		(unsigned long long)s->apply->count);
-	metric(&o, "porthop_pairs", "gauge",
-	       "(address, port) pairs in the mapping in force.");
-	fprintf(o.f, "porthop_pairs %zu\n", s->pairs);
-	metric(&o, "porthop_watched_addresses", "gauge",
-	       "Watched addresses and prefixes.");
-	fprintf(o.f, "porthop_watched_addresses %zu\n", s->watched);
-	if (s->redis_connected >= 0) {
-		metric(&o, "porthop_redis_connected", "gauge",
-		       "1 while subscribed to every channel.");
-		fprintf(o.f, "porthop_redis_connected %d\n", s->redis_connected);
-	}
+	scalar(&o, "porthop_pairs", "gauge",
+	       "(address, port) pairs in the mapping in force.",
+	       "%zu", s->pairs);
+	scalar(&o, "porthop_watched_addresses", "gauge",
+	       "Watched addresses and prefixes.",
+	       "%zu", s->watched);
+	if (s->redis_connected >= 0)
+		scalar(&o, "porthop_redis_connected", "gauge",
+		       "1 while subscribed to every channel.",
+		       "%d", s->redis_connected);
 	metric(&o, "porthop_triggers_received_total", "counter",
 	       "Triggers received, by source.");
 	for (int i = 0; i < SRC_COUNT; i++)
@@ -106,20 +120,17 @@ char *metrics_render(const struct metrics_snapshot *s)
 			"reason=\"%s\"} %llu\n",
 			auth_result_name((enum auth_result)i),
 			(unsigned long long)s->refused[i]);
-	metric(&o, "porthop_reconciliations_total", "counter",
+	scalar(&o, "porthop_reconciliations_total", "counter",
 	       "Times the rules in force were found removed or altered and "
-	       "applied again.");
-	fprintf(o.f, "porthop_reconciliations_total %llu\n",
-		(unsigned long long)s->reconciliations);
-	metric(&o, "porthop_reconcile_checks_total", "counter",
-	       "Times reconciliation compared porthop's rules with the kernel's "
-	       "after someone else's commit (large maps: each step).");
-	fprintf(o.f, "porthop_reconcile_checks_total %llu\n",
-		(unsigned long long)s->checks);
-	metric(&o, "porthop_reconcile_last_check_seconds", "gauge",
-	       "How long the last of those checks took.");
-	fprintf(o.f, "porthop_reconcile_last_check_seconds %.6f\n",
-		s->last_check_seconds);
+	       "applied again.",
+	       "%llu", (unsigned long long)s->reconciliations);
+	scalar(&o, "porthop_reconcile_checks_total", "counter",
+	       "Times reconciliation compared porthop's rules with the "
+	       "kernel's after someone else's commit (large maps: each step).",
+	       "%llu", (unsigned long long)s->checks);
+	scalar(&o, "porthop_reconcile_last_check_seconds", "gauge",
+	       "How long the last of those checks took.",
+	       "%.6f", s->last_check_seconds);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;
