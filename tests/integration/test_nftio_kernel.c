@@ -197,6 +197,17 @@ static json_t *list_maps(struct nftio *io)
 	return l;
 }
 
+/* The native golden batch alone in this namespace: the earlier tests'
+ * tables go. */
+static void golden_alone(struct nftio *io, json_t *golden)
+{
+	char *err = NULL;
+
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
+					  "{\"ruleset\":null}}]}", false, &err), 0);
+	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+}
+
 /* The native golden batch, as the kernel lists it, is the reviewed
  * native_ruleset.nft; map updates sent as our own netlink batch land
  * exactly as the same updates sent through libnftables; a refused update
@@ -213,10 +224,7 @@ static void test_native_golden_and_netlink(void **state)
 	char *err = NULL;
 
 	(void)state;
-	/* This namespace only: the earlier tests' tables go. */
-	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
-					  "{\"ruleset\":null}}]}", false, &err), 0);
-	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+	golden_alone(io, golden);
 	assert_int_equal(system("nft list ruleset | diff -u " GOLDEN_DIR
 				"/native_ruleset.nft -"), 0);
 	/* One update, two ways. */
@@ -278,9 +286,7 @@ static void test_verify_elements(void **state)
 	char *err = NULL;
 
 	(void)state;
-	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"flush\":"
-					  "{\"ruleset\":null}}]}", false, &err), 0);
-	assert_int_equal(nftio_apply(io, golden, false, &err), 0);
+	golden_alone(io, golden);
 	nftio_elems_add(e, "swap4", &k4, 80);
 	nftio_elems_add(e, "net4", &n4, 1);
 	nftio_elems_add(e, "swap6", &k6, 22);
