@@ -98,6 +98,7 @@ static void print_status(json_t *s)
 {
 	json_t *last = json_object_get(s, "last_shuffle");
 	json_t *redis = json_object_get(s, "redis");
+	json_t *unw = json_object_get(s, "unwatched_clients");
 	json_t *ch;
 	size_t i;
 	long long next = json_integer_value(json_object_get(s, "next_timer_seconds"));
@@ -119,6 +120,17 @@ static void print_status(json_t *s)
 	       (long long)json_integer_value(json_object_get(s, "failures")),
 	       (long long)json_integer_value(json_object_get(s, "triggers")),
 	       (long long)json_integer_value(json_object_get(s, "reconciliations")));
+	if (unw) {
+		const char *who = json_string_value(json_object_get(unw,
+							"conntrack_user"));
+
+		printf("unwatched        %s (untrack_unwatched %s)%s%s\n",
+		       json_string_value(json_object_get(unw,
+						"connection_tracking")),
+		       json_string_value(json_object_get(unw,
+						"untrack_unwatched")),
+		       who ? ": conntrack used by " : "", who ? who : "");
+	}
 	if (last) {
 		time_t t = (time_t)json_integer_value(json_object_get(last, "time"));
 		char when[64];

@@ -46,6 +46,7 @@ struct porthopd {
 	struct event *pending_ev;		/* the one pending shuffle */
 	struct event *timer_ev;
 	struct event *reconcile_ev;
+	struct event *untrack_ev;		/* untrack_unwatched "auto" */
 	struct event *watchdog_ev;
 	unsigned pending_sources;		/* bits: 1 << SRC_x collapsed */
 	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
@@ -274,6 +275,63 @@ static int shuffle_address(struct porthopd *p, const char *ip, int source,
 	return 0;
 }
 
+/* untrack_unwatched "auto": how often porthopd looks whether someone
+ * committed, while unwatched clients are untracked.  A table that starts
+ * using conntrack (a firewall loaded, Docker started) sees unwatched
+ * clients untracked until then: its `ct state established` rules miss
+ * their replies.  A look is one netlink round trip. */
+#define UNTRACK_WATCH_MS 250
+
+/* Says what engine_untrack_check (r, err) did. */
+static void report_untrack(struct porthopd *p, int r, const char *err)
+{
+	const struct engine_stats *st = engine_stats(p->engine);
+
+	if (r < 0)
+		log_warnx("conntrack: turning untrack_unwatched's rules %s "
+			  "failed: %s", st->untracking ? "off" : "on",
+			  err ? err : "?");
+	else if (r > 0 && st->untracking)
+		log_info("conntrack: no other table uses connection tracking "
+			 "now; unwatched clients are untracked");
+	else if (r > 0)
+		log_warnx("conntrack: %s uses connection tracking; unwatched "
+			  "clients are tracked again", st->conntrack_user);
+}
+
+/* After a start or reload: whether unwatched clients are tracked, and
+ * why, unless untrack_unwatched is false. */
+static void log_untrack_state(struct porthopd *p)
+{
+	const struct config *c = engine_config(p->engine);
+	const struct engine_stats *st = engine_stats(p->engine);
+
+	if (config_mode(c) != CONFIG_MODE_NATIVE ||
+	    config_untrack(c) == CONFIG_UNTRACK_OFF)
+		return;
+	if (st->untracking)
+		log_info("unwatched clients are untracked (untrack_unwatched "
+			 "%s)", config_untrack(c) == CONFIG_UNTRACK_ON ? "true" :
+			 "\"auto\": no other table uses connection tracking");
+	else if (config_untrack(c) == CONFIG_UNTRACK_AUTO)
+		log_info("unwatched clients are tracked: %s uses connection "
+			 "tracking (untrack_unwatched \"auto\")",
+			 st->conntrack_user);
+}
+
+static void on_untrack(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+	char *err = NULL;
+	int r;
+
+	(void)fd;
+	(void)what;
+	r = engine_untrack_check(p->engine, false, &err);
+	report_untrack(p, r, err);
+	free(err);
+}
+
 static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -281,8 +339,9 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 	char *err = NULL;
 	int r;
 
-	(void)fd;
-	(void)what;
+	/* The urgent look first: a large table's check below can take a
+	 * few hundred milliseconds. */
+	on_untrack(fd, what, arg);
 	r = engine_reconcile(p->engine, &err);
 	if (r == 0 && engine_stats(p->engine)->checks != checks)
 		log_debug("reconcile: someone else committed; our rules are "
@@ -300,6 +359,17 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 			  engine_stats(p->engine)->last_apply_ms);
 	}
 	free(err);
+	err = NULL;
+	r = engine_untrack_check(p->engine, true, &err);
+	report_untrack(p, r, err);
+	free(err);
+}
+
+static void arm_untrack(struct porthopd *p)
+{
+	struct timeval tv = { 0, UNTRACK_WATCH_MS * 1000 };
+
+	evtimer_add(p->untrack_ev, &tv);
 }
 
 static void arm_reconcile(struct porthopd *p)
@@ -520,6 +590,7 @@ static int reload(struct porthopd *p, char **ret_error)
 	observe(p);
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
+	log_untrack_state(p);
 	arm_reconcile(p);
 	if (make_auth(p, c) < 0)
 		log_warnx("reload: out of memory for trigger authentication; "
@@ -600,6 +671,9 @@ static void snapshot(struct porthopd *p, struct metrics_snapshot *m)
 	m->reconciliations = p->reconciliations;
 	m->checks = st->checks;
 	m->last_check_seconds = st->last_check_ms / 1e3;
+	m->untracking = config_mode(c) != CONFIG_MODE_NATIVE ? -1 :
+			st->untracking;
+	m->untrack_switches = st->untrack_switches;
 	m->pairs = engine_map(p->engine) ? st->last_pairs : 0;
 	m->watched = config_watched_count(c);
 	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;
@@ -640,9 +714,19 @@ static json_t *status_reply(struct porthopd *p)
 		"next_timer_seconds", next_timer);
 	if (r == NULL)
 		return NULL;
-	if (config_mode(c) == CONFIG_MODE_NATIVE)
+	if (config_mode(c) == CONFIG_MODE_NATIVE) {
+		static const char *const modes[] = { "false", "true", "auto" };
+
 		json_object_set_new(r, "table", json_sprintf("inet %s",
 							     config_table_name(c)));
+		json_object_set_new(r, "unwatched_clients", json_pack(
+			"{s:s,s:s,s:s?,s:I}", "connection_tracking",
+			st->untracking ? "untracked" : "tracked",
+			"untrack_unwatched", modes[config_untrack(c)],
+			"conntrack_user", st->conntrack_user[0] ?
+			st->conntrack_user : NULL, "switches",
+			(json_int_t)st->untrack_switches));
+	}
 	if (st->shuffles + st->failures > 0)
 		json_object_set_new(r, "last_shuffle", json_pack(
 			"{s:I,s:f,s:s,s:I}", "time", (json_int_t)st->last_time.tv_sec,
@@ -962,6 +1046,7 @@ int main(int argc, char **argv)
 	/* Cover the host before the first message arrives. */
 	do_shuffle(&p, "start");
 	clock_gettime(CLOCK_MONOTONIC, &p.last_shuffle);
+	log_untrack_state(&p);
 	/* Only now, with the host covered: control socket and metrics. */
 	if (engine_stats(p.engine)->shuffles == 0) {
 		log_warnx("the start-up shuffle failed; stopping");
@@ -973,9 +1058,12 @@ int main(int argc, char **argv)
 	p.timer_ev = evtimer_new(p.base, on_interval, &p);
 	p.reconcile_ev = event_new(p.base, -1, EV_PERSIST, on_reconcile, &p);
 	p.metrics_ev = event_new(p.base, -1, EV_PERSIST, on_metrics, &p);
+	p.untrack_ev = event_new(p.base, -1, EV_PERSIST, on_untrack, &p);
 	if (p.pending_ev == NULL || p.timer_ev == NULL ||
-	    p.reconcile_ev == NULL || p.metrics_ev == NULL)
+	    p.reconcile_ev == NULL || p.metrics_ev == NULL ||
+	    p.untrack_ev == NULL)
 		fatalx(EX_OSERR, "out of memory");
+	arm_untrack(&p);
 	arm_reconcile(&p);
 	arm_metrics(&p);
 	if (open_control(&p) < 0)
@@ -1021,6 +1109,8 @@ out:
 		event_free(p.timer_ev);
 	if (p.reconcile_ev)
 		event_free(p.reconcile_ev);
+	if (p.untrack_ev)
+		event_free(p.untrack_ev);
 	if (p.watchdog_ev)
 		event_free(p.watchdog_ev);
 	engine_free(p.engine);

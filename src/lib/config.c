@@ -25,7 +25,7 @@ struct config {
 	char *rules_path;
 	char *table_name;
 	bool remove_on_stop;
-	bool untrack_unwatched;
+	enum config_untrack untrack;
 	unsigned max_port;
 	uint16_t *proto_ports[CONFIG_NPROTO];
 	size_t nproto[CONFIG_NPROTO];
@@ -309,6 +309,30 @@ static int opt_bool(struct walk *w, const json_t *obj, const char *path,
 	}
 	*ret = json_is_true(v);
 	return 0;
+}
+
+/* untrack_unwatched: true, false or "auto". */
+static int opt_untrack(struct walk *w, const json_t *obj, const char *path,
+		       enum config_untrack *ret)
+{
+	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
+	json_t *v = json_object_get(obj, "untrack_unwatched");
+
+	if (v == NULL)
+		return 0;
+	if (json_is_boolean(v)) {
+		*ret = json_is_true(v) ? CONFIG_UNTRACK_ON : CONFIG_UNTRACK_OFF;
+		return 0;
+	}
+	if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) {
+		*ret = CONFIG_UNTRACK_AUTO;
+		return 0;
+	}
+	diag_error(w->d, "%s: %s: %s is %s; expected true, false or \"auto\"",
+		   w->file, diag_path_key(cpath, sizeof(cpath), path,
+					  "untrack_unwatched"),
+		   diag_value(vbuf, sizeof(vbuf), v), diag_type_name(v));
+	return -1;
 }
 
 static int opt_string(struct walk *w, const json_t *obj, const char *path,
@@ -873,8 +897,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 		if (c->table_name == NULL && (c->table_name = strdup("porthop")) == NULL)
 			return -1;
 		r |= opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
-		r |= opt_bool(w, o, p, "untrack_unwatched",
-			      &c->untrack_unwatched);
+		c->untrack = CONFIG_UNTRACK_AUTO;
+		r |= opt_untrack(w, o, p, &c->untrack);
 	} else {
 		static const char *const native_only[] = {
 			"udp_ports", "table_name", "remove_table_on_stop",
@@ -1201,7 +1225,7 @@ const struct template *config_template(const struct config *c) { return c->tmpl;
 const char *config_table_name(const struct config *c) { return c->table_name; }
 size_t config_trusted_count(const struct config *c) { return c->ntrusted; }
 bool config_remove_on_stop(const struct config *c) { return c->remove_on_stop; }
-bool config_untrack_unwatched(const struct config *c) { return c->untrack_unwatched; }
+enum config_untrack config_untrack(const struct config *c) { return c->untrack; }
 const struct config_daemon *config_daemon(const struct config *c) { return &c->daemon; }
 
 const struct config_redis_extra *config_redis_extra(const struct config *c)

@@ -40,6 +40,9 @@ enum config_proto { CONFIG_TCP = 0, CONFIG_UDP = 1, CONFIG_NPROTO = 2 };
 /* Template mode: the reference's rule files.  Native mode (no rule file
  * named): porthop's own table with maps. */
 enum config_mode { CONFIG_MODE_TEMPLATE, CONFIG_MODE_NATIVE };
+enum config_untrack {
+	CONFIG_UNTRACK_OFF, CONFIG_UNTRACK_ON, CONFIG_UNTRACK_AUTO
+};
 
 struct config;
 
@@ -136,11 +139,12 @@ const struct config_net *config_trusted(const struct config *c, size_t i);
  * 32 bits. */
 unsigned __int128 config_net_value(const struct config_net *n, bool last);
 bool config_remove_on_stop(const struct config *c);
-/* Native mode: packets of clients that are not watched (or are trusted)
- * are marked untracked, so that only watched clients pay for connection
- * tracking.  Off by default: it breaks anything else on the host that
- * relies on conntrack for those clients. */
-bool config_untrack_unwatched(const struct config *c);
+/* Native mode: whether packets of clients that are not watched (or are
+ * trusted) are marked untracked, so that only watched clients pay for
+ * connection tracking.  Always is unsafe where anything else on the host
+ * relies on conntrack for those clients; so by default (AUTO) only while
+ * no other table uses conntrack (template mode: OFF). */
+enum config_untrack config_untrack(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
 /* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes

@@ -33,6 +33,9 @@ struct engine {
 	 * entries per reconciliation, from this entry on. */
 	size_t verify_next;
 	bool verifying;
+	/* untrack_unwatched "auto": the generation the last look for other
+	 * users of conntrack saw. */
+	uint32_t watch_gen;
 };
 
 /* Up to this many pairs the maps' digest is taken right after each apply
@@ -282,19 +285,40 @@ static int apply_setup(struct engine *e, struct config *cfg,
 	return r;
 }
 
-/* The third transaction of a table filled in two: untrack_unwatched's
- * rules, now that tracked4/6 hold the watched addresses. */
-static int apply_untrack_rules(struct engine *e, struct config *cfg,
+/* untrack_unwatched's rules, on or off (their chains flushed), in a
+ * transaction of their own: the last of a table filled in two, now that
+ * tracked4/6 hold the watched addresses; or "auto" switching. */
+static int apply_untrack_rules(struct engine *e, struct config *cfg, bool on,
 			       char **ret_error)
 {
 	json_t *batch = ruleset_batch_new(cfg, false);
 	int r = -ENOMEM;
 
-	if (batch &&
-	    ruleset_native_untrack_rules(cfg, ruleset_commands(batch)) == 0)
+	if (batch && ruleset_native_untrack_rules(cfg, on,
+						  ruleset_commands(batch)) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
 	return r;
+}
+
+/* Whether untrack_unwatched's rules belong in force under cfg: always
+ * (true), never (false), or ("auto") while no other table uses conntrack;
+ * not knowing counts as someone using it, tracking being the safe side.
+ * Notes who uses it in the stats. */
+static bool untrack_wanted(struct engine *e, const struct config *cfg)
+{
+	char *who = e->stats.conntrack_user;
+	size_t len = sizeof(e->stats.conntrack_user);
+	int r;
+
+	who[0] = '\0';
+	if (config_untrack(cfg) != CONFIG_UNTRACK_AUTO)
+		return config_untrack(cfg) == CONFIG_UNTRACK_ON;
+	r = nftio_conntrack_user(e->io, config_table_name(cfg), who, len);
+	if (r < 0)
+		snprintf(who, len, "unknown (the ruleset could not be read: "
+			 "%s)", strerror(-r));
+	return r == 0;
 }
 
 static int apply_setup_then_elements(struct engine *e, struct config *cfg,
@@ -317,22 +341,42 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	setup_ms = ms_since(t0);
 	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, t0, ret_error);
 	e->stats.last_apply_ms += setup_ms;
-	if (r == 0 && config_untrack_unwatched(cfg))
-		r = apply_untrack_rules(e, cfg, ret_error);
 	return r;
 }
 
 /* Everything: a native table defined (in place: redefined, keeping its
- * elements) with its elements, or a template ruleset. */
+ * elements) with its elements, or a template ruleset.  untrack_unwatched's
+ * rules come last, in a transaction of their own, unless they could come
+ * with the table (true, one transaction); until then every packet is
+ * tracked, which is safe. */
 static int apply_whole(struct engine *e, struct config *cfg,
 		       struct shuffle_map *map, const struct timespec *t0,
 		       const json_t *prelude, bool in_place, char **ret_error)
 {
-	if (config_mode(cfg) == CONFIG_MODE_NATIVE &&
-	    config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX)
-		return apply_setup_then_elements(e, cfg, map, t0, prelude,
-						 in_place, ret_error);
-	return apply_full(e, cfg, map, t0, prelude, ret_error);
+	bool native = config_mode(cfg) == CONFIG_MODE_NATIVE;
+	bool split = native && config_pair_count(cfg) > NATIVE_ATOMIC_SETUP_MAX;
+	bool on = false;
+	int r;
+
+	r = split ? apply_setup_then_elements(e, cfg, map, t0, prelude,
+					      in_place, ret_error)
+		  : apply_full(e, cfg, map, t0, prelude, ret_error);
+	if (r < 0)
+		return r;
+	if (native && config_untrack(cfg) != CONFIG_UNTRACK_OFF) {
+		on = untrack_wanted(e, cfg);
+		if (on && (split || config_untrack(cfg) == CONFIG_UNTRACK_AUTO))
+			r = apply_untrack_rules(e, cfg, true, ret_error);
+	}
+	if (r < 0 && config_untrack(cfg) == CONFIG_UNTRACK_AUTO) {
+		/* The table is in force, every client tracked: safe, and
+		 * the next reconciliation tries again. */
+		drop_error(ret_error);
+		r = 0;
+		on = false;
+	}
+	e->stats.untracking = r == 0 && on;
+	return r;
 }
 
 /* How a BATCH_FULL goes: commands that come first (tables to delete), and
@@ -381,6 +425,7 @@ static int apply_map(struct engine *e, struct config *cfg,
 		e->stats.last_pairs = config_pair_count(cfg);
 		e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
 		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
+		e->watch_gen = e->applied_gen;
 		free(e->snapshot);
 		e->snapshot = NULL;
 		/* A snapshot now lets the next reconciliation tell our
@@ -423,7 +468,7 @@ static size_t set_ranges_max(const struct config *c)
 {
 	size_t n = config_trusted_count(c);
 
-	if (config_untrack_unwatched(c))
+	if (config_untrack(c) != CONFIG_UNTRACK_OFF)
 		n += config_watched_count(c) + config_trusted_count(c);
 	return n;
 }
@@ -599,6 +644,7 @@ static bool same_definition(const struct config *a, const struct config *b)
 
 	same = config_mode(a) == CONFIG_MODE_NATIVE &&
 	       config_mode(b) == CONFIG_MODE_NATIVE && x && y &&
+	       config_untrack(a) == config_untrack(b) &&
 	       ruleset_native_setup(a, x, false) == 0 &&
 	       ruleset_native_setup(b, y, false) == 0 && json_equal(x, y);
 	json_decref(x);
@@ -801,6 +847,72 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	return r < 0 ? r : 1;
 }
 
+/* Turns untrack_unwatched's rules on or off.  If our table was intact
+ * before (nobody committed since our last apply, or its listing is the
+ * one we took), the change is ours and the next reconciliation must not
+ * take it for someone else's: the snapshot is taken again, and the
+ * generation too when ours is the only commit since. */
+static int switch_untrack(struct engine *e, bool on, char **ret_error)
+{
+	uint32_t gen0 = 0, gen1;
+	char *now = NULL;
+	bool quiet, intact;
+	int r;
+
+	quiet = e->have_gen && nftio_generation(e->io, &gen0) == 0 &&
+		gen0 == e->applied_gen;
+	intact = quiet || (e->snapshot && listing(e, &now) == 0 &&
+			   strcmp(now, e->snapshot) == 0);
+	free(now);
+	now = NULL;
+	r = apply_untrack_rules(e, e->cfg, on, ret_error);
+	if (r < 0 && !on && listing(e, &now) == -ENOENT) {
+		/* Our table is gone (a flush ruleset), its rules with it:
+		 * reconciliation defines it anew, and looks again. */
+		drop_error(ret_error);
+		e->stats.untracking = false;
+		return 0;
+	}
+	free(now);
+	if (r < 0)
+		return r;
+	e->stats.untracking = on;
+	e->stats.untrack_switches++;
+	if (intact) {
+		free(e->snapshot);
+		if (listing(e, &e->snapshot) < 0)
+			e->snapshot = NULL;
+	}
+	if (nftio_generation(e->io, &gen1) == 0) {
+		if (quiet && gen1 == gen0 + 1)
+			e->applied_gen = gen1;
+		e->watch_gen = gen1;
+	}
+	return 1;
+}
+
+int engine_untrack_check(struct engine *e, bool all, char **ret_error)
+{
+	uint32_t gen;
+	bool want;
+
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
+	    config_untrack(e->cfg) != CONFIG_UNTRACK_AUTO)
+		return 0;
+	if (!all) {
+		/* Only the urgent direction, and only once someone has
+		 * committed: one netlink round trip otherwise. */
+		if (!e->stats.untracking ||
+		    nftio_generation(e->io, &gen) < 0 || gen == e->watch_gen)
+			return 0;
+		e->watch_gen = gen;
+	}
+	want = untrack_wanted(e, e->cfg);
+	if (want == e->stats.untracking)
+		return 0;
+	return switch_untrack(e, want, ret_error);
+}
+
 int engine_stop(struct engine *e, char **ret_error)
 {
 	json_t *batch;
@@ -975,7 +1087,7 @@ static int check_native(const struct config *c, struct nftio *io,
 	elems = nftio_elems_new(config_table_name(c));
 	if (elems == NULL ||
 	    ruleset_native_setup(c, ruleset_commands(batch), false) < 0 ||
-	    ruleset_native_untrack_rules(c, ruleset_commands(batch)) < 0 ||
+	    ruleset_native_untrack_rules(c, true, ruleset_commands(batch)) < 0 ||
 	    ruleset_native_elements(c, &sample, false, elems) < 0 ||
 	    (ej = nftio_elems_json(elems)) == NULL ||
 	    json_array_extend(ruleset_commands(batch), ruleset_commands(ej)) < 0)

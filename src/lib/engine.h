@@ -35,6 +35,10 @@ struct engine_stats {
 	struct timespec last_time; /* CLOCK_REALTIME of the last attempt */
 	int last_result;	/* 0 or the negative errno of the last attempt */
 	bool last_redefined;	/* native: the table was gone, defined anew */
+	bool untracking;	/* native: untrack_unwatched's rules in force */
+	uint64_t untrack_switches; /* ... turned on or off by "auto" */
+	char conntrack_user[192]; /* "auto": the other table that uses
+				 * conntrack, as last seen, or "" */
 };
 
 /* Takes ownership of c; borrows io, which must outlive the engine.
@@ -75,6 +79,18 @@ int engine_reapply(struct engine *e, char **ret_error);
  * startup commands create.
  * Returns 0 (intact), 1 (re-applied) or a negative errno. */
 int engine_reconcile(struct engine *e, char **ret_error);
+
+/* untrack_unwatched "auto": puts untrack_unwatched's rules in force
+ * while no other table uses connection tracking, takes them out when one
+ * does (stats: untracking, conntrack_user).  Without all, only looks,
+ * while they are in force, whether someone committed since the last
+ * look (one netlink round trip) and then for a new user of conntrack:
+ * cheap enough to run every fraction of a second.  With all, always
+ * looks, both ways (iptables-legacy tables too, which move no
+ * generation).  Run it after engine_reconcile, which it leaves to judge
+ * someone else's commit.  Returns 0 (nothing to change), 1 (switched) or
+ * a negative errno. */
+int engine_untrack_check(struct engine *e, bool all, char **ret_error);
 
 /* Native mode with remove_table_on_stop: deletes porthop's table.  Does
  * nothing otherwise.  Returns 0, 1 if the table was gone already, or a

@@ -131,6 +131,17 @@ char *metrics_render(const struct metrics_snapshot *s)
 	scalar(&o, "porthop_reconcile_last_check_seconds", "gauge",
 	       "How long the last of those checks took.",
 	       "%.6f", s->last_check_seconds);
+	if (s->untracking >= 0) {
+		scalar(&o, "porthop_unwatched_untracked", "gauge",
+		       "1 while untrack_unwatched's rules keep unwatched "
+		       "clients out of connection tracking.",
+		       "%d", s->untracking);
+		scalar(&o, "porthop_untrack_switches_total", "counter",
+		       "Times untrack_unwatched \"auto\" turned those rules on "
+		       "or off as other tables started or stopped using "
+		       "conntrack.",
+		       "%llu", (unsigned long long)s->untrack_switches);
+	}
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

@@ -34,6 +34,9 @@ struct metrics_snapshot {
 	uint64_t reconciliations;
 	uint64_t checks;		/* reconciliation's checks of our tables */
 	double last_check_seconds;	/* ... the last one's duration */
+	int untracking;			/* native: 1 if unwatched clients are
+					 * untracked, 0 if not; -1 template */
+	uint64_t untrack_switches;	/* ... turned on or off by "auto" */
 	size_t pairs;
 	size_t watched;
 	int redis_connected;		/* 1, 0, or -1 when Redis is off */

@@ -5,6 +5,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
@@ -59,6 +60,7 @@ struct nftio {
 	uint32_t generation;		/* recorder backend */
 	/* recorder backend */
 	json_t *last;
+	json_t *last_elems;		/* the last batch that held elements */
 	size_t applied;
 	size_t dry_runs;
 	unsigned fail_next;
@@ -67,6 +69,7 @@ struct nftio {
 	uint64_t elem_salt;		/* changed by tamper_elements */
 	char *salted;			/* ... for this map or set */
 	bool tampered;			/* ... and not applied since */
+	char *ct_user;			/* what conntrack_user answers */
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -628,6 +631,23 @@ static const struct nftio_ops kernel_ops = {
 	.generation = kernel_generation,
 };
 
+/* Whether a batch touches tables, sets, maps or their elements (not
+ * only chains and rules): what the recorder digests. */
+static bool holds_elements(const json_t *batch)
+{
+	static const char *const what[] = { "table", "set", "map", "element" };
+	json_t *cmd, *verb;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
+		json_object_foreach(cmd, k, verb)
+			for (size_t j = 0; j < 4; j++)
+				if (json_object_get(verb, what[j]))
+					return true;
+	return false;
+}
+
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 			  char **ret_error)
 {
@@ -655,6 +675,10 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 		io->dry_runs++;
 		json_decref(batch);
 		return 0;
+	}
+	if (holds_elements(batch)) {
+		json_decref(io->last_elems);
+		io->last_elems = json_incref(batch);
 	}
 	json_decref(io->last);
 	io->last = batch;
@@ -745,9 +769,11 @@ void nftio_free(struct nftio *io)
 	if (io->nl)
 		mnl_socket_close(io->nl);
 	json_decref(io->last);
+	json_decref(io->last_elems);
 	free(io->fail_msg);
 	free(io->fail_needle);
 	free(io->salted);
+	free(io->ct_user);
 	free(io);
 }
 
@@ -1050,8 +1076,8 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 	memset(buf, 0, sizeof(buf));
 	if (io->nft == NULL) {
 		bool salted = io->salted && strcmp(io->salted, map) == 0;
-		char *text = json_dumps(io->last ? io->last : json_null(),
-					JSON_COMPACT | JSON_ENCODE_ANY);
+		char *text = json_dumps(io->last_elems ? io->last_elems :
+					json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
 
 		if (text == NULL)
 			return -ENOMEM;
@@ -1264,6 +1290,215 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 	}
 	*ret = out.buf;
 	return 0;
+}
+
+/*
+ * Who else uses connection tracking.  Expressions and objects that need
+ * a packet's conntrack entry: a chain of type nat, ct (state, mark, ...),
+ * NAT statements, flow offload, synproxy, connection limits, references
+ * to ct helper/timeout/expectation, connlimit or synproxy objects, and
+ * iptables-nft's compat matches and targets (whose insides we cannot
+ * see: counted, to be safe).
+ */
+static const char *const ct_exprs[] = {
+	"ct", "nat", "masq", "redir", "flow_offload", "synproxy",
+	"connlimit", "match", "target", NULL
+};
+
+struct ct_ctx {
+	uint16_t type;		/* NFT_MSG_GETCHAIN, GETSET or GETRULE */
+	const char *own;	/* our inet table, left out */
+	char *who;
+	size_t len;
+	bool found;
+};
+
+static const char *family_name(uint32_t nfproto)
+{
+	switch (nfproto) {
+	case NFPROTO_IPV4: return "ip";
+	case NFPROTO_IPV6: return "ip6";
+	case NFPROTO_INET: return "inet";
+	case NFPROTO_ARP: return "arp";
+	case NFPROTO_BRIDGE: return "bridge";
+	case NFPROTO_NETDEV: return "netdev";
+	}
+	return "?";
+}
+
+static bool ct_expr(const struct nftnl_expr *e)
+{
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name == NULL)
+		return false;
+	if (strcmp(name, "objref") == 0) {
+		uint32_t t;
+
+		/* By name of a set (a map of objects): counted. */
+		if (!nftnl_expr_is_set(e, NFTNL_EXPR_OBJREF_IMM_TYPE))
+			return true;
+		t = nftnl_expr_get_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE);
+		return t == NFT_OBJECT_CT_HELPER || t == NFT_OBJECT_CONNLIMIT ||
+		       t == NFT_OBJECT_CT_TIMEOUT || t == NFT_OBJECT_CT_EXPECT ||
+		       t == NFT_OBJECT_SYNPROXY;
+	}
+	for (size_t i = 0; ct_exprs[i]; i++)
+		if (strcmp(name, ct_exprs[i]) == 0)
+			return true;
+	return false;
+}
+
+static int ct_expr_cb(struct nftnl_expr *e, void *data)
+{
+	const char **ret = data;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (*ret == NULL && ct_expr(e))
+		*ret = name;
+	/* A dynamic set's update carries expressions of its own (ct count
+	 * over N: connlimit). */
+	if (*ret == NULL && name && strcmp(name, "dynset") == 0)
+		nftnl_expr_expr_foreach(e, ct_expr_cb, data);
+	return 0;
+}
+
+/* Whether table (family f) is ours: left out. */
+static bool ct_own(const struct ct_ctx *d, uint32_t f, const char *table)
+{
+	return f == NFPROTO_INET && table && strcmp(table, d->own) == 0;
+}
+
+static int ct_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ct_ctx *d = data;
+	const char *what = NULL, *table = NULL, *name = NULL, *kind = NULL;
+	uint32_t f = 0;
+
+	if (d->type == NFT_MSG_GETCHAIN) {
+		struct nftnl_chain *c = nftnl_chain_alloc();
+
+		if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
+			nftnl_chain_free(c);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
+		f = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
+		kind = nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE);
+		if (!d->found && !ct_own(d, f, table) && kind &&
+		    strcmp(kind, "nat") == 0) {
+			name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+			snprintf(d->who, d->len, "table %s %s, chain %s: a nat "
+				 "chain", family_name(f), table,
+				 name ? name : "?");
+			d->found = true;
+		}
+		nftnl_chain_free(c);
+	} else if (d->type == NFT_MSG_GETSET) {
+		struct nftnl_set *s = nftnl_set_alloc();
+
+		if (s == NULL || nftnl_set_nlmsg_parse(nlh, s) < 0) {
+			nftnl_set_free(s);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_set_get_str(s, NFTNL_SET_TABLE);
+		f = nftnl_set_get_u32(s, NFTNL_SET_FAMILY);
+		if (!d->found && !ct_own(d, f, table))
+			nftnl_set_expr_foreach(s, ct_expr_cb, &what);
+		if (what) {
+			name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+			snprintf(d->who, d->len, "table %s %s, set %s: %s",
+				 family_name(f), table, name ? name : "?",
+				 what);
+			d->found = true;
+		}
+		nftnl_set_free(s);
+	} else {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+			nftnl_rule_free(r);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
+		f = nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY);
+		if (!d->found && !ct_own(d, f, table))
+			nftnl_expr_foreach(r, ct_expr_cb, &what);
+		if (what) {
+			name = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+			snprintf(d->who, d->len, "table %s %s, chain %s: %s",
+				 family_name(f), table, name ? name : "?",
+				 what);
+			d->found = true;
+		}
+		nftnl_rule_free(r);
+	}
+	return MNL_CB_OK;
+}
+
+/* iptables-legacy's tables live outside nftables, their rules out of
+ * sight: one that exists in this network namespace is counted. */
+static bool legacy_table(char *who, size_t len)
+{
+	static const char *const files[] = {
+		"/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"
+	};
+	char line[64];
+
+	for (size_t i = 0; i < 2; i++) {
+		FILE *fp = fopen(files[i], "re");
+		bool any = false;
+
+		if (fp == NULL)
+			continue;
+		if (fgets(line, sizeof(line), fp) && line[0] != '\n') {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(who, len, "iptables-legacy table %s (%s)",
+				 line, i ? "IPv6" : "IPv4");
+			any = true;
+		}
+		fclose(fp);
+		if (any)
+			return true;
+	}
+	return false;
+}
+
+int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
+			 size_t len)
+{
+	static const uint16_t types[] = {
+		NFT_MSG_GETCHAIN, NFT_MSG_GETSET, NFT_MSG_GETRULE
+	};
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int r = 0;
+
+	if (len)
+		who[0] = '\0';
+	if (io->nft == NULL) {
+		if (io->ct_user)
+			snprintf(who, len, "%s", io->ct_user);
+		return io->ct_user != NULL;
+	}
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		struct ct_ctx d = { types[i], table, who, len, false };
+		uint32_t seq = io->seq++;
+		struct nlmsghdr *nlh;
+
+		nlh = nftnl_nlmsg_build_hdr(buf, types[i], NFPROTO_UNSPEC,
+					    NLM_F_DUMP | NLM_F_ACK, seq);
+		if (dump_run(io, nlh, seq, ct_cb, &d) < 0)
+			return -EIO;
+		r = d.found;
+	}
+	return r ? 1 : legacy_table(who, len);
+}
+
+void nftio_recorder_conntrack_user(struct nftio *io, const char *who)
+{
+	free(io->ct_user);
+	io->ct_user = who ? strdup(who) : NULL;
+	io->generation++;
 }
 
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,

@@ -108,7 +108,8 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 /* An order-independent digest of the elements of one map or set of an
  * inet table, as the kernel dumps them: equal digests, equal contents (up to a
  * 64-bit hash collision).  -ENOENT if the table or map does not exist.
- * The recorder digests its last batch and the salt that
+ * The recorder digests its last batch that held tables, sets, maps or
+ * elements (not chains and rules alone), and the salt that
  * nftio_recorder_tamper_elements changes. */
 int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 		     uint64_t *ret);
@@ -128,6 +129,16 @@ int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b);
 int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
 		    json_t **ret, char **ret_error);
 
+/* Whether a table other than porthop's own (inet `table`) uses
+ * connection tracking: a nat chain, a ct expression, NAT, flow offload,
+ * connection limits, ct objects, iptables-nft compat matches (counted
+ * unseen), or an iptables-legacy table in this network namespace.
+ * Returns 1 and names the first one found in who (up to len bytes), 0 if
+ * none, or a negative errno.  The recorder answers what
+ * nftio_recorder_conntrack_user set. */
+int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
+			 size_t len);
+
 /* Recorder only: how many batches were accepted (dry runs not counted),
  * how many dry runs were asked for, the last accepted batch (borrowed, NULL
  * if none), and making the next n applies fail with msg. */
@@ -139,6 +150,10 @@ void nftio_recorder_fail_next(struct nftio *io, unsigned n, const char *msg);
  * the kernel refuses a batch holding one bad command; NULL clears it. */
 void nftio_recorder_fail_match(struct nftio *io, const char *needle,
 			       const char *msg);
+/* Recorder only: someone else committed a table that uses conntrack
+ * (who) or removed it (NULL): what nftio_conntrack_user answers; the
+ * generation moves. */
+void nftio_recorder_conntrack_user(struct nftio *io, const char *who);
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);

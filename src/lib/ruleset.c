@@ -136,7 +136,7 @@ size_t ruleset_native_sets(const struct config *c, const char *names[4])
 
 	names[n++] = "trusted4";
 	names[n++] = "trusted6";
-	if (config_untrack_unwatched(c)) {
+	if (config_untrack(c) != CONFIG_UNTRACK_OFF) {
 		names[n++] = untrack_sets[0];
 		names[n++] = untrack_sets[1];
 	}
@@ -275,7 +275,8 @@ int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
 
 	for (int f = 0; r == 0 && f < 2; f++)
 		r = trusted_elems(c, f, b);
-	for (int f = 0; r == 0 && config_untrack_unwatched(c) && f < 2; f++)
+	for (int f = 0; r == 0 && config_untrack(c) != CONFIG_UNTRACK_OFF &&
+			f < 2; f++)
 		r = tracked_elems(c, f, b);
 	return r;
 }
@@ -293,7 +294,7 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 			  bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
-	bool on = config_untrack_unwatched(c);
+	bool on = config_untrack(c) != CONFIG_UNTRACK_OFF;
 
 	if (!on && !in_place)
 		return;
@@ -317,16 +318,17 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 		     err);
 }
 
-int ruleset_native_untrack_rules(const struct config *c, json_t *cmds)
+int ruleset_native_untrack_rules(const struct config *c, bool on,
+				 json_t *cmds)
 {
 	int err = 0;
 
-	if (!config_untrack_unwatched(c))
+	if (config_untrack(c) == CONFIG_UNTRACK_OFF)
 		return 0;
 	for (int i = 0; i < 2; i++)
 		push(cmds, object_cmd("flush", "chain", config_table_name(c),
 				      untrack_chains[i]), &err);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; on && i < 2; i++)
 		for (int f = 0; f < 2; f++)
 			push(cmds, rule(c, untrack_chains[i], json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
@@ -503,7 +505,8 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 		      : -ENOMEM;
 		if (r == 0)
 			r = ruleset_native_untrack_rules(c,
-							 ruleset_commands(batch));
+				config_untrack(c) == CONFIG_UNTRACK_ON,
+				ruleset_commands(batch));
 		if (r == 0)
 			r = ruleset_native_set_elements(c, b);
 		if (r == 0)

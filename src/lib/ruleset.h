@@ -55,7 +55,7 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
 /* Names of the four maps, indexed by ruleset_native_map(). */
 extern const char *const ruleset_native_maps[4];
 /* The native table's sets of addresses under c (trusted4/6, and
- * tracked4/6 with untrack_unwatched): fills names, returns how many. */
+ * tracked4/6 unless untrack_unwatched is false): fills names, returns how many. */
 size_t ruleset_native_sets(const struct config *c, const char *names[4]);
 /* Which map holds a watched entry: 0 swap4, 1 net4, 2 swap6, 3 net6. */
 int ruleset_native_map(const struct config_watched *w);
@@ -70,15 +70,20 @@ int ruleset_native_map(const struct config_watched *w);
  * their own. */
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place);
 
-/* Appends the rules of untrack_unwatched (nothing without it) to cmds,
- * after flushing their chains.  Kept out of the definition: a table
- * defined in place (its maps full) and filled in two transactions would
- * otherwise untrack every packet, watched ones too, while tracked4/6 are
- * still empty; they come once the sets are filled. */
-int ruleset_native_untrack_rules(const struct config *c, json_t *cmds);
+/* Appends to cmds the flush of untrack_unwatched's two chains and, if
+ * on, their rules (nothing when untrack_unwatched is false).  Kept out of
+ * the definition: a table defined in place (its maps full) and filled in
+ * two transactions would otherwise untrack every packet, watched ones
+ * too, while tracked4/6 are still empty; they come once the sets are
+ * filled.  With "auto" the engine turns them on and off as other tables
+ * start or stop using conntrack; ruleset_build has them only when
+ * untrack_unwatched is true. */
+int ruleset_native_untrack_rules(const struct config *c, bool on,
+				 json_t *cmds);
 
 /* Queues on b the operations that replace the elements of the sets of
- * addresses (trusted4/6, and tracked4/6 with untrack_unwatched), as
+ * addresses (trusted4/6, and tracked4/6 unless untrack_unwatched is
+ * false), as
  * merged ranges: sent as a netlink batch with the maps', since libnftables
  * would parse them from JSON, hundreds of thousands at scale. */
 int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b);

@@ -5,8 +5,9 @@
 #
 # usage: at_nmap.sh BUILD_DIR SCAN [MODE] [FAMILY]
 #   SCAN    sS, sT, sF, sN, sX, or sU (native mode only)
-#   MODE    template (the reference's rule files, default), native, or
-#           native-untracked (native with untrack_unwatched)
+#   MODE    template (the reference's rule files, default), native
+#           (untrack_unwatched "auto": unwatched clients untracked), or
+#           native-tracked (untrack_unwatched false: every client tracked)
 #   FAMILY  4 (default) or 6: scan the host's IPv6 address from the
 #           scanners' IPv6 addresses (native mode only)
 SCAN=${2:?scan type}

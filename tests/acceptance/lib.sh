@@ -42,10 +42,11 @@ wait_until 10 $H redis-cli ping
 CFG=$T/configuration.json
 if [ "$MODE" = native ]; then
 	topo_config_native "$CFG"
-elif [ "$MODE" = native-untracked ]; then
-	# Native mode with untrack_unwatched: only watched clients tracked.
+elif [ "$MODE" = native-tracked ]; then
+	# Native mode with untrack_unwatched false: every client tracked, as
+	# "auto" does beside another user of conntrack.
 	topo_config_native "$T/native.json"
-	jq '.nftables_service_configuration.untrack_unwatched = true' "$T/native.json" >"$CFG"
+	jq '.nftables_service_configuration.untrack_unwatched = false' "$T/native.json" >"$CFG"
 else
 	topo_config "$CFG" "$SRC"
 fi

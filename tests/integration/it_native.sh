@@ -214,7 +214,7 @@ start_porthopd "$T/untrack.json"
 tracked4() { nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'; }
 want_tracked='[{"range":["10.0.0.3","10.0.0.4"]},{"prefix":{"addr":"10.9.0.0","len":24}},{"range":["10.9.2.0","10.9.255.255"]}]'
 [ "$(tracked4)" = "$want_tracked" ] || fail "tracked4: $(tracked4)"
-cp "$T/norec.json" "$T/untrack.json"
+jq '.nftables_service_configuration.untrack_unwatched = false' "$T/norec.json" >"$T/untrack.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1
 nsx nft list table inet porthop | grep -E "notrack|raw_|tracked4" && fail "untrack_unwatched off: its rules stayed"

@@ -432,6 +432,66 @@ static void test_generation(void **state)
 	nftio_free(io);
 }
 
+/* Applies an nft script (text) on top of what is there. */
+static void nft_script(const char *text)
+{
+	FILE *f = popen("nft -f -", "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(pclose(f), 0);
+}
+
+/* Who else uses conntrack: not porthop's own table (whose nat chain and
+ * ct state rules are its own business), a filter without ct: nobody; a
+ * ct state rule, a nat chain with no rule, a connection limit inside a
+ * dynamic set update: somebody, named. */
+static void test_conntrack_user(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_batch.json");
+	char who[192];
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 0);
+	assert_string_equal(who, "");
+	/* Under another name, our table is someone else's. */
+	assert_int_equal(nftio_conntrack_user(io, "porthop", who,
+					      sizeof(who)), 1);
+	print_message("  %s\n", who);
+	assert_non_null(strstr(who, "table inet mtd_ports, chain "));
+	nft_script("table ip fw {\n"
+		   " chain input { type filter hook input priority 0;\n"
+		   "  meta mark 1 accept; tcp dport 22 counter accept; }\n}\n");
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 0);
+	nft_script("add rule ip fw input ct state established accept\n");
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 1);
+	assert_string_equal(who, "table ip fw, chain input: ct");
+	nft_script("delete table ip fw\n"
+		   "table ip6 nat6 {\n"
+		   " chain post { type nat hook postrouting priority srcnat; }\n}\n");
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 1);
+	assert_string_equal(who, "table ip6 nat6, chain post: a nat chain");
+	nft_script("delete table ip6 nat6\n"
+		   "table inet lim {\n"
+		   " set s { type ipv4_addr; flags dynamic; }\n"
+		   " chain input { type filter hook input priority 0;\n"
+		   "  add @s { ip saddr ct count over 10 } drop; }\n}\n");
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 1);
+	assert_string_equal(who, "table inet lim, chain input: connlimit");
+	nft_script("delete table inet lim\n");
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+					      sizeof(who)), 0);
+	json_decref(golden);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_interval_sets_netlink),
 		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_generation),
+		cmocka_unit_test(test_conntrack_user),
 	};
 	struct stat self, init;
 

@@ -136,6 +136,9 @@ static void test_reload_deletes_stale_tables(void **state)
 	struct config *next;
 
 	(void)state;
+	/* Another table uses conntrack: untrack_unwatched "auto" adds no
+	 * transaction of its own after the table's. */
+	nftio_recorder_conntrack_user(io, "table ip filter, chain input: ct");
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	next = load("valid/native_udp_only.json");
 	assert_int_equal(engine_reload(e, next, NULL), 0);
@@ -308,6 +311,115 @@ static bool last_has(struct nftio *io, const char *needle)
 	return r;
 }
 
+/* untrack_unwatched "auto" (the default): its rules in force while no
+ * other table uses conntrack, in a transaction after the table's; out as
+ * soon as someone commits a table that does (the quick look), back when
+ * it is gone (the full look after reconciliation).  The switches are
+ * porthop's own commits: reconciliation does not apply anything again. */
+static void test_untrack_auto(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	const struct engine_stats *st = engine_stats(e);
+	size_t applied;
+
+	(void)state;
+	assert_int_equal(config_untrack(engine_config(e)), CONFIG_UNTRACK_AUTO);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 2);
+	assert_true(last_has(io, "\"notrack\""));
+	assert_false(last_has(io, "\"element\""));
+	assert_true(st->untracking);
+	assert_string_equal(st->conntrack_user, "");
+	/* Nobody committed: nothing looked at, nothing changed. */
+	assert_int_equal(engine_untrack_check(e, false, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 2);
+
+	/* Someone loads a table that uses conntrack. */
+	nftio_recorder_conntrack_user(io, "table ip fw, chain input: ct");
+	assert_int_equal(engine_untrack_check(e, false, NULL), 1);
+	assert_int_equal(nftio_recorder_applied(io), 3);
+	assert_true(last_has(io, "{\"flush\":{\"chain\""));
+	assert_false(last_has(io, "\"notrack\""));
+	assert_false(st->untracking);
+	assert_string_equal(st->conntrack_user, "table ip fw, chain input: ct");
+	assert_int_equal(st->untrack_switches, 1);
+	/* Their commit is judged by reconciliation (our table intact), ours
+	 * is not taken for someone else's. */
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, false, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 3);
+	/* Shuffles replace elements only; tracked stays tracked. */
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_false(last_has(io, "\"chain\""));
+	assert_false(st->untracking);
+	applied = nftio_recorder_applied(io);
+	/* A whole apply with the user there: the table alone. */
+	assert_int_equal(engine_reapply(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_false(last_has(io, "\"notrack\""));
+
+	/* The table is gone: the quick look does not turn the rules back
+	 * on (not urgent), the full one does. */
+	nftio_recorder_conntrack_user(io, NULL);
+	assert_int_equal(engine_untrack_check(e, false, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 1);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	assert_true(last_has(io, "\"notrack\""));
+	assert_true(st->untracking);
+	assert_string_equal(st->conntrack_user, "");
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+
+	/* Turning them on refused after a whole apply: the table stays in
+	 * force, every client tracked, and reconciliation tries again. */
+	nftio_recorder_conntrack_user(io, NULL);
+	nftio_recorder_fail_match(io, "\"notrack\"", "refused");
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_reapply(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_false(st->untracking);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, true, NULL), -EIO);
+	nftio_recorder_fail_match(io, NULL, NULL);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 1);
+	assert_true(st->untracking);
+	/* A refused switch leaves the rules as they were, and says so. */
+	nftio_recorder_conntrack_user(io, "table ip fw, chain input: ct");
+	nftio_recorder_fail_next(io, 1, "refused");
+	assert_int_equal(engine_untrack_check(e, false, NULL), -EIO);
+	assert_true(st->untracking);
+	engine_free(e);
+	nftio_free(io);
+}
+
+/* untrack_unwatched true or false: no looking for other users; a reload
+ * to another mode redefines the table (rules with it, or none). */
+static void test_untrack_modes(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_untrack.json"), io);
+
+	(void)state;
+	nftio_recorder_conntrack_user(io, "table ip fw, chain input: ct");
+	assert_int_equal(config_untrack(engine_config(e)), CONFIG_UNTRACK_ON);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 1);
+	assert_true(last_has(io, "\"notrack\""));
+	assert_true(engine_stats(e)->untracking);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
+	assert_int_equal(engine_reload(e, load("valid/native_full.json"), NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), 2);
+	assert_false(last_has(io, "\"notrack\""));
+	assert_false(engine_stats(e)->untracking);
+	engine_free(e);
+	nftio_free(io);
+}
+
 static void test_native_cycle(void **state)
 {
 	struct nftio *io = nftio_new_recorder();
@@ -318,6 +430,7 @@ static void test_native_cycle(void **state)
 
 	(void)state;
 	assert_true(npairs <= 64);
+	nftio_recorder_conntrack_user(io, "table ip filter, chain input: ct");
 	/* The first apply defines the table and fills the maps at once. */
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_true(last_has(io, "{\"add\":{\"table\":{\"family\":\"inet\","
@@ -418,6 +531,8 @@ int main(void)
 		cmocka_unit_test(test_reconcile_big_sets),
 		cmocka_unit_test(test_check_names_the_rule),
 		cmocka_unit_test(test_native_cycle),
+		cmocka_unit_test(test_untrack_auto),
+		cmocka_unit_test(test_untrack_modes),
 		cmocka_unit_test(test_native_stop_removes),
 	};
 	if (chdir(CORPUS_DIR) < 0)

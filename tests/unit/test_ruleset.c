@@ -235,7 +235,7 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 	assert_null(strstr(text, "notrack"));
 	assert_null(strstr(text, "\"element\""));
 	free(text);
-	assert_int_equal(ruleset_native_untrack_rules(c, cmds), 0);
+	assert_int_equal(ruleset_native_untrack_rules(c, true, cmds), 0);
 	assert_int_equal(ruleset_native_set_elements(c, b), 0);
 	elems = nftio_elems_json(b);
 	assert_non_null(elems);
@@ -298,8 +298,11 @@ static void assert_json(json_t *got, const char *want)
 static void test_untrack_unwatched(void **state)
 {
 	struct config *on = load("valid/native_untrack.json");
-	struct config *off = load("valid/native_full.json");
+	struct config *off = load("valid/native_tracked.json");
+	struct config *in_auto = load("valid/native_full.json");
 	struct untrack_count n;
+	json_t *cmds = json_array();
+	char *text;
 
 	(void)state;
 	n = untrack_of(on, false);
@@ -332,6 +335,23 @@ static void test_untrack_unwatched(void **state)
 	assert_int_equal(n.notrack + json_array_size(n.tracked[0]) +
 			 json_array_size(n.tracked[1]), 0);
 	untrack_free(&n);
+	/* "auto", the default: the sets and chains always there, filled
+	 * alike; the rules on (as with true) or off (their chains flushed)
+	 * as the engine decides; none in the batch ruleset_build makes. */
+	n = untrack_of(in_auto, false);
+	assert_int_equal(n.raw_chains, 2);
+	assert_int_equal(n.notrack, 4);
+	assert_int_equal(json_array_size(n.tracked[0]), 4);
+	untrack_free(&n);
+	assert_int_equal(ruleset_native_untrack_rules(in_auto, false, cmds), 0);
+	text = json_dumps(cmds, JSON_COMPACT);
+	assert_string_equal(text, "[{\"flush\":{\"chain\":{\"family\":\"inet\","
+			    "\"table\":\"mtd_ports\",\"name\":\"raw_pre\"}}},"
+			    "{\"flush\":{\"chain\":{\"family\":\"inet\","
+			    "\"table\":\"mtd_ports\",\"name\":\"raw_out\"}}}]");
+	free(text);
+	json_decref(cmds);
+	config_free(in_auto);
 	config_free(on);
 	config_free(off);
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# untrack_unwatched "auto", the default in native mode: unwatched clients
+# are kept out of connection tracking while no other table uses it; a
+# firewall that starts using it (ct state established) is seen within a
+# fraction of a second and unwatched clients are tracked again, so its
+# rules see their replies; gone again, they are untracked again.  The
+# switches are porthop's own commits, not taken for someone else's.
+. "$(dirname "$0")/lib.sh"
+
+cfg=$T/auto.json
+cat >"$cfg" <<JSON
+{
+  "redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,
+    "charset": "utf-8", "decode_responses": true},
+  "redis_subscriber_configuration": {"subscriber_channel_names": ["test_channel_1"]},
+  "nftables_service_configuration": {
+    "max_port_number": 60000,
+    "tcp_ports": [9000],
+    "watched_addresses": [{"ip": "10.0.0.3"}, {"ip": "10.9.0.0/16"}]
+  },
+  "porthopd": {"reconcile_interval_seconds": 1}
+}
+JSON
+sock=$T/control.sock
+PH() { nsx "$PORTHOP" "$@" -s "$sock"; }
+notracks() { nsx nft list table inet porthop | grep -c notrack || true; }
+# An unwatched client (127.0.0.1) talks to the service: banner and echo.
+talks() { echo hello | timeout 4 ip netns exec "$NS" "$BUILD/phsvc" echo 127.0.0.1 9000 | grep -q "ok hello"; }
+# A firewall on input that lets the service in and, for everything else,
+# relies on conntrack: replies to the host's own connections pass only as
+# "established", which an untracked packet never is.
+firewall='table inet fw {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		tcp dport 9000 accept
+		ct state established,related accept
+	}
+}'
+
+nsx "$BUILD/phsvc" serve 9000 &
+start_redis
+start_porthopd "$cfg"
+grep -q 'unwatched clients are untracked (untrack_unwatched "auto": no other table uses connection tracking)' "$T/porthopd.log" \
+	|| fail "no word of the untracked state at start"
+[ "$(notracks)" -eq 4 ] || fail "auto with no other conntrack user: expected 4 notrack rules, found $(notracks)"
+[ "$(PH status --json | jq -r .unwatched_clients.connection_tracking)" = untracked ] || fail "status: $(PH status --json)"
+PH metrics | grep -qx "porthop_unwatched_untracked 1" || fail "metrics: not untracked"
+talks || fail "no firewall: the unwatched client cannot talk to the service"
+pass "auto, alone: unwatched clients untracked (4 notrack rules), said at start, in status and metrics"
+
+# The firewall arrives: within the quick look's quarter second (1 s
+# allowed here) the notrack rules are gone, so its rules see the replies.
+nsx nft -f - <<<"$firewall"
+wait_log "conntrack: table inet fw, chain input: ct uses connection tracking; unwatched clients are tracked again" 1 2
+[ "$(notracks)" -eq 0 ] || fail "a conntrack user came: notrack rules stayed"
+talks || fail "firewall with ct state: the unwatched client cannot talk to the service once tracked"
+st=$(PH status --json)
+[ "$(jq -r .unwatched_clients.connection_tracking <<<"$st")" = tracked ] || fail "status: $st"
+[ "$(jq -r .unwatched_clients.conntrack_user <<<"$st")" = "table inet fw, chain input: ct" ] || fail "status: $st"
+pass "a firewall that uses conntrack: unwatched clients tracked again within a second, and its ct state rules work"
+
+# The same firewall with unwatched clients untracked regardless (true):
+# the host's replies are dropped; what "auto" avoids.
+jq '.nftables_service_configuration.untrack_unwatched = true' "$cfg" >"$T/on.json"
+cp "$cfg" "$T/auto.saved"
+cp "$T/on.json" "$cfg"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 1
+[ "$(notracks)" -eq 4 ] || fail "untrack_unwatched true: expected 4 notrack rules"
+talks && fail "untrack_unwatched true beside a ct state firewall: the client still talks (the test proves nothing)"
+cp "$T/auto.saved" "$cfg"
+kill -HUP "$(cat "$T/porthopd.pid")"
+wait_log "reload applied" 2
+grep -q 'unwatched clients are tracked: table inet fw, chain input: ct uses connection tracking (untrack_unwatched "auto")' "$T/porthopd.log" \
+	|| fail "reload to auto: no word of the tracked state"
+[ "$(notracks)" -eq 0 ] || fail "reload to auto beside the firewall: notrack rules"
+talks || fail "reload to auto: the unwatched client cannot talk"
+pass "the control: with untrack_unwatched true the same firewall cuts the unwatched client off; back to auto it talks"
+
+# The firewall goes: at the next reconciliation (1 s) unwatched clients
+# are untracked again.
+nsx nft delete table inet fw
+wait_log "conntrack: no other table uses connection tracking now; unwatched clients are untracked" 1 5
+[ "$(notracks)" -eq 4 ] || fail "the conntrack user went: expected 4 notrack rules"
+talks || fail "untracked again: the unwatched client cannot talk"
+sleep 2
+[ "$(log_count "had been removed or altered")" -eq 0 ] || fail "porthop took its own switches for someone else's: $(grep altered "$T/porthopd.log")"
+[ "$(PH status --json | jq .reconciliations)" -eq 0 ] || fail "reconciliations: $(PH status --json | jq .reconciliations)"
+PH metrics | grep -qx "porthop_untrack_switches_total 2" || fail "metrics: $(PH metrics | grep untrack)"
+pass "the firewall gone: untracked again at the next reconciliation; no switch taken for someone else's commit"
+
+# A flush of the whole ruleset with the firewall in it: porthop's table
+# is defined anew, and tracks unwatched clients from the start.
+nsx nft -f - <<<"flush ruleset
+$firewall"
+wait_log "reconcile: the rules in force had been removed or altered" 1 5
+[ "$(notracks)" -eq 0 ] || fail "redefined beside a conntrack user: notrack rules"
+talks || fail "redefined beside the firewall: the unwatched client cannot talk"
+[ "$(log_count "conntrack: turning")" -eq 0 ] || fail "a failed switch: $(grep "conntrack: turning" "$T/porthopd.log")"
+stop_porthopd
+pass "a flush ruleset that brings a conntrack user: the table comes back without notrack rules"
