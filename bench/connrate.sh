@@ -37,7 +37,10 @@
 #   round by round.  That takes out what differs between host and the
 #   control hosts (their place on the bridge, the cache): its "no rules"
 #   columns are host's own, and the conntrack columns stay empty.
-#   "native-untracked" is native mode with untrack_unwatched on.
+#   "native" runs with untrack_unwatched "auto", the default (host has no
+#   other table, so unwatched clients are untracked); "native-untracked"
+#   with it true, "native-tracked" with it false (every client tracked,
+#   what "auto" does beside another user of conntrack).
 #   TOGETHER=1: the three hosts measured at the same time rather than one
 #   after the other (see rounds_together); not with "self".
 set -euo pipefail
@@ -228,6 +231,7 @@ config() {
 	shape "$pairs"
 	[ "$mode" = template ] && paths="\"nft_startup_commands_path\": \"$SRC/examples/nft_startup_commands.json\", \"nft_address_rules_path\": \"$SRC/examples/nft_address_rules.json\","
 	[ "$mode" = native-untracked ] && paths="\"untrack_unwatched\": true,"
+	[ "$mode" = native-tracked ] && paths="\"untrack_unwatched\": false,"
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
 	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"

@@ -56,7 +56,7 @@ config() {
 		echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
 		echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
 		echo " \"nftables_service_configuration\": {$paths"
-		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false,"
+		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false, \"untrack_unwatched\": false,"
 		[ "$mode" = untracked ] && echo "  \"untrack_unwatched\": true,"
 		if [ "$mode" != template ] && [ "$TRUSTED" -gt 0 ]; then
 			echo "  \"trusted_addresses\": ["
