@@ -1372,68 +1372,58 @@ static bool ct_own(const struct ct_ctx *d, uint32_t f, const char *table)
 static int ct_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct ct_ctx *d = data;
-	const char *what = NULL, *table = NULL, *name = NULL, *kind = NULL;
+	struct nftnl_chain *c = NULL;
+	struct nftnl_set *s = NULL;
+	struct nftnl_rule *r = NULL;
+	const char *what = NULL, *table = NULL, *name = NULL, *kind;
+	const char *where = d->type == NFT_MSG_GETSET ? "set" : "chain";
 	uint32_t f = 0;
+	int ret = MNL_CB_OK;
 
 	if (d->type == NFT_MSG_GETCHAIN) {
-		struct nftnl_chain *c = nftnl_chain_alloc();
-
-		if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
-			nftnl_chain_free(c);
-			return MNL_CB_ERROR;
-		}
+		if ((c = nftnl_chain_alloc()) == NULL ||
+		    nftnl_chain_nlmsg_parse(nlh, c) < 0)
+			goto error;
 		table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
 		f = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
+		name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
 		kind = nftnl_chain_get_str(c, NFTNL_CHAIN_TYPE);
-		if (!d->found && !ct_own(d, f, table) && kind &&
-		    strcmp(kind, "nat") == 0) {
-			name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
-			snprintf(d->who, d->len, "table %s %s, chain %s: a nat "
-				 "chain", family_name(f), table,
-				 name ? name : "?");
-			d->found = true;
-		}
-		nftnl_chain_free(c);
+		if (kind && strcmp(kind, "nat") == 0)
+			what = "a nat chain";
 	} else if (d->type == NFT_MSG_GETSET) {
-		struct nftnl_set *s = nftnl_set_alloc();
-
-		if (s == NULL || nftnl_set_nlmsg_parse(nlh, s) < 0) {
-			nftnl_set_free(s);
-			return MNL_CB_ERROR;
-		}
+		if ((s = nftnl_set_alloc()) == NULL ||
+		    nftnl_set_nlmsg_parse(nlh, s) < 0)
+			goto error;
 		table = nftnl_set_get_str(s, NFTNL_SET_TABLE);
 		f = nftnl_set_get_u32(s, NFTNL_SET_FAMILY);
-		if (!d->found && !ct_own(d, f, table))
-			nftnl_set_expr_foreach(s, ct_expr_cb, &what);
-		if (what) {
-			name = nftnl_set_get_str(s, NFTNL_SET_NAME);
-			snprintf(d->who, d->len, "table %s %s, set %s: %s",
-				 family_name(f), table, name ? name : "?",
-				 what);
-			d->found = true;
-		}
-		nftnl_set_free(s);
+		name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+		nftnl_set_expr_foreach(s, ct_expr_cb, &what);
 	} else {
-		struct nftnl_rule *r = nftnl_rule_alloc();
-
-		if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
-			nftnl_rule_free(r);
-			return MNL_CB_ERROR;
-		}
+		if ((r = nftnl_rule_alloc()) == NULL ||
+		    nftnl_rule_nlmsg_parse(nlh, r) < 0)
+			goto error;
 		table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
 		f = nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY);
-		if (!d->found && !ct_own(d, f, table))
-			nftnl_expr_foreach(r, ct_expr_cb, &what);
-		if (what) {
-			name = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
-			snprintf(d->who, d->len, "table %s %s, chain %s: %s",
-				 family_name(f), table, name ? name : "?",
-				 what);
-			d->found = true;
-		}
-		nftnl_rule_free(r);
+		name = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+		nftnl_expr_foreach(r, ct_expr_cb, &what);
 	}
-	return MNL_CB_OK;
+	if (what && !d->found && !ct_own(d, f, table)) {
+		snprintf(d->who, d->len, "table %s %s, %s %s: %s",
+			 family_name(f), table ? table : "?", where,
+			 name ? name : "?", what);
+		d->found = true;
+	}
+	goto out;
+error:
+	ret = MNL_CB_ERROR;
+out:
+	if (c)
+		nftnl_chain_free(c);
+	if (s)
+		nftnl_set_free(s);
+	if (r)
+		nftnl_rule_free(r);
+	return ret;
 }
 
 /* iptables-legacy's tables live outside nftables, their rules out of

@@ -7,25 +7,19 @@
 . "$(dirname "$0")/lib.sh"
 
 cfg=$T/native.json
-cat >"$cfg" <<JSON
+native_config "$cfg" <<JSON
 {
-  "redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,
-    "charset": "utf-8", "decode_responses": true},
-  "redis_subscriber_configuration": {"subscriber_channel_names": ["test_channel_1"]},
-  "nftables_service_configuration": {
-    "max_port_number": 60000,
-    "tcp_ports": [22, 80, 443],
-    "udp_ports": [53, 123],
-    "watched_addresses": [
-      {"ip": "10.0.0.3", "tcp_ignore": [22]},
-      {"ip": "10.0.0.4"},
-      {"ip": "10.9.0.0/16", "udp_ignore": [123]},
-      {"ip": "2001:db8::3"},
-      {"ip": "2001:db8:1::/48"}
-    ],
-    "trusted_addresses": ["10.9.1.0/24"]
-  },
-  "porthopd": {"reconcile_interval_seconds": 1}
+  "max_port_number": 60000,
+  "tcp_ports": [22, 80, 443],
+  "udp_ports": [53, 123],
+  "watched_addresses": [
+    {"ip": "10.0.0.3", "tcp_ignore": [22]},
+    {"ip": "10.0.0.4"},
+    {"ip": "10.9.0.0/16", "udp_ignore": [123]},
+    {"ip": "2001:db8::3"},
+    {"ip": "2001:db8:1::/48"}
+  ],
+  "trusted_addresses": ["10.9.1.0/24"]
 }
 JSON
 

@@ -8,17 +8,11 @@
 . "$(dirname "$0")/lib.sh"
 
 cfg=$T/auto.json
-cat >"$cfg" <<JSON
+native_config "$cfg" <<JSON
 {
-  "redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,
-    "charset": "utf-8", "decode_responses": true},
-  "redis_subscriber_configuration": {"subscriber_channel_names": ["test_channel_1"]},
-  "nftables_service_configuration": {
-    "max_port_number": 60000,
-    "tcp_ports": [9000],
-    "watched_addresses": [{"ip": "10.0.0.3"}, {"ip": "10.9.0.0/16"}]
-  },
-  "porthopd": {"reconcile_interval_seconds": 1}
+  "max_port_number": 60000,
+  "tcp_ports": [9000],
+  "watched_addresses": [{"ip": "10.0.0.3"}, {"ip": "10.9.0.0/16"}]
 }
 JSON
 sock=$T/control.sock

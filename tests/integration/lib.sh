@@ -128,6 +128,18 @@ stop_porthopd() {
 	[ $rc -eq 0 ] || fail "porthopd exited with status $rc"
 }
 
+# native_config FILE: a native-mode configuration whose
+# nftables_service_configuration is standard input (a JSON object), with
+# Redis on 127.0.0.1:6379, channel test_channel_1, and reconciliation
+# every second.
+native_config() {
+	jq '{redis_connection_configuration: {host: "127.0.0.1", port: 6379,
+		db: 0, charset: "utf-8", decode_responses: true},
+	     redis_subscriber_configuration: {subscriber_channel_names: ["test_channel_1"]},
+	     nftables_service_configuration: .,
+	     porthopd: {reconcile_interval_seconds: 1}}' >"$1"
+}
+
 # write_config FILE MAX_PORT WATCHED_JSON [TCP_PORTS_JSON] [REDIS_PORT]
 write_config() {
 	cat >"$1" <<JSON
