@@ -7,7 +7,7 @@ PACKAGES=(
 	libnftables-dev libnftnl-dev libmnl-dev libjansson-dev libhiredis-dev
 	libevent-dev libsodium-dev
 	libcmocka-dev
-	nftables iproute2 redis-server redis-tools nmap jq
+	nftables iproute2 redis-server redis-tools nmap jq iptables
 	valgrind clang libclang-rt-14-dev systemd socat util-linux mandoc
 	debhelper dpkg-dev lintian fakeroot git
 	procps psmisc

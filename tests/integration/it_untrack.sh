@@ -6,6 +6,7 @@
 # rules see their replies; gone again, they are untracked again.  The
 # switches are porthop's own commits, not taken for someone else's.
 . "$(dirname "$0")/lib.sh"
+command -v iptables-nft >/dev/null || fail "iptables is not installed (scripts/deps.sh installs it)"
 
 cfg=$T/auto.json
 native_config "$cfg" <<JSON
@@ -82,6 +83,31 @@ sleep 2
 [ "$(PH status --json | jq .reconciliations)" -eq 0 ] || fail "reconciliations: $(PH status --json | jq .reconciliations)"
 PH metrics | grep -qx "porthop_untrack_switches_total 2" || fail "metrics: $(PH metrics | grep untrack)"
 pass "the firewall gone: untracked again at the next reconciliation; no switch taken for someone else's commit"
+
+# iptables: iptables-nft's rules are nftables rules (its conntrack match
+# is a ct expression); a compat match that nftables cannot express is
+# counted unseen; an iptables-legacy table is counted, its rules out of
+# nftables' sight (and it moves no generation: the full look at the next
+# reconciliation sees it).
+# (iptables-nft 1.8.9 sends it as the compat match xt_conntrack, which
+# nft lists as "ct state established".)
+nsx iptables-nft -A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
+wait_log "conntrack: table ip filter, chain INPUT: match uses connection tracking" 1 2
+nsx iptables-nft -F INPUT
+nsx iptables-nft -A INPUT -m recent --name seen --set
+sleep 2.5
+[ "$(notracks)" -eq 0 ] || fail "an iptables-nft compat match: untracked again"
+[ "$(PH status --json | jq -r .unwatched_clients.conntrack_user)" = "table ip filter, chain INPUT: match" ] \
+	|| fail "compat match: $(PH status --json | jq -c .unwatched_clients)"
+nsx nft delete table ip filter
+wait_log "conntrack: no other table uses connection tracking now" 2 5
+if nsx iptables-legacy -L -n >/dev/null 2>&1; then
+	wait_log "conntrack: iptables-legacy table filter (IPv4) uses connection tracking" 1 5
+	[ "$(notracks)" -eq 0 ] || fail "an iptables-legacy table: notrack rules stayed"
+	pass "iptables-nft's conntrack match and compat matches, and an iptables-legacy table, count as users of conntrack"
+else
+	pass "iptables-nft's conntrack match and compat matches count as users of conntrack (iptables-legacy not available here: its check skipped)"
+fi
 
 # A flush of the whole ruleset with the firewall in it: porthop's table
 # is defined anew, and tracks unwatched clients from the start.
