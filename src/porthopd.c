@@ -644,7 +644,19 @@ static void stop_rules(struct porthopd *p)
 	int r;
 
 	if (config_mode(c) != CONFIG_MODE_NATIVE || !config_remove_on_stop(c)) {
-		log_info("the rules in force stay in the kernel");
+		bool untracking = engine_stats(p->engine)->untracking;
+
+		r = engine_stop(p->engine, &err);
+		if (r < 0)
+			log_warnx("taking untrack_unwatched's rules out failed: "
+				  "%s", err ? err : "?");
+		log_info("the rules in force stay in the kernel%s",
+			 untracking && r == 0 &&
+			 !engine_stats(p->engine)->untracking ?
+			 ", unwatched clients tracked (untrack_unwatched "
+			 "\"auto\" has nobody to watch for other users of "
+			 "conntrack)" : "");
+		free(err);
 		return;
 	}
 	r = engine_stop(p->engine, &err);

@@ -918,9 +918,19 @@ int engine_stop(struct engine *e, char **ret_error)
 	json_t *batch;
 	int r;
 
-	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE ||
-	    !config_remove_on_stop(e->cfg) || !e->native_ready)
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready)
 		return 0;
+	if (!config_remove_on_stop(e->cfg)) {
+		/* The table stays, with nobody to take "auto"'s untracking
+		 * out when another table starts using conntrack: out now. */
+		if (config_untrack(e->cfg) != CONFIG_UNTRACK_AUTO ||
+		    !e->stats.untracking)
+			return 0;
+		r = apply_untrack_rules(e, e->cfg, false, ret_error);
+		if (r == 0)
+			e->stats.untracking = false;
+		return r;
+	}
 	batch = ruleset_batch_new(e->cfg, false);
 	if (batch == NULL ||
 	    ruleset_native_teardown(e->cfg, ruleset_commands(batch)) < 0) {

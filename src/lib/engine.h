@@ -92,8 +92,10 @@ int engine_reconcile(struct engine *e, char **ret_error);
  * a negative errno. */
 int engine_untrack_check(struct engine *e, bool all, char **ret_error);
 
-/* Native mode with remove_table_on_stop: deletes porthop's table.  Does
- * nothing otherwise.  Returns 0, 1 if the table was gone already, or a
+/* Native mode with remove_table_on_stop: deletes porthop's table.
+ * Without it, the table stays, but untrack_unwatched "auto"'s rules are
+ * taken out (nobody would take them out when another table starts using
+ * conntrack).  Does nothing otherwise.  Returns 0, 1 if the table was gone already, or a
  * negative errno with *ret_error. */
 int engine_stop(struct engine *e, char **ret_error);
 

@@ -43,6 +43,22 @@ PH metrics | grep -qx "porthop_unwatched_untracked 1" || fail "metrics: not untr
 talks || fail "no firewall: the unwatched client cannot talk to the service"
 pass "auto, alone: unwatched clients untracked (4 notrack rules), said at start, in status and metrics"
 
+# Stopped with its table kept, porthopd takes "auto"'s untracking out:
+# nobody would be left to do it when another table starts using conntrack.
+jq '.nftables_service_configuration.remove_table_on_stop = false' "$cfg" >"$T/keep.json"
+stop_porthopd
+: >"$T/porthopd.log"
+start_porthopd "$T/keep.json"
+[ "$(notracks)" -eq 4 ] || fail "restarted with a kept table: expected 4 notrack rules"
+stop_porthopd
+grep -q "the rules in force stay in the kernel, unwatched clients tracked" "$T/porthopd.log" || fail "stop with the table kept: $(tail -2 "$T/porthopd.log")"
+nsx nft list table inet porthop >/dev/null || fail "remove_table_on_stop false: the table is gone"
+[ "$(notracks)" -eq 0 ] || fail "stopped with the table kept: notrack rules stayed"
+nsx nft delete table inet porthop
+: >"$T/porthopd.log"
+start_porthopd "$cfg"
+pass "a clean stop that keeps the table takes the untrack rules out"
+
 # The firewall arrives: within the quick look's quarter second (1 s
 # allowed here) the notrack rules are gone, so its rules see the replies.
 nsx nft -f - <<<"$firewall"

@@ -519,6 +519,29 @@ static void test_native_stop_removes(void **state)
 	nftio_free(io);
 }
 
+/* A table kept on stop keeps its mapping, not "auto"'s untracking: with
+ * porthopd gone, nobody would take it out for another table's sake. */
+static void test_native_stop_keeps(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	size_t applied;
+
+	(void)state;
+	assert_false(config_remove_on_stop(engine_config(e)));
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_true(engine_stats(e)->untracking);
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_stop(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_true(last_has(io, "{\"flush\":{\"chain\""));
+	assert_false(last_has(io, "\"notrack\""));
+	assert_false(last_has(io, "\"delete\""));
+	assert_false(engine_stats(e)->untracking);
+	engine_free(e);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_untrack_auto),
 		cmocka_unit_test(test_untrack_modes),
 		cmocka_unit_test(test_native_stop_removes),
+		cmocka_unit_test(test_native_stop_keeps),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
