@@ -40,6 +40,7 @@ grep -q 'unwatched clients are untracked (untrack_unwatched "auto": no other tab
 [ "$(notracks)" -eq 4 ] || fail "auto with no other conntrack user: expected 4 notrack rules, found $(notracks)"
 [ "$(PH status --json | jq -r .unwatched_clients.connection_tracking)" = untracked ] || fail "status: $(PH status --json)"
 PH metrics | grep -qx "porthop_unwatched_untracked 1" || fail "metrics: not untracked"
+PH status | grep -qx "unwatched        untracked (untrack_unwatched auto)" || fail "porthop status: $(PH status)"
 talks || fail "no firewall: the unwatched client cannot talk to the service"
 pass "auto, alone: unwatched clients untracked (4 notrack rules), said at start, in status and metrics"
 
@@ -68,6 +69,8 @@ talks || fail "firewall with ct state: the unwatched client cannot talk to the s
 st=$(PH status --json)
 [ "$(jq -r .unwatched_clients.connection_tracking <<<"$st")" = tracked ] || fail "status: $st"
 [ "$(jq -r .unwatched_clients.conntrack_user <<<"$st")" = "table inet fw, chain input: ct" ] || fail "status: $st"
+PH status | grep -qx "unwatched        tracked (untrack_unwatched auto): conntrack used by table inet fw, chain input: ct" \
+	|| fail "porthop status: $(PH status)"
 pass "a firewall that uses conntrack: unwatched clients tracked again within a second, and its ct state rules work"
 
 # The same firewall with unwatched clients untracked regardless (true):
