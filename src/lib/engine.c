@@ -34,8 +34,13 @@ struct engine {
 	size_t verify_next;
 	bool verifying;
 	/* untrack_unwatched "auto": the generation the last look for other
-	 * users of conntrack saw. */
+	 * users of conntrack saw, and what the ruleset held then (looked at
+	 * again only once it moves). */
 	uint32_t watch_gen;
+	uint32_t look_gen;
+	bool have_look;
+	int look_user;
+	char look_who[ENGINE_WHO_MAX];
 };
 
 /* Up to this many pairs the maps' digest is taken right after each apply
@@ -309,12 +314,28 @@ static bool untrack_wanted(struct engine *e, const struct config *cfg)
 {
 	char *who = e->stats.conntrack_user;
 	size_t len = sizeof(e->stats.conntrack_user);
+	const char *t = config_table_name(cfg);
+	uint32_t gen = 0;
+	bool have_gen;
 	int r;
 
 	who[0] = '\0';
 	if (config_untrack(cfg) != CONFIG_UNTRACK_AUTO)
 		return config_untrack(cfg) == CONFIG_UNTRACK_ON;
-	r = nftio_conntrack_user(e->io, config_table_name(cfg), who, len);
+	/* The ruleset, unless nobody committed since the last look. */
+	have_gen = nftio_generation(e->io, &gen) == 0;
+	if (!have_gen || !e->have_look || gen != e->look_gen) {
+		e->look_user = nftio_conntrack_user(e->io, t, NFTIO_CT_RULESET,
+						    e->look_who,
+						    sizeof(e->look_who));
+		e->look_gen = gen;
+		e->have_look = have_gen && e->look_user >= 0;
+	}
+	r = e->look_user;
+	if (r != 0)
+		snprintf(who, len, "%s", e->look_who);
+	if (r == 0)
+		r = nftio_conntrack_user(e->io, t, NFTIO_CT_LEGACY, who, len);
 	if (r < 0)
 		snprintf(who, len, "unknown (the ruleset could not be read: "
 			 "%s)", strerror(-r));

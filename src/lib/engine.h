@@ -18,6 +18,8 @@
 
 struct engine;
 
+#define ENGINE_WHO_MAX 192
+
 struct engine_stats {
 	uint64_t shuffles;	/* applied successfully */
 	uint64_t failures;	/* attempts the kernel refused */
@@ -37,7 +39,7 @@ struct engine_stats {
 	bool last_redefined;	/* native: the table was gone, defined anew */
 	bool untracking;	/* native: untrack_unwatched's rules in force */
 	uint64_t untrack_switches; /* ... turned on or off by "auto" */
-	char conntrack_user[192]; /* "auto": the other table that uses
+	char conntrack_user[ENGINE_WHO_MAX]; /* "auto": what uses
 				 * conntrack, as last seen, or "" */
 };
 

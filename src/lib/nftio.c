@@ -70,6 +70,7 @@ struct nftio {
 	char *salted;			/* ... for this map or set */
 	bool tampered;			/* ... and not applied since */
 	char *ct_user;			/* what conntrack_user answers */
+	size_t ct_looks;		/* ... and how often for the ruleset */
 };
 
 /* Folds libnftables' multi-line messages into one line and drops the
@@ -1454,8 +1455,8 @@ static bool legacy_table(char *who, size_t len)
 	return false;
 }
 
-int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
-			 size_t len)
+int nftio_conntrack_user(struct nftio *io, const char *table, int where,
+			 char *who, size_t len)
 {
 	static const uint16_t types[] = {
 		NFT_MSG_GETCHAIN, NFT_MSG_GETSET, NFT_MSG_GETRULE
@@ -1466,11 +1467,13 @@ int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
 	if (len)
 		who[0] = '\0';
 	if (io->nft == NULL) {
-		if (io->ct_user)
+		io->ct_looks += (where & NFTIO_CT_RULESET) != 0;
+		if (io->ct_user && (where & NFTIO_CT_RULESET))
 			snprintf(who, len, "%s", io->ct_user);
-		return io->ct_user != NULL;
+		return io->ct_user != NULL && (where & NFTIO_CT_RULESET);
 	}
-	for (size_t i = 0; r == 0 && i < 3; i++) {
+	for (size_t i = 0; r == 0 && (where & NFTIO_CT_RULESET) && i < 3;
+	     i++) {
 		struct ct_ctx d = { types[i], table, who, len, false };
 		uint32_t seq = io->seq++;
 		struct nlmsghdr *nlh;
@@ -1481,7 +1484,12 @@ int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
 			return -EIO;
 		r = d.found;
 	}
-	return r ? 1 : legacy_table(who, len);
+	return r ? 1 : (where & NFTIO_CT_LEGACY) && legacy_table(who, len);
+}
+
+size_t nftio_recorder_conntrack_looks(const struct nftio *io)
+{
+	return io->ct_looks;
 }
 
 void nftio_recorder_conntrack_user(struct nftio *io, const char *who)

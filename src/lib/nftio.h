@@ -129,15 +129,18 @@ int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b);
 int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
 		    json_t **ret, char **ret_error);
 
-/* Whether a table other than porthop's own (inet `table`) uses
- * connection tracking: a nat chain, a ct expression, NAT, flow offload,
- * connection limits, ct objects, iptables-nft compat matches (counted
- * unseen), or an iptables-legacy table in this network namespace.
- * Returns 1 and names the first one found in who (up to len bytes), 0 if
- * none, or a negative errno.  The recorder answers what
- * nftio_recorder_conntrack_user set. */
-int nftio_conntrack_user(struct nftio *io, const char *table, char *who,
-			 size_t len);
+/* Who else uses connection tracking, looked for where `where` says
+ * (NFTIO_CT_RULESET, NFTIO_CT_LEGACY or both): in the ruleset, a table
+ * other than porthop's own (inet `table`) with a nat chain, a ct
+ * expression, NAT, flow offload, connection limits, ct objects or
+ * iptables-nft compat matches (counted unseen); outside it, an
+ * iptables-legacy table in this network namespace (which moves no
+ * generation).  Returns 1 and names the first one found in who (up to len
+ * bytes), 0 if none, or a negative errno.  The recorder answers, for the
+ * ruleset, what nftio_recorder_conntrack_user set. */
+enum { NFTIO_CT_RULESET = 1, NFTIO_CT_LEGACY = 2 };
+int nftio_conntrack_user(struct nftio *io, const char *table, int where,
+			 char *who, size_t len);
 
 /* Recorder only: how many batches were accepted (dry runs not counted),
  * how many dry runs were asked for, the last accepted batch (borrowed, NULL
@@ -154,6 +157,9 @@ void nftio_recorder_fail_match(struct nftio *io, const char *needle,
  * (who) or removed it (NULL): what nftio_conntrack_user answers; the
  * generation moves. */
 void nftio_recorder_conntrack_user(struct nftio *io, const char *who);
+/* Recorder only: how many times nftio_conntrack_user looked at the
+ * ruleset. */
+size_t nftio_recorder_conntrack_looks(const struct nftio *io);
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);

@@ -454,27 +454,27 @@ static void test_conntrack_user(void **state)
 
 	(void)state;
 	golden_alone(io, golden);
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 0);
 	assert_string_equal(who, "");
 	/* Under another name, our table is someone else's. */
-	assert_int_equal(nftio_conntrack_user(io, "porthop", who,
+	assert_int_equal(nftio_conntrack_user(io, "porthop", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 1);
 	print_message("  %s\n", who);
 	assert_non_null(strstr(who, "table inet mtd_ports, chain "));
 	nft_script("table ip fw {\n"
 		   " chain input { type filter hook input priority 0;\n"
 		   "  meta mark 1 accept; tcp dport 22 counter accept; }\n}\n");
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 0);
 	nft_script("add rule ip fw input ct state established accept\n");
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 1);
 	assert_string_equal(who, "table ip fw, chain input: ct");
 	nft_script("delete table ip fw\n"
 		   "table ip6 nat6 {\n"
 		   " chain post { type nat hook postrouting priority srcnat; }\n}\n");
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 1);
 	assert_string_equal(who, "table ip6 nat6, chain post: a nat chain");
 	nft_script("delete table ip6 nat6\n"
@@ -482,11 +482,11 @@ static void test_conntrack_user(void **state)
 		   " set s { type ipv4_addr; flags dynamic; }\n"
 		   " chain input { type filter hook input priority 0;\n"
 		   "  add @s { ip saddr ct count over 10 } drop; }\n}\n");
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 1);
 	assert_string_equal(who, "table inet lim, chain input: connlimit");
 	nft_script("delete table inet lim\n");
-	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", who,
+	assert_int_equal(nftio_conntrack_user(io, "mtd_ports", NFTIO_CT_RULESET, who,
 					      sizeof(who)), 0);
 	json_decref(golden);
 	nftio_free(io);

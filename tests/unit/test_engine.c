@@ -321,7 +321,7 @@ static void test_untrack_auto(void **state)
 	struct nftio *io = nftio_new_recorder();
 	struct engine *e = engine_new(load("valid/native_full.json"), io);
 	const struct engine_stats *st = engine_stats(e);
-	size_t applied;
+	size_t applied, looks;
 
 	(void)state;
 	assert_int_equal(config_untrack(engine_config(e)), CONFIG_UNTRACK_AUTO);
@@ -331,15 +331,22 @@ static void test_untrack_auto(void **state)
 	assert_false(last_has(io, "\"element\""));
 	assert_true(st->untracking);
 	assert_string_equal(st->conntrack_user, "");
-	/* Nobody committed: nothing looked at, nothing changed. */
+	/* Nobody committed: nothing changed; the ruleset is looked at
+	 * again only once the generation has moved (here: by our own
+	 * untrack rules, after the first look). */
 	assert_int_equal(engine_untrack_check(e, false, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
+	looks = nftio_recorder_conntrack_looks(io);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 2);
+	assert_int_equal(nftio_recorder_conntrack_looks(io), looks);
 
 	/* Someone loads a table that uses conntrack. */
 	nftio_recorder_conntrack_user(io, "table ip fw, chain input: ct");
 	assert_int_equal(engine_untrack_check(e, false, NULL), 1);
+	assert_int_equal(nftio_recorder_conntrack_looks(io), looks + 1);
 	assert_int_equal(nftio_recorder_applied(io), 3);
 	assert_true(last_has(io, "{\"flush\":{\"chain\""));
 	assert_false(last_has(io, "\"notrack\""));
