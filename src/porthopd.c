@@ -365,11 +365,16 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 	free(err);
 }
 
+/* The quick look runs only where it has something to do. */
 static void arm_untrack(struct porthopd *p)
 {
+	const struct config *c = engine_config(p->engine);
 	struct timeval tv = { 0, UNTRACK_WATCH_MS * 1000 };
 
-	evtimer_add(p->untrack_ev, &tv);
+	event_del(p->untrack_ev);
+	if (config_mode(c) == CONFIG_MODE_NATIVE &&
+	    config_untrack(c) == CONFIG_UNTRACK_AUTO)
+		evtimer_add(p->untrack_ev, &tv);
 }
 
 static void arm_reconcile(struct porthopd *p)
@@ -591,6 +596,7 @@ static int reload(struct porthopd *p, char **ret_error)
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
 	log_untrack_state(p);
+	arm_untrack(p);
 	arm_reconcile(p);
 	if (make_auth(p, c) < 0)
 		log_warnx("reload: out of memory for trigger authentication; "
