@@ -207,77 +207,88 @@ static size_t spans_of(struct span *sp, const struct config *c, bool trusted,
 	return spans_merge(sp, k);
 }
 
+/* The trusted networks of one family, sorted and merged. */
+struct trusted_spans {
+	struct span *sp;
+	size_t n;
+};
+
 /* Queues the elements of tracked4 (f 0) or tracked6 (f 1): the watched
- * networks minus the trusted ones, as merged ranges, so that a single
- * lookup tells a packet to track from one not to.  Both lists sorted and
- * disjoint: one pass. */
-static int tracked_elems(const struct config *c, int f, struct nftio_elems *b)
+ * networks minus the trusted ones (ts), as merged ranges, so that a
+ * single lookup tells a packet to track from one not to.  Both lists
+ * sorted and disjoint: one pass. */
+static int tracked_elems(const struct config *c, int f,
+			 const struct trusted_spans *ts, struct nftio_elems *b)
 {
 	int family = f ? AF_INET6 : AF_INET;
 	const char *set = untrack_sets[f];
-	size_t nw = config_watched_count(c), nt = config_trusted_count(c);
+	size_t nw = config_watched_count(c), j = 0;
 	struct span *ws = malloc((nw + 1) * sizeof(*ws));
-	struct span *ts = malloc((nt + 1) * sizeof(*ts));
-	size_t j = 0;
-	int r = ws && ts ? nftio_elems_flush_set(b, set) : -ENOMEM;
+	int r = ws ? nftio_elems_flush_set(b, set) : -ENOMEM;
 
 	if (r < 0)
 		goto out;
 	nw = spans_of(ws, c, false, nw, family);
-	nt = spans_of(ts, c, true, nt, family);
 	for (size_t i = 0; r == 0 && i < nw; i++) {
 		struct span cur = ws[i];
 		bool left = true;
 
-		while (j < nt && ts[j].hi < cur.lo)
+		while (j < ts->n && ts->sp[j].hi < cur.lo)
 			j++;
-		for (size_t k = j; r == 0 && left && k < nt &&
-				   ts[k].lo <= cur.hi; k++) {
-			if (ts[k].lo > cur.lo)
+		for (size_t k = j; r == 0 && left && k < ts->n &&
+				   ts->sp[k].lo <= cur.hi; k++) {
+			if (ts->sp[k].lo > cur.lo)
 				r = push_span(b, set, family, &(struct span){
-					cur.lo, ts[k].lo - 1 });
-			if (ts[k].hi >= cur.hi)
+					cur.lo, ts->sp[k].lo - 1 });
+			if (ts->sp[k].hi >= cur.hi)
 				left = false;
 			else
-				cur.lo = ts[k].hi + 1;
+				cur.lo = ts->sp[k].hi + 1;
 		}
 		if (r == 0 && left)
 			r = push_span(b, set, family, &cur);
 	}
 out:
 	free(ws);
-	free(ts);
 	return r;
 }
 
 /* Queues the elements of trusted4 (f 0) or trusted6 (f 1): the trusted
  * networks as merged ranges (the configuration refuses overlaps; touching
  * entries become one range, as nft's auto-merge would make them). */
-static int trusted_elems(const struct config *c, int f, struct nftio_elems *b)
+static int trusted_elems(int f, const struct trusted_spans *ts,
+			 struct nftio_elems *b)
 {
-	int family = f ? AF_INET6 : AF_INET;
 	const char *set = f ? "trusted6" : "trusted4";
-	size_t n = config_trusted_count(c);
-	struct span *ts = malloc((n + 1) * sizeof(*ts));
-	int r = ts ? nftio_elems_flush_set(b, set) : -ENOMEM;
+	int r = nftio_elems_flush_set(b, set);
 
-	if (r == 0)
-		n = spans_of(ts, c, true, n, family);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = push_span(b, set, family, &ts[i]);
-	free(ts);
+	for (size_t i = 0; r == 0 && i < ts->n; i++)
+		r = push_span(b, set, f ? AF_INET6 : AF_INET, &ts->sp[i]);
 	return r;
 }
 
 int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
 {
+	size_t n = config_trusted_count(c);
+	struct trusted_spans ts[2];
 	int r = 0;
 
+	/* Sorted once, for both kinds of set. */
+	for (int f = 0; f < 2; f++) {
+		ts[f].sp = malloc((n + 1) * sizeof(*ts[f].sp));
+		if (ts[f].sp == NULL)
+			r = -ENOMEM;
+		else
+			ts[f].n = spans_of(ts[f].sp, c, true, n,
+					   f ? AF_INET6 : AF_INET);
+	}
 	for (int f = 0; r == 0 && f < 2; f++)
-		r = trusted_elems(c, f, b);
+		r = trusted_elems(f, &ts[f], b);
 	for (int f = 0; r == 0 && config_untrack(c) != CONFIG_UNTRACK_OFF &&
 			f < 2; f++)
-		r = tracked_elems(c, f, b);
+		r = tracked_elems(c, f, &ts[f], b);
+	free(ts[0].sp);
+	free(ts[1].sp);
 	return r;
 }
 
