@@ -1,4 +1,11 @@
-# Sourced by the benchmark scripts.
+# Sourced by the benchmark scripts: SRC is the source tree.
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# bench_build [BUILD_DIR]: BUILD (default $SRC/build), and the note below.
+bench_build() {
+	BUILD=$(cd "${1:-$SRC/build}" && pwd)
+	bench_build_note "$BUILD"
+}
 
 # bench_build_note BUILD_DIR: says which build the figures come from;
 # they mean something only from an optimised one.

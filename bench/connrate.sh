@@ -44,10 +44,8 @@
 #   TOGETHER=1: the three hosts measured at the same time rather than one
 #   after the other (see rounds_together); not with "self".
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
-. "$SRC/bench/common.sh"
-bench_build_note "$BUILD"
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
 SECS=${2:-2}
 ROUNDS=${3:-9}
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}

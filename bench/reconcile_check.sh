@@ -13,10 +13,8 @@
 # usage: bench/reconcile_check.sh [BUILD_DIR] [SIZES...]
 #   default sizes (pairs, 1,000 ports per address): 10000 100000 200000 1000000
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
-. "$SRC/bench/common.sh"
-bench_build_note "$BUILD"
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
 shift || true
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10000 100000 200000 1000000)
 RUNS=${RUNS:-5}

@@ -26,12 +26,9 @@
 #   gives; adds the column "start" (native: the first apply, which fills
 #   the sets)
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
-. "$SRC/bench/common.sh"
-bench_build_note "$BUILD"
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
 shift || true
-SIZES=("${@:-10 1000 10000 100000 1000000}")
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 1000 10000 100000 1000000)
 TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 JSON_MAX=${JSON_MAX:-100000}

@@ -7,10 +7,8 @@
 #
 # usage: bench/trigger_latency.sh [BUILD_DIR] [RUNS]
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
-. "$SRC/bench/common.sh"
-bench_build_note "$BUILD"
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
 RUNS=${2:-7}
 bench_ns_up
 

@@ -11,13 +11,11 @@
 # usage: bench/untrack_switch.sh [BUILD_DIR] [ROUNDS] [PAIRS...]
 #   (1,000 ports on each of PAIRS/1000 addresses; default 10000 100000)
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
 ROUNDS=${2:-10}
 shift 2 || true
 SIZES=${*:-10000 100000}
-. "$SRC/bench/common.sh"
-bench_build_note "$BUILD"
 bench_ns_up
 
 config() {
