@@ -48,9 +48,9 @@ struct engine {
  * Above, the maps' elements are not checked: the kernel restarts its walk
  * of a set for every message of a dump, so a dump's cost grows with the
  * square of the elements (0.7 to 1 s at 100,000 pairs).  The address sets
- * are checked on their own up to as many ranges, whatever the pairs:
- * they are what keeps a watched address redirected (tracked4/6) or a
- * trusted one untouched, and usually far fewer. */
+ * are checked on their own up to as many entries, whatever the pairs (see
+ * checked_sets): they are what keeps a watched address redirected
+ * (tracked4/6) or a trusted one untouched, and usually far fewer. */
 #define ELEMENT_CHECK_MAX 20000
 
 /* Maps without a digest are checked element by element instead, once
@@ -484,14 +484,22 @@ static int digest_of(struct engine *e, const char *const *names, size_t n,
 	return 0;
 }
 
-/* How many ranges the address sets hold at most under c. */
-static size_t set_ranges_max(const struct config *c)
+/* The address sets reconciliation digests under c (see ELEMENT_CHECK_MAX):
+ * each pair of them whose ranges are few enough at most, trusted4/6
+ * (the trusted networks) and tracked4/6 (the watched networks, cut by the
+ * trusted ones), so that a long watched list leaves the trusted sets
+ * checked.  Fills names, returns how many. */
+static size_t checked_sets(const struct config *c, const char *names[4])
 {
-	size_t n = config_trusted_count(c);
+	const char *all[4];
+	size_t n = ruleset_native_sets(c, all), k = 0;
+	size_t trusted = config_trusted_count(c);
 
-	if (config_untrack(c) != CONFIG_UNTRACK_OFF)
-		n += config_watched_count(c) + config_trusted_count(c);
-	return n;
+	for (size_t i = 0; i < n; i++)
+		if (i < 2 ? trusted <= ELEMENT_CHECK_MAX :
+			    config_watched_count(c) + trusted <= ELEMENT_CHECK_MAX)
+			names[k++] = all[i];
+	return k;
 }
 
 /* Takes the digests reconciliation compares with, those it lacks and
@@ -499,7 +507,7 @@ static size_t set_ranges_max(const struct config *c)
 static void take_elements_digest(struct engine *e)
 {
 	const char *names[4];
-	size_t n = ruleset_native_sets(e->cfg, names);
+	size_t n = checked_sets(e->cfg, names);
 	bool maps, sets;
 	struct timespec t0;
 
@@ -509,7 +517,7 @@ static void take_elements_digest(struct engine *e)
 		return;
 	maps = !e->have_map_digest &&
 	       config_pair_count(e->cfg) <= ELEMENT_CHECK_MAX;
-	sets = !e->have_set_digest && set_ranges_max(e->cfg) <= ELEMENT_CHECK_MAX;
+	sets = !e->have_set_digest && n > 0;
 	if (!maps && !sets)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -549,7 +557,7 @@ static bool verify_step(struct engine *e)
 static bool elements_changed(struct engine *e, bool sets)
 {
 	const char *names[4];
-	size_t n = ruleset_native_sets(e->cfg, names);
+	size_t n = checked_sets(e->cfg, names);
 	uint64_t d;
 
 	if (sets)

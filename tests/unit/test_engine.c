@@ -168,9 +168,11 @@ static void test_reload_deletes_stale_tables(void **state)
 	nftio_free(io);
 }
 
-/* A native configuration of 21,000 pairs written to a temporary file,
- * trusting `trusted` (a JSON array), with untrack_unwatched or not. */
-static struct config *load_big(const char *trusted, bool untrack)
+/* A native configuration of naddr watched addresses (10.0.1.1 on) with
+ * nports TCP ports each, written to a temporary file, trusting `trusted` (a JSON
+ * array), with untrack_unwatched `untrack` (JSON; NULL: the default). */
+static struct config *load_shape(const char *trusted, const char *untrack,
+				 int naddr, int nports)
 {
 	char path[] = "/tmp/porthop-test-big.XXXXXX";
 	int fd = mkstemp(path);
@@ -183,19 +185,27 @@ static struct config *load_big(const char *trusted, bool untrack)
 		" \"decode_responses\": true},"
 		" \"redis_subscriber_configuration\": {\"subscriber_channel_names\":"
 		" [\"c\"]}, \"nftables_service_configuration\": {"
-		" \"max_port_number\": 65535, \"trusted_addresses\": %s,"
-		" \"untrack_unwatched\": %s, \"tcp_ports\": [", trusted,
-		untrack ? "true" : "false");
-	for (int p = 1; p <= 1000; p++)
+		" \"max_port_number\": 65535, \"trusted_addresses\": %s,", trusted);
+	if (untrack)
+		fprintf(f, " \"untrack_unwatched\": %s,", untrack);
+	fprintf(f, " \"tcp_ports\": [");
+	for (int p = 1; p <= nports; p++)
 		fprintf(f, "%s%d", p > 1 ? "," : "", p);
 	fprintf(f, "], \"watched_addresses\": [");
-	for (int a = 0; a < 21; a++)
-		fprintf(f, "%s{\"ip\": \"10.0.1.%d\"}", a ? "," : "", a + 1);
+	for (int a = 0; a < naddr; a++)
+		fprintf(f, "%s{\"ip\": \"10.0.%d.%d\"}", a ? "," : "",
+			a / 250 + 1, a % 250 + 1);
 	fprintf(f, "]}}\n");
 	assert_int_equal(fclose(f), 0);
 	c = load(path);
 	unlink(path);
 	return c;
+}
+
+/* 21 addresses of 1,000 ports: 21,000 pairs. */
+static struct config *load_big(const char *trusted, bool untrack)
+{
+	return load_shape(trusted, untrack ? "true" : "false", 21, 1000);
 }
 
 /* Above 20,000 pairs a table is defined, then filled, in two
@@ -272,6 +282,31 @@ static void test_reconcile_big_sets(void **state)
 	assert_false(last_has(io, "\"map\""));
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	engine_free(e);
+	nftio_free(io);
+}
+
+/* A watched list too long for tracked4/6 to be digested (over 20,000
+ * addresses, "auto"): the trusted sets still are, and put back. */
+static void test_reconcile_long_list_trusted(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load_shape("[\"10.9.9.7\"]", NULL,
+						 20001, 1), io);
+	size_t applied;
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	applied = nftio_recorder_applied(io);
+	nftio_recorder_tamper_elements(io, "tracked4");
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied);
+	nftio_recorder_tamper_elements(io, "trusted4");
+	assert_int_equal(engine_reconcile(e, NULL), 1);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_true(last_has(io, "{\"flush\":{\"set\""));
+	assert_true(last_has(io, "\"10.9.9.7\""));
 	engine_free(e);
 	nftio_free(io);
 }
@@ -559,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_reload_deletes_stale_tables),
 		cmocka_unit_test(test_reload_big_in_place),
 		cmocka_unit_test(test_reconcile_big_sets),
+		cmocka_unit_test(test_reconcile_long_list_trusted),
 		cmocka_unit_test(test_check_names_the_rule),
 		cmocka_unit_test(test_native_cycle),
 		cmocka_unit_test(test_untrack_auto),
