@@ -969,18 +969,30 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+/* nftables' family names and their NFPROTO numbers. */
+static const struct {
+	const char *name;
+	uint32_t nfproto;
+} families[] = {
+	{ "ip", NFPROTO_IPV4 }, { "ip6", NFPROTO_IPV6 },
+	{ "inet", NFPROTO_INET }, { "arp", NFPROTO_ARP },
+	{ "bridge", NFPROTO_BRIDGE }, { "netdev", NFPROTO_NETDEV },
+};
+
 static int family_number(const char *family)
 {
-	static const struct { const char *name; int nfproto; } map[] = {
-		{ "ip", NFPROTO_IPV4 }, { "ip6", NFPROTO_IPV6 },
-		{ "inet", NFPROTO_INET }, { "arp", NFPROTO_ARP },
-		{ "bridge", NFPROTO_BRIDGE }, { "netdev", NFPROTO_NETDEV },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(family, map[i].name) == 0)
-			return map[i].nfproto;
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+		if (strcmp(family, families[i].name) == 0)
+			return (int)families[i].nfproto;
 	return -1;
+}
+
+static const char *family_name(uint32_t nfproto)
+{
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+		if (families[i].nfproto == nfproto)
+			return families[i].name;
+	return "?";
 }
 
 /* Reads of a dump: the kernel fills its dump messages up to the size of
@@ -1313,19 +1325,6 @@ struct ct_ctx {
 	size_t len;
 	bool found;
 };
-
-static const char *family_name(uint32_t nfproto)
-{
-	switch (nfproto) {
-	case NFPROTO_IPV4: return "ip";
-	case NFPROTO_IPV6: return "ip6";
-	case NFPROTO_INET: return "inet";
-	case NFPROTO_ARP: return "arp";
-	case NFPROTO_BRIDGE: return "bridge";
-	case NFPROTO_NETDEV: return "netdev";
-	}
-	return "?";
-}
 
 static bool ct_expr(const struct nftnl_expr *e)
 {
