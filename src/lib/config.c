@@ -1282,3 +1282,32 @@ long config_watched_find(const struct config *c, const char *ip)
 		      cmp_watched_ptr);
 	return hit ? (long)(*hit - c->watched) : -1;
 }
+
+long config_watched_lookup(const struct config *c, const char *ip)
+{
+	struct config_watched k;
+	const struct config_watched *key = &k, **hit;
+	unsigned bits;
+
+	if (config_parse_net(ip, true, &k.net) < 0 || c->by_net == NULL)
+		return -1;
+	/* Watched prefixes never overlap one another (config_load refuses
+	 * it), but an address may have an entry of its own inside one: the
+	 * narrowest entry wins, as in the kernel (exact maps before interval
+	 * maps), so the lengths go from the address's own down. */
+	bits = k.net.prefix_len;
+	for (unsigned len = bits + 1; len-- > 0;) {
+		if (len < bits) {
+			unsigned byte = len / 8;
+
+			k.net.addr[byte] &= (unsigned char)(0xff00u >> (len % 8));
+			memset(k.net.addr + byte + 1, 0, 15 - byte);
+		}
+		k.net.prefix_len = len;
+		hit = bsearch(&key, c->by_net, c->nwatched, sizeof(*c->by_net),
+			      cmp_watched_ptr);
+		if (hit)
+			return (long)(*hit - c->watched);
+	}
+	return -1;
+}

@@ -127,6 +127,10 @@ size_t config_watched_count(const struct config *c);
 const struct config_watched *config_watched(const struct config *c, size_t i);
 /* Index of the watched entry with this address, or -1. */
 long config_watched_find(const struct config *c, const char *ip);
+/* Index of the watched entry that covers ip (an address or a prefix): the
+ * entry of that very address or prefix, or else the watched prefix it lies
+ * inside; -1 if none does. */
+long config_watched_lookup(const struct config *c, const char *ip);
 /* Total (address, port) pairs over all watched addresses. */
 size_t config_pair_count(const struct config *c);
 enum config_mode config_mode(const struct config *c);

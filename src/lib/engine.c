@@ -125,6 +125,7 @@ void engine_free(struct engine *e)
 
 static int listing_of(struct engine *e, const struct config *cfg,
 		      char **ret);
+static int check_foreign(struct engine *e, uint32_t gen, char **ret_error);
 
 struct owned_table {
 	const char *family, *name;
@@ -192,7 +193,7 @@ static json_t *stale_tables(const struct config *old, const struct config *next)
  * batch. */
 static int apply_elements(struct engine *e, struct config *cfg,
 			  struct shuffle_map *map, enum batch_kind kind,
-			  const struct shuffle_entry *old,
+			  const struct shuffle_entry *old, size_t nold,
 			  const struct timespec *t0, char **ret_error)
 {
 	struct nftio_elems *b = nftio_elems_new(config_table_name(cfg));
@@ -205,9 +206,9 @@ static int apply_elements(struct engine *e, struct config *cfg,
 		r = ruleset_native_set_elements(cfg, b);
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
 		r = r ? r : ruleset_native_elements(cfg, map, true, b);
-	else if (kind == BATCH_ENTRY)
-		r = ruleset_native_entry(cfg, old,
-					 &map->entries[old->watched], b);
+	for (size_t i = 0; kind == BATCH_ENTRY && r == 0 && i < nold; i++)
+		r = ruleset_native_entry(cfg, &old[i],
+					 &map->entries[old[i].watched], b);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = errstr("%s", "out of memory building the "
@@ -360,7 +361,8 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	if (r < 0)
 		return r;
 	setup_ms = ms_since(t0);
-	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, t0, ret_error);
+	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, 0, t0,
+			   ret_error);
 	e->stats.last_apply_ms += setup_ms;
 	return r;
 }
@@ -408,20 +410,39 @@ struct redefine {
 };
 
 /* Builds and applies map under cfg; the caller adopts both on success.
- * old: for BATCH_ENTRY, the entry's pairs in force (its new ones are in
- * map).  rd: NULL, or how a full batch goes. */
+ * old, nold: for BATCH_ENTRY, the entries' pairs in force (their new ones
+ * are in map).  rd: NULL, or how a full batch goes.
+ *
+ * After the apply, what the kernel holds becomes the baseline that
+ * reconciliation compares with.  That is only right for what this batch
+ * wrote, or when nobody else committed since the baseline was last
+ * checked: an apply must never bless someone else's change.  A batch that
+ * rewrites everything (a table defined anew, a template ruleset) may
+ * always rebase; one that rewrites part (elements, a table redefined in
+ * place) only when the generation before it is the one we last checked
+ * (the callers check first, see check_before_apply).  Otherwise the
+ * baseline is dropped, and the next reconciliation applies everything
+ * again. */
 static int apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
-		     const struct shuffle_entry *old, const struct timespec *t0,
-		     const struct redefine *rd, char **ret_error)
+		     const struct shuffle_entry *old, size_t nold,
+		     const struct timespec *t0, const struct redefine *rd,
+		     char **ret_error)
 {
 	const json_t *prelude = rd ? rd->prelude : NULL;
+	bool in_place = rd && rd->in_place;
+	bool elements = config_mode(cfg) == CONFIG_MODE_NATIVE &&
+			e->native_ready && kind != BATCH_FULL;
+	bool writes_all = !elements && !in_place, quiet = false;
+	uint32_t before = 0;
 	int r;
 
+	if (!writes_all)
+		quiet = e->have_gen && nftio_generation(e->io, &before) == 0 &&
+			before == e->applied_gen;
 	e->stats.last_redefined = false;
-	if (config_mode(cfg) == CONFIG_MODE_NATIVE && e->native_ready &&
-	    kind != BATCH_FULL) {
-		r = apply_elements(e, cfg, map, kind, old, t0, ret_error);
+	if (elements) {
+		r = apply_elements(e, cfg, map, kind, old, nold, t0, ret_error);
 		if (r == -ENOENT) {
 			/* Our table or a map of it is gone: someone flushed
 			 * the ruleset since the last reconciliation (or none
@@ -430,39 +451,54 @@ static int apply_map(struct engine *e, struct config *cfg,
 			drop_error(ret_error);
 			e->native_ready = false;
 			e->stats.last_redefined = true;
+			writes_all = true;
 			r = apply_whole(e, cfg, map, t0, prelude, false,
 					ret_error);
 		}
 	} else {
-		r = apply_whole(e, cfg, map, t0, prelude, rd && rd->in_place,
-				ret_error);
+		r = apply_whole(e, cfg, map, t0, prelude, in_place, ret_error);
 	}
 	clock_gettime(CLOCK_REALTIME, &e->stats.last_time);
 	e->stats.last_result = r;
 	if (r < 0) {
 		e->stats.failures++;
-	} else {
-		e->stats.shuffles++;
-		e->stats.last_pairs = config_pair_count(cfg);
-		e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
-		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
-		e->watch_gen = e->applied_gen;
-		free(e->snapshot);
-		e->snapshot = NULL;
-		/* A snapshot now lets the next reconciliation tell our
-		 * change from someone else's.  Native fingerprints leave the
-		 * elements out and are cheap; a large template ruleset is
-		 * fingerprinted lazily, at the next quiet reconciliation. */
-		if ((config_mode(cfg) == CONFIG_MODE_NATIVE ||
-		     e->stats.last_commands < 5000) &&
-		    listing_of(e, cfg, &e->snapshot) < 0)
-			e->snapshot = NULL;
-		e->have_map_digest = e->have_set_digest = false;
-		e->stats.last_digest_ms = -1;
-		/* Maps replaced whole need no further check. */
-		if (kind != BATCH_SETS && kind != BATCH_ENTRY)
-			e->verifying = false;
+		return r;
 	}
+	e->stats.shuffles++;
+	e->stats.last_pairs = config_pair_count(cfg);
+	e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
+	e->have_map_digest = e->have_set_digest = false;
+	e->stats.last_digest_ms = -1;
+	free(e->snapshot);
+	e->snapshot = NULL;
+	if (!writes_all && !quiet) {
+		/* Someone committed between our check and our apply (or the
+		 * generation could not be read): what the kernel holds is
+		 * not all ours to vouch for. */
+		e->have_gen = false;
+		e->verifying = false;
+		return r;
+	}
+	{
+		uint32_t watch_before = e->watch_gen;
+
+		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
+		/* The untrack watcher's mark moves past our commit only if
+		 * it had seen everything before it. */
+		if (writes_all || watch_before == before)
+			e->watch_gen = e->applied_gen;
+	}
+	/* A snapshot now lets the next reconciliation tell our change from
+	 * someone else's.  Native fingerprints leave the elements out and
+	 * are cheap; a large template ruleset is fingerprinted lazily, at
+	 * the next quiet reconciliation. */
+	if ((config_mode(cfg) == CONFIG_MODE_NATIVE ||
+	     e->stats.last_commands < 5000) &&
+	    listing_of(e, cfg, &e->snapshot) < 0)
+		e->snapshot = NULL;
+	/* Maps replaced whole need no further check. */
+	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
+		e->verifying = false;
 	return r;
 }
 
@@ -593,12 +629,38 @@ static struct shuffle_plan *plan(struct engine *e)
 	return e->plan;
 }
 
+/* Native mode: if anyone else committed since our last apply, compares
+ * our table with what we applied and puts back what they changed, before
+ * a trigger's batch, which rewrites only part of it, makes the kernel's
+ * state the new baseline (see apply_map).  Template mode and a table to
+ * define anew rewrite everything anyway. */
+static int check_before_apply(struct engine *e, char **ret_error)
+{
+	uint32_t gen;
+	int r;
+
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
+	    e->map == NULL)
+		return 0;
+	r = nftio_generation(e->io, &gen);
+	if (r == 0 && e->have_gen && gen == e->applied_gen)
+		return 0;
+	r = r < 0 ? r : check_foreign(e, gen, ret_error);
+	if (r < 0 && ret_error && *ret_error == NULL)
+		*ret_error = errstr("cannot check porthop's table before the "
+				    "shuffle: %s", strerror(-r));
+	return r < 0 ? r : 0;
+}
+
 int engine_shuffle(struct engine *e, char **ret_error)
 {
 	struct shuffle_map *map = NULL;
 	struct timespec t0;
 	int r;
 
+	r = check_before_apply(e, ret_error);
+	if (r < 0)
+		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = shuffle_map_new(e->rng, e->cfg, plan(e), &map);
 	if (r < 0) {
@@ -607,7 +669,8 @@ int engine_shuffle(struct engine *e, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, &t0, NULL, ret_error);
+	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, 0, &t0, NULL,
+		      ret_error);
 	return adopt(e, map, r);
 }
 
@@ -625,44 +688,90 @@ static struct shuffle_map *map_copy(const struct config *c,
 	return m;
 }
 
+/* The pairs in force of the entries named, kept aside so that a failed
+ * apply can put them back; NULL if out of memory. */
+static struct shuffle_entry *save_entries(const struct shuffle_map *m,
+					  const size_t *idx, size_t n)
+{
+	struct shuffle_entry *saved = calloc(n, sizeof(*saved));
+
+	for (size_t i = 0; saved && i < n; i++) {
+		const struct shuffle_entry *cur = &m->entries[idx[i]];
+
+		saved[i] = *cur;
+		saved[i].pairs = malloc((cur->npairs + 1) * sizeof(*cur->pairs));
+		if (saved[i].pairs == NULL) {
+			for (size_t k = 0; k < i; k++)
+				free(saved[k].pairs);
+			free(saved);
+			return NULL;
+		}
+		memcpy(saved[i].pairs, cur->pairs,
+		       cur->npairs * sizeof(*cur->pairs));
+	}
+	return saved;
+}
+
+int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
+			   char **ret_error)
+{
+	struct shuffle_entry *saved;
+	struct timespec t0;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] >= config_watched_count(e->cfg))
+			return -EINVAL;
+	if (e->map == NULL)
+		return engine_shuffle(e, ret_error);
+	if (n == 0)
+		return 0;
+	r = check_before_apply(e, ret_error);
+	if (r < 0)
+		return r;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Drawn in place, the entries' pairs in force kept aside and put
+	 * back if the apply fails: nothing here costs more than their own
+	 * ports, however many pairs are loaded. */
+	saved = save_entries(e->map, idx, n);
+	if (saved == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = shuffle_map_redraw(e->rng, e->cfg, plan(e), e->map, idx[i]);
+	/* Template mode flushes and rebuilds: the whole batch goes again,
+	 * with only these entries' ports changed.  Native mode replaces
+	 * their elements only, in one transaction. */
+	if (r == 0)
+		r = apply_map(e, e->cfg, e->map, BATCH_ENTRY, saved, n, &t0,
+			      NULL, ret_error);
+	for (size_t i = 0; i < n; i++) {
+		if (r < 0)
+			memcpy(e->map->entries[idx[i]].pairs, saved[i].pairs,
+			       saved[i].npairs * sizeof(*saved[i].pairs));
+		free(saved[i].pairs);
+	}
+	free(saved);
+	if (r == 0)
+		take_elements_digest(e);
+	return r;
+}
+
 int engine_shuffle_address(struct engine *e, const char *ip,
 			   char **ret_error)
 {
-	struct shuffle_entry *cur, old;
-	struct timespec t0;
-	long idx = config_watched_find(e->cfg, ip);
-	int r;
+	char vbuf[DIAG_VALUE_MAX + 8];
+	long idx = config_watched_lookup(e->cfg, ip);
+	size_t one;
 
 	if (idx < 0) {
 		if (ret_error)
-			*ret_error = errstr("%s is not a watched address", ip);
+			*ret_error = errstr("%s is not a watched address nor "
+					    "inside a watched prefix",
+					    diag_string(vbuf, sizeof(vbuf), ip));
 		return -ENOENT;
 	}
-	if (e->map == NULL)
-		return engine_shuffle(e, ret_error);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* Drawn in place, this address's pairs in force kept aside and put
-	 * back if the apply fails: nothing here costs more than its own
-	 * ports, however many pairs are loaded. */
-	cur = &e->map->entries[idx];
-	old = *cur;
-	old.pairs = malloc((cur->npairs + 1) * sizeof(*old.pairs));
-	if (old.pairs == NULL)
-		return -ENOMEM;
-	memcpy(old.pairs, cur->pairs, cur->npairs * sizeof(*old.pairs));
-	r = shuffle_map_redraw(e->rng, e->cfg, plan(e), e->map, (size_t)idx);
-	/* Template mode flushes and rebuilds: the whole batch goes again,
-	 * with only this address's ports changed.  Native mode replaces
-	 * this address's elements only. */
-	if (r == 0)
-		r = apply_map(e, e->cfg, e->map, BATCH_ENTRY, &old, &t0, NULL,
-			      ret_error);
-	if (r < 0)
-		memcpy(cur->pairs, old.pairs, cur->npairs * sizeof(*old.pairs));
-	else
-		take_elements_digest(e);
-	free(old.pairs);
-	return r;
+	one = (size_t)idx;
+	return engine_shuffle_entries(e, &one, 1, ret_error);
 }
 
 /* Would the two configurations define the same native table? */
@@ -691,6 +800,11 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	struct timespec t0;
 	int r;
 
+	/* Under the old configuration: what the reload keeps in place must
+	 * be ours. */
+	r = check_before_apply(e, ret_error);
+	if (r < 0)
+		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	next_plan = shuffle_plan_new(c);
 	r = next_plan ? shuffle_map_new(e->rng, c, next_plan, &map) : -ENOMEM;
@@ -718,7 +832,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	}
 	prelude = stale_tables(e->cfg, c);
 	rd.prelude = prelude;
-	r = prelude ? apply_map(e, c, map, kind, NULL, &t0, &rd, ret_error)
+	r = prelude ? apply_map(e, c, map, kind, NULL, 0, &t0, &rd, ret_error)
 		    : -ENOMEM;
 	json_decref(prelude);
 	if (r < 0) {
@@ -756,8 +870,8 @@ static int apply_again(struct engine *e, enum batch_kind kind,
 		return -ENOMEM;
 	if (kind == BATCH_FULL)
 		e->native_ready = false;
-	return adopt(e, map, apply_map(e, e->cfg, map, kind, NULL, &t0, NULL,
-				       ret_error));
+	return adopt(e, map, apply_map(e, e->cfg, map, kind, NULL, 0, &t0,
+				       NULL, ret_error));
 }
 
 int engine_reapply(struct engine *e, char **ret_error)
@@ -809,9 +923,56 @@ static int listing(struct engine *e, char **ret)
 	return listing_of(e, e->cfg, ret);
 }
 
+/* Someone committed since our last apply (the generation is gen now):
+ * compares our tables with what we applied and puts back what differs.
+ * The comparison is what moves the baseline to gen: then the batch that
+ * puts back what changed may rebase on it (see apply_map).  Returns 0
+ * (intact), 1 (put back) or a negative errno. */
+static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
+{
+	struct timespec t0;
+	char *now = NULL;
+	bool maps, sets;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	e->stats.checks++;
+	if (e->snapshot == NULL || listing(e, &now) < 0 ||
+	    strcmp(now, e->snapshot) != 0) {
+		free(now);
+		e->stats.last_check_ms = ms_since(&t0);
+		e->stats.check_continues = false;
+		r = engine_reapply(e, ret_error);
+		if (r < 0)
+			return r;
+		e->stats.repairs++;
+		return 1;
+	}
+	free(now);
+	/* The definition is intact; the elements too?  What changed is put
+	 * back in one transaction, as for a shuffle: the maps', the address
+	 * sets' (trusted, tracked), or both. */
+	maps = elements_changed(e, false);
+	sets = elements_changed(e, true);
+	e->stats.last_check_ms = ms_since(&t0);
+	e->stats.check_continues = e->verifying && !maps;
+	e->applied_gen = gen;
+	e->have_gen = true;
+	if (!maps && !sets)
+		return 0;
+	r = apply_again(e, !sets ? BATCH_SHUFFLE : maps ? BATCH_ELEMENTS :
+			BATCH_SETS, ret_error);
+	if (r < 0) {
+		/* Not put back: the next reconciliation looks again. */
+		e->have_gen = false;
+		return r;
+	}
+	e->stats.repairs++;
+	return 1;
+}
+
 int engine_reconcile(struct engine *e, char **ret_error)
 {
-	char *now = NULL;
 	uint32_t gen;
 	struct timespec t0;
 	int r;
@@ -825,55 +986,30 @@ int engine_reconcile(struct engine *e, char **ret_error)
 					    "%s", strerror(-r));
 		return r;
 	}
-	if (e->have_gen && gen == e->applied_gen) {
-		/* Nothing committed since our apply: what is there now is
-		 * what we applied.  Keep a copy to compare with later. */
-		if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
-			e->snapshot = NULL;
-		take_elements_digest(e);
-		if (!e->verifying)
-			return 0;
-		/* The check by key of someone else's earlier commit goes on. */
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		e->stats.checks++;
-		if (!verify_step(e)) {
-			e->stats.last_check_ms = ms_since(&t0);
-			e->stats.check_continues = e->verifying;
-			return 0;
-		}
-		e->stats.last_check_ms = ms_since(&t0);
-		e->stats.check_continues = false;
-		r = apply_again(e, BATCH_SHUFFLE, ret_error);
-		return r < 0 ? r : 1;
-	}
-	/* Someone committed something: was it to our tables? */
+	if (!e->have_gen || gen != e->applied_gen)
+		return check_foreign(e, gen, ret_error);
+	/* Nothing committed since our apply: what is there now is what we
+	 * applied.  Keep a copy to compare with later. */
+	if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
+		e->snapshot = NULL;
+	take_elements_digest(e);
+	if (!e->verifying)
+		return 0;
+	/* The check by key of someone else's earlier commit goes on. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	e->stats.checks++;
-	if (e->snapshot && listing(e, &now) == 0 &&
-	    strcmp(now, e->snapshot) == 0) {
-		bool maps, sets;
-
-		free(now);
-		/* The definition is intact; the elements too?  What changed
-		 * is put back in one transaction, as for a shuffle: the
-		 * maps', the address sets' (trusted, tracked), or both. */
-		maps = elements_changed(e, false);
-		sets = elements_changed(e, true);
+	if (!verify_step(e)) {
 		e->stats.last_check_ms = ms_since(&t0);
-		e->stats.check_continues = e->verifying && !maps;
-		if (!maps && !sets) {
-			e->applied_gen = gen;
-			return 0;
-		}
-		r = apply_again(e, !sets ? BATCH_SHUFFLE : maps ?
-				BATCH_ELEMENTS : BATCH_SETS, ret_error);
-		return r < 0 ? r : 1;
+		e->stats.check_continues = e->verifying;
+		return 0;
 	}
-	free(now);
 	e->stats.last_check_ms = ms_since(&t0);
 	e->stats.check_continues = false;
-	r = engine_reapply(e, ret_error);
-	return r < 0 ? r : 1;
+	r = apply_again(e, BATCH_SHUFFLE, ret_error);
+	if (r < 0)
+		return r;
+	e->stats.repairs++;
+	return 1;
 }
 
 /* Turns untrack_unwatched's rules on or off.  If our table was intact

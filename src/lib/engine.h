@@ -28,6 +28,9 @@ struct engine_stats {
 	double last_build_ms;	/* draw, build and serialise */
 	double last_apply_ms;	/* the libnftables call */
 	double last_digest_ms;	/* native: the elements' digest; < 0: none */
+	uint64_t repairs;	/* our rules found removed or altered by
+				 * someone else and put back (reconciliation,
+				 * or a check before a trigger's apply) */
 	uint64_t checks;	/* reconciliations that found someone else's
 				 * commit and compared our tables */
 	double last_check_ms;	/* ... the last one: listing, digests or
@@ -51,13 +54,25 @@ struct engine *engine_new(struct config *c, struct nftio *io);
  * force stay in the kernel. */
 void engine_free(struct engine *e);
 
-/* Draws a new mapping for every watched address and applies it.  On
- * failure nothing changes, in the kernel (one transaction) or here; a
+/* Draws a new mapping for every watched address and applies it (native
+ * mode: after putting back whatever someone else changed in porthop's
+ * table since the last apply, so the apply never makes their change its
+ * own).  On failure nothing changes, in the kernel (one transaction) or here; a
  * one-line reason is stored in *ret_error (caller frees). */
 int engine_shuffle(struct engine *e, char **ret_error);
 
-/* Draws a new mapping for one watched address only; the other addresses
- * keep theirs.  -ENOENT if ip is not watched. */
+/* Draws a new mapping for the watched entries idx[0..n) (distinct
+ * indexes into the configuration's watched list) only, in one
+ * transaction; the other entries keep theirs.  Native mode replaces their
+ * elements alone, after putting back whatever someone else changed in
+ * porthop's table since the last apply.  -EINVAL for an index out of
+ * range. */
+int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
+			   char **ret_error);
+
+/* engine_shuffle_entries for the one entry that covers ip: that watched
+ * address or prefix, or the watched prefix ip lies inside (its whole
+ * mapping moves).  -ENOENT if none covers it. */
 int engine_shuffle_address(struct engine *e, const char *ip,
 			   char **ret_error);
 

@@ -649,6 +649,32 @@ static bool holds_elements(const json_t *batch)
 	return false;
 }
 
+/* Whether batch rewrites map or set `name` whole: flushes it, or deletes
+ * the table (to define it anew), as the kernel would then hold only what
+ * the batch adds. */
+static bool rewrites(const json_t *batch, const char *name)
+{
+	json_t *cmd, *verb, *obj;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
+		json_object_foreach(cmd, k, verb) {
+			if (strcmp(k, "flush") != 0 && strcmp(k, "delete") != 0)
+				continue;
+			if (json_object_get(verb, "table"))
+				return true;
+			obj = json_object_get(verb, "set");
+			obj = obj ? obj : json_object_get(verb, "map");
+			if (strcmp(k, "flush") == 0 && obj &&
+			    json_is_string(json_object_get(obj, "name")) &&
+			    strcmp(json_string_value(json_object_get(obj,
+					"name")), name) == 0)
+				return true;
+		}
+	return false;
+}
+
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 			  char **ret_error)
 {
@@ -676,6 +702,10 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 		io->dry_runs++;
 		json_decref(batch);
 		return 0;
+	}
+	if (io->salted && rewrites(batch, io->salted)) {
+		free(io->salted);
+		io->salted = NULL;
 	}
 	if (holds_elements(batch)) {
 		json_decref(io->last_elems);
@@ -1547,6 +1577,11 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 	io->elem_salt++;
 	io->tampered = true;
 	io->generation++;
+}
+
+bool nftio_recorder_tampered(const struct nftio *io)
+{
+	return io->salted != NULL;
 }
 
 void nftio_recorder_tamper(struct nftio *io)

@@ -166,5 +166,9 @@ void nftio_recorder_tamper(struct nftio *io);
 /* Recorder only: someone changed the elements of map or set `name` alone
  * (the generation and that digest move, the fingerprint does not). */
 void nftio_recorder_tamper_elements(struct nftio *io, const char *name);
+/* Recorder only: whether the elements nftio_recorder_tamper_elements
+ * changed are still changed: no batch since rewrote that map or set whole
+ * (flushed it, or deleted the table to define it anew). */
+bool nftio_recorder_tampered(const struct nftio *io);
 
 #endif

@@ -311,6 +311,118 @@ static void test_reconcile_long_list_trusted(void **state)
 	nftio_free(io);
 }
 
+
+/* Someone tampers with porthop's table, and at once a trigger comes: the
+ * trigger's apply must not make the tampering the new baseline.  For each
+ * kind of trigger (every entry, one entry, a reload that keeps the
+ * definition) and each kind of tampering (a set's elements, a map's
+ * elements, the definition), what was changed is put back before the
+ * trigger's batch, the repair is counted, and the next reconciliation
+ * finds everything intact. */
+enum trigger_kind { TRIGGER_ALL, TRIGGER_ENTRY, TRIGGER_RELOAD, TRIGGER_KINDS };
+
+static int fire(struct engine *e, enum trigger_kind k)
+{
+	size_t one = 0;
+
+	switch (k) {
+	case TRIGGER_ALL:
+		return engine_shuffle(e, NULL);
+	case TRIGGER_ENTRY:
+		return engine_shuffle_entries(e, &one, 1, NULL);
+	default:
+		return engine_reload(e, load_shape("[\"10.9.9.7\"]", NULL,
+						   3, 4), NULL);
+	}
+}
+
+static void test_trigger_never_blesses_tampering(void **state)
+{
+	static const char *const targets[] = { "tracked4", "trusted4", "swap4",
+						"net4", NULL /* definition */ };
+
+	(void)state;
+	for (int k = 0; k < TRIGGER_KINDS; k++)
+		for (size_t t = 0; t < sizeof(targets) / sizeof(*targets); t++) {
+			struct nftio *io = nftio_new_recorder();
+			struct engine *e = engine_new(load_shape(
+				"[\"10.9.9.7\"]", NULL, 3, 4), io);
+			uint64_t repairs;
+
+			assert_int_equal(engine_shuffle(e, NULL), 0);
+			assert_int_equal(engine_reconcile(e, NULL), 0);
+			repairs = engine_stats(e)->repairs;
+			if (targets[t])
+				nftio_recorder_tamper_elements(io, targets[t]);
+			else
+				nftio_recorder_tamper(io);
+			assert_int_equal(fire(e, (enum trigger_kind)k), 0);
+			assert_int_equal(engine_stats(e)->repairs, repairs + 1);
+			assert_false(nftio_recorder_tampered(io));
+			if (targets[t] == NULL)
+				assert_int_equal(engine_reconcile(e, NULL), 0);
+			assert_int_equal(engine_reconcile(e, NULL), 0);
+			assert_int_equal(engine_stats(e)->repairs, repairs + 1);
+			engine_free(e);
+			nftio_free(io);
+		}
+}
+
+/* Without anyone else's commit, a trigger costs no check: one apply. */
+static void test_trigger_quiet_costs_one_apply(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load_shape("[\"10.9.9.7\"]", NULL, 3, 4),
+				      io);
+	size_t applied, idx[2] = { 2, 0 };
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_shuffle_entries(e, idx, 2, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	/* Two entries, one transaction, no flush. */
+	assert_true(last_has(io, "\"10.0.1.3\""));
+	assert_true(last_has(io, "\"10.0.1.1\""));
+	assert_false(last_has(io, "\"10.0.1.2\""));
+	assert_false(last_has(io, "\"flush\""));
+	assert_int_equal(engine_shuffle_entries(e, (size_t[]){ 3 }, 1, NULL),
+			 -EINVAL);
+	assert_int_equal(engine_stats(e)->repairs, 0);
+	engine_free(e);
+	nftio_free(io);
+}
+
+/* An address inside a watched prefix names that prefix's entry: its whole
+ * mapping moves; an address no entry covers is refused, escaped. */
+static void test_address_inside_prefix(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	const struct config *c = engine_config(e);
+	long prefix = config_watched_find(c, "10.1.0.0/16");
+	char *err = NULL;
+
+	(void)state;
+	assert_true(prefix >= 0);
+	assert_int_equal(config_watched_lookup(c, "10.1.200.7"), prefix);
+	assert_int_equal(config_watched_lookup(c, "10.1.0.0/16"), prefix);
+	assert_int_equal(config_watched_lookup(c, "10.2.0.1"), -1);
+	assert_int_equal(config_watched_lookup(c, "not an address"), -1);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_shuffle_address(e, "10.1.200.7", NULL), 0);
+	assert_true(last_has(io, "\"delete\":{\"element\""));
+	assert_int_equal(engine_shuffle_address(e, "x\nporthopd: forged", &err),
+			 -ENOENT);
+	assert_non_null(err);
+	assert_null(strchr(err, '\n'));
+	assert_non_null(strstr(err, "\"x\\nporthopd: forged\""));
+	free(err);
+	engine_free(e);
+	nftio_free(io);
+}
+
 static void test_check_names_the_rule(void **state)
 {
 	struct nftio *io = nftio_new_recorder();
@@ -526,14 +638,14 @@ static void test_native_cycle(void **state)
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
-	/* Someone changed the trusted set's elements: they are put back
-	 * with the maps' in one transaction, the table's definition left
-	 * alone, the mapping the same. */
+	/* Someone changed the trusted set's elements: they alone are put
+	 * back, the maps and the table's definition left alone, the mapping
+	 * the same. */
 	nftio_recorder_tamper_elements(io, "trusted4");
 	assert_int_equal(engine_reconcile(e, NULL), 1);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);
 	assert_true(last_has(io, "{\"flush\":{\"set\""));
-	assert_true(last_has(io, "{\"flush\":{\"map\""));
+	assert_false(last_has(io, "{\"flush\":{\"map\""));
 	assert_true(last_has(io, "\"10.1.7.255\""));
 	assert_false(last_has(io, "\"table\":{\"family\""));
 	assert_memory_equal(engine_map(e)->pool, before, npairs * sizeof(before[0]));
@@ -601,6 +713,9 @@ int main(void)
 		cmocka_unit_test(test_untrack_modes),
 		cmocka_unit_test(test_native_stop_removes),
 		cmocka_unit_test(test_native_stop_keeps),
+		cmocka_unit_test(test_trigger_never_blesses_tampering),
+		cmocka_unit_test(test_trigger_quiet_costs_one_apply),
+		cmocka_unit_test(test_address_inside_prefix),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
