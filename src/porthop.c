@@ -227,6 +227,12 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
 		print_status(reply);
 	else if (strcmp(cmd, "mapping") == 0)
 		print_mapping(reply);
+	else if (strcmp(cmd, "shuffle") == 0 &&
+		 json_is_true(json_object_get(reply, "queued")))
+		printf("shuffle%s%s queued: it runs in %lld ms "
+		       "(min_shuffle_interval_ms)\n", addr ? " of " : "",
+		       addr ? addr : "",
+		       (long long)json_integer_value(json_object_get(reply, "due_ms")));
 	else if (strcmp(cmd, "shuffle") == 0)
 		printf("shuffled%s%s in %.1f ms\n", addr ? " " : "",
 		       addr ? addr : "",

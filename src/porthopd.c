@@ -28,6 +28,7 @@
 #include "nftio.h"
 #include "notify.h"
 #include "shuffle.h"
+#include "trigger.h"
 
 #define DEFAULT_CONFIG "/etc/porthop/configuration.json"
 
@@ -44,14 +45,14 @@ struct porthopd {
 	struct shuffle *rng;			/* timer jitter */
 	struct event *sig[4];
 	struct event *pending_ev;		/* the one pending shuffle */
+	struct trigger_queue *queue;		/* ... and what it serves */
 	struct event *timer_ev;
 	struct event *reconcile_ev;
 	struct event *untrack_ev;		/* untrack_unwatched "auto" */
 	struct event *watchdog_ev;
-	unsigned pending_sources;		/* bits: 1 << SRC_x collapsed */
 	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
 	uint64_t triggers;
-	uint64_t reconciliations;
+	uint64_t unknown_addresses;		/* triggers naming nobody */
 	bool json_elements;
 	const char *socket_override;		/* -s: the control socket */
 	struct control *control;
@@ -61,9 +62,23 @@ struct porthopd {
 	double start_time;
 	struct auth *auth;			/* NULL: triggers unsigned */
 	uint64_t refused[AUTH_BUSY + 1];	/* by enum auth_result */
-	time_t refusal_log_at;			/* rate limit of the log */
-	uint64_t refusals_unlogged;
+	/* Whatever a sender controls logs through a limit. */
+	struct log_ratelimit refusal_log, unknown_log, failure_log;
 };
+
+/* Lines a sender can cause: at most this many per kind every 10 s. */
+#define LOG_BURST 5
+#define LOG_INTERVAL_S 10
+
+/* " (N more not logged)" when lines were held back, else "". */
+static const char *suppressed_note(char *buf, size_t len, uint64_t n)
+{
+	buf[0] = '\0';
+	if (n > 0)
+		snprintf(buf, len, " (%llu more not logged)",
+			 (unsigned long long)n);
+	return buf;
+}
 
 static void usage(FILE *f)
 {
@@ -159,19 +174,49 @@ static void observe(struct porthopd *p)
 			  "defined anew", config_table_name(engine_config(p->engine)));
 }
 
-static void do_shuffle(struct porthopd *p, const char *reason)
+/* After a trigger's shuffle: someone else's change put back first? */
+static void report_repair(struct porthopd *p, uint64_t repairs_before)
+{
+	if (engine_stats(p->engine)->repairs != repairs_before)
+		log_warnx("reconcile: the rules in force had been removed or "
+			  "altered; applied again before the shuffle");
+}
+
+/* A failed shuffle, logged through a limit: every trigger of a flood can
+ * fail the same way. */
+static void report_failure(struct porthopd *p, const char *what,
+			   const char *err)
+{
+	char note[48];
+	uint64_t held;
+
+	if (log_ratelimit(&p->failure_log, time(NULL), LOG_BURST,
+			  LOG_INTERVAL_S, &held))
+		log_warnx("%s failed, previous rules stay in force: %s%s", what,
+			  err ? err : "unknown error",
+			  suppressed_note(note, sizeof(note), held));
+}
+
+/* Returns 0, or -1 with *ret_error set (the caller frees it) if given. */
+static int do_shuffle(struct porthopd *p, const char *reason,
+		      char **ret_error)
 {
 	const struct engine_stats *st;
-	char digest[48] = "";
+	uint64_t repairs = engine_stats(p->engine)->repairs;
+	char digest[48] = "", what[96];
 	char *err = NULL;
 	int r = engine_shuffle(p->engine, &err);
 
 	observe(p);
+	report_repair(p, repairs);
 	if (r < 0) {
-		log_warnx("shuffle (%s) failed, previous rules stay in force: "
-			  "%s", reason, err ? err : "unknown error");
-		free(err);
-		return;
+		snprintf(what, sizeof(what), "shuffle (%s)", reason);
+		report_failure(p, what, err);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		return -1;
 	}
 	st = engine_stats(p->engine);
 	if (st->last_digest_ms >= 0)
@@ -183,6 +228,7 @@ static void do_shuffle(struct porthopd *p, const char *reason)
 		 st->last_commands, st->last_build_ms, st->last_apply_ms,
 		 digest);
 	notify_status(p);
+	return 0;
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -193,74 +239,30 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 	notify_send("WATCHDOG=1");
 }
 
-static void on_pending(evutil_socket_t fd, short what, void *arg)
-{
-	struct porthopd *p = arg;
-	char reason[64] = "";
-	size_t len = 0;
-
-	(void)fd;
-	(void)what;
-	/* Every trigger that collapsed into this shuffle is named: an
-	 * operator's signal served by a shuffle a message had already asked
-	 * for shows as "redis, signal", not as a lost signal. */
-	for (int i = 0; i < SRC_COUNT; i++)
-		if (p->pending_sources & (1u << i))
-			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
-						"%s%s", len ? ", " : "",
-						metrics_source_name((enum metrics_source)i));
-	p->pending_sources = 0;
-	do_shuffle(p, reason);
-	clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
-}
-
-/* Triggers that arrive while one is pending collapse into it: a burst of
- * messages costs one shuffle, and shuffles keep the configured distance
- * (min_shuffle_interval_ms) however fast messages come. */
-static void request_shuffle(struct porthopd *p, enum metrics_source source)
-{
-	unsigned min_ms = config_daemon(engine_config(p->engine))->min_shuffle_interval_ms;
-	struct timeval tv = { 0, 0 };
-	struct timespec now;
-	long long since_ms;
-
-	p->triggers++;
-	p->by_source[source]++;
-	p->pending_sources |= 1u << source;
-	/* event_pending() is true for an active event too. */
-	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	since_ms = (now.tv_sec - p->last_shuffle.tv_sec) * 1000LL +
-		   (now.tv_nsec - p->last_shuffle.tv_nsec) / 1000000;
-	if (min_ms > 0 && since_ms < (long long)min_ms) {
-		long long wait = (long long)min_ms - since_ms;
-
-		tv.tv_sec = (time_t)(wait / 1000);
-		tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
-		evtimer_add(p->pending_ev, &tv);
-		return;
-	}
-	event_active(p->pending_ev, EV_TIMEOUT, 0);
-}
-
-/* One watched address's mapping only, when a message names it.  Returns
+/* The watched entries named by triggers, in one transaction.  Returns
  * 0, or -1 with *ret_error set (the caller frees it) if given. */
-static int shuffle_address(struct porthopd *p, const char *ip, int source,
-			   char **ret_error)
+static int shuffle_entries(struct porthopd *p, const size_t *idx, size_t n,
+			   const char *reason, char **ret_error)
 {
+	const struct config *c = engine_config(p->engine);
 	const struct engine_stats *st;
+	uint64_t repairs = engine_stats(p->engine)->repairs;
+	char what[96], whom[64];
 	char *err = NULL;
-	char vbuf[DIAG_VALUE_MAX + 8];
 	int r;
 
-	p->triggers++;
-	p->by_source[source]++;
-	r = engine_shuffle_address(p->engine, ip, &err);
+	r = engine_shuffle_entries(p->engine, idx, n, &err);
 	observe(p);
+	report_repair(p, repairs);
+	/* Configured entries only: their text is ours, not the sender's. */
+	if (n == 1)
+		snprintf(whom, sizeof(whom), "address %s",
+			 config_watched(c, idx[0])->ip);
+	else
+		snprintf(whom, sizeof(whom), "%zu addresses", n);
 	if (r < 0) {
-		log_warnx("shuffle of %s refused: %s",
-			  diag_string(vbuf, sizeof(vbuf), ip), err ? err : "?");
+		snprintf(what, sizeof(what), "shuffle of %s (%s)", whom, reason);
+		report_failure(p, what, err);
 		if (ret_error)
 			*ret_error = err;
 		else
@@ -268,10 +270,114 @@ static int shuffle_address(struct porthopd *p, const char *ip, int source,
 		return -1;
 	}
 	st = engine_stats(p->engine);
-	log_info("shuffle %llu applied (address %s): %zu operations, "
+	log_info("shuffle %llu applied (%s: %s): %zu operations, "
 		 "build %.1f ms, apply %.1f ms",
-		 (unsigned long long)st->shuffles, ip, st->last_commands,
-		 st->last_build_ms, st->last_apply_ms);
+		 (unsigned long long)st->shuffles, reason, whom,
+		 st->last_commands, st->last_build_ms, st->last_apply_ms);
+	return 0;
+}
+
+/* Runs the pending shuffle: every entry, or the entries triggers named.
+ * Every trigger that collapsed into it is named: an operator's signal
+ * served by a shuffle a message had already asked for shows as "redis,
+ * signal", not as a lost signal.  Returns 0 (also with nothing pending),
+ * or -1 with *ret_error as do_shuffle. */
+static int run_pending(struct porthopd *p, char **ret_error)
+{
+	struct trigger_batch b;
+	char reason[64] = "";
+	size_t len = 0;
+	int r;
+
+	trigger_queue_peek(p->queue, &b);
+	if (!b.all && b.nentries == 0)
+		return 0;
+	for (int i = 0; i < SRC_COUNT; i++)
+		if (b.sources & (1u << i))
+			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
+						"%s%s", len ? ", " : "",
+						metrics_source_name((enum metrics_source)i));
+	r = b.all ? do_shuffle(p, reason, ret_error) :
+		    shuffle_entries(p, b.entries, b.nentries, reason, ret_error);
+	trigger_queue_clear(p->queue);
+	clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
+	return r;
+}
+
+static void on_pending(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_pending(arg, NULL);
+}
+
+/* How long the pending shuffle must still wait to keep
+ * min_shuffle_interval_ms from the last one; 0: it may run now. */
+static long long wait_ms(struct porthopd *p)
+{
+	unsigned min_ms = config_daemon(engine_config(p->engine))->min_shuffle_interval_ms;
+	struct timespec now;
+	long long since_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	since_ms = (now.tv_sec - p->last_shuffle.tv_sec) * 1000LL +
+		   (now.tv_nsec - p->last_shuffle.tv_nsec) / 1000000;
+	return min_ms > 0 && since_ms < (long long)min_ms ?
+	       (long long)min_ms - since_ms : 0;
+}
+
+/* Arms the pending shuffle, unless it is already.  Triggers that arrive
+ * while one is pending collapse into it (see trigger.h): a burst of
+ * messages costs one shuffle, and shuffles keep the configured distance
+ * (min_shuffle_interval_ms) however fast messages come. */
+static void schedule(struct porthopd *p)
+{
+	long long wait = wait_ms(p);
+	struct timeval tv = { (time_t)(wait / 1000),
+			      (suseconds_t)(wait % 1000) * 1000 };
+
+	/* event_pending() is true for an active event too. */
+	if (event_pending(p->pending_ev, EV_TIMEOUT, NULL))
+		return;
+	if (wait > 0)
+		evtimer_add(p->pending_ev, &tv);
+	else
+		event_active(p->pending_ev, EV_TIMEOUT, 0);
+}
+
+static void request_shuffle(struct porthopd *p, enum metrics_source source)
+{
+	p->triggers++;
+	p->by_source[source]++;
+	trigger_queue_all(p->queue, source);
+	schedule(p);
+}
+
+/* A trigger that names an address (an intrusion detector naming the
+ * scanner it saw): the watched entry that covers it joins the pending
+ * shuffle.  -ENOENT (counted, logged through a limit) if none does. */
+static int request_address(struct porthopd *p, const char *ip,
+			   enum metrics_source source)
+{
+	long idx = config_watched_lookup(engine_config(p->engine), ip);
+	char vbuf[DIAG_VALUE_MAX + 8], note[48];
+	uint64_t held;
+
+	p->triggers++;
+	p->by_source[source]++;
+	if (idx < 0) {
+		p->unknown_addresses++;
+		if (log_ratelimit(&p->unknown_log, time(NULL), LOG_BURST,
+				  LOG_INTERVAL_S, &held))
+			log_warnx("shuffle of %s (%s) refused: not a watched "
+				  "address nor inside a watched prefix%s",
+				  diag_string(vbuf, sizeof(vbuf), ip),
+				  metrics_source_name(source),
+				  suppressed_note(note, sizeof(note), held));
+		return -ENOENT;
+	}
+	trigger_queue_entry(p->queue, (size_t)idx, source);
+	schedule(p);
 	return 0;
 }
 
@@ -353,7 +459,6 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 		log_warnx("reconcile: the rules in force could not be "
 			  "restored: %s", err ? err : "?");
 	else if (r > 0) {
-		p->reconciliations++;
 		log_warnx("reconcile: the rules in force had been removed or "
 			  "altered; applied again (%.1f ms)",
 			  engine_stats(p->engine)->last_apply_ms);
@@ -413,37 +518,58 @@ static void on_interval(evutil_socket_t fd, short what, void *arg)
 	arm_interval(p);
 }
 
-/* A refused trigger: counted always, logged at most every 10 seconds so a
- * flood of forgeries cannot flood the log. */
+/* A refused trigger: counted always, logged through a limit so a flood
+ * of forgeries cannot flood the log. */
 static void refuse(struct porthopd *p, enum auth_result r, const char *channel)
 {
-	char cbuf[DIAG_VALUE_MAX + 8];
-	time_t now = time(NULL);
+	char cbuf[DIAG_VALUE_MAX + 8], note[48];
+	uint64_t held;
 
 	p->refused[r]++;
-	if (now - p->refusal_log_at < 10) {
-		p->refusals_unlogged++;
-		return;
-	}
-	log_warnx("trigger on channel %s refused: %s%s",
-		  diag_string(cbuf, sizeof(cbuf), channel), auth_result_name(r),
-		  p->refusals_unlogged ? " (and earlier refusals not logged)" : "");
-	p->refusal_log_at = now;
-	p->refusals_unlogged = 0;
+	if (log_ratelimit(&p->refusal_log, time(NULL), LOG_BURST,
+			  LOG_INTERVAL_S, &held))
+		log_warnx("trigger on channel %s refused: %s%s",
+			  diag_string(cbuf, sizeof(cbuf), channel),
+			  auth_result_name(r),
+			  suppressed_note(note, sizeof(note), held));
 }
 
-static int make_auth(struct porthopd *p, const struct config *c)
+/* The verifier of c's trigger key: the one in force if the key is the
+ * same (it keeps the nonces it has seen, so a trigger captured before a
+ * reload is still a replay after it), else a new one; NULL without a key.
+ * Returns 0 or -ENOMEM. */
+static int prepare_auth(struct porthopd *p, const struct config *c,
+			struct auth **ret)
 {
 	const struct config_daemon *d = config_daemon(c);
 
-	auth_free(p->auth);
-	p->auth = NULL;
+	*ret = NULL;
 	if (d->trigger_key == NULL)
 		return 0;
+	if (p->auth && auth_same_key(p->auth, d->trigger_key,
+				     d->trigger_key_len)) {
+		*ret = p->auth;
+		return 0;
+	}
 	/* A window's worth of triggers at a thousand a second. */
-	p->auth = auth_new(d->trigger_key, d->trigger_key_len,
-			   d->trigger_window_s, 1000 * (size_t)d->trigger_window_s);
-	return p->auth ? 0 : -ENOMEM;
+	*ret = auth_new(d->trigger_key, d->trigger_key_len,
+			d->trigger_window_s, 1000 * (size_t)d->trigger_window_s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Puts a (from prepare_auth) in force under c. */
+static void adopt_auth(struct porthopd *p, const struct config *c,
+		       struct auth *a)
+{
+	const struct config_daemon *d = config_daemon(c);
+
+	if (a != p->auth)
+		auth_free(p->auth);
+	p->auth = a;
+	if (a && auth_set_window(a, d->trigger_window_s,
+				 1000 * (size_t)d->trigger_window_s) < 0)
+		log_warnx("reload: out of memory resizing the replay table; "
+			  "trigger_window_seconds keeps its previous bound");
 }
 
 static void on_message(void *arg, const char *channel, const char *payload,
@@ -472,7 +598,7 @@ static void on_message(void *arg, const char *channel, const char *payload,
 		const char *ip = json_string_value(json_object_get(msg, "address"));
 
 		if (ip && json_object_size(msg) == 1) {
-			shuffle_address(p, ip, SRC_REDIS, NULL);
+			request_address(p, ip, SRC_REDIS);
 			json_decref(msg);
 			return;
 		}
@@ -571,7 +697,9 @@ static int open_control(struct porthopd *p);
 static int reload(struct porthopd *p, char **ret_error)
 {
 	struct config *c;
+	struct auth *auth = NULL;
 	bool redis_changed;
+	uint64_t repairs = engine_stats(p->engine)->repairs;
 	char *err = NULL;
 
 	log_info("reloading %s", p->config_path);
@@ -581,8 +709,21 @@ static int reload(struct porthopd *p, char **ret_error)
 			  "rules stay in force");
 		return -1;
 	}
+	/* Before anything changes: without its verifier, signed triggers
+	 * could not be checked (and must never be taken unsigned). */
+	if (prepare_auth(p, c, &auth) < 0) {
+		log_warnx("reload refused: out of memory for trigger "
+			  "authentication; the running configuration stays");
+		if (ret_error)
+			*ret_error = strdup("reload refused: out of memory for "
+					    "trigger authentication");
+		config_free(c);
+		return -1;
+	}
 	redis_changed = !same_redis(c, engine_config(p->engine));
 	if (engine_reload(p->engine, c, &err) < 0) {
+		if (auth != p->auth)
+			auth_free(auth);
 		log_warnx("reload: applying the new configuration failed, the "
 			  "old one stays in force: %s", err ? err : "?");
 		if (ret_error)
@@ -593,14 +734,18 @@ static int reload(struct porthopd *p, char **ret_error)
 		return -1;
 	}
 	observe(p);
+	if (engine_stats(p->engine)->repairs != repairs)
+		log_warnx("reconcile: the rules in force had been removed or "
+			  "altered; applied again before the reload");
+	/* The reload drew a fresh mapping for every entry: what triggers
+	 * asked for is served, and their indexes meant the old list. */
+	trigger_queue_clear(p->queue);
 	log_info("reload applied: %zu watched addresses, %zu pairs",
 		 config_watched_count(c), config_pair_count(c));
 	log_untrack_state(p);
 	arm_untrack(p);
 	arm_reconcile(p);
-	if (make_auth(p, c) < 0)
-		log_warnx("reload: out of memory for trigger authentication; "
-			  "signed triggers are refused until the next reload");
+	adopt_auth(p, c, auth);
 	if (redis_changed && p->use_redis) {
 		bus_free(p->bus);
 		p->bus = make_bus(p);
@@ -686,7 +831,7 @@ static void snapshot(struct porthopd *p, struct metrics_snapshot *m)
 	m->mode = config_mode(c) == CONFIG_MODE_NATIVE ? "native" : "template";
 	m->shuffles = st->shuffles;
 	m->failures = st->failures;
-	m->reconciliations = p->reconciliations;
+	m->reconciliations = st->repairs;
 	m->checks = st->checks;
 	m->last_check_seconds = st->last_check_ms / 1e3;
 	m->untracking = config_mode(c) != CONFIG_MODE_NATIVE ? -1 :
@@ -728,7 +873,7 @@ static json_t *status_reply(struct porthopd *p)
 		"shuffles", (json_int_t)st->shuffles,
 		"failures", (json_int_t)st->failures,
 		"triggers", (json_int_t)p->triggers,
-		"reconciliations", (json_int_t)p->reconciliations,
+		"reconciliations", (json_int_t)st->repairs,
 		"next_timer_seconds", next_timer);
 	if (r == NULL)
 		return NULL;
@@ -793,6 +938,45 @@ static json_t *mapping_reply(struct porthopd *p, const char *only)
 	return json_pack("{s:b,s:o}", "ok", 1, "mapping", list);
 }
 
+/* A shuffle asked for over the control socket joins the pending one like
+ * any trigger.  If it may run now, it runs before the reply, which says
+ * how it went; inside min_shuffle_interval_ms it is queued and the reply
+ * says when it will run. */
+static json_t *control_shuffle(struct porthopd *p, const char *addr)
+{
+	char vbuf[DIAG_VALUE_MAX + 8], *msg = NULL, *err = NULL;
+	long long wait;
+	json_t *r;
+
+	if (addr == NULL) {
+		request_shuffle(p, SRC_CONTROL);
+	} else if (request_address(p, addr, SRC_CONTROL) < 0) {
+		if (asprintf(&msg, "%s is not a watched address nor inside a "
+			     "watched prefix",
+			     diag_string(vbuf, sizeof(vbuf), addr)) < 0)
+			msg = NULL;
+		r = json_pack("{s:b,s:s}", "ok", 0, "error",
+			      msg ? msg : "not a watched address");
+		free(msg);
+		return r;
+	}
+	wait = wait_ms(p);
+	if (wait > 0)
+		return json_pack("{s:b,s:b,s:I}", "ok", 1, "queued", 1,
+				 "due_ms", (json_int_t)wait);
+	event_del(p->pending_ev);
+	if (run_pending(p, &err) < 0) {
+		r = json_pack("{s:b,s:s}", "ok", 0, "error",
+			      err ? err : "the kernel refused the shuffle; "
+			      "see porthopd's log");
+		free(err);
+		return r;
+	}
+	return json_pack("{s:b,s:f}", "ok", 1, "duration_ms",
+			 engine_stats(p->engine)->last_build_ms +
+			 engine_stats(p->engine)->last_apply_ms);
+}
+
 static json_t *on_control(void *arg, json_t *req, uid_t uid)
 {
 	struct porthopd *p = arg;
@@ -823,28 +1007,8 @@ static json_t *on_control(void *arg, json_t *req, uid_t uid)
 		log_debug("mapping requested over the control socket");
 		return mapping_reply(p, addr);
 	}
-	if (strcmp(cmd, "shuffle") == 0) {
-		if (addr) {
-			if (shuffle_address(p, addr, SRC_CONTROL, &err) < 0) {
-				r = json_pack("{s:b,s:s}", "ok", 0, "error",
-					      err ? err : "refused");
-				free(err);
-				return r;
-			}
-		} else {
-			p->triggers++;
-			p->by_source[SRC_CONTROL]++;
-			do_shuffle(p, "control");
-			clock_gettime(CLOCK_MONOTONIC, &p->last_shuffle);
-			if (engine_stats(p->engine)->last_result < 0)
-				return json_pack("{s:b,s:s}", "ok", 0, "error",
-						 "the kernel refused the shuffle; "
-						 "see porthopd's log");
-		}
-		return json_pack("{s:b,s:f}", "ok", 1, "duration_ms",
-				 engine_stats(p->engine)->last_build_ms +
-				 engine_stats(p->engine)->last_apply_ms);
-	}
+	if (strcmp(cmd, "shuffle") == 0)
+		return control_shuffle(p, addr);
 	if (strcmp(cmd, "reload") == 0) {
 		notify_send("RELOADING=1");
 		if (reload(p, &err) < 0) {
@@ -1051,10 +1215,12 @@ int main(int argc, char **argv)
 	p.engine = engine_new(cfg, p.io);
 	p.rng = shuffle_new();
 	p.base = event_base_new();
-	if (p.engine == NULL || p.rng == NULL || p.base == NULL)
+	p.queue = trigger_queue_new();
+	if (p.engine == NULL || p.rng == NULL || p.base == NULL ||
+	    p.queue == NULL)
 		fatalx(EX_OSERR, "out of memory");
 	engine_set_json_elements(p.engine, p.json_elements);
-	if (make_auth(&p, cfg) < 0)
+	if (prepare_auth(&p, cfg, &p.auth) < 0)
 		fatalx(EX_OSERR, "cannot set up trigger authentication");
 	log_info("starting: %s, %zu watched address%s, %zu pairs",
 		 p.config_path, config_watched_count(cfg),
@@ -1062,7 +1228,7 @@ int main(int argc, char **argv)
 		 config_pair_count(cfg));
 
 	/* Cover the host before the first message arrives. */
-	do_shuffle(&p, "start");
+	do_shuffle(&p, "start", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &p.last_shuffle);
 	log_untrack_state(&p);
 	/* Only now, with the host covered: control socket and metrics. */
@@ -1132,6 +1298,7 @@ out:
 	if (p.watchdog_ev)
 		event_free(p.watchdog_ev);
 	engine_free(p.engine);
+	trigger_queue_free(p.queue);
 	auth_free(p.auth);
 	shuffle_free(p.rng);
 	nftio_free(p.io);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,50 @@ void auth_free(struct auth *a)
 	free(a->slots);
 	free(a->payload);
 	free(a);
+}
+
+bool auth_same_key(const struct auth *a, const unsigned char *key,
+		   size_t keylen)
+{
+	return a->keylen == keylen && sodium_memcmp(a->key, key, keylen) == 0;
+}
+
+int auth_set_window(struct auth *a, unsigned window_s, size_t max_nonces)
+{
+	struct nonce_slot *fresh;
+	size_t n = 16;
+
+	/* Never smaller than what is remembered: a nonce dropped here could
+	 * be replayed. */
+	while (n < max_nonces * 2 || n < a->used * 2)
+		n *= 2;
+	if (n == a->nslots) {
+		a->window = window_s;
+		a->max = max_nonces;
+		return 0;
+	}
+	fresh = calloc(n, sizeof(*fresh));
+	if (fresh == NULL)
+		return -ENOMEM;
+	/* Every nonce remembered moves over. */
+	a->used = 0;
+	for (size_t i = 0; i < a->nslots; i++) {
+		size_t h;
+
+		if (a->slots[i].ts == 0)
+			continue;
+		memcpy(&h, a->slots[i].nonce, sizeof(h));
+		for (h &= n - 1; fresh[h].ts; h = (h + 1) & (n - 1))
+			;
+		fresh[h] = a->slots[i];
+		a->used++;
+	}
+	free(a->slots);
+	a->slots = fresh;
+	a->nslots = n;
+	a->window = window_s;
+	a->max = max_nonces;
+	return 0;
 }
 
 const char *auth_result_name(enum auth_result r)
@@ -138,15 +183,22 @@ static enum auth_result remember(struct auth *a, const unsigned char *nonce,
 {
 	size_t h;
 
-	if (a->used >= a->max)
-		purge(a, now);
-	if (a->used >= a->max)
-		return AUTH_BUSY;
+	/* A replay is told as one however full the table is. */
 	memcpy(&h, nonce, sizeof(h));
 	for (h &= a->nslots - 1; a->slots[h].ts; h = (h + 1) & (a->nslots - 1))
 		if (memcmp(a->slots[h].nonce, nonce, NONCE_LEN) == 0 &&
 		    a->slots[h].ts + (time_t)a->window >= now)
 			return AUTH_REPLAY;
+	if (a->used >= a->max) {
+		purge(a, now);
+		if (a->used >= a->max)
+			return AUTH_BUSY;
+		/* The table was rebuilt: find the free slot again. */
+		memcpy(&h, nonce, sizeof(h));
+		for (h &= a->nslots - 1; a->slots[h].ts;
+		     h = (h + 1) & (a->nslots - 1))
+			;
+	}
 	memcpy(a->slots[h].nonce, nonce, NONCE_LEN);
 	a->slots[h].ts = ts > 0 ? ts : 1;
 	a->used++;

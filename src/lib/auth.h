@@ -14,6 +14,7 @@
 #ifndef PORTHOP_AUTH_H
 #define PORTHOP_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -40,6 +41,16 @@ struct auth;
 struct auth *auth_new(const unsigned char *key, size_t keylen,
 		      unsigned window_s, size_t max_nonces);
 void auth_free(struct auth *a);
+
+/* Whether a verifies with this key (compared in constant time).  A reload
+ * that keeps the key keeps its verifier, and with it the nonces it has
+ * seen: a trigger captured before the reload is still a replay after. */
+bool auth_same_key(const struct auth *a, const unsigned char *key,
+		   size_t keylen);
+
+/* Changes the time window and the bound on remembered nonces, keeping
+ * the nonces remembered.  Returns 0, or -ENOMEM with a unchanged. */
+int auth_set_window(struct auth *a, unsigned window_s, size_t max_nonces);
 
 /* Verifies msg.  On AUTH_OK, *ret_payload points into a buffer owned by a
  * that lives until the next call, *ret_len its length. */

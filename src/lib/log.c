@@ -109,3 +109,21 @@ void fatalx(int status, const char *fmt, ...)
 	va_end(ap);
 	exit(status);
 }
+
+bool log_ratelimit(struct log_ratelimit *rl, time_t now, unsigned burst,
+		   unsigned interval_s, uint64_t *ret_suppressed)
+{
+	if (now < rl->window_start ||
+	    now - rl->window_start >= (time_t)interval_s) {
+		rl->window_start = now;
+		rl->in_window = 0;
+	}
+	if (rl->in_window >= burst) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->in_window++;
+	*ret_suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}

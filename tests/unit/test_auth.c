@@ -131,6 +131,39 @@ static void test_key_files(void **state)
 	diag_free(d);
 }
 
+/* A reload that keeps the key keeps the verifier: a message seen before
+ * is still a replay after the window changes, and another key is told
+ * apart. */
+static void test_replays_survive_window_change(void **state)
+{
+	struct auth *a = auth_new(key, sizeof(key) - 1, 30, 8);
+	const char *payload;
+	size_t len;
+	char *msg[8];
+
+	(void)state;
+	assert_non_null(a);
+	assert_true(auth_same_key(a, key, sizeof(key) - 1));
+	assert_false(auth_same_key(a, other, sizeof(other) - 1));
+	assert_false(auth_same_key(a, key, sizeof(key) - 2));
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(auth_sign(key, sizeof(key) - 1, 1000, "x",
+					   &msg[i]), 0);
+		assert_int_equal(auth_verify(a, msg[i], strlen(msg[i]), 1000,
+					     &payload, &len), AUTH_OK);
+	}
+	/* Grown, shrunk below what it holds, the same: every nonce kept. */
+	assert_int_equal(auth_set_window(a, 60, 60000), 0);
+	assert_int_equal(auth_set_window(a, 10, 2), 0);
+	assert_int_equal(auth_set_window(a, 10, 2), 0);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(auth_verify(a, msg[i], strlen(msg[i]), 1001,
+					     &payload, &len), AUTH_REPLAY);
+		free(msg[i]);
+	}
+	auth_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +171,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_bounded_replay_table),
 		cmocka_unit_test(test_key_files),
+		cmocka_unit_test(test_replays_survive_window_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
