@@ -177,7 +177,9 @@ static void observe(struct porthopd *p)
 /* After a trigger's shuffle: someone else's change put back first? */
 static void report_repair(struct porthopd *p, uint64_t repairs_before)
 {
-	if (engine_stats(p->engine)->repairs != repairs_before)
+	/* A table found gone is said by observe(). */
+	if (engine_stats(p->engine)->repairs != repairs_before &&
+	    !engine_stats(p->engine)->last_redefined)
 		log_warnx("reconcile: the rules in force had been removed or "
 			  "altered; applied again before the shuffle");
 }
@@ -270,9 +272,9 @@ static int shuffle_entries(struct porthopd *p, const size_t *idx, size_t n,
 		return -1;
 	}
 	st = engine_stats(p->engine);
-	log_info("shuffle %llu applied (%s: %s): %zu operations, "
+	log_info("shuffle %llu applied (%s; %s): %zu operations, "
 		 "build %.1f ms, apply %.1f ms",
-		 (unsigned long long)st->shuffles, reason, whom,
+		 (unsigned long long)st->shuffles, whom, reason,
 		 st->last_commands, st->last_build_ms, st->last_apply_ms);
 	return 0;
 }
@@ -734,7 +736,8 @@ static int reload(struct porthopd *p, char **ret_error)
 		return -1;
 	}
 	observe(p);
-	if (engine_stats(p->engine)->repairs != repairs)
+	if (engine_stats(p->engine)->repairs != repairs &&
+	    !engine_stats(p->engine)->last_redefined)
 		log_warnx("reconcile: the rules in force had been removed or "
 			  "altered; applied again before the reload");
 	/* The reload drew a fresh mapping for every entry: what triggers

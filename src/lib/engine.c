@@ -440,7 +440,6 @@ static int apply_map(struct engine *e, struct config *cfg,
 	if (!writes_all)
 		quiet = e->have_gen && nftio_generation(e->io, &before) == 0 &&
 			before == e->applied_gen;
-	e->stats.last_redefined = false;
 	if (elements) {
 		r = apply_elements(e, cfg, map, kind, old, nold, t0, ret_error);
 		if (r == -ENOENT) {
@@ -639,6 +638,7 @@ static int check_before_apply(struct engine *e, char **ret_error)
 	uint32_t gen;
 	int r;
 
+	e->stats.last_redefined = false;
 	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
 	    e->map == NULL)
 		return 0;
@@ -937,8 +937,10 @@ static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	e->stats.checks++;
-	if (e->snapshot == NULL || listing(e, &now) < 0 ||
-	    strcmp(now, e->snapshot) != 0) {
+	r = e->snapshot ? listing(e, &now) : -ESTALE;
+	if (r < 0 || strcmp(now, e->snapshot) != 0) {
+		bool gone = r == -ENOENT;
+
 		free(now);
 		e->stats.last_check_ms = ms_since(&t0);
 		e->stats.check_continues = false;
@@ -946,6 +948,7 @@ static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
 		if (r < 0)
 			return r;
 		e->stats.repairs++;
+		e->stats.last_redefined = e->stats.last_redefined || gone;
 		return 1;
 	}
 	free(now);
@@ -977,6 +980,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	struct timespec t0;
 	int r;
 
+	e->stats.last_redefined = false;
 	if (e->map == NULL)
 		return 0;
 	r = nftio_generation(e->io, &gen);
