@@ -614,6 +614,7 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 {
 	struct porthopd *p = arg;
 	const struct config *c = engine_config(p->engine);
+	char dbuf[512];	/* a Redis server's words, escaped */
 
 	switch (ev) {
 	case BUS_UP:
@@ -631,12 +632,13 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 	case BUS_DOWN:
 		log_warnx("redis %s:%d: %s; retrying (next in %u ms), rules in "
 			  "force stay", config_redis_host(c),
-			  config_redis_port(c), detail, retry_ms);
+			  config_redis_port(c),
+			  diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
 		break;
 	case BUS_RETRY:
 		log_debug("redis %s:%d: %s; next attempt in %u ms",
-			  config_redis_host(c), config_redis_port(c), detail,
-			  retry_ms);
+			  config_redis_host(c), config_redis_port(c),
+			  diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
 		break;
 	}
 }

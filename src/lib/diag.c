@@ -208,6 +208,36 @@ const char *diag_string(char *buf, size_t len, const char *s)
 	return diag_cut(buf, len, text);
 }
 
+const char *diag_name(char *buf, size_t len, const char *s)
+{
+	bool plain = s[0] != '\0';
+
+	for (const char *c = s; *c && plain; c++)
+		plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			(*c >= '0' && *c <= '9') || strchr("_-.:/@%+", *c);
+	if (!plain || strlen(s) >= len)
+		return diag_string(buf, len, s);
+	memcpy(buf, s, strlen(s) + 1);
+	return buf;
+}
+
+const char *diag_line(char *buf, size_t len, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			o += (size_t)snprintf(buf + o, len - o, c == '\\' ?
+					      "\\\\" : "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 const char *diag_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {

@@ -57,6 +57,14 @@ const char *diag_path_index(char *buf, size_t len, const char *parent,
 const char *diag_value(char *buf, size_t len, const json_t *v);
 /* Render a C string JSON-encoded into buf.  Returns buf. */
 const char *diag_string(char *buf, size_t len, const char *s);
+/* A name from outside porthop (a kernel object's: table, chain) as it is
+ * when it is a plain word (letters, digits, _-.:/@%+), JSON-encoded
+ * otherwise, so that no name can forge a log line.  Returns buf. */
+const char *diag_name(char *buf, size_t len, const char *s);
+/* Text from a peer (a server's error message) as it is, but with control
+ * characters and backslashes escaped (\x0a, \\), so that it stays on
+ * one log line; cut to fit len (at least 6).  Returns buf. */
+const char *diag_line(char *buf, size_t len, const char *s);
 /* A short English name of the JSON type of v: "a string", "an object"... */
 const char *diag_type_name(const json_t *v);
 

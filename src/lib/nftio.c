@@ -1,5 +1,7 @@
 #include "nftio.h"
 
+#include "diag.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -1438,9 +1440,14 @@ static int ct_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_expr_foreach(r, ct_expr_cb, &what);
 	}
 	if (what && !d->found && !ct_own(d, f, table)) {
+		/* Anyone with CAP_NET_ADMIN names tables: escaped. */
+		char tbuf[DIAG_VALUE_MAX + 8], nbuf[DIAG_VALUE_MAX + 8];
+
 		snprintf(d->who, d->len, "table %s %s, %s %s: %s",
-			 family_name(f), table ? table : "?", where,
-			 name ? name : "?", what);
+			 family_name(f),
+			 diag_name(tbuf, sizeof(tbuf), table ? table : "?"),
+			 where, diag_name(nbuf, sizeof(nbuf), name ? name : "?"),
+			 what);
 		d->found = true;
 	}
 	goto out;
@@ -1472,9 +1479,12 @@ static bool legacy_table(char *who, size_t len)
 		if (fp == NULL)
 			continue;
 		if (fgets(line, sizeof(line), fp) && line[0] != '\n') {
+			char nbuf[DIAG_VALUE_MAX + 8];
+
 			line[strcspn(line, "\n")] = '\0';
 			snprintf(who, len, "iptables-legacy table %s (%s)",
-				 line, i ? "IPv6" : "IPv4");
+				 diag_name(nbuf, sizeof(nbuf), line),
+				 i ? "IPv6" : "IPv4");
 			any = true;
 		}
 		fclose(fp);

@@ -70,12 +70,35 @@ static void test_values_cannot_forge_lines(void **state)
 	free(longs);
 }
 
+/* Names and text from outside never break a log line. */
+static void test_outside_text(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(diag_name(buf, sizeof(buf), "fw"), "fw");
+	assert_string_equal(diag_name(buf, sizeof(buf), "INPUT"), "INPUT");
+	assert_string_equal(diag_name(buf, sizeof(buf), "x\nporthopd: forged"),
+			    "\"x\\nporthopd: forged\"");
+	assert_string_equal(diag_name(buf, sizeof(buf), ""), "\"\"");
+	assert_string_equal(diag_line(buf, sizeof(buf), "Connection refused"),
+			    "Connection refused");
+	assert_string_equal(diag_line(buf, sizeof(buf), "a\r\nb\\c"),
+			    "a\\x0d\\x0ab\\\\c");
+	/* Cut, never past the buffer, never half an escape. */
+	assert_string_equal(diag_line(buf, 8, "\n\n\n"), "\\x0a");
+	assert_true(strlen(diag_line(buf, sizeof(buf),
+		"0123456789012345678901234567890123456789012345678901234567890123456789"))
+		< sizeof(buf));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counts_and_move),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_values_cannot_forge_lines),
+		cmocka_unit_test(test_outside_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
