@@ -79,6 +79,21 @@ static double ms_since(const struct timespec *a)
 	       (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Whether nobody committed since our last apply (or its check): then
+ * what the kernel holds is ours to take as the baseline.  When someone
+ * has, the baseline taken meanwhile is dropped: the next reconciliation
+ * compares and puts back. */
+static bool still_ours(struct engine *e)
+{
+	uint32_t gen;
+
+	if (e->have_gen && nftio_generation(e->io, &gen) == 0 &&
+	    gen == e->applied_gen)
+		return true;
+	e->have_gen = false;
+	return false;
+}
+
 /* Forgets a reason already stored: the failure was recovered from. */
 static void drop_error(char **ret_error)
 {
@@ -420,9 +435,10 @@ struct redefine {
  * rewrites everything (a table defined anew, a template ruleset) may
  * always rebase; one that rewrites part (elements, a table redefined in
  * place) only when the generation before it is the one we last checked
- * (the callers check first, see check_before_apply).  Otherwise the
- * baseline is dropped, and the next reconciliation applies everything
- * again. */
+ * (the callers check first, see check_before_apply), and only when no
+ * one else committed during the apply either (the generation moved by
+ * our own commits alone).  Otherwise the baseline is dropped, and the
+ * next reconciliation compares again. */
 static int apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
 		     const struct shuffle_entry *old, size_t nold,
@@ -433,13 +449,13 @@ static int apply_map(struct engine *e, struct config *cfg,
 	bool in_place = rd && rd->in_place;
 	bool elements = config_mode(cfg) == CONFIG_MODE_NATIVE &&
 			e->native_ready && kind != BATCH_FULL;
-	bool writes_all = !elements && !in_place, quiet = false;
-	uint32_t before = 0;
+	bool writes_all = !elements && !in_place, quiet, alone;
+	uint64_t commits = nftio_commits(e->io);
+	uint32_t before = 0, after = 0;
+	bool have_before = nftio_generation(e->io, &before) == 0;
 	int r;
 
-	if (!writes_all)
-		quiet = e->have_gen && nftio_generation(e->io, &before) == 0 &&
-			before == e->applied_gen;
+	quiet = have_before && e->have_gen && before == e->applied_gen;
 	if (elements) {
 		r = apply_elements(e, cfg, map, kind, old, nold, t0, ret_error);
 		if (r == -ENOENT) {
@@ -468,25 +484,32 @@ static int apply_map(struct engine *e, struct config *cfg,
 	e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
 	e->have_map_digest = e->have_set_digest = false;
 	e->stats.last_digest_ms = -1;
-	free(e->snapshot);
-	e->snapshot = NULL;
-	if (!writes_all && !quiet) {
-		/* Someone committed between our check and our apply (or the
-		 * generation could not be read): what the kernel holds is
-		 * not all ours to vouch for. */
+	/* Only our transactions moved the generation since `before`? */
+	alone = have_before && nftio_generation(e->io, &after) == 0 &&
+		after - before == (uint32_t)(nftio_commits(e->io) - commits);
+	if (!alone || (!writes_all && !quiet)) {
+		/* Someone committed between our check and our apply, or
+		 * during it (or the generation could not be read): what
+		 * the kernel holds is not all ours to vouch for.  An
+		 * elements batch left the definition as we wrote it: its
+		 * fingerprint stays to compare with, the elements are
+		 * checked again.  Anything else is applied again whole. */
 		e->have_gen = false;
 		e->verifying = false;
+		if (!elements || writes_all) {
+			free(e->snapshot);
+			e->snapshot = NULL;
+		}
 		return r;
 	}
-	{
-		uint32_t watch_before = e->watch_gen;
-
-		e->have_gen = nftio_generation(e->io, &e->applied_gen) == 0;
-		/* The untrack watcher's mark moves past our commit only if
-		 * it had seen everything before it. */
-		if (writes_all || watch_before == before)
-			e->watch_gen = e->applied_gen;
-	}
+	free(e->snapshot);
+	e->snapshot = NULL;
+	e->have_gen = true;
+	e->applied_gen = after;
+	/* The untrack watcher's mark moves past our commits only if it had
+	 * seen everything before them. */
+	if (writes_all || e->watch_gen == before)
+		e->watch_gen = after;
 	/* A snapshot now lets the next reconciliation tell our change from
 	 * someone else's.  Native fingerprints leave the elements out and
 	 * are cheap; a large template ruleset is fingerprinted lazily, at
@@ -495,6 +518,12 @@ static int apply_map(struct engine *e, struct config *cfg,
 	     e->stats.last_commands < 5000) &&
 	    listing_of(e, cfg, &e->snapshot) < 0)
 		e->snapshot = NULL;
+	/* Someone committed between our apply and the listing: it may
+	 * hold their change. */
+	if (e->snapshot && !still_ours(e)) {
+		free(e->snapshot);
+		e->snapshot = NULL;
+	}
 	/* Maps replaced whole need no further check. */
 	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
 		e->verifying = false;
@@ -562,6 +591,9 @@ static void take_elements_digest(struct engine *e)
 	if (sets)
 		e->have_set_digest = digest_of(e, names, n,
 					       &e->set_digest) == 0;
+	/* Taken after someone else's commit, they could hold it. */
+	if (!still_ours(e))
+		e->have_map_digest = e->have_set_digest = false;
 	e->stats.last_digest_ms = ms_since(&t0);
 }
 
@@ -595,9 +627,12 @@ static bool elements_changed(struct engine *e, bool sets)
 	size_t n = checked_sets(e->cfg, names);
 	uint64_t d;
 
+	/* Sets that can be checked but have no digest (none taken since
+	 * someone committed) are not known to be ours: rewritten. */
 	if (sets)
-		return e->have_set_digest && digest_of(e, names, n, &d) == 0 &&
-		       d != e->set_digest;
+		return n > 0 && (!e->have_set_digest ||
+				 digest_of(e, names, n, &d) != 0 ||
+				 d != e->set_digest);
 	if (!e->have_map_digest) {
 		e->verify_next = 0;
 		return verify_step(e);
@@ -996,6 +1031,11 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	 * applied.  Keep a copy to compare with later. */
 	if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
 		e->snapshot = NULL;
+	if (e->snapshot && !still_ours(e)) {
+		free(e->snapshot);
+		e->snapshot = NULL;
+		return 0;
+	}
 	take_elements_digest(e);
 	if (!e->verifying)
 		return 0;

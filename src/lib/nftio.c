@@ -59,6 +59,7 @@ struct nftio {
 	struct nft_ctx *nft;		/* kernel backend */
 	struct mnl_socket *nl;		/* kernel backend, bulk updates */
 	uint32_t seq;
+	uint64_t commits;		/* transactions committed, both */
 	uint32_t generation;		/* recorder backend */
 	/* recorder backend */
 	json_t *last;
@@ -71,6 +72,7 @@ struct nftio {
 	uint64_t elem_salt;		/* changed by tamper_elements */
 	char *salted;			/* ... for this map or set */
 	bool tampered;			/* ... and not applied since */
+	char *tamper_next;		/* tamper_next_apply's name */
 	char *ct_user;			/* what conntrack_user answers */
 	size_t ct_looks;		/* ... and how often for the ruleset */
 };
@@ -717,6 +719,13 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 	io->last = batch;
 	io->applied++;
 	io->generation++;
+	if (io->tamper_next) {
+		char *name = io->tamper_next;
+
+		io->tamper_next = NULL;
+		nftio_recorder_tamper_elements(io, name);
+		free(name);
+	}
 	io->tampered = false;
 	return 0;
 }
@@ -806,6 +815,7 @@ void nftio_free(struct nftio *io)
 	free(io->fail_msg);
 	free(io->fail_needle);
 	free(io->salted);
+	free(io->tamper_next);
 	free(io->ct_user);
 	free(io);
 }
@@ -813,7 +823,11 @@ void nftio_free(struct nftio *io)
 int nftio_apply_text(struct nftio *io, const char *text, bool dry_run,
 		     char **ret_error)
 {
-	return io->ops->apply(io, text, dry_run, ret_error);
+	int r = io->ops->apply(io, text, dry_run, ret_error);
+
+	if (r == 0 && !dry_run)
+		io->commits++;
+	return r;
 }
 
 int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
@@ -1541,7 +1555,18 @@ void nftio_recorder_conntrack_user(struct nftio *io, const char *who)
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
 		      bool use_json, char **ret_error)
 {
-	return io->ops->elems(io, b, use_json, ret_error);
+	uint64_t commits = io->commits;
+	int r = io->ops->elems(io, b, use_json, ret_error);
+
+	/* One transaction, whether or not it went through apply_text. */
+	if (r == 0 && io->commits == commits)
+		io->commits++;
+	return r;
+}
+
+uint64_t nftio_commits(const struct nftio *io)
+{
+	return io->commits;
 }
 
 int nftio_generation(struct nftio *io, uint32_t *ret_gen)
@@ -1587,6 +1612,12 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 	io->elem_salt++;
 	io->tampered = true;
 	io->generation++;
+}
+
+void nftio_recorder_tamper_next_apply(struct nftio *io, const char *name)
+{
+	free(io->tamper_next);
+	io->tamper_next = strdup(name);
 }
 
 bool nftio_recorder_tampered(const struct nftio *io)

@@ -91,6 +91,10 @@ json_t *nftio_elems_json(const struct nftio_elems *b);
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
 		      bool use_json, char **ret_error);
 
+/* How many transactions this backend committed (dry runs not counted):
+ * beside the generation, which counts everyone's, it tells whether
+ * someone else committed between two reads of the generation. */
+uint64_t nftio_commits(const struct nftio *io);
 /* The kernel's ruleset generation: it changes with every committed
  * transaction, anyone's.  The recorder counts its applies. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
@@ -170,5 +174,9 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name);
  * changed are still changed: no batch since rewrote that map or set whole
  * (flushed it, or deleted the table to define it anew). */
 bool nftio_recorder_tampered(const struct nftio *io);
+/* Recorder only: right after the next accepted batch, someone changes the
+ * elements of `name` (as nftio_recorder_tamper_elements): a commit of
+ * theirs between ours and our next look at the generation. */
+void nftio_recorder_tamper_next_apply(struct nftio *io, const char *name);
 
 #endif
