@@ -195,7 +195,24 @@ ctl status >/dev/null || fail "porthopd does not answer after the reloads"
 [ "$(shape | jq -c '[.[] | select(.set)]')" = "$(jq -c '[.[] | select(.set)]' <<<"$baseline")" ] \
 	|| fail "the address sets changed under reloads"
 pass "10 reloads during a trigger flood: porthopd serves, its table intact"
+
+# A reload while the Redis connection is down and its retry timer armed:
+# the subscription is replaced (new port) under the pending retry.
+subscribed=$(log_count "subscribed to")
+stop_redis
+wait_log "retrying (next in" 1
+start_redis 6380
+jq '.redis_connection_configuration.port = 6380' "$cfg" >"$T/c3.json" && mv "$T/c3.json" "$cfg"
+hup
+wait_log "subscribed to" $((subscribed + 1))
+served=$(log_count "applied (address 10.0.0.3; redis)")
+nsx redis-cli -p 6380 PUBLISH test_channel_1 '{"address": "10.0.0.3"}' >/dev/null
+wait_log "applied (address 10.0.0.3; redis)" $((served + 1))
+porthopd_alive || fail "porthopd died reloading under a pending Redis retry"
+pass "a reload under a pending Redis retry: subscribed on the new port, triggers served"
 stop_porthopd
+stop_redis 6380
+start_redis
 
 # The replay table survives a reload that keeps the key.
 printf 'a-shared-trigger-key-0123456789-of-some-length\n' >"$T/trigger.key"
