@@ -136,14 +136,15 @@ grep -q '^porthopd: forged' "$T/porthopd.log" && fail "a forged log line got thr
 pass "untrusted addresses are logged escaped (Redis and control)"
 
 # A flood of 10,000 messages naming nobody: at most 5 lines every 10 s.
-warned=$(log_count "refused: not a watched")
+# Any line that names the address counts, whatever it says.
+warned=$(log_count "10\.77\.0\.1")
 N=10000
 [ "${PORTHOP_VALGRIND:-0}" = 1 ] && N=1000
 start=$(date +%s)
 nsx redis-benchmark -q -n $N -c 2 -P 16 PUBLISH test_channel_1 '{"address": "10.77.0.1"}' >/dev/null
 wait_for 120 "the flood read" bash -c "[ \$(ip netns exec $NS $PORTHOP status -s $T/control.sock --json | jq .triggers) -ge $N ]"
 windows=$(( ($(date +%s) - start) / 10 + 2 ))
-lines=$(( $(log_count "refused: not a watched") - warned ))
+lines=$(( $(log_count "10\.77\.0\.1") - warned ))
 [ "$lines" -le $((5 * windows)) ] || fail "$N unknown addresses logged $lines lines"
 pass "$N messages naming nobody: $lines warning lines"
 
