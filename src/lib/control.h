@@ -37,8 +37,8 @@ struct control *control_new(struct event_base *base, const char *path,
 void control_free(struct control *c);
 
 /* Client side: sends request to the socket at path and waits (up to
- * timeout_ms) for the reply.  On success *ret_reply is a new object.
- * Returns 0 or a negative errno. */
+ * timeout_ms in all, connecting included) for the one-line reply.  On
+ * success *ret_reply is a new object.  Returns 0 or a negative errno. */
 int control_call(const char *path, json_t *request, int timeout_ms,
 		 json_t **ret_reply);
 
