@@ -8,8 +8,9 @@
 #     the old one closed (no use after free), also from inside a
 #     `porthop reload` on that very socket;
 #  3. control_group admits members through a supplementary group, delivers
-#     the refusal to others (exit 77, never a reset: 69), and makes
-#     /run/porthop the group's, mode 0750;
+#     the refusal to others (exit 77, never a reset: 69 or SIGPIPE), every
+#     reply ends in an end of file even when the client sent more, and
+#     /run/porthop becomes the group's, mode 0750;
 #  4. a flood of held connections under a low descriptor limit costs
 #     neither CPU nor log lines, root is still answered, a client that
 #     trickles one byte a second is cut at the deadline, and accept()
@@ -79,6 +80,25 @@ def partial(path, first, rest, go):
         print("error " + type(e).__name__, flush=True)
         return
     print(data.decode().strip() or "closed", flush=True)
+
+def raw(path, request):
+    # Sends the request and reads to the end, as socat would: a reply
+    # followed by a reset is a reset.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(request.encode())
+    s.settimeout(10)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except ConnectionResetError:
+        print("reset", flush=True)
+        return
+    print(data.decode().strip(), flush=True)
 
 def holders(path, n):
     # Opens up to n connections in 3 s (retrying while the listener's
@@ -232,9 +252,20 @@ for i in $(seq 10); do
 	grep -qF "permission denied: root or the configured control group only" <<<"$out" \
 		|| fail "refused non-member, try $i: $out"
 done
-[ "$(PH "$T/g.sock" status --json | jq .control.refused_peer)" = 10 ] || fail "refusals not counted"
+# The same with a client that reads to the end and sends more than one
+# line: the refusal, then an end of file, not a reset.
+for i in $(seq 5); do
+	out=$(nsx setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		--inh-caps=+dac_override --ambient-caps=+dac_override \
+		$PY "$T/client.py" raw "$T/g.sock" "$(printf '{"command":"status"}\n%.0s' $(seq 200))")
+	[ "$(jq -r .error <<<"$out" 2>/dev/null)" = "permission denied: root or the configured control group only" ] \
+		|| fail "refused raw client, try $i: $out"
+done
+out=$(nsx $PY "$T/client.py" raw "$T/g.sock" "$(printf '{"command":"status"}\n%.0s' $(seq 200))")
+[ "$(jq -r .ok <<<"$out" 2>/dev/null)" = true ] || fail "a request followed by more lines: $out"
+[ "$(PH "$T/g.sock" status --json | jq .control.refused_peer)" = 15 ] || fail "refusals not counted"
 stop_porthopd
-pass "control_group: members by a supplementary group admitted; refusals delivered (exit 77, never a reset)"
+pass "control_group: members by a supplementary group admitted; refusals delivered (exit 77), replies never lost to a reset"
 
 # /run/porthop, the default's directory, given to the group (in a mount
 # namespace of porthopd's own, so the host's /run is not touched).
