@@ -993,7 +993,9 @@ static int open_control(struct porthopd *p)
 	const struct config *c = engine_config(p->engine);
 	const char *path = control_path(p, c);
 
-	return path ? open_control_at(p, path, config_daemon(c)->control_gid) : 0;
+	if (path == NULL)
+		return 0;
+	return open_control_at(p, path, config_daemon(c)->control_gid);
 }
 
 /* After a reload: the same path and group keep the socket as it is (and
