@@ -4,6 +4,7 @@
  * is done in src/lib.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +57,8 @@ struct porthopd {
 	bool json_elements;
 	const char *socket_override;		/* -s: the control socket */
 	struct control *control;
+	/* Rate limit of the control socket's notices, one per kind. */
+	time_t control_log_at[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 	struct event *metrics_ev;
 	struct metrics_histogram apply_hist;
 	uint64_t by_source[SRC_COUNT];
@@ -695,7 +698,7 @@ static bool same_redis(const struct config *a, const struct config *b)
 }
 
 static void arm_metrics(struct porthopd *p);
-static int open_control(struct porthopd *p);
+static void reopen_control(struct porthopd *p);
 
 /* Returns 0, or -1 with *ret_error (the caller frees it) if given. */
 static int reload(struct porthopd *p, char **ret_error)
@@ -759,12 +762,8 @@ static int reload(struct porthopd *p, char **ret_error)
 				  "subscription");
 	}
 	arm_metrics(p);
-	if (p->socket_override == NULL) {
-		control_free(p->control);
-		p->control = NULL;
-		if (open_control(p) < 0)
-			log_warn("reload: control socket");
-	}
+	if (p->socket_override == NULL)
+		reopen_control(p);
 	return 0;
 }
 
@@ -990,8 +989,23 @@ static json_t *on_control(void *arg, json_t *req, uid_t uid)
 	char *err = NULL;
 	json_t *r;
 
-	if (strcmp(cmd, "status") == 0)
-		return status_reply(p);
+	if (strcmp(cmd, "status") == 0) {
+		struct control_stats cs;
+
+		r = status_reply(p);
+		if (r && p->control) {
+			control_get_stats(p->control, &cs);
+			json_object_set_new(r, "control", json_pack(
+				"{s:I,s:I,s:I,s:I,s:I,s:I}",
+				"open", (json_int_t)cs.open,
+				"limit", (json_int_t)cs.limit,
+				"refused_busy", (json_int_t)cs.refused_busy,
+				"refused_peer", (json_int_t)cs.refused_peer,
+				"accept_errors", (json_int_t)cs.accept_errors,
+				"timeouts", (json_int_t)cs.timeouts));
+		}
+		return r;
+	}
 	if (strcmp(cmd, "metrics") == 0) {
 		struct metrics_snapshot m;
 		char *text;
@@ -1034,19 +1048,143 @@ static json_t *on_control(void *arg, json_t *req, uid_t uid)
 			 "mapping or metrics");
 }
 
+#define RUN_DIR "/run/porthop"
+
+/* The control socket's path: -s, else c's; NULL for none. */
+static const char *control_path(const struct porthopd *p,
+				const struct config *c)
+{
+	const char *path = p->socket_override ? p->socket_override :
+			   config_daemon(c)->control_socket;
+
+	return path && path[0] ? path : NULL;
+}
+
+/* Whether path is directly in RUN_DIR, the directory porthopd makes. */
+static bool in_run_dir(const char *path)
+{
+	return strncmp(path, RUN_DIR "/", sizeof(RUN_DIR)) == 0 &&
+	       strchr(path + sizeof(RUN_DIR), '/') == NULL;
+}
+
+/* Before the kernel is touched: whatever is at the socket's path must be
+ * a socket (replaced) or nothing in an existing directory, or porthopd
+ * would stop after its start-up shuffle with its rules left behind. */
+static int check_control_path(const struct porthopd *p, const struct config *c)
+{
+	const char *path = control_path(p, c);
+	char *err = NULL;
+	struct stat st;
+
+	if (path == NULL ||
+	    (in_run_dir(path) && stat(RUN_DIR, &st) < 0 && errno == ENOENT))
+		return 0;	/* RUN_DIR is made at start */
+	if (control_check_path(path, &err) == 0)
+		return 0;
+	log_warnx("%s: %s", p->socket_override ? "--socket" : p->config_path,
+		  err ? err : "control socket: out of memory");
+	free(err);
+	return -1;
+}
+
+/* RUN_DIR, made if missing, mode 0750 and group-owned by the control
+ * group (root's without one), so that its members can reach the socket
+ * and nobody else can.  Without CAP_CHOWN (the systemd unit), porthopd
+ * can give it only to a group it is in: SupplementaryGroups=. */
+static void prepare_run_dir(gid_t gid)
+{
+	gid_t want = gid == (gid_t)-1 ? 0 : gid;
+	struct stat st;
+	int fd;
+
+	if (mkdir(RUN_DIR, 0750) < 0 && errno != EEXIST) {
+		log_warn("%s", RUN_DIR);
+		return;
+	}
+	fd = open(RUN_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		log_warn("%s", RUN_DIR);
+	else if ((st.st_gid != want && fchown(fd, (uid_t)-1, want) < 0) ||
+		 ((st.st_mode & 07777) != 0750 && fchmod(fd, 0750) < 0))
+		log_warn("%s: control_group cannot reach the socket: giving "
+			 "the directory to the group", RUN_DIR);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A flood of clients must not become a flood of log lines: one line
+ * every 10 s at most; status counts them all. */
+static void on_control_notice(void *arg, enum control_notice what, int err)
+{
+	struct porthopd *p = arg;
+	struct control_stats cs;
+	time_t now = time(NULL);
+
+	if (p->control == NULL || now - p->control_log_at[what] < 10)
+		return;
+	p->control_log_at[what] = now;
+	control_get_stats(p->control, &cs);
+	if (what == CONTROL_NOTICE_ACCEPT_FAILED)
+		log_warnx("control socket: accept: %s; paused for up to 1 s "
+			  "at a time (%llu failures so far)", strerror(err),
+			  (unsigned long long)cs.accept_errors);
+	else
+		log_warnx("control socket: %zu connections open, the limit; "
+			  "clients turned away (%llu so far)", cs.open,
+			  (unsigned long long)cs.refused_busy);
+}
+
+/* Opens the socket at path, and on success replaces p->control with it. */
+static int open_control_at(struct porthopd *p, const char *path, gid_t gid)
+{
+	struct control *c;
+	char *err = NULL;
+
+	if (in_run_dir(path))
+		prepare_run_dir(gid);
+	c = control_new(p->base, path, gid, on_control, on_control_notice, p,
+			&err);
+	if (c == NULL) {
+		log_warnx("%s", err ? err : "control socket: out of memory");
+		free(err);
+		return -1;
+	}
+	/* Freed after the new one is bound: it removes its file only if
+	 * that is still its own.  Inside its own handler (porthop reload),
+	 * the request being served is still answered. */
+	control_free(p->control);
+	p->control = c;
+	return 0;
+}
+
 static int open_control(struct porthopd *p)
 {
-	const struct config_daemon *d = config_daemon(engine_config(p->engine));
-	const char *path = p->socket_override ? p->socket_override :
-			   d->control_socket;
+	const struct config *c = engine_config(p->engine);
+	const char *path = control_path(p, c);
 
-	if (path == NULL || path[0] == '\0')
+	if (path == NULL)
 		return 0;
-	/* The default lives under /run/porthop: make it if missing. */
-	if (strncmp(path, "/run/porthop/", 13) == 0)
-		mkdir("/run/porthop", 0750);
-	p->control = control_new(p->base, path, d->control_gid, on_control, p);
-	return p->control ? 0 : -1;
+	return open_control_at(p, path, config_daemon(c)->control_gid);
+}
+
+/* After a reload: the same path and group keep the socket as it is (and
+ * the connections on it); anything else replaces it, and a new socket
+ * that cannot be opened leaves the old one in place. */
+static void reopen_control(struct porthopd *p)
+{
+	const struct config *c = engine_config(p->engine);
+	const char *path = control_path(p, c);
+	gid_t gid = config_daemon(c)->control_gid;
+
+	if (path == NULL) {
+		control_free(p->control);
+		p->control = NULL;
+	} else if (control_is(p->control, path, gid)) {
+		if (in_run_dir(path))
+			prepare_run_dir(gid);
+	} else if (open_control_at(p, path, gid) < 0 && p->control) {
+		log_warnx("reload: the control socket stays where it was");
+	}
 }
 
 static void on_metrics(evutil_socket_t fd, short what, void *arg)
@@ -1203,7 +1341,8 @@ int main(int argc, char **argv)
 		       "needs CAP_NET_ADMIN (run it as root)");
 	}
 	cfg = load_checked(p.io, p.config_path, NULL);
-	if (cfg == NULL) {
+	if (cfg == NULL || check_control_path(&p, cfg) < 0) {
+		config_free(cfg);
 		nftio_free(p.io);
 		return EX_CONFIG;
 	}
@@ -1255,8 +1394,12 @@ int main(int argc, char **argv)
 	arm_untrack(&p);
 	arm_reconcile(&p);
 	arm_metrics(&p);
-	if (open_control(&p) < 0)
-		fatal(EX_OSERR, "control socket");
+	if (open_control(&p) < 0) {
+		/* As on any stop: no half-started daemon's rules left. */
+		stop_rules(&p);
+		status = EX_OSERR;
+		goto out;
+	}
 	for (size_t i = 0; i < 4; i++) {
 		p.sig[i] = evsignal_new(p.base, signals[i], on_signal, &p);
 		if (p.sig[i] == NULL || evsignal_add(p.sig[i], NULL) < 0)

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,26 +18,136 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
-struct control {
-	struct evconnlistener *listener;
-	char *path;
-	gid_t gid;
-	control_handler_fn handler;
-	void *arg;
+#include "diag.h"
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59	/* Linux 4.13; older headers lack it */
+#endif
+
+/* At most this much is read and dropped after a reply, while the client
+ * finishes sending what it had started. */
+#define CONTROL_LINGER_MAX (64 * 1024)
+/* The listener's pause after a failed accept(), doubled each time it
+ * fails again: long enough not to spin on EMFILE, short enough that the
+ * socket is back soon after descriptors are free. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
+/* The kernel's limit on supplementary groups (NGROUPS_MAX). */
+#define PEER_GROUPS_MAX 65536
+/* The client reads at most this much of a reply. */
+#define CONTROL_MAX_REPLY (64 * 1024 * 1024)
+
+#define BUSY_REPLY "{\"ok\":false,\"error\":\"porthopd is busy: too many " \
+		   "control connections; try again\"}\n"
+#define NOFD_REPLY "{\"ok\":false,\"error\":\"porthopd is out of file " \
+		   "descriptors; try again\"}\n"
+
+struct control;
+
+/* One client, from accept to close.  The control object owns it (a list);
+ * its callbacks reach the control object through it, never through a
+ * pointer that could outlive either. */
+struct conn {
+	struct control *c;
+	struct bufferevent *bev;
+	struct event *deadline;
+	struct conn *prev, *next;
+	uid_t uid;
+	size_t dropped;		/* read and dropped after the reply */
+	bool replied;		/* the reply is queued: input is dropped */
+	bool written;		/* the reply is out and our side shut */
+	bool peer_done;		/* the client shut its side */
 };
 
-static void conn_close(struct bufferevent *bev, short what, void *arg)
+struct control {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *resume;	/* re-enables the listener after a backoff */
+	char *path;
+	dev_t dev;		/* the socket file bind() made */
+	ino_t ino;
+	gid_t gid;
+	control_handler_fn handler;
+	control_notice_fn notice;
+	void *arg;
+	struct conn *conns;
+	size_t nconns, max_conns;
+	int reserve_fd;		/* spare descriptor for EMFILE */
+	unsigned backoff_ms;	/* 0 after a successful accept */
+	struct conn *serving;	/* the connection inside the handler */
+	bool doomed;		/* freed from the handler: goes with serving */
+	uint64_t accepted, refused_busy, refused_peer, accept_errors,
+		 timeouts;
+};
+
+static void conn_destroy(struct conn *k)
 {
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
+	struct control *c = k->c;
+
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		c->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	c->nconns--;
+	event_free(k->deadline);
+	bufferevent_free(k->bev);
+	free(k);
+	/* control_free() ran inside the handler: this was the connection
+	 * being served, and the last thing left of c. */
+	if (c->doomed && c->conns == NULL)
+		free(c);
 }
 
-static void conn_drained(struct bufferevent *bev, void *arg)
+static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_free(bev);
+	struct conn *k = arg;
+
+	(void)fd;
+	(void)what;
+	k->c->timeouts++;
+	conn_destroy(k);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *k = arg;
+
+	(void)bev;
+	/* The client shut its side after its request: the reply still goes
+	 * out (libevent stops reading, not writing), then the close. */
+	if ((what & BEV_EVENT_EOF) && k->replied && !k->written) {
+		k->peer_done = true;
+		return;
+	}
+	conn_destroy(k);
+}
+
+static void conn_written(struct bufferevent *bev, void *arg)
+{
+	struct conn *k = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	k->written = true;
+	if (k->peer_done) {
+		conn_destroy(k);
+		return;
+	}
+	/* Tell the client we are done; close once it has hung up too. */
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct conn *k = arg;
+
+	k->dropped += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (k->dropped > CONTROL_LINGER_MAX)
+		conn_destroy(k);
 }
 
 /* Queues r (consumed) as one line. */
@@ -53,64 +165,25 @@ static void write_reply(struct bufferevent *bev, json_t *r)
 	json_decref(r);
 }
 
-static void reply(struct bufferevent *bev, json_t *r)
+/* Every reply, whether the request was read whole or refused before:
+ * closing at once could leave unread bytes in our receive queue, and the
+ * kernel then resets the connection and the client loses the reply.  So:
+ * the reply, a half-close, then what the client still sends is dropped
+ * until it hangs up (or the deadline, or 64 KiB). */
+static void conn_reply(struct conn *k, json_t *r)
 {
-	/* No more input: write the answer, close once it is out. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, conn_drained, conn_close, NULL);
-	write_reply(bev, r);
-}
+	struct bufferevent *bev = k->bev;
+	struct timeval tv = { CONTROL_DEADLINE_MS / 1000,
+			      (CONTROL_DEADLINE_MS % 1000) * 1000 };
 
-/* At most this much is read and dropped after a request refused as too
- * large, while the client finishes sending it. */
-#define CONTROL_LINGER_MAX (64 * 1024)
-
-static void linger_free(struct bufferevent *bev, size_t *dropped)
-{
-	free(dropped);
-	bufferevent_free(bev);
-}
-
-static void linger_read(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t *dropped = arg;
-
-	*dropped += evbuffer_get_length(in);
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (*dropped > CONTROL_LINGER_MAX)
-		linger_free(bev, dropped);
-}
-
-static void linger_written(struct bufferevent *bev, void *arg)
-{
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		shutdown(bufferevent_getfd(bev), SHUT_WR);
-}
-
-static void linger_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	linger_free(bev, arg);
-}
-
-/* The reply to a request refused before it was all read: closing at once
- * would reset the connection under a client still writing, and it would
- * lose the reply.  So: the reply, a half-close, then what the client still
- * sends is dropped until it hangs up (or the timeout, or 64 KiB). */
-static void reply_lingering(struct bufferevent *bev, json_t *r)
-{
-	size_t *dropped = calloc(1, sizeof(*dropped));
-
-	if (dropped == NULL) {
-		reply(bev, r);
-		return;
-	}
 	evbuffer_drain(bufferevent_get_input(bev),
 		       evbuffer_get_length(bufferevent_get_input(bev)));
-	bufferevent_setcb(bev, linger_read, linger_written, linger_event,
-			  dropped);
+	k->replied = true;
+	bufferevent_setcb(bev, linger_read, conn_written, conn_event, k);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* The request's deadline has done its work; the reply gets one of
+	 * its own, so that a slow handler does not cut it short. */
+	event_add(k->deadline, &tv);
 	write_reply(bev, r);
 }
 
@@ -119,37 +192,28 @@ static json_t *error_reply(const char *msg)
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
-static uid_t peer_uid(int fd)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return (uid_t)-1;
-	return cred.uid;
-}
-
 static void conn_read(struct bufferevent *bev, void *arg)
 {
-	struct control *c = arg;
+	struct conn *k = arg;
+	struct control *c = k->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_ptr nl = evbuffer_search(in, "\n", 1, NULL);
 	size_t len = evbuffer_get_length(in);
 	json_error_t jerr;
-	json_t *req;
+	json_t *req, *r;
 	char *line;
 
 	if ((nl.pos < 0 && len > CONTROL_MAX_REQUEST) ||
 	    (nl.pos >= 0 && (size_t)nl.pos > CONTROL_MAX_REQUEST)) {
-		reply_lingering(bev, error_reply("request too large; at most "
-						 "4096 bytes on one line"));
+		conn_reply(k, error_reply("request too large; at most "
+					  "4096 bytes on one line"));
 		return;
 	}
 	if (nl.pos < 0)
 		return;
 	line = malloc((size_t)nl.pos + 1);
 	if (line == NULL) {
-		reply(bev, error_reply("out of memory"));
+		conn_reply(k, error_reply("out of memory"));
 		return;
 	}
 	evbuffer_remove(in, line, (size_t)nl.pos);
@@ -159,154 +223,513 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	if (!json_is_object(req) ||
 	    !json_is_string(json_object_get(req, "command"))) {
 		json_decref(req);
-		reply(bev, error_reply("malformed request; expected a JSON "
-				       "object with a \"command\" string"));
+		conn_reply(k, error_reply("malformed request; expected a JSON "
+					  "object with a \"command\" string"));
 		return;
 	}
-	reply(bev, c->handler(c->arg, req, peer_uid(bufferevent_getfd(bev))));
+	/* The handler may free c (a reload that moves the socket):
+	 * control_free() then spares k, and k takes c with it when it
+	 * closes.  Neither is touched here but through k. */
+	c->serving = k;
+	r = c->handler(c->arg, req, k->uid);
+	c->serving = NULL;
 	json_decref(req);
+	conn_reply(k, r);
 }
 
-/* root, or a member of the configured group. */
-static bool peer_allowed(struct control *c, int fd)
+static bool peer_cred(int fd, struct ucred *ret)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	socklen_t len = sizeof(*ret);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return false;
-	if (cred.uid == 0)
-		return true;
-	return c->gid != (gid_t)-1 && cred.gid == c->gid;
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ret, &len) == 0;
+}
+
+/* Whether gid is one of the peer's supplementary groups, as they were
+ * when it connected.  The kernel's list, not the group database: a lookup
+ * by name could block the loop (NSS over the network) and could disagree
+ * with what the kernel checked when it let the peer connect. */
+static bool peer_in_group(int fd, gid_t gid)
+{
+	gid_t small[32], *groups = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* ERANGE: len now says how much the list needs. */
+		if (errno != ERANGE || len == 0 ||
+		    len > PEER_GROUPS_MAX * sizeof(gid_t))
+			return false;
+		groups = malloc(len);
+		if (groups == NULL ||
+		    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			found = true;
+out:
+	if (groups != small)
+		free(groups);
+	return found;
+}
+
+/* Answers fd without keeping it: the reply, a half-close, what the client
+ * already sent read (so that the close is not a reset), the close. */
+static void refuse_now(int fd, const char *text)
+{
+	char buf[4096];
+
+	(void)send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 4; i++)
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+	close(fd);
+}
+
+static struct conn *conn_new(struct control *c, int fd, uid_t uid)
+{
+	struct timeval tv = { CONTROL_DEADLINE_MS / 1000,
+			      (CONTROL_DEADLINE_MS % 1000) * 1000 };
+	struct conn *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return NULL;
+	k->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	k->deadline = evtimer_new(c->base, conn_timeout, k);
+	if (k->bev == NULL || k->deadline == NULL) {
+		if (k->deadline)
+			event_free(k->deadline);
+		if (k->bev)
+			bufferevent_free(k->bev);	/* closes fd */
+		else
+			close(fd);
+		free(k);
+		return NULL;
+	}
+	/* One deadline for the whole request, from now: a timeout per read
+	 * would let a byte every few seconds hold the connection forever. */
+	event_add(k->deadline, &tv);
+	k->c = c;
+	k->uid = uid;
+	k->next = c->conns;
+	if (c->conns)
+		c->conns->prev = k;
+	c->conns = k;
+	c->nconns++;
+	return k;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		      struct sockaddr *sa, int socklen, void *arg)
 {
 	struct control *c = arg;
-	struct bufferevent *bev;
-	struct timeval tv = { 5, 0 };
+	struct ucred cred;
+	bool known, root;
+	struct conn *k;
 
 	(void)l;
 	(void)sa;
 	(void)socklen;
-	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
-				     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
+	c->backoff_ms = 0;
+	known = peer_cred(fd, &cred);
+	root = known && cred.uid == 0;
+	if (c->nconns >= c->max_conns + (root ? CONTROL_ROOT_RESERVE : 0)) {
+		c->refused_busy++;
+		refuse_now(fd, BUSY_REPLY);
+		if (c->notice)
+			c->notice(c->arg, CONTROL_NOTICE_BUSY, 0);
 		return;
 	}
-	if (!peer_allowed(c, fd)) {
-		reply(bev, error_reply("permission denied: root or the "
-				       "configured control group only"));
-		bufferevent_enable(bev, EV_WRITE);
+	k = conn_new(c, fd, known ? cred.uid : (uid_t)-1);
+	if (k == NULL)
+		return;
+	c->accepted++;
+	/* root, or a member of the configured group, by its primary or a
+	 * supplementary group (the same rule the kernel applied to the
+	 * socket file's group permission). */
+	if (!root && !(known && c->gid != (gid_t)-1 &&
+		       (cred.gid == c->gid || peer_in_group(fd, c->gid)))) {
+		c->refused_peer++;
+		conn_reply(k, error_reply("permission denied: root or the "
+					  "configured control group only"));
 		return;
 	}
 	/* A request larger than the limit is never buffered whole. */
-	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_REQUEST + 2);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_setcb(bev, conn_read, NULL, conn_close, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_setwatermark(k->bev, EV_READ, 0, CONTROL_MAX_REQUEST + 2);
+	bufferevent_setcb(k->bev, conn_read, NULL, conn_event, k);
+	bufferevent_enable(k->bev, EV_READ | EV_WRITE);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(c->listener);
+}
+
+/* accept() failed with something other than a retry (libevent filters
+ * EAGAIN, EINTR, ECONNABORTED).  Without this callback libevent logs the
+ * error and returns, the socket is still readable, and the loop spins on
+ * it: millions of lines a minute on EMFILE. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct control *c = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv;
+
+	c->accept_errors++;
+	/* Out of descriptors: the spare one lets us answer the client at
+	 * the head of the queue instead of leaving it hanging. */
+	if ((err == EMFILE || err == ENFILE) && c->reserve_fd >= 0) {
+		int fd;
+
+		close(c->reserve_fd);
+		fd = accept4(evconnlistener_get_fd(l), NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse_now(fd, NOFD_REPLY);
+		c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_MIN_MS :
+			c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+			c->backoff_ms * 2;
+	tv.tv_sec = c->backoff_ms / 1000;
+	tv.tv_usec = (suseconds_t)(c->backoff_ms % 1000) * 1000;
+	evconnlistener_disable(l);
+	evtimer_add(c->resume, &tv);
+	if (c->notice)
+		c->notice(c->arg, CONTROL_NOTICE_ACCEPT_FAILED, err);
+}
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a directory" :
+	       S_ISLNK(m) ? "a symbolic link" : S_ISFIFO(m) ? "a FIFO" :
+	       S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a socket";
+}
+
+/* Fills *ret_error (when asked for) with "control socket PATH" and what,
+ * the path JSON-encoded; returns -err. */
+static int path_error(char **ret_error, int err, const char *path,
+		      const char *what)
+{
+	char q[DIAG_VALUE_MAX + 8];
+
+	if (ret_error) {
+		diag_string(q, sizeof(q), path);
+		if (asprintf(ret_error, "control socket %s%s", q, what) < 0)
+			*ret_error = NULL;
+	}
+	return -err;
+}
+
+int control_check_path(const char *path, char **ret_error)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	char what[160], *dir, *slash;
+	int r = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return path_error(ret_error, ENAMETOOLONG, path, ": too long "
+				  "for a UNIX socket; at most 107 bytes");
+	if (lstat(path, &st) == 0) {
+		if (S_ISSOCK(st.st_mode))
+			return 0;
+		/* Never removed: a file put there by mistake is someone's,
+		 * and a directory cannot be replaced anyway. */
+		snprintf(what, sizeof(what), " exists and is not a socket "
+			 "(%s); porthopd replaces only a socket there",
+			 file_kind(st.st_mode));
+		return path_error(ret_error, EEXIST, path, what);
+	}
+	if (errno != ENOENT) {
+		r = errno;
+		snprintf(what, sizeof(what), ": %s", strerror(r));
+		return path_error(ret_error, r, path, what);
+	}
+	dir = strdup(path);
+	if (dir == NULL)
+		return path_error(ret_error, ENOMEM, path, ": out of memory");
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	if (stat(dir, &st) < 0) {
+		r = errno;
+		snprintf(what, sizeof(what), ": its directory %s",
+			 r == ENOENT ? "does not exist" : strerror(r));
+		r = path_error(ret_error, r, path, what);
+	} else if (!S_ISDIR(st.st_mode)) {
+		r = path_error(ret_error, ENOTDIR, path, ": its directory is "
+			       "not a directory");
+	}
+	free(dir);
+	return r;
+}
+
+/* Whether the file at c->path is still the socket c made. */
+static bool socket_is_ours(const struct control *c)
+{
+	struct stat st;
+
+	return lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       st.st_dev == c->dev && st.st_ino == c->ino;
+}
+
+/* At most a quarter of the descriptor limit: the rest stays for netlink,
+ * Redis and its reconnections, rule files and the metrics file, whatever
+ * clients do. */
+static size_t connection_limit(void)
+{
+	struct rlimit rl;
+	size_t n = CONTROL_MAX_CONNECTIONS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 4 < n)
+		n = rl.rlim_cur / 4;
+	return n < 4 ? 4 : n;
 }
 
 struct control *control_new(struct event_base *base, const char *path,
-			    gid_t gid, control_handler_fn handler, void *arg)
+			    gid_t gid, control_handler_fn handler,
+			    control_notice_fn notice, void *arg,
+			    char **ret_error)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *c;
+	const char *what = "?";
+	bool bound = false;
+	struct stat st;
 	mode_t old;
-	int fd, e;
+	int fd = -1, e;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
+	if (control_check_path(path, ret_error) < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		path_error(ret_error, ENOMEM, path, ": out of memory");
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->path = strdup(path)) == NULL)
-		goto fail;
+	c->reserve_fd = -1;
+	c->base = base;
 	c->gid = gid;
 	c->handler = handler;
+	c->notice = notice;
 	c->arg = arg;
+	c->max_conns = connection_limit();
+	if ((c->path = strdup(path)) == NULL ||
+	    (c->resume = evtimer_new(base, on_resume, c)) == NULL) {
+		what = "setting up";
+		errno = ENOMEM;
+		goto fail;
+	}
+	c->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (c->reserve_fd < 0) {
+		what = "a spare descriptor on /dev/null";
+		goto fail;
+	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		what = "socket";
 		goto fail;
-	unlink(path);
+	}
+	/* Only a socket is replaced (control_check_path() refused anything
+	 * else; this is its last word, should something have appeared). */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
 	/* Created 0600 (or 0660): never a moment when others could
 	 * connect. */
 	old = umask(gid == (gid_t)-1 ? 0177 : 0117);
 	e = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (e < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
-		e = errno;
-		close(fd);
-		errno = e;
+	if (e < 0) {
+		what = "bind";
 		goto fail;
 	}
+	bound = true;
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+		what = "giving it to control_group";
+		goto fail;
+	}
+	if (lstat(path, &st) < 0) {
+		what = "stat";
+		goto fail;
+	}
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
 	c->listener = evconnlistener_new(base, on_accept, c,
-					 LEV_OPT_CLOSE_ON_FREE, 16, fd);
+					 LEV_OPT_CLOSE_ON_FREE |
+					 LEV_OPT_CLOSE_ON_EXEC, 16, fd);
 	if (c->listener == NULL) {
-		close(fd);
+		what = "listen";
 		goto fail;
 	}
+	evconnlistener_set_error_cb(c->listener, on_accept_error);
 	return c;
 fail:
 	e = errno;
-	if (c && c->path)
-		free(c->path);
+	if (ret_error) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail), ": %s: %s", what, strerror(e));
+		path_error(ret_error, e, path, detail);
+	}
+	if (bound)
+		unlink(path);
+	if (fd >= 0)
+		close(fd);
+	if (c->reserve_fd >= 0)
+		close(c->reserve_fd);
+	if (c->resume)
+		event_free(c->resume);
+	free(c->path);
 	free(c);
 	errno = e;
 	return NULL;
 }
 
+bool control_is(const struct control *c, const char *path, gid_t gid)
+{
+	return c && !c->doomed && strcmp(c->path, path) == 0 &&
+	       c->gid == gid && socket_is_ours(c);
+}
+
+void control_get_stats(const struct control *c, struct control_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->open = c->nconns;
+	ret->limit = c->max_conns;
+	ret->accepted = c->accepted;
+	ret->refused_busy = c->refused_busy;
+	ret->refused_peer = c->refused_peer;
+	ret->accept_errors = c->accept_errors;
+	ret->timeouts = c->timeouts;
+}
+
 void control_free(struct control *c)
 {
-	if (c == NULL)
+	struct conn *k, *next;
+
+	if (c == NULL || c->doomed)
 		return;
-	if (c->listener)
-		evconnlistener_free(c->listener);
-	unlink(c->path);
+	evconnlistener_free(c->listener);
+	event_free(c->resume);
+	if (c->reserve_fd >= 0)
+		close(c->reserve_fd);
+	/* A newer socket may have taken the path (a reload that changed
+	 * only the group): that one stays. */
+	if (socket_is_ours(c))
+		unlink(c->path);
 	free(c->path);
+	c->path = NULL;
+	for (k = c->conns; k; k = next) {
+		next = k->next;
+		if (k != c->serving)
+			conn_destroy(k);
+	}
+	/* Called from the handler: the connection being served still needs
+	 * c; conn_destroy() frees c with it. */
+	if (c->serving) {
+		c->doomed = true;
+		return;
+	}
 	free(c);
+}
+
+static long ms_left(const struct timespec *end)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(end->tv_sec - now.tv_sec) * 1000 +
+	       (end->tv_nsec - now.tv_nsec) / 1000000;
 }
 
 int control_call(const char *path, json_t *request, int timeout_ms,
 		 json_t **ret_reply)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	char *text = json_dumps(request, JSON_COMPACT);
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd = -1, r;
+	char *buf = NULL, *nl = NULL;
+	size_t len = 0, cap = 0, tlen, sent = 0;
+	struct timespec end;
+	int fd = -1, r, send_err = 0;
 
 	if (text == NULL)
 		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		r = -ENAMETOOLONG;
 		goto out;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (fd < 0) {
 		r = -errno;
 		goto out;
 	}
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
-	    write(fd, "\n", 1) != 1) {
-		r = -errno;
+	/* connect() waits while the listener's queue is full: bounded by
+	 * the send timeout, as the writes are. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 		goto out;
 	}
-	for (;;) {
+	tlen = strlen(text);
+	text[tlen++] = '\n';	/* json_dumps left room: it ended in NUL */
+	while (sent < tlen) {
+		ssize_t n = send(fd, text + sent, tlen - sent, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* porthopd may have answered (a refusal) and
+			 * closed: its reply is still there to read. */
+			send_err = errno == EAGAIN ? ETIMEDOUT : errno;
+			break;
+		}
+		sent += (size_t)n;
+	}
+	/* One line is the whole reply: stop there, whatever follows (a
+	 * reset after the line does not make the reply less valid). */
+	while (nl == NULL) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = ms_left(&end);
 		ssize_t n;
 
-		if (poll(&p, 1, timeout_ms) <= 0) {
+		if (left <= 0 || (n = poll(&p, 1, (int)left)) == 0) {
 			r = -ETIMEDOUT;
 			goto out;
 		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
 		if (len + 65536 > cap) {
-			char *b = realloc(buf, cap + 65536 + 1);
+			char *b;
 
+			if (cap >= CONTROL_MAX_REPLY) {
+				r = -EMSGSIZE;
+				goto out;
+			}
+			b = realloc(buf, cap + 65536 + 1);
 			if (b == NULL) {
 				r = -ENOMEM;
 				goto out;
@@ -315,20 +738,20 @@ int control_call(const char *path, json_t *request, int timeout_ms,
 			cap += 65536;
 		}
 		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			r = -errno;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (len > 0 && n == 0)
+				break;
+			r = send_err ? -send_err : n < 0 ? -errno : -EPROTO;
 			goto out;
 		}
-		if (n == 0)
-			break;
+		nl = memchr(buf + len, '\n', (size_t)n);
 		len += (size_t)n;
 	}
-	if (buf == NULL) {
-		r = -EPROTO;
-		goto out;
-	}
-	buf[len] = '\0';
-	*ret_reply = json_loads(buf, 0, NULL);
+	if (nl)
+		len = (size_t)(nl - buf);
+	*ret_reply = json_loadb(buf, len, 0, NULL);
 	r = *ret_reply ? 0 : -EPROTO;
 out:
 	if (fd >= 0)

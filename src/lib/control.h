@@ -4,41 +4,108 @@
  * One request per connection: a JSON object on one line (at most
  * CONTROL_MAX_REQUEST bytes), answered with one JSON object and the
  * connection closed.  The socket is created with mode 0600 (0660 with a
- * group) and every peer's credentials are checked (SO_PEERCRED): root, or
- * a member of the configured group.  A malformed or oversized request
- * gets an error reply; a peer that says nothing is dropped after a few
- * seconds.  Nothing a client does can block the daemon's loop.
+ * group) and every peer's credentials are checked (SO_PEERCRED and
+ * SO_PEERGROUPS): root, or a member of the configured group, by its
+ * primary or a supplementary group.  A malformed, oversized or refused
+ * request gets an error reply, and what the client still sends is read
+ * and dropped so that the reply is not lost to a reset.
+ *
+ * Nothing a client does can block the daemon's loop or use up its file
+ * descriptors: each request has a deadline from its accept (however the
+ * bytes trickle in), at most a quarter of RLIMIT_NOFILE (and at most
+ * CONTROL_MAX_CONNECTIONS) connections are open at a time, and a failing
+ * accept() pauses the listener with a backoff instead of spinning.
+ *
+ * The control object owns its connections: freeing it closes them all,
+ * and the handler may free (or replace) the very object that called it.
  */
 #ifndef PORTHOP_CONTROL_H
 #define PORTHOP_CONTROL_H
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define CONTROL_MAX_REQUEST 4096
+/* Connections open at a time (fewer when RLIMIT_NOFILE is low); root has
+ * CONTROL_ROOT_RESERVE more, so that a group member who holds them all
+ * cannot lock root out. */
+#define CONTROL_MAX_CONNECTIONS 64
+#define CONTROL_ROOT_RESERVE 4
+/* Milliseconds a client has to send its request, from its accept; the
+ * reply then has as long again to be read. */
+#define CONTROL_DEADLINE_MS 5000
 
 struct control;
 
 /* Answers one request (a JSON object, borrowed) from a peer with the given
  * uid: returns a new reply object, which the control module sends and
- * frees. */
+ * frees.  It may call control_free() on the object that called it (a
+ * reload that moves the socket): the reply is still delivered. */
 typedef json_t *(*control_handler_fn)(void *arg, json_t *request,
 				      uid_t peer_uid);
 
-/* Listens on path (an existing socket file there is replaced).  gid is
- * the group allowed besides root, or (gid_t)-1 for root only.  Returns
- * NULL with errno set on failure. */
-struct control *control_new(struct event_base *base, const char *path,
-			    gid_t gid, control_handler_fn handler, void *arg);
+/* What the daemon may want to log; the module itself does not. */
+enum control_notice {
+	/* A client was turned away: the connection limit was reached. */
+	CONTROL_NOTICE_BUSY,
+	/* accept() failed (err: an errno value, EMFILE for one); the
+	 * listener pauses for a backoff of 100 ms up to 1 s. */
+	CONTROL_NOTICE_ACCEPT_FAILED,
+};
 
-/* Closes the socket, drops every connection, removes the socket file;
- * accepts NULL. */
+/* Called for every such event, possibly many times a second: rate-limit
+ * what you log.  It must not free the control object. */
+typedef void (*control_notice_fn)(void *arg, enum control_notice what,
+				  int err);
+
+/* Figures since control_new(), for status and metrics. */
+struct control_stats {
+	size_t open;			/* connections open now */
+	size_t limit;			/* at most, besides root's reserve */
+	uint64_t accepted;
+	uint64_t refused_busy;		/* turned away at the limit */
+	uint64_t refused_peer;		/* neither root nor a member */
+	uint64_t accept_errors;		/* accept() failed (EMFILE...) */
+	uint64_t timeouts;		/* cut off at the deadline */
+};
+
+/* Checks path before anything else is done: nothing there (in an
+ * existing directory), or a socket, which control_new() would replace.
+ * Anything else (a regular file, a directory...) is never removed.
+ * Returns 0, or a negative errno with *ret_error a message naming the
+ * path (the caller frees it). */
+int control_check_path(const char *path, char **ret_error);
+
+/* Listens on path (a socket already there is replaced; anything else
+ * there is refused).  gid is the group allowed besides root, or (gid_t)-1
+ * for root only.  notice may be NULL.  Returns NULL on failure, with
+ * *ret_error a message naming the path (the caller frees it) when
+ * ret_error is not NULL. */
+struct control *control_new(struct event_base *base, const char *path,
+			    gid_t gid, control_handler_fn handler,
+			    control_notice_fn notice, void *arg,
+			    char **ret_error);
+
+/* Whether c listens on path for gid, and the socket file there is still
+ * the one it made (not removed or replaced): a reload can keep it. */
+bool control_is(const struct control *c, const char *path, gid_t gid);
+
+/* Fills *ret with c's figures. */
+void control_get_stats(const struct control *c, struct control_stats *ret);
+
+/* Closes the socket, removes its file (if it is still the one c made) and
+ * drops every connection; accepts NULL.  Called from the handler, the
+ * connection being served gets its reply first and the memory goes with
+ * it. */
 void control_free(struct control *c);
 
 /* Client side: sends request to the socket at path and waits (up to
- * timeout_ms) for the reply.  On success *ret_reply is a new object.
- * Returns 0 or a negative errno. */
+ * timeout_ms in all, connecting included) for the one-line reply.  On
+ * success *ret_reply is a new object.  Returns 0 or a negative errno. */
 int control_call(const char *path, json_t *request, int timeout_ms,
 		 json_t **ret_reply);
 
