@@ -57,6 +57,23 @@ static void usage(FILE *f)
 CONFIG_DEFAULT_CONTROL_SOCKET "). `porthop <command> --help` describes each.\n");
 }
 
+/* The exit status of an error reply, by its code (control.h). */
+static int exit_status(const char *code)
+{
+	static const int by_code[CONTROL_CODE_COUNT] = {
+		[CONTROL_CODE_REQUEST] = EX_PROTOCOL,
+		[CONTROL_CODE_PERMISSION] = EX_NOPERM,
+		[CONTROL_CODE_NOT_WATCHED] = EX_DATAERR,
+		[CONTROL_CODE_CONFIG] = EX_CONFIG,
+		[CONTROL_CODE_KERNEL] = EX_SOFTWARE,
+		[CONTROL_CODE_BUSY] = EX_TEMPFAIL,
+		[CONTROL_CODE_INTERNAL] = EX_SOFTWARE,
+	};
+	int k = control_code_parse(code);
+
+	return k < 0 ? EX_SOFTWARE : by_code[k];
+}
+
 /* Sends one request to porthopd; prints errors; returns a sysexits code
  * and, on success, the reply in *ret. */
 static int call(const char *sock, json_t *req, json_t **ret)
@@ -76,10 +93,8 @@ static int call(const char *sock, json_t *req, json_t **ret)
 		const char *e = json_string_value(json_object_get(reply, "error"));
 
 		fprintf(stderr, "porthop: %s\n", e ? e : "porthopd refused");
-		r = e && strstr(e, "permission denied") ? EX_NOPERM :
-		    e && strstr(e, "not a watched") ? EX_DATAERR :
-		    e && strstr(e, "reload") == NULL && strstr(e, ".json") ?
-			    EX_CONFIG : EX_SOFTWARE;
+		r = exit_status(json_string_value(json_object_get(reply,
+								  "code")));
 		json_decref(reply);
 		return r;
 	}

@@ -37,10 +37,11 @@
 /* The client reads at most this much of a reply. */
 #define CONTROL_MAX_REPLY (64 * 1024 * 1024)
 
-#define BUSY_REPLY "{\"ok\":false,\"error\":\"porthopd is busy: too many " \
-		   "control connections; try again\"}\n"
-#define NOFD_REPLY "{\"ok\":false,\"error\":\"porthopd is out of file " \
-		   "descriptors; try again\"}\n"
+/* Written without allocating: there may be nothing left to allocate. */
+#define BUSY_REPLY "{\"ok\":false,\"code\":\"busy\",\"error\":\"porthopd " \
+		   "is busy: too many control connections; try again\"}\n"
+#define NOFD_REPLY "{\"ok\":false,\"code\":\"busy\",\"error\":\"porthopd " \
+		   "is out of file descriptors; try again\"}\n"
 
 struct control;
 
@@ -187,9 +188,34 @@ static void conn_reply(struct conn *k, json_t *r)
 	write_reply(bev, r);
 }
 
-static json_t *error_reply(const char *msg)
+static const char *const code_names[CONTROL_CODE_COUNT] = {
+	[CONTROL_CODE_REQUEST] = "request",
+	[CONTROL_CODE_PERMISSION] = "permission",
+	[CONTROL_CODE_NOT_WATCHED] = "not_watched",
+	[CONTROL_CODE_CONFIG] = "config",
+	[CONTROL_CODE_KERNEL] = "kernel",
+	[CONTROL_CODE_BUSY] = "busy",
+	[CONTROL_CODE_INTERNAL] = "internal",
+};
+
+const char *control_code_name(enum control_code code)
 {
-	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+	return (unsigned)code < CONTROL_CODE_COUNT ? code_names[code] :
+						     "internal";
+}
+
+int control_code_parse(const char *name)
+{
+	for (int i = 0; name && i < CONTROL_CODE_COUNT; i++)
+		if (strcmp(name, code_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+json_t *control_error(enum control_code code, const char *message)
+{
+	return json_pack("{s:b,s:s,s:s}", "ok", 0, "code",
+			 control_code_name(code), "error", message);
 }
 
 static void conn_read(struct bufferevent *bev, void *arg)
@@ -205,15 +231,17 @@ static void conn_read(struct bufferevent *bev, void *arg)
 
 	if ((nl.pos < 0 && len > CONTROL_MAX_REQUEST) ||
 	    (nl.pos >= 0 && (size_t)nl.pos > CONTROL_MAX_REQUEST)) {
-		conn_reply(k, error_reply("request too large; at most "
-					  "4096 bytes on one line"));
+		conn_reply(k, control_error(CONTROL_CODE_REQUEST,
+					    "request too large; at most 4096 "
+					    "bytes on one line"));
 		return;
 	}
 	if (nl.pos < 0)
 		return;
 	line = malloc((size_t)nl.pos + 1);
 	if (line == NULL) {
-		conn_reply(k, error_reply("out of memory"));
+		conn_reply(k, control_error(CONTROL_CODE_INTERNAL,
+					    "out of memory"));
 		return;
 	}
 	evbuffer_remove(in, line, (size_t)nl.pos);
@@ -223,8 +251,9 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	if (!json_is_object(req) ||
 	    !json_is_string(json_object_get(req, "command"))) {
 		json_decref(req);
-		conn_reply(k, error_reply("malformed request; expected a JSON "
-					  "object with a \"command\" string"));
+		conn_reply(k, control_error(CONTROL_CODE_REQUEST,
+					    "malformed request; expected a JSON "
+					    "object with a \"command\" string"));
 		return;
 	}
 	/* The handler may free c (a reload that moves the socket):
@@ -351,8 +380,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	if (!root && !(known && c->gid != (gid_t)-1 &&
 		       (cred.gid == c->gid || peer_in_group(fd, c->gid)))) {
 		c->refused_peer++;
-		conn_reply(k, error_reply("permission denied: root or the "
-					  "configured control group only"));
+		conn_reply(k, control_error(CONTROL_CODE_PERMISSION,
+					    "permission denied: root or the "
+					    "configured control group only"));
 		return;
 	}
 	/* A request larger than the limit is never buffered whole. */

@@ -41,6 +41,27 @@
 
 struct control;
 
+/* An error reply is {"ok": false, "code": NAME, "error": TEXT}: the code
+ * says what kind of failure it is (the CLI's exit status follows it), the
+ * text says what happened. */
+enum control_code {
+	CONTROL_CODE_REQUEST,		/* malformed, unknown, too large */
+	CONTROL_CODE_PERMISSION,	/* not for this peer */
+	CONTROL_CODE_NOT_WATCHED,	/* no watched entry covers it */
+	CONTROL_CODE_CONFIG,		/* the configuration was refused */
+	CONTROL_CODE_KERNEL,		/* the kernel refused the rules */
+	CONTROL_CODE_BUSY,		/* try again later */
+	CONTROL_CODE_INTERNAL,		/* out of memory, or a bug */
+	CONTROL_CODE_COUNT
+};
+
+/* The code's name in replies ("request", "permission", ...). */
+const char *control_code_name(enum control_code code);
+/* The code of a name, or -1 if none (an older or newer porthopd). */
+int control_code_parse(const char *name);
+/* A new error reply, or NULL if out of memory. */
+json_t *control_error(enum control_code code, const char *message);
+
 /* Answers one request (a JSON object, borrowed) from a peer with the given
  * uid: returns a new reply object, which the control module sends and
  * frees.  It may call control_free() on the object that called it (a

@@ -1,0 +1,711 @@
+#include "core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "diag.h"
+#include "log.h"
+#include "trigger.h"
+
+/* Lines a sender can cause: at most this many per kind every 10 s. */
+#define LOG_BURST 5
+#define LOG_INTERVAL_S 10
+
+struct core {
+	const char *config_path;
+	struct nftio *io;
+	struct engine *engine;
+	struct core_hooks hooks;
+	struct trigger_queue *queue;		/* what the pending shuffle
+						 * serves */
+	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
+	struct core_counters counters;
+	struct metrics_histogram apply_hist;	/* build + apply, seconds */
+	double start_time;			/* epoch seconds */
+	struct auth *auth;			/* NULL: triggers unsigned */
+	/* Whatever a sender controls logs through a limit. */
+	struct log_ratelimit refusal_log, unknown_log, failure_log;
+};
+
+static void say(void (*log)(void *, enum core_level, const char *),
+		void *arg, enum core_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	log(arg, level, line);
+}
+
+static void say_c(struct core *c, enum core_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say_c(struct core *c, enum core_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level == CORE_DEBUG && !log_debug_enabled())
+		return;
+	va_start(ap, fmt);
+	say(c->hooks.log, c->hooks.arg, level, fmt, ap);
+	va_end(ap);
+}
+
+#define debug(c, ...) say_c(c, CORE_DEBUG, __VA_ARGS__)
+#define info(c, ...) say_c(c, CORE_INFO, __VA_ARGS__)
+#define warn(c, ...) say_c(c, CORE_WARN, __VA_ARGS__)
+
+/* " (N more not logged)" when lines were held back, else "". */
+static const char *held_note(char *buf, size_t len, uint64_t n)
+{
+	buf[0] = '\0';
+	if (n > 0)
+		snprintf(buf, len, " (%llu more not logged)",
+			 (unsigned long long)n);
+	return buf;
+}
+
+static void load_say(void (*log)(void *, enum core_level, const char *),
+		     void *arg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void load_say(void (*log)(void *, enum core_level, const char *),
+		     void *arg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(log, arg, CORE_WARN, fmt, ap);
+	va_end(ap);
+}
+
+struct config *core_load(struct nftio *io, const char *path,
+			 void (*log)(void *, enum core_level, const char *),
+			 void *arg, char **ret_error)
+{
+	struct diag *d = diag_new();
+	struct config *c;
+
+	if (d == NULL)
+		return NULL;
+	c = config_load(path, 0, d);
+	if (c && engine_check(c, io, d) < 0) {
+		config_free(c);
+		c = NULL;
+	}
+	for (size_t i = 0; i < diag_count(d); i++) {
+		bool is_error;
+		const char *m = diag_message(d, i, &is_error);
+
+		load_say(log, arg, "%s: %s", is_error ? "error" : "warning", m);
+	}
+	if (c == NULL) {
+		load_say(log, arg, "%s: %zu error%s; configuration refused",
+			 path, diag_errors(d), diag_errors(d) == 1 ? "" : "s");
+		if (ret_error && diag_first_error(d))
+			*ret_error = strdup(diag_first_error(d));
+	}
+	diag_free(d);
+	return c;
+}
+
+/* The verifier of cfg's trigger key: the one in force if the key is the
+ * same (it keeps the nonces it has seen, so a trigger captured before a
+ * reload is still a replay after it), else a new one; NULL without a key.
+ * Returns 0 or -ENOMEM. */
+static int prepare_auth(struct core *c, const struct config *cfg,
+			struct auth **ret)
+{
+	const struct config_daemon *d = config_daemon(cfg);
+
+	*ret = NULL;
+	if (d->trigger_key == NULL)
+		return 0;
+	if (c->auth && auth_same_key(c->auth, d->trigger_key,
+				     d->trigger_key_len)) {
+		*ret = c->auth;
+		return 0;
+	}
+	/* A window's worth of triggers at a thousand a second. */
+	*ret = auth_new(d->trigger_key, d->trigger_key_len,
+			d->trigger_window_s, 1000 * (size_t)d->trigger_window_s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Puts a (from prepare_auth) in force under cfg. */
+static void adopt_auth(struct core *c, const struct config *cfg,
+		       struct auth *a)
+{
+	const struct config_daemon *d = config_daemon(cfg);
+
+	if (a != c->auth)
+		auth_free(c->auth);
+	c->auth = a;
+	if (a && auth_set_window(a, d->trigger_window_s,
+				 1000 * (size_t)d->trigger_window_s) < 0)
+		warn(c, "reload: out of memory resizing the replay table; "
+		     "trigger_window_seconds keeps its previous bound");
+}
+
+struct core *core_new(struct nftio *io, struct config *cfg,
+		      const char *config_path, const struct core_hooks *hooks)
+{
+	struct core *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		config_free(cfg);
+		return NULL;
+	}
+	c->io = io;
+	c->config_path = config_path;
+	c->hooks = *hooks;
+	c->engine = engine_new(cfg, io);
+	c->queue = trigger_queue_new();
+	if (c->engine == NULL || c->queue == NULL ||
+	    prepare_auth(c, engine_config(c->engine), &c->auth) < 0) {
+		core_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void core_free(struct core *c)
+{
+	if (c == NULL)
+		return;
+	engine_free(c->engine);
+	trigger_queue_free(c->queue);
+	auth_free(c->auth);
+	free(c);
+}
+
+void core_set_json_elements(struct core *c, bool on)
+{
+	engine_set_json_elements(c->engine, on);
+}
+
+static void report_untrack_state(struct core *c);
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* After an apply: its duration observed, a table found gone said. */
+static void observe(struct core *c)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	if (st->last_result == 0)
+		metrics_observe(&c->apply_hist,
+				(st->last_build_ms + st->last_apply_ms) / 1e3);
+	if (st->last_result == 0 && st->last_redefined)
+		warn(c, "table inet %s was gone (someone flushed the "
+		     "ruleset?): defined anew",
+		     config_table_name(engine_config(c->engine)));
+}
+
+/* After a trigger's apply: someone else's change put back first?  (A
+ * table found gone is said by observe().) */
+static void report_repair(struct core *c, uint64_t repairs_before,
+			  const char *what)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	if (st->repairs != repairs_before && !st->last_redefined)
+		warn(c, "reconcile: the rules in force had been removed or "
+		     "altered; applied again before the %s", what);
+}
+
+/* A failed shuffle, logged through a limit: every trigger of a flood can
+ * fail the same way. */
+static void report_failure(struct core *c, const char *what, const char *err)
+{
+	char note[48];
+	uint64_t held;
+
+	if (log_ratelimit(&c->failure_log, time(NULL), LOG_BURST,
+			  LOG_INTERVAL_S, &held))
+		warn(c, "%s failed, previous rules stay in force: %s%s", what,
+		     err ? err : "unknown error",
+		     held_note(note, sizeof(note), held));
+}
+
+/* Every entry.  Returns 0, or -1 with *ret_error set (the caller frees
+ * it) if given. */
+static int shuffle_all(struct core *c, const char *reason, char **ret_error)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+	uint64_t repairs = st->repairs;
+	char digest[48] = "", what[96];
+	char *err = NULL;
+	int r = engine_shuffle(c->engine, &err);
+
+	observe(c);
+	report_repair(c, repairs, "shuffle");
+	if (r < 0) {
+		snprintf(what, sizeof(what), "shuffle (%s)", reason);
+		report_failure(c, what, err);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		return -1;
+	}
+	if (st->last_digest_ms >= 0)
+		snprintf(digest, sizeof(digest), ", digest %.1f ms",
+			 st->last_digest_ms);
+	info(c, "shuffle %llu applied (%s): %zu pairs, %zu commands, "
+	     "build %.1f ms, apply %.1f ms%s",
+	     (unsigned long long)st->shuffles, reason, st->last_pairs,
+	     st->last_commands, st->last_build_ms, st->last_apply_ms, digest);
+	return 0;
+}
+
+/* The watched entries named by triggers, in one transaction; as
+ * shuffle_all otherwise. */
+static int shuffle_entries(struct core *c, const size_t *idx, size_t n,
+			   const char *reason, char **ret_error)
+{
+	const struct config *cfg = engine_config(c->engine);
+	const struct engine_stats *st = engine_stats(c->engine);
+	uint64_t repairs = st->repairs;
+	char what[96], whom[64];
+	char *err = NULL;
+	int r;
+
+	r = engine_shuffle_entries(c->engine, idx, n, &err);
+	observe(c);
+	report_repair(c, repairs, "shuffle");
+	/* Configured entries only: their text is ours, not the sender's. */
+	if (n == 1)
+		snprintf(whom, sizeof(whom), "address %s",
+			 config_watched(cfg, idx[0])->ip);
+	else
+		snprintf(whom, sizeof(whom), "%zu addresses", n);
+	if (r < 0) {
+		snprintf(what, sizeof(what), "shuffle of %s (%s)", whom, reason);
+		report_failure(c, what, err);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		return -1;
+	}
+	info(c, "shuffle %llu applied (%s; %s): %zu operations, build %.1f "
+	     "ms, apply %.1f ms", (unsigned long long)st->shuffles, whom,
+	     reason, st->last_commands, st->last_build_ms, st->last_apply_ms);
+	return 0;
+}
+
+int core_start(struct core *c)
+{
+	const struct config *cfg = engine_config(c->engine);
+
+	info(c, "starting: %s, %zu watched address%s, %zu pairs",
+	     c->config_path, config_watched_count(cfg),
+	     config_watched_count(cfg) == 1 ? "" : "es",
+	     config_pair_count(cfg));
+	c->start_time = wall_now();
+	shuffle_all(c, "start", NULL);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
+	report_untrack_state(c);
+	if (engine_stats(c->engine)->shuffles == 0) {
+		warn(c, "the start-up shuffle failed; stopping");
+		return -1;
+	}
+	return 0;
+}
+
+int core_run_pending(struct core *c, char **ret_error)
+{
+	struct trigger_batch b;
+	char reason[64] = "";
+	size_t len = 0;
+	int r;
+
+	trigger_queue_peek(c->queue, &b);
+	if (!b.all && b.nentries == 0)
+		return 0;
+	/* Every trigger that collapsed into this shuffle is named: an
+	 * operator's signal served by a shuffle a message had already asked
+	 * for shows as "redis, signal", not as a lost signal. */
+	for (int i = 0; i < SRC_COUNT; i++)
+		if (b.sources & (1u << i))
+			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
+						"%s%s", len ? ", " : "",
+						metrics_source_name((enum metrics_source)i));
+	r = b.all ? shuffle_all(c, reason, ret_error) :
+		    shuffle_entries(c, b.entries, b.nentries, reason, ret_error);
+	trigger_queue_clear(c->queue);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
+	return r;
+}
+
+long long core_wait_ms(const struct core *c)
+{
+	unsigned min_ms = config_daemon(engine_config(c->engine))->min_shuffle_interval_ms;
+	struct timespec now;
+	long long since_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	since_ms = (now.tv_sec - c->last_shuffle.tv_sec) * 1000LL +
+		   (now.tv_nsec - c->last_shuffle.tv_nsec) / 1000000;
+	return min_ms > 0 && since_ms < (long long)min_ms ?
+	       (long long)min_ms - since_ms : 0;
+}
+
+/* Triggers that arrive while one is pending collapse into it (see
+ * trigger.h): a burst of messages costs one shuffle, and shuffles keep
+ * min_shuffle_interval_ms however fast messages come. */
+static void schedule(struct core *c)
+{
+	c->hooks.schedule(c->hooks.arg, core_wait_ms(c));
+}
+
+void core_trigger(struct core *c, enum metrics_source source)
+{
+	c->counters.triggers++;
+	c->counters.by_source[source]++;
+	trigger_queue_all(c->queue, source);
+	schedule(c);
+}
+
+int core_trigger_address(struct core *c, const char *ip,
+			 enum metrics_source source)
+{
+	long idx = config_watched_lookup(engine_config(c->engine), ip);
+	char vbuf[DIAG_VALUE_MAX + 8], note[48];
+	uint64_t held;
+
+	c->counters.triggers++;
+	c->counters.by_source[source]++;
+	if (idx < 0) {
+		c->counters.unknown_addresses++;
+		if (log_ratelimit(&c->unknown_log, time(NULL), LOG_BURST,
+				  LOG_INTERVAL_S, &held))
+			warn(c, "shuffle of %s (%s) refused: not a watched "
+			     "address nor inside a watched prefix%s",
+			     diag_string(vbuf, sizeof(vbuf), ip),
+			     metrics_source_name(source),
+			     held_note(note, sizeof(note), held));
+		return -ENOENT;
+	}
+	trigger_queue_entry(c->queue, (size_t)idx, source);
+	schedule(c);
+	return 0;
+}
+
+/* A refused trigger: counted always, logged through a limit so a flood
+ * of forgeries cannot flood the log. */
+static void refuse(struct core *c, enum auth_result r, const char *channel)
+{
+	char cbuf[DIAG_VALUE_MAX + 8], note[48];
+	uint64_t held;
+
+	c->counters.refused[r]++;
+	if (log_ratelimit(&c->refusal_log, time(NULL), LOG_BURST,
+			  LOG_INTERVAL_S, &held))
+		warn(c, "trigger on channel %s refused: %s%s",
+		     diag_string(cbuf, sizeof(cbuf), channel),
+		     auth_result_name(r), held_note(note, sizeof(note), held));
+}
+
+void core_message(struct core *c, const char *channel, const char *payload,
+		  size_t len)
+{
+	char cbuf[DIAG_VALUE_MAX + 8];
+	json_t *msg;
+
+	debug(c, "trigger on channel %s (%zu bytes)",
+	      diag_string(cbuf, sizeof(cbuf), channel), len);
+	if (c->auth) {
+		enum auth_result r = auth_verify(c->auth, payload, len,
+						 time(NULL), &payload, &len);
+
+		if (r != AUTH_OK) {
+			refuse(c, r, channel);
+			return;
+		}
+	}
+	/* As in the reference, a payload means nothing, except
+	 * {"address": "..."}: then only that entry's mapping moves (an
+	 * intrusion detector naming the scanner it saw). */
+	if (len < 256 && len > 0 && payload[0] == '{' &&
+	    (msg = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL))) {
+		const char *ip = json_string_value(json_object_get(msg, "address"));
+
+		if (ip && json_object_size(msg) == 1) {
+			core_trigger_address(c, ip, SRC_REDIS);
+			json_decref(msg);
+			return;
+		}
+		json_decref(msg);
+	}
+	core_trigger(c, SRC_REDIS);
+}
+
+/* Says what engine_untrack_check (r, err) did. */
+static void report_untrack(struct core *c, int r, const char *err)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	if (r < 0)
+		warn(c, "conntrack: turning untrack_unwatched's rules %s "
+		     "failed: %s", st->untracking ? "off" : "on",
+		     err ? err : "?");
+	else if (r > 0 && st->untracking)
+		info(c, "conntrack: no other table uses connection tracking "
+		     "now; unwatched clients are untracked");
+	else if (r > 0)
+		warn(c, "conntrack: %s uses connection tracking; unwatched "
+		     "clients are tracked again", st->conntrack_user);
+}
+
+/* After a start or reload: whether unwatched clients are tracked, and
+ * why, unless untrack_unwatched is false. */
+static void report_untrack_state(struct core *c)
+{
+	const struct config *cfg = engine_config(c->engine);
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	if (config_mode(cfg) != CONFIG_MODE_NATIVE ||
+	    config_untrack(cfg) == CONFIG_UNTRACK_OFF)
+		return;
+	if (st->untracking)
+		info(c, "unwatched clients are untracked (untrack_unwatched "
+		     "%s)", config_untrack(cfg) == CONFIG_UNTRACK_ON ? "true" :
+		     "\"auto\": no other table uses connection tracking");
+	else if (config_untrack(cfg) == CONFIG_UNTRACK_AUTO)
+		info(c, "unwatched clients are tracked: %s uses connection "
+		     "tracking (untrack_unwatched \"auto\")",
+		     st->conntrack_user);
+}
+
+void core_untrack_look(struct core *c, bool all)
+{
+	char *err = NULL;
+	int r;
+
+	r = engine_untrack_check(c->engine, all, &err);
+	report_untrack(c, r, err);
+	free(err);
+}
+
+void core_reconcile(struct core *c)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+	uint64_t checks = st->checks;
+	char *err = NULL;
+	int r;
+
+	/* The urgent look first: a large table's check below can take a
+	 * few hundred milliseconds. */
+	core_untrack_look(c, false);
+	r = engine_reconcile(c->engine, &err);
+	if (r == 0 && st->checks != checks)
+		debug(c, "reconcile: someone else committed; our rules are "
+		      "intact (checked in %.1f ms%s)", st->last_check_ms,
+		      st->check_continues ? "; more of the maps next time" : "");
+	if (r < 0)
+		warn(c, "reconcile: the rules in force could not be restored: "
+		     "%s", err ? err : "?");
+	else if (r > 0)
+		warn(c, "reconcile: the rules in force had been removed or "
+		     "altered; applied again (%.1f ms)", st->last_apply_ms);
+	free(err);
+	core_untrack_look(c, true);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether the two configurations subscribe the same way. */
+static bool same_redis(const struct config *a, const struct config *b)
+{
+	const struct config_redis_extra *x = config_redis_extra(a);
+	const struct config_redis_extra *y = config_redis_extra(b);
+
+	if (strcmp(config_redis_host(a), config_redis_host(b)) != 0 ||
+	    config_redis_port(a) != config_redis_port(b) ||
+	    config_channel_count(a) != config_channel_count(b) ||
+	    !same_str(x->password, y->password) ||
+	    !same_str(x->username, y->username) ||
+	    !same_str(x->unix_socket, y->unix_socket) ||
+	    x->connect_timeout_ms != y->connect_timeout_ms ||
+	    x->retry_max_ms != y->retry_max_ms)
+		return false;
+	for (size_t i = 0; i < config_channel_count(a); i++)
+		if (strcmp(config_channel(a, i), config_channel(b, i)) != 0)
+			return false;
+	return true;
+}
+
+static void core_log_cb(void *arg, enum core_level level, const char *line)
+{
+	struct core *c = arg;
+
+	c->hooks.log(c->hooks.arg, level, line);
+}
+
+int core_reload(struct core *c, char **ret_error)
+{
+	uint64_t repairs = engine_stats(c->engine)->repairs;
+	struct auth *auth = NULL;
+	struct config *cfg;
+	unsigned changes;
+	char *err = NULL;
+
+	info(c, "reloading %s", c->config_path);
+	cfg = core_load(c->io, c->config_path, core_log_cb, c, ret_error);
+	if (cfg == NULL) {
+		warn(c, "reload refused; the running configuration and its "
+		     "rules stay in force");
+		return -EINVAL;
+	}
+	/* Before anything changes: without its verifier, signed triggers
+	 * could not be checked (and must never be taken unsigned). */
+	if (prepare_auth(c, cfg, &auth) < 0) {
+		warn(c, "reload refused: out of memory for trigger "
+		     "authentication; the running configuration stays");
+		if (ret_error)
+			*ret_error = strdup("reload refused: out of memory for "
+					    "trigger authentication");
+		config_free(cfg);
+		return -ENOMEM;
+	}
+	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
+		  CORE_CHANGED_REDIS;
+	if (engine_reload(c->engine, cfg, &err) < 0) {
+		if (auth != c->auth)
+			auth_free(auth);
+		warn(c, "reload: applying the new configuration failed, the "
+		     "old one stays in force: %s", err ? err : "?");
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		config_free(cfg);
+		return -EIO;
+	}
+	observe(c);
+	report_repair(c, repairs, "reload");
+	/* The reload drew a fresh mapping for every entry: what triggers
+	 * asked for is served, and their indexes meant the old list. */
+	trigger_queue_clear(c->queue);
+	info(c, "reload applied: %zu watched addresses, %zu pairs",
+	     config_watched_count(cfg), config_pair_count(cfg));
+	report_untrack_state(c);
+	adopt_auth(c, cfg, auth);
+	if (c->hooks.reloaded)
+		c->hooks.reloaded(c->hooks.arg, changes);
+	return 0;
+}
+
+void core_stop(struct core *c)
+{
+	const struct config *cfg = engine_config(c->engine);
+	bool untracking = engine_stats(c->engine)->untracking;
+	char *err = NULL;
+	int r = engine_stop(c->engine, &err);
+
+	if (config_mode(cfg) != CONFIG_MODE_NATIVE ||
+	    !config_remove_on_stop(cfg)) {
+		if (r < 0)
+			warn(c, "taking untrack_unwatched's rules out failed: "
+			     "%s", err ? err : "?");
+		info(c, "the rules in force stay in the kernel%s",
+		     untracking && r == 0 &&
+		     !engine_stats(c->engine)->untracking ?
+		     ", unwatched clients tracked (untrack_unwatched \"auto\" "
+		     "has nobody to watch for other users of conntrack)" : "");
+	} else if (r < 0) {
+		warn(c, "removing table inet %s failed: %s",
+		     config_table_name(cfg), err ? err : "?");
+	} else if (r > 0) {
+		info(c, "table inet %s was gone already", config_table_name(cfg));
+	} else {
+		info(c, "table inet %s removed", config_table_name(cfg));
+	}
+	free(err);
+}
+
+const char *core_status_line(struct core *c, char *buf, size_t len)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	snprintf(buf, len, "%zu pairs, %llu shuffles, %llu failures",
+		 st->last_pairs, (unsigned long long)st->shuffles,
+		 (unsigned long long)st->failures);
+	return buf;
+}
+
+const struct config *core_config(const struct core *c)
+{
+	return engine_config(c->engine);
+}
+
+const struct engine *core_engine(const struct core *c)
+{
+	return c->engine;
+}
+
+const struct core_counters *core_counters(const struct core *c)
+{
+	return &c->counters;
+}
+
+const char *core_config_path(const struct core *c)
+{
+	return c->config_path;
+}
+
+bool core_authenticated(const struct core *c)
+{
+	return c->auth != NULL;
+}
+
+const struct core_hooks *core_hooks(const struct core *c)
+{
+	return &c->hooks;
+}
+
+double core_start_time(const struct core *c)
+{
+	return c->start_time;
+}
+
+void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+	const struct config *cfg = engine_config(c->engine);
+
+	memset(m, 0, sizeof(*m));
+	m->version = PORTHOP_VERSION;
+	m->mode = config_mode(cfg) == CONFIG_MODE_NATIVE ? "native" : "template";
+	m->shuffles = st->shuffles;
+	m->failures = st->failures;
+	m->reconciliations = st->repairs;
+	m->checks = st->checks;
+	m->last_check_seconds = st->last_check_ms / 1e3;
+	m->untracking = config_mode(cfg) != CONFIG_MODE_NATIVE ? -1 :
+			st->untracking;
+	m->untrack_switches = st->untrack_switches;
+	m->pairs = engine_map(c->engine) ? st->last_pairs : 0;
+	m->watched = config_watched_count(cfg);
+	m->redis_connected = -1;
+	memcpy(m->triggers, c->counters.by_source, sizeof(m->triggers));
+	memcpy(m->refused, c->counters.refused, sizeof(m->refused));
+	m->apply = &c->apply_hist;
+	m->start_time = c->start_time;
+	m->last_shuffle_time = st->shuffles ? (double)st->last_time.tv_sec +
+			       (double)st->last_time.tv_nsec / 1e9 : 0;
+	if (c->hooks.metrics)
+		c->hooks.metrics(c->hooks.arg, m);
+}

@@ -1,0 +1,134 @@
+/*
+ * core: porthopd's policy, without its event loop.  What a trigger, a
+ * Redis message, a reload, a reconciliation or a stop does; when the
+ * pending shuffle may run; what is said about it.  porthopd.c owns the
+ * loop, the timers, the Redis subscription and the control socket and
+ * wires them to this; unit tests drive it against the recorder.
+ *
+ * The core does not log: every line goes through the log hook, already
+ * escaped where a value came from outside, and limited where a sender
+ * could cause it.
+ */
+#ifndef PORTHOP_CORE_H
+#define PORTHOP_CORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "engine.h"
+#include "metrics.h"
+#include "nftio.h"
+
+struct core;
+
+enum core_level { CORE_DEBUG, CORE_INFO, CORE_WARN };
+
+/* What a reload changed that the caller owns (bits). */
+enum { CORE_CHANGED_REDIS = 1 };
+
+struct core_hooks {
+	void *arg;
+	/* One log line. */
+	void (*log)(void *arg, enum core_level level, const char *line);
+	/* Arm the pending shuffle to run in wait_ms (0: as soon as the loop
+	 * can), unless it is armed already; when it runs, call
+	 * core_run_pending. */
+	void (*schedule)(void *arg, long long wait_ms);
+	/* A reload was applied (changes: CORE_CHANGED_* bits): rewire
+	 * timers, the subscription, the control socket.  May be NULL. */
+	void (*reloaded)(void *arg, unsigned changes);
+	/* Adds the caller's parts to a status reply (Redis, the control
+	 * socket, the timer).  May be NULL. */
+	void (*status)(void *arg, json_t *reply);
+	/* Fills the caller's parts of a metrics snapshot.  May be NULL. */
+	void (*metrics)(void *arg, struct metrics_snapshot *m);
+};
+
+/* Counters of what arrived, for status and metrics. */
+struct core_counters {
+	uint64_t triggers;			/* every kind, every source */
+	uint64_t by_source[SRC_COUNT];
+	uint64_t unknown_addresses;		/* address triggers naming
+						 * nobody */
+	uint64_t refused[METRICS_REASONS];	/* by enum auth_result */
+};
+
+/* Loads and checks the configuration at path as at start-up and on
+ * reload (a kernel dry run through io), sending every diagnostic to log
+ * (arg as for the hook).  Returns the configuration, or NULL after the
+ * errors (the first also in *ret_error when given; the caller frees
+ * it). */
+struct config *core_load(struct nftio *io, const char *path,
+			 void (*log)(void *arg, enum core_level level,
+				     const char *line),
+			 void *arg, char **ret_error);
+
+/* Takes ownership of cfg (freed on failure too); borrows io and
+ * config_path, which must outlive the core; copies hooks.  NULL if out of
+ * memory. */
+struct core *core_new(struct nftio *io, struct config *cfg,
+		      const char *config_path, const struct core_hooks *hooks);
+void core_free(struct core *c);
+
+/* Native mode: map updates through libnftables' JSON parser. */
+void core_set_json_elements(struct core *c, bool on);
+
+/* The start-up shuffle, which covers the host.  0, or -1 (logged). */
+int core_start(struct core *c);
+
+/* A trigger for every entry (timer, signal, reconnection). */
+void core_trigger(struct core *c, enum metrics_source source);
+
+/* A trigger naming an address: the watched entry that covers it joins the
+ * pending shuffle.  -ENOENT (counted, logged through a limit) if none
+ * does. */
+int core_trigger_address(struct core *c, const char *ip,
+			 enum metrics_source source);
+
+/* A Redis message: verified when a trigger key is configured (refusals
+ * counted, logged through a limit), then a trigger; a payload that is
+ * exactly {"address": "..."} names an address. */
+void core_message(struct core *c, const char *channel, const char *payload,
+		  size_t len);
+
+/* How long the pending shuffle must still wait to keep
+ * min_shuffle_interval_ms; 0: it may run now. */
+long long core_wait_ms(const struct core *c);
+
+/* Runs the pending shuffle (nothing pending: 0).  Returns 0, or -1 with
+ * *ret_error set if given (the caller frees it). */
+int core_run_pending(struct core *c, char **ret_error);
+
+/* Reloads the configuration file: refused as a whole (-EINVAL: the
+ * configuration; -EIO: the kernel; -ENOMEM) with the running one left in
+ * force, or applied, then the reloaded hook.  *ret_error as above. */
+int core_reload(struct core *c, char **ret_error);
+
+/* The periodic check of our rules (see engine_reconcile) and the untrack
+ * "auto" watcher (see engine_untrack_check: all, or the quick look). */
+void core_reconcile(struct core *c);
+void core_untrack_look(struct core *c, bool all);
+
+/* A clean stop: what happens to the rules (see engine_stop). */
+void core_stop(struct core *c);
+
+/* The metrics (the caller's parts through the metrics hook). */
+void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m);
+
+/* The one-line status systemd shows (written into buf). */
+const char *core_status_line(struct core *c, char *buf, size_t len);
+
+/* What the control commands (command.h) read. */
+const struct config *core_config(const struct core *c);
+const struct engine *core_engine(const struct core *c);
+const struct core_counters *core_counters(const struct core *c);
+const char *core_config_path(const struct core *c);
+const struct core_hooks *core_hooks(const struct core *c);
+bool core_authenticated(const struct core *c);
+double core_start_time(const struct core *c);	/* epoch seconds */
+
+#endif
