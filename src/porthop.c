@@ -40,7 +40,7 @@ static void on_stop(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: porthop <command> [options]\n"
+"usage: porthop [-s socket | -c file] <command> [options]\n"
 "\n"
 "commands:\n"
 "  status [--json]           what porthopd is doing\n"
@@ -54,7 +54,9 @@ static void usage(FILE *f)
 "  publish [options]         publish a trigger message on Redis\n"
 "\n"
 "Commands that talk to porthopd take -s PATH (default\n"
-CONFIG_DEFAULT_CONTROL_SOCKET "). `porthop <command> --help` describes each.\n");
+CONFIG_DEFAULT_CONTROL_SOCKET "), or -c FILE to use that configuration's\n"
+"porthopd.control_socket; both may also come before the command.\n"
+"`porthop <command> --help` describes each.\n");
 }
 
 /* The exit status of an error reply, by its code (control.h). */
@@ -190,33 +192,76 @@ static void print_mapping(json_t *m)
 	}
 }
 
+/* Options given before the command: -s PATH, -c FILE. */
+struct globals {
+	const char *sock;
+	const char *conf;
+};
+
+/* The control socket: -s, else the configuration's (-c FILE), else the
+ * default.  Returns 0, or a sysexits code after saying why. */
+static int socket_path(const struct globals *g, struct config **ret_cfg,
+		       const char **ret)
+{
+	struct diag *d;
+	struct config *cfg;
+
+	*ret = g->sock ? g->sock : CONFIG_DEFAULT_CONTROL_SOCKET;
+	if (g->sock || g->conf == NULL)
+		return 0;
+	d = diag_new();
+	if (d == NULL)
+		return EX_OSERR;
+	cfg = config_load(g->conf, CONFIG_LOAD_NO_RULES, d);
+	diag_print(d, stderr);
+	diag_free(d);
+	if (cfg == NULL)
+		return EX_CONFIG;
+	if (config_daemon(cfg)->control_socket == NULL ||
+	    config_daemon(cfg)->control_socket[0] == '\0') {
+		fprintf(stderr, "porthop: %s has no control socket "
+			"(porthopd.control_socket is empty)\n", g->conf);
+		config_free(cfg);
+		return EX_CONFIG;
+	}
+	*ret = config_daemon(cfg)->control_socket;
+	*ret_cfg = cfg;
+	return 0;
+}
+
 /* status, shuffle, reload, mapping, metrics. */
-static int cmd_daemon(const char *cmd, int argc, char **argv)
+static int cmd_daemon(const char *cmd, struct globals g, int argc,
+		      char **argv)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sock = CONFIG_DEFAULT_CONTROL_SOCKET, *addr = NULL;
+	const char *sock, *addr = NULL;
+	struct config *cfg = NULL;
 	bool as_json = false, takes_addr;
 	json_t *req, *reply = NULL;
 	int ch, r;
 
 	takes_addr = strcmp(cmd, "shuffle") == 0 || strcmp(cmd, "mapping") == 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "s:jh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:c:jh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			sock = optarg;
+			g.sock = optarg;
+			break;
+		case 'c':
+			g.conf = optarg;
 			break;
 		case 'j':
 			as_json = true;
 			break;
 		case 'h':
-			printf("usage: porthop %s%s [-s socket] [--json]\n", cmd,
-			       takes_addr ? " [ADDRESS]" : "");
+			printf("usage: porthop %s%s [-s socket | -c file] "
+			       "[--json]\n", cmd, takes_addr ? " [ADDRESS]" : "");
 			return EXIT_SUCCESS;
 		default:
 			return EX_USAGE;
@@ -229,9 +274,13 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
 			argv[optind]);
 		return EX_USAGE;
 	}
+	r = socket_path(&g, &cfg, &sock);
+	if (r != 0)
+		return r;
 	req = addr ? json_pack("{s:s,s:s}", "command", cmd, "address", addr) :
 		     json_pack("{s:s}", "command", cmd);
 	r = call(sock, req, &reply);
+	config_free(cfg);
 	if (r != EXIT_SUCCESS)
 		return r;
 	if (strcmp(cmd, "metrics") == 0)
@@ -263,9 +312,9 @@ static int cmd_daemon(const char *cmd, int argc, char **argv)
 /* porthop print: the batch porthopd would apply, in nft syntax.  Only the
  * kernel turns a JSON batch into nft syntax, so it is applied inside a
  * network namespace of this process's own, listed, and thrown away. */
-static int cmd_print(int argc, char **argv)
+static int cmd_print(const struct globals *g, int argc, char **argv)
 {
-	const char *conf = "/etc/porthop/configuration.json";
+	const char *conf = g->conf ? g->conf : CONFIG_DEFAULT_PATH;
 	struct diag *d = diag_new();
 	struct shuffle *rng = shuffle_new();
 	struct shuffle_map *map = NULL;
@@ -290,8 +339,7 @@ static int cmd_print(int argc, char **argv)
 		}
 	}
 	cfg = config_load(conf, 0, d);
-	for (size_t i = 0; i < diag_count(d); i++)
-		fprintf(stderr, "%s\n", diag_message(d, i, NULL));
+	diag_print(d, stderr);
 	if (cfg == NULL) {
 		status = EX_CONFIG;
 		goto out;
@@ -377,7 +425,7 @@ static void nap(unsigned long ms)
 		;
 }
 
-static int cmd_publish(int argc, char **argv)
+static int cmd_publish(const struct globals *g, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -394,7 +442,7 @@ static int cmd_publish(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf = NULL, *host = NULL, *channel = NULL;
+	const char *conf = g->conf, *host = NULL, *channel = NULL;
 	bool print_time = false;
 	const char *key_file = NULL;
 	unsigned char *key = NULL;
@@ -480,13 +528,7 @@ static int cmd_publish(int argc, char **argv)
 		struct diag *d = diag_new();
 
 		cfg = config_load(conf, CONFIG_LOAD_NO_RULES, d);
-		for (size_t i = 0; i < diag_count(d); i++) {
-			bool is_error;
-			const char *m = diag_message(d, i, &is_error);
-
-			fprintf(stderr, "porthop publish: %s: %s\n",
-				is_error ? "error" : "warning", m);
-		}
+		diag_print(d, stderr);
 		diag_free(d);
 		if (cfg == NULL)
 			return EX_CONFIG;
@@ -606,7 +648,7 @@ out:
 	return status;
 }
 
-static int cmd_check(int argc, char **argv)
+static int cmd_check(const struct globals *g, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -614,7 +656,7 @@ static int cmd_check(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf = "/etc/porthop/configuration.json";
+	const char *conf = g->conf ? g->conf : CONFIG_DEFAULT_PATH;
 	bool offline = false;
 	struct config *cfg;
 	struct nftio *io = NULL;
@@ -658,12 +700,7 @@ static int cmd_check(int argc, char **argv)
 			cfg = NULL;
 		}
 	}
-	for (size_t i = 0; i < diag_count(d); i++) {
-		bool is_error;
-		const char *m = diag_message(d, i, &is_error);
-
-		fprintf(stderr, "%s: %s\n", is_error ? "error" : "warning", m);
-	}
+	diag_print(d, stderr);
 	if (cfg) {
 		printf("%s: configuration OK: %zu watched address%s, %zu pairs\n",
 		       conf, config_watched_count(cfg),
@@ -683,30 +720,49 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	struct globals g = { NULL, NULL };
+	const char *cmd;
+	int i = 1;
+
 	log_init("porthop", 0, false);
-	if (argc < 2) {
+	/* -s PATH and -c FILE may come before the command too. */
+	while (i + 1 < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-s") == 0 ||
+		    strcmp(argv[i], "--socket") == 0)
+			g.sock = argv[i + 1];
+		else if (strcmp(argv[i], "-c") == 0 ||
+			 strcmp(argv[i], "--config") == 0)
+			g.conf = argv[i + 1];
+		else
+			break;
+		i += 2;
+	}
+	if (i >= argc) {
 		usage(stderr);
 		return EX_USAGE;
 	}
-	if (strcmp(argv[1], "publish") == 0)
-		return cmd_publish(argc - 1, argv + 1);
-	if (strcmp(argv[1], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
-	if (strcmp(argv[1], "print") == 0)
-		return cmd_print(argc - 1, argv + 1);
-	if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "shuffle") == 0 ||
-	    strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "mapping") == 0 ||
-	    strcmp(argv[1], "metrics") == 0)
-		return cmd_daemon(argv[1], argc - 1, argv + 1);
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+	cmd = argv[i];
+	argc -= i;
+	argv += i;
+	if (strcmp(cmd, "publish") == 0)
+		return cmd_publish(&g, argc, argv);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(&g, argc, argv);
+	if (strcmp(cmd, "print") == 0)
+		return cmd_print(&g, argc, argv);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||
+	    strcmp(cmd, "reload") == 0 || strcmp(cmd, "mapping") == 0 ||
+	    strcmp(cmd, "metrics") == 0)
+		return cmd_daemon(cmd, g, argc, argv);
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
 		usage(stdout);
 		return EXIT_SUCCESS;
 	}
-	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+	if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("porthop %s\n", PORTHOP_VERSION);
 		return EXIT_SUCCESS;
 	}
-	fprintf(stderr, "porthop: unknown command \"%s\"\n", argv[1]);
+	fprintf(stderr, "porthop: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return EX_USAGE;
 }

@@ -31,7 +31,7 @@
 #include "notify.h"
 #include "shuffle.h"
 
-#define DEFAULT_CONFIG "/etc/porthop/configuration.json"
+#define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
 
 /* The daemon's one context; main owns it. */
 struct porthopd {

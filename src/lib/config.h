@@ -29,6 +29,8 @@
 #define CONFIG_MAX_STRING	255
 #define CONFIG_MAX_WATCHED	1000000
 #define CONFIG_DEFAULT_CONTROL_SOCKET "/run/porthop/porthopd.sock"
+/* Where porthopd and porthop look for the configuration by default. */
+#define CONFIG_DEFAULT_PATH "/etc/porthop/configuration.json"
 
 /* Skip loading the two rule files (for `porthop publish`, which needs only
  * the Redis settings). */

@@ -80,11 +80,25 @@ static void load_say(void (*log)(void *, enum core_level, const char *),
 	va_end(ap);
 }
 
+/* Where core_load's diagnostics go. */
+struct load_log {
+	void (*log)(void *, enum core_level, const char *);
+	void *arg;
+};
+
+static void diag_line_cb(void *arg, const char *text)
+{
+	struct load_log *to = arg;
+
+	to->log(to->arg, CORE_WARN, text);
+}
+
 struct config *core_load(struct nftio *io, const char *path,
 			 void (*log)(void *, enum core_level, const char *),
 			 void *arg, char **ret_error)
 {
 	struct diag *d = diag_new();
+	struct load_log to = { log, arg };
 	struct config *c;
 
 	if (d == NULL)
@@ -94,12 +108,7 @@ struct config *core_load(struct nftio *io, const char *path,
 		config_free(c);
 		c = NULL;
 	}
-	for (size_t i = 0; i < diag_count(d); i++) {
-		bool is_error;
-		const char *m = diag_message(d, i, &is_error);
-
-		load_say(log, arg, "%s: %s", is_error ? "error" : "warning", m);
-	}
+	diag_report(d, diag_line_cb, &to);
 	if (c == NULL) {
 		load_say(log, arg, "%s: %zu error%s; configuration refused",
 			 path, diag_errors(d), diag_errors(d) == 1 ? "" : "s");

@@ -259,3 +259,28 @@ const char *diag_type_name(const json_t *v)
 	}
 	return "a value";
 }
+
+void diag_report(const struct diag *d,
+		 void (*line)(void *arg, const char *text), void *arg)
+{
+	char buf[DIAG_LINE_MAX];
+
+	for (size_t i = 0; i < diag_count(d); i++) {
+		bool is_error;
+		const char *m = diag_message(d, i, &is_error);
+
+		snprintf(buf, sizeof(buf), "%s: %s",
+			 is_error ? "error" : "warning", m);
+		line(arg, buf);
+	}
+}
+
+static void print_line(void *arg, const char *text)
+{
+	fprintf(arg, "%s\n", text);
+}
+
+void diag_print(const struct diag *d, FILE *f)
+{
+	diag_report(d, print_line, f);
+}

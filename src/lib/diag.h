@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 
 #define DIAG_ATTR_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -45,6 +46,15 @@ const char *diag_message(const struct diag *d, size_t i, bool *ret_is_error);
 const char *diag_first_error(const struct diag *d);
 /* Moves every message of src to the end of dst and empties src. */
 void diag_move(struct diag *dst, struct diag *src);
+
+/* Every message, in order, as one line "error: ..." or "warning: ..."
+ * (at most DIAG_LINE_MAX bytes), to line(arg, text): the one way
+ * diagnostics are shown, to a log or a terminal. */
+#define DIAG_LINE_MAX 1100
+void diag_report(const struct diag *d,
+		 void (*line)(void *arg, const char *text), void *arg);
+/* diag_report to f, a line each. */
+void diag_print(const struct diag *d, FILE *f);
 
 /* JSON path helpers: write "parent.key" or "parent[i]" into buf. */
 const char *diag_path_key(char *buf, size_t len, const char *parent,
