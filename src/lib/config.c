@@ -51,6 +51,7 @@ static const char *const proto_name[CONFIG_NPROTO] = { "tcp", "udp" };
 struct walk {
 	const char *file;
 	struct diag *d;
+	uint8_t ignored[65536 / 8];	/* scratch: one entry's ignore list */
 };
 
 static const char *const redis_keys[] = {
@@ -597,13 +598,16 @@ static int parse_watched_entry(struct walk *w, struct config *c,
 			free(ignore);
 			return -1;
 		}
+		/* A bitmap of the ignored ports: a list of 65535 ports
+		 * ignoring as many would cost 65535 squared otherwise. */
+		memset(w->ignored, 0, sizeof(w->ignored));
+		for (size_t j = 0; j < nignore; j++)
+			w->ignored[ignore[j] / 8] |= (uint8_t)(1 << (ignore[j] % 8));
 		for (size_t i = 0; i < c->nproto[p]; i++) {
-			bool skip = false;
+			uint16_t port = c->proto_ports[p][i];
 
-			for (size_t j = 0; j < nignore; j++)
-				skip |= ignore[j] == c->proto_ports[p][i];
-			if (!skip)
-				ports[n++] = c->proto_ports[p][i];
+			if (!(w->ignored[port / 8] & (1 << (port % 8))))
+				ports[n++] = port;
 		}
 		out->ports[p] = ports;
 		out->nports[p] = n;
@@ -625,12 +629,6 @@ static int cmp_net(const struct config_net *x, const struct config_net *y)
 	return (int)x->prefix_len - (int)y->prefix_len;
 }
 
-static int cmp_net_ptr(const void *a, const void *b)
-{
-	return cmp_net(*(const struct config_net *const *)a,
-		       *(const struct config_net *const *)b);
-}
-
 unsigned __int128 config_net_value(const struct config_net *n, bool last)
 {
 	unsigned __int128 v = 0;
@@ -643,17 +641,38 @@ unsigned __int128 config_net_value(const struct config_net *n, bool last)
 	return v;
 }
 
+/* Entry i of an array of networks, and the order check_nets sorts them
+ * in: by network, then by index, so that equal networks end up side by
+ * side with the first one in the file first. */
+struct net_ref {
+	const struct config_net *net;
+	size_t index;
+};
+
+static int cmp_net_ref(const void *a, const void *b)
+{
+	const struct net_ref *x = a, *y = b;
+	int r = cmp_net(x->net, y->net);
+
+	if (r)
+		return r;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 /* Reports entries that repeat one another, and prefixes that overlap (the
  * kernel's interval maps refuse overlapping elements).  An address inside
- * a watched prefix is allowed: the address's own entry wins.  Sorting
- * pointers keeps a million entries at n log n. */
+ * a watched prefix is allowed: the address's own entry wins.  One sort
+ * of (network, index) pairs keeps a million entries, identical or not, at
+ * n log n: each repeat is reported against the first entry of its
+ * network, found in the same pass. */
 static int check_nets(struct walk *w, const struct config_net *const *nets,
 		      size_t n, const char *path, const char *what_path,
 		      bool overlap_is_error)
 {
-	const struct config_net **sorted;
+	struct net_ref *sorted;
 	const struct config_net *widest = NULL;
 	unsigned __int128 widest_end = 0;
+	size_t first = 0;
 	int r = 0;
 
 	if (n < 2)
@@ -661,33 +680,22 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 	sorted = malloc(n * sizeof(*sorted));
 	if (sorted == NULL)
 		return -1;
-	memcpy(sorted, nets, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_net_ptr);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (struct net_ref){ nets[i], i };
+	qsort(sorted, n, sizeof(*sorted), cmp_net_ref);
 	for (size_t i = 0; i < n; i++) {
-		const struct config_net *cur = sorted[i];
+		const struct config_net *cur = sorted[i].net;
 
-		if (i > 0 && cmp_net(sorted[i - 1], cur) == 0) {
-			size_t x = 0, y = 0;
-
-			for (size_t k = 0; k < n; k++) {
-				if (nets[k] == sorted[i - 1])
-					x = k;
-				if (nets[k] == cur)
-					y = k;
-			}
-			if (x > y) {
-				size_t t = x;
-				x = y;
-				y = t;
-			}
+		if (i > 0 && cmp_net(sorted[first].net, cur) == 0) {
 			diag_error(w->d, "%s: %s[%zu]%s: \"%s\" is the same %s as "
 				   "%s[%zu]%s; expected each once", w->file, path,
-				   y, what_path, cur->text,
+				   sorted[i].index, what_path, cur->text,
 				   cur->is_prefix ? "prefix" : "address", path,
-				   x, what_path);
+				   sorted[first].index, what_path);
 			r = -1;
 			continue;
 		}
+		first = i;
 		if (!cur->is_prefix)
 			continue;
 		if (overlap_is_error && widest &&
@@ -749,7 +757,7 @@ static int index_watched(struct config *c)
 static int check_capacity(struct walk *w, struct config *c, const char *p,
 			  int proto)
 {
-	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max;
+	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max, u;
 	const uint16_t *ports = c->proto_ports[proto];
 	size_t nports = c->nproto[proto];
 
@@ -763,12 +771,14 @@ static int check_capacity(struct walk *w, struct config *c, const char *p,
 		}
 	if (need <= free_ports)
 		return 0;
-	/* The smallest max_port_number that leaves `need` ports free. */
-	for (min_max = c->max_port; min_max <= 65535; min_max++) {
-		size_t u = 0;
-
-		for (size_t i = 0; i < nports; i++)
-			u += ports[i] <= min_max;
+	/* The smallest max_port_number that leaves `need` ports free,
+	 * counting the used ports below it as it grows (one pass over the
+	 * bitmap, not one over the port list per candidate). */
+	for (min_max = c->max_port, u = used_below; min_max <= 65535;
+	     min_max++) {
+		if (min_max > c->max_port &&
+		    config_proto_port_used(c, (enum config_proto)proto, min_max))
+			u++;
 		if (min_max - u >= need)
 			break;
 	}
