@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,6 +508,17 @@ int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret)
 	return 0;
 }
 
+/* Whether n lies inside ::ffff:0:0/96, the IPv4-mapped IPv6 addresses. */
+static bool v4_mapped(const struct config_net *n)
+{
+	static const unsigned char mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+
+	return n->family == AF_INET6 && n->prefix_len >= 96 &&
+	       memcmp(n->addr, mapped, sizeof(mapped)) == 0;
+}
+
 /* An address (or, in native mode, a prefix) at path. */
 static int parse_net_value(struct walk *w, const json_t *v, const char *path,
 			   bool allow_prefix, struct config_net *out)
@@ -538,6 +550,23 @@ static int parse_net_value(struct walk *w, const json_t *v, const char *path,
 		diag_error(w->d, "%s: %s: %s is not an IPv4 or IPv6 %s", w->file,
 			   path, diag_value(vbuf, sizeof(vbuf), v),
 			   allow_prefix ? "address or prefix" : "address");
+		return -1;
+	}
+	if (v4_mapped(out)) {
+		char v4[INET_ADDRSTRLEN + 4];
+
+		/* Linux drops IPv6 packets from such sources, and an inet
+		 * table sees IPv4 clients as IPv4: the entry would match
+		 * nothing, silently. */
+		inet_ntop(AF_INET, out->addr + 12, v4, sizeof(v4));
+		if (out->is_prefix)
+			snprintf(v4 + strlen(v4), sizeof(v4) - strlen(v4),
+				 "/%u", out->prefix_len - 96);
+		diag_error(w->d, "%s: %s: %s is an IPv4-mapped IPv6 %s, which "
+			   "no packet carries (IPv4 clients are seen as IPv4); "
+			   "expected the IPv4 form \"%s\"", w->file, path,
+			   diag_value(vbuf, sizeof(vbuf), v),
+			   out->is_prefix ? "prefix" : "address", v4);
 		return -1;
 	}
 	return 0;
@@ -856,6 +885,132 @@ static int parse_trusted(struct walk *w, struct config *c, const json_t *o,
 	return r;
 }
 
+/* A trusted entry as a range of addresses, for coverage lookups. */
+struct trusted_range {
+	int family;
+	unsigned __int128 first, last;
+	size_t index;
+};
+
+static int cmp_trusted_range(const void *a, const void *b)
+{
+	const struct trusted_range *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The entry of r[0..n) (sorted) with the greatest first address at or
+ * below first, in family f; NULL if none. */
+static const struct trusted_range *range_below(const struct trusted_range *r,
+					       size_t n, int f,
+					       unsigned __int128 first)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r[mid].family < f ||
+		    (r[mid].family == f && r[mid].first <= first))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && r[lo - 1].family == f ? &r[lo - 1] : NULL;
+}
+
+/* Warnings about trusted entries that undo watched ones: trusted wins in
+ * every chain, so a watched entry inside a trusted one is never watched,
+ * and a trusted 0.0.0.0/0 or ::/0 leaves nothing watched in its family.
+ * Accepted (a trusted exception may be meant to switch watching off for a
+ * while), but said.  Trusted prefixes do not overlap one another (refused
+ * before), so a watched entry can only lie inside the trusted prefix that
+ * starts last at or below it, or be a trusted address: two binary
+ * searches each, n log n in all. */
+#define COVER_WARNINGS_MAX 10
+static int warn_trusted_covers(struct walk *w, const struct config *c,
+			       const char *p)
+{
+	struct trusted_range *pre = NULL, *addr = NULL;
+	size_t npre = 0, naddr = 0, warned = 0, more = 0;
+	size_t nfam[2] = { 0, 0 }, all[2] = { SIZE_MAX, SIZE_MAX };
+
+	if (c->ntrusted == 0 || c->nwatched == 0)
+		return 0;
+	pre = calloc(c->ntrusted, sizeof(*pre));
+	addr = calloc(c->ntrusted, sizeof(*addr));
+	if (pre == NULL || addr == NULL) {
+		free(pre);
+		free(addr);
+		return -1;
+	}
+	for (size_t j = 0; j < c->ntrusted; j++) {
+		const struct config_net *t = &c->trusted[j];
+		struct trusted_range tr = {
+			t->family, config_net_value(t, false),
+			config_net_value(t, true), j
+		};
+
+		if (t->prefix_len == 0)
+			all[t->family == AF_INET6] = j;
+		if (t->is_prefix)
+			pre[npre++] = tr;
+		else
+			addr[naddr++] = tr;
+	}
+	qsort(pre, npre, sizeof(*pre), cmp_trusted_range);
+	qsort(addr, naddr, sizeof(*addr), cmp_trusted_range);
+	for (size_t i = 0; i < c->nwatched; i++)
+		nfam[c->watched[i].family == AF_INET6]++;
+	for (int f = 0; f < 2; f++)
+		if (all[f] != SIZE_MAX && nfam[f] > 0)
+			diag_warning(w->d, "%s: %s.trusted_addresses[%zu]: \"%s\" "
+				     "trusts every %s address: none of the %zu "
+				     "watched %s entries is ever watched; expected "
+				     "the networks to exempt from watching", w->file,
+				     p, all[f], c->trusted[all[f]].text,
+				     f ? "IPv6" : "IPv4", nfam[f],
+				     f ? "IPv6" : "IPv4");
+	for (size_t i = 0; i < c->nwatched; i++) {
+		const struct config_net *n = &c->watched[i].net;
+		unsigned __int128 first = config_net_value(n, false);
+		unsigned __int128 last = config_net_value(n, true);
+		const struct trusted_range *t;
+
+		if (all[n->family == AF_INET6] != SIZE_MAX)
+			continue;
+		/* The same address trusted first, then a prefix around it. */
+		t = range_below(addr, naddr, n->family, first);
+		if (t == NULL || t->first != first || t->last != last) {
+			t = range_below(pre, npre, n->family, first);
+			if (t && t->last < last)
+				t = NULL;
+		}
+		if (t == NULL)
+			continue;
+		if (warned++ >= COVER_WARNINGS_MAX) {
+			more++;
+			continue;
+		}
+		diag_warning(w->d, "%s: %s.watched_addresses[%zu].ip: \"%s\" is "
+			     "never watched: %s.trusted_addresses[%zu] (\"%s\") "
+			     "covers it; expected watched entries outside the "
+			     "trusted networks", w->file, p, i, n->text, p,
+			     t->index, c->trusted[t->index].text);
+	}
+	if (more)
+		diag_warning(w->d, "%s: %s.watched_addresses: %zu more entries "
+			     "are never watched: trusted networks cover them",
+			     w->file, p, more);
+	free(pre);
+	free(addr);
+	return 0;
+}
+
 static int parse_nftables(struct walk *w, struct config *c,
 			  const json_t *root)
 {
@@ -998,6 +1153,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 			r = check_capacity(w, c, p, pr);
 	if (parse_trusted(w, c, o, p) < 0)
 		r = -1;
+	if (r == 0)
+		r = warn_trusted_covers(w, c, p);
 	return r;
 }
 

@@ -231,6 +231,120 @@ static void test_ignore_warning(void **state)
 	diag_free(d);
 }
 
+/* A configuration in a temporary file: native mode, the given
+ * nftables_service_configuration members (a JSON fragment printed with
+ * fmt), Redis settings as the corpus has them. */
+static void write_native(const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void write_native(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 1000, "
+		"\"tcp_ports\": [22, 80], ");
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fprintf(f, "}}\n");
+	fclose(f);
+}
+
+/* Trusted entries that undo watched ones are accepted with a warning
+ * naming both: the same address, a prefix around a watched entry, and
+ * ::/0 (nothing watched over IPv6, said once).  A trusted address inside
+ * a watched prefix is the intended exception: no word. */
+static void test_trusted_covers_watched(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128];
+	const char *pre = "nftables_service_configuration.";
+	char want[512];
+	struct diag *d = diag_new();
+	struct config *c;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/covers.json", dir);
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.3\"}, "
+		     "{\"ip\": \"10.1.0.0/16\"}, {\"ip\": \"10.2.3.4\"}, "
+		     "{\"ip\": \"192.0.2.0/24\"}, {\"ip\": \"2001:db8::/64\"}, "
+		     "{\"ip\": \"2001:db8:1::5\"}], \"trusted_addresses\": "
+		     "[\"10.0.0.3\", \"10.0.0.0/15\", \"10.2.3.0/24\", "
+		     "\"192.0.2.9\", \"::/0\"]");
+	c = config_load(p, 0, d);
+	if (c == NULL)
+		dump(d);
+	assert_non_null(c);
+	assert_int_equal(diag_errors(d), 0);
+	assert_int_equal(diag_count(d), 4);
+	snprintf(want, sizeof(want), "covers.json: %swatched_addresses[0].ip: "
+		 "\"10.0.0.3\" is never watched: %strusted_addresses[0] "
+		 "(\"10.0.0.3\") covers it; expected watched entries outside "
+		 "the trusted networks", pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "%swatched_addresses[1].ip: \"10.1.0.0/16\" "
+		 "is never watched: %strusted_addresses[1] (\"10.0.0.0/15\") "
+		 "covers it", pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "%swatched_addresses[2].ip: \"10.2.3.4\" is "
+		 "never watched: %strusted_addresses[2] (\"10.2.3.0/24\")",
+		 pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "covers.json: %strusted_addresses[4]: "
+		 "\"::/0\" trusts every IPv6 address: none of the 2 watched "
+		 "IPv6 entries is ever watched", pre);
+	assert_true(diag_has(d, want));
+	config_free(c);
+	diag_clear(d);
+
+	/* Twelve covered entries: ten named, the rest counted. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.1\"}, "
+		     "{\"ip\": \"10.0.0.2\"}, {\"ip\": \"10.0.0.3\"}, "
+		     "{\"ip\": \"10.0.0.4\"}, {\"ip\": \"10.0.0.5\"}, "
+		     "{\"ip\": \"10.0.0.6\"}, {\"ip\": \"10.0.0.7\"}, "
+		     "{\"ip\": \"10.0.0.8\"}, {\"ip\": \"10.0.0.9\"}, "
+		     "{\"ip\": \"10.0.0.10\"}, {\"ip\": \"10.0.0.11\"}, "
+		     "{\"ip\": \"10.0.0.12\"}, {\"ip\": \"10.1.0.1\"}], "
+		     "\"trusted_addresses\": [\"10.0.0.0/16\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 11);
+	assert_true(diag_has(d, "watched_addresses: 2 more entries are never "
+			     "watched: trusted networks cover them"));
+	config_free(c);
+	diag_clear(d);
+
+	/* 0.0.0.0/0 trusted, IPv4 watched: one warning, not one per entry. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.1\"}, "
+		     "{\"ip\": \"10.0.0.2\"}, {\"ip\": \"2001:db8::1\"}], "
+		     "\"trusted_addresses\": [\"0.0.0.0/0\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 1);
+	assert_true(diag_has(d, "trusted_addresses[0]: \"0.0.0.0/0\" trusts "
+			     "every IPv4 address: none of the 2 watched IPv4 "
+			     "entries is ever watched; expected the networks to "
+			     "exempt from watching"));
+	config_free(c);
+	diag_clear(d);
+
+	/* The intended use: exceptions inside a watched prefix. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.0/8\"}], "
+		     "\"trusted_addresses\": [\"10.1.2.3\", \"10.2.0.0/16\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 0);
+	config_free(c);
+	unlink(p);
+	rmdir(dir);
+	diag_free(d);
+}
+
 /* A JSON array of the ports from..to into f. */
 static void port_range(FILE *f, unsigned from, unsigned to)
 {
@@ -386,6 +500,7 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_accessors);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ignore_warning);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_hostile_sizes);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_trusted_covers_watched);
 	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
 	for (size_t i = 0; i < nvalid; i++)
 		free(valid[i]);
