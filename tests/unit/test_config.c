@@ -345,6 +345,50 @@ static void test_trusted_covers_watched(void **state)
 	diag_free(d);
 }
 
+/* trigger_key_file: the key's own checks, named by the configuration's
+ * file and path. */
+static void test_weak_trigger_key(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128], k[128], want[512];
+	struct diag *d = diag_new();
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/c.json", dir);
+	snprintf(k, sizeof(k), "%s/trigger.key", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 100, "
+		"\"tcp_ports\": [22], \"watched_addresses\": []}, "
+		"\"porthopd\": {\"trigger_key_file\": \"%s\"}}\n", k);
+	fclose(f);
+	f = fopen(k, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", "                                ");
+	fclose(f);
+	assert_int_equal(chmod(k, 0600), 0);
+	snprintf(want, sizeof(want), "c.json: porthopd.trigger_key_file: \"%s\" "
+		 "holds a key of 32 bytes with only 1 distinct byte value", k);
+	expect_refused(p, want);
+	f = fopen(k, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", "0123456789abcdef0123456789abcdef");
+	fclose(f);
+	assert_int_equal(chmod(k, 0660), 0);
+	snprintf(want, sizeof(want), "c.json: porthopd.trigger_key_file: \"%s\" "
+		 "is writable by its group (mode 660)", k);
+	expect_refused(p, want);
+	unlink(k);
+	unlink(p);
+	rmdir(dir);
+	diag_free(d);
+}
+
 /* A JSON array of the ports from..to into f. */
 static void port_range(FILE *f, unsigned from, unsigned to)
 {
@@ -486,7 +530,7 @@ int main(void)
 		perror(CORPUS_DIR);
 		return 1;
 	}
-	tests = calloc(nvalid + ninvalid + 8, sizeof(*tests));
+	tests = calloc(nvalid + ninvalid + 16, sizeof(*tests));
 	for (size_t i = 0; i < nvalid; i++)
 		tests[n++] = (struct CMUnitTest){ valid[i], test_valid, NULL,
 						  NULL, valid[i] };
@@ -501,6 +545,7 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ignore_warning);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_hostile_sizes);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_trusted_covers_watched);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_weak_trigger_key);
 	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
 	for (size_t i = 0; i < nvalid; i++)
 		free(valid[i]);
