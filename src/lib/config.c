@@ -1162,6 +1162,7 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 {
 	const char *p = "porthopd";
 	json_t *o = json_object_get(root, p);
+	char vbuf[DIAG_VALUE_MAX + 8];
 	int r = 0;
 
 	c->daemon.reconcile_interval_s = 5;
@@ -1199,10 +1200,11 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 			c->control_socket = strdup("");
 		else if (get_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
 			 (c->control_socket[0] != '/' || strlen(c->control_socket) > 107)) {
-			diag_error(w->d, "%s: porthopd.control_socket: \"%s\" is not "
+			diag_error(w->d, "%s: porthopd.control_socket: %s is not "
 				   "an absolute path of at most 107 bytes; expected "
 				   "e.g. \"" CONFIG_DEFAULT_CONTROL_SOCKET "\"",
-				   w->file, c->control_socket);
+				   w->file, diag_string(vbuf, sizeof(vbuf),
+							c->control_socket));
 			r = -1;
 		}
 		c->daemon.control_socket = c->control_socket;
@@ -1214,8 +1216,10 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 			struct group *gr = getgrnam(g);
 
 			if (gr == NULL) {
-				diag_error(w->d, "%s: porthopd.control_group: \"%s\" "
-					   "is not a group of this system", w->file, g);
+				diag_error(w->d, "%s: porthopd.control_group: %s "
+					   "is not a group of this system; expected "
+					   "a group name from /etc/group", w->file,
+					   diag_string(vbuf, sizeof(vbuf), g));
 				r = -1;
 			} else {
 				c->daemon.control_gid = gr->gr_gid;
@@ -1228,8 +1232,10 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 	if (opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
 		r = -1;
 	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
-		diag_error(w->d, "%s: porthopd.metrics_textfile: \"%s\" is not an "
-			   "absolute path", w->file, c->metrics_textfile);
+		diag_error(w->d, "%s: porthopd.metrics_textfile: %s is not an "
+			   "absolute path; expected e.g. \"/var/lib/"
+			   "prometheus/node-exporter/porthop.prom\"", w->file,
+			   diag_string(vbuf, sizeof(vbuf), c->metrics_textfile));
 		r = -1;
 	}
 	c->daemon.metrics_textfile = c->metrics_textfile;
