@@ -30,7 +30,13 @@ void nftio_free(struct nftio *io);
 /* Applies batch ({"nftables": [...]}) in one transaction; with dry_run the
  * kernel checks it and commits nothing.  A non-zero return from libnftables
  * or any output counts as failure.  Returns 0, or a negative errno with a
- * one-line message in *ret_error (malloc'ed, the caller frees it). */
+ * one-line message in *ret_error (malloc'ed, the caller frees it): the
+ * errno libnftables' message quotes (-EOPNOTSUPP, -ENOENT, -EPERM,
+ * -EINTR...), -EIO if it quotes none (a parse error, unexpected output).
+ * Asynchronous signals are held back during the call (libnftables 1.0.6
+ * loses the kernel's verdict when one interrupts it), and a call still
+ * reported interrupted is made again, up to 5 times in all.  The
+ * recorder returns the errno its failure message quotes, the same way. */
 int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
 		char **ret_error);
 
@@ -90,6 +96,11 @@ json_t *nftio_elems_json(const struct nftio_elems *b);
  * nftio_apply. */
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
 		      bool use_json, char **ret_error);
+
+/* Every netlink call below goes on through signals (EINTR), starts on a
+ * socket drained of whatever an earlier failed call left unread, and
+ * makes a dump again when the kernel flags it inconsistent (someone
+ * committed meanwhile), up to 5 times. */
 
 /* The kernel's ruleset generation: it changes with every committed
  * transaction, anyone's.  The recorder counts its applies. */

@@ -584,6 +584,115 @@ static void test_native_stop_keeps(void **state)
 	nftio_free(io);
 }
 
+/* What nftio makes of libnftables' messages: the errno they quote (the
+ * earliest), -EIO when none; interrupted calls are tried again. */
+static void test_nftio_errors(void **state)
+{
+	static const struct {
+		const char *msg;
+		int r;
+	} cases[] = {
+		{ "netlink: Error: Could not process rule: Interrupted system call",
+		  -EINTR },
+		{ "Error: Could not process rule: Operation not supported", -EOPNOTSUPP },
+		{ "Error: Could not process rule: No such file or directory", -ENOENT },
+		{ "Error: Could not process rule: Operation not permitted", -EPERM },
+		{ "Error: Could not process rule: Invalid argument; Error: Could "
+		  "not process rule: No such file or directory", -EINVAL },
+		{ "Error: syntax error, unexpected junk", -EIO },
+		{ "refused", -EIO },
+	};
+	struct nftio *io = nftio_new_recorder();
+	char *err = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* Interrupted: up to five attempts, so ten failures. */
+		nftio_recorder_fail_next(io, 10, cases[i].msg);
+		assert_int_equal(nftio_apply_text(io, "{\"nftables\":[]}", true,
+						  &err), cases[i].r);
+		assert_string_equal(err, cases[i].msg);
+		free(err);
+		err = NULL;
+	}
+	/* Interrupted four times, then through: a success. */
+	nftio_recorder_fail_next(io, 4, cases[0].msg);
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[]}", true, &err), 0);
+	assert_null(err);
+	nftio_free(io);
+}
+
+/* porthopd -n and reloads check a native table with one dry run.  An
+ * interrupted one is tried again; one interrupted every time is said as
+ * such, not blamed on the kernel's age, which only a refusal of the
+ * definition is. */
+static void test_check_native_errors(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/native_full.json");
+	struct diag *d = diag_new();
+
+	(void)state;
+	nftio_recorder_fail_next(io, 2, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(diag_errors(d), 0);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+
+	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(diag_errors(d), 1);
+	print_message("  %s\n", diag_first_error(d));
+	assert_non_null(strstr(diag_first_error(d), "valid/native_full.json: "
+			       "nftables_service_configuration: the kernel's dry "
+			       "run of porthop's native table (inet mtd_ports) did "
+			       "not complete: \"netlink: Error: Could not process "
+			       "rule: Interrupted system call\"; nothing was judged"));
+	assert_null(strstr(diag_first_error(d), "expected a kernel"));
+	diag_clear(d);
+
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
+				 "Operation not permitted");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_non_null(strstr(diag_first_error(d), "was not permitted: \"Error: "
+			       "Could not process rule: Operation not permitted\"; "
+			       "expected CAP_NET_ADMIN"));
+	diag_clear(d);
+
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
+				 "Operation not supported");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_non_null(strstr(diag_first_error(d), "the kernel refused porthop's "
+			       "native table (inet mtd_ports): \"Error: Could not "
+			       "process rule: Operation not supported\"; expected a "
+			       "kernel with nftables maps"));
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
+/* Template mode: an interrupted dry run does not blame a rule. */
+static void test_check_template_interrupted(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/reference.json");
+	struct diag *d = diag_new();
+
+	(void)state;
+	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(diag_errors(d), 1);
+	assert_non_null(strstr(diag_first_error(d), "rules/address_rules.json: "
+			       "rules: the kernel's dry run for watched_addresses[0] "
+			       "(ip 10.0.0.3) did not complete"));
+	assert_null(strstr(diag_first_error(d), "rejected"));
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +710,9 @@ int main(void)
 		cmocka_unit_test(test_untrack_modes),
 		cmocka_unit_test(test_native_stop_removes),
 		cmocka_unit_test(test_native_stop_keeps),
+		cmocka_unit_test(test_nftio_errors),
+		cmocka_unit_test(test_check_native_errors),
+		cmocka_unit_test(test_check_template_interrupted),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
