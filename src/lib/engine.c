@@ -1116,6 +1116,37 @@ out:
 	return r;
 }
 
+/* Native mode: porthop replaces its table whole, so a table of that name
+ * must be one porthop made (its rules carry RULESET_NATIVE_MARK: one left
+ * by a porthopd killed with -9 is taken over) or none.  Anyone else's,
+ * the admin's `table inet filter` say, is refused before anything
+ * touches the kernel.  Returns 0 or -EINVAL. */
+static int check_table_owner(const struct config *c, struct nftio *io,
+			     struct diag *d)
+{
+	const char *t = config_table_name(c);
+	char vbuf[DIAG_VALUE_MAX + 8];
+	int r = nftio_table_marked(io, "inet", t, RULESET_NATIVE_MARK);
+
+	if (r == 1 || r == -ENOENT)
+		return 0;
+	diag_string(vbuf, sizeof(vbuf), t);
+	if (r == 0)
+		diag_error(d, "%s: nftables_service_configuration.table_name: %s "
+			   "names a table that exists and is not porthop's (table "
+			   "inet %s: none of its rules carries porthop's comment "
+			   "\"" RULESET_NATIVE_MARK "\"), which porthop would "
+			   "replace; expected the name of no table or of "
+			   "porthop's own: choose another table_name, or, if the "
+			   "table is a leftover, delete it with `nft delete table "
+			   "inet %s`", config_file(c), vbuf, t, t);
+	else
+		diag_error(d, "%s: nftables_service_configuration.table_name: "
+			   "cannot tell whose table inet %s is: %s; expected the "
+			   "kernel to list it", config_file(c), t, strerror(-r));
+	return -EINVAL;
+}
+
 /* Native mode: the table's definition plus one entry of each kind present
  * (exact or prefix, IPv4 or IPv6), in one dry run. */
 static int check_native(const struct config *c, struct nftio *io,
@@ -1132,6 +1163,9 @@ static int check_native(const struct config *c, struct nftio *io,
 
 	if (all == NULL || batch == NULL)
 		goto out;
+	if ((r = check_table_owner(c, io, d)) < 0)
+		goto out;
+	r = -ENOMEM;
 	for (size_t i = 0; i < all->nentries; i++) {
 		struct shuffle_entry *e = &all->entries[i];
 		int m = ruleset_native_map(config_watched(c, i));

@@ -10,6 +10,8 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -73,6 +75,8 @@ struct nftio {
 	uint64_t elem_salt;		/* changed by tamper_elements */
 	char *salted;			/* ... for this map or set */
 	bool tampered;			/* ... and not applied since */
+	char *foreign;			/* a table not porthop's, by name */
+	json_t *tables;			/* tables and their rules' comments */
 	char *ct_user;			/* what conntrack_user answers */
 	size_t ct_looks;		/* ... and how often for the ruleset */
 };
@@ -758,6 +762,73 @@ static bool holds_elements(const json_t *batch)
 	return false;
 }
 
+/* The recorder's tables: "family name" -> the comments of the rules
+ * added to it, kept across batches as the kernel would keep them (rules
+ * flushed or deleted one by one are not followed: a recorder). */
+static void recorder_track_tables(struct nftio *io, const json_t *batch)
+{
+	json_t *cmd;
+	size_t i;
+
+	if (io->tables == NULL && (io->tables = json_object()) == NULL)
+		return;
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd) {
+		const char *verb;
+		json_t *body;
+
+		json_object_foreach(cmd, verb, body) {
+			json_t *t = json_object_get(body, "table");
+			json_t *r = json_object_get(body, "rule");
+			json_t *o = t ? t : r;
+			char key[256];
+
+			if (strcmp(verb, "flush") == 0 &&
+			    json_object_get(body, "ruleset")) {
+				json_object_clear(io->tables);
+				continue;
+			}
+			if (!json_is_object(o) ||
+			    !json_is_string(json_object_get(o, "family")) ||
+			    !json_is_string(json_object_get(o, t ? "name" : "table")))
+				continue;
+			snprintf(key, sizeof(key), "%s %s",
+				 json_string_value(json_object_get(o, "family")),
+				 json_string_value(json_object_get(o, t ? "name" :
+								   "table")));
+			if (t && strcmp(verb, "delete") == 0)
+				json_object_del(io->tables, key);
+			else if (t && strcmp(verb, "add") == 0 &&
+				 json_object_get(io->tables, key) == NULL)
+				json_object_set_new(io->tables, key, json_array());
+			else if (r && strcmp(verb, "add") == 0 &&
+				 json_object_get(io->tables, key) &&
+				 json_is_string(json_object_get(r, "comment")))
+				json_array_append(json_object_get(io->tables, key),
+						  json_object_get(r, "comment"));
+		}
+	}
+}
+
+/* The recorder's answer for nftio_table_marked, from its tables. */
+static int recorder_marked(struct nftio *io, const char *family,
+			   const char *table, const char *mark)
+{
+	char key[256];
+	json_t *comments, *c;
+	size_t i;
+
+	if (io->foreign && strcmp(io->foreign, table) == 0)
+		return 0;
+	snprintf(key, sizeof(key), "%s %s", family, table);
+	comments = json_object_get(io->tables, key);
+	if (comments == NULL)
+		return -ENOENT;
+	json_array_foreach(comments, i, c)
+		if (strcmp(json_string_value(c), mark) == 0)
+			return 1;
+	return 0;
+}
+
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 			  char **ret_error)
 {
@@ -791,6 +862,7 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 		json_decref(io->last_elems);
 		io->last_elems = json_incref(batch);
 	}
+	recorder_track_tables(io, batch);
 	json_decref(io->last);
 	io->last = batch;
 	io->applied++;
@@ -884,6 +956,8 @@ void nftio_free(struct nftio *io)
 	free(io->fail_msg);
 	free(io->fail_needle);
 	free(io->salted);
+	free(io->foreign);
+	json_decref(io->tables);
 	free(io->ct_user);
 	free(io);
 }
@@ -1472,6 +1546,112 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 	return 0;
 }
 
+/* --- whose table ---------------------------------------------------- */
+
+struct mark_ctx {
+	const char *mark;
+	bool found;
+};
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	struct mark_ctx *m = data;
+	const char *v = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	/* A rule's comment: a NUL-terminated string, as nft stores it. */
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT &&
+	    len == strlen(m->mark) + 1 && v[len - 1] == '\0' &&
+	    strcmp(v, m->mark) == 0)
+		m->found = true;
+	return 0;
+}
+
+static int mark_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct mark_ctx *m = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const void *ud;
+	uint32_t len = 0;
+
+	if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		return MNL_CB_ERROR;
+	}
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+	if (ud && len > 0)
+		nftnl_udata_parse(ud, len, comment_cb, m);
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	*(bool *)data = true;
+	return MNL_CB_OK;
+}
+
+/* Whether table (family fam) exists: 1, 0, or a negative errno. */
+static int table_exists(struct nftio *io, int fam, const char *table)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = io->seq++;
+	struct nlmsghdr *nlh;
+	bool seen = false;
+	ssize_t n;
+	int r;
+
+	memset(buf, 0, sizeof(buf));
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, (uint16_t)fam,
+				    NLM_F_ACK, seq);
+	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, table);
+	if ((r = nl_send(io, nlh)) < 0)
+		return r;
+	do {
+		n = nl_recv(io, buf, sizeof(buf));
+		if (n < 0)
+			return (int)n;
+		errno = 0;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), table_cb, &seen);
+	} while (r > 0);
+	if (r < 0)
+		return errno == ENOENT ? 0 : errno ? -errno : -EIO;
+	return seen;
+}
+
+int nftio_table_marked(struct nftio *io, const char *family,
+		       const char *table, const char *mark)
+{
+	struct mark_ctx m = { mark, false };
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int fam = family_number(family), r;
+
+	if (io->nft == NULL)
+		return recorder_marked(io, family, table, mark);
+	if (fam < 0)
+		return -EINVAL;
+	r = table_exists(io, fam, table);
+	if (r <= 0)
+		return r == 0 ? -ENOENT : r;
+	for (unsigned attempt = 1;; attempt++) {
+		uint32_t seq = io->seq++;
+		struct nlmsghdr *nlh;
+
+		/* The kernel picks the table's rules out of the dump. */
+		memset(buf, 0, sizeof(buf));
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, (uint16_t)fam,
+					    NLM_F_DUMP | NLM_F_ACK, seq);
+		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table);
+		m.found = false;
+		r = dump_run(io, nlh, seq, mark_cb, &m);
+		if (r != -EINTR || attempt == DUMP_ATTEMPTS)
+			break;
+	}
+	return r < 0 ? r : m.found;
+}
+
 /*
  * Who else uses connection tracking.  Expressions and objects that need
  * a packet's conntrack entry: a chain of type nat, ct (state, mark, ...),
@@ -1725,8 +1905,17 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 	io->generation++;
 }
 
+void nftio_recorder_foreign_table(struct nftio *io, const char *name)
+{
+	free(io->foreign);
+	io->foreign = name ? strdup(name) : NULL;
+	io->generation++;
+}
+
 void nftio_recorder_tamper(struct nftio *io)
 {
+	if (io->tables)
+		json_object_clear(io->tables);
 	json_decref(io->last);
 	io->last = json_pack("{s:[]}", "nftables");
 	io->generation++;

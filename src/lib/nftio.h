@@ -116,6 +116,17 @@ int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret);
 
+/* Whether porthop made the table `table` of `family`: 1 if one of its
+ * rules carries the comment `mark` (porthop's native table has it on
+ * every rule: see RULESET_NATIVE_MARK), 0 if the table exists without,
+ * -ENOENT if it does not exist, or a negative errno.  Two netlink round
+ * trips (the table, its rules without their set elements).  The recorder
+ * follows the tables its batches add and delete and the comments of the
+ * rules they add, and answers 0 for the table
+ * nftio_recorder_foreign_table named. */
+int nftio_table_marked(struct nftio *io, const char *family,
+		       const char *table, const char *mark);
+
 /* An order-independent digest of the elements of one map or set of an
  * inet table, as the kernel dumps them: equal digests, equal contents (up to a
  * 64-bit hash collision).  -ENOENT if the table or map does not exist.
@@ -171,6 +182,9 @@ void nftio_recorder_conntrack_user(struct nftio *io, const char *who);
 /* Recorder only: how many times nftio_conntrack_user looked at the
  * ruleset. */
 size_t nftio_recorder_conntrack_looks(const struct nftio *io);
+/* Recorder only: someone else's table named `name` exists (NULL: none),
+ * as nftio_table_marked sees it. */
+void nftio_recorder_foreign_table(struct nftio *io, const char *name);
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "diag.h"
+#include "config.h"
 #include "engine.h"
 #include "jsonfile.h"
 #include "nftio.h"
@@ -497,6 +498,94 @@ static void test_conntrack_user(void **state)
 	nftio_free(io);
 }
 
+/* What `nft list table FAMILY NAME` prints (malloc'ed). */
+static char *nft_list_table(const char *family, const char *name)
+{
+	char cmd[128], *out = NULL;
+	size_t len = 0;
+	FILE *f, *mem = open_memstream(&out, &len);
+	int ch;
+
+	snprintf(cmd, sizeof(cmd), "nft list table %s %s 2>&1", family, name);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	assert_non_null(mem);
+	while ((ch = fgetc(f)) != EOF)
+		fputc(ch, mem);
+	pclose(f);
+	fclose(mem);
+	return out;
+}
+
+/* Whose table: none, the admin's (a table inet filter with a drop policy,
+ * as Debian's /etc/nftables.conf has it), one whose rule comments only
+ * look like the mark, and porthop's own.  engine_check refuses a native
+ * configuration naming the admin's table, and the table is left exactly
+ * as it was. */
+static void test_table_owner(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_batch.json");
+	struct diag *d = diag_new();
+	char path[] = "/tmp/porthop-owner-XXXXXX";
+	char *before, *after;
+	struct config *c;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(nftio_table_marked(io, "inet", "filter", "porthop"),
+			 -ENOENT);
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports", "porthop"), 1);
+	/* The same name in another family is another table. */
+	assert_int_equal(nftio_table_marked(io, "ip", "mtd_ports", "porthop"),
+			 -ENOENT);
+	nft_script("table inet filter {\n"
+		   " chain input { type filter hook input priority 0; policy drop;\n"
+		   "  iif lo accept comment \"porthop-like\"\n"
+		   "  tcp dport 22 accept comment \"allow porthop\"\n }\n}\n");
+	assert_int_equal(nftio_table_marked(io, "inet", "filter", "porthop"), 0);
+	nft_script("table inet empty {\n}\n");
+	assert_int_equal(nftio_table_marked(io, "inet", "empty", "porthop"), 0);
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 100, "
+		"\"tcp_ports\": [22], \"watched_addresses\": [{\"ip\": "
+		"\"10.0.0.3\"}], \"table_name\": \"filter\"}}\n");
+	fclose(f);
+	c = config_load(path, 0, d);
+	assert_non_null(c);
+	before = nft_list_table("inet", "filter");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	print_message("  %s\n", diag_first_error(d));
+	assert_non_null(strstr(diag_first_error(d), "table_name: \"filter\" "
+			       "names a table that exists and is not porthop's"));
+	assert_non_null(strstr(diag_first_error(d), "nft delete table inet "
+			       "filter"));
+	after = nft_list_table("inet", "filter");
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	config_free(c);
+	/* Gone, the same name is free for porthop. */
+	nft_script("delete table inet filter\n");
+	c = config_load(path, 0, d);
+	diag_clear(d);
+	assert_int_equal(engine_check(c, io, d), 0);
+	config_free(c);
+	unlink(path);
+	diag_free(d);
+	json_decref(golden);
+	nftio_free(io);
+}
+
 static volatile sig_atomic_t ticks;
 
 static void on_tick(int sig)
@@ -657,6 +746,7 @@ int main(void)
 		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_generation),
 		cmocka_unit_test(test_conntrack_user),
+		cmocka_unit_test(test_table_owner),
 		cmocka_unit_test(test_signal_storm),
 		cmocka_unit_test(test_dump_during_commits),
 	};

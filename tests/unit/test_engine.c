@@ -693,6 +693,67 @@ static void test_check_template_interrupted(void **state)
 	nftio_free(io);
 }
 
+/* Native mode replaces its table whole: a table of that name must be
+ * porthop's (its rules carry the mark) or none.  Someone else's is
+ * refused before anything reaches the kernel, a dry run included. */
+static void test_check_foreign_table(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/native_full.json");
+	struct engine *e;
+	struct diag *d = diag_new();
+
+	(void)state;
+	/* No such table: checked with one dry run. */
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), -ENOENT);
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+
+	/* The admin's: refused, named, with the way out; no dry run. */
+	nftio_recorder_foreign_table(io, "mtd_ports");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+	assert_int_equal(nftio_recorder_applied(io), 0);
+	assert_int_equal(diag_errors(d), 1);
+	print_message("  %s\n", diag_first_error(d));
+	assert_string_equal(diag_first_error(d), "valid/native_full.json: "
+		"nftables_service_configuration.table_name: \"mtd_ports\" names "
+		"a table that exists and is not porthop's (table inet mtd_ports: "
+		"none of its rules carries porthop's comment \"porthop\"), which "
+		"porthop would replace; expected the name of no table or of "
+		"porthop's own: choose another table_name, or, if the table is a "
+		"leftover, delete it with `nft delete table inet mtd_ports`");
+	nftio_recorder_foreign_table(io, NULL);
+	diag_clear(d);
+
+	/* porthop's own, as a porthopd killed with -9 leaves it: every
+	 * rule carries the mark, and the table is taken over. */
+	e = engine_new(load("valid/native_full.json"), io);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_true(last_has(io, "\"comment\":\"porthop\""));
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), 1);
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(diag_errors(d), 0);
+
+	/* Deleted, and a table of that name made by someone else (no
+	 * mark): refused. */
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"delete\":"
+					  "{\"table\":{\"family\":\"inet\","
+					  "\"name\":\"mtd_ports\"}}},{\"add\":"
+					  "{\"table\":{\"family\":\"inet\","
+					  "\"name\":\"mtd_ports\"}}}]}", false,
+					  NULL), 0);
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), 0);
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	engine_free(e);
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_nftio_errors),
 		cmocka_unit_test(test_check_native_errors),
 		cmocka_unit_test(test_check_template_interrupted),
+		cmocka_unit_test(test_check_foreign_table),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
