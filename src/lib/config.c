@@ -665,8 +665,9 @@ unsigned __int128 config_net_value(const struct config_net *n, bool last)
 
 	for (unsigned i = 0; i < bits / 8; i++)
 		v = (v << 8) | n->addr[i];
+	/* The host bits, all ones: shifting by 128 (::/0) is undefined. */
 	if (last && n->prefix_len < bits)
-		v |= (((unsigned __int128)1) << (bits - n->prefix_len)) - 1;
+		v |= ~(unsigned __int128)0 >> (128 - (bits - n->prefix_len));
 	return v;
 }
 

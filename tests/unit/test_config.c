@@ -389,6 +389,36 @@ static void test_weak_trigger_key(void **state)
 	diag_free(d);
 }
 
+/* The first and last addresses of a network as numbers: ::/0 spans the
+ * whole IPv6 space (a shift by 128 made its last address ::, so a
+ * trusted ::/0 trusted only ::, and a watched one tracked only ::). */
+static void test_net_value(void **state)
+{
+	static const struct {
+		const char *net;
+		unsigned __int128 first, last;
+	} cases[] = {
+		{ "0.0.0.0/0", 0, 0xffffffffu },
+		{ "10.0.0.0/8", 0x0a000000u, 0x0affffffu },
+		{ "10.1.2.3", 0x0a010203u, 0x0a010203u },
+		{ "10.1.2.3/32", 0x0a010203u, 0x0a010203u },
+		{ "::/0", 0, ~(unsigned __int128)0 },
+		{ "::/1", 0, ~(unsigned __int128)0 >> 1 },
+		{ "8000::/1", (unsigned __int128)1 << 127, ~(unsigned __int128)0 },
+		{ "::1/128", 1, 1 },
+	};
+	struct config_net n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(config_parse_net(cases[i].net, true, &n), 0);
+		assert_true(config_net_value(&n, false) == cases[i].first);
+		if (config_net_value(&n, true) != cases[i].last)
+			print_message("  %s: wrong last address\n", cases[i].net);
+		assert_true(config_net_value(&n, true) == cases[i].last);
+	}
+}
+
 /* A JSON array of the ports from..to into f. */
 static void port_range(FILE *f, unsigned from, unsigned to)
 {
@@ -546,6 +576,7 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_hostile_sizes);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_trusted_covers_watched);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_weak_trigger_key);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_net_value);
 	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
 	for (size_t i = 0; i < nvalid; i++)
 		free(valid[i]);
