@@ -1142,8 +1142,10 @@ static int check_table_owner(const struct config *c, struct nftio *io,
 			   "inet %s`", config_file(c), vbuf, t, t);
 	else
 		diag_error(d, "%s: nftables_service_configuration.table_name: "
-			   "cannot tell whose table inet %s is: %s; expected the "
-			   "kernel to list it", config_file(c), t, strerror(-r));
+			   "cannot tell whose table inet %s is: %s; expected %s",
+			   config_file(c), t, strerror(-r),
+			   r == -EPERM || r == -EACCES ?
+			   "CAP_NET_ADMIN (run as root)" : "the kernel to list it");
 	return -EINVAL;
 }
 
