@@ -284,52 +284,107 @@ int auth_sign(const unsigned char *key, size_t keylen, time_t now,
 	return *ret_msg ? 0 : -ENOMEM;
 }
 
+/* How many distinct byte values buf[0..len) holds. */
+static size_t distinct_bytes(const unsigned char *buf, size_t len)
+{
+	unsigned char seen[256] = { 0 };
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!seen[buf[i]]++)
+			n++;
+	return n;
+}
+
 int auth_load_key(const char *path, const char *label, struct diag *d,
 		  unsigned char **ret_key, size_t *ret_len)
 {
-	unsigned char buf[AUTH_KEY_MAX + 2];
+	unsigned char buf[AUTH_KEY_MAX + 3];
+	char pbuf[DIAG_VALUE_MAX + 8];
+	const char *p = diag_string(pbuf, sizeof(pbuf), path);
 	struct stat st;
-	ssize_t n;
-	size_t len;
+	size_t len = 0, distinct;
 	int fd, r = -EINVAL;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
-		diag_error(d, "%s: \"%s\" cannot be opened: %s", label, path,
+		diag_error(d, "%s: %s cannot be opened: %s", label, p,
 			   strerror(errno));
 		return r;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		diag_error(d, "%s: \"%s\" is not a regular file", label, path);
+		diag_error(d, "%s: %s is not a regular file; expected a key "
+			   "file", label, p);
+		goto out;
+	}
+	/* Whoever can change the key can sign triggers: only root or the
+	 * user we run as may own it, and neither its group nor others may
+	 * write it.  Its group may read it (a group of publishers). */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		diag_error(d, "%s: %s is owned by uid %u; expected a key file "
+			   "owned by root or by uid %u, the user this runs as: "
+			   "chown root", label, p, (unsigned)st.st_uid,
+			   (unsigned)geteuid());
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		diag_error(d, "%s: \"%s\" is readable or writable by others "
+		diag_error(d, "%s: %s is readable or writable by others "
 			   "(mode %03o); expected a key only its owner (and "
-			   "group) can read: chmod o-rw", label, path,
+			   "group) can read: chmod o-rw", label, p,
 			   (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0) {
-		r = -errno;
-		diag_error(d, "%s: \"%s\" cannot be read: %s", label, path,
-			   strerror(errno));
+	if (st.st_mode & S_IWGRP) {
+		diag_error(d, "%s: %s is writable by its group (mode %03o); "
+			   "expected a key only its owner can change: chmod g-w",
+			   label, p, (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
-	len = (size_t)n;
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			diag_error(d, "%s: %s cannot be read: %s", label, p,
+				   strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	/* One line's end, as an editor or echo leaves it; the rest is key. */
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
 		len--;
 	if (len < AUTH_KEY_MIN || len > AUTH_KEY_MAX) {
-		diag_error(d, "%s: \"%s\" holds a key of %zu bytes; expected "
-			   "%d to %d bytes", label, path, len, AUTH_KEY_MIN,
-			   AUTH_KEY_MAX);
+		diag_error(d, "%s: %s holds a key of %zu bytes; expected %d to "
+			   "%d bytes (a trailing newline aside), e.g. "
+			   "head -c 32 /dev/urandom | base64", label, p, len,
+			   AUTH_KEY_MIN, AUTH_KEY_MAX);
+		goto out;
+	}
+	/* Fewer than 8 distinct byte values catches a key of one repeated
+	 * byte, of spaces, of NUL bytes or of any other whitespace (7
+	 * values with NUL): placeholders, not secrets.  Hex has 16, base64
+	 * 64. */
+	distinct = distinct_bytes(buf, len);
+	if (distinct < AUTH_KEY_MIN_DISTINCT) {
+		diag_error(d, "%s: %s holds a key of %zu bytes with only %zu "
+			   "distinct byte value%s; expected a random key with at "
+			   "least %d, e.g. head -c 32 /dev/urandom | base64",
+			   label, p, len, distinct, distinct == 1 ? "" : "s",
+			   AUTH_KEY_MIN_DISTINCT);
 		goto out;
 	}
 	*ret_key = malloc(len);
 	if (*ret_key == NULL) {
 		r = -ENOMEM;
+		diag_error(d, "%s: %s: out of memory", label, p);
 		goto out;
 	}
 	memcpy(*ret_key, buf, len);

@@ -20,7 +20,8 @@
 
 #include "diag.h"
 
-#define AUTH_KEY_MIN 16
+#define AUTH_KEY_MIN 32
+#define AUTH_KEY_MIN_DISTINCT 8
 #define AUTH_KEY_MAX 1024
 #define AUTH_MSG_MAX 4096
 
@@ -66,10 +67,13 @@ const char *auth_result_name(enum auth_result r);
 int auth_sign(const unsigned char *key, size_t keylen, time_t now,
 	      const char *payload, char **ret_msg);
 
-/* Reads a key file: a regular file, not readable or writable by others,
- * of AUTH_KEY_MIN to AUTH_KEY_MAX bytes (trailing newlines dropped).  On
- * success *ret_key is malloc'ed (the caller wipes and frees it); errors go
- * to d, labelled with `label` (e.g. the configuration path and key). */
+/* Reads a key file: a regular file owned by root or by the effective
+ * user, not writable by its group, not readable or writable by others,
+ * holding AUTH_KEY_MIN to AUTH_KEY_MAX bytes of key (one trailing "\n" or
+ * "\r\n" dropped) with at least AUTH_KEY_MIN_DISTINCT distinct byte
+ * values.  On success *ret_key is malloc'ed (the caller wipes and frees
+ * it); errors go to d, labelled with `label` (e.g. the configuration path
+ * and key), the file's path JSON-encoded. */
 int auth_load_key(const char *path, const char *label, struct diag *d,
 		  unsigned char **ret_key, size_t *ret_len);
 

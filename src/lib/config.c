@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static const char *const proto_name[CONFIG_NPROTO] = { "tcp", "udp" };
 struct walk {
 	const char *file;
 	struct diag *d;
+	uint8_t ignored[65536 / 8];	/* scratch: one entry's ignore list */
 };
 
 static const char *const redis_keys[] = {
@@ -506,6 +508,17 @@ int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret)
 	return 0;
 }
 
+/* Whether n lies inside ::ffff:0:0/96, the IPv4-mapped IPv6 addresses. */
+static bool v4_mapped(const struct config_net *n)
+{
+	static const unsigned char mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+
+	return n->family == AF_INET6 && n->prefix_len >= 96 &&
+	       memcmp(n->addr, mapped, sizeof(mapped)) == 0;
+}
+
 /* An address (or, in native mode, a prefix) at path. */
 static int parse_net_value(struct walk *w, const json_t *v, const char *path,
 			   bool allow_prefix, struct config_net *out)
@@ -537,6 +550,23 @@ static int parse_net_value(struct walk *w, const json_t *v, const char *path,
 		diag_error(w->d, "%s: %s: %s is not an IPv4 or IPv6 %s", w->file,
 			   path, diag_value(vbuf, sizeof(vbuf), v),
 			   allow_prefix ? "address or prefix" : "address");
+		return -1;
+	}
+	if (v4_mapped(out)) {
+		char v4[INET_ADDRSTRLEN + 4];
+
+		/* Linux drops IPv6 packets from such sources, and an inet
+		 * table sees IPv4 clients as IPv4: the entry would match
+		 * nothing, silently. */
+		inet_ntop(AF_INET, out->addr + 12, v4, sizeof(v4));
+		if (out->is_prefix)
+			snprintf(v4 + strlen(v4), sizeof(v4) - strlen(v4),
+				 "/%u", out->prefix_len - 96);
+		diag_error(w->d, "%s: %s: %s is an IPv4-mapped IPv6 %s, which "
+			   "no packet carries (IPv4 clients are seen as IPv4); "
+			   "expected the IPv4 form \"%s\"", w->file, path,
+			   diag_value(vbuf, sizeof(vbuf), v),
+			   out->is_prefix ? "prefix" : "address", v4);
 		return -1;
 	}
 	return 0;
@@ -597,13 +627,16 @@ static int parse_watched_entry(struct walk *w, struct config *c,
 			free(ignore);
 			return -1;
 		}
+		/* A bitmap of the ignored ports: a list of 65535 ports
+		 * ignoring as many would cost 65535 squared otherwise. */
+		memset(w->ignored, 0, sizeof(w->ignored));
+		for (size_t j = 0; j < nignore; j++)
+			w->ignored[ignore[j] / 8] |= (uint8_t)(1 << (ignore[j] % 8));
 		for (size_t i = 0; i < c->nproto[p]; i++) {
-			bool skip = false;
+			uint16_t port = c->proto_ports[p][i];
 
-			for (size_t j = 0; j < nignore; j++)
-				skip |= ignore[j] == c->proto_ports[p][i];
-			if (!skip)
-				ports[n++] = c->proto_ports[p][i];
+			if (!(w->ignored[port / 8] & (1 << (port % 8))))
+				ports[n++] = port;
 		}
 		out->ports[p] = ports;
 		out->nports[p] = n;
@@ -625,12 +658,6 @@ static int cmp_net(const struct config_net *x, const struct config_net *y)
 	return (int)x->prefix_len - (int)y->prefix_len;
 }
 
-static int cmp_net_ptr(const void *a, const void *b)
-{
-	return cmp_net(*(const struct config_net *const *)a,
-		       *(const struct config_net *const *)b);
-}
-
 unsigned __int128 config_net_value(const struct config_net *n, bool last)
 {
 	unsigned __int128 v = 0;
@@ -638,22 +665,44 @@ unsigned __int128 config_net_value(const struct config_net *n, bool last)
 
 	for (unsigned i = 0; i < bits / 8; i++)
 		v = (v << 8) | n->addr[i];
+	/* The host bits, all ones: shifting by 128 (::/0) is undefined. */
 	if (last && n->prefix_len < bits)
-		v |= (((unsigned __int128)1) << (bits - n->prefix_len)) - 1;
+		v |= ~(unsigned __int128)0 >> (128 - (bits - n->prefix_len));
 	return v;
+}
+
+/* Entry i of an array of networks, and the order check_nets sorts them
+ * in: by network, then by index, so that equal networks end up side by
+ * side with the first one in the file first. */
+struct net_ref {
+	const struct config_net *net;
+	size_t index;
+};
+
+static int cmp_net_ref(const void *a, const void *b)
+{
+	const struct net_ref *x = a, *y = b;
+	int r = cmp_net(x->net, y->net);
+
+	if (r)
+		return r;
+	return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* Reports entries that repeat one another, and prefixes that overlap (the
  * kernel's interval maps refuse overlapping elements).  An address inside
- * a watched prefix is allowed: the address's own entry wins.  Sorting
- * pointers keeps a million entries at n log n. */
+ * a watched prefix is allowed: the address's own entry wins.  One sort
+ * of (network, index) pairs keeps a million entries, identical or not, at
+ * n log n: each repeat is reported against the first entry of its
+ * network, found in the same pass. */
 static int check_nets(struct walk *w, const struct config_net *const *nets,
 		      size_t n, const char *path, const char *what_path,
 		      bool overlap_is_error)
 {
-	const struct config_net **sorted;
+	struct net_ref *sorted;
 	const struct config_net *widest = NULL;
 	unsigned __int128 widest_end = 0;
+	size_t first = 0;
 	int r = 0;
 
 	if (n < 2)
@@ -661,33 +710,22 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 	sorted = malloc(n * sizeof(*sorted));
 	if (sorted == NULL)
 		return -1;
-	memcpy(sorted, nets, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_net_ptr);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (struct net_ref){ nets[i], i };
+	qsort(sorted, n, sizeof(*sorted), cmp_net_ref);
 	for (size_t i = 0; i < n; i++) {
-		const struct config_net *cur = sorted[i];
+		const struct config_net *cur = sorted[i].net;
 
-		if (i > 0 && cmp_net(sorted[i - 1], cur) == 0) {
-			size_t x = 0, y = 0;
-
-			for (size_t k = 0; k < n; k++) {
-				if (nets[k] == sorted[i - 1])
-					x = k;
-				if (nets[k] == cur)
-					y = k;
-			}
-			if (x > y) {
-				size_t t = x;
-				x = y;
-				y = t;
-			}
+		if (i > 0 && cmp_net(sorted[first].net, cur) == 0) {
 			diag_error(w->d, "%s: %s[%zu]%s: \"%s\" is the same %s as "
 				   "%s[%zu]%s; expected each once", w->file, path,
-				   y, what_path, cur->text,
+				   sorted[i].index, what_path, cur->text,
 				   cur->is_prefix ? "prefix" : "address", path,
-				   x, what_path);
+				   sorted[first].index, what_path);
 			r = -1;
 			continue;
 		}
+		first = i;
 		if (!cur->is_prefix)
 			continue;
 		if (overlap_is_error && widest &&
@@ -749,7 +787,7 @@ static int index_watched(struct config *c)
 static int check_capacity(struct walk *w, struct config *c, const char *p,
 			  int proto)
 {
-	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max;
+	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max, u;
 	const uint16_t *ports = c->proto_ports[proto];
 	size_t nports = c->nproto[proto];
 
@@ -763,12 +801,14 @@ static int check_capacity(struct walk *w, struct config *c, const char *p,
 		}
 	if (need <= free_ports)
 		return 0;
-	/* The smallest max_port_number that leaves `need` ports free. */
-	for (min_max = c->max_port; min_max <= 65535; min_max++) {
-		size_t u = 0;
-
-		for (size_t i = 0; i < nports; i++)
-			u += ports[i] <= min_max;
+	/* The smallest max_port_number that leaves `need` ports free,
+	 * counting the used ports below it as it grows (one pass over the
+	 * bitmap, not one over the port list per candidate). */
+	for (min_max = c->max_port, u = used_below; min_max <= 65535;
+	     min_max++) {
+		if (min_max > c->max_port &&
+		    config_proto_port_used(c, (enum config_proto)proto, min_max))
+			u++;
 		if (min_max - u >= need)
 			break;
 	}
@@ -844,6 +884,132 @@ static int parse_trusted(struct walk *w, struct config *c, const json_t *o,
 	r = check_nets(w, nets, c->ntrusted, path, "", true);
 	free(nets);
 	return r;
+}
+
+/* A trusted entry as a range of addresses, for coverage lookups. */
+struct trusted_range {
+	int family;
+	unsigned __int128 first, last;
+	size_t index;
+};
+
+static int cmp_trusted_range(const void *a, const void *b)
+{
+	const struct trusted_range *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The entry of r[0..n) (sorted) with the greatest first address at or
+ * below first, in family f; NULL if none. */
+static const struct trusted_range *range_below(const struct trusted_range *r,
+					       size_t n, int f,
+					       unsigned __int128 first)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r[mid].family < f ||
+		    (r[mid].family == f && r[mid].first <= first))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && r[lo - 1].family == f ? &r[lo - 1] : NULL;
+}
+
+/* Warnings about trusted entries that undo watched ones: trusted wins in
+ * every chain, so a watched entry inside a trusted one is never watched,
+ * and a trusted 0.0.0.0/0 or ::/0 leaves nothing watched in its family.
+ * Accepted (a trusted exception may be meant to switch watching off for a
+ * while), but said.  Trusted prefixes do not overlap one another (refused
+ * before), so a watched entry can only lie inside the trusted prefix that
+ * starts last at or below it, or be a trusted address: two binary
+ * searches each, n log n in all. */
+#define COVER_WARNINGS_MAX 10
+static int warn_trusted_covers(struct walk *w, const struct config *c,
+			       const char *p)
+{
+	struct trusted_range *pre = NULL, *addr = NULL;
+	size_t npre = 0, naddr = 0, warned = 0, more = 0;
+	size_t nfam[2] = { 0, 0 }, all[2] = { SIZE_MAX, SIZE_MAX };
+
+	if (c->ntrusted == 0 || c->nwatched == 0)
+		return 0;
+	pre = calloc(c->ntrusted, sizeof(*pre));
+	addr = calloc(c->ntrusted, sizeof(*addr));
+	if (pre == NULL || addr == NULL) {
+		free(pre);
+		free(addr);
+		return -1;
+	}
+	for (size_t j = 0; j < c->ntrusted; j++) {
+		const struct config_net *t = &c->trusted[j];
+		struct trusted_range tr = {
+			t->family, config_net_value(t, false),
+			config_net_value(t, true), j
+		};
+
+		if (t->prefix_len == 0)
+			all[t->family == AF_INET6] = j;
+		if (t->is_prefix)
+			pre[npre++] = tr;
+		else
+			addr[naddr++] = tr;
+	}
+	qsort(pre, npre, sizeof(*pre), cmp_trusted_range);
+	qsort(addr, naddr, sizeof(*addr), cmp_trusted_range);
+	for (size_t i = 0; i < c->nwatched; i++)
+		nfam[c->watched[i].family == AF_INET6]++;
+	for (int f = 0; f < 2; f++)
+		if (all[f] != SIZE_MAX && nfam[f] > 0)
+			diag_warning(w->d, "%s: %s.trusted_addresses[%zu]: \"%s\" "
+				     "trusts every %s address: none of the %zu "
+				     "watched %s entries is ever watched; expected "
+				     "the networks to exempt from watching", w->file,
+				     p, all[f], c->trusted[all[f]].text,
+				     f ? "IPv6" : "IPv4", nfam[f],
+				     f ? "IPv6" : "IPv4");
+	for (size_t i = 0; i < c->nwatched; i++) {
+		const struct config_net *n = &c->watched[i].net;
+		unsigned __int128 first = config_net_value(n, false);
+		unsigned __int128 last = config_net_value(n, true);
+		const struct trusted_range *t;
+
+		if (all[n->family == AF_INET6] != SIZE_MAX)
+			continue;
+		/* The same address trusted first, then a prefix around it. */
+		t = range_below(addr, naddr, n->family, first);
+		if (t == NULL || t->first != first || t->last != last) {
+			t = range_below(pre, npre, n->family, first);
+			if (t && t->last < last)
+				t = NULL;
+		}
+		if (t == NULL)
+			continue;
+		if (warned++ >= COVER_WARNINGS_MAX) {
+			more++;
+			continue;
+		}
+		diag_warning(w->d, "%s: %s.watched_addresses[%zu].ip: \"%s\" is "
+			     "never watched: %s.trusted_addresses[%zu] (\"%s\") "
+			     "covers it; expected watched entries outside the "
+			     "trusted networks", w->file, p, i, n->text, p,
+			     t->index, c->trusted[t->index].text);
+	}
+	if (more)
+		diag_warning(w->d, "%s: %s.watched_addresses: %zu more entries "
+			     "are never watched: trusted networks cover them",
+			     w->file, p, more);
+	free(pre);
+	free(addr);
+	return 0;
 }
 
 static int parse_nftables(struct walk *w, struct config *c,
@@ -988,6 +1154,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 			r = check_capacity(w, c, p, pr);
 	if (parse_trusted(w, c, o, p) < 0)
 		r = -1;
+	if (r == 0)
+		r = warn_trusted_covers(w, c, p);
 	return r;
 }
 
@@ -995,6 +1163,7 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 {
 	const char *p = "porthopd";
 	json_t *o = json_object_get(root, p);
+	char vbuf[DIAG_VALUE_MAX + 8];
 	int r = 0;
 
 	c->daemon.reconcile_interval_s = 5;
@@ -1032,10 +1201,11 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 			c->control_socket = strdup("");
 		else if (get_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
 			 (c->control_socket[0] != '/' || strlen(c->control_socket) > 107)) {
-			diag_error(w->d, "%s: porthopd.control_socket: \"%s\" is not "
+			diag_error(w->d, "%s: porthopd.control_socket: %s is not "
 				   "an absolute path of at most 107 bytes; expected "
 				   "e.g. \"" CONFIG_DEFAULT_CONTROL_SOCKET "\"",
-				   w->file, c->control_socket);
+				   w->file, diag_string(vbuf, sizeof(vbuf),
+							c->control_socket));
 			r = -1;
 		}
 		c->daemon.control_socket = c->control_socket;
@@ -1047,8 +1217,10 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 			struct group *gr = getgrnam(g);
 
 			if (gr == NULL) {
-				diag_error(w->d, "%s: porthopd.control_group: \"%s\" "
-					   "is not a group of this system", w->file, g);
+				diag_error(w->d, "%s: porthopd.control_group: %s "
+					   "is not a group of this system; expected "
+					   "a group name from /etc/group", w->file,
+					   diag_string(vbuf, sizeof(vbuf), g));
 				r = -1;
 			} else {
 				c->daemon.control_gid = gr->gr_gid;
@@ -1061,8 +1233,10 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 	if (opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
 		r = -1;
 	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
-		diag_error(w->d, "%s: porthopd.metrics_textfile: \"%s\" is not an "
-			   "absolute path", w->file, c->metrics_textfile);
+		diag_error(w->d, "%s: porthopd.metrics_textfile: %s is not an "
+			   "absolute path; expected e.g. \"/var/lib/"
+			   "prometheus/node-exporter/porthop.prom\"", w->file,
+			   diag_string(vbuf, sizeof(vbuf), c->metrics_textfile));
 		r = -1;
 	}
 	c->daemon.metrics_textfile = c->metrics_textfile;

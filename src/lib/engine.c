@@ -1193,6 +1193,24 @@ static uint16_t first_free(const struct config *c)
 	return 0;
 }
 
+/* Whether a dry run failed because the kernel (or libnftables for it)
+ * refused what it was given: an expression, set type or feature it does
+ * not know.  Otherwise (an interrupted call, no memory, no permission,
+ * libnftables' own trouble) the definition was not judged at all. */
+static bool definition_refused(int r)
+{
+	return r == -EOPNOTSUPP || r == -ENOENT || r == -EINVAL ||
+	       r == -EAFNOSUPPORT || r == -EPROTONOSUPPORT || r == -E2BIG ||
+	       r == -ERANGE || r == -EOVERFLOW;
+}
+
+/* Whether a dry run was cut short rather than judged: interrupted (still,
+ * after nftio's attempts), out of memory or buffer space. */
+static bool check_transient(int r)
+{
+	return r == -EINTR || r == -EAGAIN || r == -ENOBUFS || r == -ENOMEM;
+}
+
 /* Dry-runs the startup commands plus `rules` (a command array) or, when
  * rules is NULL, the startup commands alone. */
 static int dry_run(const struct config *c, struct nftio *io, json_t *rules,
@@ -1228,8 +1246,20 @@ static int check_sample(const struct config *c, struct nftio *io,
 		return -ENOMEM;
 	}
 	rules = ruleset_commands(pair);
-	if (dry_run(c, io, rules, &err) == 0)
+	r = dry_run(c, io, rules, &err);
+	if (r == 0)
 		goto out;
+	if (check_transient(r)) {
+		/* Not judged: looking for a culprit would only blame one. */
+		diag_error(d, "%s: rules: the kernel's dry run for "
+			   "watched_addresses[%zu] (ip %s) did not complete: "
+			   "%s; nothing was judged, expected it to complete "
+			   "when tried again", config_rules_path(c), widx,
+			   w->ip, diag_string(vbuf, sizeof(vbuf),
+					      err ? err : "?"));
+		r = -EINVAL;
+		goto out;
+	}
 	free(err);
 	err = NULL;
 	/* Something was refused: find out what, so the message can name
@@ -1266,6 +1296,39 @@ out:
 	return r;
 }
 
+/* Native mode: porthop replaces its table whole, so a table of that name
+ * must be one porthop made (its rules carry RULESET_NATIVE_MARK: one left
+ * by a porthopd killed with -9 is taken over) or none.  Anyone else's,
+ * the admin's `table inet filter` say, is refused before anything
+ * touches the kernel.  Returns 0 or -EINVAL. */
+static int check_table_owner(const struct config *c, struct nftio *io,
+			     struct diag *d)
+{
+	const char *t = config_table_name(c);
+	char vbuf[DIAG_VALUE_MAX + 8];
+	int r = nftio_table_marked(io, "inet", t, RULESET_NATIVE_MARK);
+
+	if (r == 1 || r == -ENOENT)
+		return 0;
+	diag_string(vbuf, sizeof(vbuf), t);
+	if (r == 0)
+		diag_error(d, "%s: nftables_service_configuration.table_name: %s "
+			   "names a table that exists and is not porthop's (table "
+			   "inet %s: none of its rules carries porthop's comment "
+			   "\"" RULESET_NATIVE_MARK "\"), which porthop would "
+			   "replace; expected the name of no table or of "
+			   "porthop's own: choose another table_name, or, if the "
+			   "table is a leftover, delete it with `nft delete table "
+			   "inet %s`", config_file(c), vbuf, t, t);
+	else
+		diag_error(d, "%s: nftables_service_configuration.table_name: "
+			   "cannot tell whose table inet %s is: %s; expected %s",
+			   config_file(c), t, strerror(-r),
+			   r == -EPERM || r == -EACCES ?
+			   "CAP_NET_ADMIN (run as root)" : "the kernel to list it");
+	return -EINVAL;
+}
+
 /* Native mode: the table's definition plus one entry of each kind present
  * (exact or prefix, IPv4 or IPv6), in one dry run. */
 static int check_native(const struct config *c, struct nftio *io,
@@ -1282,6 +1345,9 @@ static int check_native(const struct config *c, struct nftio *io,
 
 	if (all == NULL || batch == NULL)
 		goto out;
+	if ((r = check_table_owner(c, io, d)) < 0)
+		goto out;
+	r = -ENOMEM;
 	for (size_t i = 0; i < all->nentries; i++) {
 		struct shuffle_entry *e = &all->entries[i];
 		int m = ruleset_native_map(config_watched(c, i));
@@ -1315,12 +1381,35 @@ static int check_native(const struct config *c, struct nftio *io,
 	if (r < 0) {
 		char vbuf[DIAG_VALUE_MAX + 8];
 
-		diag_error(d, "%s: nftables_service_configuration: the kernel "
-			   "refused porthop's native table (inet %s): %s; "
-			   "expected a kernel with nftables maps, concatenations "
-			   "and intervals (Linux 5.6 or later)", config_file(c),
-			   config_table_name(c),
-			   diag_string(vbuf, sizeof(vbuf), err ? err : "?"));
+		diag_string(vbuf, sizeof(vbuf), err ? err : "?");
+		/* Only a refusal of the definition says something about the
+		 * kernel; anything else is said as it happened. */
+		if (definition_refused(r))
+			diag_error(d, "%s: nftables_service_configuration: the "
+				   "kernel refused porthop's native table (inet "
+				   "%s): %s; expected a kernel with nftables maps, "
+				   "concatenations and intervals (Linux 5.6 or "
+				   "later)", config_file(c), config_table_name(c),
+				   vbuf);
+		else if (r == -EPERM || r == -EACCES)
+			diag_error(d, "%s: nftables_service_configuration: the "
+				   "kernel's dry run of porthop's native table "
+				   "(inet %s) was not permitted: %s; expected "
+				   "CAP_NET_ADMIN (run as root)", config_file(c),
+				   config_table_name(c), vbuf);
+		else if (check_transient(r))
+			diag_error(d, "%s: nftables_service_configuration: the "
+				   "kernel's dry run of porthop's native table "
+				   "(inet %s) did not complete: %s; nothing was "
+				   "judged, expected it to complete when tried "
+				   "again", config_file(c), config_table_name(c),
+				   vbuf);
+		else
+			diag_error(d, "%s: nftables_service_configuration: the "
+				   "dry run of porthop's native table (inet %s) "
+				   "failed: %s; expected it to pass, as it does "
+				   "with libnftables 1.0.6 and Linux 5.6 or later",
+				   config_file(c), config_table_name(c), vbuf);
 		r = -EINVAL;
 	}
 out:
@@ -1343,12 +1432,15 @@ int engine_check(const struct config *c, struct nftio *io, struct diag *d)
 		return check_native(c, io, d);
 
 	if (config_watched_count(c) == 0) {
-		char *err = NULL;
+		char vbuf[DIAG_VALUE_MAX + 8], *err = NULL;
 
-		if (dry_run(c, io, NULL, &err) < 0) {
-			diag_error(d, "%s: commands: rejected by libnftables: "
-				   "%s", config_startup_path(c),
-				   err ? err : "?");
+		r = dry_run(c, io, NULL, &err);
+		if (r < 0) {
+			diag_error(d, "%s: commands: %s: %s", config_startup_path(c),
+				   check_transient(r) ? "the kernel's dry run did "
+				   "not complete (nothing was judged, try again)" :
+				   "rejected by libnftables",
+				   diag_string(vbuf, sizeof(vbuf), err ? err : "?"));
 			r = -EINVAL;
 		}
 		free(err);

@@ -12,16 +12,22 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+/* Attempts of a call the kernel or libnftables says was interrupted. */
+#define NFTIO_EINTR_ATTEMPTS 5
 
 struct nftio_ops {
 	int (*apply)(struct nftio *io, const char *text, bool dry_run,
@@ -73,6 +79,8 @@ struct nftio {
 	char *salted;			/* ... for this map or set */
 	bool tampered;			/* ... and not applied since */
 	char *tamper_next;		/* tamper_next_apply's name */
+	char *foreign;			/* a table not porthop's, by name */
+	json_t *tables;			/* tables and their rules' comments */
 	char *ct_user;			/* what conntrack_user answers */
 	size_t ct_looks;		/* ... and how often for the ruleset */
 };
@@ -119,6 +127,60 @@ done:
 	return out;
 }
 
+/* The errno a libnftables message reports, from the strerror() text it
+ * quotes ("Could not process rule: Operation not supported"): libnftables
+ * 1.0.6 returns -1 and prints, nothing else tells.  The earliest one in
+ * the text wins (a batch may fail on several commands); -EIO when none is
+ * known (a syntax error, a JSON error, output where none was expected). */
+static int libnft_errno(const char *text)
+{
+	static const int known[] = {
+		EINTR, EPERM, EACCES, EOPNOTSUPP, ENOENT, EEXIST, EBUSY,
+		ENOMEM, ENOBUFS, ENOSPC, EMSGSIZE, EINVAL, ERANGE, E2BIG,
+		EOVERFLOW, EAFNOSUPPORT, EPROTONOSUPPORT, ELOOP, EAGAIN,
+	};
+	const char *first = NULL;
+	int r = -EIO;
+
+	for (size_t i = 0; text && i < sizeof(known) / sizeof(known[0]); i++) {
+		const char *at = strstr(text, strerror(known[i]));
+
+		if (at && (first == NULL || at < first)) {
+			first = at;
+			r = -known[i];
+		}
+	}
+	return r;
+}
+
+/* One call into libnftables with asynchronous signals held back.
+ * libnftables 1.0.6 polls for the kernel's acknowledgements with select(),
+ * which any signal interrupts (SA_RESTART or not) after the kernel has
+ * processed the batch: it then reports "Interrupted system call" and loses
+ * the kernel's verdict, a dry run's refusal or a real batch's commit
+ * alike.  Held back, a signal is delivered when the call returns (to
+ * libevent's handler, which only queues it for the loop).  Synchronous
+ * signals stay deliverable. */
+static int run_nft(struct nftio *io, const char *text)
+{
+	static const int sync_signals[] = {
+		SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS
+	};
+	sigset_t all, saved;
+	int rc, saved_errno;
+
+	sigfillset(&all);
+	for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++)
+		sigdelset(&all, sync_signals[i]);
+	sigprocmask(SIG_BLOCK, &all, &saved);
+	errno = 0;
+	rc = nft_run_cmd_from_buffer(io->nft, text);
+	saved_errno = errno;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	errno = saved_errno;
+	return rc;
+}
+
 static int kernel_apply(struct nftio *io, const char *text, bool dry_run,
 			char **ret_error)
 {
@@ -126,7 +188,7 @@ static int kernel_apply(struct nftio *io, const char *text, bool dry_run,
 	int rc;
 
 	nft_ctx_set_dry_run(io->nft, dry_run);
-	rc = nft_run_cmd_from_buffer(io->nft, text);
+	rc = run_nft(io, text);
 	nft_ctx_set_dry_run(io->nft, false);
 	/* Reading a buffer also empties it for the next call. */
 	out = nft_ctx_get_output_buffer(io->nft);
@@ -141,24 +203,29 @@ static int kernel_apply(struct nftio *io, const char *text, bool dry_run,
 		else
 			*ret_error = one_line(err ? err : "", out ? out : "");
 	}
-	return -EIO;
+	/* Output where none was expected is a failure of its own. */
+	return rc == 0 ? -EIO : libnft_errno(err);
 }
 
 static int kernel_list(struct nftio *io, json_t **ret, char **ret_error)
 {
 	json_error_t jerr;
-	const char *out;
+	const char *out, *err;
 	json_t *root;
-	int rc;
+	int rc, r;
 
-	rc = nft_run_cmd_from_buffer(io->nft, "list ruleset");
-	out = nft_ctx_get_output_buffer(io->nft);
-	if (rc != 0) {
-		const char *err = nft_ctx_get_error_buffer(io->nft);
-
-		if (ret_error)
-			*ret_error = one_line(err ? err : "", "");
-		return -EIO;
+	for (unsigned attempt = 1;; attempt++) {
+		rc = run_nft(io, "list ruleset");
+		out = nft_ctx_get_output_buffer(io->nft);
+		err = nft_ctx_get_error_buffer(io->nft);
+		if (rc == 0)
+			break;
+		r = libnft_errno(err);
+		if (r != -EINTR || attempt == NFTIO_EINTR_ATTEMPTS) {
+			if (ret_error)
+				*ret_error = one_line(err ? err : "", "");
+			return r;
+		}
 	}
 	root = json_loads(out ? out : "", 0, &jerr);
 	if (root == NULL) {
@@ -430,6 +497,47 @@ static void put_range_item(struct nlmsghdr *nlh, const struct nftio_elems *b,
 	put_boundary(nlh, k, alen, false, top);
 }
 
+/* Whatever an earlier request left on our socket: acknowledgements not
+ * read after an error, the rest of a dump given up half way.  Read
+ * without waiting (a dump in progress is produced as it is read) and
+ * dropped, so that every request starts on an empty socket instead of
+ * failing on another request's sequence numbers. */
+static void nl_drain(struct nftio *io)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	for (;;) {
+		ssize_t n = recv(mnl_socket_get_fd(io->nl), buf, sizeof(buf),
+				 MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+	}
+}
+
+/* Sends one request on a drained socket; a signal is no failure. */
+static int nl_send(struct nftio *io, const struct nlmsghdr *nlh)
+{
+	nl_drain(io);
+	while (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+/* One read of answers; a signal is no failure. */
+static ssize_t nl_recv(struct nftio *io, void *buf, size_t len)
+{
+	ssize_t n;
+
+	while ((n = mnl_socket_recvfrom(io->nl, buf, len)) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return n;
+}
+
 /* Room each message may take in a batch page. */
 #define ELEM_MSG_MAX	(60 * 1024)
 #define BATCH_PAGE	(1024 * 1024)
@@ -573,7 +681,11 @@ next:
 			   SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
 		setsockopt(mnl_socket_get_fd(io->nl), SOL_SOCKET,
 			   SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
-		if (sendmsg(mnl_socket_get_fd(io->nl), &msg, 0) < 0) {
+		nl_drain(io);
+		while ((r = (int)sendmsg(mnl_socket_get_fd(io->nl), &msg, 0)) < 0 &&
+		       errno == EINTR)
+			;
+		if (r < 0) {
 			r = -errno;
 			if (ret_error && asprintf(ret_error, "cannot send the map "
 						  "update: %s", strerror(errno)) < 0)
@@ -617,16 +729,17 @@ static int kernel_generation(struct nftio *io, uint32_t *ret)
 
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK,
 				    seq);
-	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
+	if ((r = nl_send(io, nlh)) < 0)
+		return r;
 	do {
-		n = mnl_socket_recvfrom(io->nl, buf, sizeof(buf));
+		n = nl_recv(io, buf, sizeof(buf));
 		if (n < 0)
-			return -errno;
+			return (int)n;
+		errno = 0;
 		r = mnl_cb_run(buf, (size_t)n, seq,
 			       mnl_socket_get_portid(io->nl), gen_cb, ret);
 	} while (r > 0);
-	return r < 0 ? -errno : 0;
+	return r < 0 ? (errno ? -errno : -EIO) : 0;
 }
 
 static const struct nftio_ops kernel_ops = {
@@ -679,6 +792,73 @@ static bool rewrites(const json_t *batch, const char *name)
 	return false;
 }
 
+/* The recorder's tables: "family name" -> the comments of the rules
+ * added to it, kept across batches as the kernel would keep them (rules
+ * flushed or deleted one by one are not followed: a recorder). */
+static void recorder_track_tables(struct nftio *io, const json_t *batch)
+{
+	json_t *cmd;
+	size_t i;
+
+	if (io->tables == NULL && (io->tables = json_object()) == NULL)
+		return;
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd) {
+		const char *verb;
+		json_t *body;
+
+		json_object_foreach(cmd, verb, body) {
+			json_t *t = json_object_get(body, "table");
+			json_t *r = json_object_get(body, "rule");
+			json_t *o = t ? t : r;
+			char key[256];
+
+			if (strcmp(verb, "flush") == 0 &&
+			    json_object_get(body, "ruleset")) {
+				json_object_clear(io->tables);
+				continue;
+			}
+			if (!json_is_object(o) ||
+			    !json_is_string(json_object_get(o, "family")) ||
+			    !json_is_string(json_object_get(o, t ? "name" : "table")))
+				continue;
+			snprintf(key, sizeof(key), "%s %s",
+				 json_string_value(json_object_get(o, "family")),
+				 json_string_value(json_object_get(o, t ? "name" :
+								   "table")));
+			if (t && strcmp(verb, "delete") == 0)
+				json_object_del(io->tables, key);
+			else if (t && strcmp(verb, "add") == 0 &&
+				 json_object_get(io->tables, key) == NULL)
+				json_object_set_new(io->tables, key, json_array());
+			else if (r && strcmp(verb, "add") == 0 &&
+				 json_object_get(io->tables, key) &&
+				 json_is_string(json_object_get(r, "comment")))
+				json_array_append(json_object_get(io->tables, key),
+						  json_object_get(r, "comment"));
+		}
+	}
+}
+
+/* The recorder's answer for nftio_table_marked, from its tables. */
+static int recorder_marked(struct nftio *io, const char *family,
+			   const char *table, const char *mark)
+{
+	char key[256];
+	json_t *comments, *c;
+	size_t i;
+
+	if (io->foreign && strcmp(io->foreign, table) == 0)
+		return 0;
+	snprintf(key, sizeof(key), "%s %s", family, table);
+	comments = json_object_get(io->tables, key);
+	if (comments == NULL)
+		return -ENOENT;
+	json_array_foreach(comments, i, c)
+		if (strcmp(json_string_value(c), mark) == 0)
+			return 1;
+	return 0;
+}
+
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 			  char **ret_error)
 {
@@ -692,7 +872,8 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 		if (ret_error)
 			*ret_error = strdup(io->fail_msg ? io->fail_msg :
 					    "recorder: told to fail");
-		return -EIO;
+		/* The errno its message quotes, as the kernel backend. */
+		return libnft_errno(io->fail_msg);
 	}
 	batch = json_loads(text, 0, &jerr);
 	if (batch == NULL || !json_is_array(json_object_get(batch,
@@ -715,6 +896,7 @@ static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
 		json_decref(io->last_elems);
 		io->last_elems = json_incref(batch);
 	}
+	recorder_track_tables(io, batch);
 	json_decref(io->last);
 	io->last = batch;
 	io->applied++;
@@ -816,6 +998,8 @@ void nftio_free(struct nftio *io)
 	free(io->fail_needle);
 	free(io->salted);
 	free(io->tamper_next);
+	free(io->foreign);
+	json_decref(io->tables);
 	free(io->ct_user);
 	free(io);
 }
@@ -823,8 +1007,26 @@ void nftio_free(struct nftio *io)
 int nftio_apply_text(struct nftio *io, const char *text, bool dry_run,
 		     char **ret_error)
 {
-	int r = io->ops->apply(io, text, dry_run, ret_error);
+	int r;
 
+	/* An interrupted call is tried again (see run_nft: the kernel
+	 * backend holds signals back, so this is the last line of
+	 * defence).  porthop's batches can be sent twice: definitions
+	 * replace, maps and sets are flushed before they are filled,
+	 * "add" of what exists changes nothing. */
+	for (unsigned attempt = 1;; attempt++) {
+		char *err = NULL;
+
+		r = io->ops->apply(io, text, dry_run, &err);
+		if (r != -EINTR || attempt == NFTIO_EINTR_ATTEMPTS) {
+			if (ret_error)
+				*ret_error = err;
+			else
+				free(err);
+			break;
+		}
+		free(err);
+	}
 	if (r == 0 && !dry_run)
 		io->commits++;
 	return r;
@@ -865,16 +1067,25 @@ static int list_one(struct nftio *io, const json_t *cmd, json_t *out,
 	json_decref(batch);
 	if (text == NULL)
 		return -ENOMEM;
-	rc = nft_run_cmd_from_buffer(io->nft, text);
-	free(text);
-	text_out = nft_ctx_get_output_buffer(io->nft);
-	if (rc != 0) {
-		const char *err = nft_ctx_get_error_buffer(io->nft);
+	for (unsigned attempt = 1;; attempt++) {
+		const char *err;
 
-		if (ret_error)
-			*ret_error = one_line(err ? err : "", "");
-		return -ENOENT;
+		rc = run_nft(io, text);
+		text_out = nft_ctx_get_output_buffer(io->nft);
+		err = nft_ctx_get_error_buffer(io->nft);
+		if (rc == 0)
+			break;
+		if (libnft_errno(err) != -EINTR ||
+		    attempt == NFTIO_EINTR_ATTEMPTS) {
+			free(text);
+			if (ret_error)
+				*ret_error = one_line(err ? err : "", "");
+			/* What a listing fails on: what it names is not there
+			 * (or cannot be listed, which comes to the same). */
+			return libnft_errno(err) == -EINTR ? -EINTR : -ENOENT;
+		}
 	}
+	free(text);
 	doc = json_loads(text_out ? text_out : "", 0, NULL);
 	if (doc == NULL)
 		return -EIO;
@@ -1046,7 +1257,11 @@ static const char *family_name(uint32_t nfproto)
 #define DUMP_READ_SIZE (64 * 1024)
 
 /* Sends the dump request nlh (sequence number seq) and runs cb on every
- * answer. */
+ * answer.  -EINTR when the kernel flags the dump inconsistent (someone
+ * committed while it ran, NLM_F_DUMP_INTR): what cb saw is then a mix
+ * of two rulesets, and the caller starts again from scratch (see
+ * DUMP_ATTEMPTS).  The rest of a dump given up is drained by the next
+ * request. */
 static int dump_run(struct nftio *io, const struct nlmsghdr *nlh,
 		    uint32_t seq, mnl_cb_t cb, void *data)
 {
@@ -1054,14 +1269,14 @@ static int dump_run(struct nftio *io, const struct nlmsghdr *nlh,
 	ssize_t n;
 	int r;
 
-	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
+	if ((r = nl_send(io, nlh)) < 0)
+		return r;
 	if ((buf = malloc(DUMP_READ_SIZE)) == NULL)
 		return -ENOMEM;
 	do {
-		n = mnl_socket_recvfrom(io->nl, buf, DUMP_READ_SIZE);
+		n = nl_recv(io, buf, DUMP_READ_SIZE);
 		if (n < 0) {
-			r = -errno;
+			r = (int)n;
 			goto out;
 		}
 		errno = 0;
@@ -1075,6 +1290,11 @@ out:
 	return r;
 }
 
+/* Attempts of a dump that the kernel flags inconsistent each time: a
+ * commit during each of them.  Dumps take milliseconds; five in a row
+ * means someone commits without pause, and the caller is told. */
+#define DUMP_ATTEMPTS 5
+
 static int dump(struct nftio *io, uint16_t type, int family,
 		struct dump_ctx *d)
 {
@@ -1086,7 +1306,7 @@ static int dump(struct nftio *io, uint16_t type, int family,
 	nlh = nftnl_nlmsg_build_hdr(buf, type, (uint16_t)family,
 				    NLM_F_DUMP | NLM_F_ACK, seq);
 	r = dump_run(io, nlh, seq, dump_cb, d);
-	return r < 0 ? -EIO : 0;
+	return r == -EINTR ? r : r < 0 ? -EIO : 0;
 }
 
 /* 64-bit FNV-1a, then a splitmix64 finaliser so that sums of hashes do
@@ -1145,12 +1365,20 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 		free(text);
 		return 0;
 	}
-	seq = io->seq++;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
-				    NLM_F_DUMP | NLM_F_ACK, seq);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, map);
-	return dump_run(io, nlh, seq, digest_cb, ret);
+	for (unsigned attempt = 1;; attempt++) {
+		int r;
+
+		seq = io->seq++;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+					    NLM_F_DUMP | NLM_F_ACK, seq);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, map);
+		*ret = 0;
+		r = dump_run(io, nlh, seq, digest_cb, ret);
+		if (r != -EINTR || attempt == DUMP_ATTEMPTS)
+			return r;
+		memset(buf, 0, sizeof(buf));
+	}
 }
 
 /* Elements asked for in one request.  The kernel answers each in a
@@ -1280,8 +1508,8 @@ static int verify_chunk(struct nftio *io, const struct nftio_elems *b,
 	}
 	mnl_attr_nest_end(nlh, list);
 	*i = v.end;
-	if (mnl_socket_sendto(io->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
+	if ((r = nl_send(io, nlh)) < 0)
+		return r;
 	r = verify_read(io, seq, vb, &v);
 	/* The kernel stops at the first element it does not hold. */
 	if (r < 0)
@@ -1332,13 +1560,25 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 	}
 	if (fam < 0)
 		return -EINVAL;
-	text_add(&out, table);
-	for (size_t i = 0; r == 0 && i < 3; i++) {
-		struct dump_ctx d = { types[i], table, &out, false };
+	/* Three dumps, one ruleset: any of them flagged inconsistent, all
+	 * three again. */
+	for (unsigned attempt = 1;; attempt++) {
+		free(out.buf);
+		out = (struct text){ 0 };
+		found = false;
+		r = 0;
+		text_add(&out, table);
+		for (size_t i = 0; r == 0 && i < 3; i++) {
+			struct dump_ctx d = { types[i], table, &out, false };
 
-		r = dump(io, types[i], fam, &d);
-		found |= d.found;
+			r = dump(io, types[i], fam, &d);
+			found |= d.found;
+		}
+		if (r != -EINTR || attempt == DUMP_ATTEMPTS)
+			break;
 	}
+	if (r == -EINTR)
+		r = -EIO;
 	if (r == 0 && out.err)
 		r = out.err;
 	if (r == 0 && !found)
@@ -1349,6 +1589,112 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
 	}
 	*ret = out.buf;
 	return 0;
+}
+
+/* --- whose table ---------------------------------------------------- */
+
+struct mark_ctx {
+	const char *mark;
+	bool found;
+};
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	struct mark_ctx *m = data;
+	const char *v = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	/* A rule's comment: a NUL-terminated string, as nft stores it. */
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT &&
+	    len == strlen(m->mark) + 1 && v[len - 1] == '\0' &&
+	    strcmp(v, m->mark) == 0)
+		m->found = true;
+	return 0;
+}
+
+static int mark_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct mark_ctx *m = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const void *ud;
+	uint32_t len = 0;
+
+	if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		return MNL_CB_ERROR;
+	}
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+	if (ud && len > 0)
+		nftnl_udata_parse(ud, len, comment_cb, m);
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	*(bool *)data = true;
+	return MNL_CB_OK;
+}
+
+/* Whether table (family fam) exists: 1, 0, or a negative errno. */
+static int table_exists(struct nftio *io, int fam, const char *table)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = io->seq++;
+	struct nlmsghdr *nlh;
+	bool seen = false;
+	ssize_t n;
+	int r;
+
+	memset(buf, 0, sizeof(buf));
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, (uint16_t)fam,
+				    NLM_F_ACK, seq);
+	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, table);
+	if ((r = nl_send(io, nlh)) < 0)
+		return r;
+	do {
+		n = nl_recv(io, buf, sizeof(buf));
+		if (n < 0)
+			return (int)n;
+		errno = 0;
+		r = mnl_cb_run(buf, (size_t)n, seq,
+			       mnl_socket_get_portid(io->nl), table_cb, &seen);
+	} while (r > 0);
+	if (r < 0)
+		return errno == ENOENT ? 0 : errno ? -errno : -EIO;
+	return seen;
+}
+
+int nftio_table_marked(struct nftio *io, const char *family,
+		       const char *table, const char *mark)
+{
+	struct mark_ctx m = { mark, false };
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int fam = family_number(family), r;
+
+	if (io->nft == NULL)
+		return recorder_marked(io, family, table, mark);
+	if (fam < 0)
+		return -EINVAL;
+	r = table_exists(io, fam, table);
+	if (r <= 0)
+		return r == 0 ? -ENOENT : r;
+	for (unsigned attempt = 1;; attempt++) {
+		uint32_t seq = io->seq++;
+		struct nlmsghdr *nlh;
+
+		/* The kernel picks the table's rules out of the dump. */
+		memset(buf, 0, sizeof(buf));
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, (uint16_t)fam,
+					    NLM_F_DUMP | NLM_F_ACK, seq);
+		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table);
+		m.found = false;
+		r = dump_run(io, nlh, seq, mark_cb, &m);
+		if (r != -EINTR || attempt == DUMP_ATTEMPTS)
+			break;
+	}
+	return r < 0 ? r : m.found;
 }
 
 /*
@@ -1527,15 +1873,24 @@ int nftio_conntrack_user(struct nftio *io, const char *table, int where,
 	}
 	for (size_t i = 0; r == 0 && (where & NFTIO_CT_RULESET) && i < 3;
 	     i++) {
-		struct ct_ctx d = { types[i], table, who, len, false };
-		uint32_t seq = io->seq++;
-		struct nlmsghdr *nlh;
+		for (unsigned attempt = 1;; attempt++) {
+			struct ct_ctx d = { types[i], table, who, len, false };
+			uint32_t seq = io->seq++;
+			struct nlmsghdr *nlh;
+			int dr;
 
-		nlh = nftnl_nlmsg_build_hdr(buf, types[i], NFPROTO_UNSPEC,
-					    NLM_F_DUMP | NLM_F_ACK, seq);
-		if (dump_run(io, nlh, seq, ct_cb, &d) < 0)
-			return -EIO;
-		r = d.found;
+			if (len)
+				who[0] = '\0';
+			nlh = nftnl_nlmsg_build_hdr(buf, types[i], NFPROTO_UNSPEC,
+						    NLM_F_DUMP | NLM_F_ACK, seq);
+			dr = dump_run(io, nlh, seq, ct_cb, &d);
+			if (dr == -EINTR && attempt < DUMP_ATTEMPTS)
+				continue;
+			if (dr < 0)
+				return -EIO;
+			r = d.found;
+			break;
+		}
 	}
 	return r ? 1 : (where & NFTIO_CT_LEGACY) && legacy_table(who, len);
 }
@@ -1625,8 +1980,17 @@ bool nftio_recorder_tampered(const struct nftio *io)
 	return io->salted != NULL;
 }
 
+void nftio_recorder_foreign_table(struct nftio *io, const char *name)
+{
+	free(io->foreign);
+	io->foreign = name ? strdup(name) : NULL;
+	io->generation++;
+}
+
 void nftio_recorder_tamper(struct nftio *io)
 {
+	if (io->tables)
+		json_object_clear(io->tables);
 	json_decref(io->last);
 	io->last = json_pack("{s:[]}", "nftables");
 	io->generation++;

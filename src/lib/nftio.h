@@ -30,7 +30,13 @@ void nftio_free(struct nftio *io);
 /* Applies batch ({"nftables": [...]}) in one transaction; with dry_run the
  * kernel checks it and commits nothing.  A non-zero return from libnftables
  * or any output counts as failure.  Returns 0, or a negative errno with a
- * one-line message in *ret_error (malloc'ed, the caller frees it). */
+ * one-line message in *ret_error (malloc'ed, the caller frees it): the
+ * errno libnftables' message quotes (-EOPNOTSUPP, -ENOENT, -EPERM,
+ * -EINTR...), -EIO if it quotes none (a parse error, unexpected output).
+ * Asynchronous signals are held back during the call (libnftables 1.0.6
+ * loses the kernel's verdict when one interrupts it), and a call still
+ * reported interrupted is made again, up to 5 times in all.  The
+ * recorder returns the errno its failure message quotes, the same way. */
 int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
 		char **ret_error);
 
@@ -95,6 +101,12 @@ int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
  * beside the generation, which counts everyone's, it tells whether
  * someone else committed between two reads of the generation. */
 uint64_t nftio_commits(const struct nftio *io);
+
+/* Every netlink call below goes on through signals (EINTR), starts on a
+ * socket drained of whatever an earlier failed call left unread, and
+ * makes a dump again when the kernel flags it inconsistent (someone
+ * committed meanwhile), up to 5 times. */
+
 /* The kernel's ruleset generation: it changes with every committed
  * transaction, anyone's.  The recorder counts its applies. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
@@ -108,6 +120,17 @@ int nftio_generation(struct nftio *io, uint32_t *ret_gen);
  * recorder fingerprints its last batch. */
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret);
+
+/* Whether porthop made the table `table` of `family`: 1 if one of its
+ * rules carries the comment `mark` (porthop's native table has it on
+ * every rule: see RULESET_NATIVE_MARK), 0 if the table exists without,
+ * -ENOENT if it does not exist, or a negative errno.  Two netlink round
+ * trips (the table, its rules without their set elements).  The recorder
+ * follows the tables its batches add and delete and the comments of the
+ * rules they add, and answers 0 for the table
+ * nftio_recorder_foreign_table named. */
+int nftio_table_marked(struct nftio *io, const char *family,
+		       const char *table, const char *mark);
 
 /* An order-independent digest of the elements of one map or set of an
  * inet table, as the kernel dumps them: equal digests, equal contents (up to a
@@ -164,6 +187,9 @@ void nftio_recorder_conntrack_user(struct nftio *io, const char *who);
 /* Recorder only: how many times nftio_conntrack_user looked at the
  * ruleset. */
 size_t nftio_recorder_conntrack_looks(const struct nftio *io);
+/* Recorder only: someone else's table named `name` exists (NULL: none),
+ * as nftio_table_marked sees it. */
+void nftio_recorder_foreign_table(struct nftio *io, const char *name);
 /* Recorder only: someone else changed the ruleset (the generation moves
  * and the listing becomes an empty ruleset). */
 void nftio_recorder_tamper(struct nftio *io);

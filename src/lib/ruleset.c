@@ -84,11 +84,15 @@ static json_t *map_lookup(int map, const char *addr_field,
 			 ref);
 }
 
+/* Every rule carries porthop's mark: what tells its table from someone
+ * else's of the same name (libnftables 1.0.6 drops a table's comment from
+ * JSON; a rule's it keeps). */
 static json_t *rule(const struct config *c, const char *chain, json_t *expr)
 {
-	return json_pack("{s:{s:{s:s,s:s,s:s,s:o}}}", "add", "rule", "family",
-			 "inet", "table", config_table_name(c), "chain", chain,
-			 "expr", expr);
+	return json_pack("{s:{s:{s:s,s:s,s:s,s:o,s:s}}}", "add", "rule",
+			 "family", "inet", "table", config_table_name(c),
+			 "chain", chain, "expr", expr, "comment",
+			 RULESET_NATIVE_MARK);
 }
 
 static json_t *chain(const struct config *c, const char *name,

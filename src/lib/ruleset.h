@@ -52,6 +52,13 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
  * Trusted addresses and prefixes are skipped by every chain.
  */
 
+/* The comment on every rule of porthop's native table: its mark.  At
+ * start (engine_check) a table of the configured name whose rules do not
+ * carry it is someone else's, and is refused rather than replaced; one
+ * that does (left by a porthopd killed with -9) is taken over.  nft lists
+ * it as `comment "porthop"`. */
+#define RULESET_NATIVE_MARK "porthop"
+
 /* Names of the four maps, indexed by ruleset_native_map(). */
 extern const char *const ruleset_native_maps[4];
 /* The native table's sets of addresses under c (trusted4/6, and

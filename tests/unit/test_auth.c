@@ -100,34 +100,115 @@ static void test_bounded_replay_table(void **state)
 	auth_free(a);
 }
 
+/* Writes len bytes of content to path with mode, and loads it. */
+static int load_key(const char *path, const void *content, size_t len,
+		    mode_t mode, struct diag *d, unsigned char **k,
+		    size_t *klen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+	diag_clear(d);
+	return auth_load_key(path, "cfg: key", d, k, klen);
+}
+
+static void expect_key_refused(const char *path, const void *content,
+			       size_t len, mode_t mode, struct diag *d,
+			       const char *needle)
+{
+	unsigned char *k = NULL;
+	size_t klen = 0;
+	char want[512];
+
+	assert_true(load_key(path, content, len, mode, d, &k, &klen) < 0);
+	assert_null(k);
+	snprintf(want, sizeof(want), "cfg: key: \"%s\" %s", path, needle);
+	if (diag_first_error(d) == NULL || !strstr(diag_first_error(d), want))
+		print_message("  expected: %s\n  got: %s\n", want,
+			      diag_first_error(d) ? diag_first_error(d) : "-");
+	assert_non_null(strstr(diag_first_error(d), want));
+}
+
 static void test_key_files(void **state)
 {
+	static const char good[] = "0123456789abcdef0123456789abcdef0123\n";
 	char path[] = "/tmp/porthop-key-XXXXXX";
 	int fd = mkstemp(path);
 	struct diag *d = diag_new();
-	unsigned char *k = NULL;
+	unsigned char *k = NULL, zeros[40] = { 0 };
 	size_t len = 0;
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "0123456789abcdef0123\n", 21), 21);
 	close(fd);
-	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(auth_load_key(path, "cfg: key", d, &k, &len), 0);
-	assert_int_equal(len, 20);
-	assert_memory_equal(k, "0123456789abcdef0123", 20);
+	/* 36 bytes and one newline, owner read-write, group read. */
+	assert_int_equal(load_key(path, good, sizeof(good) - 1, 0640, d, &k,
+				  &len), 0);
+	assert_int_equal(len, 36);
+	assert_memory_equal(k, good, 36);
 	free(k);
-	assert_int_equal(chmod(path, 0644), 0);
-	assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
-	assert_non_null(strstr(diag_first_error(d), "is readable or writable by others (mode 644)"));
-	diag_clear(d);
-	fd = open(path, O_WRONLY | O_TRUNC);
-	assert_int_equal(write(fd, "short", 5), 5);
-	close(fd);
-	assert_int_equal(chmod(path, 0600), 0);
-	assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
-	assert_non_null(strstr(diag_first_error(d), "holds a key of 5 bytes; expected 16 to 1024 bytes"));
+	k = NULL;
+	/* Only one line's end goes: a second newline is key. */
+	assert_int_equal(load_key(path, "0123456789abcdef0123456789abcdef\n\r\n",
+				  35, 0600, d, &k, &len), 0);
+	assert_int_equal(len, 33);
+	free(k);
+	k = NULL;
+
+	expect_key_refused(path, good, sizeof(good) - 1, 0644, d,
+			   "is readable or writable by others (mode 644); "
+			   "expected a key only its owner (and group) can read");
+	expect_key_refused(path, good, sizeof(good) - 1, 0602, d,
+			   "is readable or writable by others (mode 602)");
+	expect_key_refused(path, good, sizeof(good) - 1, 0660, d,
+			   "is writable by its group (mode 660); expected a key "
+			   "only its owner can change: chmod g-w");
+	expect_key_refused(path, "short", 5, 0600, d,
+			   "holds a key of 5 bytes; expected 32 to 1024 bytes "
+			   "(a trailing newline aside)");
+	/* 31 bytes of key and a newline: one short. */
+	expect_key_refused(path, good + 5, sizeof(good) - 6, 0600, d,
+			   "holds a key of 31 bytes; expected 32 to 1024 bytes");
+	expect_key_refused(path, "                                \n", 33,
+			   0600, d, "holds a key of 32 bytes with only 1 distinct "
+			   "byte value; expected a random key with at least 8");
+	expect_key_refused(path, zeros, sizeof(zeros), 0600, d,
+			   "holds a key of 40 bytes with only 1 distinct byte "
+			   "value");
+	expect_key_refused(path, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 34,
+			   0600, d, "holds a key of 34 bytes with only 1 "
+			   "distinct byte value");
+	/* Whitespace and NUL of every kind: 7 values. */
+	expect_key_refused(path, " \t\n\v\f\r\0 \t\n\v\f\r\0 \t\n\v\f\r\0"
+			   " \t\n\v\f\r\0 \t\n\v\f\r\0", 35, 0600, d,
+			   "holds a key of 35 bytes with only 7 distinct byte "
+			   "values");
+	/* Owned by someone else (needs root to give it away). */
+	if (geteuid() == 0) {
+		assert_int_equal(load_key(path, good, sizeof(good) - 1, 0600, d,
+					  &k, &len), 0);
+		free(k);
+		k = NULL;
+		assert_int_equal(chown(path, 12345, 12345), 0);
+		diag_clear(d);
+		assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
+		assert_non_null(strstr(diag_first_error(d),
+				       "is owned by uid 12345; expected a key "
+				       "file owned by root or by uid 0"));
+	}
 	unlink(path);
+	/* Not a regular file; missing. */
+	diag_clear(d);
+	assert_true(auth_load_key("/tmp", "cfg: key", d, &k, &len) < 0);
+	assert_non_null(strstr(diag_first_error(d), "cfg: key: \"/tmp\" is not "
+			       "a regular file"));
+	diag_clear(d);
+	assert_true(auth_load_key(path, "cfg: key", d, &k, &len) < 0);
+	assert_non_null(strstr(diag_first_error(d), "cannot be opened: No such "
+			       "file or directory"));
 	diag_free(d);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -230,6 +231,298 @@ static void test_ignore_warning(void **state)
 	diag_free(d);
 }
 
+/* A configuration in a temporary file: native mode, the given
+ * nftables_service_configuration members (a JSON fragment printed with
+ * fmt), Redis settings as the corpus has them. */
+static void write_native(const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void write_native(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 1000, "
+		"\"tcp_ports\": [22, 80], ");
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fprintf(f, "}}\n");
+	fclose(f);
+}
+
+/* Trusted entries that undo watched ones are accepted with a warning
+ * naming both: the same address, a prefix around a watched entry, and
+ * ::/0 (nothing watched over IPv6, said once).  A trusted address inside
+ * a watched prefix is the intended exception: no word. */
+static void test_trusted_covers_watched(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128];
+	const char *pre = "nftables_service_configuration.";
+	char want[512];
+	struct diag *d = diag_new();
+	struct config *c;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/covers.json", dir);
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.3\"}, "
+		     "{\"ip\": \"10.1.0.0/16\"}, {\"ip\": \"10.2.3.4\"}, "
+		     "{\"ip\": \"192.0.2.0/24\"}, {\"ip\": \"2001:db8::/64\"}, "
+		     "{\"ip\": \"2001:db8:1::5\"}], \"trusted_addresses\": "
+		     "[\"10.0.0.3\", \"10.0.0.0/15\", \"10.2.3.0/24\", "
+		     "\"192.0.2.9\", \"::/0\"]");
+	c = config_load(p, 0, d);
+	if (c == NULL)
+		dump(d);
+	assert_non_null(c);
+	assert_int_equal(diag_errors(d), 0);
+	assert_int_equal(diag_count(d), 4);
+	snprintf(want, sizeof(want), "covers.json: %swatched_addresses[0].ip: "
+		 "\"10.0.0.3\" is never watched: %strusted_addresses[0] "
+		 "(\"10.0.0.3\") covers it; expected watched entries outside "
+		 "the trusted networks", pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "%swatched_addresses[1].ip: \"10.1.0.0/16\" "
+		 "is never watched: %strusted_addresses[1] (\"10.0.0.0/15\") "
+		 "covers it", pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "%swatched_addresses[2].ip: \"10.2.3.4\" is "
+		 "never watched: %strusted_addresses[2] (\"10.2.3.0/24\")",
+		 pre, pre);
+	assert_true(diag_has(d, want));
+	snprintf(want, sizeof(want), "covers.json: %strusted_addresses[4]: "
+		 "\"::/0\" trusts every IPv6 address: none of the 2 watched "
+		 "IPv6 entries is ever watched", pre);
+	assert_true(diag_has(d, want));
+	config_free(c);
+	diag_clear(d);
+
+	/* Twelve covered entries: ten named, the rest counted. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.1\"}, "
+		     "{\"ip\": \"10.0.0.2\"}, {\"ip\": \"10.0.0.3\"}, "
+		     "{\"ip\": \"10.0.0.4\"}, {\"ip\": \"10.0.0.5\"}, "
+		     "{\"ip\": \"10.0.0.6\"}, {\"ip\": \"10.0.0.7\"}, "
+		     "{\"ip\": \"10.0.0.8\"}, {\"ip\": \"10.0.0.9\"}, "
+		     "{\"ip\": \"10.0.0.10\"}, {\"ip\": \"10.0.0.11\"}, "
+		     "{\"ip\": \"10.0.0.12\"}, {\"ip\": \"10.1.0.1\"}], "
+		     "\"trusted_addresses\": [\"10.0.0.0/16\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 11);
+	assert_true(diag_has(d, "watched_addresses: 2 more entries are never "
+			     "watched: trusted networks cover them"));
+	config_free(c);
+	diag_clear(d);
+
+	/* 0.0.0.0/0 trusted, IPv4 watched: one warning, not one per entry. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.1\"}, "
+		     "{\"ip\": \"10.0.0.2\"}, {\"ip\": \"2001:db8::1\"}], "
+		     "\"trusted_addresses\": [\"0.0.0.0/0\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 1);
+	assert_true(diag_has(d, "trusted_addresses[0]: \"0.0.0.0/0\" trusts "
+			     "every IPv4 address: none of the 2 watched IPv4 "
+			     "entries is ever watched; expected the networks to "
+			     "exempt from watching"));
+	config_free(c);
+	diag_clear(d);
+
+	/* The intended use: exceptions inside a watched prefix. */
+	write_native(p, "\"watched_addresses\": [{\"ip\": \"10.0.0.0/8\"}], "
+		     "\"trusted_addresses\": [\"10.1.2.3\", \"10.2.0.0/16\"]");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_int_equal(diag_count(d), 0);
+	config_free(c);
+	unlink(p);
+	rmdir(dir);
+	diag_free(d);
+}
+
+/* trigger_key_file: the key's own checks, named by the configuration's
+ * file and path. */
+static void test_weak_trigger_key(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128], k[128], want[512];
+	struct diag *d = diag_new();
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/c.json", dir);
+	snprintf(k, sizeof(k), "%s/trigger.key", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 100, "
+		"\"tcp_ports\": [22], \"watched_addresses\": []}, "
+		"\"porthopd\": {\"trigger_key_file\": \"%s\"}}\n", k);
+	fclose(f);
+	f = fopen(k, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", "                                ");
+	fclose(f);
+	assert_int_equal(chmod(k, 0600), 0);
+	snprintf(want, sizeof(want), "c.json: porthopd.trigger_key_file: \"%s\" "
+		 "holds a key of 32 bytes with only 1 distinct byte value", k);
+	expect_refused(p, want);
+	f = fopen(k, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", "0123456789abcdef0123456789abcdef");
+	fclose(f);
+	assert_int_equal(chmod(k, 0660), 0);
+	snprintf(want, sizeof(want), "c.json: porthopd.trigger_key_file: \"%s\" "
+		 "is writable by its group (mode 660)", k);
+	expect_refused(p, want);
+	unlink(k);
+	unlink(p);
+	rmdir(dir);
+	diag_free(d);
+}
+
+/* The first and last addresses of a network as numbers: ::/0 spans the
+ * whole IPv6 space (a shift by 128 made its last address ::, so a
+ * trusted ::/0 trusted only ::, and a watched one tracked only ::). */
+static void test_net_value(void **state)
+{
+	static const struct {
+		const char *net;
+		unsigned __int128 first, last;
+	} cases[] = {
+		{ "0.0.0.0/0", 0, 0xffffffffu },
+		{ "10.0.0.0/8", 0x0a000000u, 0x0affffffu },
+		{ "10.1.2.3", 0x0a010203u, 0x0a010203u },
+		{ "10.1.2.3/32", 0x0a010203u, 0x0a010203u },
+		{ "::/0", 0, ~(unsigned __int128)0 },
+		{ "::/1", 0, ~(unsigned __int128)0 >> 1 },
+		{ "8000::/1", (unsigned __int128)1 << 127, ~(unsigned __int128)0 },
+		{ "::1/128", 1, 1 },
+	};
+	struct config_net n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(config_parse_net(cases[i].net, true, &n), 0);
+		assert_true(config_net_value(&n, false) == cases[i].first);
+		if (config_net_value(&n, true) != cases[i].last)
+			print_message("  %s: wrong last address\n", cases[i].net);
+		assert_true(config_net_value(&n, true) == cases[i].last);
+	}
+}
+
+/* A JSON array of the ports from..to into f. */
+static void port_range(FILE *f, unsigned from, unsigned to)
+{
+	fputc('[', f);
+	for (unsigned p = from; p <= to; p++)
+		fprintf(f, "%s%u", p > from ? ", " : "", p);
+	fputc(']', f);
+}
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads path, expecting a refusal holding needle, in less than `limit`
+ * seconds of CPU (the hostile sizes below took 14, 2 and 0.4 s when
+ * their checks were quadratic; 0.3, 0.03 and 0.005 s now). */
+static void expect_refused_fast(const char *path, const char *needle,
+				double limit)
+{
+	double t0 = cpu_seconds(), spent;
+
+	expect_refused(path, needle);
+	spent = cpu_seconds() - t0;
+	print_message("  %s: %.3f s\n", path, spent);
+	assert_true(spent < limit);
+}
+
+/* Hostile sizes: 200,000 identical watched entries (each repeat reported
+ * against the first), an entry ignoring 60,000 of 60,000 ports, and an
+ * impossible capacity over 30,000 ports, each refused in linear or
+ * n log n time. */
+static void test_hostile_sizes(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/dups.json", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 100, "
+		"\"tcp_ports\": [22], \"watched_addresses\": [");
+	for (size_t i = 0; i < 200000; i++)
+		fprintf(f, "%s{\"ip\": \"10.0.0.3\"}", i ? ", " : "");
+	fprintf(f, "]}}\n");
+	fclose(f);
+	expect_refused_fast(p, "watched_addresses[199999].ip: \"10.0.0.3\" is "
+			    "the same address as", 3.0);
+	unlink(p);
+
+	/* 60,000 ports, all of them ignored by the one entry, and a
+	 * duplicate in the ignore list so that the file is refused. */
+	snprintf(p, sizeof(p), "%s/ignore.json", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 65535, "
+		"\"tcp_ports\": ");
+	port_range(f, 1, 60000);
+	fprintf(f, ", \"watched_addresses\": [{\"ip\": \"10.0.0.3\", "
+		"\"tcp_ignore\": ");
+	port_range(f, 1, 60000);
+	fprintf(f, "}, {\"ip\": \"10.0.0.4\", \"tcp_ignore\": ");
+	port_range(f, 1, 60000);
+	fprintf(f, "}, {\"ip\": \"10.0.0.3\"}]}}\n");
+	fclose(f);
+	expect_refused_fast(p, "watched_addresses[2].ip: \"10.0.0.3\" is the "
+			    "same address", 1.0);
+	unlink(p);
+
+	/* 30,000 ports below max_port_number 1: the smallest workable
+	 * max_port_number is 60,000. */
+	snprintf(p, sizeof(p), "%s/capacity.json", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"h\", "
+		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
+		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
+		"{\"subscriber_channel_names\": [\"c\"]}, "
+		"\"nftables_service_configuration\": {\"max_port_number\": 1, "
+		"\"tcp_ports\": ");
+	port_range(f, 1, 30000);
+	fprintf(f, ", \"watched_addresses\": [{\"ip\": \"10.0.0.3\"}]}}\n");
+	fclose(f);
+	expect_refused_fast(p, "max_port_number: 1 leaves 0 free redirect "
+			    "ports (1..1 minus 1 of tcp_ports) but "
+			    "watched_addresses[0] needs 30000; expected at "
+			    "least 60000", 0.25);
+	unlink(p);
+	rmdir(dir);
+}
+
 static int collect(const char *dir, char ***ret, size_t *ret_n)
 {
 	DIR *dp = opendir(dir);
@@ -267,7 +560,7 @@ int main(void)
 		perror(CORPUS_DIR);
 		return 1;
 	}
-	tests = calloc(nvalid + ninvalid + 8, sizeof(*tests));
+	tests = calloc(nvalid + ninvalid + 16, sizeof(*tests));
 	for (size_t i = 0; i < nvalid; i++)
 		tests[n++] = (struct CMUnitTest){ valid[i], test_valid, NULL,
 						  NULL, valid[i] };
@@ -280,6 +573,10 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_missing_config);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_accessors);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ignore_warning);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_hostile_sizes);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_trusted_covers_watched);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_weak_trigger_key);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_net_value);
 	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
 	for (size_t i = 0; i < nvalid; i++)
 		free(valid[i]);

@@ -723,6 +723,176 @@ static void test_native_stop_keeps(void **state)
 	nftio_free(io);
 }
 
+/* What nftio makes of libnftables' messages: the errno they quote (the
+ * earliest), -EIO when none; interrupted calls are tried again. */
+static void test_nftio_errors(void **state)
+{
+	static const struct {
+		const char *msg;
+		int r;
+	} cases[] = {
+		{ "netlink: Error: Could not process rule: Interrupted system call",
+		  -EINTR },
+		{ "Error: Could not process rule: Operation not supported", -EOPNOTSUPP },
+		{ "Error: Could not process rule: No such file or directory", -ENOENT },
+		{ "Error: Could not process rule: Operation not permitted", -EPERM },
+		{ "Error: Could not process rule: Invalid argument; Error: Could "
+		  "not process rule: No such file or directory", -EINVAL },
+		{ "Error: syntax error, unexpected junk", -EIO },
+		{ "refused", -EIO },
+	};
+	struct nftio *io = nftio_new_recorder();
+	char *err = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* Interrupted: up to five attempts, so ten failures. */
+		nftio_recorder_fail_next(io, 10, cases[i].msg);
+		assert_int_equal(nftio_apply_text(io, "{\"nftables\":[]}", true,
+						  &err), cases[i].r);
+		assert_string_equal(err, cases[i].msg);
+		free(err);
+		err = NULL;
+	}
+	/* Interrupted four times, then through: a success. */
+	nftio_recorder_fail_next(io, 4, cases[0].msg);
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[]}", true, &err), 0);
+	assert_null(err);
+	nftio_free(io);
+}
+
+/* porthopd -n and reloads check a native table with one dry run.  An
+ * interrupted one is tried again; one interrupted every time is said as
+ * such, not blamed on the kernel's age, which only a refusal of the
+ * definition is. */
+static void test_check_native_errors(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/native_full.json");
+	struct diag *d = diag_new();
+
+	(void)state;
+	nftio_recorder_fail_next(io, 2, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(diag_errors(d), 0);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+
+	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(diag_errors(d), 1);
+	print_message("  %s\n", diag_first_error(d));
+	assert_non_null(strstr(diag_first_error(d), "valid/native_full.json: "
+			       "nftables_service_configuration: the kernel's dry "
+			       "run of porthop's native table (inet mtd_ports) did "
+			       "not complete: \"netlink: Error: Could not process "
+			       "rule: Interrupted system call\"; nothing was judged"));
+	assert_null(strstr(diag_first_error(d), "expected a kernel"));
+	diag_clear(d);
+
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
+				 "Operation not permitted");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_non_null(strstr(diag_first_error(d), "was not permitted: \"Error: "
+			       "Could not process rule: Operation not permitted\"; "
+			       "expected CAP_NET_ADMIN"));
+	diag_clear(d);
+
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
+				 "Operation not supported");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_non_null(strstr(diag_first_error(d), "the kernel refused porthop's "
+			       "native table (inet mtd_ports): \"Error: Could not "
+			       "process rule: Operation not supported\"; expected a "
+			       "kernel with nftables maps"));
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
+/* Template mode: an interrupted dry run does not blame a rule. */
+static void test_check_template_interrupted(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/reference.json");
+	struct diag *d = diag_new();
+
+	(void)state;
+	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
+				 "rule: Interrupted system call");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(diag_errors(d), 1);
+	assert_non_null(strstr(diag_first_error(d), "rules/address_rules.json: "
+			       "rules: the kernel's dry run for watched_addresses[0] "
+			       "(ip 10.0.0.3) did not complete"));
+	assert_null(strstr(diag_first_error(d), "rejected"));
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
+/* Native mode replaces its table whole: a table of that name must be
+ * porthop's (its rules carry the mark) or none.  Someone else's is
+ * refused before anything reaches the kernel, a dry run included. */
+static void test_check_foreign_table(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct config *c = load("valid/native_full.json");
+	struct engine *e;
+	struct diag *d = diag_new();
+
+	(void)state;
+	/* No such table: checked with one dry run. */
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), -ENOENT);
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+
+	/* The admin's: refused, named, with the way out; no dry run. */
+	nftio_recorder_foreign_table(io, "mtd_ports");
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(nftio_recorder_dry_runs(io), 1);
+	assert_int_equal(nftio_recorder_applied(io), 0);
+	assert_int_equal(diag_errors(d), 1);
+	print_message("  %s\n", diag_first_error(d));
+	assert_string_equal(diag_first_error(d), "valid/native_full.json: "
+		"nftables_service_configuration.table_name: \"mtd_ports\" names "
+		"a table that exists and is not porthop's (table inet mtd_ports: "
+		"none of its rules carries porthop's comment \"porthop\"), which "
+		"porthop would replace; expected the name of no table or of "
+		"porthop's own: choose another table_name, or, if the table is a "
+		"leftover, delete it with `nft delete table inet mtd_ports`");
+	nftio_recorder_foreign_table(io, NULL);
+	diag_clear(d);
+
+	/* porthop's own, as a porthopd killed with -9 leaves it: every
+	 * rule carries the mark, and the table is taken over. */
+	e = engine_new(load("valid/native_full.json"), io);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_true(last_has(io, "\"comment\":\"porthop\""));
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), 1);
+	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(diag_errors(d), 0);
+
+	/* Deleted, and a table of that name made by someone else (no
+	 * mark): refused. */
+	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[{\"delete\":"
+					  "{\"table\":{\"family\":\"inet\","
+					  "\"name\":\"mtd_ports\"}}},{\"add\":"
+					  "{\"table\":{\"family\":\"inet\","
+					  "\"name\":\"mtd_ports\"}}}]}", false,
+					  NULL), 0);
+	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
+					    RULESET_NATIVE_MARK), 0);
+	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	engine_free(e);
+	diag_free(d);
+	config_free(c);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +914,10 @@ int main(void)
 		cmocka_unit_test(test_trigger_quiet_costs_one_apply),
 		cmocka_unit_test(test_commit_during_apply),
 		cmocka_unit_test(test_address_inside_prefix),
+		cmocka_unit_test(test_nftio_errors),
+		cmocka_unit_test(test_check_native_errors),
+		cmocka_unit_test(test_check_template_interrupted),
+		cmocka_unit_test(test_check_foreign_table),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;
