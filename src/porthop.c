@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 
 #include "auth.h"
+#include "check.h"
 #include "config.h"
 #include "control.h"
 #include "diag.h"
@@ -695,7 +696,7 @@ static int cmd_check(const struct globals *g, int argc, char **argv)
 	cfg = config_load(conf, 0, d);
 	if (cfg && !offline) {
 		io = nftio_new_kernel();
-		if (io == NULL || engine_check(cfg, io, d) < 0) {
+		if (io == NULL || check_config(cfg, io, d) < 0) {
 			config_free(cfg);
 			cfg = NULL;
 		}

@@ -7,7 +7,7 @@
  * ports in range, addresses parsed, no duplicates, enough free redirect
  * ports for every watched address, rule files parsed and the template
  * compiled.  What only the kernel can judge (does libnftables accept the
- * instantiated rules) is checked by engine_check().
+ * instantiated rules) is checked by check_config().
  */
 #ifndef PORTHOP_CONFIG_H
 #define PORTHOP_CONFIG_H

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "diag.h"
 #include "log.h"
 #include "trigger.h"
@@ -104,7 +105,7 @@ struct config *core_load(struct nftio *io, const char *path,
 	if (d == NULL)
 		return NULL;
 	c = config_load(path, 0, d);
-	if (c && engine_check(c, io, d) < 0) {
+	if (c && check_config(c, io, d) < 0) {
 		config_free(c);
 		c = NULL;
 	}

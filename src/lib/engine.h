@@ -125,11 +125,4 @@ const struct config *engine_config(const struct engine *e);
 const struct shuffle_map *engine_map(const struct engine *e);
 const struct engine_stats *engine_stats(const struct engine *e);
 
-/* Asks the kernel, in a dry run, whether it accepts the startup commands
- * and the template instantiated for one sample pair of each address family
- * in c.  When it does not, finds the command it refuses and appends an
- * error naming the rule file, the rule index and the values used.
- * Returns 0 or -EINVAL.  Needs CAP_NET_ADMIN with the kernel backend. */
-int engine_check(const struct config *c, struct nftio *io, struct diag *d);
-
 #endif

@@ -53,7 +53,7 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
  */
 
 /* The comment on every rule of porthop's native table: its mark.  At
- * start (engine_check) a table of the configured name whose rules do not
+ * start (check_config) a table of the configured name whose rules do not
  * carry it is someone else's, and is refused rather than replaced; one
  * that does (left by a porthopd killed with -9) is taken over.  nft lists
  * it as `comment "porthop"`. */

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "check.h"
 #include "diag.h"
 #include "config.h"
 #include "engine.h"
@@ -162,7 +163,7 @@ static void test_check_refuses_ipv6_in_ip_template(void **state)
 	fclose(f);
 	c = config_load(path, 0, d);
 	assert_non_null(c);
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(diag_errors(d), 1);
 	print_message("  %s\n", diag_first_error(d));
 	assert_non_null(strstr(diag_first_error(d),
@@ -519,7 +520,7 @@ static char *nft_list_table(const char *family, const char *name)
 
 /* Whose table: none, the admin's (a table inet filter with a drop policy,
  * as Debian's /etc/nftables.conf has it), one whose rule comments only
- * look like the mark, and porthop's own.  engine_check refuses a native
+ * look like the mark, and porthop's own.  check_config refuses a native
  * configuration naming the admin's table, and the table is left exactly
  * as it was. */
 static void test_table_owner(void **state)
@@ -563,7 +564,7 @@ static void test_table_owner(void **state)
 	c = config_load(path, 0, d);
 	assert_non_null(c);
 	before = nft_list_table("inet", "filter");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	print_message("  %s\n", diag_first_error(d));
 	assert_non_null(strstr(diag_first_error(d), "table_name: \"filter\" "
 			       "names a table that exists and is not porthop's"));
@@ -578,7 +579,7 @@ static void test_table_owner(void **state)
 	nft_script("delete table inet filter\n");
 	c = config_load(path, 0, d);
 	diag_clear(d);
-	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(check_config(c, io, d), 0);
 	config_free(c);
 	unlink(path);
 	diag_free(d);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "check.h"
 #include "diag.h"
 #include "engine.h"
 #include "ruleset.h"
@@ -457,13 +458,13 @@ static void test_check_names_the_rule(void **state)
 	struct diag *d = diag_new();
 
 	(void)state;
-	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(check_config(c, io, d), 0);
 	assert_int_equal(nftio_recorder_dry_runs(io), 1);
 	assert_int_equal(nftio_recorder_applied(io), 0);
 	/* The kernel refuses anything with "notrack": the raw rules. */
 	nftio_recorder_fail_match(io, "notrack", "Error: Could not process rule: "
 				  "No such file or directory");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(diag_errors(d), 1);
 	print_message("  %s\n", diag_message(d, 0, NULL));
 	assert_non_null(strstr(diag_message(d, 0, NULL),
@@ -774,13 +775,13 @@ static void test_check_native_errors(void **state)
 	(void)state;
 	nftio_recorder_fail_next(io, 2, "netlink: Error: Could not process "
 				 "rule: Interrupted system call");
-	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(check_config(c, io, d), 0);
 	assert_int_equal(diag_errors(d), 0);
 	assert_int_equal(nftio_recorder_dry_runs(io), 1);
 
 	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
 				 "rule: Interrupted system call");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(diag_errors(d), 1);
 	print_message("  %s\n", diag_first_error(d));
 	assert_non_null(strstr(diag_first_error(d), "valid/native_full.json: "
@@ -793,7 +794,7 @@ static void test_check_native_errors(void **state)
 
 	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
 				 "Operation not permitted");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_non_null(strstr(diag_first_error(d), "was not permitted: \"Error: "
 			       "Could not process rule: Operation not permitted\"; "
 			       "expected CAP_NET_ADMIN"));
@@ -801,7 +802,7 @@ static void test_check_native_errors(void **state)
 
 	nftio_recorder_fail_next(io, 1, "Error: Could not process rule: "
 				 "Operation not supported");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_non_null(strstr(diag_first_error(d), "the kernel refused porthop's "
 			       "native table (inet mtd_ports): \"Error: Could not "
 			       "process rule: Operation not supported\"; expected a "
@@ -821,7 +822,7 @@ static void test_check_template_interrupted(void **state)
 	(void)state;
 	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
 				 "rule: Interrupted system call");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(diag_errors(d), 1);
 	assert_non_null(strstr(diag_first_error(d), "rules/address_rules.json: "
 			       "rules: the kernel's dry run for watched_addresses[0] "
@@ -846,12 +847,12 @@ static void test_check_foreign_table(void **state)
 	/* No such table: checked with one dry run. */
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
 					    RULESET_NATIVE_MARK), -ENOENT);
-	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(check_config(c, io, d), 0);
 	assert_int_equal(nftio_recorder_dry_runs(io), 1);
 
 	/* The admin's: refused, named, with the way out; no dry run. */
 	nftio_recorder_foreign_table(io, "mtd_ports");
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(nftio_recorder_dry_runs(io), 1);
 	assert_int_equal(nftio_recorder_applied(io), 0);
 	assert_int_equal(diag_errors(d), 1);
@@ -873,7 +874,7 @@ static void test_check_foreign_table(void **state)
 	assert_true(last_has(io, "\"comment\":\"porthop\""));
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
 					    RULESET_NATIVE_MARK), 1);
-	assert_int_equal(engine_check(c, io, d), 0);
+	assert_int_equal(check_config(c, io, d), 0);
 	assert_int_equal(diag_errors(d), 0);
 
 	/* Deleted, and a table of that name made by someone else (no
@@ -886,7 +887,7 @@ static void test_check_foreign_table(void **state)
 					  NULL), 0);
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
 					    RULESET_NATIVE_MARK), 0);
-	assert_int_equal(engine_check(c, io, d), -EINVAL);
+	assert_int_equal(check_config(c, io, d), -EINVAL);
 	engine_free(e);
 	diag_free(d);
 	config_free(c);
