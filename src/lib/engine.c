@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "drift.h"
 #include "ruleset.h"
+#include "untrack.h"
 
 struct engine {
 	struct config *cfg;
@@ -14,52 +16,14 @@ struct engine {
 	struct shuffle *rng;
 	struct shuffle_map *map;	/* in force, or NULL */
 	struct shuffle_plan *plan;	/* cfg's free ports, built at first use */
-	struct engine_stats stats;
+	struct drift *drift;		/* has anyone changed our rules? */
+	struct untrack *untrack;	/* untrack_unwatched and "auto" */
+	struct engine_stats stats;	/* partly copied from the two above */
 	/* Native mode: the table as the configuration defines it is in the
 	 * kernel, so a shuffle only has to replace map elements. */
 	bool native_ready;
 	bool json_elements;	/* send map updates through libnftables */
-	/* Reconciliation: the ruleset generation right after our last
-	 * apply, and what our tables looked like then (taken lazily). */
-	uint32_t applied_gen;
-	bool have_gen;
-	char *snapshot;
-	/* Native mode: digests of the maps' elements and of the address
-	 * sets' elements as the kernel held them after our last apply, so
-	 * that a change to elements alone is noticed too. */
-	uint64_t map_digest, set_digest;
-	bool have_map_digest, have_set_digest;
-	/* Maps without a digest: their elements asked for by key, a step of
-	 * entries per reconciliation, from this entry on. */
-	size_t verify_next;
-	bool verifying;
-	/* untrack_unwatched "auto": the generation the last look for other
-	 * users of conntrack saw, and what the ruleset held then (looked at
-	 * again only once it moves). */
-	uint32_t watch_gen;
-	uint32_t look_gen;
-	bool have_look;
-	int look_user;
-	char look_who[ENGINE_WHO_MAX];
 };
-
-/* Up to this many pairs the maps' digest is taken right after each apply
- * and checked when someone else commits: about 10 ms at 10,000 pairs.
- * Above, the maps' elements are not checked: the kernel restarts its walk
- * of a set for every message of a dump, so a dump's cost grows with the
- * square of the elements (0.7 to 1 s at 100,000 pairs).  The address sets
- * are checked on their own up to as many entries, whatever the pairs (see
- * checked_sets): they are what keeps a watched address redirected
- * (tracked4/6) or a trusted one untouched, and usually far fewer. */
-#define ELEMENT_CHECK_MAX 20000
-
-/* Maps without a digest are checked element by element instead, once
- * someone else has committed: the kernel is asked for each element the
- * mapping in force has, linear (0.3-0.4 s per 100,000 pairs,
- * bench/reconcile_check.sh).  That sees an element deleted or changed,
- * not one added.  So as not to hold the event loop for seconds, it goes
- * this many pairs per reconciliation: a million pairs take ten. */
-#define VERIFY_STEP_PAIRS 100000
 
 /* What a batch has to carry. */
 enum batch_kind {
@@ -79,19 +43,20 @@ static double ms_since(const struct timespec *a)
 	       (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
-/* Whether nobody committed since our last apply (or its check): then
- * what the kernel holds is ours to take as the baseline.  When someone
- * has, the baseline taken meanwhile is dropped: the next reconciliation
- * compares and puts back. */
-static bool still_ours(struct engine *e)
+/* The figures the drift and untrack modules keep, copied into the stats
+ * after each change: they own the state, the stats only show it. */
+static void sync_stats(struct engine *e)
 {
-	uint32_t gen;
+	const struct drift_stats *d = drift_stats(e->drift);
 
-	if (e->have_gen && nftio_generation(e->io, &gen) == 0 &&
-	    gen == e->applied_gen)
-		return true;
-	e->have_gen = false;
-	return false;
+	e->stats.checks = d->checks;
+	e->stats.last_check_ms = d->last_check_ms;
+	e->stats.check_continues = d->check_continues;
+	e->stats.last_digest_ms = d->last_digest_ms;
+	e->stats.untracking = untrack_on(e->untrack);
+	e->stats.untrack_switches = untrack_switches(e->untrack);
+	snprintf(e->stats.conntrack_user, sizeof(e->stats.conntrack_user),
+		 "%s", untrack_user(e->untrack));
 }
 
 /* Forgets a reason already stored: the failure was recovered from. */
@@ -123,6 +88,12 @@ struct engine *engine_new(struct config *c, struct nftio *io)
 	}
 	e->cfg = c;
 	e->io = io;
+	e->drift = drift_new(io);
+	e->untrack = untrack_new(io);
+	if (e->drift == NULL || e->untrack == NULL) {
+		engine_free(e);
+		return NULL;
+	}
 	return e;
 }
 
@@ -134,43 +105,12 @@ void engine_free(struct engine *e)
 	shuffle_plan_free(e->plan);
 	shuffle_free(e->rng);
 	config_free(e->cfg);
-	free(e->snapshot);
+	drift_free(e->drift);
+	untrack_free(e->untrack);
 	free(e);
 }
 
-static int listing_of(struct engine *e, const struct config *cfg,
-		      char **ret);
 static int check_foreign(struct engine *e, uint32_t gen, char **ret_error);
-
-struct owned_table {
-	const char *family, *name;
-};
-#define OWNED_MAX 64
-
-/* The tables porthop owns under cfg: its native table, or the tables the
- * startup commands add (after the reference's "flush ruleset"). */
-static size_t owned_tables(const struct config *cfg, struct owned_table *t)
-{
-	json_t *cmd;
-	size_t i, n = 0;
-
-	if (config_mode(cfg) == CONFIG_MODE_NATIVE) {
-		t[n].family = "inet";
-		t[n++].name = config_table_name(cfg);
-		return n;
-	}
-	json_array_foreach(config_startup_commands(cfg), i, cmd) {
-		json_t *tb = json_object_get(json_object_get(cmd, "add"), "table");
-		const char *f = json_string_value(json_object_get(tb, "family"));
-		const char *name = json_string_value(json_object_get(tb, "name"));
-
-		if (f && name && n < OWNED_MAX) {
-			t[n].family = f;
-			t[n++].name = name;
-		}
-	}
-	return n;
-}
 
 /* Commands that delete the tables old owned and next does not (a renamed
  * native table, a switch between modes), whether or not they exist: they
@@ -178,21 +118,22 @@ static size_t owned_tables(const struct config *cfg, struct owned_table *t)
  * translate the same packet twice. */
 static json_t *stale_tables(const struct config *old, const struct config *next)
 {
-	struct owned_table a[OWNED_MAX], b[OWNED_MAX];
-	size_t na = owned_tables(old, a), nb = owned_tables(next, b);
+	const char *af[DRIFT_OWNED_MAX], *an[DRIFT_OWNED_MAX];
+	const char *bf[DRIFT_OWNED_MAX], *bn[DRIFT_OWNED_MAX];
+	size_t na = drift_owned_tables(old, af, an);
+	size_t nb = drift_owned_tables(next, bf, bn);
 	json_t *cmds = json_array();
 
 	for (size_t i = 0; cmds && i < na; i++) {
 		bool kept = false;
 
 		for (size_t j = 0; j < nb && !kept; j++)
-			kept = strcmp(a[i].family, b[j].family) == 0 &&
-			       strcmp(a[i].name, b[j].name) == 0;
+			kept = strcmp(af[i], bf[j]) == 0 &&
+			       strcmp(an[i], bn[j]) == 0;
 		for (int k = 0; !kept && k < 2; k++) {
 			json_t *c = json_pack("{s:{s:{s:s,s:s}}}",
 					      k ? "delete" : "add", "table",
-					      "family", a[i].family,
-					      "name", a[i].name);
+					      "family", af[i], "name", an[i]);
 
 			if (c == NULL || json_array_append_new(cmds, c) < 0) {
 				json_decref(cmds);
@@ -306,58 +247,6 @@ static int apply_setup(struct engine *e, struct config *cfg,
 	return r;
 }
 
-/* untrack_unwatched's rules, on or off (their chains flushed), in a
- * transaction of their own: the last of a table filled in two, now that
- * tracked4/6 hold the watched addresses; or "auto" switching. */
-static int apply_untrack_rules(struct engine *e, struct config *cfg, bool on,
-			       char **ret_error)
-{
-	json_t *batch = ruleset_batch_new(cfg, false);
-	int r = -ENOMEM;
-
-	if (batch && ruleset_native_untrack_rules(cfg, on,
-						  ruleset_commands(batch)) == 0)
-		r = nftio_apply(e->io, batch, false, ret_error);
-	json_decref(batch);
-	return r;
-}
-
-/* Whether untrack_unwatched's rules belong in force under cfg: always
- * (true), never (false), or ("auto") while no other table uses conntrack;
- * not knowing counts as someone using it, tracking being the safe side.
- * Notes who uses it in the stats. */
-static bool untrack_wanted(struct engine *e, const struct config *cfg)
-{
-	char *who = e->stats.conntrack_user;
-	size_t len = sizeof(e->stats.conntrack_user);
-	const char *t = config_table_name(cfg);
-	uint32_t gen = 0;
-	bool have_gen;
-	int r;
-
-	who[0] = '\0';
-	if (config_untrack(cfg) != CONFIG_UNTRACK_AUTO)
-		return config_untrack(cfg) == CONFIG_UNTRACK_ON;
-	/* The ruleset, unless nobody committed since the last look. */
-	have_gen = nftio_generation(e->io, &gen) == 0;
-	if (!have_gen || !e->have_look || gen != e->look_gen) {
-		e->look_user = nftio_conntrack_user(e->io, t, NFTIO_CT_RULESET,
-						    e->look_who,
-						    sizeof(e->look_who));
-		e->look_gen = gen;
-		e->have_look = have_gen && e->look_user >= 0;
-	}
-	r = e->look_user;
-	if (r != 0)
-		snprintf(who, len, "%s", e->look_who);
-	if (r == 0)
-		r = nftio_conntrack_user(e->io, t, NFTIO_CT_LEGACY, who, len);
-	if (r < 0)
-		snprintf(who, len, "unknown (the ruleset could not be read: "
-			 "%s)", strerror(-r));
-	return r == 0;
-}
-
 static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 				     struct shuffle_map *map,
 				     const struct timespec *t0,
@@ -402,9 +291,9 @@ static int apply_whole(struct engine *e, struct config *cfg,
 	if (r < 0)
 		return r;
 	if (native && config_untrack(cfg) != CONFIG_UNTRACK_OFF) {
-		on = untrack_wanted(e, cfg);
+		on = untrack_wanted(e->untrack, cfg);
 		if (on && (split || config_untrack(cfg) == CONFIG_UNTRACK_AUTO))
-			r = apply_untrack_rules(e, cfg, true, ret_error);
+			r = untrack_apply(e->untrack, cfg, true, ret_error);
 	}
 	if (r < 0 && config_untrack(cfg) == CONFIG_UNTRACK_AUTO) {
 		/* The table is in force, every client tracked: safe, and
@@ -413,7 +302,7 @@ static int apply_whole(struct engine *e, struct config *cfg,
 		r = 0;
 		on = false;
 	}
-	e->stats.untracking = r == 0 && on;
+	untrack_set(e->untrack, r == 0 && on, false);
 	return r;
 }
 
@@ -449,13 +338,13 @@ static int apply_map(struct engine *e, struct config *cfg,
 	bool in_place = rd && rd->in_place;
 	bool elements = config_mode(cfg) == CONFIG_MODE_NATIVE &&
 			e->native_ready && kind != BATCH_FULL;
-	bool writes_all = !elements && !in_place, quiet, alone;
-	uint64_t commits = nftio_commits(e->io);
-	uint32_t before = 0, after = 0;
-	bool have_before = nftio_generation(e->io, &before) == 0;
+	bool writes_all = !elements && !in_place;
+	struct drift_mark mark;
+	unsigned how = 0;
+	uint32_t after;
 	int r;
 
-	quiet = have_before && e->have_gen && before == e->applied_gen;
+	drift_begin(e->drift, &mark);
 	if (elements) {
 		r = apply_elements(e, cfg, map, kind, old, nold, t0, ret_error);
 		if (r == -ENOENT) {
@@ -482,163 +371,30 @@ static int apply_map(struct engine *e, struct config *cfg,
 	e->stats.shuffles++;
 	e->stats.last_pairs = config_pair_count(cfg);
 	e->native_ready = config_mode(cfg) == CONFIG_MODE_NATIVE;
-	e->have_map_digest = e->have_set_digest = false;
-	e->stats.last_digest_ms = -1;
-	/* Only our transactions moved the generation since `before`? */
-	alone = have_before && nftio_generation(e->io, &after) == 0 &&
-		after - before == (uint32_t)(nftio_commits(e->io) - commits);
-	if (!alone || (!writes_all && !quiet)) {
-		/* Someone committed between our check and our apply, or
-		 * during it (or the generation could not be read): what
-		 * the kernel holds is not all ours to vouch for.  An
-		 * elements batch left the definition as we wrote it: its
-		 * fingerprint stays to compare with, the elements are
-		 * checked again.  Anything else is applied again whole. */
-		e->have_gen = false;
-		e->verifying = false;
-		if (!elements || writes_all) {
-			free(e->snapshot);
-			e->snapshot = NULL;
-		}
-		return r;
-	}
-	free(e->snapshot);
-	e->snapshot = NULL;
-	e->have_gen = true;
-	e->applied_gen = after;
+	if (writes_all)
+		how |= DRIFT_WROTE_ALL;
+	else if (elements)
+		how |= DRIFT_KEPT_DEFINITION;
+	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
+		how |= DRIFT_MAPS_WHOLE;
+	if (config_mode(cfg) != CONFIG_MODE_NATIVE &&
+	    e->stats.last_commands >= 5000)
+		how |= DRIFT_FINGERPRINT_LATER;
 	/* The untrack watcher's mark moves past our commits only if it had
 	 * seen everything before them. */
-	if (writes_all || e->watch_gen == before)
-		e->watch_gen = after;
-	/* A snapshot now lets the next reconciliation tell our change from
-	 * someone else's.  Native fingerprints leave the elements out and
-	 * are cheap; a large template ruleset is fingerprinted lazily, at
-	 * the next quiet reconciliation. */
-	if ((config_mode(cfg) == CONFIG_MODE_NATIVE ||
-	     e->stats.last_commands < 5000) &&
-	    listing_of(e, cfg, &e->snapshot) < 0)
-		e->snapshot = NULL;
-	/* Someone committed between our apply and the listing: it may
-	 * hold their change. */
-	if (e->snapshot && !still_ours(e)) {
-		free(e->snapshot);
-		e->snapshot = NULL;
-	}
-	/* Maps replaced whole need no further check. */
-	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
-		e->verifying = false;
+	if (drift_applied(e->drift, cfg, &mark, how, &after))
+		untrack_seen(e->untrack, mark.gen, after, writes_all);
+	sync_stats(e);
 	return r;
 }
 
-/* One digest of the elements of the native table's maps or sets named. */
-static int digest_of(struct engine *e, const char *const *names, size_t n,
-		     uint64_t *ret)
+/* The digests reconciliation compares with, once the native table is in
+ * place. */
+static void take_digests(struct engine *e)
 {
-	uint64_t all = 0, d;
-	int r;
-
-	for (size_t i = 0; i < n; i++) {
-		r = nftio_map_digest(e->io, config_table_name(e->cfg),
-				     names[i], &d);
-		if (r < 0)
-			return r;
-		all = all * 0x100000001b3ULL + d;
-	}
-	*ret = all;
-	return 0;
-}
-
-/* The address sets reconciliation digests under c (see ELEMENT_CHECK_MAX):
- * each pair of them whose ranges are few enough at most, trusted4/6
- * (the trusted networks) and tracked4/6 (the watched networks, cut by the
- * trusted ones), so that a long watched list leaves the trusted sets
- * checked.  Fills names, returns how many. */
-static size_t checked_sets(const struct config *c, const char *names[4])
-{
-	const char *all[4];
-	size_t n = ruleset_native_sets(c, all), k = 0;
-	size_t trusted = config_trusted_count(c);
-
-	for (size_t i = 0; i < n; i++)
-		if (i < 2 ? trusted <= ELEMENT_CHECK_MAX :
-			    config_watched_count(c) + trusted <= ELEMENT_CHECK_MAX)
-			names[k++] = all[i];
-	return k;
-}
-
-/* Takes the digests reconciliation compares with, those it lacks and
- * may take (see ELEMENT_CHECK_MAX). */
-static void take_elements_digest(struct engine *e)
-{
-	const char *names[4];
-	size_t n = checked_sets(e->cfg, names);
-	bool maps, sets;
-	struct timespec t0;
-
-	/* Only reconciliation reads them. */
-	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
-	    config_daemon(e->cfg)->reconcile_interval_s == 0)
-		return;
-	maps = !e->have_map_digest &&
-	       config_pair_count(e->cfg) <= ELEMENT_CHECK_MAX;
-	sets = !e->have_set_digest && n > 0;
-	if (!maps && !sets)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (maps)
-		e->have_map_digest = digest_of(e, ruleset_native_maps, 4,
-					       &e->map_digest) == 0;
-	if (sets)
-		e->have_set_digest = digest_of(e, names, n,
-					       &e->set_digest) == 0;
-	/* Taken after someone else's commit, they could hold it. */
-	if (!still_ours(e))
-		e->have_map_digest = e->have_set_digest = false;
-	e->stats.last_digest_ms = ms_since(&t0);
-}
-
-/* One step of the check by key (see VERIFY_STEP_PAIRS): the entries from
- * e->verify_next on.  Whether an element was missing or changed; e->verifying
- * says whether entries are left for the next step. */
-static bool verify_step(struct engine *e)
-{
-	struct nftio_elems *b = nftio_elems_new(config_table_name(e->cfg));
-	size_t i = e->verify_next, pairs = 0;
-	int r = b ? 0 : -ENOMEM;
-
-	for (; r == 0 && i < e->map->nentries && pairs < VERIFY_STEP_PAIRS;
-	     i++) {
-		r = ruleset_native_entry_elements(e->cfg, &e->map->entries[i], b);
-		pairs += e->map->entries[i].npairs;
-	}
-	r = r < 0 ? r : nftio_elems_verify(e->io, b);
-	nftio_elems_free(b);
-	e->verify_next = i;
-	e->verifying = r == 0 && i < e->map->nentries;
-	return r > 0;
-}
-
-/* Whether the maps' (sets' if sets) elements differ from their digest, or
- * the maps' first step from the mapping in force (no digest); false when
- * not known. */
-static bool elements_changed(struct engine *e, bool sets)
-{
-	const char *names[4];
-	size_t n = checked_sets(e->cfg, names);
-	uint64_t d;
-
-	/* Sets that can be checked but have no digest (none taken since
-	 * someone committed) are not known to be ours: rewritten. */
-	if (sets)
-		return n > 0 && (!e->have_set_digest ||
-				 digest_of(e, names, n, &d) != 0 ||
-				 d != e->set_digest);
-	if (!e->have_map_digest) {
-		e->verify_next = 0;
-		return verify_step(e);
-	}
-	return digest_of(e, ruleset_native_maps, 4, &d) == 0 &&
-	       d != e->map_digest;
+	if (e->native_ready)
+		drift_take_digests(e->drift, e->cfg);
+	sync_stats(e);
 }
 
 /* Adopts map as the mapping in force if r is 0, or drops it; returns r. */
@@ -650,7 +406,7 @@ static int adopt(struct engine *e, struct shuffle_map *map, int r)
 	}
 	shuffle_map_free(e->map);
 	e->map = map;
-	take_elements_digest(e);
+	take_digests(e);
 	return 0;
 }
 
@@ -677,8 +433,8 @@ static int check_before_apply(struct engine *e, char **ret_error)
 	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
 	    e->map == NULL)
 		return 0;
-	r = nftio_generation(e->io, &gen);
-	if (r == 0 && e->have_gen && gen == e->applied_gen)
+	r = drift_moved(e->drift, &gen);
+	if (r == 0)
 		return 0;
 	r = r < 0 ? r : check_foreign(e, gen, ret_error);
 	if (r < 0 && ret_error && *ret_error == NULL)
@@ -787,7 +543,7 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 	}
 	free(saved);
 	if (r == 0)
-		take_elements_digest(e);
+		take_digests(e);
 	return r;
 }
 
@@ -884,7 +640,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	e->map = map;
 	e->plan = next_plan;
 	e->cfg = c;
-	take_elements_digest(e);
+	take_digests(e);
 	return 0;
 }
 
@@ -914,96 +670,36 @@ int engine_reapply(struct engine *e, char **ret_error)
 	return apply_again(e, BATCH_FULL, ret_error);
 }
 
-/* The fingerprints of the tables porthop owns (its native table, or the
- * tables the startup commands add), joined.  -ENOENT if one is missing. */
-static int listing_of(struct engine *e, const struct config *cfg,
-		      char **ret)
-{
-	struct owned_table tables[OWNED_MAX];
-	size_t n = owned_tables(cfg, tables), len = 0;
-	char *all = NULL;
-	size_t i;
-	int r = 0;
-
-	for (i = 0; r == 0 && i < n; i++) {
-		char *fp = NULL, *grown;
-
-		r = nftio_table_fingerprint(e->io, tables[i].family,
-					    tables[i].name, &fp);
-		if (r < 0)
-			break;
-		grown = realloc(all, len + strlen(fp) + 1);
-		if (grown == NULL) {
-			free(fp);
-			r = -ENOMEM;
-			break;
-		}
-		all = grown;
-		memcpy(all + len, fp, strlen(fp) + 1);
-		len += strlen(fp);
-		free(fp);
-	}
-	if (r == 0 && all == NULL)
-		all = strdup("");
-	if (r < 0 || all == NULL) {
-		free(all);
-		return r < 0 ? r : -ENOMEM;
-	}
-	*ret = all;
-	return 0;
-}
-
-static int listing(struct engine *e, char **ret)
-{
-	return listing_of(e, e->cfg, ret);
-}
-
 /* Someone committed since our last apply (the generation is gen now):
  * compares our tables with what we applied and puts back what differs.
- * The comparison is what moves the baseline to gen: then the batch that
- * puts back what changed may rebase on it (see apply_map).  Returns 0
- * (intact), 1 (put back) or a negative errno. */
+ * Returns 0 (intact), 1 (put back) or a negative errno. */
 static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
 {
-	struct timespec t0;
-	char *now = NULL;
-	bool maps, sets;
+	enum drift_result found = drift_compare(e->drift, e->cfg, e->map, gen);
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	e->stats.checks++;
-	r = e->snapshot ? listing(e, &now) : -ESTALE;
-	if (r < 0 || strcmp(now, e->snapshot) != 0) {
-		bool gone = r == -ENOENT;
-
-		free(now);
-		e->stats.last_check_ms = ms_since(&t0);
-		e->stats.check_continues = false;
+	sync_stats(e);
+	switch (found) {
+	case DRIFT_INTACT:
+		return 0;
+	case DRIFT_DEFINITION:
+	case DRIFT_GONE:
 		r = engine_reapply(e, ret_error);
 		if (r < 0)
 			return r;
-		e->stats.repairs++;
-		e->stats.last_redefined = e->stats.last_redefined || gone;
-		return 1;
-	}
-	free(now);
-	/* The definition is intact; the elements too?  What changed is put
-	 * back in one transaction, as for a shuffle: the maps', the address
-	 * sets' (trusted, tracked), or both. */
-	maps = elements_changed(e, false);
-	sets = elements_changed(e, true);
-	e->stats.last_check_ms = ms_since(&t0);
-	e->stats.check_continues = e->verifying && !maps;
-	e->applied_gen = gen;
-	e->have_gen = true;
-	if (!maps && !sets)
-		return 0;
-	r = apply_again(e, !sets ? BATCH_SHUFFLE : maps ? BATCH_ELEMENTS :
-			BATCH_SETS, ret_error);
-	if (r < 0) {
-		/* Not put back: the next reconciliation looks again. */
-		e->have_gen = false;
-		return r;
+		e->stats.last_redefined = e->stats.last_redefined ||
+					  found == DRIFT_GONE;
+		break;
+	default:
+		/* What changed is put back in one transaction, as for a
+		 * shuffle: the maps', the address sets', or both. */
+		r = apply_again(e, found == DRIFT_MAPS ? BATCH_SHUFFLE :
+				found == DRIFT_SETS ? BATCH_SETS :
+				BATCH_ELEMENTS, ret_error);
+		if (r < 0) {
+			drift_unsettle(e->drift);
+			return r;
+		}
 	}
 	e->stats.repairs++;
 	return 1;
@@ -1012,43 +708,28 @@ static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
 int engine_reconcile(struct engine *e, char **ret_error)
 {
 	uint32_t gen;
-	struct timespec t0;
 	int r;
 
 	e->stats.last_redefined = false;
 	if (e->map == NULL)
 		return 0;
-	r = nftio_generation(e->io, &gen);
+	r = drift_moved(e->drift, &gen);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = errstr("cannot read the ruleset generation: "
 					    "%s", strerror(-r));
 		return r;
 	}
-	if (!e->have_gen || gen != e->applied_gen)
+	if (r > 0)
 		return check_foreign(e, gen, ret_error);
-	/* Nothing committed since our apply: what is there now is what we
-	 * applied.  Keep a copy to compare with later. */
-	if (e->snapshot == NULL && listing(e, &e->snapshot) < 0)
-		e->snapshot = NULL;
-	if (e->snapshot && !still_ours(e)) {
-		free(e->snapshot);
-		e->snapshot = NULL;
+	/* Nothing committed since our apply: a check by key of someone
+	 * else's earlier commit may go on. */
+	if (!e->native_ready)
 		return 0;
-	}
-	take_elements_digest(e);
-	if (!e->verifying)
+	r = drift_quiet_step(e->drift, e->cfg, e->map) == DRIFT_MAPS;
+	sync_stats(e);
+	if (!r)
 		return 0;
-	/* The check by key of someone else's earlier commit goes on. */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	e->stats.checks++;
-	if (!verify_step(e)) {
-		e->stats.last_check_ms = ms_since(&t0);
-		e->stats.check_continues = e->verifying;
-		return 0;
-	}
-	e->stats.last_check_ms = ms_since(&t0);
-	e->stats.check_continues = false;
 	r = apply_again(e, BATCH_SHUFFLE, ret_error);
 	if (r < 0)
 		return r;
@@ -1056,68 +737,49 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	return 1;
 }
 
-/* Turns untrack_unwatched's rules on or off.  If our table was intact
- * before (nobody committed since our last apply, or its listing is the
- * one we took), the change is ours and the next reconciliation must not
- * take it for someone else's: the snapshot is taken again, and the
- * generation too when ours is the only commit since. */
+/* Turns untrack_unwatched's rules on or off: a change of our own, which
+ * the next reconciliation must not take for someone else's (see
+ * drift_own_begin). */
 static int switch_untrack(struct engine *e, bool on, char **ret_error)
 {
-	uint32_t gen0 = 0, gen1;
-	char *now = NULL;
-	bool quiet, intact;
+	struct drift_own own;
+	uint32_t gen;
 	int r;
 
-	quiet = e->have_gen && nftio_generation(e->io, &gen0) == 0 &&
-		gen0 == e->applied_gen;
-	intact = quiet || (e->snapshot && listing(e, &now) == 0 &&
-			   strcmp(now, e->snapshot) == 0);
-	free(now);
-	now = NULL;
-	r = apply_untrack_rules(e, e->cfg, on, ret_error);
-	if (r < 0 && !on && listing(e, &now) == -ENOENT) {
+	drift_own_begin(e->drift, e->cfg, &own);
+	r = untrack_apply(e->untrack, e->cfg, on, ret_error);
+	if (r < 0 && !on && drift_table_gone(e->drift, e->cfg)) {
 		/* Our table is gone (a flush ruleset), its rules with it:
 		 * reconciliation defines it anew, and looks again. */
 		drop_error(ret_error);
-		e->stats.untracking = false;
+		untrack_set(e->untrack, false, false);
+		sync_stats(e);
 		return 0;
 	}
-	free(now);
 	if (r < 0)
 		return r;
-	e->stats.untracking = on;
-	e->stats.untrack_switches++;
-	if (intact) {
-		free(e->snapshot);
-		if (listing(e, &e->snapshot) < 0)
-			e->snapshot = NULL;
-	}
-	if (nftio_generation(e->io, &gen1) == 0) {
-		if (quiet && gen1 == gen0 + 1)
-			e->applied_gen = gen1;
-		e->watch_gen = gen1;
-	}
+	untrack_set(e->untrack, on, true);
+	drift_own_end(e->drift, e->cfg, &own);
+	if (nftio_generation(e->io, &gen) == 0)
+		untrack_seen(e->untrack, 0, gen, true);
+	sync_stats(e);
 	return 1;
 }
 
 int engine_untrack_check(struct engine *e, bool all, char **ret_error)
 {
-	uint32_t gen;
 	bool want;
 
 	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
 	    config_untrack(e->cfg) != CONFIG_UNTRACK_AUTO)
 		return 0;
-	if (!all) {
-		/* Only the urgent direction, and only once someone has
-		 * committed: one netlink round trip otherwise. */
-		if (!e->stats.untracking ||
-		    nftio_generation(e->io, &gen) < 0 || gen == e->watch_gen)
-			return 0;
-		e->watch_gen = gen;
-	}
-	want = untrack_wanted(e, e->cfg);
-	if (want == e->stats.untracking)
+	/* Without all, only the urgent direction, and only once someone has
+	 * committed: one netlink round trip otherwise. */
+	if (!all && (!untrack_on(e->untrack) || !untrack_moved(e->untrack)))
+		return 0;
+	want = untrack_wanted(e->untrack, e->cfg);
+	sync_stats(e);
+	if (want == untrack_on(e->untrack))
 		return 0;
 	return switch_untrack(e, want, ret_error);
 }
@@ -1133,11 +795,12 @@ int engine_stop(struct engine *e, char **ret_error)
 		/* The table stays, with nobody to take "auto"'s untracking
 		 * out when another table starts using conntrack: out now. */
 		if (config_untrack(e->cfg) != CONFIG_UNTRACK_AUTO ||
-		    !e->stats.untracking)
+		    !untrack_on(e->untrack))
 			return 0;
-		r = apply_untrack_rules(e, e->cfg, false, ret_error);
+		r = untrack_apply(e->untrack, e->cfg, false, ret_error);
 		if (r == 0)
-			e->stats.untracking = false;
+			untrack_set(e->untrack, false, false);
+		sync_stats(e);
 		return r;
 	}
 	batch = ruleset_batch_new(e->cfg, false);
@@ -1149,14 +812,9 @@ int engine_stop(struct engine *e, char **ret_error)
 	r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
 	if (r < 0) {
-		char *fp = NULL;
-
 		/* Refused because someone removed it already? */
-		if (nftio_table_fingerprint(e->io, "inet", config_table_name(e->cfg),
-					    &fp) != -ENOENT) {
-			free(fp);
+		if (!drift_table_gone(e->drift, e->cfg))
 			return r;
-		}
 		drop_error(ret_error);
 		r = 1;
 	}

@@ -15,10 +15,12 @@
 #include "diag.h"
 #include "nftio.h"
 #include "shuffle.h"
+#include "untrack.h"
 
 struct engine;
 
-#define ENGINE_WHO_MAX 192
+/* What uses conntrack, as untrack keeps it. */
+#define ENGINE_WHO_MAX UNTRACK_WHO_MAX
 
 struct engine_stats {
 	uint64_t shuffles;	/* applied successfully */
