@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "nftio.h"
 #include "notify.h"
+#include "rundir.h"
 #include "shuffle.h"
 
 #define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
@@ -376,38 +377,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-#define RUN_DIR "/run/porthop"
-
-/* The control socket's path: -s, else c's; NULL for none. */
-static const char *control_path(const struct porthopd *p,
-				const struct config *c)
-{
-	const char *path = p->socket_override ? p->socket_override :
-			   config_daemon(c)->control_socket;
-
-	return path && path[0] ? path : NULL;
-}
-
-/* Whether path is directly in RUN_DIR, the directory porthopd makes. */
-static bool in_run_dir(const char *path)
-{
-	return strncmp(path, RUN_DIR "/", sizeof(RUN_DIR)) == 0 &&
-	       strchr(path + sizeof(RUN_DIR), '/') == NULL;
-}
-
-/* Before the kernel is touched: whatever is at the socket's path must be
- * a socket (replaced) or nothing in an existing directory, or porthopd
- * would stop after its start-up shuffle with its rules left behind. */
+/* Before the kernel is touched: see rundir_check. */
 static int check_control_path(const struct porthopd *p, const struct config *c)
 {
-	const char *path = control_path(p, c);
+	const char *path = rundir_socket(p->socket_override, c);
 	char *err = NULL;
-	struct stat st;
 
-	if (path == NULL ||
-	    (in_run_dir(path) && stat(RUN_DIR, &st) < 0 && errno == ENOENT))
-		return 0;	/* RUN_DIR is made at start */
-	if (control_check_path(path, &err) == 0)
+	if (path == NULL || rundir_check(path, &err) == 0)
 		return 0;
 	log_warnx("%s: %s", p->socket_override ? "--socket" : p->config_path,
 		  err ? err : "control socket: out of memory");
@@ -415,29 +391,14 @@ static int check_control_path(const struct porthopd *p, const struct config *c)
 	return -1;
 }
 
-/* RUN_DIR, made if missing, mode 0750 and group-owned by the control
- * group (root's without one), so that its members can reach the socket
- * and nobody else can.  Without CAP_CHOWN (the systemd unit), porthopd
- * can give it only to a group it is in: SupplementaryGroups=. */
-static void prepare_run_dir(gid_t gid)
+/* RUNDIR_PATH for the socket at path, if it lives there. */
+static void prepare_run_dir(const char *path, gid_t gid)
 {
-	gid_t want = gid == (gid_t)-1 ? 0 : gid;
-	struct stat st;
-	int fd;
+	char *err = NULL;
 
-	if (mkdir(RUN_DIR, 0750) < 0 && errno != EEXIST) {
-		log_warn("%s", RUN_DIR);
-		return;
-	}
-	fd = open(RUN_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		log_warn("%s", RUN_DIR);
-	else if ((st.st_gid != want && fchown(fd, (uid_t)-1, want) < 0) ||
-		 ((st.st_mode & 07777) != 0750 && fchmod(fd, 0750) < 0))
-		log_warn("%s: control_group cannot reach the socket: giving "
-			 "the directory to the group", RUN_DIR);
-	if (fd >= 0)
-		close(fd);
+	if (rundir_holds(path) && rundir_prepare(gid, &err) < 0)
+		log_warnx("%s", err ? err : RUNDIR_PATH ": out of memory");
+	free(err);
 }
 
 /* A flood of clients must not become a flood of log lines: one line
@@ -468,8 +429,7 @@ static int open_control_at(struct porthopd *p, const char *path, gid_t gid)
 	struct control *c;
 	char *err = NULL;
 
-	if (in_run_dir(path))
-		prepare_run_dir(gid);
+	prepare_run_dir(path, gid);
 	c = control_new(p->base, path, gid, on_control, on_control_notice, p,
 			&err);
 	if (c == NULL) {
@@ -488,7 +448,7 @@ static int open_control_at(struct porthopd *p, const char *path, gid_t gid)
 static int open_control(struct porthopd *p)
 {
 	const struct config *c = cfg_of(p);
-	const char *path = control_path(p, c);
+	const char *path = rundir_socket(p->socket_override, c);
 
 	if (path == NULL)
 		return 0;
@@ -501,15 +461,14 @@ static int open_control(struct porthopd *p)
 static void reopen_control(struct porthopd *p)
 {
 	const struct config *c = cfg_of(p);
-	const char *path = control_path(p, c);
+	const char *path = rundir_socket(p->socket_override, c);
 	gid_t gid = config_daemon(c)->control_gid;
 
 	if (path == NULL) {
 		control_free(p->control);
 		p->control = NULL;
 	} else if (control_is(p->control, path, gid)) {
-		if (in_run_dir(path))
-			prepare_run_dir(gid);
+		prepare_run_dir(path, gid);
 	} else if (open_control_at(p, path, gid) < 0 && p->control) {
 		log_warnx("reload: the control socket stays where it was");
 	}
@@ -585,7 +544,16 @@ static bool nft_permitted(struct nftio *io)
 	return ok;
 }
 
-int main(int argc, char **argv)
+/* Command-line options, besides what struct porthopd holds. */
+struct options {
+	bool check_only, timestamps;
+	int verbose;
+};
+
+/* Parses the command line into p and o.  Returns -1 to go on, or the
+ * exit status (help, version, a usage error). */
+static int parse_options(int argc, char **argv, struct porthopd *p,
+			 struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -600,34 +568,19 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const int signals[4] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
-	struct porthopd p = {
-		.config_path = DEFAULT_CONFIG,
-		.use_redis = true,
-	};
-	const struct core_hooks hooks = {
-		.arg = &p,
-		.log = on_core_log,
-		.schedule = on_core_schedule,
-		.reloaded = on_core_reloaded,
-		.status = on_core_status,
-		.metrics = on_core_metrics,
-	};
-	struct config *cfg;
-	bool check_only = false, timestamps = false;
-	int verbose = 0, ch, status = EXIT_SUCCESS;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "c:ni:s:TvVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			p.config_path = optarg;
+			p->config_path = optarg;
 			break;
 		case 'n':
-			check_only = true;
+			o->check_only = true;
 			break;
 		case 'i':
-			if (parse_interval(optarg, &p.interval_lo,
-					   &p.interval_hi) < 0) {
+			if (parse_interval(optarg, &p->interval_lo,
+					   &p->interval_hi) < 0) {
 				fprintf(stderr, "porthopd: --interval %s: "
 					"expected L:U, whole seconds with "
 					"1 <= L <= U <= 86400\n", optarg);
@@ -635,19 +588,19 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'R':
-			p.use_redis = false;
+			p->use_redis = false;
 			break;
 		case 'J':
-			p.json_elements = true;
+			p->json_elements = true;
 			break;
 		case 's':
-			p.socket_override = optarg;
+			p->socket_override = optarg;
 			break;
 		case 'T':
-			timestamps = true;
+			o->timestamps = true;
 			break;
 		case 'v':
-			verbose++;
+			o->verbose++;
 			break;
 		case 'V':
 			printf("porthopd %s\n", PORTHOP_VERSION);
@@ -666,8 +619,100 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	log_init("porthopd", verbose, timestamps);
+	return -1;
+}
 
+/* The loop's events: timers, signals, the Redis subscription, systemd's
+ * watchdog.  Exits (start-up failure) if one cannot be made. */
+static void wire_events(struct porthopd *p)
+{
+	static const int signals[4] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
+
+	p->pending_ev = evtimer_new(p->base, on_pending, p);
+	p->timer_ev = evtimer_new(p->base, on_interval, p);
+	p->reconcile_ev = event_new(p->base, -1, EV_PERSIST, on_reconcile, p);
+	p->metrics_ev = event_new(p->base, -1, EV_PERSIST, on_metrics, p);
+	p->untrack_ev = event_new(p->base, -1, EV_PERSIST, on_untrack, p);
+	if (p->pending_ev == NULL || p->timer_ev == NULL ||
+	    p->reconcile_ev == NULL || p->metrics_ev == NULL ||
+	    p->untrack_ev == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	arm_untrack(p);
+	arm_reconcile(p);
+	arm_metrics(p);
+	for (size_t i = 0; i < 4; i++) {
+		p->sig[i] = evsignal_new(p->base, signals[i], on_signal, p);
+		if (p->sig[i] == NULL || evsignal_add(p->sig[i], NULL) < 0)
+			fatalx(EX_OSERR, "cannot install signal handlers");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	arm_interval(p);
+	if (p->use_redis) {
+		p->bus = make_bus(p);
+		if (p->bus == NULL)
+			fatalx(EX_OSERR, "out of memory");
+	}
+	/* Keep systemd's watchdog fed at half the interval it asked for. */
+	if (notify_watchdog_usec() > 0) {
+		uint64_t half = notify_watchdog_usec() / 2;
+		struct timeval tv = { (time_t)(half / 1000000),
+				      (suseconds_t)(half % 1000000) };
+
+		p->watchdog_ev = event_new(p->base, -1, EV_PERSIST, on_watchdog, p);
+		if (p->watchdog_ev == NULL || evtimer_add(p->watchdog_ev, &tv) < 0)
+			fatalx(EX_OSERR, "cannot arm the watchdog timer");
+	}
+}
+
+static void free_event(struct event *ev)
+{
+	if (ev)
+		event_free(ev);
+}
+
+/* Frees what p holds; the rules stay as core_stop left them. */
+static void teardown(struct porthopd *p)
+{
+	bus_free(p->bus);
+	control_free(p->control);
+	for (size_t i = 0; i < 4; i++)
+		free_event(p->sig[i]);
+	free_event(p->metrics_ev);
+	free_event(p->pending_ev);
+	free_event(p->timer_ev);
+	free_event(p->reconcile_ev);
+	free_event(p->untrack_ev);
+	free_event(p->watchdog_ev);
+	core_free(p->core);
+	shuffle_free(p->rng);
+	nftio_free(p->io);
+	if (p->base)
+		event_base_free(p->base);
+	libevent_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	struct porthopd p = {
+		.config_path = DEFAULT_CONFIG,
+		.use_redis = true,
+	};
+	const struct core_hooks hooks = {
+		.arg = &p,
+		.log = on_core_log,
+		.schedule = on_core_schedule,
+		.reloaded = on_core_reloaded,
+		.status = on_core_status,
+		.metrics = on_core_metrics,
+	};
+	struct options o = { 0 };
+	struct config *cfg;
+	int status = parse_options(argc, argv, &p, &o);
+
+	if (status >= 0)
+		return status;
+	status = EXIT_SUCCESS;
+	log_init("porthopd", o.verbose, o.timestamps);
 	p.io = nftio_new_kernel();
 	if (p.io == NULL)
 		fatalx(EX_OSERR, "cannot create the libnftables context");
@@ -682,7 +727,7 @@ int main(int argc, char **argv)
 		nftio_free(p.io);
 		return EX_CONFIG;
 	}
-	if (check_only) {
+	if (o.check_only) {
 		printf("%s: configuration OK: %zu watched address%s, %zu "
 		       "pairs\n", p.config_path, config_watched_count(cfg),
 		       config_watched_count(cfg) == 1 ? "" : "es",
@@ -698,80 +743,23 @@ int main(int argc, char **argv)
 		fatalx(EX_OSERR, "out of memory");
 	core_set_json_elements(p.core, p.json_elements);
 	/* Cover the host before the first message arrives; only then the
-	 * control socket and metrics. */
+	 * control socket, metrics and the rest. */
 	if (core_start(p.core) < 0) {
 		status = EX_UNAVAILABLE;
 		goto out;
 	}
-
-	p.pending_ev = evtimer_new(p.base, on_pending, &p);
-	p.timer_ev = evtimer_new(p.base, on_interval, &p);
-	p.reconcile_ev = event_new(p.base, -1, EV_PERSIST, on_reconcile, &p);
-	p.metrics_ev = event_new(p.base, -1, EV_PERSIST, on_metrics, &p);
-	p.untrack_ev = event_new(p.base, -1, EV_PERSIST, on_untrack, &p);
-	if (p.pending_ev == NULL || p.timer_ev == NULL ||
-	    p.reconcile_ev == NULL || p.metrics_ev == NULL ||
-	    p.untrack_ev == NULL)
-		fatalx(EX_OSERR, "out of memory");
-	arm_untrack(&p);
-	arm_reconcile(&p);
-	arm_metrics(&p);
 	if (open_control(&p) < 0) {
 		/* As on any stop: no half-started daemon's rules left. */
 		core_stop(p.core);
 		status = EX_OSERR;
 		goto out;
 	}
-	for (size_t i = 0; i < 4; i++) {
-		p.sig[i] = evsignal_new(p.base, signals[i], on_signal, &p);
-		if (p.sig[i] == NULL || evsignal_add(p.sig[i], NULL) < 0)
-			fatalx(EX_OSERR, "cannot install signal handlers");
-	}
-	signal(SIGPIPE, SIG_IGN);
-	arm_interval(&p);
-	if (p.use_redis) {
-		p.bus = make_bus(&p);
-		if (p.bus == NULL)
-			fatalx(EX_OSERR, "out of memory");
-	}
-	/* The host is covered: tell systemd, and keep its watchdog fed at
-	 * half the interval it asked for. */
+	wire_events(&p);
 	notify_send("READY=1");
 	notify_status(&p);
-	if (notify_watchdog_usec() > 0) {
-		uint64_t half = notify_watchdog_usec() / 2;
-		struct timeval tv = { (time_t)(half / 1000000),
-				      (suseconds_t)(half % 1000000) };
-
-		p.watchdog_ev = event_new(p.base, -1, EV_PERSIST, on_watchdog, &p);
-		if (p.watchdog_ev == NULL || evtimer_add(p.watchdog_ev, &tv) < 0)
-			fatalx(EX_OSERR, "cannot arm the watchdog timer");
-	}
 	event_base_dispatch(p.base);
 	core_stop(p.core);
 out:
-	bus_free(p.bus);
-	control_free(p.control);
-	if (p.metrics_ev)
-		event_free(p.metrics_ev);
-	for (size_t i = 0; i < 4; i++)
-		if (p.sig[i])
-			event_free(p.sig[i]);
-	if (p.pending_ev)
-		event_free(p.pending_ev);
-	if (p.timer_ev)
-		event_free(p.timer_ev);
-	if (p.reconcile_ev)
-		event_free(p.reconcile_ev);
-	if (p.untrack_ev)
-		event_free(p.untrack_ev);
-	if (p.watchdog_ev)
-		event_free(p.watchdog_ev);
-	core_free(p.core);
-	shuffle_free(p.rng);
-	nftio_free(p.io);
-	if (p.base)
-		event_base_free(p.base);
-	libevent_global_shutdown();
+	teardown(&p);
 	return status;
 }

@@ -12,6 +12,10 @@
 #include "log.h"
 #include "trigger.h"
 
+/* Refusals are counted by enum auth_result, shown by metrics' reasons. */
+_Static_assert(METRICS_REASONS == AUTH_BUSY + 1,
+	       "metrics' refusal reasons and enum auth_result disagree");
+
 /* Lines a sender can cause: at most this many per kind every 10 s. */
 #define LOG_BURST 5
 #define LOG_INTERVAL_S 10

@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,17 @@ static void drop_error(char **ret_error)
 	}
 }
 
-static char *errstr(const char *fmt, const char *arg)
+static char *errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errstr(const char *fmt, ...)
 {
 	char *s = NULL;
+	va_list ap;
+	int n;
 
-	if (asprintf(&s, fmt, arg) < 0)
-		return NULL;
-	return s;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
 }
 
 struct engine *engine_new(struct config *c, struct nftio *io)
