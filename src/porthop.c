@@ -426,7 +426,18 @@ static void nap(unsigned long ms)
 		;
 }
 
-static int cmd_publish(const struct globals *g, int argc, char **argv)
+/* What `porthop publish` was asked for. */
+struct publish {
+	const char *conf, *host, *channel, *key_file, *message;
+	unsigned long port, lo, hi, count;
+	bool have_lo, have_hi, quiet, print_time;
+	unsigned char *key;		/* the trigger key, or NULL */
+	size_t keylen;
+};
+
+/* Parses publish's options into o.  Returns -1 to go on, or an exit
+ * status. */
+static int publish_options(struct publish *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -443,43 +454,32 @@ static int cmd_publish(const struct globals *g, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf = g->conf, *host = NULL, *channel = NULL;
-	bool print_time = false;
-	const char *key_file = NULL;
-	unsigned char *key = NULL;
-	size_t keylen = 0;
-	const char *message = "shuffle";
-	unsigned long port = 0, lo = 0, hi = 0, count = 0, v;
-	bool have_lo = false, have_hi = false, quiet = false;
-	struct config *cfg = NULL;
-	struct shuffle *rng = NULL;
-	redisContext *rc = NULL;
-	unsigned long sent = 0;
-	int ch, status = EXIT_SUCCESS;
-	struct sigaction sa;
+	unsigned long v;
+	int ch;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qtk:h", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			conf = optarg;
+			o->conf = optarg;
 			break;
 		case 'r':
-			host = optarg;
+			o->host = optarg;
 			break;
 		case 'p':
-			if (parse_uint(optarg, 65535, &port) < 0 || port == 0) {
+			if (parse_uint(optarg, 65535, &o->port) < 0 ||
+			    o->port == 0) {
 				fprintf(stderr, "porthop publish: -p %s: expected "
 					"a port from 1 to 65535\n", optarg);
 				return EX_USAGE;
 			}
 			break;
 		case 'C':
-			channel = optarg;
+			o->channel = optarg;
 			break;
 		case 'm':
-			message = optarg;
+			o->message = optarg;
 			break;
 		case 'l':
 		case 'u':
@@ -492,23 +492,23 @@ static int cmd_publish(const struct globals *g, int argc, char **argv)
 				return EX_USAGE;
 			}
 			if (ch == 'l') {
-				lo = v;
-				have_lo = true;
+				o->lo = v;
+				o->have_lo = true;
 			} else if (ch == 'u') {
-				hi = v;
-				have_hi = true;
+				o->hi = v;
+				o->have_hi = true;
 			} else {
-				count = v;
+				o->count = v;
 			}
 			break;
 		case 'q':
-			quiet = true;
+			o->quiet = true;
 			break;
 		case 't':
-			print_time = true;
+			o->print_time = true;
 			break;
 		case 'k':
-			key_file = optarg;
+			o->key_file = optarg;
 			break;
 		case 'h':
 			publish_usage(stdout);
@@ -518,133 +518,166 @@ static int cmd_publish(const struct globals *g, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind != argc || have_lo != have_hi || (have_lo && hi < lo)) {
+	if (optind != argc || o->have_lo != o->have_hi ||
+	    (o->have_lo && o->hi < o->lo)) {
 		fprintf(stderr, "porthop publish: %s\n", optind != argc ?
 			"unexpected argument" :
 			"-l and -u go together, with L <= U");
 		publish_usage(stderr);
 		return EX_USAGE;
 	}
-	if (conf) {
-		struct diag *d = diag_new();
+	return -1;
+}
 
-		cfg = config_load(conf, CONFIG_LOAD_NO_RULES, d);
+/* What the options left open, from the configuration (-c) or the
+ * reference's defaults; the key from -k or the configuration.  cfg is
+ * kept (its strings are borrowed).  Returns -1 to go on, or an exit
+ * status. */
+static int publish_settings(struct publish *o, struct config **cfg)
+{
+	struct diag *d = diag_new();
+	int r = -1;
+
+	if (d == NULL)
+		return EX_OSERR;
+	if (o->conf) {
+		*cfg = config_load(o->conf, CONFIG_LOAD_NO_RULES, d);
 		diag_print(d, stderr);
-		diag_free(d);
-		if (cfg == NULL)
-			return EX_CONFIG;
-		if (host == NULL)
-			host = config_redis_host(cfg);
-		if (port == 0)
-			port = (unsigned long)config_redis_port(cfg);
-		if (channel == NULL)
-			channel = config_channel(cfg, 0);
-		if (key_file == NULL && config_daemon(cfg)->trigger_key) {
-			keylen = config_daemon(cfg)->trigger_key_len;
-			key = malloc(keylen);
-			if (key == NULL) {
-				status = EX_OSERR;
-				goto out;
-			}
-			memcpy(key, config_daemon(cfg)->trigger_key, keylen);
-		}
-	}
-	if (key_file) {
-		struct diag *d = diag_new();
-
-		if (auth_load_key(key_file, "porthop publish: -k", d, &key,
-				  &keylen) < 0) {
-			fprintf(stderr, "%s\n", diag_first_error(d));
-			diag_free(d);
-			status = EX_CONFIG;
+		if (*cfg == NULL) {
+			r = EX_CONFIG;
 			goto out;
 		}
-		diag_free(d);
+		if (o->host == NULL)
+			o->host = config_redis_host(*cfg);
+		if (o->port == 0)
+			o->port = (unsigned long)config_redis_port(*cfg);
+		if (o->channel == NULL)
+			o->channel = config_channel(*cfg, 0);
+		if (o->key_file == NULL && config_daemon(*cfg)->trigger_key) {
+			o->keylen = config_daemon(*cfg)->trigger_key_len;
+			o->key = malloc(o->keylen);
+			if (o->key == NULL) {
+				r = EX_OSERR;
+				goto out;
+			}
+			memcpy(o->key, config_daemon(*cfg)->trigger_key, o->keylen);
+		}
 	}
-	if (host == NULL)
-		host = "127.0.0.1";
-	if (port == 0)
-		port = 6379;
-	if (channel == NULL)
-		channel = "test_channel_1";
+	if (o->key_file && auth_load_key(o->key_file, "porthop publish: -k", d,
+					 &o->key, &o->keylen) < 0) {
+		fprintf(stderr, "%s\n", diag_first_error(d));
+		r = EX_CONFIG;
+		goto out;
+	}
+	if (o->host == NULL)
+		o->host = "127.0.0.1";
+	if (o->port == 0)
+		o->port = 6379;
+	if (o->channel == NULL)
+		o->channel = "test_channel_1";
+out:
+	diag_free(d);
+	return r;
+}
 
+/* Publishes until done (-n, or one message without -l/-u) or stopped.
+ * Returns an exit status. */
+static int publish_loop(struct publish *o, redisContext *rc)
+{
+	struct shuffle *rng = shuffle_new();
+	unsigned long sent = 0;
+	int status = EXIT_SUCCESS;
+
+	if (rng == NULL)
+		return EX_OSERR;
+	while (!stop_requested) {
+		struct timespec now;
+		char *signed_msg = NULL;
+		uint32_t extra = 0;
+		redisReply *r;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (o->key && auth_sign(o->key, o->keylen, now.tv_sec,
+					o->message, &signed_msg) < 0) {
+			status = EX_OSERR;
+			break;
+		}
+		r = redisCommand(rc, "PUBLISH %s %s", o->channel,
+				 signed_msg ? signed_msg : o->message);
+		free(signed_msg);
+		if (o->print_time)
+			printf("sent at %lld.%06ld\n", (long long)now.tv_sec,
+			       now.tv_nsec / 1000);
+		if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+			if (!stop_requested) {
+				fprintf(stderr, "porthop publish: PUBLISH on "
+					"%s:%lu failed: %s\n", o->host, o->port,
+					r ? (r->str ? r->str : "unexpected "
+					     "reply") : rc->errstr);
+				status = EX_UNAVAILABLE;
+			}
+			freeReplyObject(r);
+			break;
+		}
+		sent++;
+		if (!o->quiet)
+			printf("published to \"%s\" on %s:%lu: %lld "
+			       "subscriber%s\n", o->channel, o->host, o->port,
+			       r->integer, r->integer == 1 ? "" : "s");
+		fflush(stdout);
+		freeReplyObject(r);
+		if (!o->have_lo || (o->count && sent >= o->count))
+			break;
+		if (shuffle_uniform(rng, (uint32_t)(o->hi - o->lo + 1),
+				    &extra) < 0)
+			extra = 0;
+		if (!o->quiet)
+			printf("next in %lu s\n", o->lo + extra);
+		fflush(stdout);
+		nap((o->lo + extra) * 1000);
+	}
+	if (stop_requested && !o->quiet)
+		printf("stopped after %lu message%s\n", sent,
+		       sent == 1 ? "" : "s");
+	shuffle_free(rng);
+	return status;
+}
+
+static int cmd_publish(const struct globals *g, int argc, char **argv)
+{
+	struct publish o = { .conf = g->conf, .message = "shuffle" };
+	struct config *cfg = NULL;
+	struct timeval tv = { 5, 0 };
+	redisContext *rc = NULL;
+	struct sigaction sa;
+	int status;
+
+	status = publish_options(&o, argc, argv);
+	if (status >= 0)
+		return status;
+	status = publish_settings(&o, &cfg);
+	if (status >= 0)
+		goto out;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-
-	struct timeval tv = { 5, 0 };
-	rc = redisConnectWithTimeout(host, (int)port, tv);
+	rc = redisConnectWithTimeout(o.host, (int)o.port, tv);
 	if (rc == NULL || rc->err) {
 		fprintf(stderr, "porthop publish: cannot connect to Redis at "
-			"%s:%lu: %s\n", host, port,
+			"%s:%lu: %s\n", o.host, o.port,
 			rc ? rc->errstr : "out of memory");
 		status = EX_UNAVAILABLE;
 		goto out;
 	}
 	redisSetTimeout(rc, tv);
-	rng = shuffle_new();
-	if (rng == NULL) {
-		status = EX_OSERR;
-		goto out;
-	}
-	while (!stop_requested) {
-		struct timespec now;
-		redisReply *r;
-
-		char *signed_msg = NULL;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (key && auth_sign(key, keylen, now.tv_sec, message,
-				     &signed_msg) < 0) {
-			status = EX_OSERR;
-			goto out;
-		}
-		r = redisCommand(rc, "PUBLISH %s %s", channel,
-				 signed_msg ? signed_msg : message);
-		free(signed_msg);
-		if (print_time)
-			printf("sent at %lld.%06ld\n", (long long)now.tv_sec,
-			       now.tv_nsec / 1000);
-
-		if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-			if (stop_requested)
-				break;
-			fprintf(stderr, "porthop publish: PUBLISH on %s:%lu "
-				"failed: %s\n", host, port,
-				r ? (r->str ? r->str : "unexpected reply") :
-				    rc->errstr);
-			freeReplyObject(r);
-			status = EX_UNAVAILABLE;
-			goto out;
-		}
-		sent++;
-		if (!quiet)
-			printf("published to \"%s\" on %s:%lu: %lld "
-			       "subscriber%s\n", channel, host, port,
-			       r->integer, r->integer == 1 ? "" : "s");
-		fflush(stdout);
-		freeReplyObject(r);
-		if (!have_lo || (count && sent >= count))
-			break;
-		uint32_t extra = 0;
-		if (shuffle_uniform(rng, (uint32_t)(hi - lo + 1), &extra) < 0)
-			extra = 0;
-		if (!quiet)
-			printf("next in %lu s\n", lo + extra);
-		fflush(stdout);
-		nap((lo + extra) * 1000);
-	}
-	if (stop_requested && !quiet)
-		printf("stopped after %lu message%s\n", sent,
-		       sent == 1 ? "" : "s");
+	status = publish_loop(&o, rc);
 out:
 	if (rc)
 		redisFree(rc);
-	if (key)
-		explicit_bzero(key, keylen);
-	free(key);
-	shuffle_free(rng);
+	if (o.key)
+		explicit_bzero(o.key, o.keylen);
+	free(o.key);
 	config_free(cfg);
 	return status;
 }
