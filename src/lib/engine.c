@@ -470,44 +470,6 @@ int engine_shuffle(struct engine *e, char **ret_error)
 	return adopt(e, map, r);
 }
 
-/* A copy of the map in force, so a failed apply leaves it untouched. */
-static struct shuffle_map *map_copy(const struct config *c,
-				    const struct shuffle_map *src)
-{
-	struct shuffle_map *m = shuffle_map_alloc(c);
-
-	if (m == NULL)
-		return NULL;
-	for (size_t i = 0; i < m->nentries && i < src->nentries; i++)
-		memcpy(m->entries[i].pairs, src->entries[i].pairs,
-		       m->entries[i].npairs * sizeof(struct shuffle_pair));
-	return m;
-}
-
-/* The pairs in force of the entries named, kept aside so that a failed
- * apply can put them back; NULL if out of memory. */
-static struct shuffle_entry *save_entries(const struct shuffle_map *m,
-					  const size_t *idx, size_t n)
-{
-	struct shuffle_entry *saved = calloc(n, sizeof(*saved));
-
-	for (size_t i = 0; saved && i < n; i++) {
-		const struct shuffle_entry *cur = &m->entries[idx[i]];
-
-		saved[i] = *cur;
-		saved[i].pairs = malloc((cur->npairs + 1) * sizeof(*cur->pairs));
-		if (saved[i].pairs == NULL) {
-			for (size_t k = 0; k < i; k++)
-				free(saved[k].pairs);
-			free(saved);
-			return NULL;
-		}
-		memcpy(saved[i].pairs, cur->pairs,
-		       cur->npairs * sizeof(*cur->pairs));
-	}
-	return saved;
-}
-
 int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 			   char **ret_error)
 {
@@ -529,7 +491,7 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 	/* Drawn in place, the entries' pairs in force kept aside and put
 	 * back if the apply fails: nothing here costs more than their own
 	 * ports, however many pairs are loaded. */
-	saved = save_entries(e->map, idx, n);
+	saved = shuffle_entries_save(e->map, idx, n);
 	if (saved == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; r == 0 && i < n; i++)
@@ -661,7 +623,7 @@ static int apply_again(struct engine *e, enum batch_kind kind,
 	if (e->map == NULL)
 		return engine_shuffle(e, ret_error);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	map = map_copy(e->cfg, e->map);
+	map = shuffle_map_copy(e->cfg, e->map);
 	if (map == NULL)
 		return -ENOMEM;
 	if (kind == BATCH_FULL)

@@ -262,3 +262,38 @@ int shuffle_map_new(struct shuffle *s, const struct config *c,
 	*ret_map = m;
 	return 0;
 }
+
+struct shuffle_map *shuffle_map_copy(const struct config *c,
+				     const struct shuffle_map *src)
+{
+	struct shuffle_map *m = shuffle_map_alloc(c);
+
+	if (m == NULL)
+		return NULL;
+	for (size_t i = 0; i < m->nentries && i < src->nentries; i++)
+		memcpy(m->entries[i].pairs, src->entries[i].pairs,
+		       m->entries[i].npairs * sizeof(struct shuffle_pair));
+	return m;
+}
+
+struct shuffle_entry *shuffle_entries_save(const struct shuffle_map *m,
+					   const size_t *idx, size_t n)
+{
+	struct shuffle_entry *saved = calloc(n, sizeof(*saved));
+
+	for (size_t i = 0; saved && i < n; i++) {
+		const struct shuffle_entry *cur = &m->entries[idx[i]];
+
+		saved[i] = *cur;
+		saved[i].pairs = malloc((cur->npairs + 1) * sizeof(*cur->pairs));
+		if (saved[i].pairs == NULL) {
+			for (size_t k = 0; k < i; k++)
+				free(saved[k].pairs);
+			free(saved);
+			return NULL;
+		}
+		memcpy(saved[i].pairs, cur->pairs,
+		       cur->npairs * sizeof(*cur->pairs));
+	}
+	return saved;
+}

@@ -83,4 +83,15 @@ struct shuffle_map *shuffle_map_alloc(const struct config *c);
 
 void shuffle_map_free(struct shuffle_map *m);
 
+/* A copy of src (drawn under c) under c: its entries' pairs.  NULL if out
+ * of memory. */
+struct shuffle_map *shuffle_map_copy(const struct config *c,
+				     const struct shuffle_map *src);
+
+/* Copies of the entries idx[0..n) of m, their pairs malloc'ed each (the
+ * caller frees each .pairs, then the array), so that a failed apply can
+ * put them back.  NULL if out of memory. */
+struct shuffle_entry *shuffle_entries_save(const struct shuffle_map *m,
+					   const size_t *idx, size_t n);
+
 #endif
