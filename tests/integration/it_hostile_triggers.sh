@@ -26,9 +26,10 @@ native_config "$T/base.json" <<JSON
     {"ip": "10.0.0.3"},
     {"ip": "10.0.0.7"},
     {"ip": "10.9.0.0/24"},
-    {"ip": "2001:db8::3"}
+    {"ip": "2001:db8::3"},
+    {"ip": "2001:db8:1::/48"}
   ],
-  "trusted_addresses": ["10.9.9.0/24"]
+  "trusted_addresses": ["10.9.9.0/24", "2001:db8:9::/48"]
 }
 JSON
 jq '.porthopd.reconcile_interval_seconds = 3600' "$T/base.json" >"$cfg"
@@ -60,13 +61,19 @@ shape() {
 baseline=$(shape)
 grep -q '"10.0.0.3"' <<<"$baseline" || fail "tracked4 does not list 10.0.0.3: $baseline"
 
+# Every set, every map and a rule in every chain of porthop's table.
 tamper() {
 	case $1 in
-	tracked) nsx nft delete element inet porthop tracked4 '{ 10.0.0.3 }' ;;
-	trusted) nsx nft add element inet porthop trusted4 '{ 10.0.0.3 }' ;;
-	rule) nsx nft insert rule inet porthop pre_nat ip saddr 10.0.0.3 accept ;;
-	swap) nsx nft delete element inet porthop swap4 '{ 10.0.0.7 . tcp . 22 }' ;;
-	net) nsx nft delete element inet porthop net4 '{ 10.9.0.0/24 . tcp . 22 }' ;;
+	tracked4) nsx nft delete element inet porthop tracked4 '{ 10.0.0.3 }' ;;
+	tracked6) nsx nft delete element inet porthop tracked6 '{ 2001:db8::3 }' ;;
+	trusted4) nsx nft add element inet porthop trusted4 '{ 10.0.0.3 }' ;;
+	trusted6) nsx nft add element inet porthop trusted6 '{ 2001:db8::3 }' ;;
+	swap4) nsx nft delete element inet porthop swap4 '{ 10.0.0.7 . tcp . 22 }' ;;
+	swap6) nsx nft delete element inet porthop swap6 '{ 2001:db8::3 . tcp . 22 }' ;;
+	net4) nsx nft delete element inet porthop net4 '{ 10.9.0.0/24 . tcp . 22 }' ;;
+	net6) nsx nft delete element inet porthop net6 '{ 2001:db8:1::/48 . tcp . 22 }' ;;
+	pre_nat|pre_stateless|out_stateless|raw_pre|raw_out)
+		nsx nft insert rule inet porthop "$1" ip saddr 10.0.0.3 accept ;;
 	esac
 }
 
@@ -86,7 +93,8 @@ fire() {
 		bash -c "[ \$(ip netns exec $NS $PORTHOP status -s $T/control.sock --json | jq .shuffles) -gt $shuffles ]"
 }
 
-for target in tracked trusted rule swap net; do
+targets="tracked4 tracked6 trusted4 trusted6 swap4 swap6 net4 net6 pre_nat pre_stateless out_stateless raw_pre raw_out"
+for target in $targets; do
 	for kind in redis redis-address signal control control-address reload; do
 		repairs=$(status reconciliations)
 		tamper $target
@@ -100,7 +108,8 @@ $(diff <(jq . <<<"$baseline") <(jq . <<<"$now") | head -20)"
 	done
 	pass "tampering with $target, then each kind of trigger: put back, counted"
 done
-[ "$(log_count 'applied again before the')" -eq 30 ] || fail "expected 30 repairs logged"
+[ "$(log_count 'applied again before the')" -eq $((6 * $(wc -w <<<"$targets"))) ] \
+	|| fail "expected a repair logged for each tampering"
 # Quiet triggers cost no repair.
 repairs=$(status reconciliations)
 fire redis
