@@ -9,51 +9,10 @@
 #include <string.h>
 
 #include "auth.h"
+#include "config_private.h"
 #include "jsonfile.h"
 
-struct config {
-	char *file;
-	enum config_mode mode;
-	char *redis_host;
-	int redis_port;
-	struct config_redis_extra redis_extra;
-	char *redis_password;
-	char *redis_username;
-	char *redis_unix;
-	char **channels;
-	size_t nchannels;
-	char *startup_path;
-	char *rules_path;
-	char *table_name;
-	bool remove_on_stop;
-	enum config_untrack untrack;
-	unsigned max_port;
-	uint16_t *proto_ports[CONFIG_NPROTO];
-	size_t nproto[CONFIG_NPROTO];
-	struct config_watched *watched;
-	size_t nwatched;
-	/* The watched entries sorted by network, for lookups by address. */
-	const struct config_watched **by_net;
-	size_t npairs;
-	struct config_net *trusted;
-	size_t ntrusted;
-	struct config_daemon daemon;
-	unsigned char *trigger_key;
-	char *control_socket;
-	char *metrics_textfile;
-	json_t *startup;
-	struct template *tmpl;
-	uint8_t used[CONFIG_NPROTO][65536 / 8];	/* bitmaps of the ports */
-};
-
 static const char *const proto_name[CONFIG_NPROTO] = { "tcp", "udp" };
-
-/* Walking state: the file name for messages and the running diag. */
-struct walk {
-	const char *file;
-	struct diag *d;
-	uint8_t ignored[65536 / 8];	/* scratch: one entry's ignore list */
-};
 
 static const char *const redis_keys[] = {
 	"host", "port", "db", "charset", "decode_responses",
@@ -83,236 +42,6 @@ static const char *const root_keys[] = {
 	"nftables_service_configuration", "porthopd", NULL
 };
 
-static void key_list(char *buf, size_t len, const char *const *keys)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; keys[i] && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-					i ? ", " : "", keys[i]);
-}
-
-/* Requires v to be an object; reports unknown keys.  Returns false (and
- * reports) if v is not an object. */
-static bool check_object(struct walk *w, const json_t *v, const char *path,
-			 const char *const *allowed)
-{
-	char kbuf[DIAG_VALUE_MAX + 8], list[512], cpath[DIAG_PATH_MAX];
-	const char *key;
-	json_t *child;
-
-	if (!json_is_object(v)) {
-		diag_error(w->d, "%s: %s: is %s; expected an object", w->file,
-			   path[0] ? path : "(root)", diag_type_name(v));
-		return false;
-	}
-	json_object_foreach((json_t *)v, key, child) {
-		bool ok = false;
-
-		for (size_t i = 0; allowed[i]; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				ok = true;
-		if (ok)
-			continue;
-		key_list(list, sizeof(list), allowed);
-		diag_error(w->d, "%s: %s: unknown key %s; expected one of: %s",
-			   w->file,
-			   diag_path_key(cpath, sizeof(cpath), path, key),
-			   diag_string(kbuf, sizeof(kbuf), key), list);
-	}
-	return true;
-}
-
-/* Returns the member, or NULL after reporting it missing. */
-static json_t *require(struct walk *w, const json_t *obj, const char *path,
-		       const char *key, const char *expected)
-{
-	char cpath[DIAG_PATH_MAX];
-	json_t *v = json_object_get(obj, key);
-
-	if (v == NULL)
-		diag_error(w->d, "%s: %s: is missing; expected %s", w->file,
-			   diag_path_key(cpath, sizeof(cpath), path, key),
-			   expected);
-	return v;
-}
-
-static int get_string(struct walk *w, const json_t *obj, const char *path,
-		      const char *key, char **ret)
-{
-	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
-	json_t *v = require(w, obj, path, key, "a string");
-	const char *s;
-
-	if (v == NULL)
-		return -1;
-	diag_path_key(cpath, sizeof(cpath), path, key);
-	if (!json_is_string(v)) {
-		diag_error(w->d, "%s: %s: %s is %s; expected a string",
-			   w->file, cpath, diag_value(vbuf, sizeof(vbuf), v),
-			   diag_type_name(v));
-		return -1;
-	}
-	s = json_string_value(v);
-	if (json_string_length(v) == 0) {
-		diag_error(w->d, "%s: %s: is empty; expected a non-empty string",
-			   w->file, cpath);
-		return -1;
-	}
-	if (json_string_length(v) > CONFIG_MAX_STRING ||
-	    strlen(s) != json_string_length(v)) {
-		diag_error(w->d, "%s: %s: %s is %zu bytes long or holds a NUL "
-			   "byte; expected at most %u bytes of text", w->file,
-			   cpath, diag_value(vbuf, sizeof(vbuf), v),
-			   json_string_length(v), CONFIG_MAX_STRING);
-		return -1;
-	}
-	if (ret) {
-		*ret = strdup(s);
-		if (*ret == NULL) {
-			diag_error(w->d, "%s: %s: out of memory", w->file,
-				   cpath);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* An integer in [min, max] at path. */
-static int check_int(struct walk *w, const json_t *v, const char *path,
-		     long long min, long long max, const char *what, int *ret)
-{
-	char vbuf[DIAG_VALUE_MAX + 8];
-
-	if (!json_is_integer(v)) {
-		diag_error(w->d, "%s: %s: %s is %s; expected %s, an integer "
-			   "from %lld to %lld", w->file, path,
-			   diag_value(vbuf, sizeof(vbuf), v),
-			   diag_type_name(v), what, min, max);
-		return -1;
-	}
-	if (json_integer_value(v) < min || json_integer_value(v) > max) {
-		diag_error(w->d, "%s: %s: %lld is out of range; expected %s, "
-			   "an integer from %lld to %lld", w->file, path,
-			   (long long)json_integer_value(v), what, min, max);
-		return -1;
-	}
-	if (ret)
-		*ret = (int)json_integer_value(v);
-	return 0;
-}
-
-static int get_int(struct walk *w, const json_t *obj, const char *path,
-		   const char *key, long long min, long long max,
-		   const char *what, int *ret)
-{
-	char cpath[DIAG_PATH_MAX];
-	json_t *v = require(w, obj, path, key, what);
-
-	if (v == NULL)
-		return -1;
-	return check_int(w, v, diag_path_key(cpath, sizeof(cpath), path, key),
-			 min, max, what, ret);
-}
-
-/* An array of distinct ports.  On success *ret is malloc'ed (or NULL for
- * an empty array). */
-static int get_ports(struct walk *w, const json_t *v, const char *path,
-		     bool nonempty, uint16_t **ret, size_t *ret_n)
-{
-	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
-	uint8_t seen[65536 / 8] = { 0 };
-	uint16_t *ports;
-	json_t *e;
-	size_t i, n = 0;
-	int bad = 0;
-
-	if (!json_is_array(v)) {
-		diag_error(w->d, "%s: %s: %s is %s; expected an array of port "
-			   "numbers (1 to 65535)", w->file, path,
-			   diag_value(vbuf, sizeof(vbuf), v),
-			   diag_type_name(v));
-		return -1;
-	}
-	if (nonempty && json_array_size(v) == 0) {
-		diag_error(w->d, "%s: %s: is empty; expected at least one port",
-			   w->file, path);
-		return -1;
-	}
-	if (json_array_size(v) > 65535) {
-		diag_error(w->d, "%s: %s: has %zu entries; a port list has at "
-			   "most 65535", w->file, path, json_array_size(v));
-		return -1;
-	}
-	ports = malloc((json_array_size(v) + 1) * sizeof(*ports));
-	if (ports == NULL) {
-		diag_error(w->d, "%s: %s: out of memory", w->file, path);
-		return -1;
-	}
-	json_array_foreach(v, i, e) {
-		int p;
-
-		diag_path_index(cpath, sizeof(cpath), path, i);
-		if (check_int(w, e, cpath, 1, 65535, "a port number", &p) < 0) {
-			bad = 1;
-			continue;
-		}
-		if (seen[p / 8] & (1 << (p % 8))) {
-			diag_error(w->d, "%s: %s: port %d appears more than "
-				   "once; expected each port once", w->file,
-				   cpath, p);
-			bad = 1;
-			continue;
-		}
-		seen[p / 8] |= (uint8_t)(1 << (p % 8));
-		ports[n++] = (uint16_t)p;
-	}
-	if (bad) {
-		free(ports);
-		return -1;
-	}
-	*ret = ports;
-	*ret_n = n;
-	return 0;
-}
-
-/* Optional members: absent leaves *ret as it is. */
-static int opt_int(struct walk *w, const json_t *obj, const char *path,
-		   const char *key, long long min, long long max,
-		   const char *what, unsigned *ret)
-{
-	char cpath[DIAG_PATH_MAX];
-	json_t *v = json_object_get(obj, key);
-	int x;
-
-	if (v == NULL)
-		return 0;
-	if (check_int(w, v, diag_path_key(cpath, sizeof(cpath), path, key),
-		      min, max, what, &x) < 0)
-		return -1;
-	*ret = (unsigned)x;
-	return 0;
-}
-
-static int opt_bool(struct walk *w, const json_t *obj, const char *path,
-		    const char *key, bool *ret)
-{
-	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
-	json_t *v = json_object_get(obj, key);
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_boolean(v)) {
-		diag_error(w->d, "%s: %s: %s is %s; expected a boolean",
-			   w->file, diag_path_key(cpath, sizeof(cpath), path, key),
-			   diag_value(vbuf, sizeof(vbuf), v), diag_type_name(v));
-		return -1;
-	}
-	*ret = json_is_true(v);
-	return 0;
-}
-
 /* untrack_unwatched: true, false or "auto". */
 static int opt_untrack(struct walk *w, const json_t *obj, const char *path,
 		       enum config_untrack *ret)
@@ -337,34 +66,26 @@ static int opt_untrack(struct walk *w, const json_t *obj, const char *path,
 	return -1;
 }
 
-static int opt_string(struct walk *w, const json_t *obj, const char *path,
-		      const char *key, char **ret)
-{
-	if (json_object_get(obj, key) == NULL)
-		return 0;
-	return get_string(w, obj, path, key, ret);
-}
-
 static int parse_redis(struct walk *w, struct config *c, const json_t *root)
 {
 	const char *p = "redis_connection_configuration";
-	json_t *o = require(w, root, "", p, "an object with host, port, db, "
-			    "charset and decode_responses");
+	json_t *o = walk_require(w, root, "", p, "an object with host, port, db, "
+				 "charset and decode_responses");
 	json_t *v;
 	char vbuf[DIAG_VALUE_MAX + 8], cpath[DIAG_PATH_MAX];
 	int r = 0;
 
-	if (o == NULL || !check_object(w, o, p, redis_keys))
+	if (o == NULL || !walk_object(w, o, p, redis_keys))
 		return -1;
-	r |= get_string(w, o, p, "host", &c->redis_host);
-	r |= get_int(w, o, p, "port", 1, 65535, "a TCP port", &c->redis_port);
+	r |= walk_string(w, o, p, "host", &c->redis_host);
+	r |= walk_int(w, o, p, "port", 1, 65535, "a TCP port", &c->redis_port);
 	/* db selects a keyspace; pub/sub channels are global to the server,
 	 * so it is validated and otherwise ignored. */
-	r |= get_int(w, o, p, "db", 0, 2147483647, "a database number", NULL);
+	r |= walk_int(w, o, p, "db", 0, 2147483647, "a database number", NULL);
 	/* Messages are never decoded (the payload is not interpreted), so
 	 * charset and decode_responses are validated and ignored. */
-	r |= get_string(w, o, p, "charset", NULL);
-	v = require(w, o, p, "decode_responses", "a boolean");
+	r |= walk_string(w, o, p, "charset", NULL);
+	v = walk_require(w, o, p, "decode_responses", "a boolean");
 	if (v && !json_is_boolean(v)) {
 		diag_error(w->d, "%s: %s: %s is %s; expected a boolean",
 			   w->file,
@@ -374,17 +95,17 @@ static int parse_redis(struct walk *w, struct config *c, const json_t *root)
 			   diag_type_name(v));
 		r = -1;
 	}
-	r |= opt_string(w, o, p, "password", &c->redis_password);
-	r |= opt_string(w, o, p, "username", &c->redis_username);
-	r |= opt_string(w, o, p, "unix_socket", &c->redis_unix);
+	r |= walk_opt_string(w, o, p, "password", &c->redis_password);
+	r |= walk_opt_string(w, o, p, "username", &c->redis_username);
+	r |= walk_opt_string(w, o, p, "unix_socket", &c->redis_unix);
 	c->redis_extra.connect_timeout_ms = 5000;
 	c->redis_extra.retry_max_ms = 30000;
-	r |= opt_int(w, o, p, "connect_timeout_ms", 100, 600000,
-		     "a timeout in milliseconds",
-		     &c->redis_extra.connect_timeout_ms);
-	r |= opt_int(w, o, p, "retry_max_ms", 250, 3600000,
-		     "the longest delay between reconnection attempts in "
-		     "milliseconds", &c->redis_extra.retry_max_ms);
+	r |= walk_opt_int(w, o, p, "connect_timeout_ms", 100, 600000,
+			  "a timeout in milliseconds",
+			  &c->redis_extra.connect_timeout_ms);
+	r |= walk_opt_int(w, o, p, "retry_max_ms", 250, 3600000,
+			  "the longest delay between reconnection attempts in "
+			  "milliseconds", &c->redis_extra.retry_max_ms);
 	if (c->redis_username && !c->redis_password) {
 		diag_error(w->d, "%s: %s.username: is set without a password; "
 			   "expected password as well (ACL users authenticate "
@@ -407,11 +128,11 @@ static int parse_subscriber(struct walk *w, struct config *c,
 	size_t i;
 	int r = 0;
 
-	o = require(w, root, "", p, "an object with subscriber_channel_names");
-	if (o == NULL || !check_object(w, o, p, subscriber_keys))
+	o = walk_require(w, root, "", p, "an object with subscriber_channel_names");
+	if (o == NULL || !walk_object(w, o, p, subscriber_keys))
 		return -1;
-	arr = require(w, o, p, "subscriber_channel_names",
-		      "an array of channel names");
+	arr = walk_require(w, o, p, "subscriber_channel_names",
+			   "an array of channel names");
 	if (arr == NULL)
 		return -1;
 	diag_path_key(path, sizeof(path), p, "subscriber_channel_names");
@@ -583,11 +304,11 @@ static int parse_watched_entry(struct walk *w, struct config *c,
 	json_t *ip, *ign;
 	int r = 0;
 
-	if (!check_object(w, e, path, watched_keys))
+	if (!walk_object(w, e, path, watched_keys))
 		return -1;
-	ip = require(w, e, path, "ip", c->mode == CONFIG_MODE_NATIVE ?
-		     "an IPv4 or IPv6 address or prefix" :
-		     "an IPv4 or IPv6 address");
+	ip = walk_require(w, e, path, "ip", c->mode == CONFIG_MODE_NATIVE ?
+			  "an IPv4 or IPv6 address or prefix" :
+			  "an IPv4 or IPv6 address");
 	if (ip == NULL ||
 	    parse_net_value(w, ip, diag_path_key(cpath, sizeof(cpath), path, "ip"),
 			    c->mode == CONFIG_MODE_NATIVE, &out->net) < 0)
@@ -609,8 +330,8 @@ static int parse_watched_entry(struct walk *w, struct config *c,
 				r = -1;
 				continue;
 			}
-			if (get_ports(w, ign, cpath, false, &ignore,
-				      &nignore) < 0) {
+			if (walk_ports(w, ign, cpath, false, &ignore,
+				       &nignore) < 0) {
 				r = -1;
 				continue;
 			}
@@ -1026,8 +747,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 	size_t i;
 	int r = 0, max = 0;
 
-	o = require(w, root, "", p, "an object");
-	if (o == NULL || !check_object(w, o, p, nft_keys))
+	o = walk_require(w, root, "", p, "an object");
+	if (o == NULL || !walk_object(w, o, p, nft_keys))
 		return -1;
 	/* Naming no rule file selects native mode. */
 	has_startup = json_object_get(o, "nft_startup_commands_path") != NULL;
@@ -1043,14 +764,14 @@ static int parse_nftables(struct walk *w, struct config *c,
 	}
 	c->mode = has_rules ? CONFIG_MODE_TEMPLATE : CONFIG_MODE_NATIVE;
 	if (has_startup)
-		r |= get_string(w, o, p, "nft_startup_commands_path",
-				&c->startup_path);
+		r |= walk_string(w, o, p, "nft_startup_commands_path",
+				 &c->startup_path);
 	if (has_rules)
-		r |= get_string(w, o, p, "nft_address_rules_path",
-				&c->rules_path);
+		r |= walk_string(w, o, p, "nft_address_rules_path",
+				 &c->rules_path);
 	if (c->mode == CONFIG_MODE_NATIVE) {
 		c->remove_on_stop = true;
-		if (opt_string(w, o, p, "table_name", &c->table_name) < 0) {
+		if (walk_opt_string(w, o, p, "table_name", &c->table_name) < 0) {
 			r = -1;
 		} else if (c->table_name && (strlen(c->table_name) > 64 ||
 					     !valid_table_name(c->table_name))) {
@@ -1062,7 +783,7 @@ static int parse_nftables(struct walk *w, struct config *c,
 		}
 		if (c->table_name == NULL && (c->table_name = strdup("porthop")) == NULL)
 			return -1;
-		r |= opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
+		r |= walk_opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
 		c->untrack = CONFIG_UNTRACK_AUTO;
 		r |= opt_untrack(w, o, p, &c->untrack);
 	} else {
@@ -1079,8 +800,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 				r = -1;
 			}
 	}
-	if (get_int(w, o, p, "max_port_number", 1, 65535,
-		    "the highest redirect port", &max) == 0)
+	if (walk_int(w, o, p, "max_port_number", 1, 65535,
+		     "the highest redirect port", &max) == 0)
 		c->max_port = (unsigned)max;
 	else
 		r = -1;
@@ -1088,8 +809,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 		v = json_object_get(o, ports_key[pr]);
 		if (v == NULL) {
 			if (pr == CONFIG_TCP && c->mode == CONFIG_MODE_TEMPLATE) {
-				require(w, o, p, "tcp_ports",
-					"an array of port numbers");
+				walk_require(w, o, p, "tcp_ports",
+					     "an array of port numbers");
 				r = -1;
 			}
 			continue;
@@ -1097,8 +818,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 		diag_path_key(path, sizeof(path), p, ports_key[pr]);
 		/* Without valid ports the watched entries are still checked,
 		 * so one run lists every error. */
-		if (get_ports(w, v, path, c->mode == CONFIG_MODE_TEMPLATE,
-			      &c->proto_ports[pr], &c->nproto[pr]) < 0) {
+		if (walk_ports(w, v, path, c->mode == CONFIG_MODE_TEMPLATE,
+			       &c->proto_ports[pr], &c->nproto[pr]) < 0) {
 			r = -1;
 			continue;
 		}
@@ -1113,8 +834,8 @@ static int parse_nftables(struct walk *w, struct config *c,
 		r = -1;
 	}
 
-	v = require(w, o, p, "watched_addresses",
-		    "an array of {\"ip\": ..., \"tcp_ignore\": [...]}");
+	v = walk_require(w, o, p, "watched_addresses",
+			 "an array of {\"ip\": ..., \"tcp_ignore\": [...]}");
 	if (v == NULL)
 		return -1;
 	diag_path_key(path, sizeof(path), p, "watched_addresses");
@@ -1178,19 +899,19 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		return -1;
 	if (o == NULL)
 		return 0;
-	if (!check_object(w, o, p, daemon_keys))
+	if (!walk_object(w, o, p, daemon_keys))
 		return -1;
-	r |= opt_int(w, o, p, "reconcile_interval_seconds", 0, 86400,
-		     "seconds between checks of the rules in force (0: never)",
-		     &c->daemon.reconcile_interval_s);
-	r |= opt_int(w, o, p, "min_shuffle_interval_ms", 0, 3600000,
-		     "the least time between two shuffles in milliseconds",
-		     &c->daemon.min_shuffle_interval_ms);
-	r |= opt_bool(w, o, p, "shuffle_on_reconnect",
-		      &c->daemon.shuffle_on_reconnect);
-	r |= opt_int(w, o, p, "trigger_window_seconds", 1, 3600,
-		     "the accepted age of a signed trigger in seconds",
-		     &c->daemon.trigger_window_s);
+	r |= walk_opt_int(w, o, p, "reconcile_interval_seconds", 0, 86400,
+			  "seconds between checks of the rules in force (0: never)",
+			  &c->daemon.reconcile_interval_s);
+	r |= walk_opt_int(w, o, p, "min_shuffle_interval_ms", 0, 3600000,
+			  "the least time between two shuffles in milliseconds",
+			  &c->daemon.min_shuffle_interval_ms);
+	r |= walk_opt_bool(w, o, p, "shuffle_on_reconnect",
+			   &c->daemon.shuffle_on_reconnect);
+	r |= walk_opt_int(w, o, p, "trigger_window_seconds", 1, 3600,
+			  "the accepted age of a signed trigger in seconds",
+			  &c->daemon.trigger_window_s);
 	if (json_object_get(o, "control_socket")) {
 		json_t *v = json_object_get(o, "control_socket");
 
@@ -1199,7 +920,7 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		/* An empty string turns the socket off. */
 		if (json_is_string(v) && json_string_length(v) == 0)
 			c->control_socket = strdup("");
-		else if (get_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
+		else if (walk_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
 			 (c->control_socket[0] != '/' || strlen(c->control_socket) > 107)) {
 			diag_error(w->d, "%s: porthopd.control_socket: %s is not "
 				   "an absolute path of at most 107 bytes; expected "
@@ -1213,7 +934,7 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 	if (json_object_get(o, "control_group")) {
 		char *g = NULL;
 
-		if (get_string(w, o, p, "control_group", &g) == 0) {
+		if (walk_string(w, o, p, "control_group", &g) == 0) {
 			struct group *gr = getgrnam(g);
 
 			if (gr == NULL) {
@@ -1230,7 +951,7 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		}
 		free(g);
 	}
-	if (opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
+	if (walk_opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
 		r = -1;
 	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
 		diag_error(w->d, "%s: porthopd.metrics_textfile: %s is not an "
@@ -1240,13 +961,13 @@ static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
 		r = -1;
 	}
 	c->daemon.metrics_textfile = c->metrics_textfile;
-	r |= opt_int(w, o, p, "metrics_interval_seconds", 1, 86400,
-		     "seconds between writes of the metrics textfile",
-		     &c->daemon.metrics_interval_s);
+	r |= walk_opt_int(w, o, p, "metrics_interval_seconds", 1, 86400,
+			  "seconds between writes of the metrics textfile",
+			  &c->daemon.metrics_interval_s);
 	if (json_object_get(o, "trigger_key_file")) {
 		char *path = NULL, label[DIAG_PATH_MAX + 256];
 
-		if (get_string(w, o, p, "trigger_key_file", &path) == 0) {
+		if (walk_string(w, o, p, "trigger_key_file", &path) == 0) {
 			snprintf(label, sizeof(label), "%s: porthopd.trigger_key_file",
 				 w->file);
 			if (auth_load_key(path, label, w->d, &c->trigger_key,
@@ -1272,9 +993,9 @@ static int load_rule_files(struct config *c, struct diag *d)
 	if (jsonfile_load(c->startup_path, CONFIG_MAX_RULES_SIZE, d, &root) == 0) {
 		static const char *const keys[] = { "commands", NULL };
 
-		if (check_object(&w, root, "", keys) &&
-		    (v = require(&w, root, "", "commands",
-				 "an array of nftables commands"))) {
+		if (walk_object(&w, root, "", keys) &&
+		    (v = walk_require(&w, root, "", "commands",
+				      "an array of nftables commands"))) {
 			if (!json_is_array(v))
 				diag_error(d, "%s: commands: is %s; expected an "
 					   "array of nftables commands",
@@ -1299,9 +1020,9 @@ static int load_rule_files(struct config *c, struct diag *d)
 	if (jsonfile_load(c->rules_path, CONFIG_MAX_RULES_SIZE, d, &root) == 0) {
 		static const char *const keys[] = { "rules", NULL };
 
-		if (check_object(&w, root, "", keys) &&
-		    (v = require(&w, root, "", "rules",
-				 "an array of nftables commands")))
+		if (walk_object(&w, root, "", keys) &&
+		    (v = walk_require(&w, root, "", "rules",
+				      "an array of nftables commands")))
 			c->tmpl = template_compile(v, w.file, "rules", d);
 		json_decref(root);
 	}
@@ -1324,7 +1045,7 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	}
 	if (jsonfile_load(path, CONFIG_MAX_FILE_SIZE, d, &root) < 0)
 		goto fail;
-	if (!check_object(&w, root, "", root_keys))
+	if (!walk_object(&w, root, "", root_keys))
 		goto fail;
 	/* Each part reports its own errors; go on so that one run lists
 	 * every problem. */
