@@ -91,4 +91,24 @@ int walk_opt_bool(struct walk *w, const json_t *obj, const char *path,
 int walk_opt_string(struct walk *w, const json_t *obj, const char *path,
 		    const char *key, char **ret);
 
+/* config_net.c: the value v at path, an address (or, with allow_prefix, a
+ * prefix) into *out. */
+int walk_net(struct walk *w, const json_t *v, const char *path,
+	     bool allow_prefix, struct config_net *out);
+/* Reports watched entries that repeat one another and prefixes that
+ * overlap (path: the watched_addresses array), then indexes the entries
+ * by network for config_watched_find() and config_watched_lookup(). */
+int walk_watched_nets(struct walk *w, struct config *c, const char *path);
+/* The optional trusted_addresses member of o (native mode only), into
+ * c->trusted; repeats and overlaps reported.  p: the path of o. */
+int walk_trusted(struct walk *w, struct config *c, const json_t *o,
+		 const char *p);
+/* Warns about trusted entries that undo watched ones: trusted wins in
+ * every chain, so a watched entry inside a trusted one is never watched,
+ * and a trusted 0.0.0.0/0 or ::/0 leaves nothing watched in its family.
+ * Accepted (a trusted exception may be meant to switch watching off for a
+ * while), but said.  Returns -1 only when out of memory. */
+int walk_trusted_covers(struct walk *w, const struct config *c,
+			const char *p);
+
 #endif
