@@ -91,6 +91,10 @@ int walk_opt_bool(struct walk *w, const json_t *obj, const char *path,
 int walk_opt_string(struct walk *w, const json_t *obj, const char *path,
 		    const char *key, char **ret);
 
+/* The sections, each in a file of its own: the section's object in root
+ * into c; -1 if anything in it is wrong (reported). */
+int walk_nftables(struct walk *w, struct config *c, const json_t *root);
+
 /* config_net.c: the value v at path, an address (or, with allow_prefix, a
  * prefix) into *out. */
 int walk_net(struct walk *w, const json_t *v, const char *path,
