@@ -20,12 +20,6 @@ static const char *const redis_keys[] = {
 static const char *const subscriber_keys[] = {
 	"subscriber_channel_names", NULL
 };
-static const char *const daemon_keys[] = {
-	"reconcile_interval_seconds", "min_shuffle_interval_ms",
-	"shuffle_on_reconnect", "trigger_key_file", "trigger_window_seconds",
-	"control_socket", "control_group", "metrics_textfile",
-	"metrics_interval_seconds", NULL
-};
 static const char *const root_keys[] = {
 	"redis_connection_configuration", "redis_subscriber_configuration",
 	"nftables_service_configuration", "porthopd", NULL
@@ -147,108 +141,6 @@ static int parse_subscriber(struct walk *w, struct config *c,
 	return r;
 }
 
-static int parse_daemon(struct walk *w, struct config *c, const json_t *root)
-{
-	const char *p = "porthopd";
-	json_t *o = json_object_get(root, p);
-	char vbuf[DIAG_VALUE_MAX + 8];
-	int r = 0;
-
-	c->daemon.reconcile_interval_s = 5;
-	c->daemon.min_shuffle_interval_ms = 0;
-	c->daemon.shuffle_on_reconnect = true;
-	c->daemon.trigger_window_s = 30;
-	c->daemon.control_gid = (gid_t)-1;
-	c->daemon.metrics_interval_s = 15;
-	c->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
-	c->daemon.control_socket = c->control_socket;
-	if (c->control_socket == NULL)
-		return -1;
-	if (o == NULL)
-		return 0;
-	if (!walk_object(w, o, p, daemon_keys))
-		return -1;
-	r |= walk_opt_int(w, o, p, "reconcile_interval_seconds", 0, 86400,
-			  "seconds between checks of the rules in force (0: never)",
-			  &c->daemon.reconcile_interval_s);
-	r |= walk_opt_int(w, o, p, "min_shuffle_interval_ms", 0, 3600000,
-			  "the least time between two shuffles in milliseconds",
-			  &c->daemon.min_shuffle_interval_ms);
-	r |= walk_opt_bool(w, o, p, "shuffle_on_reconnect",
-			   &c->daemon.shuffle_on_reconnect);
-	r |= walk_opt_int(w, o, p, "trigger_window_seconds", 1, 3600,
-			  "the accepted age of a signed trigger in seconds",
-			  &c->daemon.trigger_window_s);
-	if (json_object_get(o, "control_socket")) {
-		json_t *v = json_object_get(o, "control_socket");
-
-		free(c->control_socket);
-		c->control_socket = NULL;
-		/* An empty string turns the socket off. */
-		if (json_is_string(v) && json_string_length(v) == 0)
-			c->control_socket = strdup("");
-		else if (walk_string(w, o, p, "control_socket", &c->control_socket) == 0 &&
-			 (c->control_socket[0] != '/' || strlen(c->control_socket) > 107)) {
-			diag_error(w->d, "%s: porthopd.control_socket: %s is not "
-				   "an absolute path of at most 107 bytes; expected "
-				   "e.g. \"" CONFIG_DEFAULT_CONTROL_SOCKET "\"",
-				   w->file, diag_string(vbuf, sizeof(vbuf),
-							c->control_socket));
-			r = -1;
-		}
-		c->daemon.control_socket = c->control_socket;
-	}
-	if (json_object_get(o, "control_group")) {
-		char *g = NULL;
-
-		if (walk_string(w, o, p, "control_group", &g) == 0) {
-			struct group *gr = getgrnam(g);
-
-			if (gr == NULL) {
-				diag_error(w->d, "%s: porthopd.control_group: %s "
-					   "is not a group of this system; expected "
-					   "a group name from /etc/group", w->file,
-					   diag_string(vbuf, sizeof(vbuf), g));
-				r = -1;
-			} else {
-				c->daemon.control_gid = gr->gr_gid;
-			}
-		} else {
-			r = -1;
-		}
-		free(g);
-	}
-	if (walk_opt_string(w, o, p, "metrics_textfile", &c->metrics_textfile) < 0)
-		r = -1;
-	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
-		diag_error(w->d, "%s: porthopd.metrics_textfile: %s is not an "
-			   "absolute path; expected e.g. \"/var/lib/"
-			   "prometheus/node-exporter/porthop.prom\"", w->file,
-			   diag_string(vbuf, sizeof(vbuf), c->metrics_textfile));
-		r = -1;
-	}
-	c->daemon.metrics_textfile = c->metrics_textfile;
-	r |= walk_opt_int(w, o, p, "metrics_interval_seconds", 1, 86400,
-			  "seconds between writes of the metrics textfile",
-			  &c->daemon.metrics_interval_s);
-	if (json_object_get(o, "trigger_key_file")) {
-		char *path = NULL, label[DIAG_PATH_MAX + 256];
-
-		if (walk_string(w, o, p, "trigger_key_file", &path) == 0) {
-			snprintf(label, sizeof(label), "%s: porthopd.trigger_key_file",
-				 w->file);
-			if (auth_load_key(path, label, w->d, &c->trigger_key,
-					  &c->daemon.trigger_key_len) < 0)
-				r = -1;
-			c->daemon.trigger_key = c->trigger_key;
-		} else {
-			r = -1;
-		}
-		free(path);
-	}
-	return r;
-}
-
 static int load_rule_files(struct config *c, struct diag *d)
 {
 	struct walk w = { .d = d };
@@ -319,7 +211,7 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	parse_redis(&w, c, root);
 	parse_subscriber(&w, c, root);
 	walk_nftables(&w, c, root);
-	parse_daemon(&w, c, root);
+	walk_daemon(&w, c, root);
 	if (diag_errors(d) > before)
 		goto fail;
 	if (c->mode == CONFIG_MODE_TEMPLATE && !(flags & CONFIG_LOAD_NO_RULES) &&

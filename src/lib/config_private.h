@@ -94,6 +94,7 @@ int walk_opt_string(struct walk *w, const json_t *obj, const char *path,
 /* The sections, each in a file of its own: the section's object in root
  * into c; -1 if anything in it is wrong (reported). */
 int walk_nftables(struct walk *w, struct config *c, const json_t *root);
+int walk_daemon(struct walk *w, struct config *c, const json_t *root);
 
 /* config_net.c: the value v at path, an address (or, with allow_prefix, a
  * prefix) into *out. */
