@@ -3,13 +3,14 @@
  * reconciliation and the pace of shuffles, the control socket and the
  * group that may use it, the trigger key, the metrics textfile.
  */
+#include "config_private.h"
+
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
-#include "config_private.h"
 
 static const char *const daemon_keys[] = {
 	"reconcile_interval_seconds", "min_shuffle_interval_ms",

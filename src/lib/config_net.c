@@ -4,14 +4,14 @@
  * overlapping prefixes, trusted entries that cover watched ones), and the
  * lookups of a watched entry by address.
  */
+#include "config_private.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "config_private.h"
 
 int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret)
 {

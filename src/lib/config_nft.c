@@ -4,12 +4,12 @@
  * entries with their ignore lists, and whether max_port_number leaves
  * enough free redirect ports for every watched entry.
  */
+#include "config_private.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "config_private.h"
 
 static const char *const proto_name[CONFIG_NPROTO] = { "tcp", "udp" };
 

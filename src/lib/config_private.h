@@ -93,6 +93,8 @@ int walk_opt_string(struct walk *w, const json_t *obj, const char *path,
 
 /* The sections, each in a file of its own: the section's object in root
  * into c; -1 if anything in it is wrong (reported). */
+int walk_redis(struct walk *w, struct config *c, const json_t *root);
+int walk_subscriber(struct walk *w, struct config *c, const json_t *root);
 int walk_nftables(struct walk *w, struct config *c, const json_t *root);
 int walk_daemon(struct walk *w, struct config *c, const json_t *root);
 

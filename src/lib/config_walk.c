@@ -4,11 +4,11 @@
  * file, the JSON path, the value JSON-encoded and what was expected, and
  * returns so that the walk goes on: one run lists every error.
  */
+#include "config_private.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "config_private.h"
 
 /* "a, b, c": the keys an object may hold, for the unknown-key message. */
 static void key_list(char *buf, size_t len, const char *const *keys)
