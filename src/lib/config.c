@@ -107,11 +107,14 @@ void config_free(struct config *c)
 		return;
 	free(c->file);
 	free(c->redis_host);
-	if (c->redis_password)
-		explicit_bzero(c->redis_password, strlen(c->redis_password));
-	free(c->redis_password);
-	free(c->redis_username);
-	free(c->redis_unix);
+	/* The views' pointers own what they point to: const for callers,
+	 * freed here only. */
+	if (c->redis_extra.password)
+		explicit_bzero((void *)c->redis_extra.password,
+			       strlen(c->redis_extra.password));
+	free((void *)c->redis_extra.password);
+	free((void *)c->redis_extra.username);
+	free((void *)c->redis_extra.unix_socket);
 	for (size_t i = 0; c->channels && i < c->nchannels; i++)
 		free(c->channels[i]);
 	free(c->channels);
@@ -130,11 +133,12 @@ void config_free(struct config *c)
 	free(c->trusted);
 	json_decref(c->startup);
 	template_free(c->tmpl);
-	if (c->trigger_key)
-		explicit_bzero(c->trigger_key, c->daemon.trigger_key_len);
-	free(c->trigger_key);
-	free(c->control_socket);
-	free(c->metrics_textfile);
+	if (c->daemon.trigger_key)
+		explicit_bzero((void *)c->daemon.trigger_key,
+			       c->daemon.trigger_key_len);
+	free((void *)c->daemon.trigger_key);
+	free((void *)c->daemon.control_socket);
+	free((void *)c->daemon.metrics_textfile);
 	free(c);
 }
 

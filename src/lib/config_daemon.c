@@ -28,24 +28,22 @@ static int walk_control(struct walk *w, struct config *c, const json_t *o,
 
 	if (json_object_get(o, "control_socket")) {
 		json_t *v = json_object_get(o, "control_socket");
+		char *s = NULL;
 
-		free(c->control_socket);
-		c->control_socket = NULL;
 		/* An empty string turns the socket off. */
 		if (json_is_string(v) && json_string_length(v) == 0)
-			c->control_socket = strdup("");
-		else if (walk_string(w, o, p, "control_socket",
-				     &c->control_socket) == 0 &&
-			 (c->control_socket[0] != '/' ||
-			  strlen(c->control_socket) > 107)) {
+			s = strdup("");
+		else if (walk_string(w, o, p, "control_socket", &s) == 0 &&
+			 (s[0] != '/' || strlen(s) > 107)) {
 			diag_error(w->d, "%s: porthopd.control_socket: %s is not "
 				   "an absolute path of at most 107 bytes; expected "
 				   "e.g. \"" CONFIG_DEFAULT_CONTROL_SOCKET "\"",
-				   w->file, diag_string(vbuf, sizeof(vbuf),
-							c->control_socket));
+				   w->file, diag_string(vbuf, sizeof(vbuf), s));
 			r = -1;
 		}
-		c->daemon.control_socket = c->control_socket;
+		/* The default, replaced (walk_daemon's strdup). */
+		free((void *)c->daemon.control_socket);
+		c->daemon.control_socket = s;
 	}
 	if (json_object_get(o, "control_group")) {
 		char *g = NULL;
@@ -74,20 +72,19 @@ static int walk_control(struct walk *w, struct config *c, const json_t *o,
 static int walk_metrics(struct walk *w, struct config *c, const json_t *o,
 			const char *p)
 {
-	char vbuf[DIAG_VALUE_MAX + 8];
+	char vbuf[DIAG_VALUE_MAX + 8], *m = NULL;
 	int r = 0;
 
-	if (walk_opt_string(w, o, p, "metrics_textfile",
-			    &c->metrics_textfile) < 0)
+	if (walk_opt_string(w, o, p, "metrics_textfile", &m) < 0)
 		r = -1;
-	else if (c->metrics_textfile && c->metrics_textfile[0] != '/') {
+	else if (m && m[0] != '/') {
 		diag_error(w->d, "%s: porthopd.metrics_textfile: %s is not an "
 			   "absolute path; expected e.g. \"/var/lib/"
 			   "prometheus/node-exporter/porthop.prom\"", w->file,
-			   diag_string(vbuf, sizeof(vbuf), c->metrics_textfile));
+			   diag_string(vbuf, sizeof(vbuf), m));
 		r = -1;
 	}
-	c->daemon.metrics_textfile = c->metrics_textfile;
+	c->daemon.metrics_textfile = m;
 	r |= walk_opt_int(w, o, p, "metrics_interval_seconds", 1, 86400,
 			  "seconds between writes of the metrics textfile",
 			  &c->daemon.metrics_interval_s);
@@ -99,6 +96,8 @@ static int walk_trigger_key(struct walk *w, struct config *c,
 			    const json_t *o, const char *p)
 {
 	char *path = NULL, label[DIAG_PATH_MAX + 256];
+	unsigned char *key = NULL;
+	size_t len = 0;
 	int r = 0;
 
 	if (json_object_get(o, "trigger_key_file") == NULL)
@@ -106,10 +105,10 @@ static int walk_trigger_key(struct walk *w, struct config *c,
 	if (walk_string(w, o, p, "trigger_key_file", &path) == 0) {
 		snprintf(label, sizeof(label), "%s: porthopd.trigger_key_file",
 			 w->file);
-		if (auth_load_key(path, label, w->d, &c->trigger_key,
-				  &c->daemon.trigger_key_len) < 0)
+		if (auth_load_key(path, label, w->d, &key, &len) < 0)
 			r = -1;
-		c->daemon.trigger_key = c->trigger_key;
+		c->daemon.trigger_key = key;
+		c->daemon.trigger_key_len = len;
 	} else {
 		r = -1;
 	}
@@ -129,9 +128,8 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root)
 	c->daemon.trigger_window_s = 30;
 	c->daemon.control_gid = (gid_t)-1;
 	c->daemon.metrics_interval_s = 15;
-	c->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
-	c->daemon.control_socket = c->control_socket;
-	if (c->control_socket == NULL)
+	c->daemon.control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
+	if (c->daemon.control_socket == NULL)
 		return -1;
 	if (o == NULL)
 		return 0;

@@ -13,10 +13,10 @@ struct config {
 	enum config_mode mode;
 	char *redis_host;
 	int redis_port;
+	/* redis_extra and daemon own the strings and the key they point
+	 * to (one copy of each value): callers see them const through
+	 * config_redis_extra() and config_daemon(); config_free() frees. */
 	struct config_redis_extra redis_extra;
-	char *redis_password;
-	char *redis_username;
-	char *redis_unix;
 	char **channels;
 	size_t nchannels;
 	char *startup_path;
@@ -35,9 +35,6 @@ struct config {
 	struct config_net *trusted;
 	size_t ntrusted;
 	struct config_daemon daemon;
-	unsigned char *trigger_key;
-	char *control_socket;
-	char *metrics_textfile;
 	json_t *startup;
 	struct template *tmpl;
 	uint8_t used[CONFIG_NPROTO][65536 / 8];	/* bitmaps of the ports */

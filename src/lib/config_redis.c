@@ -25,6 +25,7 @@ int walk_redis(struct walk *w, struct config *c, const json_t *root)
 				 "db, charset and decode_responses");
 	json_t *v;
 	char vbuf[DIAG_VALUE_MAX + 8], cpath[DIAG_PATH_MAX];
+	char *password = NULL, *username = NULL, *unix_socket = NULL;
 	int r = 0;
 
 	if (o == NULL || !walk_object(w, o, p, redis_keys))
@@ -47,9 +48,13 @@ int walk_redis(struct walk *w, struct config *c, const json_t *root)
 			   diag_type_name(v));
 		r = -1;
 	}
-	r |= walk_opt_string(w, o, p, "password", &c->redis_password);
-	r |= walk_opt_string(w, o, p, "username", &c->redis_username);
-	r |= walk_opt_string(w, o, p, "unix_socket", &c->redis_unix);
+	r |= walk_opt_string(w, o, p, "password", &password);
+	r |= walk_opt_string(w, o, p, "username", &username);
+	r |= walk_opt_string(w, o, p, "unix_socket", &unix_socket);
+	/* Owned by the configuration from here on (config_free). */
+	c->redis_extra.password = password;
+	c->redis_extra.username = username;
+	c->redis_extra.unix_socket = unix_socket;
 	c->redis_extra.connect_timeout_ms = 5000;
 	c->redis_extra.retry_max_ms = 30000;
 	r |= walk_opt_int(w, o, p, "connect_timeout_ms", 100, 600000,
@@ -58,15 +63,12 @@ int walk_redis(struct walk *w, struct config *c, const json_t *root)
 	r |= walk_opt_int(w, o, p, "retry_max_ms", 250, 3600000,
 			  "the longest delay between reconnection attempts in "
 			  "milliseconds", &c->redis_extra.retry_max_ms);
-	if (c->redis_username && !c->redis_password) {
+	if (username && !password) {
 		diag_error(w->d, "%s: %s.username: is set without a password; "
 			   "expected password as well (ACL users authenticate "
 			   "with both)", w->file, p);
 		r = -1;
 	}
-	c->redis_extra.password = c->redis_password;
-	c->redis_extra.username = c->redis_username;
-	c->redis_extra.unix_socket = c->redis_unix;
 	return r ? -1 : 0;
 }
 
