@@ -104,7 +104,7 @@ int walk_net(struct walk *w, const json_t *v, const char *path,
 		return -1;
 	}
 	if (v4_mapped(out)) {
-		char v4[INET_ADDRSTRLEN + 4];
+		char v4[INET_ADDRSTRLEN + 4], v4buf[INET_ADDRSTRLEN + 8];
 
 		/* Linux drops IPv6 packets from such sources, and an inet
 		 * table sees IPv4 clients as IPv4: the entry would match
@@ -115,9 +115,10 @@ int walk_net(struct walk *w, const json_t *v, const char *path,
 				 "/%u", out->prefix_len - 96);
 		diag_error(w->d, "%s: %s: %s is an IPv4-mapped IPv6 %s, which "
 			   "no packet carries (IPv4 clients are seen as IPv4); "
-			   "expected the IPv4 form \"%s\"", w->file, path,
+			   "expected the IPv4 form %s", w->file, path,
 			   diag_value(vbuf, sizeof(vbuf), v),
-			   out->is_prefix ? "prefix" : "address", v4);
+			   out->is_prefix ? "prefix" : "address",
+			   diag_string(v4buf, sizeof(v4buf), v4));
 		return -1;
 	}
 	return 0;
@@ -176,6 +177,7 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 		      size_t n, const char *path, const char *what_path,
 		      bool overlap_is_error)
 {
+	char nbuf[DIAG_VALUE_MAX + 8], wbuf[DIAG_VALUE_MAX + 8];
 	struct net_ref *sorted;
 	const struct config_net *widest = NULL;
 	unsigned __int128 widest_end = 0;
@@ -194,9 +196,10 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 		const struct config_net *cur = sorted[i].net;
 
 		if (i > 0 && cmp_net(sorted[first].net, cur) == 0) {
-			diag_error(w->d, "%s: %s[%zu]%s: \"%s\" is the same %s as "
+			diag_error(w->d, "%s: %s[%zu]%s: %s is the same %s as "
 				   "%s[%zu]%s; expected each once", w->file, path,
-				   sorted[i].index, what_path, cur->text,
+				   sorted[i].index, what_path,
+				   diag_string(nbuf, sizeof(nbuf), cur->text),
 				   cur->is_prefix ? "prefix" : "address", path,
 				   sorted[first].index, what_path);
 			r = -1;
@@ -209,8 +212,9 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 		    widest->family == cur->family &&
 		    config_net_value(cur, false) <= widest_end) {
 			diag_error(w->d, "%s: %s: prefix %s overlaps %s; expected "
-				   "prefixes that do not overlap", w->file,
-				   path, cur->text, widest->text);
+				   "prefixes that do not overlap", w->file, path,
+				   diag_string(nbuf, sizeof(nbuf), cur->text),
+				   diag_string(wbuf, sizeof(wbuf), widest->text));
 			r = -1;
 			continue;
 		}
@@ -359,6 +363,7 @@ static const struct trusted_range *range_below(const struct trusted_range *r,
 int walk_trusted_covers(struct walk *w, const struct config *c,
 			const char *p)
 {
+	char nbuf[DIAG_VALUE_MAX + 8], tbuf[DIAG_VALUE_MAX + 8];
 	struct trusted_range *pre = NULL, *addr = NULL;
 	size_t npre = 0, naddr = 0, warned = 0, more = 0;
 	size_t nfam[2] = { 0, 0 }, all[2] = { SIZE_MAX, SIZE_MAX };
@@ -392,11 +397,12 @@ int walk_trusted_covers(struct walk *w, const struct config *c,
 		nfam[c->watched[i].family == AF_INET6]++;
 	for (int f = 0; f < 2; f++)
 		if (all[f] != SIZE_MAX && nfam[f] > 0)
-			diag_warning(w->d, "%s: %s.trusted_addresses[%zu]: \"%s\" "
+			diag_warning(w->d, "%s: %s.trusted_addresses[%zu]: %s "
 				     "trusts every %s address: none of the %zu "
 				     "watched %s entries is ever watched; expected "
 				     "the networks to exempt from watching", w->file,
-				     p, all[f], c->trusted[all[f]].text,
+				     p, all[f], diag_string(tbuf, sizeof(tbuf),
+							    c->trusted[all[f]].text),
 				     f ? "IPv6" : "IPv4", nfam[f],
 				     f ? "IPv6" : "IPv4");
 	for (size_t i = 0; i < c->nwatched; i++) {
@@ -420,11 +426,13 @@ int walk_trusted_covers(struct walk *w, const struct config *c,
 			more++;
 			continue;
 		}
-		diag_warning(w->d, "%s: %s.watched_addresses[%zu].ip: \"%s\" is "
-			     "never watched: %s.trusted_addresses[%zu] (\"%s\") "
+		diag_warning(w->d, "%s: %s.watched_addresses[%zu].ip: %s is "
+			     "never watched: %s.trusted_addresses[%zu] (%s) "
 			     "covers it; expected watched entries outside the "
-			     "trusted networks", w->file, p, i, n->text, p,
-			     t->index, c->trusted[t->index].text);
+			     "trusted networks", w->file, p, i,
+			     diag_string(nbuf, sizeof(nbuf), n->text), p,
+			     t->index, diag_string(tbuf, sizeof(tbuf),
+						   c->trusted[t->index].text));
 	}
 	if (more)
 		diag_warning(w->d, "%s: %s.watched_addresses: %zu more entries "
