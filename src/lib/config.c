@@ -15,15 +15,21 @@ static const char *const root_keys[] = {
 	"nftables_service_configuration", "porthopd", NULL
 };
 
+/* The two rule files of template mode.  Their paths come from the
+ * configuration, so messages name each file as diag_name() renders it:
+ * as it is when it is a plain path, JSON-encoded otherwise, so that no
+ * path can forge a log line. */
 static int load_rule_files(struct config *c, struct diag *d)
 {
+	char name[CONFIG_MAX_STRING + 1];
 	struct walk w = { .d = d };
 	json_t *root = NULL;
 	json_t *v;
 	int r = -1;
 
-	w.file = c->startup_path;
-	if (jsonfile_load(c->startup_path, CONFIG_MAX_RULES_SIZE, d, &root) == 0) {
+	w.file = diag_name(name, sizeof(name), c->startup_path);
+	if (jsonfile_load_as(c->startup_path, w.file, CONFIG_MAX_RULES_SIZE, d,
+			     &root) == 0) {
 		static const char *const keys[] = { "commands", NULL };
 
 		if (walk_object(&w, root, "", keys) &&
@@ -49,8 +55,9 @@ static int load_rule_files(struct config *c, struct diag *d)
 		json_decref(root);
 		root = NULL;
 	}
-	w.file = c->rules_path;
-	if (jsonfile_load(c->rules_path, CONFIG_MAX_RULES_SIZE, d, &root) == 0) {
+	w.file = diag_name(name, sizeof(name), c->rules_path);
+	if (jsonfile_load_as(c->rules_path, w.file, CONFIG_MAX_RULES_SIZE, d,
+			     &root) == 0) {
 		static const char *const keys[] = { "rules", NULL };
 
 		if (walk_object(&w, root, "", keys) &&
