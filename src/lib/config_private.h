@@ -1,7 +1,9 @@
 /*
  * config_private: what the files of the config module share and nothing
- * outside them may use: struct config itself, the walking state, and the
- * walk's steps (config_walk.c).
+ * outside them may use: struct config itself, the walking state, the
+ * walk's steps (config_walk.c), each section's walk (config_redis.c,
+ * config_nft.c, config_daemon.c) and the checks of addresses that the
+ * nftables section calls (config_net.c).
  */
 #ifndef PORTHOP_CONFIG_PRIVATE_H
 #define PORTHOP_CONFIG_PRIVATE_H
@@ -89,7 +91,8 @@ int walk_opt_string(struct walk *w, const json_t *obj, const char *path,
 		    const char *key, char **ret);
 
 /* The sections, each in a file of its own: the section's object in root
- * into c; -1 if anything in it is wrong (reported). */
+ * into c.  -1 if anything in it is wrong, which is reported, or if memory
+ * ran out. */
 int walk_redis(struct walk *w, struct config *c, const json_t *root);
 int walk_subscriber(struct walk *w, struct config *c, const json_t *root);
 int walk_nftables(struct walk *w, struct config *c, const json_t *root);
