@@ -71,7 +71,8 @@ struct config_watched {
 	size_t nignore[CONFIG_NPROTO];
 };
 
-/* Optional Redis settings beyond the reference's five keys. */
+/* Optional Redis settings beyond the reference's five keys.  The strings
+ * belong to the configuration and live as long as it. */
 struct config_redis_extra {
 	const char *password;		/* AUTH password, or NULL */
 	const char *username;		/* ACL user, or NULL */
@@ -80,7 +81,8 @@ struct config_redis_extra {
 	unsigned retry_max_ms;
 };
 
-/* Daemon settings (the optional "porthopd" object). */
+/* Daemon settings (the optional "porthopd" object).  The strings and the
+ * key belong to the configuration and live as long as it. */
 struct config_daemon {
 	unsigned reconcile_interval_s;	/* 0: never */
 	unsigned min_shuffle_interval_ms;

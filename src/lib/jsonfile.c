@@ -32,8 +32,8 @@ int jsonfile_parse(const char *name, const char *buf, size_t len,
 	return 0;
 }
 
-int jsonfile_load(const char *path, size_t max_size, struct diag *d,
-		  json_t **ret_root)
+int jsonfile_load_as(const char *path, const char *name, size_t max_size,
+		     struct diag *d, json_t **ret_root)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -44,17 +44,17 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
-		diag_error(d, "%s: cannot open: %s", path, strerror(errno));
+		diag_error(d, "%s: cannot open: %s", name, strerror(errno));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		diag_error(d, "%s: cannot stat: %s", path, strerror(errno));
+		diag_error(d, "%s: cannot stat: %s", name, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
-		diag_error(d, "%s: is %s; expected a regular file", path,
+		diag_error(d, "%s: is %s; expected a regular file", name,
 			   S_ISDIR(st.st_mode) ? "a directory" :
 						 "not a regular file");
 		goto out;
@@ -62,7 +62,7 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 	if ((size_t)st.st_size > max_size) {
 		r = -EFBIG;
 		diag_error(d, "%s: is %lld bytes; at most %zu bytes are accepted",
-			   path, (long long)st.st_size, max_size);
+			   name, (long long)st.st_size, max_size);
 		goto out;
 	}
 	/* One byte more than allowed tells us if the file grew meanwhile. */
@@ -70,7 +70,7 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 			     max_size + 1 : (size_t)st.st_size + 4096);
 	if (buf == NULL) {
 		r = -ENOMEM;
-		diag_error(d, "%s: out of memory", path);
+		diag_error(d, "%s: out of memory", name);
 		goto out;
 	}
 	for (;;) {
@@ -81,7 +81,7 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 		if (len == cap) {
 			r = -EFBIG;
 			diag_error(d, "%s: grew while being read; at most %zu "
-				   "bytes are accepted", path, max_size);
+				   "bytes are accepted", name, max_size);
 			goto out;
 		}
 		n = read(fd, buf + len, cap - len);
@@ -89,7 +89,7 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 			continue;
 		if (n < 0) {
 			r = -errno;
-			diag_error(d, "%s: cannot read: %s", path,
+			diag_error(d, "%s: cannot read: %s", name,
 				   strerror(errno));
 			goto out;
 		}
@@ -99,12 +99,18 @@ int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 	}
 	if (len > max_size) {
 		r = -EFBIG;
-		diag_error(d, "%s: is larger than %zu bytes", path, max_size);
+		diag_error(d, "%s: is larger than %zu bytes", name, max_size);
 		goto out;
 	}
-	r = jsonfile_parse(path, buf, len, d, ret_root);
+	r = jsonfile_parse(name, buf, len, d, ret_root);
 out:
 	free(buf);
 	close(fd);
 	return r;
+}
+
+int jsonfile_load(const char *path, size_t max_size, struct diag *d,
+		  json_t **ret_root)
+{
+	return jsonfile_load_as(path, path, max_size, d, ret_root);
 }

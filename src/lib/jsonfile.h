@@ -16,6 +16,10 @@
  * naming the file as `path`, and returns a negative errno. */
 int jsonfile_load(const char *path, size_t max_size, struct diag *d,
 		  json_t **ret_root);
+/* The same, with the messages naming the file as `name` (e.g. the path
+ * escaped, when the path comes from outside). */
+int jsonfile_load_as(const char *path, const char *name, size_t max_size,
+		     struct diag *d, json_t **ret_root);
 
 /* Parses a buffer with the same rules; `name` labels the messages. */
 int jsonfile_parse(const char *name, const char *buf, size_t len,

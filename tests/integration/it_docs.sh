@@ -8,9 +8,10 @@ for page in "$SRC"/man/*.[158]; do
 	mandoc -Tlint -W warning "$page" || { echo "FAIL: mandoc -Tlint $page"; exit 1; }
 done
 echo "ok: mandoc -Tlint: $(ls "$SRC"/man/*.[158] | wc -l) pages clean"
-# Keys come from the validator's own tables in config.c.
+# Keys come from the validator's own tables, one per section, in
+# src/lib/config.c and the section files beside it (config_*.c).
 keys=$(awk '/static const char \*const [a-z]+_keys\[\] = \{/ {on = 1} on {print} on && /\};/ {on = 0}' \
-	"$SRC/src/lib/config.c" | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
+	"$SRC"/src/lib/config*.c | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
 missing=0
 for k in $keys; do
 	grep -q "^\.It Cm.*\b$k\b\|^\.Ss $k\b" "$SRC/man/porthop.json.5" || { echo "undocumented key: $k"; missing=1; }

@@ -389,6 +389,95 @@ static void test_weak_trigger_key(void **state)
 	diag_free(d);
 }
 
+/* The settings held by reference in config_redis_extra and config_daemon:
+ * their defaults, and the values given, read back through the views. */
+static void test_settings_views(void **state)
+{
+	char dir[] = "/tmp/porthop-test-XXXXXX", p[128], k[128];
+	const struct config_redis_extra *x;
+	const struct config_daemon *dm;
+	struct diag *d = diag_new();
+	struct config *c;
+	FILE *f;
+
+	(void)state;
+	c = config_load("valid/native_udp_only_and_options.json", 0, d);
+	assert_non_null(c);
+	x = config_redis_extra(c);
+	assert_string_equal(x->password, "s3cret");
+	assert_string_equal(x->username, "porthop");
+	assert_string_equal(x->unix_socket, "/run/redis/redis.sock");
+	assert_int_equal(x->connect_timeout_ms, 1000);
+	assert_int_equal(x->retry_max_ms, 10000);
+	dm = config_daemon(c);
+	assert_int_equal(dm->reconcile_interval_s, 0);
+	assert_int_equal(dm->min_shuffle_interval_ms, 500);
+	assert_false(dm->shuffle_on_reconnect);
+	config_free(c);
+
+	/* Nothing given: the defaults. */
+	c = config_load("valid/reference.json", 0, d);
+	assert_non_null(c);
+	x = config_redis_extra(c);
+	assert_null(x->password);
+	assert_null(x->username);
+	assert_null(x->unix_socket);
+	assert_int_equal(x->connect_timeout_ms, 5000);
+	assert_int_equal(x->retry_max_ms, 30000);
+	dm = config_daemon(c);
+	assert_string_equal(dm->control_socket, CONFIG_DEFAULT_CONTROL_SOCKET);
+	assert_int_equal(dm->control_gid, (gid_t)-1);
+	assert_null(dm->trigger_key);
+	assert_int_equal(dm->trigger_key_len, 0);
+	assert_null(dm->metrics_textfile);
+	assert_int_equal(dm->metrics_interval_s, 15);
+	assert_int_equal(dm->reconcile_interval_s, 5);
+	assert_int_equal(dm->trigger_window_s, 30);
+	assert_true(dm->shuffle_on_reconnect);
+	config_free(c);
+
+	/* A control socket elsewhere, a key, a metrics file. */
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/c.json", dir);
+	snprintf(k, sizeof(k), "%s/trigger.key", dir);
+	f = fopen(k, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", "0123456789abcdef0123456789abcdef");
+	fclose(f);
+	assert_int_equal(chmod(k, 0600), 0);
+	write_native(p, "\"watched_addresses\": []}, \"porthopd\": "
+		     "{\"control_socket\": \"/run/x/ph.sock\", \"control_group\": "
+		     "\"root\", \"trigger_key_file\": \"%s\", "
+		     "\"trigger_window_seconds\": 7, \"metrics_textfile\": "
+		     "\"/var/lib/ph.prom\", \"metrics_interval_seconds\": 60", k);
+	c = config_load(p, 0, d);
+	if (c == NULL)
+		dump(d);
+	assert_non_null(c);
+	dm = config_daemon(c);
+	assert_string_equal(dm->control_socket, "/run/x/ph.sock");
+	assert_int_equal(dm->control_gid, 0);
+	assert_int_equal(dm->trigger_key_len, 32);
+	assert_memory_equal(dm->trigger_key, "0123456789abcdef", 16);
+	assert_int_equal(dm->trigger_window_s, 7);
+	assert_string_equal(dm->metrics_textfile, "/var/lib/ph.prom");
+	assert_int_equal(dm->metrics_interval_s, 60);
+	config_free(c);
+
+	/* An empty control_socket turns the socket off. */
+	write_native(p, "\"watched_addresses\": []}, \"porthopd\": "
+		     "{\"control_socket\": \"\"");
+	c = config_load(p, 0, d);
+	assert_non_null(c);
+	assert_string_equal(config_daemon(c)->control_socket, "");
+	config_free(c);
+	assert_int_equal(diag_errors(d), 0);
+	unlink(k);
+	unlink(p);
+	rmdir(dir);
+	diag_free(d);
+}
+
 /* The first and last addresses of a network as numbers: ::/0 spans the
  * whole IPv6 space (a shift by 128 made its last address ::, so a
  * trusted ::/0 trusted only ::, and a watched one tracked only ::). */
@@ -577,6 +666,7 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_trusted_covers_watched);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_weak_trigger_key);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_net_value);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_settings_views);
 	r = _cmocka_run_group_tests("config corpus", tests, n, NULL, NULL);
 	for (size_t i = 0; i < nvalid; i++)
 		free(valid[i]);
