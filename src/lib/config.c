@@ -77,6 +77,7 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	struct config *c;
 	json_t *root = NULL;
 	size_t before = diag_errors(d);
+	int r = 0;
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->file = strdup(path)) == NULL) {
@@ -88,11 +89,14 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	if (!walk_object(&w, root, "", root_keys))
 		goto fail;
 	/* Each part reports its own errors; go on so that one run lists
-	 * every problem. */
-	walk_redis(&w, c, root);
-	walk_subscriber(&w, c, root);
-	walk_nftables(&w, c, root);
-	walk_daemon(&w, c, root);
+	 * every problem.  A part that failed without a word ran out of
+	 * memory: never a configuration with parts missing. */
+	r |= walk_redis(&w, c, root);
+	r |= walk_subscriber(&w, c, root);
+	r |= walk_nftables(&w, c, root);
+	r |= walk_daemon(&w, c, root);
+	if (r < 0 && diag_errors(d) == before)
+		diag_error(d, "%s: out of memory", path);
 	if (diag_errors(d) > before)
 		goto fail;
 	if (c->mode == CONFIG_MODE_TEMPLATE && !(flags & CONFIG_LOAD_NO_RULES) &&
