@@ -12,6 +12,7 @@
 #include "check.h"
 #include "diag.h"
 #include "engine.h"
+#include "recorder.h"
 #include "ruleset.h"
 
 static struct config *load(const char *name)
