@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -117,7 +118,8 @@ static void test_native_elements(void **state)
 	struct config *c;
 	struct shuffle_map *m;
 	json_t *batch = native_batch(&c, &m), *cmd;
-	size_t i, elems[4] = { 0 }, want[4] = { 0 }, trusted = 0;
+	size_t i, elems[RULESET_MAP_COUNT] = { 0 }, trusted = 0;
+	size_t want[RULESET_MAP_COUNT] = { 0 };
 
 	(void)state;
 	json_array_foreach(ruleset_commands(batch), i, cmd) {
@@ -126,7 +128,7 @@ static void test_native_elements(void **state)
 
 		if (el == NULL)
 			continue;
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < RULESET_MAP_COUNT; k++)
 			if (strcmp(name, ruleset_native_maps[k]) == 0)
 				elems[k] += json_array_size(json_object_get(el, "elem"));
 		if (strncmp(name, "trusted", 7) == 0)
@@ -134,11 +136,48 @@ static void test_native_elements(void **state)
 	}
 	for (i = 0; i < m->nentries; i++)
 		want[ruleset_native_map(config_watched(c, i))] += 2 * m->entries[i].npairs;
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < RULESET_MAP_COUNT; k++)
 		assert_int_equal(elems[k], want[k]);
 	assert_int_equal(trusted, 3);
 	json_decref(batch);
 	shuffle_map_free(m);
+	config_free(c);
+}
+
+/* The four maps: each name with its family and kind, and every watched
+ * entry in the map of its own family and kind. */
+static void test_map_kinds(void **state)
+{
+	static const struct {
+		const char *name;
+		int family;
+		bool interval;
+	} want[RULESET_MAP_COUNT] = {
+		[RULESET_MAP_SWAP4] = { "swap4", AF_INET, false },
+		[RULESET_MAP_NET4] = { "net4", AF_INET, true },
+		[RULESET_MAP_SWAP6] = { "swap6", AF_INET6, false },
+		[RULESET_MAP_NET6] = { "net6", AF_INET6, true },
+	};
+	struct config *c = load("valid/native_full.json");
+	bool seen[RULESET_MAP_COUNT] = { false };
+
+	(void)state;
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
+		assert_string_equal(ruleset_native_maps[m], want[m].name);
+		assert_int_equal(ruleset_map_family(m), want[m].family);
+		assert_int_equal(ruleset_map_interval(m), want[m].interval);
+	}
+	for (size_t i = 0; i < config_watched_count(c); i++) {
+		const struct config_watched *w = config_watched(c, i);
+		enum ruleset_map m = ruleset_native_map(w);
+
+		assert_int_equal(ruleset_map_family(m), w->family);
+		assert_int_equal(ruleset_map_interval(m), w->net.is_prefix);
+		seen[m] = true;
+	}
+	/* native_full.json has entries of every kind. */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		assert_true(seen[m]);
 	config_free(c);
 }
 
@@ -419,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_golden_native_batch),
 		cmocka_unit_test(test_native_elements),
+		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
 		cmocka_unit_test(test_untrack_unwatched),
