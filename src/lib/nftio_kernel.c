@@ -259,7 +259,9 @@ int nftio_kernel_send(struct nftio_kernel *k, const struct nlmsghdr *nlh)
 	return 0;
 }
 
-ssize_t nftio_kernel_recv(struct nftio_kernel *k, void *buf, size_t len)
+/* One read of answers; a signal is no failure.  The bytes read or a
+ * negative errno. */
+static ssize_t kernel_recv(struct nftio_kernel *k, void *buf, size_t len)
 {
 	ssize_t n;
 
@@ -269,12 +271,12 @@ ssize_t nftio_kernel_recv(struct nftio_kernel *k, void *buf, size_t len)
 	return n;
 }
 
-/* Reads of a dump: the kernel fills its dump messages up to the size of
- * the reads it sees (32 KiB at most), so large reads mean few of them. */
+/* Reads of answers: the kernel fills its dump messages up to the size
+ * of the reads it sees (32 KiB at most), so large reads mean few of them. */
 #define DUMP_READ_SIZE (64 * 1024)
 
-int nftio_kernel_dump(struct nftio_kernel *k, const struct nlmsghdr *nlh,
-		      uint32_t seq, mnl_cb_t cb, void *data)
+int nftio_kernel_request(struct nftio_kernel *k, const struct nlmsghdr *nlh,
+			 uint32_t seq, mnl_cb_t cb, void *data)
 {
 	char *buf;
 	ssize_t n;
@@ -285,7 +287,7 @@ int nftio_kernel_dump(struct nftio_kernel *k, const struct nlmsghdr *nlh,
 	if ((buf = malloc(DUMP_READ_SIZE)) == NULL)
 		return -ENOMEM;
 	do {
-		n = nftio_kernel_recv(k, buf, DUMP_READ_SIZE);
+		n = kernel_recv(k, buf, DUMP_READ_SIZE);
 		if (n < 0) {
 			r = (int)n;
 			goto out;
@@ -323,22 +325,10 @@ static int kernel_generation(struct nftio *io, uint32_t *ret)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	uint32_t seq = k->seq++;
 	struct nlmsghdr *nlh;
-	ssize_t n;
-	int r;
 
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK,
 				    seq);
-	if ((r = nftio_kernel_send(k, nlh)) < 0)
-		return r;
-	do {
-		n = nftio_kernel_recv(k, buf, sizeof(buf));
-		if (n < 0)
-			return (int)n;
-		errno = 0;
-		r = mnl_cb_run(buf, (size_t)n, seq,
-			       mnl_socket_get_portid(k->nl), gen_cb, ret);
-	} while (r > 0);
-	return r < 0 ? (errno ? -errno : -EIO) : 0;
+	return nftio_kernel_request(k, nlh, seq, gen_cb, ret);
 }
 
 /* --- the backend --------------------------------------------------- */

@@ -10,7 +10,6 @@
 #include "nftio_backend.h"
 
 #include <libmnl/libmnl.h>
-#include <sys/types.h>
 
 struct nft_ctx;
 
@@ -32,18 +31,16 @@ void nftio_kernel_drain(struct nftio_kernel *k);
  * negative errno. */
 int nftio_kernel_send(struct nftio_kernel *k, const struct nlmsghdr *nlh);
 
-/* One read of answers; a signal is no failure.  The bytes read or a
- * negative errno. */
-ssize_t nftio_kernel_recv(struct nftio_kernel *k, void *buf, size_t len);
-
 /* Sends the request nlh (sequence number seq) and runs cb on every
- * answer until the last.  -EINTR when the kernel flags a dump
- * inconsistent (someone committed while it ran, NLM_F_DUMP_INTR): what
- * cb saw is then a mix of two rulesets, and the caller starts again from
- * scratch, up to NFTIO_DUMP_ATTEMPTS times.  The rest of a dump given up
- * is drained by the next request. */
-int nftio_kernel_dump(struct nftio_kernel *k, const struct nlmsghdr *nlh,
-		      uint32_t seq, mnl_cb_t cb, void *data);
+ * answer until the last (the acknowledgement, or a dump's end): 0, or
+ * the error's negative errno (the kernel's: -ENOENT for what does not
+ * exist).  -EINTR when the kernel flags a dump inconsistent (someone
+ * committed while it ran, NLM_F_DUMP_INTR): what cb saw is then a mix of
+ * two rulesets, and the caller starts again from scratch, up to
+ * NFTIO_DUMP_ATTEMPTS times.  The rest of a dump given up is drained by
+ * the next request. */
+int nftio_kernel_request(struct nftio_kernel *k, const struct nlmsghdr *nlh,
+			 uint32_t seq, mnl_cb_t cb, void *data);
 
 /* Attempts of a dump that the kernel flags inconsistent each time: a
  * commit during each of them.  Dumps take milliseconds; five in a row

@@ -158,7 +158,7 @@ static int dump(struct nftio_kernel *k, uint16_t type, int family,
 
 	nlh = nftnl_nlmsg_build_hdr(buf, type, (uint16_t)family,
 				    NLM_F_DUMP | NLM_F_ACK, seq);
-	r = nftio_kernel_dump(k, nlh, seq, dump_cb, d);
+	r = nftio_kernel_request(k, nlh, seq, dump_cb, d);
 	return r == -EINTR ? r : r < 0 ? -EIO : 0;
 }
 
@@ -199,7 +199,7 @@ int nftio_kernel_map_digest(struct nftio *io, const char *table,
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, map);
 		*ret = 0;
-		r = nftio_kernel_dump(k, nlh, seq, digest_cb, ret);
+		r = nftio_kernel_request(k, nlh, seq, digest_cb, ret);
 		if (r != -EINTR || attempt == NFTIO_DUMP_ATTEMPTS)
 			return r;
 		memset(buf, 0, sizeof(buf));
@@ -302,25 +302,15 @@ static int table_exists(struct nftio_kernel *k, int fam, const char *table)
 	uint32_t seq = k->seq++;
 	struct nlmsghdr *nlh;
 	bool seen = false;
-	ssize_t n;
 	int r;
 
 	memset(buf, 0, sizeof(buf));
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, (uint16_t)fam,
 				    NLM_F_ACK, seq);
 	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, table);
-	if ((r = nftio_kernel_send(k, nlh)) < 0)
-		return r;
-	do {
-		n = nftio_kernel_recv(k, buf, sizeof(buf));
-		if (n < 0)
-			return (int)n;
-		errno = 0;
-		r = mnl_cb_run(buf, (size_t)n, seq,
-			       mnl_socket_get_portid(k->nl), table_cb, &seen);
-	} while (r > 0);
+	r = nftio_kernel_request(k, nlh, seq, table_cb, &seen);
 	if (r < 0)
-		return errno == ENOENT ? 0 : errno ? -errno : -EIO;
+		return r == -ENOENT ? 0 : r;
 	return seen;
 }
 
@@ -347,7 +337,7 @@ int nftio_kernel_table_marked(struct nftio *io, const char *family,
 					    NLM_F_DUMP | NLM_F_ACK, seq);
 		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table);
 		m.found = false;
-		r = nftio_kernel_dump(k, nlh, seq, mark_cb, &m);
+		r = nftio_kernel_request(k, nlh, seq, mark_cb, &m);
 		if (r != -EINTR || attempt == NFTIO_DUMP_ATTEMPTS)
 			break;
 	}
@@ -533,7 +523,7 @@ int nftio_kernel_conntrack_user(struct nftio *io, const char *table,
 				who[0] = '\0';
 			nlh = nftnl_nlmsg_build_hdr(buf, types[i], NFPROTO_UNSPEC,
 						    NLM_F_DUMP | NLM_F_ACK, seq);
-			dr = nftio_kernel_dump(k, nlh, seq, ct_cb, &d);
+			dr = nftio_kernel_request(k, nlh, seq, ct_cb, &d);
 			if (dr == -EINTR && attempt < NFTIO_DUMP_ATTEMPTS)
 				continue;
 			if (dr < 0)
