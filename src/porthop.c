@@ -27,7 +27,6 @@
 #include "shuffle.h"
 
 #include <sched.h>
-#include <nftables/libnftables.h>
 
 /* Set from the signal handler; the loop in publish checks it. */
 static volatile sig_atomic_t stop_requested;
@@ -312,7 +311,8 @@ static int cmd_daemon(const char *cmd, struct globals g, int argc,
 
 /* porthop print: the batch porthopd would apply, in nft syntax.  Only the
  * kernel turns a JSON batch into nft syntax, so it is applied inside a
- * network namespace of this process's own, listed, and thrown away. */
+ * network namespace of this process's own, listed, and thrown away (the
+ * namespace first: the kernel backend opens its sockets in it). */
 static int cmd_print(const struct globals *g, int argc, char **argv)
 {
 	const char *conf = g->conf ? g->conf : CONFIG_DEFAULT_PATH;
@@ -320,9 +320,9 @@ static int cmd_print(const struct globals *g, int argc, char **argv)
 	struct shuffle *rng = shuffle_new();
 	struct shuffle_map *map = NULL;
 	struct config *cfg;
-	struct nft_ctx *nft = NULL;
+	struct nftio *io = NULL;
 	json_t *batch = NULL;
-	char *text = NULL;
+	char *text = NULL, *err = NULL;
 	int ch, status = EXIT_SUCCESS;
 
 	optind = 1;
@@ -346,8 +346,7 @@ static int cmd_print(const struct globals *g, int argc, char **argv)
 		goto out;
 	}
 	if (rng == NULL || shuffle_map_new(rng, cfg, NULL, &map) < 0 ||
-	    ruleset_build(cfg, map, &batch) < 0 ||
-	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
+	    ruleset_build(cfg, map, &batch) < 0) {
 		status = EX_OSERR;
 		goto out;
 	}
@@ -358,21 +357,28 @@ static int cmd_print(const struct globals *g, int argc, char **argv)
 		status = EX_NOPERM;
 		goto out;
 	}
-	nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	/* JSON in (libnftables 1.0.6 needs the JSON output flag for that),
-	 * then nft syntax out. */
-	nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON);
-	if (nft_run_cmd_from_buffer(nft, text) != 0) {
-		fprintf(stderr, "porthop print: the kernel refuses this ruleset\n");
+	if ((io = nftio_new_kernel()) == NULL) {
+		fprintf(stderr, "porthop print: cannot open nftables' netlink "
+			"socket\n");
+		status = EX_OSERR;
+		goto out;
+	}
+	if (nftio_apply(io, batch, false, &err) < 0) {
+		fprintf(stderr, "%s\nporthop print: the kernel refuses this "
+			"ruleset\n", err ? err : "");
 		status = EX_CONFIG;
 		goto out;
 	}
-	nft_ctx_output_set_flags(nft, 0);
-	if (nft_run_cmd_from_buffer(nft, "list ruleset") != 0)
+	if (nftio_list_text(io, &text, &err) < 0) {
+		fprintf(stderr, "porthop print: cannot list the ruleset: %s\n",
+			err ? err : "");
 		status = EX_SOFTWARE;
+		goto out;
+	}
+	fputs(text, stdout);
 out:
-	if (nft)
-		nft_ctx_free(nft);
+	nftio_free(io);
+	free(err);
 	free(text);
 	json_decref(batch);
 	shuffle_map_free(map);

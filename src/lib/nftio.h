@@ -1,10 +1,13 @@
 /*
  * nftio: the narrow door to the kernel's ruleset.
  *
- * Two backends behind one contract (as fwknop's fw_util.h puts several
- * firewalls behind one): libnftables, which applies a JSON batch in one
- * kernel transaction, and a recorder for unit tests that keeps what it was
- * given and can be told to fail.
+ * One contract, several backends behind it (as fwknop's fw_util.h puts
+ * several firewalls behind one): the kernel's (nftio_kernel.c:
+ * libnftables, which applies a JSON batch in one kernel transaction, and
+ * raw netlink for bulk element updates and cheap dumps), and a recorder
+ * for unit tests (tests/support/recorder.h) that keeps what it was given
+ * and can be told to fail.  Every function below goes through the
+ * backend's table of operations (nftio_backend.h).
  */
 #ifndef PORTHOP_NFTIO_H
 #define PORTHOP_NFTIO_H
@@ -21,10 +24,7 @@ struct nftio;
  * allocation failure. */
 struct nftio *nftio_new_kernel(void);
 
-/* A recording backend for tests: never touches the kernel. */
-struct nftio *nftio_new_recorder(void);
-
-/* Frees either backend; accepts NULL. */
+/* Frees any backend; accepts NULL. */
 void nftio_free(struct nftio *io);
 
 /* Applies batch ({"nftables": [...]}) in one transaction; with dry_run the
@@ -35,8 +35,7 @@ void nftio_free(struct nftio *io);
  * -EINTR...), -EIO if it quotes none (a parse error, unexpected output).
  * Asynchronous signals are held back during the call (libnftables 1.0.6
  * loses the kernel's verdict when one interrupts it), and a call still
- * reported interrupted is made again, up to 5 times in all.  The
- * recorder returns the errno its failure message quotes, the same way. */
+ * reported interrupted is made again, up to 5 times in all. */
 int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
 		char **ret_error);
 
@@ -44,17 +43,23 @@ int nftio_apply(struct nftio *io, const json_t *batch, bool dry_run,
 int nftio_apply_text(struct nftio *io, const char *text, bool dry_run,
 		     char **ret_error);
 
-/* The current ruleset as libnftables JSON ({"nftables": [...]}); the
- * recorder answers with the last batch it accepted.  On success stores a
- * new reference in *ret and returns 0. */
+/* The current ruleset as libnftables JSON ({"nftables": [...]}).  On
+ * success stores a new reference in *ret and returns 0; an interrupted
+ * listing is made again, as nftio_apply's calls. */
 int nftio_list(struct nftio *io, json_t **ret, char **ret_error);
+
+/* The current ruleset in nft syntax, as `nft list ruleset` prints it.
+ * On success stores malloc'ed text in *ret_text (the caller frees it)
+ * and returns 0; otherwise as nftio_list. */
+int nftio_list_text(struct nftio *io, char **ret_text, char **ret_error);
 
 /*
  * Bulk map updates.  A reshuffle of a native table replaces hundreds of
  * thousands of map elements; libnftables would parse them from JSON one
  * by one, so they go to the kernel as one raw netlink batch (one
- * transaction) built here.  The recorder turns the same operations into
- * the equivalent libnftables JSON, so tests see what would be sent.
+ * transaction) built by the kernel backend.  nftio_elems_json turns the
+ * same operations into the equivalent libnftables JSON, which is what the
+ * recorder applies, so tests see what would be sent.
  */
 struct nftio_elems;
 
@@ -92,8 +97,8 @@ json_t *nftio_elems_json(const struct nftio_elems *b);
 
 /* Sends every queued operation in one transaction.  The kernel backend
  * builds a netlink batch itself unless use_json is set, in which case it
- * goes through libnftables (for comparison).  Same contract as
- * nftio_apply. */
+ * goes through nftio_apply as nftio_elems_json's batch (for comparison).
+ * Same contract as nftio_apply. */
 int nftio_apply_elems(struct nftio *io, const struct nftio_elems *b,
 		      bool use_json, char **ret_error);
 
@@ -108,7 +113,7 @@ uint64_t nftio_commits(const struct nftio *io);
  * committed meanwhile), up to 5 times. */
 
 /* The kernel's ruleset generation: it changes with every committed
- * transaction, anyone's.  The recorder counts its applies. */
+ * transaction, anyone's. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 
 /* A fingerprint of one table's definition: its chains, sets and maps
@@ -116,8 +121,7 @@ int nftio_generation(struct nftio *io, uint32_t *ret_gen);
  * handles left out.  Cheap however many elements the maps hold (listing
  * through libnftables would load them all).  family is "ip", "ip6",
  * "inet", "arp", "bridge" or "netdev".  On success *ret is malloc'ed text
- * (the caller frees it); -ENOENT if the table does not exist.  The
- * recorder fingerprints its last batch. */
+ * (the caller frees it); -ENOENT if the table does not exist. */
 int nftio_table_fingerprint(struct nftio *io, const char *family,
 			    const char *table, char **ret);
 
@@ -125,19 +129,13 @@ int nftio_table_fingerprint(struct nftio *io, const char *family,
  * rules carries the comment `mark` (porthop's native table has it on
  * every rule: see RULESET_NATIVE_MARK), 0 if the table exists without,
  * -ENOENT if it does not exist, or a negative errno.  Two netlink round
- * trips (the table, its rules without their set elements).  The recorder
- * follows the tables its batches add and delete and the comments of the
- * rules they add, and answers 0 for the table
- * nftio_recorder_foreign_table named. */
+ * trips (the table, its rules without their set elements). */
 int nftio_table_marked(struct nftio *io, const char *family,
 		       const char *table, const char *mark);
 
 /* An order-independent digest of the elements of one map or set of an
  * inet table, as the kernel dumps them: equal digests, equal contents (up to a
- * 64-bit hash collision).  -ENOENT if the table or map does not exist.
- * The recorder digests its last batch that held tables, sets, maps or
- * elements (not chains and rules alone), and the salt that
- * nftio_recorder_tamper_elements changes. */
+ * 64-bit hash collision).  -ENOENT if the table or map does not exist. */
 int nftio_map_digest(struct nftio *io, const char *table, const char *map,
 		     uint64_t *ret);
 
@@ -146,13 +144,12 @@ int nftio_map_digest(struct nftio *io, const char *table, const char *map,
  * if every one is there with its value, 1 if one is missing or holds
  * another value, a negative errno otherwise.  Linear in the elements
  * (about 1.5 us each), where a dump costs their square; elements that
- * someone else added are not seen.  The recorder answers 1 for a map
- * nftio_recorder_tamper_elements named, until the next apply. */
+ * someone else added are not seen. */
 int nftio_elems_verify(struct nftio *io, const struct nftio_elems *b);
 
 /* Runs libnftables JSON list commands (e.g. {"nftables": [{"list":
  * {"table": {...}}}]}) and parses what they print; terse leaves set and
- * map elements out.  The recorder answers with its last batch. */
+ * map elements out.  An interrupted listing is made again. */
 int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
 		    json_t **ret, char **ret_error);
 
@@ -163,46 +160,9 @@ int nftio_list_json(struct nftio *io, const json_t *cmds, bool terse,
  * iptables-nft compat matches (counted unseen); outside it, an
  * iptables-legacy table in this network namespace (which moves no
  * generation).  Returns 1 and names the first one found in who (up to len
- * bytes), 0 if none, or a negative errno.  The recorder answers, for the
- * ruleset, what nftio_recorder_conntrack_user set. */
+ * bytes), 0 if none, or a negative errno. */
 enum { NFTIO_CT_RULESET = 1, NFTIO_CT_LEGACY = 2 };
 int nftio_conntrack_user(struct nftio *io, const char *table, int where,
 			 char *who, size_t len);
-
-/* Recorder only: how many batches were accepted (dry runs not counted),
- * how many dry runs were asked for, the last accepted batch (borrowed, NULL
- * if none), and making the next n applies fail with msg. */
-size_t nftio_recorder_applied(const struct nftio *io);
-size_t nftio_recorder_dry_runs(const struct nftio *io);
-json_t *nftio_recorder_last(const struct nftio *io);
-void nftio_recorder_fail_next(struct nftio *io, unsigned n, const char *msg);
-/* Recorder only: every apply whose text holds `needle` fails with msg, as
- * the kernel refuses a batch holding one bad command; NULL clears it. */
-void nftio_recorder_fail_match(struct nftio *io, const char *needle,
-			       const char *msg);
-/* Recorder only: someone else committed a table that uses conntrack
- * (who) or removed it (NULL): what nftio_conntrack_user answers; the
- * generation moves. */
-void nftio_recorder_conntrack_user(struct nftio *io, const char *who);
-/* Recorder only: how many times nftio_conntrack_user looked at the
- * ruleset. */
-size_t nftio_recorder_conntrack_looks(const struct nftio *io);
-/* Recorder only: someone else's table named `name` exists (NULL: none),
- * as nftio_table_marked sees it. */
-void nftio_recorder_foreign_table(struct nftio *io, const char *name);
-/* Recorder only: someone else changed the ruleset (the generation moves
- * and the listing becomes an empty ruleset). */
-void nftio_recorder_tamper(struct nftio *io);
-/* Recorder only: someone changed the elements of map or set `name` alone
- * (the generation and that digest move, the fingerprint does not). */
-void nftio_recorder_tamper_elements(struct nftio *io, const char *name);
-/* Recorder only: whether the elements nftio_recorder_tamper_elements
- * changed are still changed: no batch since rewrote that map or set whole
- * (flushed it, or deleted the table to define it anew). */
-bool nftio_recorder_tampered(const struct nftio *io);
-/* Recorder only: right after the next accepted batch, someone changes the
- * elements of `name` (as nftio_recorder_tamper_elements): a commit of
- * theirs between ours and our next look at the generation. */
-void nftio_recorder_tamper_next_apply(struct nftio *io, const char *name);
 
 #endif

@@ -1,3 +1,8 @@
+/*
+ * ruleset: the pure builder of porthop's batches (see ruleset.h): template
+ * mode's rules pair by pair, native mode's table with its sets' and maps'
+ * elements.  Inputs in, JSON or queued element operations out.
+ */
 #include "ruleset.h"
 
 #include <errno.h>
@@ -44,11 +49,27 @@ int ruleset_add_pair(const struct config *c, json_t *batch, size_t watched,
 
 /* --- native mode --------------------------------------------------- */
 
-const char *const ruleset_native_maps[4] = { "swap4", "net4", "swap6", "net6" };
+const char *const ruleset_native_maps[RULESET_MAP_COUNT] = {
+	[RULESET_MAP_SWAP4] = "swap4", [RULESET_MAP_NET4] = "net4",
+	[RULESET_MAP_SWAP6] = "swap6", [RULESET_MAP_NET6] = "net6",
+};
 
-int ruleset_native_map(const struct config_watched *w)
+int ruleset_map_family(enum ruleset_map m)
 {
-	return (w->family == AF_INET6 ? 2 : 0) + (w->net.is_prefix ? 1 : 0);
+	return m == RULESET_MAP_SWAP6 || m == RULESET_MAP_NET6 ? AF_INET6 :
+								  AF_INET;
+}
+
+bool ruleset_map_interval(enum ruleset_map m)
+{
+	return m == RULESET_MAP_NET4 || m == RULESET_MAP_NET6;
+}
+
+enum ruleset_map ruleset_native_map(const struct config_watched *w)
+{
+	if (w->family == AF_INET6)
+		return w->net.is_prefix ? RULESET_MAP_NET6 : RULESET_MAP_SWAP6;
+	return w->net.is_prefix ? RULESET_MAP_NET4 : RULESET_MAP_SWAP4;
 }
 
 /* json_array_append_new that remembers a failure (NULL or ENOMEM). */
@@ -65,15 +86,17 @@ static json_t *payload(const char *proto, const char *field)
 }
 
 /* The lookup key: address . l4proto . port, for the map's family. */
-static json_t *key(int map, const char *addr_field, const char *port_proto,
-		   const char *port_field)
+static json_t *key(enum ruleset_map map, const char *addr_field,
+		   const char *port_proto, const char *port_field)
 {
+	const char *l3 = ruleset_map_family(map) == AF_INET6 ? "ip6" : "ip";
+
 	return json_pack("{s:[o,{s:{s:s}},o]}", "concat",
-			 payload(map >= 2 ? "ip6" : "ip", addr_field), "meta",
+			 payload(l3, addr_field), "meta",
 			 "key", "l4proto", payload(port_proto, port_field));
 }
 
-static json_t *map_lookup(int map, const char *addr_field,
+static json_t *map_lookup(enum ruleset_map map, const char *addr_field,
 			  const char *port_proto, const char *port_field)
 {
 	char ref[16];
@@ -375,15 +398,16 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 				     "name", f ? "trusted6" : "trusted4",
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
-	for (int m = 0; m < 4; m++) {
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
+		bool v6 = ruleset_map_family(m) == AF_INET6;
 		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
 					"inet", "table", t, "name",
 					ruleset_native_maps[m], "type",
-					m >= 2 ? "ipv6_addr" : "ipv4_addr",
+					v6 ? "ipv6_addr" : "ipv4_addr",
 					"inet_proto", "inet_service", "map",
 					"inet_service");
 
-		if (def && (m & 1))
+		if (def && ruleset_map_interval(m))
 			json_object_set_new(def, "flags", json_pack("[s]",
 								    "interval"));
 		push(cmds, json_pack("{s:{s:o}}", "add", "map", def), &err);
@@ -395,7 +419,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 		push(cmds, object_cmd("flush", "chain", t, chains[i]), &err);
 
 	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
-	for (int m = 0; m < 4; m++)
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		push(cmds, rule(c, "pre_nat", json_pack(
 			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
 			"match", "op", "==", "left", "meta", "key", "l4proto",
@@ -406,7 +430,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 	 * here, statelessly. */
 	push(cmds, rule(c, "pre_stateless", not_invalid_return()), &err);
 	trusted_returns(c, "pre_stateless", "saddr", cmds, &err);
-	for (int m = 0; m < 4; m++)
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		push(cmds, rule(c, "pre_stateless", json_pack(
 			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
 			payload("tcp", "dport"), "value",
@@ -414,7 +438,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 
 	push(cmds, rule(c, "out_stateless", not_invalid_return()), &err);
 	trusted_returns(c, "out_stateless", "daddr", cmds, &err);
-	for (int m = 0; m < 4; m++)
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		push(cmds, rule(c, "out_stateless", json_pack(
 			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
 			payload("tcp", "sport"), "value",
@@ -463,10 +487,11 @@ int ruleset_native_elements(const struct config *c,
 {
 	int r = 0;
 
-	for (int m = 0; flush && r == 0 && m < 4; m++)
+	for (enum ruleset_map m = 0; flush && r == 0 && m < RULESET_MAP_COUNT;
+	     m++)
 		r = nftio_elems_flush(b, ruleset_native_maps[m]);
 	/* Grouped by map, so the kernel gets few, full messages. */
-	for (int m = 0; m < 4; m++)
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		for (size_t i = 0; r == 0 && i < map->nentries; i++) {
 			const struct config_watched *w =
 				config_watched(c, map->entries[i].watched);

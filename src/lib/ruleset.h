@@ -59,13 +59,28 @@ int ruleset_build(const struct config *c, const struct shuffle_map *map,
  * it as `comment "porthop"`. */
 #define RULESET_NATIVE_MARK "porthop"
 
-/* Names of the four maps, indexed by ruleset_native_map(). */
-extern const char *const ruleset_native_maps[4];
+/* The four maps, by the kind of entry they hold: exact addresses in a
+ * hash map, prefixes in an interval map, of each family.  The order is
+ * the order of the table's definition (and of the golden files). */
+enum ruleset_map {
+	RULESET_MAP_SWAP4,	/* "swap4": exact IPv4 addresses */
+	RULESET_MAP_NET4,	/* "net4": IPv4 prefixes */
+	RULESET_MAP_SWAP6,	/* "swap6": exact IPv6 addresses */
+	RULESET_MAP_NET6,	/* "net6": IPv6 prefixes */
+	RULESET_MAP_COUNT
+};
+
+/* Names of the maps, indexed by enum ruleset_map. */
+extern const char *const ruleset_native_maps[RULESET_MAP_COUNT];
 /* The native table's sets of addresses under c (trusted4/6, and
  * tracked4/6 unless untrack_unwatched is false): fills names, returns how many. */
 size_t ruleset_native_sets(const struct config *c, const char *names[4]);
-/* Which map holds a watched entry: 0 swap4, 1 net4, 2 swap6, 3 net6. */
-int ruleset_native_map(const struct config_watched *w);
+/* Which map holds a watched entry. */
+enum ruleset_map ruleset_native_map(const struct config_watched *w);
+/* The address family of map m's keys: AF_INET or AF_INET6. */
+int ruleset_map_family(enum ruleset_map m);
+/* Whether map m holds prefixes (an interval map). */
+bool ruleset_map_interval(enum ruleset_map m);
 
 /* Appends the table's definition to cmds: "add table", "delete table",
  * then the table, sets, maps, chains and rules, so the batch replaces any

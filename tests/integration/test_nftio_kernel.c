@@ -25,6 +25,7 @@
 #include "jsonfile.h"
 #include "nftio.h"
 #include "ruleset.h"
+#include "support.h"
 
 /* Handles differ between listings; compare without them. */
 static json_t *listing(struct nftio *io)
@@ -53,14 +54,8 @@ static size_t count_rules(json_t *l)
 
 static struct config *example(void)
 {
-	struct diag *d = diag_new();
-	struct config *c;
-
 	assert_int_equal(chdir(EXAMPLES_DIR "/.."), 0);
-	c = config_load("examples/configuration.json", 0, d);
-	assert_non_null(c);
-	diag_free(d);
-	return c;
+	return support_load("examples/configuration.json");
 }
 
 static json_t *batch_for(struct config *c, uint16_t base)
@@ -143,26 +138,16 @@ static void test_check_refuses_ipv6_in_ip_template(void **state)
 	struct nftio *io = nftio_new_kernel();
 	struct diag *d = diag_new();
 	struct config *c;
-	char path[] = "/tmp/porthop-cfg-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f = fdopen(fd, "w");
 
 	(void)state;
 	assert_int_equal(chdir(EXAMPLES_DIR "/.."), 0);
 	/* The reference's template matches "ip saddr": an IPv6 address
 	 * cannot go there, and only the kernel's dry run can tell. */
-	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\","
-		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
-		"\"decode_responses\": true}, \"redis_subscriber_configuration\":"
-		" {\"subscriber_channel_names\": [\"c\"]}, "
-		"\"nftables_service_configuration\": {\"nft_startup_commands_path\":"
-		" \"examples/nft_startup_commands.json\", \"nft_address_rules_path\":"
+	c = support_load_nftables("\"nft_startup_commands_path\": "
+		"\"examples/nft_startup_commands.json\", \"nft_address_rules_path\":"
 		" \"examples/nft_address_rules.json\", \"max_port_number\": 20, "
 		"\"tcp_ports\": [1, 2, 3], \"watched_addresses\": [{\"ip\": "
-		"\"10.0.0.3\"}, {\"ip\": \"2001:db8::3\", \"tcp_ignore\": []}]}}");
-	fclose(f);
-	c = config_load(path, 0, d);
-	assert_non_null(c);
+		"\"10.0.0.3\"}, {\"ip\": \"2001:db8::3\", \"tcp_ignore\": []}]");
 	assert_int_equal(check_config(c, io, d), -EINVAL);
 	assert_int_equal(diag_errors(d), 1);
 	print_message("  %s\n", diag_first_error(d));
@@ -170,7 +155,6 @@ static void test_check_refuses_ipv6_in_ip_template(void **state)
 			       "examples/nft_address_rules.json: rules[0]: rejected "
 			       "by libnftables when instantiated for "
 			       "watched_addresses[1] (ip 2001:db8::3"));
-	unlink(path);
 	config_free(c);
 	diag_free(d);
 	nftio_free(io);
@@ -525,14 +509,14 @@ static char *nft_list_table(const char *family, const char *name)
  * as it was. */
 static void test_table_owner(void **state)
 {
+	static const char *const filter = "\"max_port_number\": 100, "
+		"\"tcp_ports\": [22], \"watched_addresses\": [{\"ip\": "
+		"\"10.0.0.3\"}], \"table_name\": \"filter\"";
 	struct nftio *io = nftio_new_kernel();
 	json_t *golden = load_golden("native_batch.json");
 	struct diag *d = diag_new();
-	char path[] = "/tmp/porthop-owner-XXXXXX";
 	char *before, *after;
 	struct config *c;
-	FILE *f;
-	int fd;
 
 	(void)state;
 	golden_alone(io, golden);
@@ -550,19 +534,7 @@ static void test_table_owner(void **state)
 	nft_script("table inet empty {\n}\n");
 	assert_int_equal(nftio_table_marked(io, "inet", "empty", "porthop"), 0);
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", "
-		"\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
-		"\"decode_responses\": true}, \"redis_subscriber_configuration\": "
-		"{\"subscriber_channel_names\": [\"c\"]}, "
-		"\"nftables_service_configuration\": {\"max_port_number\": 100, "
-		"\"tcp_ports\": [22], \"watched_addresses\": [{\"ip\": "
-		"\"10.0.0.3\"}], \"table_name\": \"filter\"}}\n");
-	fclose(f);
-	c = config_load(path, 0, d);
-	assert_non_null(c);
+	c = support_load_nftables(filter);
 	before = nft_list_table("inet", "filter");
 	assert_int_equal(check_config(c, io, d), -EINVAL);
 	print_message("  %s\n", diag_first_error(d));
@@ -577,11 +549,10 @@ static void test_table_owner(void **state)
 	config_free(c);
 	/* Gone, the same name is free for porthop. */
 	nft_script("delete table inet filter\n");
-	c = config_load(path, 0, d);
+	c = support_load_nftables(filter);
 	diag_clear(d);
 	assert_int_equal(check_config(c, io, d), 0);
 	config_free(c);
-	unlink(path);
 	diag_free(d);
 	json_decref(golden);
 	nftio_free(io);

@@ -14,6 +14,7 @@
 #include "control.h"
 #include "core.h"
 #include "diag.h"
+#include "recorder.h"
 
 /* What the core said and asked for. */
 struct seen {

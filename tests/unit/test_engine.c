@@ -13,24 +13,20 @@
 #include "diag.h"
 #include "engine.h"
 #include "ruleset.h"
+#include "support.h"
 
-static struct config *load(const char *name)
-{
-	struct diag *d = diag_new();
-	struct config *c = config_load(name, 0, d);
-
-	assert_non_null(c);
-	diag_free(d);
-	return c;
-}
+/* The corpus configurations the tests' fixtures load (see support.h). */
+#define IPV6_MANY "valid/ipv6_and_many.json"
+#define NATIVE "valid/native_full.json"
+#define REFERENCE "valid/reference.json"
 
 static void test_shuffle_applies_one_batch(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	json_t *last;
 
-	(void)state;
 	assert_null(engine_map(e));
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 1);
@@ -41,19 +37,17 @@ static void test_shuffle_applies_one_batch(void **state)
 	assert_int_equal(engine_stats(e)->shuffles, 1);
 	assert_int_equal(engine_stats(e)->last_pairs, 8);
 	assert_int_equal(engine_stats(e)->last_commands, 78);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_failure_keeps_previous(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	struct shuffle_pair before[8];
 	json_t *applied;
 	char *err = NULL;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	applied = json_incref(nftio_recorder_last(io));
 	memcpy(before, engine_map(e)->pool, sizeof(before));
@@ -71,20 +65,17 @@ static void test_failure_keeps_previous(void **state)
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stats(e)->shuffles, 2);
 	json_decref(applied);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_shuffle_one_address(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/ipv6_and_many.json"), io);
+	struct support_engine *f = *state;
+	struct engine *e = f->e;
 	struct shuffle_pair before[8];
 	const struct shuffle_map *m;
 	bool changed = false;
 	char *err = NULL;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	memcpy(before, engine_map(e)->pool, sizeof(before));
 	/* Ten redraws of 3 ports out of 997: all equal has odds ~1e-80. */
@@ -101,18 +92,16 @@ static void test_shuffle_one_address(void **state)
 	assert_int_equal(engine_shuffle_address(e, "10.1.1.1", &err), -ENOENT);
 	assert_non_null(strstr(err, "not a watched address"));
 	free(err);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_reload(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/reference.json"), io);
-	struct config *next = load("valid/ipv6_and_many.json");
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
+	struct config *next = support_load(IPV6_MANY);
 	char *err = NULL;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	/* A refused apply keeps the old configuration. */
 	nftio_recorder_fail_next(io, 1, "refused");
@@ -122,8 +111,6 @@ static void test_reload(void **state)
 	assert_int_equal(engine_reload(e, next, NULL), 0);
 	assert_ptr_equal(engine_config(e), next);
 	assert_int_equal(engine_map(e)->nentries, 3);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static bool last_has(struct nftio *io, const char *needle);
@@ -132,16 +119,16 @@ static bool last_has(struct nftio *io, const char *needle);
  * configuration owned in the transaction that applies the new one. */
 static void test_reload_deletes_stale_tables(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	struct config *next;
 
-	(void)state;
 	/* Another table uses conntrack: untrack_unwatched "auto" adds no
 	 * transaction of its own after the table's. */
 	nftio_recorder_conntrack_user(io, "table ip filter, chain input: ct");
 	assert_int_equal(engine_shuffle(e, NULL), 0);
-	next = load("valid/native_udp_only.json");
+	next = support_load("valid/native_udp_only.json");
 	assert_int_equal(engine_reload(e, next, NULL), 0);
 	assert_true(last_has(io, "{\"add\":{\"table\":{\"family\":\"inet\","
 				 "\"name\":\"mtd_ports\"}}},{\"delete\":{\"table\":"
@@ -150,43 +137,37 @@ static void test_reload_deletes_stale_tables(void **state)
 				 "\"name\":\"porthop\"}}}"));
 	/* Native to template: porthop's table goes, before the template's
 	 * own startup commands. */
-	next = load("valid/reference.json");
+	next = support_load(REFERENCE);
 	assert_int_equal(engine_reload(e, next, NULL), 0);
 	assert_true(last_has(io, "[{\"add\":{\"table\":{\"family\":\"inet\","
 				 "\"name\":\"porthop\"}}},{\"delete\":{\"table\":"
 				 "{\"family\":\"inet\",\"name\":\"porthop\"}}},"
 				 "{\"flush\":{\"ruleset\""));
 	/* Template to native: the tables the startup commands added go. */
-	next = load("valid/native_full.json");
+	next = support_load(NATIVE);
 	assert_int_equal(engine_reload(e, next, NULL), 0);
 	assert_true(last_has(io, "{\"delete\":{\"table\":{\"family\":\"ip\","
 				 "\"name\":\"nat\"}}}"));
 	/* Same table, same mode: nothing deleted. */
-	next = load("valid/native_full.json");
+	next = support_load(NATIVE);
 	assert_int_equal(engine_reload(e, next, NULL), 0);
 	assert_false(last_has(io, "\"delete\""));
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* A native configuration of naddr watched addresses (10.0.1.1 on) with
- * nports TCP ports each, written to a temporary file, trusting `trusted` (a JSON
- * array), with untrack_unwatched `untrack` (JSON; NULL: the default). */
+ * nports TCP ports each, trusting `trusted` (a JSON array), with
+ * untrack_unwatched `untrack` (JSON; NULL: the default). */
 static struct config *load_shape(const char *trusted, const char *untrack,
 				 int naddr, int nports)
 {
-	char path[] = "/tmp/porthop-test-big.XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 	struct config *c;
 
 	assert_non_null(f);
-	fprintf(f, "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\","
-		" \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\","
-		" \"decode_responses\": true},"
-		" \"redis_subscriber_configuration\": {\"subscriber_channel_names\":"
-		" [\"c\"]}, \"nftables_service_configuration\": {"
-		" \"max_port_number\": 65535, \"trusted_addresses\": %s,", trusted);
+	fprintf(f, "\"max_port_number\": 65535, \"trusted_addresses\": %s,",
+		trusted);
 	if (untrack)
 		fprintf(f, " \"untrack_unwatched\": %s,", untrack);
 	fprintf(f, " \"tcp_ports\": [");
@@ -196,10 +177,10 @@ static struct config *load_shape(const char *trusted, const char *untrack,
 	for (int a = 0; a < naddr; a++)
 		fprintf(f, "%s{\"ip\": \"10.0.%d.%d\"}", a ? "," : "",
 			a / 250 + 1, a % 250 + 1);
-	fprintf(f, "]}}\n");
+	fprintf(f, "]");
 	assert_int_equal(fclose(f), 0);
-	c = load(path);
-	unlink(path);
+	c = support_load_nftables(text);
+	free(text);
 	return c;
 }
 
@@ -216,11 +197,11 @@ static struct config *load_big(const char *trusted, bool untrack)
  * changes addresses alone (watched, trusted) replaces elements only. */
 static void test_reload_big_in_place(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load_big("[]", false), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_big("[]", false), io);
 	size_t applied;
 
-	(void)state;
 	assert_int_equal(config_pair_count(engine_config(e)), 21000);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 2);
@@ -252,8 +233,6 @@ static void test_reload_big_in_place(void **state)
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 3);
 	assert_false(last_has(io, "\"chain\""));
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* Above 20,000 pairs the maps have no digest (their dump costs the
@@ -261,11 +240,12 @@ static void test_reload_big_in_place(void **state)
  * address sets are still digested.  Each is put back alone. */
 static void test_reconcile_big_sets(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load_big("[\"10.9.9.7\"]", true), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_big("[\"10.9.9.7\"]", true),
+					     io);
 	size_t applied;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	applied = nftio_recorder_applied(io);
@@ -283,20 +263,18 @@ static void test_reconcile_big_sets(void **state)
 	assert_false(last_has(io, "\"map\""));
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 2);
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* A watched list too long for tracked4/6 to be digested (over 20,000
  * addresses, "auto"): the trusted sets still are, and put back. */
 static void test_reconcile_long_list_trusted(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load_shape("[\"10.9.9.7\"]", NULL,
-						 20001, 1), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_shape("[\"10.9.9.7\"]", NULL,
+							20001, 1), io);
 	size_t applied;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	applied = nftio_recorder_applied(io);
@@ -308,8 +286,6 @@ static void test_reconcile_long_list_trusted(void **state)
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
 	assert_true(last_has(io, "{\"flush\":{\"set\""));
 	assert_true(last_has(io, "\"10.9.9.7\""));
-	engine_free(e);
-	nftio_free(io);
 }
 
 
@@ -399,12 +375,12 @@ static void test_commit_during_apply(void **state)
 /* Without anyone else's commit, a trigger costs no check: one apply. */
 static void test_trigger_quiet_costs_one_apply(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load_shape("[\"10.9.9.7\"]", NULL, 3, 4),
-				      io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_shape("[\"10.9.9.7\"]", NULL,
+							3, 4), io);
 	size_t applied, idx[2] = { 2, 0 };
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	applied = nftio_recorder_applied(io);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
@@ -418,21 +394,19 @@ static void test_trigger_quiet_costs_one_apply(void **state)
 	assert_int_equal(engine_shuffle_entries(e, (size_t[]){ 3 }, 1, NULL),
 			 -EINVAL);
 	assert_int_equal(engine_stats(e)->repairs, 0);
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* An address inside a watched prefix names that prefix's entry: its whole
  * mapping moves; an address no entry covers is refused, escaped. */
 static void test_address_inside_prefix(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	const struct config *c = engine_config(e);
 	long prefix = config_watched_find(c, "10.1.0.0/16");
 	char *err = NULL;
 
-	(void)state;
 	assert_true(prefix >= 0);
 	assert_int_equal(config_watched_lookup(c, "10.1.200.7"), prefix);
 	assert_int_equal(config_watched_lookup(c, "10.1.0.0/16"), prefix);
@@ -447,17 +421,15 @@ static void test_address_inside_prefix(void **state)
 	assert_null(strchr(err, '\n'));
 	assert_non_null(strstr(err, "\"x\\nporthopd: forged\""));
 	free(err);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_check_names_the_rule(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct config *c = load("valid/reference.json");
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct config *c = support_load(REFERENCE);
 	struct diag *d = diag_new();
 
-	(void)state;
 	assert_int_equal(check_config(c, io, d), 0);
 	assert_int_equal(nftio_recorder_dry_runs(io), 1);
 	assert_int_equal(nftio_recorder_applied(io), 0);
@@ -474,7 +446,6 @@ static void test_check_names_the_rule(void **state)
 			       "redirect 6): \"Error: Could not process rule"));
 	diag_free(d);
 	config_free(c);
-	nftio_free(io);
 }
 
 static bool last_has(struct nftio *io, const char *needle)
@@ -493,12 +464,12 @@ static bool last_has(struct nftio *io, const char *needle)
  * porthop's own commits: reconciliation does not apply anything again. */
 static void test_untrack_auto(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	const struct engine_stats *st = engine_stats(e);
 	size_t applied, looks;
 
-	(void)state;
 	assert_int_equal(config_untrack(engine_config(e)), CONFIG_UNTRACK_AUTO);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 2);
@@ -575,18 +546,16 @@ static void test_untrack_auto(void **state)
 	nftio_recorder_fail_next(io, 1, "refused");
 	assert_int_equal(engine_untrack_check(e, false, NULL), -EIO);
 	assert_true(st->untracking);
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* untrack_unwatched true or false: no looking for other users; a reload
  * to another mode redefines the table (rules with it, or none). */
 static void test_untrack_modes(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_untrack.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 
-	(void)state;
 	nftio_recorder_conntrack_user(io, "table ip fw, chain input: ct");
 	assert_int_equal(config_untrack(engine_config(e)), CONFIG_UNTRACK_ON);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
@@ -594,23 +563,21 @@ static void test_untrack_modes(void **state)
 	assert_true(last_has(io, "\"notrack\""));
 	assert_true(engine_stats(e)->untracking);
 	assert_int_equal(engine_untrack_check(e, true, NULL), 0);
-	assert_int_equal(engine_reload(e, load("valid/native_full.json"), NULL), 0);
+	assert_int_equal(engine_reload(e, support_load(NATIVE), NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), 2);
 	assert_false(last_has(io, "\"notrack\""));
 	assert_false(engine_stats(e)->untracking);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_native_cycle(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	struct shuffle_pair before[64];
 	size_t npairs = config_pair_count(engine_config(e));
 	char *err = NULL;
 
-	(void)state;
 	assert_true(npairs <= 64);
 	nftio_recorder_conntrack_user(io, "table ip filter, chain input: ct");
 	/* The first apply defines the table and fills the maps at once. */
@@ -683,33 +650,29 @@ static void test_native_cycle(void **state)
 	/* A clean stop deletes the table when configured to (here: not). */
 	assert_int_equal(engine_stop(e, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
-	engine_free(e);
-	nftio_free(io);
 }
 
 static void test_native_stop_removes(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_udp_only.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 
-	(void)state;
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stop(e, NULL), 0);
 	assert_true(last_has(io, "{\"delete\":{\"table\":{\"family\":\"inet\","
 				 "\"name\":\"porthop\"}}}"));
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* A table kept on stop keeps its mapping, not "auto"'s untracking: with
  * porthopd gone, nobody would take it out for another table's sake. */
 static void test_native_stop_keeps(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct engine *e = engine_new(load("valid/native_full.json"), io);
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e;
 	size_t applied;
 
-	(void)state;
 	assert_false(config_remove_on_stop(engine_config(e)));
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_true(engine_stats(e)->untracking);
@@ -720,8 +683,6 @@ static void test_native_stop_keeps(void **state)
 	assert_false(last_has(io, "\"notrack\""));
 	assert_false(last_has(io, "\"delete\""));
 	assert_false(engine_stats(e)->untracking);
-	engine_free(e);
-	nftio_free(io);
 }
 
 /* What nftio makes of libnftables' messages: the errno they quote (the
@@ -742,10 +703,10 @@ static void test_nftio_errors(void **state)
 		{ "Error: syntax error, unexpected junk", -EIO },
 		{ "refused", -EIO },
 	};
-	struct nftio *io = nftio_new_recorder();
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
 	char *err = NULL;
 
-	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* Interrupted: up to five attempts, so ten failures. */
 		nftio_recorder_fail_next(io, 10, cases[i].msg);
@@ -759,7 +720,6 @@ static void test_nftio_errors(void **state)
 	nftio_recorder_fail_next(io, 4, cases[0].msg);
 	assert_int_equal(nftio_apply_text(io, "{\"nftables\":[]}", true, &err), 0);
 	assert_null(err);
-	nftio_free(io);
 }
 
 /* porthopd -n and reloads check a native table with one dry run.  An
@@ -768,11 +728,11 @@ static void test_nftio_errors(void **state)
  * definition is. */
 static void test_check_native_errors(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct config *c = load("valid/native_full.json");
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct config *c = support_load(NATIVE);
 	struct diag *d = diag_new();
 
-	(void)state;
 	nftio_recorder_fail_next(io, 2, "netlink: Error: Could not process "
 				 "rule: Interrupted system call");
 	assert_int_equal(check_config(c, io, d), 0);
@@ -809,17 +769,16 @@ static void test_check_native_errors(void **state)
 			       "kernel with nftables maps"));
 	diag_free(d);
 	config_free(c);
-	nftio_free(io);
 }
 
 /* Template mode: an interrupted dry run does not blame a rule. */
 static void test_check_template_interrupted(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct config *c = load("valid/reference.json");
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct config *c = support_load(REFERENCE);
 	struct diag *d = diag_new();
 
-	(void)state;
 	nftio_recorder_fail_next(io, 100, "netlink: Error: Could not process "
 				 "rule: Interrupted system call");
 	assert_int_equal(check_config(c, io, d), -EINVAL);
@@ -830,7 +789,6 @@ static void test_check_template_interrupted(void **state)
 	assert_null(strstr(diag_first_error(d), "rejected"));
 	diag_free(d);
 	config_free(c);
-	nftio_free(io);
 }
 
 /* Native mode replaces its table whole: a table of that name must be
@@ -838,12 +796,12 @@ static void test_check_template_interrupted(void **state)
  * refused before anything reaches the kernel, a dry run included. */
 static void test_check_foreign_table(void **state)
 {
-	struct nftio *io = nftio_new_recorder();
-	struct config *c = load("valid/native_full.json");
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct config *c = support_load(NATIVE);
 	struct engine *e;
 	struct diag *d = diag_new();
 
-	(void)state;
 	/* No such table: checked with one dry run. */
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
 					    RULESET_NATIVE_MARK), -ENOENT);
@@ -869,7 +827,7 @@ static void test_check_foreign_table(void **state)
 
 	/* porthop's own, as a porthopd killed with -9 leaves it: every
 	 * rule carries the mark, and the table is taken over. */
-	e = engine_new(load("valid/native_full.json"), io);
+	e = f->e = engine_new(support_load(NATIVE), io);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_true(last_has(io, "\"comment\":\"porthop\""));
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
@@ -888,37 +846,35 @@ static void test_check_foreign_table(void **state)
 	assert_int_equal(nftio_table_marked(io, "inet", "mtd_ports",
 					    RULESET_NATIVE_MARK), 0);
 	assert_int_equal(check_config(c, io, d), -EINVAL);
-	engine_free(e);
 	diag_free(d);
 	config_free(c);
-	nftio_free(io);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shuffle_applies_one_batch),
-		cmocka_unit_test(test_failure_keeps_previous),
-		cmocka_unit_test(test_shuffle_one_address),
-		cmocka_unit_test(test_reload),
-		cmocka_unit_test(test_reload_deletes_stale_tables),
-		cmocka_unit_test(test_reload_big_in_place),
-		cmocka_unit_test(test_reconcile_big_sets),
-		cmocka_unit_test(test_reconcile_long_list_trusted),
-		cmocka_unit_test(test_check_names_the_rule),
-		cmocka_unit_test(test_native_cycle),
-		cmocka_unit_test(test_untrack_auto),
-		cmocka_unit_test(test_untrack_modes),
-		cmocka_unit_test(test_native_stop_removes),
-		cmocka_unit_test(test_native_stop_keeps),
+		SUPPORT_ENGINE_TEST(test_shuffle_applies_one_batch, IPV6_MANY),
+		SUPPORT_ENGINE_TEST(test_failure_keeps_previous, IPV6_MANY),
+		SUPPORT_ENGINE_TEST(test_shuffle_one_address, IPV6_MANY),
+		SUPPORT_ENGINE_TEST(test_reload, REFERENCE),
+		SUPPORT_ENGINE_TEST(test_reload_deletes_stale_tables, NATIVE),
+		SUPPORT_RECORDER_TEST(test_reload_big_in_place),
+		SUPPORT_RECORDER_TEST(test_reconcile_big_sets),
+		SUPPORT_RECORDER_TEST(test_reconcile_long_list_trusted),
+		SUPPORT_RECORDER_TEST(test_check_names_the_rule),
+		SUPPORT_ENGINE_TEST(test_native_cycle, NATIVE),
+		SUPPORT_ENGINE_TEST(test_untrack_auto, NATIVE),
+		SUPPORT_ENGINE_TEST(test_untrack_modes, "valid/native_untrack.json"),
+		SUPPORT_ENGINE_TEST(test_native_stop_removes, "valid/native_udp_only.json"),
+		SUPPORT_ENGINE_TEST(test_native_stop_keeps, NATIVE),
 		cmocka_unit_test(test_trigger_never_blesses_tampering),
-		cmocka_unit_test(test_trigger_quiet_costs_one_apply),
+		SUPPORT_RECORDER_TEST(test_trigger_quiet_costs_one_apply),
 		cmocka_unit_test(test_commit_during_apply),
-		cmocka_unit_test(test_address_inside_prefix),
-		cmocka_unit_test(test_nftio_errors),
-		cmocka_unit_test(test_check_native_errors),
-		cmocka_unit_test(test_check_template_interrupted),
-		cmocka_unit_test(test_check_foreign_table),
+		SUPPORT_ENGINE_TEST(test_address_inside_prefix, NATIVE),
+		SUPPORT_RECORDER_TEST(test_nftio_errors),
+		SUPPORT_RECORDER_TEST(test_check_native_errors),
+		SUPPORT_RECORDER_TEST(test_check_template_interrupted),
+		SUPPORT_RECORDER_TEST(test_check_foreign_table),
 	};
 	if (chdir(CORPUS_DIR) < 0)
 		return 1;

@@ -5,26 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "diag.h"
 #include "ruleset.h"
-
-static struct config *load(const char *name)
-{
-	struct diag *d = diag_new();
-	struct config *c = config_load(name, 0, d);
-
-	assert_non_null(c);
-	diag_free(d);
-	return c;
-}
+#include "support.h"
 
 /* The reference example with a fixed mapping 3->6, 4->7, 5->8. */
 static json_t *reference_batch(struct config **ret_c)
 {
-	struct config *c = load("valid/reference.json");
+	struct config *c = support_load("valid/reference.json");
 	struct shuffle_map *m = shuffle_map_alloc(c);
 	json_t *batch = NULL;
 
@@ -65,7 +56,7 @@ static void test_golden_reference_batch(void **state)
  * port after the previous one) of corpus/valid/native_full.json. */
 static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
 {
-	struct config *c = load("valid/native_full.json");
+	struct config *c = support_load("valid/native_full.json");
 	struct shuffle_map *m = shuffle_map_alloc(c);
 	json_t *batch = NULL;
 
@@ -117,7 +108,8 @@ static void test_native_elements(void **state)
 	struct config *c;
 	struct shuffle_map *m;
 	json_t *batch = native_batch(&c, &m), *cmd;
-	size_t i, elems[4] = { 0 }, want[4] = { 0 }, trusted = 0;
+	size_t i, elems[RULESET_MAP_COUNT] = { 0 }, trusted = 0;
+	size_t want[RULESET_MAP_COUNT] = { 0 };
 
 	(void)state;
 	json_array_foreach(ruleset_commands(batch), i, cmd) {
@@ -126,7 +118,7 @@ static void test_native_elements(void **state)
 
 		if (el == NULL)
 			continue;
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < RULESET_MAP_COUNT; k++)
 			if (strcmp(name, ruleset_native_maps[k]) == 0)
 				elems[k] += json_array_size(json_object_get(el, "elem"));
 		if (strncmp(name, "trusted", 7) == 0)
@@ -134,11 +126,48 @@ static void test_native_elements(void **state)
 	}
 	for (i = 0; i < m->nentries; i++)
 		want[ruleset_native_map(config_watched(c, i))] += 2 * m->entries[i].npairs;
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < RULESET_MAP_COUNT; k++)
 		assert_int_equal(elems[k], want[k]);
 	assert_int_equal(trusted, 3);
 	json_decref(batch);
 	shuffle_map_free(m);
+	config_free(c);
+}
+
+/* The four maps: each name with its family and kind, and every watched
+ * entry in the map of its own family and kind. */
+static void test_map_kinds(void **state)
+{
+	static const struct {
+		const char *name;
+		int family;
+		bool interval;
+	} want[RULESET_MAP_COUNT] = {
+		[RULESET_MAP_SWAP4] = { "swap4", AF_INET, false },
+		[RULESET_MAP_NET4] = { "net4", AF_INET, true },
+		[RULESET_MAP_SWAP6] = { "swap6", AF_INET6, false },
+		[RULESET_MAP_NET6] = { "net6", AF_INET6, true },
+	};
+	struct config *c = support_load("valid/native_full.json");
+	bool seen[RULESET_MAP_COUNT] = { false };
+
+	(void)state;
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
+		assert_string_equal(ruleset_native_maps[m], want[m].name);
+		assert_int_equal(ruleset_map_family(m), want[m].family);
+		assert_int_equal(ruleset_map_interval(m), want[m].interval);
+	}
+	for (size_t i = 0; i < config_watched_count(c); i++) {
+		const struct config_watched *w = config_watched(c, i);
+		enum ruleset_map m = ruleset_native_map(w);
+
+		assert_int_equal(ruleset_map_family(m), w->family);
+		assert_int_equal(ruleset_map_interval(m), w->net.is_prefix);
+		seen[m] = true;
+	}
+	/* native_full.json has entries of every kind. */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		assert_true(seen[m]);
 	config_free(c);
 }
 
@@ -297,9 +326,9 @@ static void assert_json(json_t *got, const char *want)
  * definition is replaced in place, where what an earlier one had goes. */
 static void test_untrack_unwatched(void **state)
 {
-	struct config *on = load("valid/native_untrack.json");
-	struct config *off = load("valid/native_tracked.json");
-	struct config *in_auto = load("valid/native_full.json");
+	struct config *on = support_load("valid/native_untrack.json");
+	struct config *off = support_load("valid/native_tracked.json");
+	struct config *in_auto = support_load("valid/native_full.json");
 	struct untrack_count n;
 	json_t *cmds = json_array();
 	char *text;
@@ -362,29 +391,17 @@ static void test_untrack_unwatched(void **state)
  * watched one, and the top of the IPv6 space. */
 static void test_tracked_edges(void **state)
 {
-	char path[] = "/tmp/porthop-test-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
-	struct config *c;
+	struct config *c = support_load_nftables(
+		"\"max_port_number\": 1000, \"tcp_ports\": [22], "
+		"\"untrack_unwatched\": true,"
+		"\"watched_addresses\": [{\"ip\": \"10.1.2.3\"}, "
+		"{\"ip\": \"10.3.0.0/16\"}, {\"ip\": \"10.2.0.0/16\"}, "
+		"{\"ip\": \"2001:db8::/32\"}, {\"ip\": \"ffff::/16\"}],"
+		"\"trusted_addresses\": [\"10.1.0.0/16\", \"10.3.0.0/24\", "
+		"\"10.2.255.0/24\", \"2001:db8::/32\", \"ffff:ffff::/32\"]");
 	struct untrack_count n;
 
 	(void)state;
-	assert_non_null(fp);
-	fputs("{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", "
-	      "\"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", "
-	      "\"decode_responses\": true},"
-	      "\"redis_subscriber_configuration\": "
-	      "{\"subscriber_channel_names\": [\"c\"]},"
-	      "\"nftables_service_configuration\": {\"max_port_number\": 1000,"
-	      "\"tcp_ports\": [22], \"untrack_unwatched\": true,"
-	      "\"watched_addresses\": [{\"ip\": \"10.1.2.3\"}, "
-	      "{\"ip\": \"10.3.0.0/16\"}, {\"ip\": \"10.2.0.0/16\"}, "
-	      "{\"ip\": \"2001:db8::/32\"}, {\"ip\": \"ffff::/16\"}],"
-	      "\"trusted_addresses\": [\"10.1.0.0/16\", \"10.3.0.0/24\", "
-	      "\"10.2.255.0/24\", \"2001:db8::/32\", \"ffff:ffff::/32\"]}}", fp);
-	assert_int_equal(fclose(fp), 0);
-	c = load(path);
-	unlink(path);
 	n = untrack_of(c, false);
 	assert_json(n.tracked[0], "[{\"range\": [\"10.2.0.0\", \"10.2.254.255\"]},"
 		    "{\"range\": [\"10.3.1.0\", \"10.3.255.255\"]}]");
@@ -399,7 +416,7 @@ static void test_tracked_edges(void **state)
 
 static void test_empty_map_is_startup_only(void **state)
 {
-	struct config *c = load("valid/no_watched.json");
+	struct config *c = support_load("valid/no_watched.json");
 	struct shuffle_map *m = shuffle_map_alloc(c);
 	json_t *batch = NULL;
 
@@ -419,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_golden_native_batch),
 		cmocka_unit_test(test_native_elements),
+		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
 		cmocka_unit_test(test_untrack_unwatched),

@@ -10,8 +10,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "diag.h"
 #include "shuffle.h"
+#include "support.h"
 
 struct used {
 	unsigned lo, hi;	/* ports lo..hi are in use */
@@ -142,16 +142,6 @@ static void test_uniform_small_bounds(void **state)
 	shuffle_free(s);
 }
 
-static struct config *load(const char *name)
-{
-	struct diag *d = diag_new();
-	struct config *c = config_load(name, 0, d);
-
-	assert_non_null(c);
-	diag_free(d);
-	return c;
-}
-
 static void test_map_for_config(void **state)
 {
 	struct shuffle *s = shuffle_new();
@@ -160,7 +150,7 @@ static void test_map_for_config(void **state)
 
 	(void)state;
 	assert_int_equal(chdir(CORPUS_DIR), 0);
-	c = load("valid/ipv6_and_many.json");
+	c = support_load("valid/ipv6_and_many.json");
 	assert_int_equal(shuffle_map_new(s, c, NULL, &m), 0);
 	assert_int_equal(m->nentries, 3);
 	for (size_t i = 0; i < m->nentries; i++) {
@@ -207,7 +197,7 @@ static void test_plan_reused_uniform(void **state)
 	(void)state;
 	assert_int_equal(chdir(CORPUS_DIR), 0);
 	/* max_port 20, services 1-5, ports 3 4 5 of 10.0.0.3 moved. */
-	c = load("valid/reference.json");
+	c = support_load("valid/reference.json");
 	plan = shuffle_plan_new(c);
 	assert_non_null(plan);
 	for (int i = 0; i < N; i++) {
