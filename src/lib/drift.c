@@ -264,7 +264,7 @@ void drift_take_digests(struct drift *d, const struct config *cfg)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (maps)
-		d->have_map_digest = digest_of(d, cfg, ruleset_native_maps, 4,
+		d->have_map_digest = digest_of(d, cfg, ruleset_native_maps, RULESET_MAP_COUNT,
 					       &d->map_digest) == 0;
 	if (sets)
 		d->have_set_digest = digest_of(d, cfg, names, n,
@@ -308,7 +308,7 @@ static bool maps_changed(struct drift *d, const struct config *cfg,
 		d->verify_next = 0;
 		return verify_step(d, cfg, map);
 	}
-	return digest_of(d, cfg, ruleset_native_maps, 4, &now) == 0 &&
+	return digest_of(d, cfg, ruleset_native_maps, RULESET_MAP_COUNT, &now) == 0 &&
 	       now != d->map_digest;
 }
 
