@@ -1,5 +1,7 @@
-# Sourced by the benchmark scripts: SRC is the source tree.
+# Sourced by the benchmark scripts, on top of scripts/lib.sh: SRC is the
+# source tree.
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$SRC/scripts/lib.sh"
 
 # bench_build [BUILD_DIR]: BUILD (default $SRC/build), and the note below.
 bench_build() {
@@ -19,43 +21,37 @@ bench_build_note() {
 	esac
 }
 
-# bench_ns_up: a scratch directory $T and a network namespace $NS with lo
-# up and a redis-server on 127.0.0.1:6379; both go at exit.
+# bench_tmp NAME: the scratch directory $T (porthopd's log $LOG in it),
+# and porthopd's log shown if the benchmark fails; both at exit.
+bench_tmp() {
+	tmp_dir "$1"
+	LOG=$T/porthopd.log
+	on_exit bench_report
+}
+
+bench_report() {
+	[ "$1" -eq 0 ] || { echo "--- porthopd.log"; tail -n 30 "$LOG" 2>/dev/null || true; } >&2
+}
+
+# bench_ns_up: bench_tmp, and a network namespace $NS with lo up and a
+# redis-server on 127.0.0.1:6379; all go at exit.
 bench_ns_up() {
-	[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
-	T=$(mktemp -d /tmp/porthop-bench.XXXXXX)
+	require_root "network namespaces"
+	bench_tmp porthop-bench
 	NS=ph-bench-$$
-	trap bench_ns_down EXIT
-	ip netns add "$NS"
-	ip -n "$NS" link set lo up
-	nsx redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes \
-		--dir "$T" --logfile "$T/redis.log"
-	until nsx redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
+	ns_new "$NS"
+	redis_start "$NS"
 }
-
-bench_ns_down() {
-	local pid
-	for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$T"
-}
-
-nsx() { ip netns exec "$NS" "$@"; }
 
 # bench_porthopd CONFIG [ARGS...]: starts $BUILD/porthopd in $NS, its log
-# in $T/porthopd.log (emptied first), and waits until it has applied its
-# first mapping and subscribed; its pid in $pid.
+# $LOG emptied first, and waits until it has applied its first mapping
+# and subscribed; its pid in $pid.
 bench_porthopd() {
 	local cfg=$1
 	shift
-	: >"$T/porthopd.log"
-	# Not through nsx: $! must be porthopd itself.
-	ip netns exec "$NS" "$BUILD/porthopd" -c "$cfg" -s "$T/control.sock" "$@" >>"$T/porthopd.log" 2>&1 &
-	pid=$!
-	until grep -q "subscribed" "$T/porthopd.log"; do
-		kill -0 $pid 2>/dev/null || { cat "$T/porthopd.log" >&2; return 1; }
-		sleep 0.05
-	done
+	: >"$LOG"
+	porthopd_start "$NS" -c "$cfg" -s "$T/control.sock" "$@"
+	pid=$PORTHOPD_PID
 }
 
 # median: of the numbers on standard input, one a line ("-" if none).

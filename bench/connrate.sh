@@ -52,13 +52,11 @@ TEMPLATE_MAX=${TEMPLATE_MAX:-10000}
 SIZES=${SIZES:-10 10000 100000}
 PARS=${PARS:-1 4}
 MODES=${MODES:-native template}
-[ "$(id -u)" -eq 0 ] || { echo "run as root (network namespaces)"; exit 77; }
+require_root "network namespaces"
 . "$SRC/scripts/topology.sh"
 
 P=phr$$
-T=$(mktemp -d /tmp/porthop-rate.XXXXXX)
-cleanup() { topo_down "$P"; rm -rf "$T"; }
-trap cleanup EXIT
+bench_tmp porthop-rate
 topo_up "$P"
 topo_add_host "$P" ctl 10.0.0.5 fd00:70:68::5
 topo_add_host "$P" ctk 10.0.0.6 fd00:70:68::6
@@ -80,10 +78,9 @@ for h in host ctl ctk; do
 	ip netns exec "${P}$h" taskset -c $CPU_SVC "$BUILD/phsvc" serve 1 &
 done
 H="ip netns exec ${P}host"
-$H redis-server --port 6379 --bind 127.0.0.1 --save '' --daemonize yes --dir "$T" --logfile "$T/redis.log"
-until $H redis-cli ping >/dev/null 2>&1; do sleep 0.05; done
+redis_start "${P}host"
 for a in 10.0.0.2 10.0.0.5 10.0.0.6; do
-	until ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/$a/1" 2>/dev/null; do sleep 0.05; done
+	wait_for 10 "the service on $a" ip netns exec "${P}good" bash -c "exec 3<>/dev/tcp/$a/1"
 done
 
 # one FROM ADDRESS PORT: connections per second of one run: one client
@@ -266,9 +263,9 @@ candidate() {
 # "watched|unwatched|no-rules rate|watched/ctl|unwatched/ctl|watched/ctk|
 # unwatched/ctk".
 measure() {
-	local mode=$1 pairs=$2 log=$T/porthopd.log pid moved
+	local mode=$1 pairs=$2 pid moved
 	config "${mode/self/native}" "$pairs" >"$T/cfg.json"
-	: >"$log"
+	: >"$LOG"
 	if [ "$mode" = none ]; then
 		pid="" moved=1
 	elif [ "${mode#cand-}" != "$mode" ]; then
@@ -276,14 +273,11 @@ measure() {
 		candidate "${mode#cand-}" "$pairs" >"$T/candidate.nft"
 		$H nft -f "$T/candidate.nft"
 	else
-		$H taskset -c $CPU_SVC "$BUILD/porthopd" -c "$T/cfg.json" -s "$T/control.sock" >>"$log" 2>&1 &
-		pid=$!
-		until grep -q subscribed "$log"; do
-			kill -0 $pid 2>/dev/null || { cat "$log" >&2; exit 1; }
-			sleep 0.1
-		done
+		PORTHOPD_WRAP=(taskset -c $CPU_SVC)
+		porthopd_start "${P}host" -c "$T/cfg.json" -s "$T/control.sock"
+		pid=$PORTHOPD_PID
 		moved=$(topo_redirects "$P" 10.0.0.3 | awk '$1 == 1 {print $2}')
-		[ -n "$moved" ] || { echo "no redirect for port 1" >&2; cat "$log" >&2; exit 1; }
+		[ -n "$moved" ] || { echo "no redirect for port 1" >&2; cat "$LOG" >&2; exit 1; }
 	fi
 	for PAR in $PARS; do
 		rm -f "$T"/r.*
@@ -297,7 +291,7 @@ measure() {
 		       "wk bad 10.0.0.6 1" "uk good 10.0.0.6 1"
 		echo "$PAR|$(rate w)|$(rate u)|$(rate wc)|$(ratio w wc)|$(ratio u uc)|$(ratio w wk)|$(ratio u uk)"
 	done
-	[ -z "$pid" ] || { kill -TERM $pid; wait $pid || true; }
+	[ -z "$pid" ] || porthopd_stop || true
 	$H nft flush ruleset
 }
 

@@ -34,6 +34,12 @@ config() {
 	  }}'
 }
 
+# checks_done N: N checks of someone else's commit have ended (their
+# last step logged).
+checks_done() {
+	[ "$(grep 'someone else committed' "$LOG" | grep -vc 'next time')" -ge "$1" ]
+}
+
 printf "%-9s %12s %6s %14s %12s\n" pairs "check ms" steps "nft list map" "peak RSS"
 for size in "${SIZES[@]}"; do
 	config "$((size / 1000))" >"$T/cfg.json"
@@ -43,10 +49,7 @@ for size in "${SIZES[@]}"; do
 	sleep 2.5
 	for i in $(seq "$RUNS"); do
 		nsx nft "add table inet other$i"
-		until [ "$(grep 'someone else committed' "$log" | grep -vc 'next time')" -ge "$i" ]; do
-			kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
-			sleep 0.05
-		done
+		WAIT_PID=$pid wait_for 600 "check $i" checks_done "$i"
 	done
 	check=$(grep 'someone else committed' "$log" | sed 's/.*checked in \([0-9.]*\) ms.*/\1/' | median)
 	steps=$(grep -c 'someone else committed' "$log" | awk -v r="$RUNS" '{printf "%.0f", $1 / r}')
@@ -56,8 +59,7 @@ for size in "${SIZES[@]}"; do
 		list=$(awk -v d=$((e - s)) 'BEGIN {printf "%.1f", d / 1e6}')
 	fi
 	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
-	kill -TERM $pid
-	wait $pid || true
+	porthopd_stop || true
 	for i in $(seq "$RUNS"); do nsx nft "delete table inet other$i"; done
 	grep -q "applied again" "$log" && { echo "a repair happened: nothing should have changed" >&2; exit 1; }
 	printf "%-9s %9s ms %6s %11s ms %9s MB\n" "$size" "$check" "$steps" "$list" "$rss"

@@ -73,20 +73,19 @@ config() {
 run_daemon() {
 	local cfg=$1 runs=$2 log=$T/porthopd.log pid full apply one rss start
 	shift 2
-	bench_porthopd "$cfg" "$@" || return 1
+	bench_porthopd "$cfg" "$@"
 	for i in $(seq "$runs"); do
 		kill -USR1 $pid
-		until [ "$(grep -c 'applied (signal)' "$log")" -ge "$i" ]; do sleep 0.01; done
+		WAIT_PID=$pid WAIT_POLL=0.01 wait_log 'applied (signal)' "$i" 600
 	done
 	nsx redis-cli PUBLISH bench "{\"address\": \"10.0.0.1\"}" >/dev/null
-	until grep -q "applied (address" "$log"; do sleep 0.01; done
+	WAIT_PID=$pid WAIT_POLL=0.01 wait_log "applied (address" 1 600
 	full=$(grep 'applied (signal)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}' | median)
 	apply=$(grep 'applied (signal)' "$log" | sed 's/.*apply \([0-9.]*\) ms.*/\1/' | median)
 	one=$(grep 'applied (address' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}')
 	start=$(grep 'applied (start)' "$log" | sed 's/.*build \([0-9.]*\) ms, apply \([0-9.]*\) ms.*/\1 \2/' | awk '{print $1 + $2}')
 	rss=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$pid/status)
-	kill -TERM $pid
-	wait $pid || true
+	porthopd_stop || true
 	echo "$full $apply $one $rss $start"
 }
 

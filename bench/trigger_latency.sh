@@ -38,7 +38,7 @@ for size in "1 3" "100 100"; do
 	for i in $(seq "$RUNS"); do
 		n=$((i + 1))
 		sent=$(nsx "$BUILD/porthop" publish -q -t -C bench | awk '/^sent at/ {print $3}')
-		until grep -q "shuffle $n applied" "$log"; do sleep 0.01; done
+		WAIT_PID=$pid WAIT_POLL=0.01 wait_log "shuffle $n applied" 1 60
 		done_at=$(grep "shuffle $n applied" "$log" | awk '{print $1}')
 		lat+=("$(echo "$done_at $sent" | awk '{printf "%.2f", ($1 - $2) * 1000}')")
 		# Let the kernel settle between runs.
@@ -47,7 +47,7 @@ for size in "1 3" "100 100"; do
 	apply=$(grep "applied (redis)" "$log" | sed 's/.*apply \([0-9.]*\) ms.*/\1/' | median)
 	rules=$(grep "shuffle 2 applied" "$log" | sed 's/.* \([0-9]*\) commands.*/\1/')
 	rss=$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$pid/status)
-	kill -TERM $pid; wait $pid || true
+	porthopd_stop || true
 	med=$(printf "%s\n" "${lat[@]}" | median)
 	printf "%-14s %8s %10s %12s %12s %10s\n" "$1 x $2" "$rules" "$RUNS" "$med" "$apply" "$rss"
 	echo "  each run (ms): ${lat[*]}"

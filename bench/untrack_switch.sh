@@ -31,12 +31,10 @@ config() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# wait_count PATTERN N: until PATTERN is in the log N times.
+# wait_count PATTERN N: until PATTERN is in the log N times, looked at
+# every 2 ms (the figures are the time this takes).
 wait_count() {
-	until [ "$(grep -c -- "$1" "$T/porthopd.log" || true)" -ge "$2" ]; do
-		kill -0 "$pid" 2>/dev/null || { tail "$T/porthopd.log" >&2; exit 1; }
-		sleep 0.002
-	done
+	WAIT_PID=$pid WAIT_POLL=0.002 wait_log "$1" "$2" 60
 }
 
 firewall='table inet fw {
@@ -64,8 +62,7 @@ for pairs in $SIZES; do
 		wait_count "are untracked$" "$i"
 		echo $(( $(now_ms) - t0 )) >>"$T/on"
 	done
-	kill -TERM "$pid"
-	wait "$pid" || true
+	porthopd_stop || true
 	printf "%-8s %6s %8s ms %8s ms %8s ms\n" "$pairs" "$ROUNDS" "$(median <"$T/off")" \
 		"$(sort -n "$T/off" | tail -1)" "$(median <"$T/on")"
 done

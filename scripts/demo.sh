@@ -11,6 +11,7 @@
 #   -k         keep going: skip installing packages and rebuilding
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+. "$SRC/scripts/lib.sh"
 ROUNDS=10
 SCAN=sS
 SETUP=1
@@ -25,7 +26,7 @@ done
 case $SCAN in sS|sT|sF|sN|sX) ;; *) echo "demo: -s $SCAN: expected sS, sT, sF, sN or sX" >&2; exit 64 ;; esac
 [[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 1000 ] \
 	|| { echo "demo: -r $ROUNDS: expected a number of rounds from 1 to 1000" >&2; exit 64; }
-[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (network namespaces, nftables)" >&2; exit 77; }
+require_root "network namespaces, nftables"
 
 BUILD=$SRC/build-demo
 if [ $SETUP = 1 ]; then
@@ -37,39 +38,25 @@ fi
 
 . "$SRC/scripts/topology.sh"
 P=phd$$
-T=$(mktemp -d /tmp/porthop-demo.XXXXXX)
-finish() {
-	local rc=$?
-	echo
-	echo "demo: tearing down the namespaces"
-	topo_down "$P"
-	[ $rc -eq 0 ] || { echo "demo: porthopd's log:"; tail -n 20 "$T/porthopd.log" 2>/dev/null || true; }
-	rm -rf "$T"
-	exit $rc
+tmp_dir porthop-demo
+LOG=$T/porthopd.log
+demo_report() {
+	[ "$1" -eq 0 ] || { echo "demo: porthopd's log:"; tail -n 20 "$LOG" 2>/dev/null || true; }
 }
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-wait_until() {  # SECONDS COMMAND...
-	local deadline=$(( $(date +%s) + $1 ))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "demo: timed out waiting for: $*" >&2; exit 1; }
-		sleep 0.05
-	done
-}
+on_exit demo_report
 
 echo "demo: creating namespaces ${P}host (10.0.0.2), ${P}bad (10.0.0.3, watched), ${P}good (10.0.0.4)"
 topo_up "$P"
-H="ip netns exec ${P}host"
-$H "$BUILD/phsvc" serve 1 2 3 4 5 &
-$H redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-	--dir "$T" --logfile "$T/redis.log"
-wait_until 10 $H redis-cli ping
+# Said before the library tears them down (the last registered runs first).
+demo_teardown_note() {
+	echo
+	echo "demo: tearing down the namespaces"
+}
+on_exit demo_teardown_note
+ip netns exec "${P}host" "$BUILD/phsvc" serve 1 2 3 4 5 &
 topo_config "$T/configuration.json" "$SRC"
-$H "$BUILD/porthopd" -c "$T/configuration.json" -s "$T/control.sock" >"$T/porthopd.log" 2>&1 &
-wait_until 10 grep -q "subscribed" "$T/porthopd.log"
-echo "demo: porthopd is running: $(grep -m1 'shuffle 1 applied' "$T/porthopd.log" | sed 's/^porthopd: //')"
+topo_porthopd "$P" "$T/configuration.json"
+echo "demo: porthopd is running: $(grep -m1 'shuffle 1 applied' "$LOG" | sed 's/^porthopd: //')"
 
 case $SCAN in
 sS) label="SYN scan (nmap -sS)" ;; sT) label="connect scan (nmap -sT)" ;;
@@ -94,11 +81,7 @@ for r in $(seq "$ROUNDS"); do
 		printf "  %5s %-16s %-16s %s\n" "$port" "${g:--}" "${b:--}" "$note"
 		[ -n "$b" ] && seen[$port]=$(( ${seen[$port]:-0} + 1 ))
 	done
-	if [ "$r" -lt "$ROUNDS" ]; then
-		n=$(grep -c "applied" "$T/porthopd.log")
-		$H "$BUILD/porthop" publish -q -c "$T/configuration.json"
-		wait_until 10 bash -c "[ \$(grep -c applied '$T/porthopd.log') -gt $n ]"
-	fi
+	[ "$r" -eq "$ROUNDS" ] || topo_trigger "$P" "$T/configuration.json"
 done
 
 echo

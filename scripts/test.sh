@@ -16,8 +16,14 @@ for variant in plain sanitize; do
 	[ $variant = sanitize ] && opts+=(-DPORTHOP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 	echo "=== build ($variant)"
 	cmake -S . -B "$dir" "${opts[@]}" >/dev/null
-	cmake --build "$dir" -j "$jobs" -- --no-print-directory 2>&1 | grep -v '^\[' || true
-	[ -x "$dir/porthopd" ] || { echo "build ($variant) failed"; exit 1; }
+	# The progress lines dropped, the compiler's words kept.  The build's
+	# own status decides, read from PIPESTATUS before any other command
+	# runs (grep's is 1 when every line was progress); a porthopd left by
+	# an earlier build proves nothing.
+	codes=(0)
+	cmake --build "$dir" -j "$jobs" -- --no-print-directory 2>&1 | grep -v '^\[' \
+		|| codes=("${PIPESTATUS[@]}")
+	[ "${codes[0]}" -eq 0 ] || { echo "build ($variant) failed (exit ${codes[0]})"; exit 1; }
 	echo "=== tests ($variant)"
 	# halt_on_error: a sanitizer report fails the test that caused it.
 	# The Debian package is built and installed once, from the plain pass.

@@ -1,5 +1,6 @@
 # The demo's network, built from network namespaces (sourced by
-# scripts/demo.sh and the acceptance tests).
+# scripts/demo.sh, the acceptance tests and bench/connrate.sh, after
+# scripts/lib.sh: the namespaces go at exit, with every process in them).
 #
 #   ${P}host  10.0.0.2  fd00:ph::2   the protected host: services on 1-5,
 #                                    redis-server on 127.0.0.1, porthopd
@@ -18,54 +19,41 @@ declare -A TOPO_ADDR6=([host]=fd00:70:68::2 [bad]=fd00:70:68::3 [good]=fd00:70:6
 # topo_up PREFIX: creates the namespaces and links.
 topo_up() {
 	P=$1
-	ip netns add "${P}br"
+	ns_new "${P}br"
 	ip -n "${P}br" link add br0 type bridge
 	ip -n "${P}br" link set br0 up
-	ip -n "${P}br" link set lo up
 	for h in "${TOPO_HOSTS[@]}"; do
-		ip netns add "${P}$h"
-		ip -n "${P}$h" link set lo up
-		ip link add "ph$$$h" netns "${P}$h" type veth peer name "$h" netns "${P}br"
-		ip -n "${P}$h" link set "ph$$$h" name eth0
-		ip -n "${P}br" link set "$h" master br0 up
-		ip -n "${P}$h" addr add "${TOPO_ADDR[$h]}/24" dev eth0
-		ip -n "${P}$h" addr add "${TOPO_ADDR6[$h]}/64" dev eth0 nodad
-		ip -n "${P}$h" link set eth0 up
+		topo_add_host "$P" "$h" "${TOPO_ADDR[$h]}" "${TOPO_ADDR6[$h]}"
 	done
 }
 
 # topo_add_host PREFIX NAME ADDR ADDR6: one more host on the bridge.
 topo_add_host() {
 	local P=$1 h=$2
-	ip netns add "${P}$h"
-	ip -n "${P}$h" link set lo up
+	ns_new "${P}$h"
 	ip link add "ph$$$h" netns "${P}$h" type veth peer name "$h" netns "${P}br"
 	ip -n "${P}$h" link set "ph$$$h" name eth0
 	ip -n "${P}br" link set "$h" master br0 up
 	ip -n "${P}$h" addr add "$3/24" dev eth0
 	ip -n "${P}$h" addr add "$4/64" dev eth0 nodad
 	ip -n "${P}$h" link set eth0 up
-	TOPO_EXTRA+=("$h")
 }
-TOPO_EXTRA=()
 
-# topo_down PREFIX: ends every process in the namespaces, then removes them.
-topo_down() {
-	local P=$1 ns pid
-	local all=("${P}host" "${P}bad" "${P}good" "${P}br")
-	for h in "${TOPO_EXTRA[@]}"; do all+=("${P}$h"); done
-	for ns in "${all[@]}"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -TERM "$pid" 2>/dev/null || true
-		done
-	done
-	sleep 0.2
-	for ns in "${all[@]}"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null || true
-		done
-		ip netns del "$ns" 2>/dev/null || true
-	done
+# topo_porthopd PREFIX CONFIG: Redis and porthopd (its control socket
+# $T/control.sock, its log $LOG) on the protected host; waits until it has
+# subscribed.
+topo_porthopd() {
+	redis_start "${1}host"
+	porthopd_start "${1}host" -c "$2" -s "$T/control.sock"
+}
+
+# topo_trigger PREFIX CONFIG: publishes one signed trigger from the
+# protected host and waits for the shuffle it causes.
+topo_trigger() {
+	local n
+	n=$(log_count "applied")
+	ip netns exec "${1}host" "$BUILD/porthop" publish -q -c "$2"
+	wait_log "applied" $((n + 1)) 20
 }
 
 # topo_config FILE SRC_DIR: the demo's configuration (the reference's

@@ -1,44 +1,27 @@
-# Shared set-up of the acceptance suite: the demo's topology with a running
-# porthopd.  Sourced with the build directory as $1.
+# Shared set-up of the acceptance suite, on top of scripts/lib.sh: the
+# demo's topology with a running porthopd.  Sourced with the build
+# directory as $1; MODE (template, native or native-tracked) picks the
+# configuration.
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root"; exit 77; fi
-for tool in nmap redis-server jq nft ip; do
-	command -v $tool >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
-done
+. "$SRC/scripts/lib.sh"
+require_root "network namespaces"
+require_tools nmap redis-server jq nft ip
 . "$SRC/scripts/topology.sh"
 
 P=pha$$
-T=$(mktemp -d /tmp/porthop-at.XXXXXX)
-at_cleanup() {
-	local rc=$?
-	topo_down "$P"
-	[ $rc -eq 0 ] || { echo "--- porthopd.log"; tail -n 30 "$T/porthopd.log" 2>/dev/null || true; }
-	rm -rf "$T"
-	exit $rc
+tmp_dir porthop-at
+LOG=$T/porthopd.log
+at_report() {
+	[ "$1" -eq 0 ] || { echo "--- porthopd.log"; tail -n 30 "$LOG" 2>/dev/null || true; }
 }
-trap at_cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
-wait_until() {
-	local deadline=$(( $(date +%s%N) + $1 * 1000000000 ))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out waiting for: $*"
-		sleep 0.05
-	done
-}
+on_exit at_report
 
 MODE=${MODE:-template}
 topo_up "$P"
 H="ip netns exec ${P}host"
 topo_services "$P" "$BUILD/phsvc"
-$H redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-	--dir "$T" --logfile "$T/redis.log"
-wait_until 10 $H redis-cli ping
 CFG=$T/configuration.json
 if [ "$MODE" = native ]; then
 	topo_config_native "$CFG"
@@ -50,15 +33,11 @@ elif [ "$MODE" = native-tracked ]; then
 else
 	topo_config "$CFG" "$SRC"
 fi
-$H "$BUILD/porthopd" -c "$CFG" -s "$T/control.sock" >"$T/porthopd.log" 2>&1 &
-wait_until 20 grep -q "subscribed" "$T/porthopd.log"
+topo_porthopd "$P" "$CFG"
 
 # trigger: publish one message and wait for the shuffle it causes.
 trigger() {
-	local n
-	n=$(grep -c "applied" "$T/porthopd.log")
-	$H "$BUILD/porthop" publish -q -c "$CFG"
-	wait_until 20 bash -c "[ \$(grep -c applied '$T/porthopd.log') -gt $n ]"
+	topo_trigger "$P" "$CFG"
 }
 
 # redirect_set [ADDRESS [PROTO]]: the redirect ports in force, sorted, one

@@ -53,12 +53,13 @@ pass "3 Redis restarts survived: a catch-up shuffle after each, triggers work ag
 # A flood: 2000 messages in one pipe.  They collapse into far fewer
 # shuffles and porthopd stays responsive.
 before=$(log_count "applied (redis")
+messages=$(status redis.messages)
 for i in $(seq 2000); do echo "PUBLISH test_channel_1 m$i"; done \
 	| nsx redis-cli >/dev/null
-sleep 0.5
+wait_for 20 "porthopd to read the flood" status_at_least redis.messages $((messages + 2000))
 kill -USR1 "$(cat "$T/porthopd.pid")"
-# (Still reading the flood, porthopd serves the signal with the shuffle
-# already asked for: "applied (redis, signal)".)
+# (The flood's last shuffle may still wait: the signal is served with it,
+# "applied (redis, signal)".)
 wait_log "applied (.*signal" 2
 after=$(log_count "applied (redis")
 [ "$after" -gt "$before" ] || fail "the flood triggered nothing"

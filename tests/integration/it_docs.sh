@@ -3,11 +3,12 @@
 # configuration key porthop accepts is documented in porthop.json(5).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-command -v mandoc >/dev/null || { echo "FAIL: mandoc is not installed"; exit 1; }
+. "$SRC/scripts/lib.sh"
+require_tools mandoc
 for page in "$SRC"/man/*.[158]; do
-	mandoc -Tlint -W warning "$page" || { echo "FAIL: mandoc -Tlint $page"; exit 1; }
+	mandoc -Tlint -W warning "$page" || fail "mandoc -Tlint $page"
 done
-echo "ok: mandoc -Tlint: $(ls "$SRC"/man/*.[158] | wc -l) pages clean"
+pass "mandoc -Tlint: $(ls "$SRC"/man/*.[158] | wc -l) pages clean"
 # Keys come from the validator's own tables, one per section, in
 # src/lib/config.c and the section files beside it (config_*.c).
 keys=$(awk '/static const char \*const [a-z]+_keys\[\] = \{/ {on = 1} on {print} on && /\};/ {on = 0}' \
@@ -16,5 +17,5 @@ missing=0
 for k in $keys; do
 	grep -q "^\.It Cm.*\b$k\b\|^\.Ss $k\b" "$SRC/man/porthop.json.5" || { echo "undocumented key: $k"; missing=1; }
 done
-[ $missing -eq 0 ] || { echo "FAIL: porthop.json(5) misses keys"; exit 1; }
-echo "ok: porthop.json(5) documents all $(echo "$keys" | wc -l) keys"
+[ $missing -eq 0 ] || fail "porthop.json(5) misses keys"
+pass "porthop.json(5) documents all $(echo "$keys" | wc -l) keys"

@@ -27,14 +27,14 @@ start=$(date +%s%N)
 nsx redis-benchmark -q -n $N -c 4 -P 16 PUBLISH test_channel_1 flood >"$T/bench.out" 2>&1
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 grep -q "PUBLISH" "$T/bench.out" || fail "redis-benchmark: $(cat "$T/bench.out")"
-sleep 1
-kill -USR1 "$pid"
-# A slow machine may still be reading the flood: the signal then joins
-# the shuffle a message has already put in wait ("redis, signal").
-wait_log "applied (.*signal" 1 120
-# Every message read (none lost), then one more signal: after its
-# shuffle nothing of the flood is left waiting.
+# Every message read (none lost), each logged.
+wait_for 120 "porthopd to read the flood" status_at_least redis.messages "$N"
 wait_log "trigger on channel" $N 120
+# A signal: it may join the shuffle the flood's last messages put in
+# wait ("redis, signal").
+kill -USR1 "$pid"
+wait_log "applied (.*signal" 1 120
+# One more: after its shuffle nothing of the flood is left waiting.
 kill -USR1 "$pid"
 wait_log "applied (.*signal" 2 30
 rss1=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)

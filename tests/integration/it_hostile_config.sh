@@ -110,12 +110,15 @@ while [ "$(date +%s%N)" -lt "$deadline" ] && [ $rounds -lt 3000 ]; do
 done
 wait $usr1
 rounds="$rounds SIGHUP and $(cat "$T/usr1.count") SIGUSR1"
-# Every reload queued is done once the log stops growing.
-prev=-1
-until [ "$(log_count "reload applied\|reload refused")" -eq "$prev" ]; do
-	prev=$(log_count "reload applied\|reload refused")
+# Every reload queued is done once the log stops growing: none applied
+# or refused for half a second.
+settled() {
+	local n
+	n=$(log_count "reload applied\|reload refused")
 	sleep 0.5
-done
+	[ "$(log_count "reload applied\|reload refused")" -eq "$n" ]
+}
+wait_for 120 "the queued reloads to be done" settled
 porthopd_alive || fail "porthopd died in the storm"
 reloads=$(log_count "reload applied")
 refused=$(log_count "reload refused")

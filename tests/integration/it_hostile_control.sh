@@ -45,9 +45,7 @@ remove_accounts() {
 	done
 	echo "WARNING: could not remove $U, $CG, $OG" >&2
 }
-# lib.sh's cleanup reads the exit status from $?: hand it on (without -e,
-# or the subshell's status would end the trap before the cleanup).
-trap 'rc=$?; set +e; remove_accounts; (exit $rc); cleanup' EXIT
+on_exit remove_accounts
 groupadd "$CG"
 groupadd "$OG"
 useradd -M -N -d /nonexistent -s /usr/sbin/nologin -g "$OG" -G "$CG" "$U"
@@ -146,9 +144,9 @@ PY
 start_own() {
 	local cfg=$1 sock=$2
 	shift 2
-	ip netns exec "$NS" "$@" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" --no-redis -v \
-		>>"$T/porthopd.log" 2>&1 &
-	echo $! >"$T/porthopd.pid"
+	local PORTHOPD_WRAP=("$@" "${VALGRIND[@]}")
+	porthopd_spawn "$NS" -c "$cfg" --no-redis -v
+	echo "$PORTHOPD_PID" >"$T/porthopd.pid"
 	wait_log "shuffle 1 applied" 1 60
 	[ -z "$sock" ] || wait_for 60 "the control socket" test -S "$sock"
 }

@@ -5,24 +5,18 @@
 # purged again.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" -eq 0 ] || { echo "skipped: needs root (dpkg -i)"; exit 77; }
-for tool in dpkg-buildpackage lintian git; do
-	command -v $tool >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
-done
+. "$SRC/scripts/lib.sh"
+require_root "dpkg -i"
+require_tools dpkg-buildpackage lintian git
 if dpkg-query -W -f='${Status}' porthop 2>/dev/null | grep -q "ok installed"; then
-	echo "FAIL: a porthop package is installed already; this test would replace it"
-	exit 1
+	fail "a porthop package is installed already; this test would replace it"
 fi
-T=$(mktemp -d /tmp/porthop-pkg.XXXXXX)
+tmp_dir porthop-pkg
 installed=0
-cleanup() {
-	rc=$?
-	[ $installed = 1 ] && dpkg --purge porthop >/dev/null 2>&1
-	rm -rf "$T"
-	exit $rc
+purge() {
+	[ $installed = 0 ] || dpkg --purge porthop >/dev/null 2>&1
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit purge
 
 # Build from the tracked files only, as a release would.
 mkdir "$T/src"
@@ -30,11 +24,11 @@ mkdir "$T/src"
 (cd "$T/src" && dpkg-buildpackage -b -us -uc >"$T/build.log" 2>&1) \
 	|| { tail -n 30 "$T/build.log"; fail "dpkg-buildpackage"; }
 deb=$(ls "$T"/porthop_*_*.deb)
-echo "ok: built $(basename "$deb")"
+pass "built $(basename "$deb")"
 
 lintian --fail-on error --allow-root "$deb" >"$T/lintian.log" 2>&1 \
 	|| { cat "$T/lintian.log"; fail "lintian reports errors"; }
-echo "ok: lintian: no errors ($(grep -c '^W:' "$T/lintian.log" || true) warnings)"
+pass "lintian: no errors ($(grep -c '^W:' "$T/lintian.log" || true) warnings)"
 
 dpkg -i "$deb" >/dev/null
 installed=1
@@ -53,4 +47,4 @@ dpkg-query -W -f='${Conffiles}\n' porthop | grep -q /etc/porthop/configuration.j
 porthop check -o -c /etc/porthop/configuration.json >/dev/null || fail "porthop check"
 [ -L /etc/systemd/system/multi-user.target.wants/porthopd.service ] \
 	&& fail "the package enabled porthopd before it was configured"
-echo "ok: installed; porthopd -n accepts /etc/porthop/configuration.json; not enabled until configured"
+pass "installed; porthopd -n accepts /etc/porthop/configuration.json; not enabled until configured"

@@ -62,7 +62,10 @@ start_monitor() {
 }
 
 stop_monitor() {
-	sleep 0.5
+	# The monitor prints events in order: once a last commit of ours is
+	# there, so is every deletion before it.
+	nsx nft 'add table inet phfence; delete table inet phfence'
+	wait_for 10 "nft monitor to catch up" grep -q 'delete table inet phfence' "$T/monitor"
 	kill "$mon"; wait "$mon" 2>/dev/null || true
 	# (Not the anonymous sets of the rules replaced, __set0 and on.)
 	if grep -n -E "^delete (table inet porthop|(map|set) inet porthop [^_])" "$T/monitor"; then
@@ -168,8 +171,9 @@ wait_log "reconcile: the rules in force had been removed" 3 30
 [ "$(value "10.0.0.3 . tcp . 7")" = "$v2" ] || fail "the deleted element was not put back: $(value "10.0.0.3 . tcp . 7")"
 [ "$(count porthop)" -eq 48000 ] || fail "expected 48,000 elements after the repairs"
 # Another table's change: asked for, all there, nothing applied.
+checks=$(metric porthop_reconcile_checks_total)
 nsx nft 'add table inet other'
-sleep 2.5
+wait_for 10 "the check of someone else's commit" metric_above porthop_reconcile_checks_total "$checks"
 [ "$(log_count "reconcile: the rules in force had been removed")" -eq 3 ] || fail "another table's change was taken for ours"
 stop_porthopd
 pass "25,000 pairs: a changed and a deleted map element put back, another table's change left alone"
@@ -181,7 +185,10 @@ pass "25,000 pairs: a changed and a deleted map element put back, another table'
 native_config "$T/d0.json" porthop 150 '[]'
 jq '.porthopd.reconcile_interval_seconds = 1' "$T/d0.json" >"$T/d.json"
 start_porthopd "$T/d.json" -v
-sleep 1.5
+# The sets' digest is taken with the start-up shuffle: the first
+# reconciliation that sees the deletion below compares with it (and does
+# not take the sets for someone else's).
+grep -q "shuffle 1 applied (start): .*, digest" "$LOG" || fail "no digest taken at start: $(grep -m1 "shuffle 1 applied" "$LOG")"
 # The value from porthopd's own mapping: `nft get element` loads the
 # whole map first, seconds at this size.
 mapping151() { nsx "$PORTHOP" mapping 10.0.0.151 --json -s "$T/control.sock"; }

@@ -20,6 +20,12 @@ sock=$T/control.sock
 PH() { nsx "$PORTHOP" "$@" -s "$sock"; }
 notracks() { nsx nft list table inet porthop | grep -c notrack || true; }
 # An unwatched client (127.0.0.1) talks to the service: banner and echo.
+# compat_seen CHECKS: a reconciliation has run since CHECKS and found the
+# compat match using conntrack.
+compat_seen() {
+	metric_above porthop_reconcile_checks_total "$1" &&
+		[ "$(status unwatched_clients.conntrack_user)" = "table ip filter, chain INPUT: match" ]
+}
 talks() { echo hello | timeout 4 ip netns exec "$NS" "$BUILD/phsvc" echo 127.0.0.1 9000 | grep -q "ok hello"; }
 # A firewall on input that lets the service in and, for everything else,
 # relies on conntrack: replies to the host's own connections pass only as
@@ -97,7 +103,12 @@ nsx nft delete table inet fw
 wait_log "conntrack: no other table uses connection tracking now; unwatched clients are untracked" 1 5
 [ "$(notracks)" -eq 4 ] || fail "the conntrack user went: expected 4 notrack rules"
 talks || fail "untracked again: the unwatched client cannot talk"
-sleep 2
+# The switch was porthop's own commit.  Someone else's next (a table
+# added and deleted in one transaction) makes the next reconciliation
+# compare porthop's table with what it applied, switch included.
+checks=$(metric porthop_reconcile_checks_total)
+nsx nft 'add table inet phprobe; delete table inet phprobe'
+wait_for 5 "the reconciliation after someone else's commit" metric_above porthop_reconcile_checks_total "$checks"
 [ "$(log_count "had been removed or altered")" -eq 0 ] || fail "porthop took its own switches for someone else's: $(grep altered "$T/porthopd.log")"
 [ "$(PH status --json | jq .reconciliations)" -eq 0 ] || fail "reconciliations: $(PH status --json | jq .reconciliations)"
 PH metrics | grep -qx "porthop_untrack_switches_total 2" || fail "metrics: $(PH metrics | grep untrack)"
@@ -112,9 +123,12 @@ pass "the firewall gone: untracked again at the next reconciliation; no switch t
 # nft lists as "ct state established".)
 nsx iptables-nft -A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
 wait_log "conntrack: table ip filter, chain INPUT: match uses connection tracking" 1 2
+checks=$(metric porthop_reconcile_checks_total)
 nsx iptables-nft -F INPUT
 nsx iptables-nft -A INPUT -m recent --name seen --set
-sleep 2.5
+# A reconciliation may see the flush alone (untracked for a moment): wait
+# for the one that has seen the compat match.
+wait_for 5 "the reconciliation that sees the compat match" compat_seen "$checks"
 [ "$(notracks)" -eq 0 ] || fail "an iptables-nft compat match: untracked again"
 [ "$(PH status --json | jq -r .unwatched_clients.conntrack_user)" = "table ip filter, chain INPUT: match" ] \
 	|| fail "compat match: $(PH status --json | jq -c .unwatched_clients)"

@@ -1,114 +1,58 @@
-# Shared helpers for the integration tests.  Each test runs in network
-# namespaces it creates and removes them on any exit (trap).  Traffic stays
-# on 127.0.0.1 inside those namespaces or on links between them.
+# Shared set-up of the integration tests, on top of scripts/lib.sh: each
+# test runs in a network namespace $NS the library removes on any exit.
+# Traffic stays on 127.0.0.1 inside it.  Sourced with the build directory
+# as $1.  PORTHOP_VALGRIND=1 runs porthopd under valgrind memcheck.
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$SRC/scripts/lib.sh"
 PORTHOPD=$BUILD/porthopd
 PORTHOP=$BUILD/porthop
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: needs root for network namespaces"
-	exit 77
-fi
-for tool in redis-server redis-cli jq nft ip; do
-	command -v $tool >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
-done
+require_root "network namespaces"
+require_tools redis-server redis-cli jq nft ip
 
-T=$(mktemp -d /tmp/porthop-it.XXXXXX)
+tmp_dir porthop-it
+LOG=$T/porthopd.log
 VALGRIND=()
 if [ "${PORTHOP_VALGRIND:-0}" = 1 ]; then
 	VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full
 		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 		--track-fds=no --suppressions="$SRC/tests/valgrind.supp")
 fi
+PORTHOPD_WRAP=("${VALGRIND[@]}")
+
+# On failure, porthopd's log: kept in /tmp/porthopd-failed.log, its end
+# shown without the debug lines of every trigger.
+it_report() {
+	[ "$1" -ne 0 ] && [ -f "$LOG" ] || return 0
+	echo "--- porthopd.log (last 60 lines)"
+	cp "$LOG" /tmp/porthopd-failed.log
+	grep -v "debug: trigger" "$LOG" | tail -n 60
+}
+on_exit it_report
+
 NS=ph-it-$$-$RANDOM
-NAMESPACES=("$NS")
-
-cleanup() {
-	local rc=$?
-	for ns in "${NAMESPACES[@]}"; do
-		# Processes outlive a deleted namespace: end them first.
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -TERM "$pid" 2>/dev/null || true
-		done
-	done
-	sleep 0.2
-	for ns in "${NAMESPACES[@]}"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null || true
-		done
-		ip netns del "$ns" 2>/dev/null || true
-	done
-	if [ $rc -ne 0 ] && [ -f "$T/porthopd.log" ]; then
-		echo "--- porthopd.log (last 40 lines)"
-		cp "$T/porthopd.log" /tmp/porthopd-failed.log
-		grep -v "debug: trigger" "$T/porthopd.log" | tail -n 60
-	fi
-	rm -rf "$T"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-
-nsx() { ip netns exec "$NS" "$@"; }
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-pass() {
-	echo "ok: $*"
-}
-
-# wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-	local secs=$1 what=$2 deadline
-	shift 2
-	deadline=$(( $(date +%s%N) + secs * 1000000000 ))
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for $what"
-		sleep 0.05
-	done
-}
+ns_new "$NS"
 
 start_redis() {
-	nsx redis-server --port "${1:-6379}" --bind 127.0.0.1 --save '' \
-		--appendonly no --daemonize yes --dir "$T" \
-		--pidfile "$T/redis.pid" --logfile "$T/redis.log"
-	wait_for 10 "redis-server" nsx redis-cli -p "${1:-6379}" ping
+	redis_start "$NS" "${1:-6379}"
 }
 
 stop_redis() {
-	nsx redis-cli -p "${1:-6379}" shutdown nosave >/dev/null 2>&1 || true
-	wait_for 10 "redis-server to stop" bash -c "! ip netns exec $NS redis-cli -p ${1:-6379} ping"
+	redis_stop "$NS" "${1:-6379}"
 }
 
-log_count() {
-	grep -c -- "$1" "$T/porthopd.log" 2>/dev/null || true
-}
-
-# wait_log PATTERN COUNT [SECONDS]: until PATTERN appears COUNT times.
-wait_log() {
-	wait_for "${3:-20}" "\"$1\" x$2 in the log" \
-		bash -c "[ \$(grep -c -- '$1' '$T/porthopd.log' 2>/dev/null || echo 0) -ge $2 ]"
-}
-
-# start_porthopd CONFIG [ARGS...]: start in the namespace, wait for the
-# start-up shuffle.
+# start_porthopd CONFIG [ARGS...]: start in the namespace with the control
+# socket $T/control.sock, wait for the start-up shuffle.  Any error or
+# leak under valgrind makes its exit status 99, which stop_porthopd
+# reports.
 start_porthopd() {
 	local cfg=$1
 	shift
-	# Not through nsx: $! must be porthopd itself, not a subshell.
-	# PORTHOP_VALGRIND=1 runs it under memcheck: any error or leak makes
-	# its exit status 99, which stop_porthopd reports.
-	ip netns exec "$NS" "${VALGRIND[@]}" "$PORTHOPD" -c "$cfg" -s "$T/control.sock" -v "$@" >>"$T/porthopd.log" 2>&1 &
-	echo $! >"$T/porthopd.pid"
+	porthopd_spawn "$NS" -c "$cfg" -s "$T/control.sock" -v "$@"
+	echo "$PORTHOPD_PID" >"$T/porthopd.pid"
 	wait_log "shuffle 1 applied" 1 60
 	# The control socket opens right after the start-up shuffle.
 	wait_for 60 "the control socket" test -S "$T/control.sock"
@@ -121,11 +65,46 @@ porthopd_alive() {
 # stop_porthopd: SIGTERM, and the exit status must be 0 (sanitizer
 # builds turn a leak into a non-zero status).
 stop_porthopd() {
-	local pid rc=0
-	pid=$(cat "$T/porthopd.pid")
-	kill -TERM "$pid"
-	wait "$pid" || rc=$?
+	local rc=0
+	PORTHOPD_PID=$(cat "$T/porthopd.pid")
+	porthopd_stop || rc=$?
 	[ $rc -eq 0 ] || fail "porthopd exited with status $rc"
+}
+
+# ctl COMMAND [ARGS...]: porthop COMMAND on the control socket.
+ctl() {
+	local cmd=$1
+	shift
+	nsx "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
+}
+
+# status FIELD: a field of `porthop status --json` (a jq path without its
+# leading dot).
+status() {
+	ctl status --json | jq -r ".$1"
+}
+
+# status_at_least FIELD VALUE: whether that field of the status is VALUE
+# or more.
+status_at_least() {
+	[ "$(status "$1")" -ge "$2" ]
+}
+
+# metric NAME: the value of one sample of `porthop metrics` (NAME with its
+# labels, as printed).
+metric() {
+	ctl metrics | awk -v k="$1" '$1 == k {print $2}'
+}
+
+# refused REASON: the name of the metric of messages refused for REASON
+# (malformed, bad_mac, replay...).
+refused() {
+	echo "porthop_triggers_refused_total{source=\"redis\",reason=\"$1\"}"
+}
+
+# metric_above NAME VALUE: whether NAME is above VALUE.
+metric_above() {
+	[ "$(metric "$1")" -gt "$2" ]
 }
 
 # native_config FILE: a native-mode configuration whose
