@@ -1,3 +1,6 @@
+/*
+ * auth: authenticated triggers. See auth.h for the contract.
+ */
 #include "auth.h"
 
 #include <errno.h>

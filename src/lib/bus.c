@@ -1,3 +1,7 @@
+/*
+ * bus: the Redis pub/sub subscription that delivers triggers. See bus.h
+ * for the contract.
+ */
 #include "bus.h"
 
 #include <errno.h>

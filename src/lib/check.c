@@ -1,3 +1,7 @@
+/*
+ * check: is a configuration one the kernel will take?  The dry runs and
+ * See check.h for the contract.
+ */
 #include "check.h"
 
 #include <errno.h>

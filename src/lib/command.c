@@ -1,3 +1,7 @@
+/*
+ * command: the control socket's commands, one table of them. See command.h
+ * for the contract.
+ */
 #include "command.h"
 
 #include <stdio.h>

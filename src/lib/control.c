@@ -1,3 +1,7 @@
+/*
+ * control: the daemon's UNIX control socket. See control.h for the
+ * contract.
+ */
 #include "control.h"
 
 #include <errno.h>

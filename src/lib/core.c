@@ -1,3 +1,7 @@
+/*
+ * core: porthopd's policy, without its event loop. See core.h for the
+ * contract.
+ */
 #include "core.h"
 
 #include <errno.h>

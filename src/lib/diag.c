@@ -1,3 +1,7 @@
+/*
+ * diag: a list of diagnostics that library code fills instead of logging.
+ * See diag.h for the contract.
+ */
 #include "diag.h"
 
 #include <stdarg.h>

@@ -1,3 +1,7 @@
+/*
+ * drift: has anyone changed porthop's rules since porthop applied them?
+ * See drift.h for the contract.
+ */
 #include "drift.h"
 
 #include <errno.h>

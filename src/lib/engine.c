@@ -1,3 +1,6 @@
+/*
+ * engine: the shuffle cycle. See engine.h for the contract.
+ */
 #include "engine.h"
 
 #include <errno.h>

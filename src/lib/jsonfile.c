@@ -1,3 +1,7 @@
+/*
+ * jsonfile: read one JSON document from a file, with the checks every
+ * porthop input gets. See jsonfile.h for the contract.
+ */
 #include "jsonfile.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/*
+ * log: one line per event on stderr, in the shape of OpenBSD's log.c;
+ * a rate limit for lines a sender can cause. See log.h for the contract.
+ */
 #include "log.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/*
+ * metrics: porthopd's figures in the Prometheus text format. See
+ * metrics.h for the contract.
+ */
 #include "metrics.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/*
+ * notify: the systemd service notification protocol (sd_notify), spoken
+ * See notify.h for the contract.
+ */
 #include "notify.h"
 
 #include <errno.h>

@@ -1,3 +1,6 @@
+/*
+ * rundir: where the control socket lives. See rundir.h for the contract.
+ */
 #include "rundir.h"
 
 #include <errno.h>

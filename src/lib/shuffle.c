@@ -1,3 +1,6 @@
+/*
+ * shuffle: draws the redirect ports. See shuffle.h for the contract.
+ */
 #include "shuffle.h"
 
 #include <errno.h>

@@ -1,3 +1,8 @@
+/*
+ * template: the reference's rule template (nft_address_rules.json),
+ * compiled once and instantiated per (address, port) pair. See template.h
+ * for the contract.
+ */
 #include "template.h"
 
 #include <errno.h>

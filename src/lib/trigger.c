@@ -1,3 +1,7 @@
+/*
+ * trigger: what the triggers that arrived ask for, until the shuffle that
+ * See trigger.h for the contract.
+ */
 #include "trigger.h"
 
 #include <stdlib.h>

@@ -1,3 +1,7 @@
+/*
+ * untrack: untrack_unwatched's rules, and the "auto" watcher behind them.
+ * See untrack.h for the contract.
+ */
 #include "untrack.h"
 
 #include <errno.h>
