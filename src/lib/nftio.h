@@ -116,7 +116,8 @@ uint64_t nftio_commits(const struct nftio *io);
  * transaction, anyone's. */
 int nftio_generation(struct nftio *io, uint32_t *ret_gen);
 
-/* A fingerprint of one table's definition: its chains, sets and maps
+/* A fingerprint of one table's definition: its flags (dormant), its
+ * chains, sets and maps
  * (without elements) and rules, as the kernel dumps them over netlink,
  * handles left out.  Cheap however many elements the maps hold (listing
  * through libnftables would load them all).  family is "ip", "ip6",

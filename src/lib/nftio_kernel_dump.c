@@ -13,6 +13,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -52,7 +53,8 @@ static void text_add(struct text *t, const char *s)
 }
 
 struct dump_ctx {
-	uint16_t type;		/* NFT_MSG_GETCHAIN, GETSET or GETRULE */
+	uint16_t type;		/* NFT_MSG_GETTABLE, GETCHAIN, GETSET or
+				 * GETRULE */
 	const char *table;
 	struct text *out;
 	bool found;
@@ -65,7 +67,24 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	const char *table = NULL;
 
 	line[0] = '\0';
-	if (d->type == NFT_MSG_GETCHAIN) {
+	if (d->type == NFT_MSG_GETTABLE) {
+		struct nftnl_table *t = nftnl_table_alloc();
+
+		if (t == NULL || nftnl_table_nlmsg_parse(nlh, t) < 0) {
+			nftnl_table_free(t);
+			return MNL_CB_ERROR;
+		}
+		table = nftnl_table_get_str(t, NFTNL_TABLE_NAME);
+		if (table && strcmp(table, d->table) == 0) {
+			/* Its flags (dormant: every chain of it off) are
+			 * part of the definition. */
+			nftnl_table_unset(t, NFTNL_TABLE_HANDLE);
+			nftnl_table_unset(t, NFTNL_TABLE_USE);
+			nftnl_table_snprintf(line, sizeof(line), t,
+					     NFTNL_OUTPUT_DEFAULT, 0);
+		}
+		nftnl_table_free(t);
+	} else if (d->type == NFT_MSG_GETCHAIN) {
 		struct nftnl_chain *c = nftnl_chain_alloc();
 
 		if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
@@ -210,7 +229,8 @@ int nftio_kernel_table_fingerprint(struct nftio *io, const char *family,
 				   const char *table, char **ret)
 {
 	static const uint16_t types[] = {
-		NFT_MSG_GETCHAIN, NFT_MSG_GETSET, NFT_MSG_GETRULE
+		NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN, NFT_MSG_GETSET,
+		NFT_MSG_GETRULE
 	};
 	struct text out = { 0 };
 	bool found = false;
@@ -218,15 +238,16 @@ int nftio_kernel_table_fingerprint(struct nftio *io, const char *family,
 
 	if (fam < 0)
 		return -EINVAL;
-	/* Three dumps, one ruleset: any of them flagged inconsistent, all
-	 * three again. */
+	/* Four dumps, one ruleset: any of them flagged inconsistent, all
+	 * four again. */
 	for (unsigned attempt = 1;; attempt++) {
 		free(out.buf);
 		out = (struct text){ 0 };
 		found = false;
 		r = 0;
 		text_add(&out, table);
-		for (size_t i = 0; r == 0 && i < 3; i++) {
+		for (size_t i = 0; r == 0 && i < sizeof(types) / sizeof(*types);
+		     i++) {
 			struct dump_ctx d = { types[i], table, &out, false };
 
 			r = dump(nftio_kernel_of(io), types[i], fam, &d);

@@ -50,7 +50,8 @@ hup() {
 # shuffle): the sets' elements, the maps' element counts, every rule.
 shape() {
 	nsx nft -j list table inet porthop | jq -c '[.nftables[] |
-		if .set then {set: .set.name, elem: (.set.elem // [])}
+		if .table then {table: .table.name, flags: (.table.flags // [])}
+		elif .set then {set: .set.name, elem: (.set.elem // [])}
 		elif .map then {map: .map.name, n: ((.map.elem // []) | length)}
 		elif .rule then {chain: .rule.chain, expr: .rule.expr}
 		elif .chain then {chain: .chain.name}
@@ -59,7 +60,8 @@ shape() {
 baseline=$(shape)
 grep -q '"10.0.0.3"' <<<"$baseline" || fail "tracked4 does not list 10.0.0.3: $baseline"
 
-# Every set, every map and a rule in every chain of porthop's table.
+# The table itself (dormant: every chain off), every set, every map and a
+# rule in every chain of porthop's table.
 tamper() {
 	case $1 in
 	tracked4) nsx nft delete element inet porthop tracked4 '{ 10.0.0.3 }' ;;
@@ -70,6 +72,7 @@ tamper() {
 	swap6) nsx nft delete element inet porthop swap6 '{ 2001:db8::3 . tcp . 22 }' ;;
 	net4) nsx nft delete element inet porthop net4 '{ 10.9.0.0/24 . tcp . 22 }' ;;
 	net6) nsx nft delete element inet porthop net6 '{ 2001:db8:1::/48 . tcp . 22 }' ;;
+	dormant) nsx nft add table inet porthop '{ flags dormant; }' ;;
 	pre_nat|pre_stateless|out_stateless|raw_pre|raw_out)
 		nsx nft insert rule inet porthop "$1" ip saddr 10.0.0.3 accept ;;
 	esac
@@ -90,7 +93,7 @@ fire() {
 	wait_for 10 "the $1 trigger's shuffle" status_at_least shuffles $((shuffles + 1))
 }
 
-targets="tracked4 tracked6 trusted4 trusted6 swap4 swap6 net4 net6 pre_nat pre_stateless out_stateless raw_pre raw_out"
+targets="dormant tracked4 tracked6 trusted4 trusted6 swap4 swap6 net4 net6 pre_nat pre_stateless out_stateless raw_pre raw_out"
 for target in $targets; do
 	for kind in redis redis-address signal control control-address reload; do
 		repairs=$(status reconciliations)
