@@ -201,8 +201,15 @@ json_t *command_run(struct core *c, json_t *request, uid_t uid)
 {
 	const char *name = json_string_value(json_object_get(request,
 							      "command"));
+	json_t *addr = json_object_get(request, "address");
 	char msg[256];
 	size_t len = 0;
+
+	/* An address that is not a string is a mistake, never "every
+	 * address". */
+	if (addr && !json_is_string(addr))
+		return control_error(CONTROL_CODE_REQUEST, "malformed request: "
+				     "\"address\" must be a string");
 
 	for (size_t i = 0; name && i < sizeof(commands) / sizeof(*commands); i++) {
 		if (strcmp(name, commands[i].name) != 0)

@@ -460,6 +460,26 @@ static int path_error(char **ret_error, int err, const char *path,
 	return -err;
 }
 
+/* Whether something listens on the socket at path: then it is not a
+ * leftover, and replacing it would cut another daemon off. */
+static bool socket_alive(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	bool alive;
+
+	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	strcpy(sa.sun_path, path);
+	alive = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+		errno == EAGAIN || errno == EINPROGRESS;
+	close(fd);
+	return alive;
+}
+
 int control_check_path(const char *path, char **ret_error)
 {
 	struct sockaddr_un sa;
@@ -471,6 +491,10 @@ int control_check_path(const char *path, char **ret_error)
 		return path_error(ret_error, ENAMETOOLONG, path, ": too long "
 				  "for a UNIX socket; at most 107 bytes");
 	if (lstat(path, &st) == 0) {
+		if (S_ISSOCK(st.st_mode) && socket_alive(path))
+			return path_error(ret_error, EADDRINUSE, path, ": "
+					  "another process listens there (a "
+					  "porthopd already running?)");
 		if (S_ISSOCK(st.st_mode))
 			return 0;
 		/* Never removed: a file put there by mistake is someone's,
@@ -575,10 +599,18 @@ struct control *control_new(struct event_base *base, const char *path,
 		what = "socket";
 		goto fail;
 	}
-	/* Only a socket is replaced (control_check_path() refused anything
-	 * else; this is its last word, should something have appeared). */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+	/* Only a socket nobody listens on is replaced (control_check_path()
+	 * refused anything else; this is its last word, should something
+	 * have appeared). */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		if (socket_alive(path)) {
+			errno = EADDRINUSE;
+			what = "another process listens there (a porthopd "
+			       "already running?)";
+			goto fail;
+		}
 		unlink(path);
+	}
 	/* Created 0600 (or 0660): never a moment when others could
 	 * connect. */
 	old = umask(gid == (gid_t)-1 ? 0177 : 0117);

@@ -95,14 +95,15 @@ struct control_stats {
 };
 
 /* Checks path before anything else is done: nothing there (in an
- * existing directory), or a socket, which control_new() would replace.
- * Anything else (a regular file, a directory...) is never removed.
+ * existing directory), or a socket nobody listens on (a leftover), which
+ * control_new() would replace.  Anything else (a regular file, a
+ * directory, the live socket of another porthopd) is never removed.
  * Returns 0, or a negative errno with *ret_error a message naming the
  * path (the caller frees it). */
 int control_check_path(const char *path, char **ret_error);
 
-/* Listens on path (a socket already there is replaced; anything else
- * there is refused).  gid is the group allowed besides root, or (gid_t)-1
+/* Listens on path (a leftover socket already there is replaced; anything
+ * else there, a live socket too, is refused).  gid is the group allowed besides root, or (gid_t)-1
  * for root only.  notice may be NULL.  Returns NULL on failure, with
  * *ret_error a message naming the path (the caller frees it) when
  * ret_error is not NULL. */

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "diag.h"
+#include "instance.h"
 #include "log.h"
 #include "trigger.h"
 
@@ -36,6 +37,7 @@ struct core {
 	struct metrics_histogram apply_hist;	/* build + apply, seconds */
 	double start_time;			/* epoch seconds */
 	struct auth *auth;			/* NULL: triggers unsigned */
+	struct instance *claim;			/* what it owns, its own */
 	/* Whatever a sender controls logs through a limit. */
 	struct log_ratelimit refusal_log, unknown_log, failure_log;
 };
@@ -195,6 +197,7 @@ void core_free(struct core *c)
 	engine_free(c->engine);
 	trigger_queue_free(c->queue);
 	auth_free(c->auth);
+	instance_free(c->claim);
 	free(c);
 }
 
@@ -323,12 +326,20 @@ static int shuffle_entries(struct core *c, const size_t *idx, size_t n,
 int core_start(struct core *c)
 {
 	const struct config *cfg = engine_config(c->engine);
+	char *err = NULL;
 
 	info(c, "starting: %s, %zu watched address%s, %zu pairs",
 	     c->config_path, config_watched_count(cfg),
 	     config_watched_count(cfg) == 1 ? "" : "es",
 	     config_pair_count(cfg));
 	c->start_time = wall_now();
+	/* Before the kernel is touched: nobody else serves it. */
+	c->claim = instance_claim(cfg, &err);
+	if (c->claim == NULL) {
+		warn(c, "%s", err ? err : "out of memory");
+		free(err);
+		return -1;
+	}
 	shuffle_all(c, "start", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
 	report_untrack_state(c);
@@ -575,6 +586,7 @@ static void core_log_cb(void *arg, enum core_level level, const char *line)
 int core_reload(struct core *c, char **ret_error)
 {
 	uint64_t repairs = engine_stats(c->engine)->repairs;
+	struct instance *claim = NULL;
 	struct auth *auth = NULL;
 	struct config *cfg;
 	unsigned changes;
@@ -598,9 +610,24 @@ int core_reload(struct core *c, char **ret_error)
 		config_free(cfg);
 		return -ENOMEM;
 	}
+	/* A new table (or mode) is claimed before it is touched. */
+	if (c->claim && !instance_same(c->claim, cfg) &&
+	    (claim = instance_claim(cfg, &err)) == NULL) {
+		warn(c, "reload refused, the running configuration stays: %s",
+		     err ? err : "out of memory");
+		if (auth != c->auth)
+			auth_free(auth);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
+		config_free(cfg);
+		return -EINVAL;
+	}
 	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
 		  CORE_CHANGED_REDIS;
 	if (engine_reload(c->engine, cfg, &err) < 0) {
+		instance_free(claim);
 		if (auth != c->auth)
 			auth_free(auth);
 		warn(c, "reload: applying the new configuration failed, the "
@@ -621,6 +648,10 @@ int core_reload(struct core *c, char **ret_error)
 	     config_watched_count(cfg), config_pair_count(cfg));
 	report_untrack_state(c);
 	adopt_auth(c, cfg, auth);
+	if (claim) {
+		instance_free(c->claim);
+		c->claim = claim;
+	}
 	if (c->hooks.reloaded)
 		c->hooks.reloaded(c->hooks.arg, changes);
 	return 0;

@@ -79,6 +79,39 @@ stop_porthopd
 nsx nft list table inet filter >/dev/null 2>&1 && fail "the table stayed after a clean stop"
 pass "a table left by porthopd killed with -9 is taken over, and removed on stop"
 
+# --- a second porthopd beside a running one --------------------------------
+
+cfg=$T/twice.json
+native_config "$cfg" <<'JSON'
+{
+  "max_port_number": 1000,
+  "tcp_ports": [22, 80],
+  "watched_addresses": [{"ip": "10.0.0.3"}]
+}
+JSON
+: >"$T/porthopd.log"
+start_porthopd "$cfg" --no-redis
+before=$(nsx "$PORTHOP" mapping -s "$T/control.sock" --json)
+# Another socket, the same table: refused before the kernel is touched.
+rc=0
+out=$(nsx timeout 20 "$PORTHOPD" -c "$cfg" -s "$T/second.sock" --no-redis 2>&1) || rc=$?
+[ $rc -eq 69 ] || fail "a second porthopd on the same table: exit $rc ($out)"
+grep -q "another porthopd serves table inet porthop in this network namespace" <<<"$out" \
+	|| fail "no clear refusal of a second porthopd: $out"
+[ ! -e "$T/second.sock" ] || fail "the refused porthopd left a socket"
+# The same socket: refused at the check, the first one's socket kept.
+rc=0
+out=$(nsx timeout 20 "$PORTHOPD" -c "$cfg" -s "$T/control.sock" --no-redis 2>&1) || rc=$?
+[ $rc -eq 78 ] || fail "a second porthopd on the same socket: exit $rc ($out)"
+grep -q "another process listens there" <<<"$out" || fail "no clear refusal: $out"
+[ "$(nsx "$PORTHOP" mapping -s "$T/control.sock" --json)" = "$before" ] \
+	|| fail "the running porthopd's mapping changed, or it cannot be reached"
+# Another table name is another instance: allowed.
+jq '.nftables_service_configuration.table_name = "porthop2"' "$cfg" >"$T/twice2.json"
+nsx "$PORTHOPD" -n -c "$T/twice2.json" >/dev/null || fail "porthopd -n refused another table"
+stop_porthopd
+pass "a second porthopd on the same table or socket is refused (69, 78); the first keeps serving"
+
 # --- reloads in a signal storm --------------------------------------------
 
 cfg=$T/storm.json

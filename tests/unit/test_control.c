@@ -446,19 +446,40 @@ static void expect_bad_path(const char *path, int err, const char *what)
 	}
 }
 
-/* What is at the path: nothing or a socket is accepted, a regular file
- * or a directory refused and left alone (control_new too), and so is a
- * path whose directory is missing or that is too long for a socket. */
+/* What is at the path: nothing or a leftover socket is accepted; a live
+ * socket (another daemon's), a regular file or a directory refused and
+ * left alone (control_new too), and so is a path whose directory is
+ * missing or that is too long for a socket. */
 static void test_check_path(void **state)
 {
 	struct fixture *f = *state;
 	char path[256], *err = NULL;
 	int fd;
 
-	assert_int_equal(control_check_path(f->path, &err), 0);
-	assert_null(err);
+	/* The fixture's socket is live: another daemon's, never replaced. */
+	expect_bad_path(f->path, EADDRINUSE, "another process listens there");
+	assert_null(control_new(f->base, f->path, (gid_t)-1, handler, NULL, f,
+				&err));
+	assert_non_null(strstr(err, "another process listens there"));
+	free(err);
+	err = NULL;
 	snprintf(path, sizeof(path), "%s/nothing.sock", f->dir);
 	assert_int_equal(control_check_path(path, NULL), 0);
+	/* A leftover socket (bound, nobody listening) is accepted. */
+	snprintf(path, sizeof(path), "%s/left.sock", f->dir);
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		assert_true(s >= 0);
+		assert_true(strlen(path) < sizeof(sa.sun_path));
+		memcpy(sa.sun_path, path, strlen(path) + 1);
+		assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		close(s);
+	}
+	assert_int_equal(control_check_path(path, &err), 0);
+	assert_null(err);
+	unlink(path);
 
 	snprintf(path, sizeof(path), "%s/file.sock", f->dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -197,6 +197,8 @@ static void test_commands(void **state)
 	json_decref(r);
 	assert_code(request(f->core, "{\"command\": \"frob\"}", 0), "request");
 	assert_code(request(f->core, "{\"command\": \"shuffle\", \"address\": "
+			    "123}", 0), "request");
+	assert_code(request(f->core, "{\"command\": \"shuffle\", \"address\": "
 			    "\"10.8.0.1\"}", 0), "not_watched");
 	/* A shuffle that may run now runs before the reply. */
 	r = request(f->core, "{\"command\": \"shuffle\", \"address\": "
