@@ -301,6 +301,10 @@ static int cmd_daemon(const char *cmd, struct globals g, int argc,
 		printf("shuffled%s%s in %.1f ms\n", addr ? " " : "",
 		       addr ? addr : "",
 		       json_real_value(json_object_get(reply, "duration_ms")));
+	else if (json_is_true(json_object_get(reply, "queued")))
+		printf("reload checked and queued: it is applied in %lld ms "
+		       "(min_shuffle_interval_ms)\n",
+		       (long long)json_integer_value(json_object_get(reply, "due_ms")));
 	else
 		printf("reloaded: %lld watched addresses, %lld pairs\n",
 		       (long long)json_integer_value(json_object_get(reply, "watched_addresses")),

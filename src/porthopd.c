@@ -364,7 +364,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		core_reload(p->core, NULL);
+		core_reload(p->core, SRC_SIGNAL, NULL);
 		break;
 	case SIGUSR1:
 		core_trigger(p->core, SRC_SIGNAL);

@@ -174,7 +174,10 @@ static json_t *reload(struct core *c, json_t *req)
 	int rc;
 
 	(void)req;
-	rc = core_reload(c, &err);
+	rc = core_reload(c, SRC_CONTROL, &err);
+	if (rc > 0)
+		return json_pack("{s:b,s:b,s:I}", "ok", 1, "queued", 1,
+				 "due_ms", (json_int_t)core_wait_ms(c));
 	if (rc < 0) {
 		r = control_error(rc == -EINVAL ? CONTROL_CODE_CONFIG :
 				  rc == -EIO ? CONTROL_CODE_KERNEL :

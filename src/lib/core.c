@@ -38,6 +38,8 @@ struct core {
 	double start_time;			/* epoch seconds */
 	struct auth *auth;			/* NULL: triggers unsigned */
 	struct instance *claim;			/* what it owns, its own */
+	struct config *pending_reload;		/* checked, waiting out
+						 * min_shuffle_interval_ms */
 	/* Whatever a sender controls logs through a limit. */
 	struct log_ratelimit refusal_log, unknown_log, failure_log;
 };
@@ -198,6 +200,7 @@ void core_free(struct core *c)
 	trigger_queue_free(c->queue);
 	auth_free(c->auth);
 	instance_free(c->claim);
+	config_free(c->pending_reload);
 	free(c);
 }
 
@@ -207,6 +210,7 @@ void core_set_json_elements(struct core *c, bool on)
 }
 
 static void report_untrack_state(struct core *c);
+static int reload_with(struct core *c, struct config *cfg, char **ret_error);
 
 static double wall_now(void)
 {
@@ -357,6 +361,12 @@ int core_run_pending(struct core *c, char **ret_error)
 	size_t len = 0;
 	int r;
 
+	if (c->pending_reload) {
+		struct config *cfg = c->pending_reload;
+
+		c->pending_reload = NULL;
+		return reload_with(c, cfg, ret_error) < 0 ? -1 : 0;
+	}
 	trigger_queue_peek(c->queue, &b);
 	if (!b.all && b.nentries == 0)
 		return 0;
@@ -583,22 +593,15 @@ static void core_log_cb(void *arg, enum core_level level, const char *line)
 	c->hooks.log(c->hooks.arg, level, line);
 }
 
-int core_reload(struct core *c, char **ret_error)
+/* Puts cfg (loaded and checked; consumed) in force. */
+static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 {
 	uint64_t repairs = engine_stats(c->engine)->repairs;
 	struct instance *claim = NULL;
 	struct auth *auth = NULL;
-	struct config *cfg;
 	unsigned changes;
 	char *err = NULL;
 
-	info(c, "reloading %s", c->config_path);
-	cfg = core_load(c->io, c->config_path, core_log_cb, c, ret_error);
-	if (cfg == NULL) {
-		warn(c, "reload refused; the running configuration and its "
-		     "rules stay in force");
-		return -EINVAL;
-	}
 	/* Before anything changes: without its verifier, signed triggers
 	 * could not be checked (and must never be taken unsigned). */
 	if (prepare_auth(c, cfg, &auth) < 0) {
@@ -644,6 +647,7 @@ int core_reload(struct core *c, char **ret_error)
 	/* The reload drew a fresh mapping for every entry: what triggers
 	 * asked for is served, and their indexes meant the old list. */
 	trigger_queue_clear(c->queue);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
 	info(c, "reload applied: %zu watched addresses, %zu pairs",
 	     config_watched_count(cfg), config_pair_count(cfg));
 	report_untrack_state(c);
@@ -655,6 +659,37 @@ int core_reload(struct core *c, char **ret_error)
 	if (c->hooks.reloaded)
 		c->hooks.reloaded(c->hooks.arg, changes);
 	return 0;
+}
+
+int core_reload(struct core *c, enum metrics_source source, char **ret_error)
+{
+	struct config *cfg;
+	long long wait;
+
+	info(c, "reloading %s (%s)", c->config_path,
+	     metrics_source_name(source));
+	cfg = core_load(c->io, c->config_path, core_log_cb, c, ret_error);
+	if (cfg == NULL) {
+		warn(c, "reload refused; the running configuration and its "
+		     "rules stay in force");
+		return -EINVAL;
+	}
+	/* A reload draws a mapping for every entry: a shuffle like any
+	 * other, kept min_shuffle_interval_ms from the last one.  Checked
+	 * now (errors said at once), applied when the pending shuffle runs;
+	 * a later reload replaces it. */
+	wait = core_wait_ms(c);
+	if (wait > 0) {
+		config_free(c->pending_reload);
+		c->pending_reload = cfg;
+		info(c, "reload queued: applied in %lld ms "
+		     "(min_shuffle_interval_ms)", wait);
+		schedule(c);
+		return 1;
+	}
+	config_free(c->pending_reload);
+	c->pending_reload = NULL;
+	return reload_with(c, cfg, ret_error);
 }
 
 void core_stop(struct core *c)

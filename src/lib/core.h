@@ -103,10 +103,13 @@ long long core_wait_ms(const struct core *c);
  * *ret_error set if given (the caller frees it). */
 int core_run_pending(struct core *c, char **ret_error);
 
-/* Reloads the configuration file: refused as a whole (-EINVAL: the
- * configuration; -EIO: the kernel; -ENOMEM) with the running one left in
- * force, or applied, then the reloaded hook.  *ret_error as above. */
-int core_reload(struct core *c, char **ret_error);
+/* Reloads the configuration file (asked for by source): refused as a
+ * whole (-EINVAL: the configuration; -EIO: the kernel; -ENOMEM) with the
+ * running one left in force, or applied (0), then the reloaded hook.  A
+ * reload is a shuffle of every entry: inside min_shuffle_interval_ms of
+ * the last one it is checked now and applied when the pending shuffle
+ * runs (1), a later reload replacing it.  *ret_error as above. */
+int core_reload(struct core *c, enum metrics_source source, char **ret_error);
 
 /* The periodic check of our rules (see engine_reconcile) and the untrack
  * "auto" watcher (see engine_untrack_check: all, or the quick look). */

@@ -189,6 +189,23 @@ wait_for 10 "the queued shuffle" status_at_least shuffles $((before + 1))
 [ "$(status shuffles)" -eq $((before + 1)) ] || fail "20 queued control shuffles made $(( $(status shuffles) - before )) shuffles"
 pass "20 control shuffles inside min_shuffle_interval_ms: queued, one shuffle"
 
+# Reloads are shuffles of every entry: inside the interval each is checked
+# at once and queued; one is applied.
+applied=$(log_count "reload applied")
+ctl shuffle >/dev/null
+for i in $(seq 20); do ctl reload >"$T/out" || fail "reload $i refused"; done
+grep -q "reload checked and queued" "$T/out" || fail "a reload inside the interval: $(cat "$T/out")"
+wait_log "reload applied" $((applied + 1)) 10
+[ "$(log_count "reload applied")" -eq $((applied + 1)) ] || fail "20 queued reloads applied more than once"
+echo '{"not": "a configuration"' >"$T/broken.json"
+cp "$cfg" "$T/good.json"
+cp "$T/broken.json" "$cfg"
+rc=0
+ctl reload >/dev/null 2>&1 || rc=$?
+[ $rc -eq 78 ] || fail "an invalid configuration inside the interval: exit $rc"
+cp "$T/good.json" "$cfg"
+pass "20 reloads inside min_shuffle_interval_ms: checked, queued, applied once; an invalid one refused at once"
+
 # Reloads while triggers are in flight: a pending shuffle, a Redis flood,
 # the Redis subscription itself replaced (channel renamed) every other
 # time.  porthopd keeps serving; sanitizer builds catch a stale callback.

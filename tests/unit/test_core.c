@@ -270,6 +270,38 @@ static void test_reload_refused_config(void **state)
 	nftio_free(io);
 }
 
+/* A reload inside min_shuffle_interval_ms (500 ms here) is checked at
+ * once and applied when the pending shuffle runs; several make one. */
+static void test_reload_queued(void **state)
+{
+	static const char *const path = "valid/native_udp_only_and_options.json";
+	struct seen seen = { 0 };
+	struct core_hooks hooks = { .arg = &seen, .log = on_log,
+				    .schedule = on_schedule,
+				    .reloaded = on_reloaded };
+	struct nftio *io = nftio_new_recorder();
+	struct config *cfg = core_load(io, path, on_log, &seen, NULL);
+	struct core *c = cfg ? core_new(io, cfg, path, &hooks) : NULL;
+	json_t *r;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(core_start(c), 0);
+	assert_true(config_daemon(core_config(c))->min_shuffle_interval_ms > 0);
+	assert_int_equal(core_reload(c, SRC_SIGNAL, NULL), 1);
+	r = request(c, "{\"command\": \"reload\"}", 0);
+	assert_true(json_is_true(json_object_get(r, "queued")));
+	json_decref(r);
+	assert_int_equal(seen.reloads, 0);
+	assert_true(seen.schedules > 0 && seen.last_wait > 0);
+	assert_int_equal(core_run_pending(c, NULL), 0);
+	assert_int_equal(seen.reloads, 1);
+	assert_int_equal(core_run_pending(c, NULL), 0);
+	assert_int_equal(seen.reloads, 1);
+	core_free(c);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +311,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test(test_reload_refused_config),
+		cmocka_unit_test(test_reload_queued),
 	};
 
 	if (chdir(CORPUS_DIR) < 0)
