@@ -15,6 +15,7 @@
 #include "diag.h"
 #include "instance.h"
 #include "log.h"
+#include "rundir.h"
 #include "trigger.h"
 
 /* Refusals are counted by enum auth_result, shown by metrics' reasons. */
@@ -38,6 +39,7 @@ struct core {
 	double start_time;			/* epoch seconds */
 	struct auth *auth;			/* NULL: triggers unsigned */
 	struct instance *claim;			/* what it owns, its own */
+	const char *run_dir;			/* where the claim's lock is */
 	struct config *pending_reload;		/* checked, waiting out
 						 * min_shuffle_interval_ms */
 	/* Whatever a sender controls logs through a limit. */
@@ -181,6 +183,7 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 	}
 	c->io = io;
 	c->config_path = config_path;
+	c->run_dir = RUNDIR_PATH;
 	c->hooks = *hooks;
 	c->engine = engine_new(cfg, io);
 	c->queue = trigger_queue_new();
@@ -202,6 +205,11 @@ void core_free(struct core *c)
 	instance_free(c->claim);
 	config_free(c->pending_reload);
 	free(c);
+}
+
+void core_set_run_dir(struct core *c, const char *dir)
+{
+	c->run_dir = dir;
 }
 
 void core_set_json_elements(struct core *c, bool on)
@@ -338,7 +346,7 @@ int core_start(struct core *c)
 	     config_pair_count(cfg));
 	c->start_time = wall_now();
 	/* Before the kernel is touched: nobody else serves it. */
-	c->claim = instance_claim(cfg, &err);
+	c->claim = instance_claim(c->run_dir, cfg, &err);
 	if (c->claim == NULL) {
 		warn(c, "%s", err ? err : "out of memory");
 		free(err);
@@ -615,7 +623,7 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	}
 	/* A new table (or mode) is claimed before it is touched. */
 	if (c->claim && !instance_same(c->claim, cfg) &&
-	    (claim = instance_claim(cfg, &err)) == NULL) {
+	    (claim = instance_claim(c->run_dir, cfg, &err)) == NULL) {
 		warn(c, "reload refused, the running configuration stays: %s",
 		     err ? err : "out of memory");
 		if (auth != c->auth)

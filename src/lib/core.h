@@ -74,6 +74,10 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 		      const char *config_path, const struct core_hooks *hooks);
 void core_free(struct core *c);
 
+/* Where the claim that one porthopd serves the table is kept (borrowed;
+ * default RUNDIR_PATH, which only root writes): tests give their own. */
+void core_set_run_dir(struct core *c, const char *dir);
+
 /* Native mode: map updates through libnftables' JSON parser. */
 void core_set_json_elements(struct core *c, bool on);
 

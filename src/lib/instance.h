@@ -2,9 +2,10 @@
  * instance: one porthopd per table and network namespace.  Two daemons
  * serving one table would undo each other's applies at every
  * reconciliation, and one's stop would delete the table the other serves.
- * The claim is an abstract UNIX socket named after what porthopd owns:
- * abstract names belong to the network namespace, and go with the process
- * however it ends, so a crashed porthopd never blocks the next one.
+ * The claim is a lock (flock) on a file in /run/porthop, which only root
+ * writes, named after the network namespace and what porthopd owns: nobody
+ * else can take it first, and it goes with the process however it ends,
+ * so a crashed porthopd never blocks the next one.
  */
 #ifndef PORTHOP_INSTANCE_H
 #define PORTHOP_INSTANCE_H
@@ -16,10 +17,12 @@
 struct instance;
 
 /* Claims what c makes porthopd own in this network namespace: its native
- * table ("table inet NAME"), or in template mode the ruleset it flushes.
+ * table ("table inet NAME"), or in template mode the ruleset it flushes;
+ * the lock file goes in dir (made if missing: porthopd's is RUNDIR_PATH).
  * Returns the claim, or NULL with *ret_error (the caller frees it): held
- * by another process (errno EADDRINUSE), or the socket failed. */
-struct instance *instance_claim(const struct config *c, char **ret_error);
+ * by another porthopd (errno EWOULDBLOCK), or the file failed. */
+struct instance *instance_claim(const char *dir, const struct config *c,
+				char **ret_error);
 
 /* Whether i is the claim c would make (a reload that keeps it). */
 bool instance_same(const struct instance *i, const struct config *c);

@@ -68,6 +68,9 @@ struct fixture {
 
 static const char *const CONFIG = "valid/native_full.json";
 
+/* The claims' directory: the tests' own (porthopd's is root's). */
+static char run_dir[] = "/tmp/porthop-test-run.XXXXXX";
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -83,6 +86,8 @@ static int setup(void **state)
 	f->io = nftio_new_recorder();
 	cfg = core_load(f->io, CONFIG, on_log, &f->seen, NULL);
 	f->core = cfg ? core_new(f->io, cfg, CONFIG, &hooks) : NULL;
+	if (f->core)
+		core_set_run_dir(f->core, run_dir);
 	if (f->core == NULL || core_start(f->core) < 0)
 		return -1;
 	*state = f;
@@ -261,6 +266,7 @@ static void test_reload_refused_config(void **state)
 	assert_int_equal(close(fd), 0);
 	c = core_new(io, cfg, path, &hooks);
 	assert_non_null(c);
+	core_set_run_dir(c, run_dir);
 	assert_int_equal(core_start(c), 0);
 	assert_code(request(c, "{\"command\": \"reload\"}", 0), "config");
 	assert_int_equal(config_watched_count(core_config(c)), watched);
@@ -286,6 +292,7 @@ static void test_reload_queued(void **state)
 
 	(void)state;
 	assert_non_null(c);
+	core_set_run_dir(c, run_dir);
 	assert_int_equal(core_start(c), 0);
 	assert_true(config_daemon(core_config(c))->min_shuffle_interval_ms > 0);
 	assert_int_equal(core_reload(c, SRC_SIGNAL, NULL), 1);
@@ -302,6 +309,35 @@ static void test_reload_queued(void **state)
 	nftio_free(io);
 }
 
+/* One porthopd per table: a second core on the same table does not
+ * start (nothing applied); once the first is gone, a third does. */
+static void test_one_per_table(void **state)
+{
+	struct fixture *f = *state;
+	struct seen seen = { 0 };
+	struct core_hooks hooks = { .arg = &seen, .log = on_log,
+				    .schedule = on_schedule };
+	struct nftio *io = nftio_new_recorder();
+	struct config *cfg = core_load(io, CONFIG, on_log, &seen, NULL);
+	struct core *second = cfg ? core_new(io, cfg, CONFIG, &hooks) : NULL;
+
+	assert_non_null(second);
+	core_set_run_dir(second, run_dir);
+	assert_int_equal(core_start(second), -1);
+	assert_true(said(&seen, "another porthopd serves table inet mtd_ports"));
+	assert_int_equal(nftio_recorder_applied(io), 0);
+	core_free(f->core);
+	f->core = NULL;
+	core_free(second);
+	cfg = core_load(io, CONFIG, on_log, &seen, NULL);
+	second = core_new(io, cfg, CONFIG, &hooks);
+	assert_non_null(second);
+	core_set_run_dir(second, run_dir);
+	assert_int_equal(core_start(second), 0);
+	core_free(second);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,9 +348,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test(test_reload_refused_config),
 		cmocka_unit_test(test_reload_queued),
+		cmocka_unit_test_setup_teardown(test_one_per_table, setup, teardown),
 	};
 
-	if (chdir(CORPUS_DIR) < 0)
+	int r;
+
+	if (chdir(CORPUS_DIR) < 0 || mkdtemp(run_dir) == NULL)
 		return 1;
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(run_dir);
+	return r;
 }
