@@ -43,15 +43,19 @@ static void usage(FILE *f)
 "usage: porthop [-s socket | -c file] <command> [options]\n"
 "\n"
 "commands:\n"
-"  status [--json]           what porthopd is doing\n"
-"  shuffle [ADDRESS]         shuffle now: every address, or one\n"
-"  reload                    reload the configuration (as SIGHUP), with the\n"
-"                            result\n"
+"  status [--json]            what porthopd is doing\n"
+"  shuffle [ADDRESS]          shuffle now: every entry, or the watched entry\n"
+"                             that covers ADDRESS\n"
+"  reload                     reload the configuration (as SIGHUP), with the\n"
+"                             result\n"
 "  mapping [ADDRESS] [--json] the mapping in force (root only)\n"
-"  metrics                   porthopd's figures, Prometheus text format\n"
-"  check -c FILE             validate a configuration as porthopd does\n"
-"  print -c FILE             the ruleset porthopd would apply, nft syntax\n"
-"  publish [options]         publish a trigger message on Redis\n"
+"  metrics                    porthopd's figures, Prometheus text format\n"
+"  check [-o] -c FILE         validate a configuration as porthopd does\n"
+"                             (-o: offline, no kernel dry run)\n"
+"  print -c FILE              the ruleset porthopd would apply, nft syntax\n"
+"  publish [options]          publish a trigger message on Redis\n"
+"  -V, --version              print the version\n"
+"  -h, --help                 this help\n"
 "\n"
 "Commands that talk to porthopd take -s PATH (default\n"
 CONFIG_DEFAULT_CONTROL_SOCKET "), or -c FILE to use that configuration's\n"
@@ -73,7 +77,8 @@ static int exit_status(const char *code)
 	};
 	int k = control_code_parse(code);
 
-	return k < 0 ? EX_SOFTWARE : by_code[k];
+	/* A code without a row here (0) must never read as success. */
+	return k < 0 || by_code[k] == 0 ? EX_SOFTWARE : by_code[k];
 }
 
 /* Sends one request to porthopd; prints errors; returns a sysexits code
@@ -260,8 +265,14 @@ static int cmd_daemon(const char *cmd, struct globals g, int argc,
 			as_json = true;
 			break;
 		case 'h':
-			printf("usage: porthop %s%s [-s socket | -c file] "
-			       "[--json]\n", cmd, takes_addr ? " [ADDRESS]" : "");
+			printf("usage: porthop %s%s [-s socket | -c file]%s\n\n"
+			       "Asks the running porthopd over its control "
+			       "socket: -s names the socket, -c takes it from "
+			       "that configuration's porthopd.control_socket "
+			       "(default " CONFIG_DEFAULT_CONTROL_SOCKET ").%s\n",
+			       cmd, takes_addr ? " [ADDRESS]" : "",
+			       strcmp(cmd, "metrics") == 0 ? "" : " [--json]",
+			       strcmp(cmd, "mapping") == 0 ? " Root only." : "");
 			return EXIT_SUCCESS;
 		default:
 			return EX_USAGE;
@@ -329,17 +340,24 @@ static int cmd_print(const struct globals *g, int argc, char **argv)
 	char *text = NULL, *err = NULL;
 	int ch, status = EXIT_SUCCESS;
 
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
 	optind = 1;
-	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		if (ch == 'c') {
 			conf = optarg;
 		} else {
-			printf("usage: porthop print [-c file]\n\nPrints, in nft "
-			       "syntax, the ruleset porthopd would apply (with a "
-			       "freshly drawn mapping), without applying it.\n"
-			       "Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root): the "
-			       "batch is checked in a network namespace of its "
-			       "own.\n");
+			fprintf(ch == 'h' ? stdout : stderr,
+				"usage: porthop print [-c file]\n\nPrints, in "
+				"nft syntax, the ruleset porthopd would apply "
+				"(with a freshly drawn mapping), without "
+				"applying it.\nNeeds CAP_SYS_ADMIN and "
+				"CAP_NET_ADMIN (root): the batch is checked in a "
+				"network namespace of its own.\n");
 			return ch == 'h' ? EXIT_SUCCESS : EX_USAGE;
 		}
 	}
@@ -396,7 +414,8 @@ static void publish_usage(FILE *f)
 {
 	fprintf(f,
 "usage: porthop publish [-c file] [-r host] [-p port] [-C channel]\n"
-"                       [-m message] [-l L -u U] [-n count]\n"
+"                       [-m message] [-l L -u U] [-n count] [-k key-file]\n"
+"                       [-q] [-t]\n"
 "\n"
 "  -c, --config FILE    take host, port and channel from a configuration\n"
 "  -r, --host HOST      Redis host (default 127.0.0.1)\n"

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "bus.h"
+#include "check.h"
 #include "command.h"
 #include "config.h"
 #include "control.h"
@@ -55,8 +56,8 @@ struct porthopd {
 	struct event *untrack_ev;		/* untrack_unwatched "auto" */
 	struct event *metrics_ev;
 	struct event *watchdog_ev;
-	/* Rate limit of the control socket's notices, one per kind. */
-	time_t control_log_at[CONTROL_NOTICE_ACCEPT_FAILED + 1];
+	/* The control socket's notices: a line every 10 s per kind. */
+	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 };
 
 static const struct config *cfg_of(const struct porthopd *p)
@@ -67,11 +68,13 @@ static const struct config *cfg_of(const struct porthopd *p)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: porthopd [-nTv] [-c file] [--interval L:U] [--no-redis]\n"
+"usage: porthopd [-nTvV] [-c file] [-s socket] [-i L:U] [--no-redis]\n"
+"                [--json-elements]\n"
 "\n"
 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
 "  -n, --check         check the configuration and rule files (including a\n"
-"                      kernel dry run of the rules) and exit: 0 or 78\n"
+"                      kernel dry run of the rules) and exit: 0, 78, or\n"
+"                      77 without CAP_NET_ADMIN\n"
 "  -i, --interval L:U  also shuffle every T seconds, T uniform in L..U\n"
 "  -s, --socket PATH   the control socket (default: the configuration's\n"
 "                      porthopd.control_socket, " CONFIG_DEFAULT_CONTROL_SOCKET ")\n"
@@ -141,13 +144,6 @@ static void on_core_schedule(void *arg, long long wait_ms)
 		event_active(p->pending_ev, EV_TIMEOUT, 0);
 }
 
-/* untrack_unwatched "auto": how often porthopd looks whether someone
- * committed, while unwatched clients are untracked.  A table that starts
- * using conntrack (a firewall loaded, Docker started) sees unwatched
- * clients untracked until then: its `ct state established` rules miss
- * their replies.  A look is one netlink round trip. */
-#define UNTRACK_WATCH_MS 250
-
 static void on_untrack(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -169,12 +165,12 @@ static void on_reconcile(evutil_socket_t fd, short what, void *arg)
 /* The quick look runs only where it has something to do. */
 static void arm_untrack(struct porthopd *p)
 {
-	const struct config *c = cfg_of(p);
-	struct timeval tv = { 0, UNTRACK_WATCH_MS * 1000 };
+	unsigned ms = core_untrack_watch_ms(p->core);
+	struct timeval tv = { (time_t)(ms / 1000),
+			      (suseconds_t)(ms % 1000) * 1000 };
 
 	event_del(p->untrack_ev);
-	if (config_mode(c) == CONFIG_MODE_NATIVE &&
-	    config_untrack(c) == CONFIG_UNTRACK_AUTO)
+	if (ms > 0)
 		evtimer_add(p->untrack_ev, &tv);
 }
 
@@ -226,34 +222,11 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 			 unsigned retry_ms)
 {
 	struct porthopd *p = arg;
-	const struct config *c = cfg_of(p);
-	char dbuf[512];	/* a Redis server's words, escaped */
 
-	switch (ev) {
-	case BUS_UP:
+	if (ev == BUS_UP)
 		notify_status(p);
-		log_info("redis %s:%d: subscribed to %zu channel%s",
-			 config_redis_host(c), config_redis_port(c),
-			 config_channel_count(c),
-			 config_channel_count(c) == 1 ? "" : "s");
-		/* Messages published while we were away are lost (pub/sub
-		 * is at most once): catch up with one shuffle. */
-		if (bus_connections(p->bus) > 1 &&
-		    config_daemon(c)->shuffle_on_reconnect)
-			core_trigger(p->core, SRC_RECONNECT);
-		break;
-	case BUS_DOWN:
-		log_warnx("redis %s:%d: %s; retrying (next in %u ms), rules in "
-			  "force stay", config_redis_host(c),
-			  config_redis_port(c),
-			  diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
-		break;
-	case BUS_RETRY:
-		log_debug("redis %s:%d: %s; next attempt in %u ms",
-			  config_redis_host(c), config_redis_port(c),
-			  diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
-		break;
-	}
+	core_redis_event(p->core, ev, detail, retry_ms,
+			 bus_connections(p->bus));
 }
 
 static struct bus *make_bus(struct porthopd *p)
@@ -378,12 +351,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* Before the kernel is touched: see rundir_check. */
-static int check_control_path(const struct porthopd *p, const struct config *c)
+static int check_control_path(const struct porthopd *p, const struct config *c,
+			      bool check_only)
 {
 	const char *path = rundir_socket(p->socket_override, c);
 	char *err = NULL;
 
-	if (path == NULL || rundir_check(path, &err) == 0)
+	if (path == NULL || rundir_check(path, check_only, &err) == 0)
 		return 0;
 	log_warnx("%s: %s", p->socket_override ? "--socket" : p->config_path,
 		  err ? err : "control socket: out of memory");
@@ -407,11 +381,11 @@ static void on_control_notice(void *arg, enum control_notice what, int err)
 {
 	struct porthopd *p = arg;
 	struct control_stats cs;
-	time_t now = time(NULL);
+	uint64_t held;
 
-	if (p->control == NULL || now - p->control_log_at[what] < 10)
+	if (p->control == NULL ||
+	    !log_ratelimit(&p->control_log[what], time(NULL), 1, 10, &held))
 		return;
-	p->control_log_at[what] = now;
 	control_get_stats(p->control, &cs);
 	if (what == CONTROL_NOTICE_ACCEPT_FAILED)
 		log_warnx("control socket: accept: %s; paused for up to 1 s "
@@ -528,20 +502,6 @@ static int parse_interval(const char *s, unsigned *lo, unsigned *hi)
 	*lo = (unsigned)a;
 	*hi = (unsigned)b;
 	return 0;
-}
-
-/* Can we talk to the kernel's nftables at all?  Tells a missing privilege
- * apart from a rule the kernel refuses. */
-static bool nft_permitted(struct nftio *io)
-{
-	char *err = NULL;
-	int r = nftio_apply_text(io, "{\"nftables\":[{\"add\":{\"table\":"
-				 "{\"family\":\"inet\",\"name\":"
-				 "\"porthop_probe\"}}}]}", true, &err);
-	bool ok = r == 0 || (err && !strstr(err, "Operation not permitted"));
-
-	free(err);
-	return ok;
 }
 
 /* Command-line options, besides what struct porthopd holds. */
@@ -716,13 +676,13 @@ int main(int argc, char **argv)
 	p.io = nftio_new_kernel();
 	if (p.io == NULL)
 		fatalx(EX_OSERR, "cannot create the libnftables context");
-	if (!nft_permitted(p.io)) {
+	if (!check_permitted(p.io)) {
 		nftio_free(p.io);
 		fatalx(EX_NOPERM, "nftables: operation not permitted; porthopd "
 		       "needs CAP_NET_ADMIN (run it as root)");
 	}
 	cfg = core_load(p.io, p.config_path, on_core_log, NULL, NULL);
-	if (cfg == NULL || check_control_path(&p, cfg) < 0) {
+	if (cfg == NULL || check_control_path(&p, cfg, o.check_only) < 0) {
 		config_free(cfg);
 		nftio_free(p.io);
 		return EX_CONFIG;

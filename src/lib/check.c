@@ -252,6 +252,19 @@ out:
 	return r;
 }
 
+bool check_permitted(struct nftio *io)
+{
+	char *err = NULL;
+	int r = nftio_apply_text(io, "{\"nftables\":[{\"add\":{\"table\":"
+				 "{\"family\":\"inet\",\"name\":"
+				 "\"porthop_probe\"}}}]}", true, &err);
+	bool ok = r == 0 || (r != -EPERM && !(err &&
+			     strstr(err, "Operation not permitted")));
+
+	free(err);
+	return ok;
+}
+
 int check_config(const struct config *c, struct nftio *io, struct diag *d)
 {
 	bool seen4 = false, seen6 = false;

@@ -9,9 +9,16 @@
 #ifndef PORTHOP_CHECK_H
 #define PORTHOP_CHECK_H
 
+#include <stdbool.h>
+
 #include "config.h"
 #include "diag.h"
 #include "nftio.h"
+
+/* Whether porthop may talk to the kernel's nftables at all (a dry run of
+ * a table's definition): tells a missing privilege (CAP_NET_ADMIN) apart
+ * from a rule the kernel refuses. */
+bool check_permitted(struct nftio *io);
 
 /* Asks the kernel, in a dry run, whether it accepts c's rules.  Native
  * mode first refuses a table of porthop's name that porthop did not make

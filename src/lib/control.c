@@ -204,14 +204,15 @@ static const char *const code_names[CONTROL_CODE_COUNT] = {
 
 const char *control_code_name(enum control_code code)
 {
-	return (unsigned)code < CONTROL_CODE_COUNT ? code_names[code] :
-						     "internal";
+	/* A code left out of the table above reads as "internal". */
+	return (unsigned)code < CONTROL_CODE_COUNT && code_names[code] ?
+	       code_names[code] : "internal";
 }
 
 int control_code_parse(const char *name)
 {
 	for (int i = 0; name && i < CONTROL_CODE_COUNT; i++)
-		if (strcmp(name, code_names[i]) == 0)
+		if (code_names[i] && strcmp(name, code_names[i]) == 0)
 			return i;
 	return -1;
 }
@@ -235,9 +236,11 @@ static void conn_read(struct bufferevent *bev, void *arg)
 
 	if ((nl.pos < 0 && len > CONTROL_MAX_REQUEST) ||
 	    (nl.pos >= 0 && (size_t)nl.pos > CONTROL_MAX_REQUEST)) {
-		conn_reply(k, control_error(CONTROL_CODE_REQUEST,
-					    "request too large; at most 4096 "
-					    "bytes on one line"));
+		char msg[80];
+
+		snprintf(msg, sizeof(msg), "request too large; at most %d "
+			 "bytes on one line", CONTROL_MAX_REQUEST);
+		conn_reply(k, control_error(CONTROL_CODE_REQUEST, msg));
 		return;
 	}
 	if (nl.pos < 0)
@@ -460,9 +463,7 @@ static int path_error(char **ret_error, int err, const char *path,
 	return -err;
 }
 
-/* Whether something listens on the socket at path: then it is not a
- * leftover, and replacing it would cut another daemon off. */
-static bool socket_alive(const char *path)
+bool control_socket_alive(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -491,7 +492,7 @@ int control_check_path(const char *path, char **ret_error)
 		return path_error(ret_error, ENAMETOOLONG, path, ": too long "
 				  "for a UNIX socket; at most 107 bytes");
 	if (lstat(path, &st) == 0) {
-		if (S_ISSOCK(st.st_mode) && socket_alive(path))
+		if (S_ISSOCK(st.st_mode) && control_socket_alive(path))
 			return path_error(ret_error, EADDRINUSE, path, ": "
 					  "another process listens there (a "
 					  "porthopd already running?)");
@@ -603,7 +604,7 @@ struct control *control_new(struct event_base *base, const char *path,
 	 * refused anything else; this is its last word, should something
 	 * have appeared). */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		if (socket_alive(path)) {
+		if (control_socket_alive(path)) {
 			errno = EADDRINUSE;
 			what = "another process listens there (a porthopd "
 			       "already running?)";

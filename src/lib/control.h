@@ -102,6 +102,10 @@ struct control_stats {
  * path (the caller frees it). */
 int control_check_path(const char *path, char **ret_error);
 
+/* Whether something listens on the socket at path: then it is not a
+ * leftover, and replacing it would cut another daemon off. */
+bool control_socket_alive(const char *path);
+
 /* Listens on path (a leftover socket already there is replaced; anything
  * else there, a live socket too, is refused).  gid is the group allowed besides root, or (gid_t)-1
  * for root only.  notice may be NULL.  Returns NULL on failure, with

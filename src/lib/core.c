@@ -38,7 +38,7 @@ struct core {
 	struct metrics_histogram apply_hist;	/* build + apply, seconds */
 	double start_time;			/* epoch seconds */
 	struct auth *auth;			/* NULL: triggers unsigned */
-	struct instance *claim;			/* what it owns, its own */
+	struct instance *claim;			/* held while it serves its table */
 	const char *run_dir;			/* where the claim's lock is */
 	struct config *pending_reload;		/* checked, waiting out
 						 * min_shuffle_interval_ms */
@@ -46,6 +46,9 @@ struct core {
 	struct log_ratelimit refusal_log, unknown_log, failure_log;
 };
 
+static void say(void (*log)(void *, enum core_level, const char *),
+		void *arg, enum core_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 static void say(void (*log)(void *, enum core_level, const char *),
 		void *arg, enum core_level level, const char *fmt, va_list ap)
 {
@@ -101,7 +104,7 @@ struct load_log {
 	void *arg;
 };
 
-static void diag_line_cb(void *arg, const char *text)
+static void report_diag_line(void *arg, const char *text)
 {
 	struct load_log *to = arg;
 
@@ -123,7 +126,7 @@ struct config *core_load(struct nftio *io, const char *path,
 		config_free(c);
 		c = NULL;
 	}
-	diag_report(d, diag_line_cb, &to);
+	diag_report(d, report_diag_line, &to);
 	if (c == NULL) {
 		load_say(log, arg, "%s: %zu error%s; configuration refused",
 			 path, diag_errors(d), diag_errors(d) == 1 ? "" : "s");
@@ -219,6 +222,7 @@ void core_set_json_elements(struct core *c, bool on)
 
 static void report_untrack_state(struct core *c);
 static int reload_with(struct core *c, struct config *cfg, char **ret_error);
+static int recheck(struct core *c, struct config *cfg);
 
 static double wall_now(void)
 {
@@ -270,7 +274,7 @@ static void report_failure(struct core *c, const char *what, const char *err)
 
 /* Every entry.  Returns 0, or -1 with *ret_error set (the caller frees
  * it) if given. */
-static int shuffle_all(struct core *c, const char *reason, char **ret_error)
+static int run_all(struct core *c, const char *reason, char **ret_error)
 {
 	const struct engine_stats *st = engine_stats(c->engine);
 	uint64_t repairs = st->repairs;
@@ -300,8 +304,8 @@ static int shuffle_all(struct core *c, const char *reason, char **ret_error)
 }
 
 /* The watched entries named by triggers, in one transaction; as
- * shuffle_all otherwise. */
-static int shuffle_entries(struct core *c, const size_t *idx, size_t n,
+ * run_all otherwise. */
+static int run_entries(struct core *c, const size_t *idx, size_t n,
 			   const char *reason, char **ret_error)
 {
 	const struct config *cfg = engine_config(c->engine);
@@ -352,7 +356,7 @@ int core_start(struct core *c)
 		free(err);
 		return -1;
 	}
-	shuffle_all(c, "start", NULL);
+	run_all(c, "start", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
 	report_untrack_state(c);
 	if (engine_stats(c->engine)->shuffles == 0) {
@@ -373,7 +377,11 @@ int core_run_pending(struct core *c, char **ret_error)
 		struct config *cfg = c->pending_reload;
 
 		c->pending_reload = NULL;
-		return reload_with(c, cfg, ret_error) < 0 ? -1 : 0;
+		/* What was checked when it was asked for may not hold any
+		 * more (a table of its name made meanwhile): checked again. */
+		if (recheck(c, cfg) == 0 && reload_with(c, cfg, ret_error) == 0)
+			return 0;
+		/* Refused: the triggers waiting with it still run. */
 	}
 	trigger_queue_peek(c->queue, &b);
 	if (!b.all && b.nentries == 0)
@@ -386,8 +394,8 @@ int core_run_pending(struct core *c, char **ret_error)
 			len += (size_t)snprintf(reason + len, sizeof(reason) - len,
 						"%s%s", len ? ", " : "",
 						metrics_source_name((enum metrics_source)i));
-	r = b.all ? shuffle_all(c, reason, ret_error) :
-		    shuffle_entries(c, b.entries, b.nentries, reason, ret_error);
+	r = b.all ? run_all(c, reason, ret_error) :
+		    run_entries(c, b.entries, b.nentries, reason, ret_error);
 	trigger_queue_clear(c->queue);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
 	return r;
@@ -496,6 +504,52 @@ void core_message(struct core *c, const char *channel, const char *payload,
 	core_trigger(c, SRC_REDIS);
 }
 
+/* untrack_unwatched "auto": how often porthopd looks whether someone
+ * committed, while unwatched clients are untracked.  A table that starts
+ * using conntrack (a firewall loaded, Docker started) sees unwatched
+ * clients untracked until then: its `ct state established` rules miss
+ * their replies.  A look is one netlink round trip. */
+#define UNTRACK_WATCH_MS 250
+
+unsigned core_untrack_watch_ms(const struct core *c)
+{
+	const struct config *cfg = engine_config(c->engine);
+
+	return config_mode(cfg) == CONFIG_MODE_NATIVE &&
+	       config_untrack(cfg) == CONFIG_UNTRACK_AUTO ? UNTRACK_WATCH_MS : 0;
+}
+
+void core_redis_event(struct core *c, enum bus_event ev, const char *detail,
+		      unsigned retry_ms, uint64_t connections)
+{
+	const struct config *cfg = engine_config(c->engine);
+	char dbuf[512];	/* a Redis server's words, escaped */
+
+	switch (ev) {
+	case BUS_UP:
+		info(c, "redis %s:%d: subscribed to %zu channel%s",
+		     config_redis_host(cfg), config_redis_port(cfg),
+		     config_channel_count(cfg),
+		     config_channel_count(cfg) == 1 ? "" : "s");
+		/* Messages published while we were away are lost (pub/sub
+		 * is at most once): catch up with one shuffle. */
+		if (connections > 1 && config_daemon(cfg)->shuffle_on_reconnect)
+			core_trigger(c, SRC_RECONNECT);
+		break;
+	case BUS_DOWN:
+		warn(c, "redis %s:%d: %s; retrying (next in %u ms), rules in "
+		     "force stay", config_redis_host(cfg),
+		     config_redis_port(cfg),
+		     diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
+		break;
+	case BUS_RETRY:
+		debug(c, "redis %s:%d: %s; next attempt in %u ms",
+		      config_redis_host(cfg), config_redis_port(cfg),
+		      diag_line(dbuf, sizeof(dbuf), detail), retry_ms);
+		break;
+	}
+}
+
 /* Says what engine_untrack_check (r, err) did. */
 static void report_untrack(struct core *c, int r, const char *err)
 {
@@ -601,6 +655,25 @@ static void core_log_cb(void *arg, enum core_level level, const char *line)
 	c->hooks.log(c->hooks.arg, level, line);
 }
 
+/* A queued reload's configuration checked again when its turn comes
+ * (consumed on failure, said).  Returns 0 or -1. */
+static int recheck(struct core *c, struct config *cfg)
+{
+	struct diag *d = diag_new();
+	struct load_log to = { c->hooks.log, c->hooks.arg };
+	int r = d ? check_config(cfg, c->io, d) : -ENOMEM;
+
+	if (d)
+		diag_report(d, report_diag_line, &to);
+	diag_free(d);
+	if (r == 0)
+		return 0;
+	warn(c, "queued reload refused when its turn came; the running "
+	     "configuration and its rules stay in force");
+	config_free(cfg);
+	return -1;
+}
+
 /* Puts cfg (loaded and checked; consumed) in force. */
 static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 {
@@ -678,6 +751,9 @@ int core_reload(struct core *c, enum metrics_source source, char **ret_error)
 	     metrics_source_name(source));
 	cfg = core_load(c->io, c->config_path, core_log_cb, c, ret_error);
 	if (cfg == NULL) {
+		/* The newest word: an earlier reload still queued goes too. */
+		config_free(c->pending_reload);
+		c->pending_reload = NULL;
 		warn(c, "reload refused; the running configuration and its "
 		     "rules stay in force");
 		return -EINVAL;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "bus.h"
 #include "config.h"
 #include "engine.h"
 #include "metrics.h"
@@ -114,6 +115,16 @@ int core_run_pending(struct core *c, char **ret_error);
  * the last one it is checked now and applied when the pending shuffle
  * runs (1), a later reload replacing it.  *ret_error as above. */
 int core_reload(struct core *c, enum metrics_source source, char **ret_error);
+
+/* The Redis subscription's news (see bus.h): said, and on a reconnection
+ * (connections > 1) one catch-up shuffle if shuffle_on_reconnect (pub/sub
+ * loses what was published meanwhile). */
+void core_redis_event(struct core *c, enum bus_event ev, const char *detail,
+		      unsigned retry_ms, uint64_t connections);
+
+/* How often the untrack "auto" watcher's quick look runs (ms), 0 for
+ * never (template mode, untrack_unwatched true or false). */
+unsigned core_untrack_watch_ms(const struct core *c);
 
 /* The periodic check of our rules (see engine_reconcile) and the untrack
  * "auto" watcher (see engine_untrack_check: all, or the quick look). */

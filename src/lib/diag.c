@@ -72,6 +72,8 @@ lost:
 }
 
 static void diag_vadd(struct diag *d, bool is_error, const char *fmt,
+		      va_list ap) __attribute__((format(printf, 3, 0)));
+static void diag_vadd(struct diag *d, bool is_error, const char *fmt,
 		      va_list ap)
 {
 	char *text = NULL;

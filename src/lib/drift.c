@@ -178,7 +178,12 @@ bool drift_applied(struct drift *d, const struct config *cfg,
 	uint32_t after = 0;
 	bool alone;
 
-	d->have_map_digest = d->have_set_digest = false;
+	/* What the batch did not write keeps its digest: it was checked,
+	 * and a check after someone else's commit still compares with it. */
+	if (how & (DRIFT_WROTE_ALL | DRIFT_WROTE_MAPS))
+		d->have_map_digest = false;
+	if (how & (DRIFT_WROTE_ALL | DRIFT_WROTE_SETS))
+		d->have_set_digest = false;
 	d->stats.last_digest_ms = -1;
 	/* Only our transactions moved the generation since m->gen? */
 	alone = m->have && nftio_generation(d->io, &after) == 0 &&
@@ -199,16 +204,19 @@ bool drift_applied(struct drift *d, const struct config *cfg,
 		}
 		return false;
 	}
-	free(d->fingerprint);
-	d->fingerprint = NULL;
 	d->have_gen = true;
 	d->applied_gen = after;
 	/* A fingerprint now lets the next check tell our change from
-	 * someone else's.  Native fingerprints leave the elements out and
-	 * are cheap; a large template ruleset is fingerprinted lazily, at
-	 * the next quiet check. */
-	if (!(how & DRIFT_FINGERPRINT_LATER))
-		take_fingerprint(d, cfg);
+	 * someone else's (an elements batch left the one kept as it was).
+	 * Native fingerprints leave the elements out and are cheap; a
+	 * large template ruleset is fingerprinted lazily, at the next quiet
+	 * check. */
+	if (!(how & DRIFT_KEPT_DEFINITION) || d->fingerprint == NULL) {
+		free(d->fingerprint);
+		d->fingerprint = NULL;
+		if (!(how & DRIFT_FINGERPRINT_LATER))
+			take_fingerprint(d, cfg);
+	}
 	if (how & DRIFT_MAPS_WHOLE)
 		d->verifying = false;
 	return true;
@@ -273,9 +281,14 @@ void drift_take_digests(struct drift *d, const struct config *cfg)
 	if (sets)
 		d->have_set_digest = digest_of(d, cfg, names, n,
 					       &d->set_digest) == 0;
-	/* Taken after someone else's commit, they could hold it. */
-	if (!still_ours(d))
-		d->have_map_digest = d->have_set_digest = false;
+	/* Taken after someone else's commit, they could hold it: those
+	 * just taken are dropped. */
+	if (!still_ours(d)) {
+		if (maps)
+			d->have_map_digest = false;
+		if (sets)
+			d->have_set_digest = false;
+	}
 	d->stats.last_digest_ms = ms_since(&t0);
 }
 

@@ -72,6 +72,8 @@ enum {
 	DRIFT_FINGERPRINT_LATER = 8,	/* a large template ruleset: its
 					 * fingerprint at the next quiet
 					 * check */
+	DRIFT_WROTE_MAPS = 16,		/* the maps' elements (all or some) */
+	DRIFT_WROTE_SETS = 32,		/* the address sets' elements */
 };
 
 /* After one of porthop's applies under cfg succeeded (m from

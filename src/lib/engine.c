@@ -118,7 +118,7 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
-static int check_foreign(struct engine *e, uint32_t gen, char **ret_error);
+static int repair_foreign(struct engine *e, uint32_t gen, char **ret_error);
 
 /* Commands that delete the tables old owned and next does not (a renamed
  * native table, a switch between modes), whether or not they exist: they
@@ -332,7 +332,7 @@ struct redefine {
  * rewrites everything (a table defined anew, a template ruleset) may
  * always rebase; one that rewrites part (elements, a table redefined in
  * place) only when the generation before it is the one we last checked
- * (the callers check first, see check_before_apply), and only when no
+ * (the callers check first, see settle_before_apply), and only when no
  * one else committed during the apply either (the generation moved by
  * our own commits alone).  Otherwise the baseline is dropped, and the
  * next reconciliation compares again. */
@@ -385,6 +385,10 @@ static int apply_map(struct engine *e, struct config *cfg,
 		how |= DRIFT_KEPT_DEFINITION;
 	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
 		how |= DRIFT_MAPS_WHOLE;
+	if (kind != BATCH_SETS)
+		how |= DRIFT_WROTE_MAPS;
+	if (kind == BATCH_SETS || kind == BATCH_ELEMENTS)
+		how |= DRIFT_WROTE_SETS;
 	if (config_mode(cfg) != CONFIG_MODE_NATIVE &&
 	    e->stats.last_commands >= 5000)
 		how |= DRIFT_FINGERPRINT_LATER;
@@ -432,7 +436,7 @@ static struct shuffle_plan *plan(struct engine *e)
  * a trigger's batch, which rewrites only part of it, makes the kernel's
  * state the new baseline (see apply_map).  Template mode and a table to
  * define anew rewrite everything anyway. */
-static int check_before_apply(struct engine *e, char **ret_error)
+static int settle_before_apply(struct engine *e, char **ret_error)
 {
 	uint32_t gen;
 	int r;
@@ -444,7 +448,7 @@ static int check_before_apply(struct engine *e, char **ret_error)
 	r = drift_moved(e->drift, &gen);
 	if (r == 0)
 		return 0;
-	r = r < 0 ? r : check_foreign(e, gen, ret_error);
+	r = r < 0 ? r : repair_foreign(e, gen, ret_error);
 	if (r < 0 && ret_error && *ret_error == NULL)
 		*ret_error = errstr("cannot check porthop's table before the "
 				    "shuffle: %s", strerror(-r));
@@ -457,7 +461,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 	struct timespec t0;
 	int r;
 
-	r = check_before_apply(e, ret_error);
+	r = settle_before_apply(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -487,7 +491,7 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 		return engine_shuffle(e, ret_error);
 	if (n == 0)
 		return 0;
-	r = check_before_apply(e, ret_error);
+	r = settle_before_apply(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -563,7 +567,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 
 	/* Under the old configuration: what the reload keeps in place must
 	 * be ours. */
-	r = check_before_apply(e, ret_error);
+	r = settle_before_apply(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -643,7 +647,7 @@ int engine_reapply(struct engine *e, char **ret_error)
 /* Someone committed since our last apply (the generation is gen now):
  * compares our tables with what we applied and puts back what differs.
  * Returns 0 (intact), 1 (put back) or a negative errno. */
-static int check_foreign(struct engine *e, uint32_t gen, char **ret_error)
+static int repair_foreign(struct engine *e, uint32_t gen, char **ret_error)
 {
 	enum drift_result found = drift_compare(e->drift, e->cfg, e->map, gen);
 	int r;
@@ -691,7 +695,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 		return r;
 	}
 	if (r > 0)
-		return check_foreign(e, gen, ret_error);
+		return repair_foreign(e, gen, ret_error);
 	/* Nothing committed since our apply: a check by key of someone
 	 * else's earlier commit may go on. */
 	if (!e->native_ready)

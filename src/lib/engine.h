@@ -20,7 +20,7 @@
 struct engine;
 
 /* What uses conntrack, as untrack keeps it. */
-#define ENGINE_WHO_MAX UNTRACK_WHO_MAX
+#define ENGINE_CONNTRACK_USER_MAX UNTRACK_WHO_MAX
 
 struct engine_stats {
 	uint64_t shuffles;	/* applied successfully */
@@ -44,7 +44,7 @@ struct engine_stats {
 	bool last_redefined;	/* native: the table was gone, defined anew */
 	bool untracking;	/* native: untrack_unwatched's rules in force */
 	uint64_t untrack_switches; /* ... turned on or off by "auto" */
-	char conntrack_user[ENGINE_WHO_MAX]; /* "auto": what uses
+	char conntrack_user[ENGINE_CONNTRACK_USER_MAX]; /* "auto": what uses
 				 * conntrack, as last seen, or "" */
 };
 

@@ -13,10 +13,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct instance {
+/* A held lock: the file's path and descriptor. */
+struct lock {
 	int fd;
+	char path[160];
+};
+
+struct instance {
 	char key[80];		/* what is claimed: "table inet NAME" */
-	char path[160];		/* the lock file */
+	/* The ruleset's lock, shared by native instances (each owns one
+	 * table), exclusive in template mode (which flushes the ruleset);
+	 * and native mode's table lock, exclusive. */
+	struct lock ruleset, table;
 };
 
 /* What c owns, as the claim's name. */
@@ -28,66 +36,108 @@ static void key_of(const struct config *c, char *key, size_t len)
 		snprintf(key, len, "ruleset");
 }
 
-static struct instance *refuse(struct instance *i, int e, char **ret_error)
+/* Takes the lock named name in dir for this network namespace (ns, its
+ * inode), shared or exclusive (op), without waiting.  0 or a negative
+ * errno (-EWOULDBLOCK: held by another). */
+static int take(struct lock *l, const char *dir, unsigned long long ns,
+		const char *name, int op)
 {
-	int n = e == EWOULDBLOCK ?
-		asprintf(ret_error, "another porthopd serves %s in this "
-			 "network namespace; stop it first (two would undo "
-			 "each other's rules)", i->key) :
-		asprintf(ret_error, "cannot claim %s (%s): %s", i->key,
-			 i->path, strerror(e));
+	struct stat held, now;
 
-	if (n < 0)
-		*ret_error = NULL;
-	if (i->fd >= 0)
-		close(i->fd);
-	free(i);
-	errno = e;
-	return NULL;
+	snprintf(l->path, sizeof(l->path), "%s/claim-%llu-%s.lock", dir, ns,
+		 name);
+	for (char *sp = strchr(l->path, ' '); sp; sp = strchr(sp, ' '))
+		*sp = '_';
+	/* A file unlinked by its last holder between our open and our lock
+	 * is not the claim: open the path again. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			     0600);
+		if (l->fd < 0)
+			return -errno;
+		if (flock(l->fd, op | LOCK_NB) < 0) {
+			int e = errno;
+
+			close(l->fd);
+			l->fd = -1;
+			return -e;
+		}
+		if (fstat(l->fd, &held) == 0 && stat(l->path, &now) == 0 &&
+		    held.st_ino == now.st_ino && held.st_dev == now.st_dev)
+			return 0;
+		close(l->fd);
+		l->fd = -1;
+	}
+	return -EAGAIN;
+}
+
+/* Lets a lock go.  Whoever held it alone unlinks the file: nothing is left
+ * behind, and whoever opened it meanwhile finds it no longer the claim
+ * (see take).  A shared one still held by others stays. */
+static void release(struct lock *l)
+{
+	if (l->fd < 0)
+		return;
+	if (flock(l->fd, LOCK_EX | LOCK_NB) == 0)
+		unlink(l->path);
+	close(l->fd);
+	l->fd = -1;
 }
 
 struct instance *instance_claim(const char *dir, const struct config *c,
 				char **ret_error)
 {
 	struct instance *i = calloc(1, sizeof(*i));
-	struct stat ns, held, now;
-	char *sp;
+	bool native = config_mode(c) == CONFIG_MODE_NATIVE;
+	struct lock *failed = NULL;
+	struct stat ns;
+	int r;
 
 	if (i == NULL) {
 		*ret_error = strdup("out of memory");
 		return NULL;
 	}
-	i->fd = -1;
+	i->ruleset.fd = i->table.fd = -1;
 	key_of(c, i->key, sizeof(i->key));
-	/* The lock file: in the directory only root writes, named after the
-	 * network namespace (its inode) and the key.  A lock, not a name:
-	 * nobody else can hold it, and it goes with the process however it
-	 * ends. */
-	if (stat("/proc/self/ns/net", &ns) < 0)
-		return refuse(i, errno, ret_error);
-	snprintf(i->path, sizeof(i->path), "%s/claim-%llu-%s.lock", dir,
-		 (unsigned long long)ns.st_ino, i->key);
-	for (sp = strchr(i->path, ' '); sp; sp = strchr(sp, ' '))
-		*sp = '_';
-	/* Made here if missing; its owner and mode are rundir_prepare's. */
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-		return refuse(i, errno, ret_error);
-	/* A file unlinked by the holder between our open and our lock is
-	 * not the claim: open the path again. */
-	for (int attempt = 0; attempt < 5; attempt++) {
-		i->fd = open(i->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-			     0600);
-		if (i->fd < 0)
-			return refuse(i, errno, ret_error);
-		if (flock(i->fd, LOCK_EX | LOCK_NB) < 0)
-			return refuse(i, errno, ret_error);
-		if (fstat(i->fd, &held) == 0 && stat(i->path, &now) == 0 &&
-		    held.st_ino == now.st_ino && held.st_dev == now.st_dev)
-			return i;
-		close(i->fd);
-		i->fd = -1;
+	/* In the directory only root writes, named after the network
+	 * namespace: nobody else can take them first, and they go with the
+	 * process however it ends.  Made here if missing; its owner and
+	 * mode are rundir_prepare's. */
+	r = stat("/proc/self/ns/net", &ns) < 0 ||
+	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ? -errno : 0;
+	if (r == 0) {
+		failed = &i->ruleset;
+		r = take(&i->ruleset, dir, (unsigned long long)ns.st_ino,
+			 "ruleset", native ? LOCK_SH : LOCK_EX);
 	}
-	return refuse(i, EAGAIN, ret_error);
+	if (r == 0 && native) {
+		failed = &i->table;
+		r = take(&i->table, dir, (unsigned long long)ns.st_ino, i->key,
+			 LOCK_EX);
+	}
+	if (r == 0)
+		return i;
+	if (r != -EWOULDBLOCK) {
+		if (asprintf(ret_error, "cannot claim %s (%s): %s", i->key,
+			     failed ? failed->path : dir, strerror(-r)) < 0)
+			*ret_error = NULL;
+	} else if (failed == &i->table) {
+		if (asprintf(ret_error, "another porthopd serves %s in this "
+			     "network namespace; stop it first (two would undo "
+			     "each other's rules)", i->key) < 0)
+			*ret_error = NULL;
+	} else {
+		*ret_error = strdup(native ?
+			"a porthopd in template mode serves this network "
+			"namespace's whole ruleset (it flushes it); stop it "
+			"first" :
+			"a porthopd in native mode serves a table in this "
+			"network namespace, which template mode's flush "
+			"ruleset would take away; stop it first");
+	}
+	instance_free(i);
+	errno = -r;
+	return NULL;
 }
 
 bool instance_same(const struct instance *i, const struct config *c)
@@ -102,9 +152,7 @@ void instance_free(struct instance *i)
 {
 	if (i == NULL)
 		return;
-	/* Unlinked while held: nothing is left behind, and whoever opened
-	 * it meanwhile finds it no longer the claim (see instance_claim). */
-	unlink(i->path);
-	close(i->fd);
+	release(&i->table);
+	release(&i->ruleset);
 	free(i);
 }

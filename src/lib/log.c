@@ -31,6 +31,8 @@ bool log_debug_enabled(void)
 }
 
 static void vlog(int pri, const char *tag, const char *fmt, va_list ap,
+		 const char *suffix) __attribute__((format(printf, 3, 0)));
+static void vlog(int pri, const char *tag, const char *fmt, va_list ap,
 		 const char *suffix)
 {
 	int saved = errno;

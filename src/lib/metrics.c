@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -165,7 +166,10 @@ int metrics_write_file(const char *path, const char *text)
 		  0644);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+	/* 0644 whatever the umask (the unit's is 0077): node_exporter,
+	 * another user, reads it. */
+	if (fchmod(fd, 0644) < 0 ||
+	    write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;

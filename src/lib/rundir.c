@@ -27,9 +27,12 @@ bool rundir_holds(const char *path)
 	       strchr(path + sizeof(RUNDIR_PATH), '/') == NULL;
 }
 
-int rundir_check(const char *path, char **ret_error)
+int rundir_check(const char *path, bool live_ok, char **ret_error)
 {
 	struct stat st;
+
+	if (live_ok && control_socket_alive(path))
+		return 0;
 
 	if (rundir_holds(path) && stat(RUNDIR_PATH, &st) < 0 &&
 	    errno == ENOENT)

@@ -22,12 +22,14 @@ const char *rundir_socket(const char *override, const struct config *c);
 /* Whether path is directly in RUNDIR_PATH. */
 bool rundir_holds(const char *path);
 
-/* Before the kernel is touched: whatever is at path must be a socket
- * (replaced) or nothing in an existing directory (RUNDIR_PATH counts as
- * existing: it is made at start), or porthopd would stop after its
- * start-up shuffle with its rules left behind.  Returns 0, or a negative
- * errno with *ret_error (the caller frees it). */
-int rundir_check(const char *path, char **ret_error);
+/* Before the kernel is touched: whatever is at path must be a leftover
+ * socket (replaced) or nothing in an existing directory (RUNDIR_PATH
+ * counts as existing: it is made at start), or porthopd would stop after
+ * its start-up shuffle with its rules left behind.  live_ok (porthopd -n,
+ * which opens nothing): a socket something listens on, the running
+ * porthopd's, is fine too.  Returns 0, or a negative errno with
+ * *ret_error (the caller frees it). */
+int rundir_check(const char *path, bool live_ok, char **ret_error);
 
 /* RUNDIR_PATH, made if missing, mode 0750 and group-owned by gid (root's
  * for (gid_t)-1).  Without CAP_CHOWN (the systemd unit), porthopd can give

@@ -106,6 +106,9 @@ out=$(nsx timeout 20 "$PORTHOPD" -c "$cfg" -s "$T/control.sock" --no-redis 2>&1)
 grep -q "another process listens there" <<<"$out" || fail "no clear refusal: $out"
 [ "$(nsx "$PORTHOP" mapping -s "$T/control.sock" --json)" = "$before" ] \
 	|| fail "the running porthopd's mapping changed, or it cannot be reached"
+# Checking the running one's configuration (-n opens nothing) is fine.
+nsx "$PORTHOPD" -n -c "$cfg" -s "$T/control.sock" >/dev/null \
+	|| fail "porthopd -n refused the running porthopd's configuration"
 # Another table name is another instance: allowed.
 jq '.nftables_service_configuration.table_name = "porthop2"' "$cfg" >"$T/twice2.json"
 nsx "$PORTHOPD" -n -c "$T/twice2.json" >/dev/null || fail "porthopd -n refused another table"

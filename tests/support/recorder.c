@@ -15,7 +15,15 @@
 struct recorder {
 	uint32_t generation;
 	json_t *last;
-	json_t *last_elems;		/* the last batch that held elements */
+	/* Per map or set: the commands of the last batch that touched it
+	 * (its definition, flush, elements), what its digest hashes, as
+	 * the kernel's digest changes only with its own elements.  A
+	 * deleted table or a flushed ruleset empties it. */
+	json_t *by_name;
+	/* The last batch that (re)defined tables, chains or rules: what
+	 * a fingerprint (definitions, no elements) sees. */
+	json_t *definition;
+	bool foreign_next;		/* foreign_commit_next_apply */
 	size_t applied;
 	size_t dry_runs;
 	unsigned fail_next;
@@ -149,6 +157,72 @@ static int told_to_fail(struct recorder *r, const char *text,
 	return nftio_libnft_errno(r->fail_msg);
 }
 
+/* Whether batch (re)defines a table, a chain or a rule. */
+static bool defines(const json_t *batch)
+{
+	static const char *const what[] = { "table", "chain", "rule" };
+	json_t *cmd, *verb;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
+		json_object_foreach(cmd, k, verb)
+			for (size_t j = 0; j < 3; j++)
+				if (json_object_get(verb, what[j]))
+					return true;
+	return false;
+}
+
+/* The map or set a command is about (add/flush/delete of a set, a map or
+ * an element), or NULL. */
+static const char *named(json_t *verb)
+{
+	static const char *const what[] = { "set", "map", "element" };
+
+	for (size_t j = 0; j < 3; j++) {
+		json_t *o = json_object_get(verb, what[j]);
+		const char *n = json_string_value(json_object_get(o, "name"));
+
+		if (n)
+			return n;
+	}
+	return NULL;
+}
+
+/* Files batch's commands under the maps and sets they touch, replacing
+ * what an earlier batch filed for each. */
+static void track_elements(struct recorder *r, const json_t *batch)
+{
+	json_t *now = json_object(), *cmd, *verb, *list;
+	const char *k, *name;
+	size_t i;
+
+	if (r->by_name == NULL)
+		r->by_name = json_object();
+	if (now == NULL || r->by_name == NULL)
+		abort();
+	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
+		json_object_foreach(cmd, k, verb) {
+			if ((strcmp(k, "delete") == 0 &&
+			     json_object_get(verb, "table")) ||
+			    (strcmp(k, "flush") == 0 &&
+			     json_object_get(verb, "ruleset"))) {
+				json_object_clear(r->by_name);
+				json_object_clear(now);
+				continue;
+			}
+			if ((name = named(verb)) == NULL)
+				continue;
+			if ((list = json_object_get(now, name)) == NULL) {
+				list = json_array();
+				json_object_set_new(now, name, list);
+			}
+			json_array_append(list, cmd);
+		}
+	json_object_update(r->by_name, now);
+	json_decref(now);
+}
+
 /* Keeps an accepted batch (consumed), as the kernel would commit it. */
 static void commit(struct nftio *io, json_t *batch)
 {
@@ -158,15 +232,22 @@ static void commit(struct nftio *io, json_t *batch)
 		free(r->salted);
 		r->salted = NULL;
 	}
-	if (holds_elements(batch)) {
-		json_decref(r->last_elems);
-		r->last_elems = json_incref(batch);
+	if (holds_elements(batch))
+		track_elements(r, batch);
+	if (defines(batch)) {
+		json_decref(r->definition);
+		r->definition = json_incref(batch);
 	}
 	track_tables(r, batch);
 	json_decref(r->last);
 	r->last = batch;
 	r->applied++;
 	r->generation++;
+	r->tampered = false;
+	if (r->foreign_next) {
+		r->foreign_next = false;
+		r->generation++;
+	}
 	if (r->tamper_next) {
 		char *name = r->tamper_next;
 
@@ -174,7 +255,6 @@ static void commit(struct nftio *io, json_t *batch)
 		nftio_recorder_tamper_elements(io, name);
 		free(name);
 	}
-	r->tampered = false;
 }
 
 static int recorder_apply(struct nftio *io, const char *text, bool dry_run,
@@ -248,7 +328,7 @@ static int recorder_fingerprint(struct nftio *io, const char *family,
 
 	(void)family;
 	(void)table;
-	*ret = json_dumps(r->last ? r->last : json_null(),
+	*ret = json_dumps(r->definition ? r->definition : json_null(),
 			  JSON_COMPACT | JSON_ENCODE_ANY);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -278,7 +358,8 @@ static int recorder_digest(struct nftio *io, const char *table,
 {
 	struct recorder *r = rec(io);
 	bool salted = r->salted && strcmp(r->salted, map) == 0;
-	char *text = json_dumps(r->last_elems ? r->last_elems : json_null(),
+	json_t *mine = r->by_name ? json_object_get(r->by_name, map) : NULL;
+	char *text = json_dumps(mine ? mine : json_null(),
 				JSON_COMPACT | JSON_ENCODE_ANY);
 
 	(void)table;
@@ -318,7 +399,8 @@ static void recorder_free(void *data)
 	struct recorder *r = data;
 
 	json_decref(r->last);
-	json_decref(r->last_elems);
+	json_decref(r->by_name);
+	json_decref(r->definition);
 	free(r->fail_msg);
 	free(r->fail_needle);
 	free(r->salted);
@@ -422,6 +504,10 @@ void nftio_recorder_tamper(struct nftio *io)
 		json_object_clear(r->tables);
 	json_decref(r->last);
 	r->last = json_pack("{s:[]}", "nftables");
+	json_decref(r->definition);
+	r->definition = json_incref(r->last);
+	if (r->by_name)
+		json_object_clear(r->by_name);
 	r->generation++;
 }
 
@@ -439,6 +525,11 @@ void nftio_recorder_tamper_elements(struct nftio *io, const char *name)
 bool nftio_recorder_tampered(const struct nftio *io)
 {
 	return rec(io)->salted != NULL;
+}
+
+void nftio_recorder_foreign_commit_next_apply(struct nftio *io)
+{
+	rec(io)->foreign_next = true;
 }
 
 void nftio_recorder_tamper_next_apply(struct nftio *io, const char *name)

@@ -66,5 +66,8 @@ bool nftio_recorder_tampered(const struct nftio *io);
  * `name` (as nftio_recorder_tamper_elements): a commit of theirs between
  * ours and our next look at the generation. */
 void nftio_recorder_tamper_next_apply(struct nftio *io, const char *name);
+/* Right after the next accepted batch, someone else commits something
+ * that is not porthop's (the generation moves, nothing of ours changes). */
+void nftio_recorder_foreign_commit_next_apply(struct nftio *io);
 
 #endif
