@@ -338,6 +338,55 @@ static void test_one_per_table(void **state)
 	nftio_free(io);
 }
 
+/* A queued reload is checked again when its turn comes: a table of its
+ * new name made meanwhile by someone else is refused, not taken over, and
+ * the shuffle asked for meanwhile still runs. */
+static void test_queued_reload_rechecked(void **state)
+{
+	char path[] = "/tmp/porthop-test-reload.XXXXXX";
+	struct seen seen = { 0 };
+	struct core_hooks hooks = { .arg = &seen, .log = on_log,
+				    .schedule = on_schedule,
+				    .reloaded = on_reloaded };
+	struct nftio *io = nftio_new_recorder();
+	json_t *j = json_load_file("valid/native_udp_only_and_options.json",
+				   0, NULL);
+	struct config *cfg;
+	struct core *c;
+	size_t applied;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0 && j != NULL);
+	close(fd);
+	/* Reconciliation on: the address sets have their digests. */
+	json_object_set_new(json_object_get(j, "porthopd"),
+			    "reconcile_interval_seconds", json_integer(5));
+	assert_int_equal(json_dump_file(j, path, 0), 0);
+	cfg = core_load(io, path, on_log, &seen, NULL);
+	c = core_new(io, cfg, path, &hooks);
+	assert_non_null(c);
+	core_set_run_dir(c, run_dir);
+	assert_int_equal(core_start(c), 0);
+	json_object_set_new(json_object_get(j, "nftables_service_configuration"),
+			    "table_name", json_string("ph2"));
+	assert_int_equal(json_dump_file(j, path, 0), 0);
+	assert_int_equal(core_reload(c, SRC_CONTROL, NULL), 1);
+	assert_int_equal(core_trigger_address(c, "10.0.0.3", SRC_REDIS), 0);
+	nftio_recorder_foreign_table(io, "ph2");
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(core_run_pending(c, NULL), 0);
+	assert_int_equal(seen.reloads, 0);
+	assert_true(said(&seen, "queued reload refused when its turn came"));
+	assert_string_equal(config_table_name(core_config(c)), "porthop");
+	/* The address trigger waiting with it ran. */
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	unlink(path);
+	json_decref(j);
+	core_free(c);
+	nftio_free(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test(test_reload_refused_config),
 		cmocka_unit_test(test_reload_queued),
+		cmocka_unit_test(test_queued_reload_rechecked),
 		cmocka_unit_test_setup_teardown(test_one_per_table, setup, teardown),
 	};
 
