@@ -149,7 +149,7 @@ unsigned __int128 config_net_value(const struct config_net *n, bool last)
 	return v;
 }
 
-/* Entry i of an array of networks, and the order check_nets sorts them
+/* Entry i of an array of networks, and the order report_overlaps sorts them
  * in: by network, then by index, so that equal networks end up side by
  * side with the first one in the file first. */
 struct net_ref {
@@ -173,7 +173,7 @@ static int cmp_net_ref(const void *a, const void *b)
  * of (network, index) pairs keeps a million entries, identical or not, at
  * n log n: each repeat is reported against the first entry of its
  * network, found in the same pass. */
-static int check_nets(struct walk *w, const struct config_net *const *nets,
+static int report_overlaps(struct walk *w, const struct config_net *const *nets,
 		      size_t n, const char *path, const char *what_path,
 		      bool overlap_is_error)
 {
@@ -228,7 +228,7 @@ static int check_nets(struct walk *w, const struct config_net *const *nets,
 	return r;
 }
 
-static int check_watched_nets(struct walk *w, struct config *c,
+static int report_watched_overlaps(struct walk *w, struct config *c,
 			      const char *path)
 {
 	const struct config_net **nets;
@@ -241,7 +241,7 @@ static int check_watched_nets(struct walk *w, struct config *c,
 		return -1;
 	for (size_t i = 0; i < c->nwatched; i++)
 		nets[i] = &c->watched[i].net;
-	r = check_nets(w, nets, c->nwatched, path, ".ip", true);
+	r = report_overlaps(w, nets, c->nwatched, path, ".ip", true);
 	free(nets);
 	return r;
 }
@@ -265,7 +265,7 @@ static int index_watched(struct config *c)
 
 int walk_watched_nets(struct walk *w, struct config *c, const char *path)
 {
-	int r = check_watched_nets(w, c, path);
+	int r = report_watched_overlaps(w, c, path);
 
 	return r < 0 ? r : index_watched(c);
 }
@@ -312,7 +312,7 @@ int walk_trusted(struct walk *w, struct config *c, const json_t *o,
 		return -1;
 	for (i = 0; i < c->ntrusted; i++)
 		nets[i] = &c->trusted[i];
-	r = check_nets(w, nets, c->ntrusted, path, "", true);
+	r = report_overlaps(w, nets, c->ntrusted, path, "", true);
 	free(nets);
 	return r;
 }

@@ -124,7 +124,7 @@ static int walk_watched_entry(struct walk *w, struct config *c,
 
 /* The reference loops forever when an address needs more redirect ports
  * than 1..max_port_number has free; refuse that here instead. */
-static int check_capacity(struct walk *w, struct config *c, const char *p,
+static int report_capacity(struct walk *w, struct config *c, const char *p,
 			  int proto)
 {
 	size_t used_below = 0, need = 0, worst = 0, free_ports, min_max, u;
@@ -351,7 +351,7 @@ int walk_nftables(struct walk *w, struct config *c, const json_t *root)
 		r = walk_watched_nets(w, c, path);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)
 		if (c->max_port)
-			r = check_capacity(w, c, p, pr);
+			r = report_capacity(w, c, p, pr);
 	if (walk_trusted(w, c, o, p) < 0)
 		r = -1;
 	if (r == 0)

@@ -155,7 +155,7 @@ static json_t *object_cmd(const char *verb, const char *what, const char *t,
 }
 
 static const char *const untrack_sets[] = { "tracked4", "tracked6" };
-static const char *const untrack_chains[] = { "raw_pre", "raw_out" };
+static const char *const native_untrack_chains[] = { "raw_pre", "raw_out" };
 
 size_t ruleset_native_sets(const struct config *c, const char *names[4])
 {
@@ -328,7 +328,7 @@ int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
  * ruleset_native_untrack_rules.  Off, and redefining in place: whatever
  * an earlier definition had of it goes (added first so that the delete
  * works either way). */
-static void untrack_setup(const struct config *c, json_t *cmds,
+static void native_untrack_setup(const struct config *c, json_t *cmds,
 			  bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
@@ -345,11 +345,11 @@ static void untrack_setup(const struct config *c, json_t *cmds,
 	push(cmds, chain(c, "raw_pre", "filter", "prerouting", -300), err);
 	push(cmds, chain(c, "raw_out", "filter", "output", -300), err);
 	for (int i = 0; i < 2; i++) {
-		push(cmds, object_cmd("flush", "chain", t, untrack_chains[i]),
+		push(cmds, object_cmd("flush", "chain", t, native_untrack_chains[i]),
 		     err);
 		if (!on)
 			push(cmds, object_cmd("delete", "chain", t,
-					      untrack_chains[i]), err);
+					      native_untrack_chains[i]), err);
 	}
 	for (int f = 0; !on && f < 2; f++)
 		push(cmds, object_cmd("delete", "set", t, untrack_sets[f]),
@@ -365,10 +365,10 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 		return 0;
 	for (int i = 0; i < 2; i++)
 		push(cmds, object_cmd("flush", "chain", config_table_name(c),
-				      untrack_chains[i]), &err);
+				      native_untrack_chains[i]), &err);
 	for (int i = 0; on && i < 2; i++)
 		for (int f = 0; f < 2; f++)
-			push(cmds, rule(c, untrack_chains[i], json_pack(
+			push(cmds, rule(c, native_untrack_chains[i], json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
 				"!=", "left", payload(f ? "ip6" : "ip",
 						      i ? "daddr" : "saddr"),
@@ -444,7 +444,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 			payload("tcp", "sport"), "value",
 			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
 
-	untrack_setup(c, cmds, in_place, &err);
+	native_untrack_setup(c, cmds, in_place, &err);
 	return err;
 }
 
