@@ -203,7 +203,6 @@ jq '.nftables_service_configuration.untrack_unwatched = true' "$T/norec.json" >"
 start_porthopd "$T/untrack.json"
 [ "$(nsx nft list table inet porthop | grep -c notrack)" -eq 4 ] || fail "untrack_unwatched: expected 4 notrack rules"
 # tracked4: the watched networks minus the trusted 10.9.1.0/24.
-tracked4() { nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'; }
 want_tracked='[{"range":["10.0.0.3","10.0.0.4"]},{"prefix":{"addr":"10.9.0.0","len":24}},{"range":["10.9.2.0","10.9.255.255"]}]'
 [ "$(tracked4)" = "$want_tracked" ] || fail "tracked4: $(tracked4)"
 jq '.nftables_service_configuration.untrack_unwatched = false' "$T/norec.json" >"$T/untrack.json"

@@ -6,9 +6,9 @@
 # place, its sets and maps never deleted or emptied.
 . "$(dirname "$0")/lib.sh"
 
-# native_config FILE TABLE ADDRESSES TRUSTED_JSON: ADDRESSES watched
+# big_native_config FILE TABLE ADDRESSES TRUSTED_JSON: ADDRESSES watched
 # addresses (10.0.X.Y) x 1,000 TCP ports.
-native_config() {
+big_native_config() {
 	{
 		echo '{"redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,'
 		echo '  "charset": "utf-8", "decode_responses": true},'
@@ -33,10 +33,10 @@ count() {
 start_redis
 
 # A renamed table: the old one is gone once the new one is in force.
-native_config "$T/a.json" porthop 2 '[]'
+big_native_config "$T/a.json" porthop 2 '[]'
 start_porthopd "$T/a.json"
 [ "$(count porthop)" -eq 4000 ] || fail "expected 4,000 elements in inet porthop"
-native_config "$T/a.json" mtd_ports 2 '[]'
+big_native_config "$T/a.json" mtd_ports 2 '[]'
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1
 nsx nft list table inet porthop >/dev/null 2>&1 && fail "the old table is still there after the rename"
@@ -76,12 +76,12 @@ stop_monitor() {
 # 25,000 pairs: the trusted list changes: the sets' and maps' elements
 # are replaced in one transaction, no rule touched.
 : >"$T/porthopd.log"
-native_config "$T/b.json" porthop 25 '[]'
+big_native_config "$T/b.json" porthop 25 '[]'
 start_porthopd "$T/b.json"
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements"
 rules_before=$(nsx nft list table inet porthop | grep -c 'map @')
 start_monitor
-native_config "$T/b.json" porthop 25 '["10.0.0.9", "10.0.1.0/28"]'
+big_native_config "$T/b.json" porthop 25 '["10.0.0.9", "10.0.1.0/28"]'
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 1 60
 stop_monitor
@@ -110,7 +110,7 @@ pass "25,000 pairs: untrack_unwatched turned on redefines the table in place, ma
 # The same reload when someone has deleted the table meanwhile: defined
 # anew, then filled.
 nsx nft delete table inet porthop
-native_config "$T/b.json" porthop 25 '["10.0.0.9"]'
+big_native_config "$T/b.json" porthop 25 '["10.0.0.9"]'
 kill -HUP "$(cat "$T/porthopd.pid")"
 wait_log "reload applied" 3 60
 [ "$(count porthop)" -eq 50000 ] || fail "expected 50,000 elements after the reload of a deleted table"
@@ -131,13 +131,12 @@ pass "25,000 pairs: a shuffle after the table was deleted defines it anew"
 # untrack_unwatched at 25,000 pairs: tracked4 (the watched addresses
 # minus the trusted one) goes in the netlink batch with the maps, and a
 # reload that only changes the watched addresses replaces its elements.
-tracked4() { nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'; }
 : >"$T/porthopd.log"
-native_config "$T/c0.json" porthop 25 '["10.0.0.9"]'
+big_native_config "$T/c0.json" porthop 25 '["10.0.0.9"]'
 jq '.nftables_service_configuration.untrack_unwatched = true' "$T/c0.json" >"$T/c.json"
 start_porthopd "$T/c.json"
 [ "$(tracked4)" = '[{"range":["10.0.0.2","10.0.0.8"]},{"range":["10.0.0.10","10.0.0.26"]}]' ] || fail "tracked4 at start: $(tracked4)"
-native_config "$T/c0.json" porthop 24 '["10.0.0.9"]'
+big_native_config "$T/c0.json" porthop 24 '["10.0.0.9"]'
 # (Reconciliation on from here.)
 jq '.nftables_service_configuration.untrack_unwatched = true | .porthopd.reconcile_interval_seconds = 1' "$T/c0.json" >"$T/c.json"
 kill -HUP "$(cat "$T/porthopd.pid")"
@@ -182,7 +181,7 @@ pass "25,000 pairs: a changed and a deleted map element put back, another table'
 # so as not to hold porthopd for long; an element of the last address,
 # deleted, is found by the second step and put back.
 : >"$T/porthopd.log"
-native_config "$T/d0.json" porthop 150 '[]'
+big_native_config "$T/d0.json" porthop 150 '[]'
 jq '.porthopd.reconcile_interval_seconds = 1' "$T/d0.json" >"$T/d.json"
 start_porthopd "$T/d.json" -v
 # The sets' digest is taken with the start-up shuffle: the first

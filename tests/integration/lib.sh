@@ -187,3 +187,9 @@ check_mapping() {
 	[ "$out" -eq "$pairs" ] || fail "expected $pairs raw output rules, found $out"
 	echo "$actual" | sort | md5sum | cut -c1-16
 }
+
+# tracked4: the elements of porthop's tracked4 set, as nft lists them
+# (one JSON array on a line).
+tracked4() {
+	nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'
+}
