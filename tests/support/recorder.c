@@ -51,21 +51,29 @@ static struct recorder *rec(const struct nftio *io)
 	return r;
 }
 
-/* Whether a batch touches tables, sets, maps or their elements (not
- * only chains and rules): what the recorder digests. */
-static bool holds_elements(const json_t *batch)
+/* Whether a command of batch names one of the n objects in what ("table",
+ * "set", ...), whatever its verb. */
+static bool batch_has(const json_t *batch, const char *const *what, size_t n)
 {
-	static const char *const what[] = { "table", "set", "map", "element" };
 	json_t *cmd, *verb;
 	const char *k;
 	size_t i;
 
 	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
 		json_object_foreach(cmd, k, verb)
-			for (size_t j = 0; j < 4; j++)
+			for (size_t j = 0; j < n; j++)
 				if (json_object_get(verb, what[j]))
 					return true;
 	return false;
+}
+
+/* Whether a batch touches tables, sets, maps or their elements (not
+ * only chains and rules): what the recorder digests. */
+static bool holds_elements(const json_t *batch)
+{
+	static const char *const what[] = { "table", "set", "map", "element" };
+
+	return batch_has(batch, what, 4);
 }
 
 /* Whether batch rewrites map or set `name` whole: flushes it, or deletes
@@ -161,16 +169,8 @@ static int told_to_fail(struct recorder *r, const char *text,
 static bool defines(const json_t *batch)
 {
 	static const char *const what[] = { "table", "chain", "rule" };
-	json_t *cmd, *verb;
-	const char *k;
-	size_t i;
 
-	json_array_foreach(json_object_get(batch, "nftables"), i, cmd)
-		json_object_foreach(cmd, k, verb)
-			for (size_t j = 0; j < 3; j++)
-				if (json_object_get(verb, what[j]))
-					return true;
-	return false;
+	return batch_has(batch, what, 3);
 }
 
 /* The map or set a command is about (add/flush/delete of a set, a map or
