@@ -2,55 +2,18 @@
  * core: porthopd's policy, without its event loop. See core.h for the
  * contract.
  */
-#include "core.h"
+#include "core_private.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "check.h"
 #include "diag.h"
-#include "instance.h"
-#include "log.h"
 #include "rundir.h"
-#include "trigger.h"
 
-/* Refusals are counted by enum auth_result, shown by metrics' reasons. */
-_Static_assert(METRICS_REASONS == AUTH_BUSY + 1,
-	       "metrics' refusal reasons and enum auth_result disagree");
-
-/* Lines a sender can cause: at most this many per kind every 10 s. */
-#define LOG_BURST 5
-#define LOG_INTERVAL_S 10
-
-struct core {
-	const char *config_path;
-	struct nftio *io;
-	struct engine *engine;
-	struct core_hooks hooks;
-	struct trigger_queue *queue;		/* what the pending shuffle
-						 * serves */
-	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
-	struct core_counters counters;
-	struct metrics_histogram apply_hist;	/* build + apply, seconds */
-	double start_time;			/* epoch seconds */
-	struct auth *auth;			/* NULL: triggers unsigned */
-	struct instance *claim;			/* held while it serves its table */
-	const char *run_dir;			/* where the claim's lock is */
-	struct config *pending_reload;		/* checked, waiting out
-						 * min_shuffle_interval_ms */
-	/* Whatever a sender controls logs through a limit. */
-	struct log_ratelimit refusal_log, unknown_log, failure_log;
-};
-
-static void say(void (*log)(void *, enum core_level, const char *),
-		void *arg, enum core_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
-static void say(void (*log)(void *, enum core_level, const char *),
-		void *arg, enum core_level level, const char *fmt, va_list ap)
+void core_vsay(void (*log)(void *, enum core_level, const char *),
+	       void *arg, enum core_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 
@@ -58,22 +21,16 @@ static void say(void (*log)(void *, enum core_level, const char *),
 	log(arg, level, line);
 }
 
-static void say_c(struct core *c, enum core_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void say_c(struct core *c, enum core_level level, const char *fmt, ...)
+void core_say(struct core *c, enum core_level level, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (level == CORE_DEBUG && !log_debug_enabled())
 		return;
 	va_start(ap, fmt);
-	say(c->hooks.log, c->hooks.arg, level, fmt, ap);
+	core_vsay(c->hooks.log, c->hooks.arg, level, fmt, ap);
 	va_end(ap);
 }
-
-#define debug(c, ...) say_c(c, CORE_DEBUG, __VA_ARGS__)
-#define info(c, ...) say_c(c, CORE_INFO, __VA_ARGS__)
-#define warn(c, ...) say_c(c, CORE_WARN, __VA_ARGS__)
 
 /* " (N more not logged)" when lines were held back, else "". */
 static const char *held_note(char *buf, size_t len, uint64_t n)
@@ -83,96 +40,6 @@ static const char *held_note(char *buf, size_t len, uint64_t n)
 		snprintf(buf, len, " (%llu more not logged)",
 			 (unsigned long long)n);
 	return buf;
-}
-
-static void load_say(void (*log)(void *, enum core_level, const char *),
-		     void *arg, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void load_say(void (*log)(void *, enum core_level, const char *),
-		     void *arg, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	say(log, arg, CORE_WARN, fmt, ap);
-	va_end(ap);
-}
-
-/* Where core_load's diagnostics go. */
-struct load_log {
-	void (*log)(void *, enum core_level, const char *);
-	void *arg;
-};
-
-static void report_diag_line(void *arg, const char *text)
-{
-	struct load_log *to = arg;
-
-	to->log(to->arg, CORE_WARN, text);
-}
-
-struct config *core_load(struct nftio *io, const char *path,
-			 void (*log)(void *, enum core_level, const char *),
-			 void *arg, char **ret_error)
-{
-	struct diag *d = diag_new();
-	struct load_log to = { log, arg };
-	struct config *c;
-
-	if (d == NULL)
-		return NULL;
-	c = config_load(path, 0, d);
-	if (c && check_config(c, io, d) < 0) {
-		config_free(c);
-		c = NULL;
-	}
-	diag_report(d, report_diag_line, &to);
-	if (c == NULL) {
-		load_say(log, arg, "%s: %zu error%s; configuration refused",
-			 path, diag_errors(d), diag_errors(d) == 1 ? "" : "s");
-		if (ret_error && diag_first_error(d))
-			*ret_error = strdup(diag_first_error(d));
-	}
-	diag_free(d);
-	return c;
-}
-
-/* The verifier of cfg's trigger key: the one in force if the key is the
- * same (it keeps the nonces it has seen, so a trigger captured before a
- * reload is still a replay after it), else a new one; NULL without a key.
- * Returns 0 or -ENOMEM. */
-static int prepare_auth(struct core *c, const struct config *cfg,
-			struct auth **ret)
-{
-	const struct config_daemon *d = config_daemon(cfg);
-
-	*ret = NULL;
-	if (d->trigger_key == NULL)
-		return 0;
-	if (c->auth && auth_same_key(c->auth, d->trigger_key,
-				     d->trigger_key_len)) {
-		*ret = c->auth;
-		return 0;
-	}
-	/* A window's worth of triggers at a thousand a second. */
-	*ret = auth_new(d->trigger_key, d->trigger_key_len,
-			d->trigger_window_s, 1000 * (size_t)d->trigger_window_s);
-	return *ret ? 0 : -ENOMEM;
-}
-
-/* Puts a (from prepare_auth) in force under cfg. */
-static void adopt_auth(struct core *c, const struct config *cfg,
-		       struct auth *a)
-{
-	const struct config_daemon *d = config_daemon(cfg);
-
-	if (a != c->auth)
-		auth_free(c->auth);
-	c->auth = a;
-	if (a && auth_set_window(a, d->trigger_window_s,
-				 1000 * (size_t)d->trigger_window_s) < 0)
-		warn(c, "reload: out of memory resizing the replay table; "
-		     "trigger_window_seconds keeps its previous bound");
 }
 
 struct core *core_new(struct nftio *io, struct config *cfg,
@@ -191,7 +58,7 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 	c->engine = engine_new(cfg, io);
 	c->queue = trigger_queue_new();
 	if (c->engine == NULL || c->queue == NULL ||
-	    prepare_auth(c, engine_config(c->engine), &c->auth) < 0) {
+	    core_prepare_auth(c, engine_config(c->engine), &c->auth) < 0) {
 		core_free(c);
 		return NULL;
 	}
@@ -220,9 +87,6 @@ void core_set_json_elements(struct core *c, bool on)
 	engine_set_json_elements(c->engine, on);
 }
 
-static void report_untrack_state(struct core *c);
-static int reload_with(struct core *c, struct config *cfg, char **ret_error);
-static int recheck(struct core *c, struct config *cfg);
 
 static double wall_now(void)
 {
@@ -233,7 +97,7 @@ static double wall_now(void)
 }
 
 /* After an apply: its duration observed, a table found gone said. */
-static void observe(struct core *c)
+void core_observe(struct core *c)
 {
 	const struct engine_stats *st = engine_stats(c->engine);
 
@@ -248,7 +112,7 @@ static void observe(struct core *c)
 
 /* After a trigger's apply: someone else's change put back first?  (A
  * table found gone is said by observe().) */
-static void report_repair(struct core *c, uint64_t repairs_before,
+void core_report_repair(struct core *c, uint64_t repairs_before,
 			  const char *what)
 {
 	const struct engine_stats *st = engine_stats(c->engine);
@@ -282,8 +146,8 @@ static int run_all(struct core *c, const char *reason, char **ret_error)
 	char *err = NULL;
 	int r = engine_shuffle(c->engine, &err);
 
-	observe(c);
-	report_repair(c, repairs, "shuffle");
+	core_observe(c);
+	core_report_repair(c, repairs, "shuffle");
 	if (r < 0) {
 		snprintf(what, sizeof(what), "shuffle (%s)", reason);
 		report_failure(c, what, err);
@@ -316,8 +180,8 @@ static int run_entries(struct core *c, const size_t *idx, size_t n,
 	int r;
 
 	r = engine_shuffle_entries(c->engine, idx, n, &err);
-	observe(c);
-	report_repair(c, repairs, "shuffle");
+	core_observe(c);
+	core_report_repair(c, repairs, "shuffle");
 	/* Configured entries only: their text is ours, not the sender's. */
 	if (n == 1)
 		snprintf(whom, sizeof(whom), "address %s",
@@ -358,7 +222,7 @@ int core_start(struct core *c)
 	}
 	run_all(c, "start", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
-	report_untrack_state(c);
+	core_report_untrack_state(c);
 	if (engine_stats(c->engine)->shuffles == 0) {
 		warn(c, "the start-up shuffle failed; stopping");
 		return -1;
@@ -373,16 +237,10 @@ int core_run_pending(struct core *c, char **ret_error)
 	size_t len = 0;
 	int r;
 
-	if (c->pending_reload) {
-		struct config *cfg = c->pending_reload;
-
-		c->pending_reload = NULL;
-		/* What was checked when it was asked for may not hold any
-		 * more (a table of its name made meanwhile): checked again. */
-		if (recheck(c, cfg) == 0 && reload_with(c, cfg, ret_error) == 0)
-			return 0;
-		/* Refused: the triggers waiting with it still run. */
-	}
+	/* A queued reload first; refused, the triggers waiting with it
+	 * still run. */
+	if (c->pending_reload && core_apply_pending_reload(c, ret_error) == 0)
+		return 0;
 	trigger_queue_peek(c->queue, &b);
 	if (!b.all && b.nentries == 0)
 		return 0;
@@ -417,7 +275,7 @@ long long core_wait_ms(const struct core *c)
 /* Triggers that arrive while one is pending collapse into it (see
  * trigger.h): a burst of messages costs one shuffle, and shuffles keep
  * min_shuffle_interval_ms however fast messages come. */
-static void schedule(struct core *c)
+void core_schedule(struct core *c)
 {
 	c->hooks.schedule(c->hooks.arg, core_wait_ms(c));
 }
@@ -427,7 +285,7 @@ void core_trigger(struct core *c, enum metrics_source source)
 	c->counters.triggers++;
 	c->counters.by_source[source]++;
 	trigger_queue_all(c->queue, source);
-	schedule(c);
+	core_schedule(c);
 }
 
 int core_trigger_address(struct core *c, const char *ip,
@@ -451,7 +309,7 @@ int core_trigger_address(struct core *c, const char *ip,
 		return -ENOENT;
 	}
 	trigger_queue_entry(c->queue, (size_t)idx, source);
-	schedule(c);
+	core_schedule(c);
 	return 0;
 }
 
@@ -569,7 +427,7 @@ static void report_untrack(struct core *c, int r, const char *err)
 
 /* After a start or reload: whether unwatched clients are tracked, and
  * why, unless untrack_unwatched is false. */
-static void report_untrack_state(struct core *c)
+void core_report_untrack_state(struct core *c)
 {
 	const struct config *cfg = engine_config(c->engine);
 	const struct engine_stats *st = engine_stats(c->engine);
@@ -620,160 +478,6 @@ void core_reconcile(struct core *c)
 		     "altered; applied again (%.1f ms)", st->last_apply_ms);
 	free(err);
 	core_untrack_look(c, true);
-}
-
-static bool same_str(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Whether the two configurations subscribe the same way. */
-static bool same_redis(const struct config *a, const struct config *b)
-{
-	const struct config_redis_extra *x = config_redis_extra(a);
-	const struct config_redis_extra *y = config_redis_extra(b);
-
-	if (strcmp(config_redis_host(a), config_redis_host(b)) != 0 ||
-	    config_redis_port(a) != config_redis_port(b) ||
-	    config_channel_count(a) != config_channel_count(b) ||
-	    !same_str(x->password, y->password) ||
-	    !same_str(x->username, y->username) ||
-	    !same_str(x->unix_socket, y->unix_socket) ||
-	    x->connect_timeout_ms != y->connect_timeout_ms ||
-	    x->retry_max_ms != y->retry_max_ms)
-		return false;
-	for (size_t i = 0; i < config_channel_count(a); i++)
-		if (strcmp(config_channel(a, i), config_channel(b, i)) != 0)
-			return false;
-	return true;
-}
-
-static void core_log_cb(void *arg, enum core_level level, const char *line)
-{
-	struct core *c = arg;
-
-	c->hooks.log(c->hooks.arg, level, line);
-}
-
-/* A queued reload's configuration checked again when its turn comes
- * (consumed on failure, said).  Returns 0 or -1. */
-static int recheck(struct core *c, struct config *cfg)
-{
-	struct diag *d = diag_new();
-	struct load_log to = { c->hooks.log, c->hooks.arg };
-	int r = d ? check_config(cfg, c->io, d) : -ENOMEM;
-
-	if (d)
-		diag_report(d, report_diag_line, &to);
-	diag_free(d);
-	if (r == 0)
-		return 0;
-	warn(c, "queued reload refused when its turn came; the running "
-	     "configuration and its rules stay in force");
-	config_free(cfg);
-	return -1;
-}
-
-/* Puts cfg (loaded and checked; consumed) in force. */
-static int reload_with(struct core *c, struct config *cfg, char **ret_error)
-{
-	uint64_t repairs = engine_stats(c->engine)->repairs;
-	struct instance *claim = NULL;
-	struct auth *auth = NULL;
-	unsigned changes;
-	char *err = NULL;
-
-	/* Before anything changes: without its verifier, signed triggers
-	 * could not be checked (and must never be taken unsigned). */
-	if (prepare_auth(c, cfg, &auth) < 0) {
-		warn(c, "reload refused: out of memory for trigger "
-		     "authentication; the running configuration stays");
-		if (ret_error)
-			*ret_error = strdup("reload refused: out of memory for "
-					    "trigger authentication");
-		config_free(cfg);
-		return -ENOMEM;
-	}
-	/* A new table (or mode) is claimed before it is touched. */
-	if (c->claim && !instance_same(c->claim, cfg) &&
-	    (claim = instance_claim(c->run_dir, cfg, &err)) == NULL) {
-		warn(c, "reload refused, the running configuration stays: %s",
-		     err ? err : "out of memory");
-		if (auth != c->auth)
-			auth_free(auth);
-		if (ret_error)
-			*ret_error = err;
-		else
-			free(err);
-		config_free(cfg);
-		return -EINVAL;
-	}
-	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
-		  CORE_CHANGED_REDIS;
-	if (engine_reload(c->engine, cfg, &err) < 0) {
-		instance_free(claim);
-		if (auth != c->auth)
-			auth_free(auth);
-		warn(c, "reload: applying the new configuration failed, the "
-		     "old one stays in force: %s", err ? err : "?");
-		if (ret_error)
-			*ret_error = err;
-		else
-			free(err);
-		config_free(cfg);
-		return -EIO;
-	}
-	observe(c);
-	report_repair(c, repairs, "reload");
-	/* The reload drew a fresh mapping for every entry: what triggers
-	 * asked for is served, and their indexes meant the old list. */
-	trigger_queue_clear(c->queue);
-	clock_gettime(CLOCK_MONOTONIC, &c->last_shuffle);
-	info(c, "reload applied: %zu watched addresses, %zu pairs",
-	     config_watched_count(cfg), config_pair_count(cfg));
-	report_untrack_state(c);
-	adopt_auth(c, cfg, auth);
-	if (claim) {
-		instance_free(c->claim);
-		c->claim = claim;
-	}
-	if (c->hooks.reloaded)
-		c->hooks.reloaded(c->hooks.arg, changes);
-	return 0;
-}
-
-int core_reload(struct core *c, enum metrics_source source, char **ret_error)
-{
-	struct config *cfg;
-	long long wait;
-
-	info(c, "reloading %s (%s)", c->config_path,
-	     metrics_source_name(source));
-	cfg = core_load(c->io, c->config_path, core_log_cb, c, ret_error);
-	if (cfg == NULL) {
-		/* The newest word: an earlier reload still queued goes too. */
-		config_free(c->pending_reload);
-		c->pending_reload = NULL;
-		warn(c, "reload refused; the running configuration and its "
-		     "rules stay in force");
-		return -EINVAL;
-	}
-	/* A reload draws a mapping for every entry: a shuffle like any
-	 * other, kept min_shuffle_interval_ms from the last one.  Checked
-	 * now (errors said at once), applied when the pending shuffle runs;
-	 * a later reload replaces it. */
-	wait = core_wait_ms(c);
-	if (wait > 0) {
-		config_free(c->pending_reload);
-		c->pending_reload = cfg;
-		info(c, "reload queued: applied in %lld ms "
-		     "(min_shuffle_interval_ms)", wait);
-		schedule(c);
-		return 1;
-	}
-	config_free(c->pending_reload);
-	c->pending_reload = NULL;
-	return reload_with(c, cfg, ret_error);
 }
 
 void core_stop(struct core *c)

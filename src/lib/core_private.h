@@ -1,0 +1,73 @@
+/*
+ * core_private: what core.c and core_reload.c share, and nothing else
+ * includes: the core's state and the helpers both sides use.
+ */
+#ifndef PORTHOP_CORE_PRIVATE_H
+#define PORTHOP_CORE_PRIVATE_H
+
+#include <stdarg.h>
+#include <time.h>
+
+#include "core.h"
+#include "instance.h"
+#include "log.h"
+#include "trigger.h"
+
+/* Refusals are counted by enum auth_result, shown by metrics' reasons. */
+_Static_assert(METRICS_REASONS == AUTH_BUSY + 1,
+	       "metrics' refusal reasons and enum auth_result disagree");
+
+/* Lines a sender can cause: at most this many per kind every 10 s. */
+#define LOG_BURST 5
+#define LOG_INTERVAL_S 10
+
+struct core {
+	const char *config_path;
+	struct nftio *io;
+	struct engine *engine;
+	struct core_hooks hooks;
+	struct trigger_queue *queue;		/* what the pending shuffle
+						 * serves */
+	struct timespec last_shuffle;		/* CLOCK_MONOTONIC */
+	struct core_counters counters;
+	struct metrics_histogram apply_hist;	/* build + apply, seconds */
+	double start_time;			/* epoch seconds */
+	struct auth *auth;			/* NULL: triggers unsigned */
+	struct instance *claim;			/* held while it serves its table */
+	const char *run_dir;			/* where the claim's lock is */
+	struct config *pending_reload;		/* checked, waiting out
+						 * min_shuffle_interval_ms */
+	/* Whatever a sender controls logs through a limit. */
+	struct log_ratelimit refusal_log, unknown_log, failure_log;
+};
+
+/* One line, formatted, to log (as the log hook). */
+void core_vsay(void (*log)(void *, enum core_level, const char *),
+	       void *arg, enum core_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+/* One line to c's log hook (debug lines only when debug is on). */
+void core_say(struct core *c, enum core_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define debug(c, ...) core_say(c, CORE_DEBUG, __VA_ARGS__)
+#define info(c, ...) core_say(c, CORE_INFO, __VA_ARGS__)
+#define warn(c, ...) core_say(c, CORE_WARN, __VA_ARGS__)
+
+/* After an apply: its duration observed, a table found gone said. */
+void core_observe(struct core *c);
+/* After a trigger's (or a reload's, what) apply: someone else's change put
+ * back first is said. */
+void core_report_repair(struct core *c, uint64_t repairs_before,
+			const char *what);
+/* After a start or reload: whether unwatched clients are tracked, and
+ * why. */
+void core_report_untrack_state(struct core *c);
+/* Arms the pending shuffle (see trigger.h) through the schedule hook. */
+void core_schedule(struct core *c);
+/* The verifier of cfg's trigger key (core_reload.c). */
+int core_prepare_auth(struct core *c, const struct config *cfg,
+		      struct auth **ret);
+/* The queued reload, checked again and applied (core_reload.c).
+ * Returns 0, or -1 (refused, said; the reload is dropped). */
+int core_apply_pending_reload(struct core *c, char **ret_error);
+
+#endif
