@@ -275,9 +275,14 @@ static void on_core_reloaded(void *arg, unsigned changes)
 	arm_metrics(p);
 	if (p->socket_override == NULL)
 		reopen_control(p);
-	notify_send("RELOADING=1");
-	notify_send("READY=1");
 	notify_status(p);
+}
+
+/* The core's reloading hook: systemd hears of a reload as it happens. */
+static void on_core_reloading(void *arg, bool begin)
+{
+	(void)arg;
+	notify_send(begin ? "RELOADING=1" : "READY=1");
 }
 
 /* The core's status hook: Redis, the control socket, the timer. */
@@ -662,6 +667,7 @@ int main(int argc, char **argv)
 		.log = on_core_log,
 		.schedule = on_core_schedule,
 		.reloaded = on_core_reloaded,
+		.reloading = on_core_reloading,
 		.status = on_core_status,
 		.metrics = on_core_metrics,
 	};

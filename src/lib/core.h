@@ -42,6 +42,10 @@ struct core_hooks {
 	/* A reload was applied (changes: CORE_CHANGED_* bits): rewire
 	 * timers, the subscription, the control socket.  May be NULL. */
 	void (*reloaded)(void *arg, unsigned changes);
+	/* The kernel is being changed by a reload (begin), or no longer
+	 * (!begin, applied or not): systemd's RELOADING=1, then READY=1.
+	 * May be NULL. */
+	void (*reloading)(void *arg, bool begin);
 	/* Adds the caller's parts to a status reply (Redis, the control
 	 * socket, the timer).  May be NULL. */
 	void (*status)(void *arg, json_t *reply);

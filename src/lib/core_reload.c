@@ -168,6 +168,7 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	struct auth *auth = NULL;
 	unsigned changes;
 	char *err = NULL;
+	int r;
 
 	/* Before anything changes: without its verifier, signed triggers
 	 * could not be checked (and must never be taken unsigned). */
@@ -196,7 +197,12 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	}
 	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
 		  CORE_CHANGED_REDIS;
-	if (engine_reload(c->engine, cfg, &err) < 0) {
+	if (c->hooks.reloading)
+		c->hooks.reloading(c->hooks.arg, true);
+	r = engine_reload(c->engine, cfg, &err);
+	if (c->hooks.reloading)
+		c->hooks.reloading(c->hooks.arg, false);
+	if (r < 0) {
 		instance_free(claim);
 		if (auth != c->auth)
 			auth_free(auth);

@@ -24,6 +24,7 @@ struct seen {
 	size_t schedules;
 	long long last_wait;
 	unsigned reloads;
+	unsigned reloading[2];	/* ends, begins: always in pairs */
 };
 
 static void on_log(void *arg, enum core_level level, const char *line)
@@ -52,6 +53,15 @@ static void on_reloaded(void *arg, unsigned changes)
 	s->reloads++;
 }
 
+static void on_reloading(void *arg, bool begin)
+{
+	struct seen *s = arg;
+
+	s->reloading[begin]++;
+	/* A begin is followed by its end before the next begin. */
+	assert_true(s->reloading[1] - s->reloading[0] == (begin ? 1u : 0u));
+}
+
 static bool said(const struct seen *s, const char *needle)
 {
 	for (size_t i = 0; i < s->nlines; i++)
@@ -76,7 +86,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct core_hooks hooks = {
 		.log = on_log, .schedule = on_schedule,
-		.reloaded = on_reloaded,
+		.reloaded = on_reloaded, .reloading = on_reloading,
 	};
 	struct config *cfg;
 
@@ -234,6 +244,8 @@ static void test_reload(void **state)
 	assert_true(json_is_true(json_object_get(r, "ok")));
 	json_decref(r);
 	assert_int_equal(f->seen.reloads, 1);
+	assert_int_equal(f->seen.reloading[1], 1);
+	assert_int_equal(f->seen.reloading[0], 1);
 	applied = nftio_recorder_applied(f->io);
 	assert_int_equal(core_run_pending(f->core, NULL), 0);
 	assert_int_equal(nftio_recorder_applied(f->io), applied);
@@ -242,6 +254,9 @@ static void test_reload(void **state)
 	nftio_recorder_fail_match(f->io, "{\"flush\":{\"set\"", "refused");
 	assert_code(request(f->core, "{\"command\": \"reload\"}", 0), "kernel");
 	nftio_recorder_fail_match(f->io, NULL, NULL);
+	/* Refused by the kernel: systemd heard the end of it too. */
+	assert_int_equal(f->seen.reloading[1], 2);
+	assert_int_equal(f->seen.reloading[0], 2);
 	assert_int_equal(f->seen.reloads, 1);
 }
 
