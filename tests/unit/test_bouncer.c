@@ -449,8 +449,8 @@ static void test_config(void **state)
 			"\"color\": unknown key",
 			"api_url: \"ftp://x\" is not a URL",
 			"api_key_file: is missing",
-			"update_frequency_seconds: 0 is out of range; expected "
-			"an integer from 1 to 3600",
+			("update_frequency_seconds: 0 is out of range; "
+			 "expected an integer from 1 to 3600"),
 			"decision_types[1]: \"ban\" is repeated",
 			"decision_types[2]: 7 is not a decision type",
 			"control_socket: \"run/x\" is relative",
