@@ -299,6 +299,17 @@ static int send_request(struct ctx *x, json_t *req, bool is_del)
 	return r;
 }
 
+/* Entries in an array of requests. */
+static size_t entry_count(const json_t *reqs)
+{
+	size_t i, n = 0;
+	json_t *req;
+
+	json_array_foreach(reqs, i, req)
+		n += json_array_size(json_object_get(req, "entries"));
+	return n;
+}
+
 static int send_all(struct ctx *x, json_t *reqs, bool is_del)
 {
 	size_t i;
@@ -347,12 +358,12 @@ static void push(struct ctx *x)
 			goto fail;
 		if (json_array_size(add) || json_array_size(del) ||
 		    bouncer_sync_wanted(x->model))
-			log_info("sync with porthopd: %zu listed, %zu addresses "
-				 "and networks in force; adding %zu requests, "
-				 "deleting %zu requests' worth",
+			log_info("sync with porthopd: %zu entries listed, %zu "
+				 "addresses and networks in force; %zu to add or "
+				 "refresh, %zu to delete",
 				 json_array_size(json_object_get(list, "entries")),
 				 bouncer_net_count(x->model, now),
-				 json_array_size(add), json_array_size(del));
+				 entry_count(add), entry_count(del));
 	} else if (bouncer_push_requests(x->model, now, &add, &del) < 0) {
 		goto fail;
 	}
