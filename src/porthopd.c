@@ -311,13 +311,15 @@ static void on_core_status(void *arg, json_t *r)
 	if (p->control) {
 		control_get_stats(p->control, &cs);
 		json_object_set_new(r, "control", json_pack(
-			"{s:I,s:I,s:I,s:I,s:I,s:I}",
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 			"open", (json_int_t)cs.open,
 			"limit", (json_int_t)cs.limit,
 			"refused_busy", (json_int_t)cs.refused_busy,
 			"refused_peer", (json_int_t)cs.refused_peer,
 			"accept_errors", (json_int_t)cs.accept_errors,
-			"timeouts", (json_int_t)cs.timeouts));
+			"timeouts", (json_int_t)cs.timeouts,
+			"deferred", (json_int_t)cs.deferred,
+			"bulk_busy", (json_int_t)cs.bulk_busy));
 	}
 }
 
