@@ -23,7 +23,7 @@
 /* porthopd's default max_ttl_seconds: a year. */
 #define DEFAULT_MAX_TTL 31536000
 
-static const char *const keys[] = {
+static const char *const bouncer_keys[] = {
 	"api_url", "api_key_file", "update_frequency_seconds",
 	"decision_types", "control_socket", "origin", "max_ttl_seconds", NULL
 };
@@ -294,14 +294,14 @@ struct bouncer_config *bouncer_config_load(const char *path,
 		goto fail;
 	}
 	list[0] = '\0';
-	for (size_t i = 0; keys[i]; i++)
+	for (size_t i = 0; bouncer_keys[i]; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list),
-			 "%s%s", i ? ", " : "", keys[i]);
+			 "%s%s", i ? ", " : "", bouncer_keys[i]);
 	json_object_foreach(root, key, v) {
 		bool known = false;
 
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(key, keys[i]) == 0;
+		for (size_t i = 0; bouncer_keys[i]; i++)
+			known |= strcmp(key, bouncer_keys[i]) == 0;
 		if (!known)
 			diag_error(d, "%s: %s: unknown key; expected one of: %s",
 				   path, diag_string(kbuf, sizeof(kbuf), key),
