@@ -64,6 +64,8 @@ static int exit_status(const char *code)
 		[CONTROL_CODE_KERNEL] = EX_SOFTWARE,
 		[CONTROL_CODE_BUSY] = EX_TEMPFAIL,
 		[CONTROL_CODE_INTERNAL] = EX_SOFTWARE,
+		[CONTROL_CODE_INVALID] = EX_DATAERR,
+		[CONTROL_CODE_STORAGE] = EX_IOERR,
 	};
 	int k = control_code_parse(code);
 

@@ -226,6 +226,8 @@ static const char *const code_names[CONTROL_CODE_COUNT] = {
 	[CONTROL_CODE_KERNEL] = "kernel",
 	[CONTROL_CODE_BUSY] = "busy",
 	[CONTROL_CODE_INTERNAL] = "internal",
+	[CONTROL_CODE_INVALID] = "invalid",
+	[CONTROL_CODE_STORAGE] = "storage",
 };
 
 const char *control_code_name(enum control_code code)

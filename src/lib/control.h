@@ -70,6 +70,10 @@ enum control_code {
 	CONTROL_CODE_KERNEL,		/* the kernel refused the rules */
 	CONTROL_CODE_BUSY,		/* try again later */
 	CONTROL_CODE_INTERNAL,		/* out of memory, or a bug */
+	CONTROL_CODE_INVALID,		/* an entry refused: a bad address,
+					 * TTL or origin, trusted, a limit */
+	CONTROL_CODE_STORAGE,		/* the state file could not be
+					 * written: nothing applied */
 	CONTROL_CODE_COUNT
 };
 

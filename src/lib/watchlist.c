@@ -206,7 +206,8 @@ size_t watchlist_flush(struct watchlist *w, const char *origin,
 		wl_entry_remove(w, e);
 		n++;
 	}
-	wl_cache_reset(w->cache);
+	if (n)
+		wl_cache_reset(w->cache);
 	return n;
 }
 
@@ -229,7 +230,8 @@ size_t watchlist_expire(struct watchlist *w, int64_t now, size_t max,
 		wl_entry_remove(w, e);
 		n++;
 	}
-	wl_cache_reset(w->cache);
+	if (n)
+		wl_cache_reset(w->cache);
 	return n;
 }
 

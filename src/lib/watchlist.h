@@ -56,7 +56,7 @@ bool watchlist_origin_valid(const char *name);
 
 /* Adds (net, origin) with expires (0: never), or refreshes it (new expiry
  * and ignore lists).  The ignore lists are copied; they must be sorted and
- * distinct.  Returns 1 (new entry), 0 (refreshed), -E2BIG (max_entries
+ * distinct (-EINVAL otherwise).  Returns 1 (new entry), 0 (refreshed), -E2BIG (max_entries
  * reached, or WATCHLIST_MAX_ORIGINS origins), -EINVAL (bad origin),
  * -ENOMEM.  Counts adds and refreshes per origin. */
 int watchlist_put(struct watchlist *w, const struct config_net *net,

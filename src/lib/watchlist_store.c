@@ -374,7 +374,8 @@ int wl_ign_copy(const uint16_t *const ignore[CONFIG_NPROTO],
 	for (int i = 0; i < CONFIG_NPROTO; i++) {
 		g->n[i] = nignore[i];
 		if (nignore[i])
-			memcpy(g->port + o, ignore[i], nignore[i] * sizeof(g->port[0]));
+			memcpy(g->port + o, ignore[i],
+			       nignore[i] * sizeof(g->port[0]));
 		o += nignore[i];
 	}
 	*ret = g;

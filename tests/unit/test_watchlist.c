@@ -129,7 +129,8 @@ static void test_latest_and_ignore(void **state)
 {
 	struct watchlist *w = watchlist_new(100);
 	struct config_net n = net("2001:db8::/48");
-	static const uint16_t tcp[] = { 22, 443 }, udp[] = { 53 }, bad[] = { 443, 22 };
+	static const uint16_t tcp[] = { 22, 443 }, udp[] = { 53 };
+	static const uint16_t bad[] = { 443, 22 };
 	const uint16_t *ign[CONFIG_NPROTO] = { tcp, udp };
 	size_t nign[CONFIG_NPROTO] = { 2, 1 };
 	const struct watchlist_item *a, *b;
@@ -484,6 +485,115 @@ static int check_order(void *arg, const struct watchlist_item *it)
 	return 0;
 }
 
+/* Random puts, deletes, flushes and expiries against a plain array of
+ * (network, origin) -> expiry: every figure agrees after each step. */
+static void test_against_model(void **state)
+{
+	enum { NETS = 48, ORIGINS = 4, STEPS = 20000 };
+	static const char *const names[ORIGINS] = { "a", "b", "c", "d" };
+	int64_t model[NETS][ORIGINS];	/* -1: absent */
+	struct watchlist *w = watchlist_new(NETS * ORIGINS / 2);
+	struct config_net nets[NETS];
+	uint64_t rnd = 42;
+	int64_t now = 0;
+	size_t full = 0, shared = 0;
+
+	(void)state;
+	for (int i = 0; i < NETS; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), i % 2 ? "10.0.%d.0/24" :
+			 "2001:db8:%x::1", i);
+		nets[i] = net(text);
+		for (int o = 0; o < ORIGINS; o++)
+			model[i][o] = -1;
+	}
+	for (int step = 0; step < STEPS; step++) {
+		size_t count = 0, h, op, i, o;
+		int64_t next = 0, exp;
+
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		op = (rnd >> 33) % 100;
+		i = (rnd >> 40) % NETS;
+		o = (rnd >> 50) % ORIGINS;
+		/* A quarter never expire; the rest within 200 s. */
+		exp = (rnd >> 20) % 4 ? now + (int64_t)((rnd >> 24) % 200) + 1
+				      : 0;
+		for (size_t a = 0; a < NETS; a++)
+			for (size_t b = 0; b < ORIGINS; b++)
+				count += model[a][b] >= 0;
+		if (op < 65) {
+			int r = watchlist_put(w, &nets[i], names[o], now, exp,
+					      NULL, no_n);
+
+			if (model[i][o] >= 0) {
+				assert_int_equal(r, 0);
+				model[i][o] = exp;
+			} else if (count == NETS * ORIGINS / 2) {
+				full++;
+				assert_int_equal(r, -E2BIG);
+			} else {
+				assert_int_equal(r, 1);
+				model[i][o] = exp;
+			}
+		} else if (op < 80) {
+			assert_int_equal(watchlist_del(w, &nets[i], names[o]),
+					 model[i][o] >= 0 ? 0 : -ENOENT);
+			model[i][o] = -1;
+		} else if (op < 81) {
+			size_t want = 0;
+
+			for (size_t a = 0; a < NETS; a++) {
+				want += model[a][o] >= 0;
+				model[a][o] = -1;
+			}
+			assert_int_equal(watchlist_flush(w, names[o], NULL, NULL),
+					 want);
+		} else {
+			size_t want = 0;
+
+			now += op % 4 == 0;
+			for (size_t a = 0; a < NETS; a++)
+				for (size_t b = 0; b < ORIGINS; b++)
+					if (model[a][b] > 0 &&
+					    model[a][b] <= now) {
+						want++;
+						model[a][b] = -1;
+					}
+			assert_int_equal(watchlist_expire(w, now, 0, NULL, NULL),
+					 want);
+		}
+		count = 0;
+		for (size_t a = 0; a < NETS; a++) {
+			h = 0;
+			for (size_t b = 0; b < ORIGINS; b++) {
+				const struct watchlist_item *it;
+
+				it = watchlist_get(w, &nets[a], names[b]);
+				if (model[a][b] < 0) {
+					assert_null(it);
+					continue;
+				}
+				h++;
+				assert_non_null(it);
+				assert_int_equal(it->expires, model[a][b]);
+				if (model[a][b] > 0 &&
+				    (next == 0 || model[a][b] < next))
+					next = model[a][b];
+			}
+			assert_int_equal(watchlist_holders(w, &nets[a]), h);
+			shared += h > 1;
+			count += h;
+		}
+		assert_int_equal(watchlist_count(w), count);
+		assert_int_equal(watchlist_next_expiry(w), next);
+	}
+	/* The walk met the limit and networks with several holders. */
+	assert_true(full > 100);
+	assert_true(shared > 1000);
+	watchlist_free(w);
+}
+
 /* 100,000 entries: the structures grow, shrink and stay consistent (no
  * timing: the CI's machines vary). */
 static void test_scale(void **state)
@@ -546,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_origin_counters),
 		cmocka_unit_test(test_foreach_order),
 		cmocka_unit_test(test_check_net),
+		cmocka_unit_test(test_against_model),
 		cmocka_unit_test(test_scale),
 	};
 
