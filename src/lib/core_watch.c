@@ -326,7 +326,7 @@ int core_watch_add(struct core *c, const char *origin,
 				     (long long)req[i].ttl, d->max_ttl_s);
 			goto refused;
 		}
-		if (watchlist_get(c->watchlist, &nets[i], origin) == NULL)
+		if (!watchlist_has(c->watchlist, &nets[i], origin))
 			nnew++;
 		if (config_watched_find(engine_config(c->engine),
 					nets[i].text) < 0) {
@@ -532,7 +532,7 @@ int core_watch_del(struct core *c, const char *origin,
 			const char *o = origin ? origin :
 					watchlist_origin(c->watchlist, k)->name;
 
-			if (watchlist_get(c->watchlist, &net, o) &&
+			if (watchlist_has(c->watchlist, &net, o) &&
 			    del_push(&l, &net, o) < 0) {
 				result_error(res, CORE_WATCH_MEMORY, "out of memory");
 				goto out;

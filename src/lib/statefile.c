@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -903,7 +904,10 @@ int statefile_rewrite(struct statefile *s,
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = fd;
-	s->broken = fd < 0;
+	/* Renamed but perhaps not durably (or not reopened): the file on
+	 * disk may not be what the caller will believe after this error,
+	 * so nothing more is appended until a rewrite succeeds. */
+	s->broken = r < 0;
 	s->committed = w.written;
 	statefile_discard(s);
 	s->st.rewrites++;

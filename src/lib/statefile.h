@@ -121,7 +121,10 @@ int statefile_commit(struct statefile *s, char **ret_error);
  * not 0 (watchlist_foreach(list, NULL, emit, ctx) does exactly that).  The
  * snapshot holds what the buffered records say, so they are dropped.
  * Returns 0, or a negative errno with *ret_error (when not NULL) a message;
- * then the old file and the buffer are as they were. */
+ * then the old file and the buffer are as they were, except when only the
+ * directory's fsync (or reopening the new file) failed: then the new file
+ * is in place, the buffer is dropped, and commits fail until a rewrite
+ * succeeds. */
 int statefile_rewrite(struct statefile *s,
 		      int (*each)(void *arg,
 				  int (*emit)(void *ctx,
