@@ -12,7 +12,7 @@ command -v crowdsec >/dev/null && command -v cscli >/dev/null || {
 	echo "skipped: crowdsec is not installed (scripts/deps.sh installs it)"
 	exit 77
 }
-require_tools curl socat
+require_tools curl
 BOUNCER=$BUILD/porthop-crowdsec
 BLOG=$T/bouncer.log
 
@@ -125,17 +125,10 @@ bouncer_report() {
 }
 on_exit bouncer_report
 
-# watchreq JSON: one request on porthopd's control socket; its reply.
-watchreq() {
-	printf '%s\n' "$1" | nsx socat -t 10 - "UNIX-CONNECT:$T/control.sock"
+# watch_list ORIGIN: porthopd's entries of ORIGIN, as JSON.
+watch_list() {
+	ctl watch list --origin "$1" --json
 }
-# watch_list ORIGIN: porthopd's entries of ORIGIN, as JSON: through the
-# CLI's `porthop watch list` where this build has it, else the request.
-if "$PORTHOP" --help 2>&1 | grep -q "watch list"; then
-	watch_list() { ctl watch list --origin "$1" --json; }
-else
-	watch_list() { watchreq "{\"command\":\"watch_list\",\"origin\":\"$1\"}"; }
-fi
 # entries: "address ttl_left" of porthopd's entries of origin crowdsec,
 # sorted.
 entries() {
@@ -177,8 +170,7 @@ WAIT_PID=$BOUNCER_PID wait_for 30 "10.9.0.5's deletion" has_addresses "10.8.0.0/
 pass "a deleted decision removes its entry"
 
 # Another origin's entry stays through every sync below.
-watchreq '{"command":"watch_add","origin":"manual","entries":[{"address":"10.7.0.1"}]}' |
-	jq -e .ok >/dev/null || fail "watch_add of origin manual refused"
+ctl watch add 10.7.0.1 --origin manual >/dev/null || fail "watch add --origin manual refused"
 
 # The bouncer away while the Local API changes: its startup sync deletes
 # what the Local API no longer holds and adds what it gained.
