@@ -98,9 +98,9 @@ while read -r real redir; do
 done < <(topo_redirects "$P" 10.0.0.3)
 
 # The last round: a detector names the good scanner at runtime.  Runtime
-# entries need native mode: porthopd restarts on the native configuration
-# (its own table; the template's tables go with the ruleset flush), then
-# the detector's add, as fail2ban's porthop action, sshguard's
+# entries need native mode: a reload switches porthopd to its own table
+# (the template's tables deleted in the same transaction), then the
+# detector's add, as fail2ban's porthop action, sshguard's
 # porthop-sshguard or porthop-crowdsec send it.
 open_ports() {
 	topo_scan "$P" good "$SCAN" 10.0.0.2 | awk '{printf "%s ", $1}'
@@ -108,14 +108,10 @@ open_ports() {
 echo
 echo "detector round: 10.0.0.4 (good, not in the configuration) is reported as a scanner"
 topo_config_native "$T/native.json"
-jq --arg s "$T/state" '.porthopd.state_directory = $s' "$T/native.json" >"$T/native.tmp"
-mv "$T/native.tmp" "$T/native.json"
-porthopd_stop
-ip netns exec "${P}host" nft flush ruleset
-n=$(log_count "subscribed")
-porthopd_spawn "${P}host" -c "$T/native.json" -s "$T/control.sock"
-wait_log "subscribed" $((n + 1)) 60
-echo "  porthopd restarted in native mode: $(grep 'shuffle 1 applied' "$LOG" | tail -n 1 | sed 's/^porthopd: //')"
+jq --arg s "$T/state" '.porthopd.state_directory = $s' "$T/native.json" \
+	>"$T/configuration.json"
+ip netns exec "${P}host" "$BUILD/porthop" reload -s "$T/control.sock" >/dev/null
+echo "  porthopd reloaded into native mode: $(grep 'reload applied' "$LOG" | tail -n 1 | sed 's/^porthopd: //')"
 echo "  good sees open, before:  $(open_ports)"
 ip netns exec "${P}host" "$BUILD/porthop" watch -s "$T/control.sock" \
 	add 10.0.0.4 --origin ids --ttl 300 | sed 's/^/  porthop watch add 10.0.0.4 --origin ids --ttl 300: /'
