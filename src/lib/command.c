@@ -11,6 +11,8 @@
 
 #include "control.h"
 #include "diag.h"
+#include "statefile.h"
+#include "watchlist.h"
 
 struct command {
 	const char *name;
@@ -68,6 +70,24 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			"duration_ms", st->last_build_ms + st->last_apply_ms,
 			"result", st->last_result == 0 ? "applied" : "failed",
 			"commands", (json_int_t)st->last_commands));
+	if (core_watchlist(c)) {
+		struct statefile_stats sf;
+
+		/* The runtime watch list, and what its state file's group
+		 * commit has cost: syncs against the changes acknowledged. */
+		core_watch_stats(c, &sf);
+		json_object_set_new(r, "runtime_watch", json_pack(
+			"{s:I,s:{s:I,s:I,s:f,s:I,s:I,s:I,s:I}}",
+			"entries", (json_int_t)watchlist_count(core_watchlist(c)),
+			"state_file",
+			"syncs", (json_int_t)sf.syncs,
+			"commits", (json_int_t)sf.commits,
+			"commit_ms", sf.commit_ms,
+			"commit_failures", (json_int_t)sf.commit_failures,
+			"rewrites", (json_int_t)sf.rewrites,
+			"journal_records", (json_int_t)sf.journal_records,
+			"bytes", (json_int_t)sf.file_bytes));
+	}
 	json_object_set_new(r, "authenticated_triggers",
 			    json_boolean(core_authenticated(c)));
 	json_object_set_new(r, "address_triggers_unknown", json_integer(
