@@ -113,10 +113,11 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 		goto out;
 	r = engine_apply_map(e, e->cfg, e->map, BATCH_WATCH, NULL, 0, &t0,
 			     NULL, ret_error);
+	/* The digests reconciliation compares with are taken again at its
+	 * next quiet look, not here: a flood of adds would read the maps
+	 * back once per add. */
 	if (r < 0)
 		drop_added(e, added);
-	else
-		engine_take_digests(e);
 out:
 	nftio_elems_free(e->watch_elems);
 	e->watch_elems = NULL;
@@ -217,8 +218,6 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 		config_watched_release(&t[k].cw);
 		shuffle_entry_release(&t[k].se);
 	}
-	if (e->map)
-		engine_take_digests(e);
 out:
 	nftio_elems_free(e->watch_elems);
 	e->watch_elems = NULL;
