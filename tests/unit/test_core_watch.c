@@ -531,6 +531,45 @@ static void test_expire(void **state)
 	check_agree(f);
 }
 
+/* Two origins' entries for one network expire in the same second: the
+ * network leaves the mapping once, and nothing else with it. */
+static void test_expire_two_origins(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const a[] = { "10.2.0.1", "10.2.2.0/28" };
+	const struct watchlist_item *x, *y;
+	struct config_net n;
+	int64_t expires;
+
+	assert_int_equal(config_parse_net("10.2.0.1", true, &n), 0);
+	/* Both added within one second (tried again if a second began
+	 * between them). */
+	for (int tries = 0;; tries++) {
+		assert_true(tries < 5);
+		assert_int_equal(add_commit(f, "a", a, 2, 1, NULL), CORE_WATCH_OK);
+		assert_int_equal(add_commit(f, "b", a, 2, 1, NULL), CORE_WATCH_OK);
+		x = watchlist_get(core_watchlist(f->core), &n, "a");
+		expires = x->expires;
+		y = watchlist_get(core_watchlist(f->core), &n, "b");
+		if (y->expires == expires)
+			break;
+	}
+	/* Added after them, so that it is last and moves when they go. */
+	assert_int_equal(add_commit(f, "z", (const char *[]){ "10.2.0.9" }, 1,
+				    0, NULL), CORE_WATCH_OK);
+	assert_int_equal(add_commit(f, "z", (const char *[]){ "10.2.0.10" }, 1,
+				    0, NULL), CORE_WATCH_OK);
+	for (int i = 0; i < 100 && time(NULL) < expires; i++)
+		usleep(50 * 1000);
+	core_watch_expire(f->core);
+	assert_false(in_config(f, "10.2.0.1"));
+	assert_false(in_config(f, "10.2.2.0/28"));
+	assert_true(in_config(f, "10.2.0.9"));
+	assert_true(in_config(f, "10.2.0.10"));
+	assert_int_equal(watchlist_count(core_watchlist(f->core)), 2);
+	check_agree(f);
+}
+
 /* The file may grow to size bytes at most (writes past it fail with
  * EFBIG, for root too); 0 lifts the limit. */
 static void limit_file_size(rlim_t size)
@@ -750,6 +789,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_two_origins, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_undoes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_refusal, setup,
