@@ -6,6 +6,7 @@
  * once.  After each input: every entry listed is watched, every runtime
  * entry watched is held by an origin, and the map matches the
  * configuration pair for pair. */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,28 @@ static void fail(const char *what, const char *net)
 	abort();
 }
 
+/* At exit: the core, then the configuration file and the claims. */
+static void cleanup(void)
+{
+	DIR *d;
+	struct dirent *e;
+	char p[256];
+
+	core_free(core);
+	nftio_free(io);
+	unlink(path);
+	d = opendir(run_dir);
+	while (d && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", run_dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(run_dir);
+}
+
 static int init(void)
 {
 	struct core_hooks hooks = { .log = on_log, .schedule = on_schedule };
@@ -94,6 +117,7 @@ static int init(void)
 	core_set_run_dir(core, run_dir);
 	if (core_start(core) < 0)
 		abort();
+	atexit(cleanup);
 	return 0;
 }
 
