@@ -49,7 +49,11 @@ int config_watched_inside(const struct config *c, const struct config_net *net,
 		if (w->family != net->family ||
 		    config_net_value(&w->net, false) > hi)
 			break;
-		if (config_net_cmp(&w->net, net) != 0)
+		/* From net's first address on, a prefix as long as net's or
+		 * shorter starts where net does: net's own, or one around
+		 * it (a canonical prefix cannot start inside net and end
+		 * past it). */
+		if (w->net.prefix_len > net->prefix_len)
 			r = fn(arg, c->by_net[pos]);
 	}
 	return r;

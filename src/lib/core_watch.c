@@ -163,11 +163,18 @@ static void entry_moved(void *arg, size_t to, size_t from)
 	trigger_queue_moved(c->queue, to, from);
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int unwatch_nets(struct core *c, const struct config_net *nets,
 			size_t n, char **ret_error)
 {
 	const struct config *cfg = engine_config(c->engine);
-	size_t *idx = malloc((n + 1) * sizeof(*idx)), k = 0;
+	size_t *idx = malloc((n + 1) * sizeof(*idx)), k = 0, m = 0;
 	int r = 0;
 
 	if (idx == NULL)
@@ -179,6 +186,15 @@ static int unwatch_nets(struct core *c, const struct config_net *nets,
 		    watchlist_holders(c->watchlist, &nets[i]) == 0)
 			idx[k++] = (size_t)at;
 	}
+	/* A network may come more than once (two origins' entries that
+	 * expired in the same second, an expiry and the sweep), and
+	 * engine_watch_remove takes distinct entries: the same index twice
+	 * would take out whichever entry moved into its place. */
+	qsort(idx, k, sizeof(*idx), cmp_size);
+	for (size_t i = 0; i < k; i++)
+		if (m == 0 || idx[m - 1] != idx[i])
+			idx[m++] = idx[i];
+	k = m;
 	if (k > 0)
 		r = engine_watch_remove(c->engine, idx, k, entry_moved, c,
 					ret_error);
@@ -561,8 +577,7 @@ out:
 
 struct flush_collect {
 	struct del_list *l;
-	const char *origin;	/* the list's own copy: items' strings go
-				 * with the next change */
+	const char *name;	/* the origin's interned name */
 	int r;
 };
 
@@ -570,7 +585,9 @@ static int collect_item(void *arg, const struct watchlist_item *it)
 {
 	struct flush_collect *f = arg;
 
-	f->r = del_push(f->l, &it->net, f->origin);
+	/* Not it->origin: the walk's item lives on its stack, and the
+	 * pairs are used after the walk has returned. */
+	f->r = del_push(f->l, &it->net, f->name);
 	return f->r;
 }
 
@@ -590,7 +607,7 @@ int core_watch_flush(struct core *c, const char *origin,
 	for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++)
 		if (strcmp(watchlist_origin(c->watchlist, k)->name, origin) == 0)
 			name = watchlist_origin(c->watchlist, k)->name;
-	f.origin = name;
+	f.name = name;
 	if (name)
 		watchlist_foreach(c->watchlist, name, collect_item, &f);
 	if (f.r < 0) {
