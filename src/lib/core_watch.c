@@ -20,6 +20,8 @@ struct watch_undo {
 	char origin[WATCHLIST_ORIGIN_MAX + 1];
 	bool was_new;			/* else a refresh: the old times */
 	int64_t added, expires;
+	uint16_t *ignore[CONFIG_NPROTO];	/* ... and the old lists */
+	size_t nignore[CONFIG_NPROTO];
 };
 
 /* A request whose reply waits for the commit. */
@@ -140,7 +142,32 @@ static int undo_push(struct core *c, const struct config_net *net,
 	u->was_new = prev == NULL;
 	u->added = prev ? prev->added : 0;
 	u->expires = prev ? prev->expires : 0;
+	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		size_t n = prev ? prev->nignore[p] : 0;
+
+		u->nignore[p] = n;
+		u->ignore[p] = malloc((n + 1) * sizeof(*u->ignore[p]));
+		if (u->ignore[p] == NULL) {
+			free(u->ignore[0]);
+			c->nundo--;
+			return -ENOMEM;
+		}
+		if (n)
+			memcpy(u->ignore[p], prev->ignore[p],
+			       n * sizeof(*u->ignore[p]));
+	}
 	return 0;
+}
+
+/* What the next commit could take back is no more (written, or nothing
+ * to write to). */
+static void undo_clear(struct core *c)
+{
+	for (size_t i = 0; i < c->nundo; i++) {
+		free(c->undo[i].ignore[0]);
+		free(c->undo[i].ignore[1]);
+	}
+	c->nundo = 0;
 }
 
 /* The next expiry, to the timer hook. */
@@ -258,7 +285,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 	struct watch_waiter *w;
 
 	if (c->state == NULL) {
-		c->nundo = 0;
+		undo_clear(c);
 		res->durable = false;
 		return 0;
 	}
@@ -625,31 +652,13 @@ int core_watch_flush(struct core *c, const char *origin,
 	return r;
 }
 
-/* A refresh taken back: the entry's times as they were.  The item's
- * lists go with the list's next change: copied first. */
-static int restore_times(struct core *c, const struct watch_undo *u,
-			 const struct watchlist_item *it)
+/* A refresh taken back: the entry as it was, times and lists. */
+static int restore_refresh(struct core *c, const struct watch_undo *u)
 {
-	uint16_t *copy[CONFIG_NPROTO] = { NULL, NULL };
-	const uint16_t *ign[CONFIG_NPROTO];
-	size_t n[CONFIG_NPROTO];
-	int r = 0;
+	const uint16_t *ign[CONFIG_NPROTO] = { u->ignore[0], u->ignore[1] };
 
-	for (int p = 0; p < CONFIG_NPROTO; p++) {
-		n[p] = it->nignore[p];
-		copy[p] = malloc((n[p] + 1) * sizeof(*copy[p]));
-		if (copy[p] == NULL)
-			r = -ENOMEM;
-		else if (n[p])
-			memcpy(copy[p], it->ignore[p], n[p] * sizeof(*copy[p]));
-		ign[p] = copy[p];
-	}
-	if (r == 0)
-		r = watchlist_put(c->watchlist, &u->net, u->origin, u->added,
-				  u->expires, ign, n);
-	free(copy[0]);
-	free(copy[1]);
-	return r;
+	return watchlist_put(c->watchlist, &u->net, u->origin, u->added,
+			     u->expires, ign, u->nignore);
 }
 
 /* A failed commit: every add and refresh since the last one is taken
@@ -670,14 +679,14 @@ static void undo_group(struct core *c)
 			watchlist_del(c->watchlist, &u->net, u->origin);
 			if (gone && watchlist_holders(c->watchlist, &u->net) == 0)
 				gone[ngone++] = u->net;
-		} else if (restore_times(c, u, it) < 0) {
+		} else if (restore_refresh(c, u) < 0) {
 			c->state_stale = true;	/* out of memory: kept as is */
 		}
 	}
 	if (gone == NULL || unwatch_nets(c, gone, ngone, NULL) < 0)
 		c->sweep = true;
 	free(gone);
-	c->nundo = 0;
+	undo_clear(c);
 }
 
 static int emit_all(void *arg, int (*emit)(void *ctx,
@@ -702,7 +711,7 @@ void core_watch_commit(struct core *c)
 		r = statefile_commit(c->state, &err);
 	if (r == 0) {
 		c->state_stale = false;
-		c->nundo = 0;
+		undo_clear(c);
 	} else {
 		warn(c, "watch: the state file could not be written, the "
 		     "changes since the last write are taken back: %s",
@@ -860,6 +869,7 @@ void core_watch_free(struct core *c)
 		core_watch_commit(c);
 	statefile_free(c->state);
 	watchlist_free(c->watchlist);
+	undo_clear(c);
 	free(c->undo);
 	free(c->waiters);
 }

@@ -795,9 +795,52 @@ static void test_template_refused(void **state)
 	assert_int_equal(config_watched_find(core_config(f->core), a), -1);
 }
 
+/* Redis messages with "op": a runtime entry each, never a trigger; a
+ * malformed one refused, counted, nothing else done. */
+static void test_redis_messages(void **state)
+{
+	static const char *const bad[] = {
+		"{\"op\": \"watch\"}",
+		"{\"op\": \"bogus\", \"address\": \"10.2.0.7\"}",
+		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", \"ttl\": 0}",
+		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", \"x\": 1}",
+		"{\"op\": \"watch\", \"address\": \"10.2.3.5\"}",
+		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", "
+		"\"origin\": \"Bad\"}",
+	};
+	struct fixture *f = *state;
+	const char *add = "{\"op\": \"watch\", \"address\": \"10.2.0.7\", "
+			  "\"ttl\": 60, \"origin\": \"ids\"}";
+	const char *plain = "{\"op\": \"watch\", \"address\": \"10.2.0.8\"}";
+	const char *del = "{\"op\": \"unwatch\", \"address\": \"10.2.0.7\"}";
+	uint64_t triggers = core_counters(f->core)->triggers;
+
+	core_message(f->core, "c", add, strlen(add));
+	core_message(f->core, "c", plain, strlen(plain));
+	core_watch_commit(f->core);
+	assert_true(listed(f, "10.2.0.7", "ids"));
+	assert_true(listed(f, "10.2.0.8", "redis"));
+	assert_true(in_config(f, "10.2.0.7"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		core_message(f->core, "c", bad[i], strlen(bad[i]));
+	assert_int_equal(core_counters(f->core)->watch_refused,
+			 sizeof(bad) / sizeof(*bad));
+	assert_false(in_config(f, "10.2.3.5"));	/* trusted */
+	core_message(f->core, "c", del, strlen(del));
+	core_watch_commit(f->core);
+	assert_false(listed(f, "10.2.0.7", "ids"));
+	assert_false(in_config(f, "10.2.0.7"));
+	assert_true(in_config(f, "10.2.0.8"));
+	/* None of them was a trigger. */
+	assert_int_equal(core_counters(f->core)->triggers, triggers);
+	check_agree(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_redis_messages, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_add_commit_restore, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_delete_by_origin, setup,
