@@ -40,6 +40,12 @@ static void usage(FILE *f)
 "                             result\n"
 "  mapping [ADDRESS] [--json] the mapping in force (root only)\n"
 "  metrics                    porthopd's figures, Prometheus text format\n"
+"  watch add ADDR[/LEN]... [--ttl S] [--origin NAME] [--tcp-ignore PORTS]\n"
+"        [--udp-ignore PORTS] | add --file FILE|-   watch addresses now\n"
+"  watch del ADDR[/LEN]... [--origin NAME]   stop (one origin's entries,\n"
+"                             or every origin's)\n"
+"  watch list [--origin NAME] [--json]       the runtime entries\n"
+"  watch flush --origin NAME  delete every entry of one origin\n"
 "  check [-o] -c FILE         validate a configuration as porthopd does\n"
 "                             (-o: offline, no kernel dry run)\n"
 "  print -c FILE              the ruleset porthopd would apply, nft syntax\n"
@@ -64,6 +70,8 @@ static int exit_status(const char *code)
 		[CONTROL_CODE_KERNEL] = EX_SOFTWARE,
 		[CONTROL_CODE_BUSY] = EX_TEMPFAIL,
 		[CONTROL_CODE_INTERNAL] = EX_SOFTWARE,
+		[CONTROL_CODE_INVALID] = EX_DATAERR,
+		[CONTROL_CODE_STORAGE] = EX_IOERR,
 	};
 	int k = control_code_parse(code);
 
@@ -73,10 +81,10 @@ static int exit_status(const char *code)
 
 /* Sends one request to porthopd; prints errors; returns a sysexits code
  * and, on success, the reply in *ret. */
-static int call(const char *sock, json_t *req, json_t **ret)
+int cli_call(const char *sock, json_t *req, int timeout_ms, json_t **ret)
 {
 	json_t *reply = NULL;
-	int r = control_call(sock, req, 30000, &reply);
+	int r = control_call(sock, req, timeout_ms, &reply);
 
 	json_decref(req);
 	if (r < 0) {
@@ -99,7 +107,7 @@ static int call(const char *sock, json_t *req, json_t **ret)
 	return EXIT_SUCCESS;
 }
 
-static void dump_json(json_t *v)
+void cli_dump_json(json_t *v)
 {
 	json_object_del(v, "ok");
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -189,8 +197,8 @@ static void print_mapping(json_t *m)
 
 /* The control socket: -s, else the configuration's (-c FILE), else the
  * default.  Returns 0, or a sysexits code after saying why. */
-static int socket_path(const struct globals *g, struct config **ret_cfg,
-		       const char **ret)
+int cli_socket_path(const struct globals *g, struct config **ret_cfg,
+		    const char **ret)
 {
 	struct diag *d;
 	struct config *cfg;
@@ -269,19 +277,19 @@ static int cmd_daemon(const char *cmd, struct globals g, int argc,
 			argv[optind]);
 		return EX_USAGE;
 	}
-	r = socket_path(&g, &cfg, &sock);
+	r = cli_socket_path(&g, &cfg, &sock);
 	if (r != 0)
 		return r;
 	req = addr ? json_pack("{s:s,s:s}", "command", cmd, "address", addr) :
 		     json_pack("{s:s}", "command", cmd);
-	r = call(sock, req, &reply);
+	r = cli_call(sock, req, 30000, &reply);
 	config_free(cfg);
 	if (r != EXIT_SUCCESS)
 		return r;
 	if (strcmp(cmd, "metrics") == 0)
 		fputs(json_string_value(json_object_get(reply, "text")), stdout);
 	else if (as_json)
-		dump_json(reply);
+		cli_dump_json(reply);
 	else if (strcmp(cmd, "status") == 0)
 		print_status(reply);
 	else if (strcmp(cmd, "mapping") == 0)
@@ -494,6 +502,8 @@ int main(int argc, char **argv)
 		return cmd_publish(&g, argc, argv);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(&g, argc, argv);
+	if (strcmp(cmd, "watch") == 0)
+		return cmd_watch(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

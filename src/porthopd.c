@@ -56,6 +56,9 @@ struct porthopd {
 	struct event *untrack_ev;		/* untrack_unwatched "auto" */
 	struct event *metrics_ev;
 	struct event *watchdog_ev;
+	struct event *commit_ev;		/* the state file's group commit */
+	struct event *expiry_ev;		/* the next runtime entry due */
+	int64_t expiry_at;			/* epoch seconds; 0: none */
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 };
@@ -311,13 +314,15 @@ static void on_core_status(void *arg, json_t *r)
 	if (p->control) {
 		control_get_stats(p->control, &cs);
 		json_object_set_new(r, "control", json_pack(
-			"{s:I,s:I,s:I,s:I,s:I,s:I}",
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 			"open", (json_int_t)cs.open,
 			"limit", (json_int_t)cs.limit,
 			"refused_busy", (json_int_t)cs.refused_busy,
 			"refused_peer", (json_int_t)cs.refused_peer,
 			"accept_errors", (json_int_t)cs.accept_errors,
-			"timeouts", (json_int_t)cs.timeouts));
+			"timeouts", (json_int_t)cs.timeouts,
+			"deferred", (json_int_t)cs.deferred,
+			"bulk_busy", (json_int_t)cs.bulk_busy));
 	}
 }
 
@@ -332,7 +337,62 @@ static json_t *on_control(void *arg, json_t *req, uid_t uid)
 {
 	struct porthopd *p = arg;
 
-	return command_run(p->core, req, uid);
+	return command_run(p->core, p->control, req, uid);
+}
+
+/* The group commit: after every event ready now (the requests that
+ * arrived together) has been served, one write and one sync for all. */
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	core_watch_commit(p->core);
+}
+
+static void on_core_commit(void *arg)
+{
+	struct porthopd *p = arg;
+	struct timeval zero = { 0, 0 };
+
+	if (p->commit_ev && !event_pending(p->commit_ev, EV_TIMEOUT, NULL))
+		evtimer_add(p->commit_ev, &zero);
+}
+
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	core_watch_expire(p->core);
+	notify_status(p);
+}
+
+static void arm_expiry(struct porthopd *p)
+{
+	struct timeval tv = { 0, 0 };
+	int64_t now = (int64_t)time(NULL);
+
+	if (p->expiry_ev == NULL)
+		return;
+	evtimer_del(p->expiry_ev);
+	if (p->expiry_at == 0)
+		return;
+	if (p->expiry_at > now)
+		tv.tv_sec = (time_t)(p->expiry_at - now);
+	evtimer_add(p->expiry_ev, &tv);
+}
+
+/* The core's expiry hook (also before the loop exists: kept, armed in
+ * wire_events). */
+static void on_core_expiry(void *arg, int64_t when)
+{
+	struct porthopd *p = arg;
+
+	p->expiry_at = when;
+	arm_expiry(p);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -598,6 +658,11 @@ static void wire_events(struct porthopd *p)
 	p->reconcile_ev = event_new(p->base, -1, EV_PERSIST, on_reconcile, p);
 	p->metrics_ev = event_new(p->base, -1, EV_PERSIST, on_metrics, p);
 	p->untrack_ev = event_new(p->base, -1, EV_PERSIST, on_untrack, p);
+	p->commit_ev = evtimer_new(p->base, on_commit, p);
+	p->expiry_ev = evtimer_new(p->base, on_expiry, p);
+	if (p->commit_ev == NULL || p->expiry_ev == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	arm_expiry(p);
 	if (p->pending_ev == NULL || p->timer_ev == NULL ||
 	    p->reconcile_ev == NULL || p->metrics_ev == NULL ||
 	    p->untrack_ev == NULL)
@@ -648,6 +713,8 @@ static void teardown(struct porthopd *p)
 	free_event(p->reconcile_ev);
 	free_event(p->untrack_ev);
 	free_event(p->watchdog_ev);
+	free_event(p->commit_ev);
+	free_event(p->expiry_ev);
 	core_free(p->core);
 	shuffle_free(p->rng);
 	nftio_free(p->io);
@@ -670,6 +737,8 @@ int main(int argc, char **argv)
 		.reloading = on_core_reloading,
 		.status = on_core_status,
 		.metrics = on_core_metrics,
+		.commit = on_core_commit,
+		.expiry = on_core_expiry,
 	};
 	struct options o = { 0 };
 	struct config *cfg;

@@ -165,7 +165,7 @@ static int check_native(const struct config *c, struct nftio *io,
 {
 	struct shuffle_map *all = shuffle_map_alloc(c);
 	struct shuffle_entry picked[RULESET_MAP_COUNT];
-	struct shuffle_map sample = { 0, picked, NULL };
+	struct shuffle_map sample = { .entries = picked };
 	bool seen[RULESET_MAP_COUNT] = { false };
 	json_t *batch = ruleset_batch_new(c, false), *ej = NULL;
 	struct nftio_elems *elems = NULL;

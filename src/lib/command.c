@@ -2,7 +2,7 @@
  * command: the control socket's commands, one table of them. See command.h
  * for the contract.
  */
-#include "command.h"
+#include "command_private.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 struct command {
 	const char *name;
 	bool root_only;		/* whatever the socket's group allows */
-	json_t *(*run)(struct core *c, json_t *req);
+	json_t *(*run)(struct core *c, struct control *ctl, json_t *req);
 };
 
 static double wall_now(void)
@@ -26,8 +26,9 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static json_t *status(struct core *c, json_t *req)
+static json_t *status(struct core *c, struct control *ctl, json_t *req)
 {
+	(void)ctl;
 	const struct engine_stats *st = engine_stats(core_engine(c));
 	const struct config *cfg = core_config(c);
 	const struct core_hooks *h = core_hooks(c);
@@ -76,8 +77,9 @@ static json_t *status(struct core *c, json_t *req)
 	return r;
 }
 
-static json_t *metrics(struct core *c, json_t *req)
+static json_t *metrics(struct core *c, struct control *ctl, json_t *req)
 {
+	(void)ctl;
 	struct metrics_snapshot m;
 	char *text;
 	json_t *r;
@@ -94,8 +96,9 @@ static json_t *metrics(struct core *c, json_t *req)
 
 /* The mapping in force, or one entry's: the secret the shuffling hides,
  * so root only. */
-static json_t *mapping(struct core *c, json_t *req)
+static json_t *mapping(struct core *c, struct control *ctl, json_t *req)
 {
+	(void)ctl;
 	const char *only = json_string_value(json_object_get(req, "address"));
 	const struct shuffle_map *m = engine_map(core_engine(c));
 	const struct config *cfg = core_config(c);
@@ -132,8 +135,9 @@ static json_t *mapping(struct core *c, json_t *req)
  * any trigger.  If it may run now, it runs before the reply, which says
  * how it went; inside min_shuffle_interval_ms it is queued (the trigger
  * armed the pending shuffle) and the reply says when it runs. */
-static json_t *shuffle(struct core *c, json_t *req)
+static json_t *shuffle(struct core *c, struct control *ctl, json_t *req)
 {
+	(void)ctl;
 	const char *addr = json_string_value(json_object_get(req, "address"));
 	char vbuf[DIAG_VALUE_MAX + 8], msg[DIAG_VALUE_MAX + 64];
 	const struct engine_stats *st = engine_stats(core_engine(c));
@@ -166,8 +170,9 @@ static json_t *shuffle(struct core *c, json_t *req)
 			 st->last_build_ms + st->last_apply_ms);
 }
 
-static json_t *reload(struct core *c, json_t *req)
+static json_t *reload(struct core *c, struct control *ctl, json_t *req)
 {
+	(void)ctl;
 	const struct config *cfg;
 	char *err = NULL;
 	json_t *r;
@@ -198,9 +203,14 @@ static const struct command commands[] = {
 	{ "mapping", true, mapping },
 	{ "shuffle", false, shuffle },
 	{ "reload", false, reload },
+	{ "watch_add", false, command_watch_add },
+	{ "watch_del", false, command_watch_del },
+	{ "watch_list", false, command_watch_list },
+	{ "watch_flush", false, command_watch_flush },
 };
 
-json_t *command_run(struct core *c, json_t *request, uid_t uid)
+json_t *command_run(struct core *c, struct control *ctl, json_t *request,
+		    uid_t uid)
 {
 	const char *name = json_string_value(json_object_get(request,
 							      "command"));
@@ -222,7 +232,7 @@ json_t *command_run(struct core *c, json_t *request, uid_t uid)
 				 "for root only", name);
 			return control_error(CONTROL_CODE_PERMISSION, msg);
 		}
-		return commands[i].run(c, request);
+		return commands[i].run(c, ctl, request);
 	}
 	len = (size_t)snprintf(msg, sizeof(msg), "unknown command; expected");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)

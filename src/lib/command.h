@@ -10,11 +10,15 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+#include "control.h"
 #include "core.h"
 
 /* Runs the request (a JSON object with a "command" string, borrowed) from
- * a peer with uid, already let in by the control socket (root or the
- * control group).  Returns the reply (new reference). */
-json_t *command_run(struct core *c, json_t *request, uid_t uid);
+ * a peer with uid, already let in by the control socket ctl (root or the
+ * control group).  Returns the reply (new reference), or NULL when the
+ * reply was deferred (control_defer) and comes through control_answer.
+ * ctl may be NULL (tests): nothing is deferred. */
+json_t *command_run(struct core *c, struct control *ctl, json_t *request,
+		    uid_t uid);
 
 #endif

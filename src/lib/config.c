@@ -132,6 +132,7 @@ void config_free(struct config *c)
 	free(c->startup_path);
 	free(c->rules_path);
 	free(c->table_name);
+	free((void *)c->daemon.state_directory);
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(c->proto_ports[p]);
 	for (size_t i = 0; c->watched && i < c->nwatched; i++)

@@ -29,6 +29,7 @@
 #define CONFIG_MAX_STRING	255
 #define CONFIG_MAX_WATCHED	1000000
 #define CONFIG_DEFAULT_CONTROL_SOCKET "/run/porthop/porthopd.sock"
+#define CONFIG_DEFAULT_STATE_DIRECTORY "/var/lib/porthop"
 /* Where porthopd and porthop look for the configuration by default. */
 #define CONFIG_DEFAULT_PATH "/etc/porthop/configuration.json"
 
@@ -69,6 +70,7 @@ struct config_watched {
 	size_t nports[CONFIG_NPROTO];
 	const uint16_t *ignore[CONFIG_NPROTO];
 	size_t nignore[CONFIG_NPROTO];
+	bool runtime;		/* added at runtime (config_watched_add) */
 };
 
 /* Optional Redis settings beyond the reference's five keys.  The strings
@@ -99,6 +101,12 @@ struct config_daemon {
 	/* Prometheus textfile written every metrics_interval_s (NULL: no). */
 	const char *metrics_textfile;
 	unsigned metrics_interval_s;
+	/* The runtime watch list: its state directory ("": memory only)
+	 * and limits. */
+	const char *state_directory;
+	unsigned max_runtime_entries;
+	unsigned min_prefix_len_v4, min_prefix_len_v6;
+	unsigned max_ttl_s;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the
@@ -135,6 +143,42 @@ long config_watched_find(const struct config *c, const char *ip);
  * entry of that very address or prefix, or else the watched prefix it lies
  * inside; -1 if none does. */
 long config_watched_lookup(const struct config *c, const char *ip);
+/* The index of the watched prefix strictly wider than net that covers it,
+ * or -1. */
+long config_watched_cover(const struct config *c, const struct config_net *net);
+/* Calls fn for every watched entry inside net but net's own, in the
+ * order of their networks; stops when fn returns non-zero, and returns
+ * that. */
+int config_watched_inside(const struct config *c, const struct config_net *net,
+			  int (*fn)(void *arg, size_t idx), void *arg);
+/* How many of the watched entries come from the file (they come first;
+ * runtime entries follow). */
+size_t config_configured_count(const struct config *c);
+
+/* Runtime entries (native mode).  Adds net as a watched entry after the
+ * others, its ports the protocols' ports minus ignore (each sorted,
+ * distinct; NULL: none).  Returns 0 with its index in *ret_idx, or
+ * -EEXIST (already watched: its index in *ret_idx), -EPERM (a trusted
+ * network covers it), -EINVAL (a prefix overlapping a watched prefix),
+ * -ENOSPC (not enough free redirect ports), -EOPNOTSUPP (template mode),
+ * -ENOMEM; each but the last with a one-line reason in why. */
+int config_watched_add(struct config *c, const struct config_net *net,
+		       const uint16_t *const ignore[CONFIG_NPROTO],
+		       const size_t nignore[CONFIG_NPROTO], char *why,
+		       size_t why_len, size_t *ret_idx);
+/* Removes the runtime entry idx; the last entry moves into its place:
+ * *ret_moved is the index it had (idx itself if it was the last).
+ * -EPERM for an entry of the file's. */
+int config_watched_remove(struct config *c, size_t idx, size_t *ret_moved);
+/* config_watched_remove, the entry handed to the caller in *ret instead
+ * of freed: config_watched_put_back(c, idx, ret) undoes it exactly (in
+ * the reverse order of several), config_watched_release frees it. */
+int config_watched_take(struct config *c, size_t idx,
+			struct config_watched *ret, size_t *ret_moved);
+void config_watched_put_back(struct config *c, size_t idx,
+			     const struct config_watched *w);
+void config_watched_release(struct config_watched *w);
+
 /* Total (address, port) pairs over all watched addresses. */
 size_t config_pair_count(const struct config *c);
 enum config_mode config_mode(const struct config *c);
@@ -155,6 +199,8 @@ bool config_remove_on_stop(const struct config *c);
 enum config_untrack config_untrack(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
+/* The order of networks: family, address, prefix length. */
+int config_net_cmp(const struct config_net *x, const struct config_net *y);
 /* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes
  * with host bits set are refused.  Returns 0 or -EINVAL. */
 int config_parse_net(const char *s, bool allow_prefix, struct config_net *ret);

@@ -16,8 +16,54 @@ static const char *const daemon_keys[] = {
 	"reconcile_interval_seconds", "min_shuffle_interval_ms",
 	"shuffle_on_reconnect", "trigger_key_file", "trigger_window_seconds",
 	"control_socket", "control_group", "metrics_textfile",
-	"metrics_interval_seconds", NULL
+	"metrics_interval_seconds", "state_directory", "max_runtime_entries",
+	"min_prefix_len_v4", "min_prefix_len_v6", "max_ttl_seconds", NULL
 };
+
+/* The runtime watch list: where its entries are kept ("" keeps them in
+ * memory only) and its limits. */
+static int walk_runtime(struct walk *w, struct config *c, const json_t *o,
+			const char *p)
+{
+	char vbuf[DIAG_VALUE_MAX + 8];
+	json_t *v = json_object_get(o, "state_directory");
+	int r = 0;
+
+	if (v) {
+		char *s = NULL;
+
+		if (json_is_string(v) && json_string_length(v) == 0)
+			s = strdup("");
+		else if (walk_string(w, o, p, "state_directory", &s) == 0 &&
+			 s[0] != '/') {
+			diag_error(w->d, "%s: porthopd.state_directory: %s is not "
+				   "an absolute path; expected e.g. \""
+				   CONFIG_DEFAULT_STATE_DIRECTORY "\" (or \"\" "
+				   "to keep runtime entries in memory only)",
+				   w->file, diag_string(vbuf, sizeof(vbuf), s));
+			r = -1;
+		}
+		if (s == NULL)
+			r = -1;
+		else {
+			free((void *)c->daemon.state_directory);
+			c->daemon.state_directory = s;
+		}
+	}
+	r |= walk_opt_int(w, o, p, "max_runtime_entries", 0, CONFIG_MAX_WATCHED,
+			  "the most runtime watch entries kept at once",
+			  &c->daemon.max_runtime_entries);
+	r |= walk_opt_int(w, o, p, "min_prefix_len_v4", 0, 32,
+			  "the shortest IPv4 prefix a runtime entry may have",
+			  &c->daemon.min_prefix_len_v4);
+	r |= walk_opt_int(w, o, p, "min_prefix_len_v6", 0, 128,
+			  "the shortest IPv6 prefix a runtime entry may have",
+			  &c->daemon.min_prefix_len_v6);
+	r |= walk_opt_int(w, o, p, "max_ttl_seconds", 1, 315360000,
+			  "the longest TTL of a runtime entry in seconds",
+			  &c->daemon.max_ttl_s);
+	return r;
+}
 
 /* control_socket ("" turns the socket off) and control_group. */
 static int walk_control(struct walk *w, struct config *c, const json_t *o,
@@ -129,7 +175,13 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root)
 	c->daemon.control_gid = (gid_t)-1;
 	c->daemon.metrics_interval_s = 15;
 	c->daemon.control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
-	if (c->daemon.control_socket == NULL)
+	c->daemon.state_directory = strdup(CONFIG_DEFAULT_STATE_DIRECTORY);
+	c->daemon.max_runtime_entries = CONFIG_MAX_WATCHED;
+	c->daemon.min_prefix_len_v4 = 16;
+	c->daemon.min_prefix_len_v6 = 32;
+	c->daemon.max_ttl_s = 31536000;
+	if (c->daemon.control_socket == NULL ||
+	    c->daemon.state_directory == NULL)
 		return -1;
 	if (o == NULL)
 		return 0;
@@ -149,5 +201,6 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root)
 	r |= walk_control(w, c, o, p);
 	r |= walk_metrics(w, c, o, p);
 	r |= walk_trigger_key(w, c, o, p);
+	r |= walk_runtime(w, c, o, p);
 	return r;
 }

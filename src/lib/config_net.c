@@ -124,7 +124,7 @@ int walk_net(struct walk *w, const json_t *v, const char *path,
 	return 0;
 }
 
-static int cmp_net(const struct config_net *x, const struct config_net *y)
+int config_net_cmp(const struct config_net *x, const struct config_net *y)
 {
 	int r;
 
@@ -160,7 +160,7 @@ struct net_ref {
 static int cmp_net_ref(const void *a, const void *b)
 {
 	const struct net_ref *x = a, *y = b;
-	int r = cmp_net(x->net, y->net);
+	int r = config_net_cmp(x->net, y->net);
 
 	if (r)
 		return r;
@@ -195,7 +195,7 @@ static int report_overlaps(struct walk *w, const struct config_net *const *nets,
 	for (size_t i = 0; i < n; i++) {
 		const struct config_net *cur = sorted[i].net;
 
-		if (i > 0 && cmp_net(sorted[first].net, cur) == 0) {
+		if (i > 0 && config_net_cmp(sorted[first].net, cur) == 0) {
 			diag_error(w->d, "%s: %s[%zu]%s: %s is the same %s as "
 				   "%s[%zu]%s; expected each once", w->file, path,
 				   sorted[i].index, what_path,
@@ -246,10 +246,14 @@ static int report_watched_overlaps(struct walk *w, struct config *c,
 	return r;
 }
 
-static int cmp_watched_ptr(const void *a, const void *b)
+/* The order of c->by_net: the entries' networks (never equal in a loaded
+ * configuration). */
+static int cmp_watched_idx(const void *a, const void *b, void *arg)
 {
-	return cmp_net(&(*(const struct config_watched *const *)a)->net,
-		       &(*(const struct config_watched *const *)b)->net);
+	const struct config *c = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return config_net_cmp(&c->watched[x].net, &c->watched[y].net);
 }
 
 static int index_watched(struct config *c)
@@ -257,10 +261,29 @@ static int index_watched(struct config *c)
 	c->by_net = malloc((c->nwatched + 1) * sizeof(*c->by_net));
 	if (c->by_net == NULL)
 		return -1;
+	c->cap_watched = c->nwatched + 1;
 	for (size_t i = 0; i < c->nwatched; i++)
-		c->by_net[i] = &c->watched[i];
-	qsort(c->by_net, c->nwatched, sizeof(*c->by_net), cmp_watched_ptr);
+		c->by_net[i] = i;
+	qsort_r(c->by_net, c->nwatched, sizeof(*c->by_net), cmp_watched_idx, c);
 	return 0;
+}
+
+size_t config_by_net_lower(const struct config *c, const struct config_net *net,
+			   bool *ret_found)
+{
+	size_t lo = 0, hi = c->by_net ? c->nwatched : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (config_net_cmp(&c->watched[c->by_net[mid]].net, net) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = lo < (c->by_net ? c->nwatched : 0) &&
+		     config_net_cmp(&c->watched[c->by_net[lo]].net, net) == 0;
+	return lo;
 }
 
 int walk_watched_nets(struct walk *w, struct config *c, const char *path)
@@ -445,41 +468,58 @@ int walk_trusted_covers(struct walk *w, const struct config *c,
 
 long config_watched_find(const struct config *c, const char *ip)
 {
-	struct config_watched k;
-	const struct config_watched *key = &k, **hit;
+	struct config_net k;
+	size_t pos;
+	bool found;
 
-	if (config_parse_net(ip, true, &k.net) < 0 || c->by_net == NULL)
+	if (config_parse_net(ip, true, &k) < 0)
 		return -1;
-	hit = bsearch(&key, c->by_net, c->nwatched, sizeof(*c->by_net),
-		      cmp_watched_ptr);
-	return hit ? (long)(*hit - c->watched) : -1;
+	pos = config_by_net_lower(c, &k, &found);
+	return found ? (long)c->by_net[pos] : -1;
+}
+
+/* The entry of k or, from k's length down to min_len, of a prefix that
+ * covers it. */
+static long lookup_from(const struct config *c, struct config_net k,
+			unsigned top, unsigned min_len)
+{
+	unsigned bits = k.prefix_len;
+
+	/* Watched prefixes never overlap one another (config_load and
+	 * config_watched_add refuse it), but an address may have an entry
+	 * of its own inside one: the narrowest entry wins, as in the kernel
+	 * (exact maps before interval maps), so the lengths go from the
+	 * address's own down. */
+	for (unsigned len = top + 1; len-- > min_len;) {
+		size_t pos;
+		bool found;
+
+		if (len < bits) {
+			unsigned byte = len / 8;
+
+			k.addr[byte] &= (unsigned char)(0xff00u >> (len % 8));
+			memset(k.addr + byte + 1, 0, 15 - byte);
+		}
+		k.prefix_len = len;
+		pos = config_by_net_lower(c, &k, &found);
+		if (found)
+			return (long)c->by_net[pos];
+	}
+	return -1;
 }
 
 long config_watched_lookup(const struct config *c, const char *ip)
 {
-	struct config_watched k;
-	const struct config_watched *key = &k, **hit;
-	unsigned bits;
+	struct config_net k;
 
-	if (config_parse_net(ip, true, &k.net) < 0 || c->by_net == NULL)
+	if (config_parse_net(ip, true, &k) < 0)
 		return -1;
-	/* Watched prefixes never overlap one another (config_load refuses
-	 * it), but an address may have an entry of its own inside one: the
-	 * narrowest entry wins, as in the kernel (exact maps before interval
-	 * maps), so the lengths go from the address's own down. */
-	bits = k.net.prefix_len;
-	for (unsigned len = bits + 1; len-- > 0;) {
-		if (len < bits) {
-			unsigned byte = len / 8;
+	return lookup_from(c, k, k.prefix_len, 0);
+}
 
-			k.net.addr[byte] &= (unsigned char)(0xff00u >> (len % 8));
-			memset(k.net.addr + byte + 1, 0, 15 - byte);
-		}
-		k.net.prefix_len = len;
-		hit = bsearch(&key, c->by_net, c->nwatched, sizeof(*c->by_net),
-			      cmp_watched_ptr);
-		if (hit)
-			return (long)(*hit - c->watched);
-	}
-	return -1;
+long config_watched_cover(const struct config *c, const struct config_net *net)
+{
+	if (net->prefix_len == 0)
+		return -1;
+	return lookup_from(c, *net, net->prefix_len - 1, 0);
 }

@@ -347,6 +347,7 @@ int walk_nftables(struct walk *w, struct config *c, const json_t *root)
 		c->npairs += cw->nports[CONFIG_TCP] + cw->nports[CONFIG_UDP];
 		c->nwatched++;
 	}
+	c->nconfigured = c->nwatched;
 	if (r == 0)
 		r = walk_watched_nets(w, c, path);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)

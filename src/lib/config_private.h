@@ -31,8 +31,11 @@ struct config {
 	size_t nproto[CONFIG_NPROTO];
 	struct config_watched *watched;
 	size_t nwatched;
-	/* The watched entries sorted by network, for lookups by address. */
-	const struct config_watched **by_net;
+	size_t nconfigured;	/* the file's entries; runtime ones follow */
+	size_t cap_watched;	/* room in watched and by_net */
+	/* Indexes of the watched entries sorted by network, for lookups by
+	 * address (indexes, not pointers: runtime entries grow the array). */
+	size_t *by_net;
 	size_t npairs;
 	struct config_net *trusted;
 	size_t ntrusted;
@@ -110,6 +113,10 @@ int walk_watched_nets(struct walk *w, struct config *c, const char *path);
  * c->trusted; repeats and overlaps reported.  p: the path of o. */
 int walk_trusted(struct walk *w, struct config *c, const json_t *o,
 		 const char *p);
+/* The position in c->by_net of the first entry not below net; *ret_found
+ * says whether it is net itself. */
+size_t config_by_net_lower(const struct config *c, const struct config_net *net,
+			   bool *ret_found);
 /* Warns about trusted entries that undo watched ones: trusted wins in
  * every chain, so a watched entry inside a trusted one is never watched,
  * and a trusted 0.0.0.0/0 or ::/0 leaves nothing watched in its family.

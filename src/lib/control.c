@@ -38,6 +38,9 @@
 #define BACKOFF_MAX_MS 1000
 /* The kernel's limit on supplementary groups (NGROUPS_MAX). */
 #define PEER_GROUPS_MAX 65536
+/* How much one read takes from a connection in the bulk slot (libevent's
+ * default, 16 KiB, would mean 4096 callbacks a 64 MiB request). */
+#define BULK_READ_MAX (1u << 20)
 
 /* Written without allocating: there may be nothing left to allocate. */
 #define BUSY_REPLY "{\"ok\":false,\"code\":\"busy\",\"error\":\"porthopd " \
@@ -46,6 +49,13 @@
 		   "is out of file descriptors; try again\"}\n"
 
 struct control;
+struct conn;
+
+/* A reply owed (control_defer()): lives until control_answer(), whatever
+ * happens to the connection meanwhile (k is NULL once it is gone). */
+struct control_pending {
+	struct conn *k;
+};
 
 /* One client, from accept to close.  The control object owns it (a list);
  * its callbacks reach the control object through it, never through a
@@ -56,7 +66,10 @@ struct conn {
 	struct event *deadline;
 	struct conn *prev, *next;
 	uid_t uid;
+	size_t scanned;		/* input searched for the newline so far */
 	size_t dropped;		/* read and dropped after the reply */
+	struct control_pending *pending;	/* deferred: the handle */
+	bool deferred_now;	/* control_defer() in this handler call */
 	bool replied;		/* the reply is queued: input is dropped */
 	bool written;		/* the reply is out and our side shut */
 	bool peer_done;		/* the client shut its side */
@@ -78,9 +91,13 @@ struct control {
 	int reserve_fd;		/* spare descriptor for EMFILE */
 	unsigned backoff_ms;	/* 0 after a successful accept */
 	struct conn *serving;	/* the connection inside the handler */
-	bool doomed;		/* freed from the handler: goes with serving */
+	struct conn *bulk;	/* the one reading a large request */
+	size_t ndeferred;	/* connections waiting for control_answer() */
+	/* Freed while the connection being served or deferred ones were
+	 * still owed their replies: c goes with the last of them. */
+	bool doomed;
 	uint64_t accepted, refused_busy, refused_peer, accept_errors,
-		 timeouts;
+		 timeouts, bulk_busy;
 };
 
 static void conn_destroy(struct conn *k)
@@ -94,11 +111,18 @@ static void conn_destroy(struct conn *k)
 	if (k->next)
 		k->next->prev = k->prev;
 	c->nconns--;
+	if (c->bulk == k)
+		c->bulk = NULL;
+	/* Its handle outlives it: the answer is then dropped. */
+	if (k->pending) {
+		k->pending->k = NULL;
+		c->ndeferred--;
+	}
 	event_free(k->deadline);
 	bufferevent_free(k->bev);
 	free(k);
-	/* control_free() ran inside the handler: this was the connection
-	 * being served, and the last thing left of c. */
+	/* control_free() ran inside the handler or with replies owed: this
+	 * was the last connection spared, and the last thing left of c. */
 	if (c->doomed && c->conns == NULL)
 		free(c);
 }
@@ -118,9 +142,11 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *k = arg;
 
 	(void)bev;
-	/* The client shut its side after its request: the reply still goes
-	 * out (libevent stops reading, not writing), then the close. */
-	if ((what & BEV_EVENT_EOF) && k->replied && !k->written) {
+	/* The client shut its side after its request: the reply (queued or
+	 * owed) still goes out (libevent stops reading, not writing), then
+	 * the close. */
+	if ((what & BEV_EVENT_EOF) && (k->replied || k->pending) &&
+	    !k->written) {
 		k->peer_done = true;
 		return;
 	}
@@ -181,6 +207,8 @@ static void conn_reply(struct conn *k, json_t *r)
 
 	evbuffer_drain(bufferevent_get_input(bev),
 		       evbuffer_get_length(bufferevent_get_input(bev)));
+	if (k->c->bulk == k)
+		k->c->bulk = NULL;
 	k->replied = true;
 	bufferevent_setcb(bev, linger_read, conn_written, conn_event, k);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -198,6 +226,8 @@ static const char *const code_names[CONTROL_CODE_COUNT] = {
 	[CONTROL_CODE_KERNEL] = "kernel",
 	[CONTROL_CODE_BUSY] = "busy",
 	[CONTROL_CODE_INTERNAL] = "internal",
+	[CONTROL_CODE_INVALID] = "invalid",
+	[CONTROL_CODE_STORAGE] = "storage",
 };
 
 const char *control_code_name(enum control_code code)
@@ -221,36 +251,113 @@ json_t *control_error(enum control_code code, const char *message)
 			 control_code_name(code), "error", message);
 }
 
+/* Whether the input starts as a large request must (control.h): the
+ * command is known before the line is complete. */
+static bool bulk_prefix(struct evbuffer *in)
+{
+	static const char *const prefixes[] = {
+		"{\"command\":\"watch_add\"", "{\"command\":\"watch_del\"",
+	};
+	size_t n = strlen(prefixes[0]);
+	unsigned char *head;
+
+	if (evbuffer_get_length(in) < n || (head = evbuffer_pullup(in, n)) == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (memcmp(head, prefixes[i], n) == 0)
+			return true;
+	return false;
+}
+
+static bool bulk_command(const char *cmd)
+{
+	return strcmp(cmd, "watch_add") == 0 || strcmp(cmd, "watch_del") == 0;
+}
+
+static void reply_too_large(struct conn *k, bool bulk)
+{
+	char msg[120];
+
+	if (bulk)
+		snprintf(msg, sizeof(msg), "request too large; at most %u bytes "
+			 "on one line for watch_add and watch_del",
+			 (unsigned)CONTROL_MAX_BULK);
+	else
+		snprintf(msg, sizeof(msg), "request too large; at most %d "
+			 "bytes on one line", CONTROL_MAX_REQUEST);
+	conn_reply(k, control_error(CONTROL_CODE_REQUEST, msg));
+}
+
+/* Input after a deferred request: dropped (the reply is owed, not read
+ * for), and a client that sends on and on is cut off. */
+static void deferred_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct conn *k = arg;
+
+	k->dropped += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (k->dropped > CONTROL_LINGER_MAX)
+		conn_destroy(k);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *k = arg;
 	struct control *c = k->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_ptr nl = evbuffer_search(in, "\n", 1, NULL);
-	size_t len = evbuffer_get_length(in);
+	size_t len = evbuffer_get_length(in), linelen;
+	struct evbuffer_ptr from, nl;
 	json_error_t jerr;
 	json_t *req, *r;
 	char *line;
+	bool bulk;
 
-	if ((nl.pos < 0 && len > CONTROL_MAX_REQUEST) ||
-	    (nl.pos >= 0 && (size_t)nl.pos > CONTROL_MAX_REQUEST)) {
-		char msg[80];
-
-		snprintf(msg, sizeof(msg), "request too large; at most %d "
-			 "bytes on one line", CONTROL_MAX_REQUEST);
-		conn_reply(k, control_error(CONTROL_CODE_REQUEST, msg));
+	/* Searched from where the last call stopped: a 64 MiB request read
+	 * in many pieces must not be searched again from its start each
+	 * time. */
+	if (k->scanned > len ||
+	    evbuffer_ptr_set(in, &from, k->scanned, EVBUFFER_PTR_SET) < 0)
+		evbuffer_ptr_set(in, &from, 0, EVBUFFER_PTR_SET);
+	nl = evbuffer_search(in, "\n", 1, &from);
+	linelen = nl.pos >= 0 ? (size_t)nl.pos : len;
+	k->scanned = nl.pos >= 0 ? (size_t)nl.pos : len;
+	if (linelen > CONTROL_MAX_REQUEST && c->bulk != k) {
+		/* One large request is read at a time: each may take 64 MiB
+		 * of buffers, and more JSON still when it is parsed. */
+		if (!bulk_prefix(in)) {
+			reply_too_large(k, false);
+			return;
+		}
+		if (c->bulk) {
+			c->bulk_busy++;
+			conn_reply(k, control_error(CONTROL_CODE_BUSY,
+						    "porthopd is reading another "
+						    "large request; try again"));
+			return;
+		}
+		c->bulk = k;
+		bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_BULK + 2);
+		bufferevent_set_max_single_read(bev, BULK_READ_MAX);
+	}
+	if (linelen > CONTROL_MAX_BULK) {
+		reply_too_large(k, true);
 		return;
 	}
 	if (nl.pos < 0)
 		return;
-	line = malloc((size_t)nl.pos + 1);
+	bulk = c->bulk == k;
+	line = malloc(linelen + 1);
 	if (line == NULL) {
 		conn_reply(k, control_error(CONTROL_CODE_INTERNAL,
 					    "out of memory"));
 		return;
 	}
-	evbuffer_remove(in, line, (size_t)nl.pos);
-	line[nl.pos] = '\0';
+	evbuffer_remove(in, line, linelen);
+	line[linelen] = '\0';
+	/* The request is read: the slot is free for the next one. */
+	if (bulk)
+		c->bulk = NULL;
 	req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
 	free(line);
 	if (!json_is_object(req) ||
@@ -261,6 +368,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 					    "object with a \"command\" string"));
 		return;
 	}
+	if (bulk && !bulk_command(json_string_value(json_object_get(req,
+							"command")))) {
+		json_decref(req);
+		reply_too_large(k, false);
+		return;
+	}
 	/* The handler may free c (a reload that moves the socket):
 	 * control_free() then spares k, and k takes c with it when it
 	 * closes.  Neither is touched here but through k. */
@@ -268,7 +381,58 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	r = c->handler(c->arg, req, k->uid);
 	c->serving = NULL;
 	json_decref(req);
+	if (k->deferred_now) {
+		/* The reply comes through control_answer() (maybe already
+		 * has, from inside the handler). */
+		k->deferred_now = false;
+		json_decref(r);
+		return;
+	}
 	conn_reply(k, r);
+}
+
+struct control_pending *control_defer(struct control *c)
+{
+	struct conn *k = c ? c->serving : NULL;
+	struct control_pending *p;
+
+	if (k == NULL || k->deferred_now)
+		return NULL;
+	p = malloc(sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->k = k;
+	k->pending = p;
+	k->deferred_now = true;
+	c->ndeferred++;
+	/* The request is in; the answer is porthopd's to give, so no
+	 * client can stretch the wait, and the deadline must not free the
+	 * connection under its handle.  The reply gets its deadline when
+	 * it is sent.  What the client still sends is dropped. */
+	event_del(k->deadline);
+	bufferevent_setcb(k->bev, deferred_read, NULL, conn_event, k);
+	bufferevent_enable(k->bev, EV_READ);
+	return p;
+}
+
+void control_answer(struct control_pending *p, json_t *reply)
+{
+	struct conn *k;
+
+	if (p == NULL) {
+		json_decref(reply);
+		return;
+	}
+	k = p->k;
+	free(p);
+	if (k == NULL) {
+		/* The client is gone (or cut off): nobody to tell. */
+		json_decref(reply);
+		return;
+	}
+	k->pending = NULL;
+	k->c->ndeferred--;
+	conn_reply(k, reply);
 }
 
 static bool peer_cred(int fd, struct ucred *ret)
@@ -677,6 +841,9 @@ void control_get_stats(const struct control *c, struct control_stats *ret)
 	ret->refused_peer = c->refused_peer;
 	ret->accept_errors = c->accept_errors;
 	ret->timeouts = c->timeouts;
+	ret->deferred = c->ndeferred;
+	ret->bulk_reading = c->bulk != NULL;
+	ret->bulk_busy = c->bulk_busy;
 }
 
 void control_free(struct control *c)
@@ -697,12 +864,13 @@ void control_free(struct control *c)
 	c->path = NULL;
 	for (k = c->conns; k; k = next) {
 		next = k->next;
-		if (k != c->serving)
+		if (k != c->serving && k->pending == NULL)
 			conn_destroy(k);
 	}
-	/* Called from the handler: the connection being served still needs
-	 * c; conn_destroy() frees c with it. */
-	if (c->serving) {
+	/* Called from the handler, or with replies owed: those connections
+	 * still need c, and get their replies; conn_destroy() frees c with
+	 * the last of them. */
+	if (c->conns) {
 		c->doomed = true;
 		return;
 	}

@@ -3,7 +3,13 @@
  *
  * One request per connection: a JSON object on one line (at most
  * CONTROL_MAX_REQUEST bytes), answered with one JSON object and the
- * connection closed.  The socket is created with mode 0600 (0660 with a
+ * connection closed.  watch_add and watch_del requests may be larger, up
+ * to CONTROL_MAX_BULK bytes, if their line starts exactly with
+ * {"command":"watch_add" or {"command":"watch_del" (compact JSON, the
+ * command its first key, as the CLI writes it): the command must be known
+ * before the line is complete.  One such large request is read at a time
+ * across all connections (the bulk slot); a second one gets a `busy`
+ * error, and anything else over CONTROL_MAX_REQUEST is "too large".  The socket is created with mode 0600 (0660 with a
  * group) and every peer's credentials are checked (SO_PEERCRED and
  * SO_PEERGROUPS): root, or a member of the configured group, by its
  * primary or a supplementary group.  A malformed, oversized or refused
@@ -12,12 +18,20 @@
  *
  * Nothing a client does can block the daemon's loop or use up its file
  * descriptors: each request has a deadline from its accept (however the
- * bytes trickle in), at most a quarter of RLIMIT_NOFILE (and at most
+ * bytes trickle in; a large request too), at most a quarter of RLIMIT_NOFILE (and at most
  * CONTROL_MAX_CONNECTIONS) connections are open at a time, and a failing
  * accept() pauses the listener with a backoff instead of spinning.
  *
- * The control object owns its connections: freeing it closes them all,
- * and the handler may free (or replace) the very object that called it.
+ * A handler may answer later (control_defer(), control_answer()): porthopd
+ * replies to a watch change once its group of changes is on disk.  While
+ * the answer is owed the connection has no deadline (the wait is
+ * porthopd's, no client can stretch it); the reply then has the usual
+ * one.
+ *
+ * The control object owns its connections: freeing it closes them all
+ * but those still owed a reply (the one being served, deferred ones),
+ * which get it and close after; the handler may free (or replace) the
+ * very object that called it.
  */
 #ifndef PORTHOP_CONTROL_H
 #define PORTHOP_CONTROL_H
@@ -30,6 +44,8 @@
 #include <sys/types.h>
 
 #define CONTROL_MAX_REQUEST 4096
+/* A watch_add or watch_del request's line at most (see above). */
+#define CONTROL_MAX_BULK (64u << 20)
 /* Connections open at a time (fewer when RLIMIT_NOFILE is low); root has
  * CONTROL_ROOT_RESERVE more, so that a group member who holds them all
  * cannot lock root out. */
@@ -40,6 +56,8 @@
 #define CONTROL_DEADLINE_MS 5000
 
 struct control;
+/* A reply owed to one client (control_defer()). */
+struct control_pending;
 
 /* An error reply is {"ok": false, "code": NAME, "error": TEXT}: the code
  * says what kind of failure it is (the CLI's exit status follows it), the
@@ -52,6 +70,10 @@ enum control_code {
 	CONTROL_CODE_KERNEL,		/* the kernel refused the rules */
 	CONTROL_CODE_BUSY,		/* try again later */
 	CONTROL_CODE_INTERNAL,		/* out of memory, or a bug */
+	CONTROL_CODE_INVALID,		/* an entry refused: a bad address,
+					 * TTL or origin, trusted, a limit */
+	CONTROL_CODE_STORAGE,		/* the state file could not be
+					 * written: nothing applied */
 	CONTROL_CODE_COUNT
 };
 
@@ -64,8 +86,10 @@ json_t *control_error(enum control_code code, const char *message);
 
 /* Answers one request (a JSON object, borrowed) from a peer with the given
  * uid: returns a new reply object, which the control module sends and
- * frees.  It may call control_free() on the object that called it (a
- * reload that moves the socket): the reply is still delivered. */
+ * frees (NULL: an "out of memory" error is sent), or defers the answer
+ * with control_defer() and returns NULL.  It may call control_free() on
+ * the object that called it (a reload that moves the socket): the reply is
+ * still delivered. */
 typedef json_t *(*control_handler_fn)(void *arg, json_t *request,
 				      uid_t peer_uid);
 
@@ -92,6 +116,10 @@ struct control_stats {
 	uint64_t refused_peer;		/* neither root nor a member */
 	uint64_t accept_errors;		/* accept() failed (EMFILE...) */
 	uint64_t timeouts;		/* cut off at the deadline */
+	size_t deferred;		/* replies owed now */
+	bool bulk_reading;		/* a large request holds the slot */
+	uint64_t bulk_busy;		/* large requests turned away: the
+					 * bulk slot was taken */
 };
 
 /* Checks path before anything else is done: nothing there (in an
@@ -128,6 +156,27 @@ void control_get_stats(const struct control *c, struct control_stats *ret);
  * connection being served gets its reply first and the memory goes with
  * it. */
 void control_free(struct control *c);
+
+/* From inside the handler only: the reply to the request being served
+ * will come later, through control_answer() on the handle returned (the
+ * handler then returns NULL; a reply it returns anyway is dropped).  The
+ * request object is borrowed for the handler's call only: keep
+ * (json_incref) what you need.  Returns NULL outside the handler, on a
+ * second call for the same request, or if out of memory (then answer as
+ * usual).
+ *
+ * Every handle must be answered, exactly once, even after control_free():
+ * until then the handle, the connection and c's memory stay (control_free()
+ * spares deferred connections as it spares the one being served). */
+struct control_pending *control_defer(struct control *c);
+
+/* Sends reply (consumed; NULL: an "out of memory" error) to the client p
+ * stands for, and frees p.  If the client has gone meanwhile (hung up,
+ * reset, cut off for sending too much), the reply is dropped.  May be
+ * called from inside the handler that deferred, or any time later from
+ * the loop; not from a notice callback.  Accepts a NULL p (the reply is
+ * dropped). */
+void control_answer(struct control_pending *p, json_t *reply);
 
 /* Client side: sends request to the socket at path and waits (up to
  * timeout_ms in all, connecting included) for the one-line reply.  On

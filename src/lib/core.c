@@ -55,6 +55,16 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 	c->config_path = config_path;
 	c->run_dir = RUNDIR_PATH;
 	c->hooks = *hooks;
+	/* The runtime entries kept from the last run join the
+	 * configuration's before anything is drawn. */
+	if (core_watch_restore(c, cfg) < 0) {
+		warn(c, "watch: the runtime entries could not be restored; "
+		     "starting from the configuration alone, runtime adds "
+		     "refused until the state directory is usable");
+		statefile_free(c->state);
+		c->state = NULL;
+		c->state_broken = true;
+	}
 	c->engine = engine_new(cfg, io);
 	c->queue = trigger_queue_new();
 	if (c->engine == NULL || c->queue == NULL ||
@@ -69,6 +79,7 @@ void core_free(struct core *c)
 {
 	if (c == NULL)
 		return;
+	core_watch_free(c);
 	engine_free(c->engine);
 	trigger_queue_free(c->queue);
 	auth_free(c->auth);

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "metrics.h"
 #include "nftio.h"
+#include "watchlist.h"
 
 struct core;
 
@@ -51,6 +52,13 @@ struct core_hooks {
 	void (*status)(void *arg, json_t *reply);
 	/* Fills the caller's parts of a metrics snapshot.  May be NULL. */
 	void (*metrics)(void *arg, struct metrics_snapshot *m);
+	/* Runtime watch list: call core_watch_commit once the events ready
+	 * now are served (the group commit of the state file), unless
+	 * armed already.  May be NULL (then nothing is waited for). */
+	void (*commit)(void *arg);
+	/* Call core_watch_expire at epoch second `when` (0: disarm),
+	 * replacing any earlier time.  May be NULL. */
+	void (*expiry)(void *arg, int64_t when);
 };
 
 /* Counters of what arrived, for status and metrics. */
@@ -143,6 +151,71 @@ void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m);
 
 /* The one-line status systemd shows (written into buf). */
 const char *core_status_line(struct core *c, char *buf, size_t len);
+
+/*
+ * The runtime watch list (native mode; see docs/watch.md).  Entries are
+ * keyed by (address or prefix, origin); a network is watched while the
+ * configuration lists it or any origin holds it.
+ */
+struct core_watch_req {
+	const char *address;			/* "a.b.c.d" or "net/len" */
+	int64_t ttl;				/* seconds; 0: until deleted */
+	const uint16_t *ignore[CONFIG_NPROTO];	/* sorted, distinct; NULL */
+	size_t nignore[CONFIG_NPROTO];
+};
+
+enum core_watch_status {
+	CORE_WATCH_OK,
+	CORE_WATCH_INVALID,	/* bad input, trusted, a limit */
+	CORE_WATCH_MODE,	/* template mode */
+	CORE_WATCH_NOT_FOUND,	/* a delete that matched nothing */
+	CORE_WATCH_STORAGE,	/* the state file could not be written */
+	CORE_WATCH_KERNEL,	/* the kernel refused the change */
+	CORE_WATCH_MEMORY,
+};
+
+struct core_watch_result {
+	enum core_watch_status status;
+	size_t added, refreshed, deleted;
+	size_t entries;		/* runtime entries held after the change */
+	bool durable;		/* on disk (no state file: false) */
+	char error[512];	/* status != OK: what and where */
+};
+
+/* Called once with the result when the change is on disk (or could not
+ * be: an add is then taken back). */
+typedef void (*core_watch_done_fn)(void *arg,
+				   const struct core_watch_result *res);
+
+/* Adds or refreshes (address, origin) for every req, all or nothing: the
+ * networks not watched yet get fresh mappings in one transaction before
+ * this returns.  Returns 0 with *res filled (refused, or complete with no
+ * state file), or 1: done(arg, result) comes after the group commit
+ * (done may be NULL). */
+int core_watch_add(struct core *c, const char *origin,
+		   const struct core_watch_req *req, size_t n,
+		   struct core_watch_result *res, core_watch_done_fn done,
+		   void *arg);
+/* Deletes the entries of origin (NULL: of every origin) for each
+ * address; networks nobody holds any more leave the mapping in one
+ * transaction.  Returns as core_watch_add; CORE_WATCH_NOT_FOUND when
+ * nothing matched.  A delete stays done when the state file cannot be
+ * written (res.durable false). */
+int core_watch_del(struct core *c, const char *origin,
+		   const char *const *addr, size_t n,
+		   struct core_watch_result *res, core_watch_done_fn done,
+		   void *arg);
+/* Deletes every entry of origin (none: 0 deleted, no error). */
+int core_watch_flush(struct core *c, const char *origin,
+		     struct core_watch_result *res, core_watch_done_fn done,
+		     void *arg);
+/* The group commit (see the commit hook), and the expiry timer. */
+void core_watch_commit(struct core *c);
+void core_watch_expire(struct core *c);
+/* The list (NULL before core_new finished), for list, status, metrics. */
+const struct watchlist *core_watchlist(const struct core *c);
+struct statefile_stats;
+void core_watch_stats(const struct core *c, struct statefile_stats *ret);
 
 /* What the control commands (command.h) read. */
 const struct config *core_config(const struct core *c);

@@ -11,7 +11,9 @@
 #include "core.h"
 #include "instance.h"
 #include "log.h"
+#include "statefile.h"
 #include "trigger.h"
+#include "watchlist.h"
 
 /* Refusals are counted by enum auth_result, shown by metrics' reasons. */
 _Static_assert(METRICS_REASONS == AUTH_BUSY + 1,
@@ -38,7 +40,22 @@ struct core {
 	struct config *pending_reload;		/* checked, waiting out
 						 * min_shuffle_interval_ms */
 	/* Whatever a sender controls logs through a limit. */
-	struct log_ratelimit refusal_log, unknown_log, failure_log;
+	struct log_ratelimit refusal_log, unknown_log, failure_log, watch_log;
+	/* The runtime watch list (core_watch.c): the list, its state file
+	 * (NULL: memory only), what the next commit would take back and
+	 * who waits for it. */
+	struct watchlist *watchlist;
+	struct statefile *state;
+	struct watch_undo *undo;
+	size_t nundo, cap_undo;
+	struct watch_waiter *waiters;
+	size_t nwaiters, cap_waiters;
+	bool commit_armed;
+	bool state_stale;	/* a commit failed: the next one rewrites */
+	bool state_broken;	/* the state directory was unusable at start:
+				 * adds are refused */
+	bool sweep;		/* a removal failed: look for entries nobody
+				 * holds */
 };
 
 /* One line, formatted, to log (as the log hook). */
@@ -69,5 +86,12 @@ int core_prepare_auth(struct core *c, const struct config *cfg,
 /* The queued reload, checked again and applied (core_reload.c).
  * Returns 0, or -1 (refused, said; the reload is dropped). */
 int core_apply_pending_reload(struct core *c, char **ret_error);
+
+/* core_watch.c: the list and the state file restored into cfg (at
+ * core_new); the runtime entries put into cfg (before a reload). */
+int core_watch_restore(struct core *c, struct config *cfg);
+int core_watch_merge(struct core *c, struct config *cfg);
+/* Frees the list, the state file and the waiters (answered: stopping). */
+void core_watch_free(struct core *c);
 
 #endif

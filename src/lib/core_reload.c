@@ -197,6 +197,18 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	}
 	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
 		  CORE_CHANGED_REDIS;
+	/* The runtime entries stay watched across the reload. */
+	if (core_watch_merge(c, cfg) < 0) {
+		warn(c, "reload refused: out of memory for the runtime entries; "
+		     "the running configuration stays");
+		instance_free(claim);
+		if (auth != c->auth)
+			auth_free(auth);
+		if (ret_error)
+			*ret_error = strdup("reload refused: out of memory");
+		config_free(cfg);
+		return -ENOMEM;
+	}
 	if (c->hooks.reloading)
 		c->hooks.reloading(c->hooks.arg, true);
 	r = engine_reload(c->engine, cfg, &err);

@@ -11,34 +11,11 @@
 #include <sys/socket.h>
 
 #include "drift.h"
+#include "engine_private.h"
 #include "ruleset.h"
 #include "untrack.h"
 
-struct engine {
-	struct config *cfg;
-	struct nftio *io;
-	struct shuffle *rng;
-	struct shuffle_map *map;	/* in force, or NULL */
-	struct shuffle_plan *plan;	/* cfg's free ports, built at first use */
-	struct drift *drift;		/* has anyone changed our rules? */
-	struct untrack *untrack;	/* untrack_unwatched and "auto" */
-	struct engine_stats stats;	/* partly copied from the two above */
-	/* Native mode: the table as the configuration defines it is in the
-	 * kernel, so a shuffle only has to replace map elements. */
-	bool native_ready;
-	bool json_elements;	/* send map updates through libnftables */
-};
-
-/* What a batch has to carry. */
-enum batch_kind {
-	BATCH_FULL,	/* template: everything; native: table and elements */
-	BATCH_SHUFFLE,	/* native: flush the maps, add every element */
-	BATCH_ELEMENTS,	/* native: the same, and refill the address sets */
-	BATCH_SETS,	/* native: refill the address sets alone */
-	BATCH_ENTRY,	/* native: replace one entry's elements */
-};
-
-static double ms_since(const struct timespec *a)
+double engine_ms_since(const struct timespec *a)
 {
 	struct timespec b;
 
@@ -72,8 +49,7 @@ static void drop_error(char **ret_error)
 	}
 }
 
-static char *errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errstr(const char *fmt, ...)
+char *engine_errstr(const char *fmt, ...)
 {
 	char *s = NULL;
 	va_list ap;
@@ -115,6 +91,7 @@ void engine_free(struct engine *e)
 	config_free(e->cfg);
 	drift_free(e->drift);
 	untrack_free(e->untrack);
+	nftio_elems_free(e->watch_elems);
 	free(e);
 }
 
@@ -164,6 +141,11 @@ static int apply_elements(struct engine *e, struct config *cfg,
 	struct timespec t1;
 	int r = 0;
 
+	if (kind == BATCH_WATCH) {
+		nftio_elems_free(b);
+		b = e->watch_elems;
+		e->watch_elems = NULL;
+	}
 	if (b == NULL)
 		return -ENOMEM;
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SETS)
@@ -175,15 +157,15 @@ static int apply_elements(struct engine *e, struct config *cfg,
 					 &map->entries[old[i].watched], b);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = errstr("%s", "out of memory building the "
+			*ret_error = engine_errstr("%s", "out of memory building the "
 					    "map update");
 		goto out;
 	}
 	e->stats.last_commands = nftio_elems_count(b);
-	e->stats.last_build_ms = ms_since(t0);
+	e->stats.last_build_ms = engine_ms_since(t0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	r = nftio_apply_elems(e->io, b, e->json_elements, ret_error);
-	e->stats.last_apply_ms = ms_since(&t1);
+	e->stats.last_apply_ms = engine_ms_since(&t1);
 out:
 	nftio_elems_free(b);
 	return r;
@@ -214,17 +196,17 @@ static int apply_full(struct engine *e, struct config *cfg,
 	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
 		json_decref(batch);
 		if (ret_error)
-			*ret_error = errstr("%s", "out of memory building the "
+			*ret_error = engine_errstr("%s", "out of memory building the "
 					    "rule batch");
 		return -ENOMEM;
 	}
 	e->stats.last_commands = json_array_size(ruleset_commands(batch));
 	/* The tree can go before the kernel call: only the text is sent. */
 	json_decref(batch);
-	e->stats.last_build_ms = ms_since(t0);
+	e->stats.last_build_ms = engine_ms_since(t0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	r = nftio_apply_text(e->io, text, false, ret_error);
-	e->stats.last_apply_ms = ms_since(&t1);
+	e->stats.last_apply_ms = engine_ms_since(&t1);
 	free(text);
 	return r;
 }
@@ -272,7 +254,7 @@ static int apply_setup_then_elements(struct engine *e, struct config *cfg,
 	}
 	if (r < 0)
 		return r;
-	setup_ms = ms_since(t0);
+	setup_ms = engine_ms_since(t0);
 	r = apply_elements(e, cfg, map, BATCH_ELEMENTS, NULL, 0, t0,
 			   ret_error);
 	e->stats.last_apply_ms += setup_ms;
@@ -314,13 +296,6 @@ static int apply_whole(struct engine *e, struct config *cfg,
 	return r;
 }
 
-/* How a BATCH_FULL goes: commands that come first (tables to delete), and
- * whether the native table may be redefined in place. */
-struct redefine {
-	const json_t *prelude;
-	bool in_place;
-};
-
 /* Builds and applies map under cfg; the caller adopts both on success.
  * old, nold: for BATCH_ENTRY, the entries' pairs in force (their new ones
  * are in map).  rd: NULL, or how a full batch goes.
@@ -336,7 +311,7 @@ struct redefine {
  * one else committed during the apply either (the generation moved by
  * our own commits alone).  Otherwise the baseline is dropped, and the
  * next reconciliation compares again. */
-static int apply_map(struct engine *e, struct config *cfg,
+int engine_apply_map(struct engine *e, struct config *cfg,
 		     struct shuffle_map *map, enum batch_kind kind,
 		     const struct shuffle_entry *old, size_t nold,
 		     const struct timespec *t0, const struct redefine *rd,
@@ -383,11 +358,11 @@ static int apply_map(struct engine *e, struct config *cfg,
 		how |= DRIFT_WROTE_ALL;
 	else if (elements)
 		how |= DRIFT_KEPT_DEFINITION;
-	if (kind != BATCH_SETS && kind != BATCH_ENTRY)
+	if (kind != BATCH_SETS && kind != BATCH_ENTRY && kind != BATCH_WATCH)
 		how |= DRIFT_MAPS_WHOLE;
 	if (kind != BATCH_SETS)
 		how |= DRIFT_WROTE_MAPS;
-	if (kind == BATCH_SETS || kind == BATCH_ELEMENTS)
+	if (kind == BATCH_SETS || kind == BATCH_ELEMENTS || kind == BATCH_WATCH)
 		how |= DRIFT_WROTE_SETS;
 	if (config_mode(cfg) != CONFIG_MODE_NATIVE &&
 	    e->stats.last_commands >= 5000)
@@ -402,7 +377,7 @@ static int apply_map(struct engine *e, struct config *cfg,
 
 /* The digests reconciliation compares with, once the native table is in
  * place. */
-static void take_digests(struct engine *e)
+void engine_take_digests(struct engine *e)
 {
 	if (e->native_ready)
 		drift_take_digests(e->drift, e->cfg);
@@ -418,13 +393,13 @@ static int adopt(struct engine *e, struct shuffle_map *map, int r)
 	}
 	shuffle_map_free(e->map);
 	e->map = map;
-	take_digests(e);
+	engine_take_digests(e);
 	return 0;
 }
 
 /* The plan of the configuration in force, built at first use; NULL if
  * out of memory (the draw then builds one of its own, or fails). */
-static struct shuffle_plan *plan(struct engine *e)
+struct shuffle_plan *engine_plan(struct engine *e)
 {
 	if (e->plan == NULL)
 		e->plan = shuffle_plan_new(e->cfg);
@@ -436,7 +411,7 @@ static struct shuffle_plan *plan(struct engine *e)
  * a trigger's batch, which rewrites only part of it, makes the kernel's
  * state the new baseline (see apply_map).  Template mode and a table to
  * define anew rewrite everything anyway. */
-static int settle_before_apply(struct engine *e, char **ret_error)
+int engine_settle(struct engine *e, char **ret_error)
 {
 	uint32_t gen;
 	int r;
@@ -450,7 +425,7 @@ static int settle_before_apply(struct engine *e, char **ret_error)
 		return 0;
 	r = r < 0 ? r : repair_foreign(e, gen, ret_error);
 	if (r < 0 && ret_error && *ret_error == NULL)
-		*ret_error = errstr("cannot check porthop's table before the "
+		*ret_error = engine_errstr("cannot check porthop's table before the "
 				    "shuffle: %s", strerror(-r));
 	return r < 0 ? r : 0;
 }
@@ -461,18 +436,18 @@ int engine_shuffle(struct engine *e, char **ret_error)
 	struct timespec t0;
 	int r;
 
-	r = settle_before_apply(e, ret_error);
+	r = engine_settle(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = shuffle_map_new(e->rng, e->cfg, plan(e), &map);
+	r = shuffle_map_new(e->rng, e->cfg, engine_plan(e), &map);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = errstr("cannot draw redirect ports: %s",
+			*ret_error = engine_errstr("cannot draw redirect ports: %s",
 					    strerror(-r));
 		return r;
 	}
-	r = apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, 0, &t0, NULL,
+	r = engine_apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, 0, &t0, NULL,
 		      ret_error);
 	return adopt(e, map, r);
 }
@@ -491,7 +466,7 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 		return engine_shuffle(e, ret_error);
 	if (n == 0)
 		return 0;
-	r = settle_before_apply(e, ret_error);
+	r = engine_settle(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -502,12 +477,12 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 	if (saved == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; r == 0 && i < n; i++)
-		r = shuffle_map_redraw(e->rng, e->cfg, plan(e), e->map, idx[i]);
+		r = shuffle_map_redraw(e->rng, e->cfg, engine_plan(e), e->map, idx[i]);
 	/* Template mode flushes and rebuilds: the whole batch goes again,
 	 * with only these entries' ports changed.  Native mode replaces
 	 * their elements only, in one transaction. */
 	if (r == 0)
-		r = apply_map(e, e->cfg, e->map, BATCH_ENTRY, saved, n, &t0,
+		r = engine_apply_map(e, e->cfg, e->map, BATCH_ENTRY, saved, n, &t0,
 			      NULL, ret_error);
 	for (size_t i = 0; i < n; i++) {
 		if (r < 0)
@@ -517,7 +492,7 @@ int engine_shuffle_entries(struct engine *e, const size_t *idx, size_t n,
 	}
 	free(saved);
 	if (r == 0)
-		take_digests(e);
+		engine_take_digests(e);
 	return r;
 }
 
@@ -530,7 +505,7 @@ int engine_shuffle_address(struct engine *e, const char *ip,
 
 	if (idx < 0) {
 		if (ret_error)
-			*ret_error = errstr("%s is not a watched address nor "
+			*ret_error = engine_errstr("%s is not a watched address nor "
 					    "inside a watched prefix",
 					    diag_string(vbuf, sizeof(vbuf), ip));
 		return -ENOENT;
@@ -567,7 +542,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 
 	/* Under the old configuration: what the reload keeps in place must
 	 * be ours. */
-	r = settle_before_apply(e, ret_error);
+	r = engine_settle(e, ret_error);
 	if (r < 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -576,7 +551,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	if (r < 0) {
 		shuffle_plan_free(next_plan);
 		if (ret_error)
-			*ret_error = errstr("cannot draw redirect ports: %s",
+			*ret_error = engine_errstr("cannot draw redirect ports: %s",
 					    strerror(-r));
 		return r;
 	}
@@ -597,7 +572,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	}
 	prelude = stale_tables(e->cfg, c);
 	rd.prelude = prelude;
-	r = prelude ? apply_map(e, c, map, kind, NULL, 0, &t0, &rd, ret_error)
+	r = prelude ? engine_apply_map(e, c, map, kind, NULL, 0, &t0, &rd, ret_error)
 		    : -ENOMEM;
 	json_decref(prelude);
 	if (r < 0) {
@@ -614,7 +589,7 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	e->map = map;
 	e->plan = next_plan;
 	e->cfg = c;
-	take_digests(e);
+	engine_take_digests(e);
 	return 0;
 }
 
@@ -635,7 +610,7 @@ static int apply_again(struct engine *e, enum batch_kind kind,
 		return -ENOMEM;
 	if (kind == BATCH_FULL)
 		e->native_ready = false;
-	return adopt(e, map, apply_map(e, e->cfg, map, kind, NULL, 0, &t0,
+	return adopt(e, map, engine_apply_map(e, e->cfg, map, kind, NULL, 0, &t0,
 				       NULL, ret_error));
 }
 
@@ -690,7 +665,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	r = drift_moved(e->drift, &gen);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = errstr("cannot read the ruleset generation: "
+			*ret_error = engine_errstr("cannot read the ruleset generation: "
 					    "%s", strerror(-r));
 		return r;
 	}

@@ -118,6 +118,32 @@ int engine_untrack_check(struct engine *e, bool all, char **ret_error);
  * negative errno with *ret_error. */
 int engine_stop(struct engine *e, char **ret_error);
 
+/* A runtime entry to watch (see config_watched_add). */
+struct engine_watch {
+	struct config_net net;
+	const uint16_t *ignore[CONFIG_NPROTO];	/* sorted, distinct; NULL */
+	size_t nignore[CONFIG_NPROTO];
+};
+
+/* Native mode: watches w[0..n) (none watched yet) with fresh mappings,
+ * in one transaction: their map elements and their tracked4/6 ranges.
+ * On failure nothing changes; -EPERM, -EINVAL, -ENOSPC, -EEXIST,
+ * -EOPNOTSUPP as config_watched_add, with *ret_error naming the entry,
+ * or the kernel's refusal.  Before the first shuffle only the
+ * configuration changes (the first shuffle covers them). */
+int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
+		     char **ret_error);
+
+/* Stops watching the runtime entries idx[0..n) (distinct), in one
+ * transaction.  Indexes move as entries go: for each entry gone,
+ * moved(arg, to, from) says that entry `to` is gone and entry `from` now
+ * lives at `to` (from == to: nothing moved); idx is read before any
+ * change.  On failure nothing changes (no moved calls).  -EPERM for an
+ * entry of the configuration's. */
+int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
+			void (*moved)(void *arg, size_t to, size_t from),
+			void *arg, char **ret_error);
+
 /* Native mode: send map updates through libnftables' JSON parser instead
  * of a netlink batch built here (slower; for comparisons). */
 void engine_set_json_elements(struct engine *e, bool on);

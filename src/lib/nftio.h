@@ -91,6 +91,11 @@ int nftio_elems_flush_set(struct nftio_elems *b, const char *set);
 int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
 			  const unsigned char first[16],
 			  const unsigned char last[16]);
+/* Removes the range first..last, queued exactly as it was added (a
+ * runtime entry's, one at a time, not after a flush). */
+int nftio_elems_delete_range(struct nftio_elems *b, const char *set,
+			     int family, const unsigned char first[16],
+			     const unsigned char last[16]);
 size_t nftio_elems_count(const struct nftio_elems *b);
 /* The same operations as a libnftables batch (new reference), or NULL. */
 json_t *nftio_elems_json(const struct nftio_elems *b);

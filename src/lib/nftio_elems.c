@@ -99,6 +99,20 @@ int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
 				  NFTIO_KEY_RANGE_END);
 }
 
+int nftio_elems_delete_range(struct nftio_elems *b, const char *set,
+			     int family, const unsigned char first[16],
+			     const unsigned char last[16])
+{
+	struct nftio_key k = { .family = family };
+	int r;
+
+	memcpy(k.addr, first, sizeof(k.addr));
+	r = elems_push(b, NFTIO_ELEM_DELETE, set, &k, 0, NFTIO_KEY_RANGE_START);
+	memcpy(k.addr, last, sizeof(k.addr));
+	return r ? r : elems_push(b, NFTIO_ELEM_DELETE, set, &k, 0,
+				  NFTIO_KEY_RANGE_END);
+}
+
 size_t nftio_elems_count(const struct nftio_elems *b)
 {
 	return b->n;

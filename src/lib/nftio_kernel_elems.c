@@ -102,7 +102,9 @@ static void put_range_item(struct nlmsghdr *nlh, const struct nftio_elems *b,
 			put_boundary(nlh, k, alen, true, false);
 		return;
 	}
-	if (memcmp(k, zero, alen) != 0 &&
+	/* The end at zero stays: deleting it would end the set's first
+	 * range nowhere. */
+	if (memcmp(k, zero, alen) != 0 && it->op == NFTIO_ELEM_ADD &&
 	    !(i > 0 && b->items[i - 1].map == it->map &&
 	      b->items[i - 1].op == NFTIO_ELEM_ADD &&
 	      b->items[i - 1].kind == NFTIO_KEY_RANGE_END))

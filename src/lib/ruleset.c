@@ -182,15 +182,16 @@ static int cmp_span(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Sorts sp and merges what overlaps or touches; returns the new count. */
-static size_t spans_merge(struct span *sp, size_t n)
+/* Sorts sp and merges what overlaps (and, if touching, what touches);
+ * returns the new count. */
+static size_t spans_merge(struct span *sp, size_t n, bool touching)
 {
 	size_t m = 0;
 
 	qsort(sp, n, sizeof(*sp), cmp_span);
 	for (size_t i = 0; i < n; i++) {
 		if (m > 0 && (sp[m - 1].hi == ~(unsigned __int128)0 ||
-			      sp[i].lo <= sp[m - 1].hi + 1)) {
+			      sp[i].lo <= sp[m - 1].hi + touching)) {
 			if (sp[i].hi > sp[m - 1].hi)
 				sp[m - 1].hi = sp[i].hi;
 			continue;
@@ -216,6 +217,21 @@ static int push_span(struct nftio_elems *b, const char *set, int family,
 	return nftio_elems_add_range(b, set, family, a[0], a[1]);
 }
 
+static int pop_span(struct nftio_elems *b, const char *set, int family,
+		    const struct span *s)
+{
+	unsigned char a[2][16] = { { 0 } };
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (int k = 0; k < 2; k++) {
+		unsigned __int128 v = k ? s->hi : s->lo;
+
+		for (size_t i = len; i-- > 0; v >>= 8)
+			a[k][i] = (unsigned char)v;
+	}
+	return nftio_elems_delete_range(b, set, family, a[0], a[1]);
+}
+
 /* Fills sp with the networks of one family among n; returns the count of
  * merged spans. */
 static size_t spans_of(struct span *sp, const struct config *c, bool trusted,
@@ -231,7 +247,13 @@ static size_t spans_of(struct span *sp, const struct config *c, bool trusted,
 			sp[k++] = (struct span){ config_net_value(net, false),
 						 config_net_value(net, true) };
 	}
-	return spans_merge(sp, k);
+	/* Trusted networks never change at runtime: touching ones merge,
+	 * as nft's auto-merge would make them.  Watched ones come and go
+	 * one at a time (runtime entries), so each range is one entry's,
+	 * and only an entry inside a watched prefix merges into it: then
+	 * the elements of one entry's change are its own and its
+	 * neighbours' are left alone. */
+	return spans_merge(sp, k, trusted);
 }
 
 /* The trusted networks of one family, sorted and merged. */
@@ -240,41 +262,56 @@ struct trusted_spans {
 	size_t n;
 };
 
+/* Queues on b, added (or deleted), the parts of cur outside the trusted
+ * spans ts, in ascending order. */
+static int span_pieces(struct nftio_elems *b, const char *set, int family,
+		       struct span cur, const struct trusted_spans *ts,
+		       bool add)
+{
+	int (*put)(struct nftio_elems *, const char *, int,
+		   const struct span *) = add ? push_span : pop_span;
+	size_t lo = 0, hi = ts->n;
+	int r = 0;
+
+	/* The first trusted span that ends at or after cur starts. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ts->sp[mid].hi < cur.lo)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; r == 0 && k < ts->n && ts->sp[k].lo <= cur.hi;
+	     k++) {
+		if (ts->sp[k].lo > cur.lo)
+			r = put(b, set, family, &(struct span){
+				cur.lo, ts->sp[k].lo - 1 });
+		if (ts->sp[k].hi >= cur.hi)
+			return r;
+		cur.lo = ts->sp[k].hi + 1;
+	}
+	return r ? r : put(b, set, family, &cur);
+}
+
 /* Queues the elements of tracked4 (f 0) or tracked6 (f 1): the watched
- * networks minus the trusted ones (ts), as merged ranges, so that a
- * single lookup tells a packet to track from one not to.  Both lists
- * sorted and disjoint: one pass. */
+ * networks minus the trusted ones (ts), a range per entry that no
+ * watched prefix covers, so that a single lookup tells a packet to track
+ * from one not to. */
 static int tracked_elems(const struct config *c, int f,
 			 const struct trusted_spans *ts, struct nftio_elems *b)
 {
 	int family = f ? AF_INET6 : AF_INET;
 	const char *set = untrack_sets[f];
-	size_t nw = config_watched_count(c), j = 0;
+	size_t nw = config_watched_count(c);
 	struct span *ws = malloc((nw + 1) * sizeof(*ws));
 	int r = ws ? nftio_elems_flush_set(b, set) : -ENOMEM;
 
 	if (r < 0)
 		goto out;
 	nw = spans_of(ws, c, false, nw, family);
-	for (size_t i = 0; r == 0 && i < nw; i++) {
-		struct span cur = ws[i];
-		bool left = true;
-
-		while (j < ts->n && ts->sp[j].hi < cur.lo)
-			j++;
-		for (size_t k = j; r == 0 && left && k < ts->n &&
-				   ts->sp[k].lo <= cur.hi; k++) {
-			if (ts->sp[k].lo > cur.lo)
-				r = push_span(b, set, family, &(struct span){
-					cur.lo, ts->sp[k].lo - 1 });
-			if (ts->sp[k].hi >= cur.hi)
-				left = false;
-			else
-				cur.lo = ts->sp[k].hi + 1;
-		}
-		if (r == 0 && left)
-			r = push_span(b, set, family, &cur);
-	}
+	for (size_t i = 0; r == 0 && i < nw; i++)
+		r = span_pieces(b, set, family, ws[i], ts, true);
 out:
 	free(ws);
 	return r;
@@ -291,6 +328,62 @@ static int trusted_elems(int f, const struct trusted_spans *ts,
 
 	for (size_t i = 0; r == 0 && i < ts->n; i++)
 		r = push_span(b, set, f ? AF_INET6 : AF_INET, &ts->sp[i]);
+	return r;
+}
+
+static struct span net_span(const struct config_net *n)
+{
+	return (struct span){ config_net_value(n, false),
+			      config_net_value(n, true) };
+}
+
+/* What a runtime change does to tracked4/6. */
+struct tracked_change {
+	const struct config *c;
+	struct nftio_elems *b;
+	const struct trusted_spans *ts;
+	bool add;
+};
+
+static int inner_pieces(void *arg, size_t idx)
+{
+	struct tracked_change *t = arg;
+	const struct config_net *n = &config_watched(t->c, idx)->net;
+
+	return span_pieces(t->b, untrack_sets[n->family == AF_INET6],
+			   n->family, net_span(n), t->ts, t->add);
+}
+
+int ruleset_native_tracked_change(const struct config *c, size_t idx,
+				  bool adding, struct nftio_elems *b)
+{
+	const struct config_net *net = &config_watched(c, idx)->net;
+	size_t n = config_trusted_count(c);
+	struct trusted_spans ts = { malloc((n + 1) * sizeof(*ts.sp)), 0 };
+	struct tracked_change t = { c, b, &ts, false };
+	int r = 0;
+
+	/* Inside a watched prefix: its range covers the entry already. */
+	if (config_untrack(c) == CONFIG_UNTRACK_OFF ||
+	    config_watched_cover(c, net) >= 0) {
+		free(ts.sp);
+		return 0;
+	}
+	if (ts.sp == NULL)
+		return -ENOMEM;
+	ts.n = spans_of(ts.sp, c, true, n, net->family);
+	/* The entries inside net have ranges of their own while net is not
+	 * watched, and none while it is: what goes is deleted before what
+	 * comes is added, or the two would overlap. */
+	if (adding)
+		r = config_watched_inside(c, net, inner_pieces, &t);
+	if (r == 0)
+		r = span_pieces(b, untrack_sets[net->family == AF_INET6],
+				net->family, net_span(net), &ts, adding);
+	t.add = true;
+	if (r == 0 && !adding)
+		r = config_watched_inside(c, net, inner_pieces, &t);
+	free(ts.sp);
 	return r;
 }
 

@@ -129,6 +129,13 @@ int ruleset_native_entry(const struct config *c,
 			 const struct shuffle_entry *new_entry,
 			 struct nftio_elems *b);
 
+/* Queues on b the change to tracked4/6 (nothing when untrack_unwatched is
+ * false) when watched entry idx of c, a runtime entry, is added (adding:
+ * c holds it now) or removed (c holds it still): its range, and those of
+ * the entries inside it, which it covers while it is watched. */
+int ruleset_native_tracked_change(const struct config *c, size_t idx,
+				  bool adding, struct nftio_elems *b);
+
 /* Appends the command that deletes the table. */
 int ruleset_native_teardown(const struct config *c, json_t *cmds);
 

@@ -149,6 +149,7 @@ struct shuffle_map *shuffle_map_alloc(const struct config *c)
 		m->entries[i].npairs = (size_t)(pairs - m->entries[i].pairs);
 	}
 	m->nentries = n;
+	m->cap = n + 1;
 	return m;
 }
 
@@ -156,6 +157,9 @@ void shuffle_map_free(struct shuffle_map *m)
 {
 	if (m == NULL)
 		return;
+	for (size_t i = 0; i < m->nentries; i++)
+		if (m->entries[i].owned)
+			free(m->entries[i].pairs);
 	free(m->pool);
 	free(m->entries);
 	free(m);
@@ -264,6 +268,84 @@ int shuffle_map_new(struct shuffle *s, const struct config *c,
 	}
 	*ret_map = m;
 	return 0;
+}
+
+int shuffle_map_append(struct shuffle *s, const struct config *c,
+		       struct shuffle_plan *plan, struct shuffle_map *m,
+		       size_t watched)
+{
+	const struct config_watched *w = config_watched(c, watched);
+	struct shuffle_plan *own = NULL;
+	struct shuffle_entry e = { .watched = watched, .owned = true };
+	int r;
+
+	if (w == NULL || watched != m->nentries)
+		return -EINVAL;
+	if (m->nentries + 1 > m->cap) {
+		size_t cap = (m->nentries + 1) * 2;
+		struct shuffle_entry *n = realloc(m->entries, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		m->entries = n;
+		m->cap = cap;
+	}
+	e.pairs = malloc((w->nports[0] + w->nports[1] + 1) * sizeof(*e.pairs));
+	if (e.pairs == NULL)
+		return -ENOMEM;
+	for (int p = 0; p < CONFIG_NPROTO; p++)
+		for (size_t k = 0; k < w->nports[p]; k++)
+			e.pairs[e.npairs++] = (struct shuffle_pair){
+				.port = w->ports[p][k], .proto = (uint8_t)p };
+	if (plan == NULL && (plan = own = shuffle_plan_new(c)) == NULL)
+		r = -ENOMEM;
+	else
+		r = draw_entry(s, plan, &e);
+	shuffle_plan_free(own);
+	if (r < 0) {
+		free(e.pairs);
+		return r;
+	}
+	m->entries[m->nentries++] = e;
+	return 0;
+}
+
+void shuffle_map_take(struct shuffle_map *m, size_t idx,
+		      struct shuffle_entry *ret)
+{
+	*ret = m->entries[idx];
+	m->entries[idx] = m->entries[--m->nentries];
+	m->entries[idx].watched = idx;
+}
+
+void shuffle_map_put_back(struct shuffle_map *m, size_t idx,
+			  const struct shuffle_entry *e)
+{
+	if (idx != m->nentries) {
+		m->entries[m->nentries] = m->entries[idx];
+		m->entries[m->nentries].watched = m->nentries;
+	}
+	m->nentries++;
+	m->entries[idx] = *e;
+	m->entries[idx].watched = idx;
+}
+
+void shuffle_entry_release(struct shuffle_entry *e)
+{
+	if (e->owned)
+		free(e->pairs);
+	e->pairs = NULL;
+	e->npairs = 0;
+}
+
+void shuffle_map_remove(struct shuffle_map *m, size_t idx)
+{
+	struct shuffle_entry e;
+
+	if (idx >= m->nentries)
+		return;
+	shuffle_map_take(m, idx, &e);
+	shuffle_entry_release(&e);
 }
 
 struct shuffle_map *shuffle_map_copy(const struct config *c,

@@ -9,6 +9,7 @@
 #ifndef PORTHOP_SHUFFLE_H
 #define PORTHOP_SHUFFLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,7 @@ struct shuffle_entry {
 	size_t watched;
 	size_t npairs;
 	struct shuffle_pair *pairs;
+	bool owned;		/* pairs malloc'ed for this entry, not in pool */
 };
 
 /* A whole mapping.  Plain data so that tests can build one by hand. */
@@ -35,6 +37,7 @@ struct shuffle_map {
 	size_t nentries;
 	struct shuffle_entry *entries;
 	struct shuffle_pair *pool;	/* one block holding every entry's pairs */
+	size_t cap;			/* room in entries (0: nentries) */
 };
 
 /* A random source reading getrandom(2).  Returns NULL on allocation
@@ -87,6 +90,24 @@ void shuffle_map_free(struct shuffle_map *m);
  * of memory. */
 struct shuffle_map *shuffle_map_copy(const struct config *c,
 				     const struct shuffle_map *src);
+
+/* Runtime entries: appends an entry for watched entry `watched` (the
+ * next index, just added to c) with a fresh draw.  0, or -ENOMEM,
+ * -ENOSPC, -errno; the map is unchanged on failure. */
+int shuffle_map_append(struct shuffle *s, const struct config *c,
+		       struct shuffle_plan *plan, struct shuffle_map *m,
+		       size_t watched);
+/* Removes entry idx as config_watched_remove removed its watched entry:
+ * the last entry moves into its place. */
+void shuffle_map_remove(struct shuffle_map *m, size_t idx);
+/* shuffle_map_remove, the entry handed to the caller; put back undoes
+ * it exactly (in reverse order); release frees its pairs if it owns
+ * them. */
+void shuffle_map_take(struct shuffle_map *m, size_t idx,
+		      struct shuffle_entry *ret);
+void shuffle_map_put_back(struct shuffle_map *m, size_t idx,
+			  const struct shuffle_entry *e);
+void shuffle_entry_release(struct shuffle_entry *e);
 
 /* Copies of the entries idx[0..n) of m, their pairs malloc'ed each (the
  * caller frees each .pairs, then the array), so that a failed apply can

@@ -106,3 +106,26 @@ void trigger_queue_clear(struct trigger_queue *q)
 	q->all = false;
 	q->sources = 0;
 }
+
+static bool queued(const struct trigger_queue *q, size_t idx)
+{
+	return idx / 64 < q->nwords && (q->seen[idx / 64] >> (idx % 64)) & 1;
+}
+
+void trigger_queue_moved(struct trigger_queue *q, size_t to, size_t from)
+{
+	bool carry = from != to && queued(q, from);
+
+	for (size_t i = 0; i < q->nentries; i++) {
+		if (q->entries[i] == to)
+			q->entries[i--] = q->entries[--q->nentries];
+		else if (carry && q->entries[i] == from)
+			q->entries[i] = to;
+	}
+	if (queued(q, to))
+		q->seen[to / 64] &= ~(1ull << (to % 64));
+	if (carry) {
+		q->seen[from / 64] &= ~(1ull << (from % 64));
+		q->seen[to / 64] |= 1ull << (to % 64);
+	}
+}

@@ -46,6 +46,10 @@ int trigger_queue_entry(struct trigger_queue *q, size_t idx, unsigned source);
 bool trigger_queue_pending(const struct trigger_queue *q);
 void trigger_queue_peek(const struct trigger_queue *q,
 			struct trigger_batch *ret);
+/* A watched entry went: entry `to` is forgotten, and entry `from` now
+ * lives at index `to` (from == to: nothing moved). */
+void trigger_queue_moved(struct trigger_queue *q, size_t to, size_t from);
+
 /* Forgets what is pending (served, or superseded by a reload). */
 void trigger_queue_clear(struct trigger_queue *q);
 

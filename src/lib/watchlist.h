@@ -56,7 +56,7 @@ bool watchlist_origin_valid(const char *name);
 
 /* Adds (net, origin) with expires (0: never), or refreshes it (new expiry
  * and ignore lists).  The ignore lists are copied; they must be sorted and
- * distinct.  Returns 1 (new entry), 0 (refreshed), -E2BIG (max_entries
+ * distinct (-EINVAL otherwise).  Returns 1 (new entry), 0 (refreshed), -E2BIG (max_entries
  * reached, or WATCHLIST_MAX_ORIGINS origins), -EINVAL (bad origin),
  * -ENOMEM.  Counts adds and refreshes per origin. */
 int watchlist_put(struct watchlist *w, const struct config_net *net,
@@ -64,11 +64,18 @@ int watchlist_put(struct watchlist *w, const struct config_net *net,
 		  const uint16_t *const ignore[CONFIG_NPROTO],
 		  const size_t nignore[CONFIG_NPROTO]);
 
+/* Whether (net, origin) is held: watchlist_get without building an item,
+ * for checks over many entries before a change. */
+bool watchlist_has(const struct watchlist *w, const struct config_net *net,
+		   const char *origin);
+
 /* Removes (net, origin).  0, or -ENOENT.  Counts a delete. */
 int watchlist_del(struct watchlist *w, const struct config_net *net,
 		  const char *origin);
 
-/* The entry (net, origin), or NULL. */
+/* The entry (net, origin), or NULL (also if out of memory).  Each distinct
+ * entry looked up (here or by watchlist_latest) between two changes is
+ * built once, in memory the list holds until its next change. */
 const struct watchlist_item *watchlist_get(const struct watchlist *w,
 					   const struct config_net *net,
 					   const char *origin);
@@ -122,5 +129,13 @@ const struct watchlist_origin_stats *watchlist_origin(const struct watchlist *w,
 						      size_t i);
 /* Counts a refused add for origin (if it is valid; creates its row). */
 void watchlist_count_refused(struct watchlist *w, const char *origin);
+
+/* Whether net may be watched at runtime: 0, or -EINVAL with a one-line
+ * reason in why (may be NULL): a prefix shorter than min_len_v4 or
+ * min_len_v6 for its family, the unspecified address, multicast, the
+ * IPv4 broadcast address, IPv4-mapped IPv6 (or a prefix covering one of
+ * them).  Loopback is allowed. */
+int watchlist_check_net(const struct config_net *net, unsigned min_len_v4,
+			unsigned min_len_v6, char *why, size_t why_len);
 
 #endif

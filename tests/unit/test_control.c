@@ -35,10 +35,15 @@ struct fixture {
 	unsigned calls;
 	uid_t peer;
 	char command[64];
+	size_t feed_len;	/* the "feed" string's length, if any */
+	/* Replies deferred by the "defer" command, in order. */
+	struct control_pending *pending[4];
+	unsigned npending;
 };
 
 /* Answers "missing" with an error of its own, "free" by freeing the
- * control object that called it, anything else with an echo. */
+ * control object that called it, "defer" later (the handle kept in f),
+ * "defer_now" through a handle at once, anything else with an echo. */
 static json_t *handler(void *arg, json_t *req, uid_t peer_uid)
 {
 	struct fixture *f = arg;
@@ -47,6 +52,26 @@ static json_t *handler(void *arg, json_t *req, uid_t peer_uid)
 	f->calls++;
 	f->peer = peer_uid;
 	snprintf(f->command, sizeof(f->command), "%s", cmd);
+	f->feed_len = strlen(json_string_value(json_object_get(req, "feed")) ?
+			     json_string_value(json_object_get(req, "feed")) :
+			     "");
+	if (strcmp(cmd, "defer") == 0) {
+		struct control_pending *p = control_defer(f->c);
+
+		assert_non_null(p);
+		/* Once a request. */
+		assert_null(control_defer(f->c));
+		assert_true(f->npending < 4);
+		f->pending[f->npending++] = p;
+		return NULL;
+	}
+	if (strcmp(cmd, "defer_now") == 0) {
+		control_answer(control_defer(f->c),
+			       json_pack("{s:b,s:s}", "ok", 1, "answered",
+					 "at once"));
+		/* Dropped: the answer went through the handle. */
+		return json_pack("{s:b}", "ok", 0);
+	}
 	if (strcmp(cmd, "missing") == 0)
 		return control_error(CONTROL_CODE_NOT_WATCHED,
 				     "nobody is watched there");
@@ -149,7 +174,7 @@ static bool child_done(void *arg)
 /* In the child: control_call() with request (JSON text) on path, the
  * reply written to fd as one JSON text.  Never returns. */
 static void call_in_child(const char *path, const char *request, int fd,
-			  bool as_nobody)
+			  bool as_nobody, int timeout_ms)
 {
 	json_t *req = json_loads(request, 0, NULL), *reply = NULL;
 	char *text = NULL;
@@ -158,7 +183,7 @@ static void call_in_child(const char *path, const char *request, int fd,
 	if (as_nobody && (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 ||
 			  setuid(NOBODY) < 0))
 		_exit(2);
-	r = control_call(path, req, 3000, &reply);
+	r = control_call(path, req, timeout_ms, &reply);
 	if (r == 0)
 		text = json_dumps(reply, JSON_COMPACT);
 	if (text == NULL) {
@@ -168,28 +193,39 @@ static void call_in_child(const char *path, const char *request, int fd,
 	_exit(write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : 1);
 }
 
-/* The reply to request through control_call() in a child process (as
- * nobody if asked), the loop served meanwhile.  Returns a new object. */
-static json_t *call(struct fixture *f, const char *path, const char *request,
-		    bool as_nobody)
+/* Starts control_call() with request in a child process (as nobody if
+ * asked); call_finish() collects the reply. */
+static pid_t call_start(const char *path, const char *request,
+			bool as_nobody, int timeout_ms, struct child *k)
 {
-	struct child k = { 0 };
-	int p[2], status;
-	json_t *reply;
+	int p[2];
 	pid_t pid;
 
+	memset(k, 0, sizeof(*k));
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		call_in_child(path, request, p[1], as_nobody);
+		call_in_child(path, request, p[1], as_nobody, timeout_ms);
 	}
 	close(p[1]);
 	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
-	k.fd = p[0];
-	serve_until(f, child_done, &k);
-	close(p[0]);
+	k->fd = p[0];
+	return pid;
+}
+
+/* Serves the loop until the child started by call_start() has its
+ * reply; returns it (a new object). */
+static json_t *call_finish(struct fixture *f, pid_t pid, struct child *kp)
+{
+	struct child k;
+	int status;
+	json_t *reply;
+
+	serve_until(f, child_done, kp);
+	k = *kp;
+	close(k.fd);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	k.buf[k.len] = '\0';
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -198,6 +234,17 @@ static json_t *call(struct fixture *f, const char *path, const char *request,
 	if (reply == NULL)
 		fail_msg("client got no JSON: %s", k.buf);
 	return reply;
+}
+
+/* The reply to request through control_call() in a child process (as
+ * nobody if asked), the loop served meanwhile.  Returns a new object. */
+static json_t *call(struct fixture *f, const char *path, const char *request,
+		    bool as_nobody)
+{
+	struct child k;
+	pid_t pid = call_start(path, request, as_nobody, 3000, &k);
+
+	return call_finish(f, pid, &k);
 }
 
 /* A client on a non-blocking socket: sends out (then shuts its side if
@@ -553,6 +600,299 @@ static void test_free_from_handler(void **state)
 	assert_int_equal(access(f->path, F_OK), -1);
 }
 
+/* A request line of about size bytes, newline included:
+ * {"command":CMD,"feed":"aaa..."}, compact as the CLI writes it
+ * (json_dumps keeps the keys' order); sep goes after the colon. */
+static char *big_request(const char *cmd, size_t size, const char *sep)
+{
+	char *r = malloc(size + 64);
+	int n;
+
+	assert_non_null(r);
+	n = sprintf(r, "{\"command\":%s\"%s\",\"feed\":\"", sep, cmd);
+	memset(r + n, 'a', size);
+	strcpy(r + n + size, "\"}\n");
+	return r;
+}
+
+/* watch_add and watch_del may be large (1 MiB here): read whole, handled;
+ * any other command, or a line not written as the CLI writes it, is
+ * still "too large" at 4096 bytes. */
+static void test_bulk_accepted(void **state)
+{
+	static const size_t mib = 1u << 20;
+	struct fixture *f = *state;
+	struct control_stats st;
+	json_t *reply;
+	char *req;
+
+	req = big_request("watch_add", mib, "");
+	reply = call(f, f->path, req, false);
+	free(req);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	assert_string_equal(f->command, "watch_add");
+	assert_int_equal(f->feed_len, mib);
+	req = big_request("watch_del", mib, "");
+	reply = call(f, f->path, req, false);
+	free(req);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	assert_string_equal(f->command, "watch_del");
+	assert_int_equal(f->calls, 2);
+	control_get_stats(f->c, &st);
+	assert_false(st.bulk_reading);
+
+	req = big_request("status", mib, "");
+	assert_refused(call(f, f->path, req, false), "request",
+		       "request too large; at most 4096 bytes on one line");
+	free(req);
+	/* A command that only starts like one. */
+	req = big_request("watch_addx", mib, "");
+	assert_refused(call(f, f->path, req, false), "request",
+		       "request too large; at most 4096 bytes");
+	free(req);
+	/* Not compact: the command is not known in time (8 KiB: within
+	 * what is read and dropped after a refusal, so an end of file,
+	 * never a reset). */
+	req = big_request("watch_add", 8192, " ");
+	assert_refused(raw_exchange(f, req, strlen(req), true), "request",
+		       "request too large; at most 4096 bytes");
+	free(req);
+	assert_int_equal(f->calls, 2);
+	/* Small requests are as they were. */
+	reply = call(f, f->path, "{\"command\": \"hello\"}", false);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	assert_int_equal(f->calls, 3);
+}
+
+/* A raw client pushed along while the loop is served, until pred(f). */
+struct pushing {
+	struct fixture *f;
+	struct raw *r;
+	bool (*pred)(struct fixture *f);
+};
+
+static bool push_until(void *arg)
+{
+	struct pushing *p = arg;
+
+	(void)raw_done(p->r);
+	return p->pred(p->f);
+}
+
+static void serve_pushing(struct fixture *f, struct raw *r,
+			  bool (*pred)(struct fixture *f))
+{
+	struct pushing p = { f, r, pred };
+
+	serve_until(f, push_until, &p);
+}
+
+static bool slot_taken(struct fixture *f)
+{
+	struct control_stats st;
+
+	control_get_stats(f->c, &st);
+	return st.bulk_reading;
+}
+
+/* One large request at a time: while one is being read, another gets
+ * "busy"; the first is then answered, and the slot is free again. */
+static void test_bulk_slot_taken(void **state)
+{
+	struct fixture *f = *state;
+	struct control_stats st;
+	char *first = big_request("watch_add", 8192, ""), *second;
+	struct raw r;
+	json_t *reply;
+
+	/* The first sends all of its line but the end, and holds. */
+	raw_open(&r, f->path, first, strlen(first) - 10, false);
+	serve_pushing(f, &r, slot_taken);
+	second = big_request("watch_del", 1u << 20, "");
+	assert_refused(call(f, f->path, second, false), "busy",
+		       "porthopd is reading another large request; try again");
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.bulk_busy, 1);
+	assert_int_equal(f->calls, 0);
+	/* The first finishes its line: answered. */
+	r.outlen = strlen(first);
+	r.shut = true;
+	serve_until(f, raw_done, &r);
+	close(r.fd);
+	r.in[r.inlen] = '\0';
+	reply = json_loads(r.in, 0, NULL);
+	assert_non_null(reply);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	assert_int_equal(f->feed_len, 8192);
+	assert_false(slot_taken(f));
+	/* Free again. */
+	reply = call(f, f->path, second, false);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	assert_string_equal(f->command, "watch_del");
+	free(first);
+	free(second);
+}
+
+static bool one_pending(struct fixture *f)
+{
+	return f->npending >= 1;
+}
+
+static bool two_pending(struct fixture *f)
+{
+	return f->npending >= 2;
+}
+
+static bool pending_pred(void *arg)
+{
+	struct fixture *f = arg;
+
+	return f->npending >= 1;
+}
+
+/* A deferred reply arrives when answered, even after longer than the
+ * request deadline (no deadline while porthopd owes it); a handler may
+ * also answer through its handle at once. */
+static void test_deferred_answer(void **state)
+{
+	struct fixture *f = *state;
+	struct control_stats st;
+	struct timespec end, now;
+	struct child k;
+	json_t *reply;
+	pid_t pid;
+
+	pid = call_start(f->path, "{\"command\": \"defer\"}", false,
+			 CONTROL_DEADLINE_MS + 5000, &k);
+	serve_until(f, pending_pred, f);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.deferred, 1);
+	/* Past the request's deadline: the connection is still there. */
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += CONTROL_DEADLINE_MS / 1000 + 1;
+	do {
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < end.tv_sec);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.open, 1);
+	assert_int_equal(st.timeouts, 0);
+	control_answer(f->pending[0], json_pack("{s:b,s:s}", "ok", 1,
+						"answered", "later"));
+	reply = call_finish(f, pid, &k);
+	assert_string_equal(json_string_value(json_object_get(reply,
+							      "answered")),
+			    "later");
+	json_decref(reply);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.deferred, 0);
+
+	reply = call(f, f->path, "{\"command\": \"defer_now\"}", false);
+	assert_true(json_is_true(json_object_get(reply, "ok")));
+	assert_string_equal(json_string_value(json_object_get(reply,
+							      "answered")),
+			    "at once");
+	json_decref(reply);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.deferred, 0);
+}
+
+static bool none_open(struct fixture *f)
+{
+	struct control_stats st;
+
+	control_get_stats(f->c, &st);
+	return st.open == 0;
+}
+
+static bool none_open_pred(void *arg)
+{
+	return none_open(arg);
+}
+
+static bool two_pending_none_open(struct fixture *f)
+{
+	return two_pending(f) && none_open(f);
+}
+
+/* The client goes before the answer: hung up (the reply is written into
+ * nothing, the connection closes), or cut off for sending on and on (the
+ * connection is gone first; the answer only frees the handle). */
+static void test_deferred_client_gone(void **state)
+{
+	static const char defer[] = "{\"command\":\"defer\"}\n";
+	struct fixture *f = *state;
+	size_t junk = 2 * 64 * 1024;
+	struct control_stats st;
+	struct raw r;
+	char *out;
+
+	raw_open(&r, f->path, defer, strlen(defer), false);
+	serve_pushing(f, &r, one_pending);
+	close(r.fd);
+	control_answer(f->pending[0], json_pack("{s:b}", "ok", 1));
+	serve_until(f, none_open_pred, f);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.deferred, 0);
+
+	out = malloc(strlen(defer) + junk);
+	assert_non_null(out);
+	memcpy(out, defer, strlen(defer));
+	memset(out + strlen(defer), 'j', junk);
+	raw_open(&r, f->path, out, strlen(defer) + junk, false);
+	serve_pushing(f, &r, two_pending_none_open);
+	close(r.fd);
+	free(out);
+	control_get_stats(f->c, &st);
+	assert_int_equal(st.deferred, 0);
+	/* Nobody to answer: the handle goes, nothing else happens. */
+	control_answer(f->pending[1], json_pack("{s:b}", "ok", 1));
+	for (int i = 0; i < 5; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+	assert_int_equal(f->calls, 2);
+}
+
+/* control_free() with replies owed: the socket goes at once, the owed
+ * connections stay until answered (the reply delivered, or dropped if
+ * the client left), and the control object goes with the last of them
+ * (ASan builds check that nothing is left or used after). */
+static void test_free_with_pending(void **state)
+{
+	static const char defer[] = "{\"command\":\"defer\"}\n";
+	struct fixture *f = *state;
+	struct child k;
+	struct raw r;
+	json_t *reply;
+	pid_t pid;
+
+	pid = call_start(f->path, "{\"command\": \"defer\"}", false, 5000, &k);
+	serve_until(f, pending_pred, f);
+	raw_open(&r, f->path, defer, strlen(defer), false);
+	serve_pushing(f, &r, two_pending);
+	close(r.fd);
+	control_free(f->c);
+	f->c = NULL;
+	assert_int_equal(access(f->path, F_OK), -1);
+	/* A handle is no longer to be had outside a handler. */
+	assert_null(control_defer(NULL));
+	control_answer(f->pending[1], json_pack("{s:b}", "ok", 1));
+	for (int i = 0; i < 5; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+	control_answer(f->pending[0], json_pack("{s:b,s:s}", "ok", 1,
+						"answered", "after free"));
+	reply = call_finish(f, pid, &k);
+	assert_string_equal(json_string_value(json_object_get(reply,
+							      "answered")),
+			    "after free");
+	json_decref(reply);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +913,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_closes_connections,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_from_handler, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_accepted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_slot_taken, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_answer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_client_gone,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_with_pending, setup,
 						teardown),
 	};
 

@@ -180,7 +180,7 @@ static json_t *request(struct core *c, const char *text, uid_t uid)
 	json_t *r;
 
 	assert_non_null(req);
-	r = command_run(c, req, uid);
+	r = command_run(c, NULL, req, uid);
 	json_decref(req);
 	assert_non_null(r);
 	return r;

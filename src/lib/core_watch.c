@@ -1,0 +1,819 @@
+/*
+ * core_watch: the runtime watch list's policy (see core.h): who may add
+ * what, what a change does to the mapping (a network's first holder
+ * watches it, its last one gone stops), the group commit of the state
+ * file and what a failed commit undoes, expiry, the restore at start and
+ * across reloads.
+ */
+#include "core_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+
+/* A change since the last commit, undone if the commit fails. */
+struct watch_undo {
+	struct config_net net;
+	char origin[WATCHLIST_ORIGIN_MAX + 1];
+	bool was_new;			/* else a refresh: the old times */
+	int64_t added, expires;
+};
+
+/* A request whose reply waits for the commit. */
+struct watch_waiter {
+	core_watch_done_fn done;
+	void *arg;
+	struct core_watch_result res;
+	bool adds;			/* undone (refused) if the commit fails */
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void result_error(struct core_watch_result *res,
+			 enum core_watch_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void result_error(struct core_watch_result *res,
+			 enum core_watch_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->status = st;
+	va_start(ap, fmt);
+	vsnprintf(res->error, sizeof(res->error), fmt, ap);
+	va_end(ap);
+}
+
+static bool refuse_mode(struct core *c, struct core_watch_result *res)
+{
+	const struct config *cfg = engine_config(c->engine);
+
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE && c->watchlist)
+		return false;
+	result_error(res, CORE_WATCH_MODE, "runtime watch entries need native "
+		     "mode; %s names nft_address_rules_path (template mode)",
+		     config_file(cfg));
+	return true;
+}
+
+static bool refuse_origin(struct core_watch_result *res, const char *origin)
+{
+	char vbuf[DIAG_VALUE_MAX + 8];
+
+	if (watchlist_origin_valid(origin))
+		return false;
+	result_error(res, CORE_WATCH_INVALID, "origin %s: expected a name of "
+		     "1 to 64 characters a-z, 0-9, '_', '.', '-'",
+		     diag_string(vbuf, sizeof(vbuf), origin ? origin : ""));
+	return true;
+}
+
+/* The address text of entry i, parsed and checked. */
+static int parse_net(struct core *c, const char *text, size_t i,
+		     struct config_net *ret, struct core_watch_result *res)
+{
+	const struct config_daemon *d = config_daemon(engine_config(c->engine));
+	char vbuf[DIAG_VALUE_MAX + 8], why[256];
+
+	if (text == NULL || config_parse_net(text, true, ret) < 0) {
+		result_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s is not "
+			     "an address or prefix; expected ADDR or ADDR/LEN "
+			     "(host bits zero)", i,
+			     diag_string(vbuf, sizeof(vbuf), text ? text : ""));
+		return -EINVAL;
+	}
+	if (watchlist_check_net(ret, d->min_prefix_len_v4, d->min_prefix_len_v6,
+				why, sizeof(why)) < 0) {
+		result_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s", i, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cmp_net_ptr(const void *a, const void *b)
+{
+	return config_net_cmp(*(const struct config_net *const *)a,
+			      *(const struct config_net *const *)b);
+}
+
+/* Whether nets[0..n) names a network twice (*ret_dup: one of them). */
+static int find_repeat(const struct config_net *nets, size_t n,
+		       const struct config_net **ret_dup)
+{
+	const struct config_net **p = malloc((n + 1) * sizeof(*p));
+
+	if (p == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		p[i] = &nets[i];
+	qsort(p, n, sizeof(*p), cmp_net_ptr);
+	*ret_dup = NULL;
+	for (size_t i = 1; i < n && *ret_dup == NULL; i++)
+		if (cmp_net_ptr(&p[i - 1], &p[i]) == 0)
+			*ret_dup = p[i];
+	free(p);
+	return 0;
+}
+
+static int undo_push(struct core *c, const struct config_net *net,
+		     const char *origin, const struct watchlist_item *prev)
+{
+	struct watch_undo *u;
+
+	if (c->nundo == c->cap_undo) {
+		size_t cap = c->cap_undo ? c->cap_undo * 2 : 64;
+
+		u = realloc(c->undo, cap * sizeof(*u));
+		if (u == NULL)
+			return -ENOMEM;
+		c->undo = u;
+		c->cap_undo = cap;
+	}
+	u = &c->undo[c->nundo++];
+	u->net = *net;
+	snprintf(u->origin, sizeof(u->origin), "%s", origin);
+	u->was_new = prev == NULL;
+	u->added = prev ? prev->added : 0;
+	u->expires = prev ? prev->expires : 0;
+	return 0;
+}
+
+/* The next expiry, to the timer hook. */
+static void arm_expiry(struct core *c)
+{
+	if (c->hooks.expiry && c->watchlist)
+		c->hooks.expiry(c->hooks.arg, watchlist_next_expiry(c->watchlist));
+}
+
+/* Runtime entries nobody holds any more, taken out of the mapping in one
+ * transaction.  On failure they stay in force and a later sweep retries. */
+static int unwatch_nets(struct core *c, const struct config_net *nets,
+			size_t n, char **ret_error);
+
+/* Moves of watched entries' indexes, for the trigger queue. */
+static void entry_moved(void *arg, size_t to, size_t from)
+{
+	struct core *c = arg;
+
+	trigger_queue_moved(c->queue, to, from);
+}
+
+static int unwatch_nets(struct core *c, const struct config_net *nets,
+			size_t n, char **ret_error)
+{
+	const struct config *cfg = engine_config(c->engine);
+	size_t *idx = malloc((n + 1) * sizeof(*idx)), k = 0;
+	int r = 0;
+
+	if (idx == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		long at = config_watched_find(cfg, nets[i].text);
+
+		if (at >= 0 && config_watched(cfg, (size_t)at)->runtime &&
+		    watchlist_holders(c->watchlist, &nets[i]) == 0)
+			idx[k++] = (size_t)at;
+	}
+	if (k > 0)
+		r = engine_watch_remove(c->engine, idx, k, entry_moved, c,
+					ret_error);
+	core_observe(c);
+	free(idx);
+	return r;
+}
+
+/* Puts the runtime entries into cfg (at start, before a reload): each
+ * network once, with its latest entry's ignore lists.  One that cfg
+ * refuses (trusted now, overlapping a prefix of the file's) stays in the
+ * list without being in force, said. */
+struct merge {
+	struct core *c;
+	struct config *cfg;
+	size_t refused;
+};
+
+static int merge_one(void *arg, const struct watchlist_item *it)
+{
+	struct merge *m = arg;
+	char why[512];
+	size_t idx;
+	int r = config_watched_add(m->cfg, &it->net, it->ignore, it->nignore,
+				   why, sizeof(why), &idx);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 && r != -EEXIST && m->refused++ < 5)
+		warn(m->c, "runtime entry %s (origin %s) is not in force: %s",
+		     it->net.text, it->origin, why);
+	return 0;
+}
+
+int core_watch_merge(struct core *c, struct config *cfg)
+{
+	struct merge m = { c, cfg, 0 };
+	int r;
+
+	if (c->watchlist == NULL || watchlist_count(c->watchlist) == 0)
+		return 0;
+	r = watchlist_foreach_net(c->watchlist, merge_one, &m);
+	if (m.refused > 5)
+		warn(c, "%zu more runtime entries are not in force", m.refused - 5);
+	return r;
+}
+
+static void arm_commit(struct core *c)
+{
+	if (!c->commit_armed && c->hooks.commit) {
+		c->commit_armed = true;
+		c->hooks.commit(c->hooks.arg);
+	}
+}
+
+/* Queues the reply for after the commit; 1, or 0 when it is complete now
+ * (no state file). */
+static int wait_commit(struct core *c, struct core_watch_result *res,
+		       core_watch_done_fn done, void *arg, bool adds)
+{
+	struct watch_waiter *w;
+
+	if (c->state == NULL) {
+		c->nundo = 0;
+		res->durable = false;
+		return 0;
+	}
+	res->durable = true;
+	if (c->nwaiters == c->cap_waiters) {
+		size_t cap = c->cap_waiters ? c->cap_waiters * 2 : 16;
+
+		w = realloc(c->waiters, cap * sizeof(*w));
+		if (w == NULL) {
+			/* Answered now; the commit still comes. */
+			arm_commit(c);
+			res->durable = false;
+			return 0;
+		}
+		c->waiters = w;
+		c->cap_waiters = cap;
+	}
+	c->waiters[c->nwaiters++] = (struct watch_waiter){ done, arg, *res,
+							   adds };
+	arm_commit(c);
+	return 1;
+}
+
+/* One line per change, through a limit: a bulk add is one line. */
+static void say_change(struct core *c, const char *what, size_t n,
+		       const char *one, const char *origin)
+{
+	char note[48];
+	uint64_t held;
+
+	if (n == 0 || !log_ratelimit(&c->watch_log, time(NULL), LOG_BURST * 4,
+				     LOG_INTERVAL_S, &held))
+		return;
+	snprintf(note, sizeof(note), "%s", "");
+	if (held)
+		snprintf(note, sizeof(note), " (%llu more lines not logged)",
+			 (unsigned long long)held);
+	if (n == 1)
+		info(c, "watch: %s %s (origin %s)%s", one, what, origin, note);
+	else
+		info(c, "watch: %zu entries %s (origin %s)%s", n, what, origin,
+		     note);
+}
+
+int core_watch_add(struct core *c, const char *origin,
+		   const struct core_watch_req *req, size_t n,
+		   struct core_watch_result *res, core_watch_done_fn done,
+		   void *arg)
+{
+	const struct config_daemon *d = config_daemon(engine_config(c->engine));
+	struct config_net *nets = NULL;
+	struct engine_watch *fresh = NULL;
+	const struct config_net *dup;
+	size_t nfresh = 0, nnew = 0;
+	int64_t now = now_s();
+	uint64_t fails;
+	char *err = NULL;
+	int r = -ENOMEM;
+
+	memset(res, 0, sizeof(*res));
+	if (refuse_mode(c, res) || refuse_origin(res, origin))
+		goto refused;
+	if (c->state_broken) {
+		result_error(res, CORE_WATCH_STORAGE, "the state directory %s "
+			     "was unusable when porthopd started (see its log); "
+			     "runtime entries could not be kept",
+			     d->state_directory);
+		goto refused;
+	}
+	nets = calloc(n + 1, sizeof(*nets));
+	fresh = calloc(n + 1, sizeof(*fresh));
+	if (nets == NULL || fresh == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		if (parse_net(c, req[i].address, i, &nets[i], res) < 0)
+			goto refused;
+		if (req[i].ttl < 0 || req[i].ttl > (int64_t)d->max_ttl_s) {
+			result_error(res, CORE_WATCH_INVALID, "entries[%zu]: "
+				     "ttl %lld is out of range; expected 1 to %u "
+				     "seconds (max_ttl_seconds), or none", i,
+				     (long long)req[i].ttl, d->max_ttl_s);
+			goto refused;
+		}
+		if (!watchlist_has(c->watchlist, &nets[i], origin))
+			nnew++;
+		if (config_watched_find(engine_config(c->engine),
+					nets[i].text) < 0) {
+			fresh[nfresh].net = nets[i];
+			memcpy(fresh[nfresh].ignore, req[i].ignore,
+			       sizeof(fresh[nfresh].ignore));
+			memcpy(fresh[nfresh].nignore, req[i].nignore,
+			       sizeof(fresh[nfresh].nignore));
+			nfresh++;
+		}
+	}
+	if (find_repeat(nets, n, &dup) < 0)
+		goto nomem;
+	if (dup) {
+		result_error(res, CORE_WATCH_INVALID, "%s is named twice; "
+			     "expected each address or prefix once", dup->text);
+		goto refused;
+	}
+	if (watchlist_count(c->watchlist) + nnew > d->max_runtime_entries) {
+		result_error(res, CORE_WATCH_INVALID, "%zu more runtime entries "
+			     "would pass max_runtime_entries (%u; %zu held)",
+			     nnew, d->max_runtime_entries,
+			     watchlist_count(c->watchlist));
+		goto refused;
+	}
+	/* The kernel first, in one transaction: refused, nothing changed.
+	 * A refusal by the kernel counts as a failed apply; anything else
+	 * refused was the entries' own fault. */
+	fails = engine_stats(c->engine)->failures;
+	r = nfresh ? engine_watch_add(c->engine, fresh, nfresh, &err) : 0;
+	core_observe(c);
+	if (r < 0) {
+		result_error(res, engine_stats(c->engine)->failures != fails ?
+			     CORE_WATCH_KERNEL : r == -EOPNOTSUPP ?
+			     CORE_WATCH_MODE : r == -ENOMEM ? CORE_WATCH_MEMORY :
+			     CORE_WATCH_INVALID, "%s", err ? err : strerror(-r));
+		free(err);
+		goto refused;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct watchlist_item *prev =
+			watchlist_get(c->watchlist, &nets[i], origin);
+		int64_t expires = req[i].ttl ? now + req[i].ttl : 0;
+		const struct watchlist_item *it;
+
+		if (undo_push(c, &nets[i], origin, prev) < 0 ||
+		    watchlist_put(c->watchlist, &nets[i], origin,
+				  prev ? prev->added : now, expires,
+				  req[i].ignore, req[i].nignore) < 0) {
+			/* Out of memory half-way: what is in goes back out. */
+			unwatch_nets(c, nets, n, NULL);
+			goto nomem;
+		}
+		if (prev)
+			res->refreshed++;
+		else
+			res->added++;
+		it = watchlist_get(c->watchlist, &nets[i], origin);
+		if (c->state && it && statefile_put(c->state, it) < 0)
+			c->state_stale = true;
+	}
+	say_change(c, "added", res->added + res->refreshed,
+		   n ? nets[0].text : "", origin);
+	res->entries = watchlist_count(c->watchlist);
+	arm_expiry(c);
+	free(nets);
+	free(fresh);
+	return wait_commit(c, res, done, arg, true);
+nomem:
+	result_error(res, CORE_WATCH_MEMORY, "out of memory");
+refused:
+	if (res->status != CORE_WATCH_MODE && origin &&
+	    watchlist_origin_valid(origin) && c->watchlist)
+		watchlist_count_refused(c->watchlist, origin);
+	free(nets);
+	free(fresh);
+	return 0;
+}
+
+/* Deletes pairs (net, origin) that exist; the kernel first. */
+struct del_list {
+	struct config_net *nets;	/* per pair */
+	const char **origins;
+	size_t n, cap;
+};
+
+static int del_push(struct del_list *l, const struct config_net *net,
+		    const char *origin)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct config_net *n = realloc(l->nets, cap * sizeof(*n));
+		const char **o;
+
+		if (n == NULL)
+			return -ENOMEM;
+		l->nets = n;
+		o = realloc(l->origins, cap * sizeof(*o));
+		if (o == NULL)
+			return -ENOMEM;
+		l->origins = o;
+		l->cap = cap;
+	}
+	l->nets[l->n] = *net;
+	l->origins[l->n++] = origin;
+	return 0;
+}
+
+/* Sorts the pairs by network (origins follow their networks). */
+static int sort_pairs(struct del_list *l)
+{
+	const struct config_net **p = malloc((l->n + 1) * sizeof(*p));
+	struct config_net *nets = malloc((l->n + 1) * sizeof(*nets));
+	const char **origins = malloc((l->n + 1) * sizeof(*origins));
+
+	if (p == NULL || nets == NULL || origins == NULL) {
+		free(p);
+		free(nets);
+		free(origins);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		p[i] = &l->nets[i];
+	qsort(p, l->n, sizeof(*p), cmp_net_ptr);
+	for (size_t i = 0; i < l->n; i++) {
+		nets[i] = *p[i];
+		origins[i] = l->origins[p[i] - l->nets];
+	}
+	free(p);
+	free(l->nets);
+	free(l->origins);
+	l->nets = nets;
+	l->origins = origins;
+	l->cap = l->n + 1;
+	return 0;
+}
+
+static int del_apply(struct core *c, struct del_list *l,
+		     struct core_watch_result *res, const char *what,
+		     const char *origin_said)
+{
+	struct config_net *gone = calloc(l->n + 1, sizeof(*gone));
+	size_t ngone = 0;
+	char *err = NULL;
+	int r;
+
+	if (gone == NULL) {
+		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+		return -ENOMEM;
+	}
+	/* Which networks lose their last holder: counted before anything
+	 * changes (pairs are distinct), over the pairs sorted by network. */
+	r = sort_pairs(l);
+	if (r < 0) {
+		free(gone);
+		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+		return r;
+	}
+	for (size_t i = 0, run; i < l->n; i += run) {
+		for (run = 1; i + run < l->n &&
+			      config_net_cmp(&l->nets[i], &l->nets[i + run]) == 0;
+		     run++)
+			;
+		if (watchlist_holders(c->watchlist, &l->nets[i]) == run)
+			gone[ngone++] = l->nets[i];
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (c->state)
+			statefile_del(c->state, &l->nets[i], l->origins[i]);
+		watchlist_del(c->watchlist, &l->nets[i], l->origins[i]);
+	}
+	r = unwatch_nets(c, gone, ngone, &err);
+	if (r < 0) {
+		/* Out of the list, still in force: the sweep retries. */
+		warn(c, "watch: taking %zu entries out of the mapping failed "
+		     "(retried): %s", ngone, err ? err : strerror(-r));
+		c->sweep = true;
+		arm_expiry(c);
+	}
+	free(err);
+	free(gone);
+	res->deleted = l->n;
+	res->entries = watchlist_count(c->watchlist);
+	say_change(c, what, l->n, l->n ? l->nets[0].text : "", origin_said);
+	return 0;
+}
+
+int core_watch_del(struct core *c, const char *origin,
+		   const char *const *addr, size_t n,
+		   struct core_watch_result *res, core_watch_done_fn done,
+		   void *arg)
+{
+	struct del_list l = { 0 };
+	struct config_net net;
+
+	memset(res, 0, sizeof(*res));
+	if (refuse_mode(c, res) || (origin && refuse_origin(res, origin)))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (parse_net(c, addr[i], i, &net, res) < 0)
+			goto out;
+		for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++) {
+			const char *o = origin ? origin :
+					watchlist_origin(c->watchlist, k)->name;
+
+			if (watchlist_has(c->watchlist, &net, o) &&
+			    del_push(&l, &net, o) < 0) {
+				result_error(res, CORE_WATCH_MEMORY, "out of memory");
+				goto out;
+			}
+			if (origin)
+				break;
+		}
+	}
+	if (l.n == 0) {
+		result_error(res, CORE_WATCH_NOT_FOUND, "%s%s: no runtime entry%s%s",
+			     n == 1 ? "" : "none of the addresses",
+			     n == 1 ? addr[0] : "", origin ? " of origin " : "",
+			     origin ? origin : "");
+		goto out;
+	}
+	if (del_apply(c, &l, res, "deleted", origin ? origin : "any") == 0) {
+		free(l.nets);
+		free(l.origins);
+		return wait_commit(c, res, done, arg, false);
+	}
+out:
+	free(l.nets);
+	free(l.origins);
+	return 0;
+}
+
+struct flush_collect {
+	struct del_list *l;
+	int r;
+};
+
+static int collect_item(void *arg, const struct watchlist_item *it)
+{
+	struct flush_collect *f = arg;
+
+	f->r = del_push(f->l, &it->net, it->origin);
+	return f->r;
+}
+
+int core_watch_flush(struct core *c, const char *origin,
+		     struct core_watch_result *res, core_watch_done_fn done,
+		     void *arg)
+{
+	struct del_list l = { 0 };
+	struct flush_collect f = { &l, 0 };
+	const char *name = NULL;
+	int r = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (refuse_mode(c, res) || refuse_origin(res, origin))
+		return 0;
+	/* The origin's interned name lives as long as the list. */
+	for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++)
+		if (strcmp(watchlist_origin(c->watchlist, k)->name, origin) == 0)
+			name = watchlist_origin(c->watchlist, k)->name;
+	if (name)
+		watchlist_foreach(c->watchlist, name, collect_item, &f);
+	if (f.r < 0) {
+		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+	} else if (l.n > 0 && del_apply(c, &l, res, "flushed", origin) == 0) {
+		if (c->state)
+			statefile_flush_origin(c->state, origin);
+		r = wait_commit(c, res, done, arg, false);
+	} else if (l.n == 0) {
+		res->entries = watchlist_count(c->watchlist);
+		r = wait_commit(c, res, done, arg, false);
+	}
+	free(l.nets);
+	free(l.origins);
+	return r;
+}
+
+/* A failed commit: every add and refresh since the last one is taken
+ * back (the requests are refused); deletes stay done, not durable. */
+static void undo_group(struct core *c)
+{
+	struct config_net *gone = calloc(c->nundo + 1, sizeof(*gone));
+	size_t ngone = 0;
+
+	for (size_t i = c->nundo; i-- > 0;) {
+		const struct watch_undo *u = &c->undo[i];
+		const struct watchlist_item *it =
+			watchlist_get(c->watchlist, &u->net, u->origin);
+
+		if (it == NULL)
+			continue;	/* deleted since */
+		if (u->was_new) {
+			watchlist_del(c->watchlist, &u->net, u->origin);
+			if (gone && watchlist_holders(c->watchlist, &u->net) == 0)
+				gone[ngone++] = u->net;
+		} else {
+			watchlist_put(c->watchlist, &u->net, u->origin, u->added,
+				      u->expires, it->ignore, it->nignore);
+		}
+	}
+	if (gone == NULL || unwatch_nets(c, gone, ngone, NULL) < 0)
+		c->sweep = true;
+	free(gone);
+	c->nundo = 0;
+}
+
+static int emit_all(void *arg, int (*emit)(void *ctx,
+					   const struct watchlist_item *it),
+		    void *ctx)
+{
+	return watchlist_foreach(arg, NULL, emit, ctx);
+}
+
+void core_watch_commit(struct core *c)
+{
+	char *err = NULL;
+	int r = 0;
+
+	c->commit_armed = false;
+	if (c->state == NULL)
+		return;
+	if (c->state_stale ||
+	    statefile_should_rewrite(c->state, watchlist_count(c->watchlist)))
+		r = statefile_rewrite(c->state, emit_all, c->watchlist, &err);
+	else
+		r = statefile_commit(c->state, &err);
+	if (r == 0) {
+		c->state_stale = false;
+		c->nundo = 0;
+	} else {
+		warn(c, "watch: the state file could not be written, the "
+		     "changes since the last write are taken back: %s",
+		     err ? err : strerror(-r));
+		statefile_discard(c->state);
+		undo_group(c);
+		/* What the file holds is behind the list: the next commit
+		 * writes it whole. */
+		c->state_stale = true;
+	}
+	for (size_t i = 0; i < c->nwaiters; i++) {
+		struct watch_waiter *w = &c->waiters[i];
+
+		if (r < 0 && w->adds) {
+			result_error(&w->res, CORE_WATCH_STORAGE, "the state "
+				     "file could not be written (%s); nothing "
+				     "of this request is in force",
+				     err ? err : strerror(-r));
+		} else if (r < 0) {
+			w->res.durable = false;
+		}
+		if (w->done)
+			w->done(w->arg, &w->res);
+	}
+	c->nwaiters = 0;
+	free(err);
+	arm_expiry(c);
+}
+
+/* What expired: the networks (the origin strings go with the entries). */
+struct expired {
+	struct del_list l;
+	char first_origin[WATCHLIST_ORIGIN_MAX + 1];
+};
+
+static void expired_one(void *arg, const struct watchlist_item *it)
+{
+	struct expired *x = arg;
+
+	if (x->l.n == 0)
+		snprintf(x->first_origin, sizeof(x->first_origin), "%s",
+			 it->origin);
+	del_push(&x->l, &it->net, "");
+}
+
+void core_watch_expire(struct core *c)
+{
+	const struct config *cfg = engine_config(c->engine);
+	struct expired x = { { 0 }, "" };
+	char *err = NULL;
+	size_t n;
+
+	if (c->watchlist == NULL)
+		return;
+	n = watchlist_expire(c->watchlist, now_s(), 0, expired_one, &x);
+	if (c->sweep) {
+		/* Entries a failed removal left in force. */
+		c->sweep = false;
+		for (size_t i = config_configured_count(cfg);
+		     i < config_watched_count(cfg); i++)
+			if (watchlist_holders(c->watchlist,
+					      &config_watched(cfg, i)->net) == 0)
+				del_push(&x.l, &config_watched(cfg, i)->net, "");
+	}
+	if (x.l.n > 0 && unwatch_nets(c, x.l.nets, x.l.n, &err) < 0) {
+		warn(c, "watch: taking expired entries out of the mapping "
+		     "failed (retried in 1 s): %s", err ? err : "?");
+		c->sweep = true;
+		if (c->hooks.expiry)
+			c->hooks.expiry(c->hooks.arg, now_s() + 1);
+	}
+	if (n > 0)
+		say_change(c, "expired", n, x.l.nets[0].text, x.first_origin);
+	free(err);
+	free(x.l.nets);
+	free(x.l.origins);
+	if (!c->sweep)
+		arm_expiry(c);
+}
+
+/* Replay of the state file into the list. */
+static int load_put(void *arg, const struct watchlist_item *it)
+{
+	struct core *c = arg;
+	int r = watchlist_put(c->watchlist, &it->net, it->origin, it->added,
+			      it->expires, it->ignore, it->nignore);
+
+	return r == -E2BIG || r == -EINVAL ? 0 : r < 0 ? r : 0;
+}
+
+static int load_del(void *arg, const struct config_net *net,
+		    const char *origin)
+{
+	struct core *c = arg;
+
+	watchlist_del(c->watchlist, net, origin);
+	return 0;
+}
+
+static int load_flush(void *arg, const char *origin)
+{
+	struct core *c = arg;
+
+	watchlist_flush(c->watchlist, origin, NULL, NULL);
+	return 0;
+}
+
+int core_watch_restore(struct core *c, struct config *cfg)
+{
+	const struct config_daemon *d = config_daemon(cfg);
+	char *note = NULL;
+	int r;
+
+	c->watchlist = watchlist_new(d->max_runtime_entries);
+	if (c->watchlist == NULL)
+		return -ENOMEM;
+	if (config_mode(cfg) != CONFIG_MODE_NATIVE ||
+	    d->state_directory == NULL || d->state_directory[0] == '\0')
+		return 0;
+	c->state = statefile_open(d->state_directory, &note);
+	if (c->state == NULL) {
+		warn(c, "%s", note ? note : "out of memory");
+		free(note);
+		return -EIO;
+	}
+	r = statefile_load(c->state, now_s(), load_put, load_del, load_flush,
+			   c, &note);
+	if (note)
+		warn(c, "watch: %s", note);
+	free(note);
+	if (r < 0)
+		return r;
+	if (watchlist_count(c->watchlist) > 0)
+		info(c, "watch: %zu runtime entries restored from %s",
+		     watchlist_count(c->watchlist), statefile_path(c->state));
+	return core_watch_merge(c, cfg);
+}
+
+const struct watchlist *core_watchlist(const struct core *c)
+{
+	return c->watchlist;
+}
+
+void core_watch_stats(const struct core *c, struct statefile_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (c->state)
+		statefile_get_stats(c->state, ret);
+}
+
+void core_watch_free(struct core *c)
+{
+	/* Stopping: what waits for a commit gets it now. */
+	if (c->nwaiters)
+		core_watch_commit(c);
+	statefile_free(c->state);
+	watchlist_free(c->watchlist);
+	free(c->undo);
+	free(c->waiters);
+}

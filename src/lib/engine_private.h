@@ -1,0 +1,63 @@
+/*
+ * engine_private: what engine.c shares with engine_watch.c (runtime
+ * entries) and nothing else may use.
+ */
+#ifndef PORTHOP_ENGINE_PRIVATE_H
+#define PORTHOP_ENGINE_PRIVATE_H
+
+#include <jansson.h>
+#include <time.h>
+
+#include "drift.h"
+#include "engine.h"
+
+struct engine {
+	struct config *cfg;
+	struct nftio *io;
+	struct shuffle *rng;
+	struct shuffle_map *map;	/* in force, or NULL */
+	struct shuffle_plan *plan;	/* cfg's free ports, built at first use */
+	struct drift *drift;		/* has anyone changed our rules? */
+	struct untrack *untrack;	/* untrack_unwatched and "auto" */
+	struct engine_stats stats;	/* partly copied from the two above */
+	/* Native mode: the table as the configuration defines it is in the
+	 * kernel, so a shuffle only has to replace map elements. */
+	bool native_ready;
+	bool json_elements;	/* send map updates through libnftables */
+	/* BATCH_WATCH's elements, built by engine_watch.c. */
+	struct nftio_elems *watch_elems;
+};
+
+/* What a batch has to carry. */
+enum batch_kind {
+	BATCH_FULL,	/* template: everything; native: table and elements */
+	BATCH_SHUFFLE,	/* native: flush the maps, add every element */
+	BATCH_ELEMENTS,	/* native: the same, and refill the address sets */
+	BATCH_SETS,	/* native: refill the address sets alone */
+	BATCH_ENTRY,	/* native: replace one entry's elements */
+	BATCH_WATCH,	/* native: e->watch_elems, runtime entries' change */
+};
+
+/* How a BATCH_FULL goes: commands that come first (tables to delete), and
+ * whether the native table may be redefined in place. */
+struct redefine {
+	const json_t *prelude;
+	bool in_place;
+};
+
+/* Builds and applies map under cfg (see engine.c). */
+int engine_apply_map(struct engine *e, struct config *cfg,
+		     struct shuffle_map *map, enum batch_kind kind,
+		     const struct shuffle_entry *old, size_t nold,
+		     const struct timespec *t0, const struct redefine *rd,
+		     char **ret_error);
+/* Before a trigger's partial apply: puts back what someone else changed. */
+int engine_settle(struct engine *e, char **ret_error);
+/* The digests reconciliation compares with. */
+void engine_take_digests(struct engine *e);
+/* The plan of the configuration in force, built at first use. */
+struct shuffle_plan *engine_plan(struct engine *e);
+double engine_ms_since(const struct timespec *a);
+char *engine_errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,228 @@
+/*
+ * engine_watch: runtime entries come and go (see engine.h).  Each change
+ * is one transaction of elements: the entries' map elements and their
+ * tracked4/6 ranges, built one entry at a time against the configuration
+ * as it is at that point, so that a prefix and an address inside it added
+ * (or removed) together leave the sets as a full build would.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_private.h"
+#include "ruleset.h"
+
+/* Wider prefixes first: an address then finds the prefix around it
+ * watched already, and adds no range of its own. */
+static int cmp_wider_first(const void *a, const void *b)
+{
+	const struct engine_watch *x = *(const struct engine_watch *const *)a;
+	const struct engine_watch *y = *(const struct engine_watch *const *)b;
+
+	return (int)x->net.prefix_len - (int)y->net.prefix_len;
+}
+
+/* Undoes the last n additions (each the last entry). */
+static void drop_added(struct engine *e, size_t n)
+{
+	while (n-- > 0) {
+		size_t last = config_watched_count(e->cfg) - 1, moved;
+
+		if (e->map && e->map->nentries > last)
+			shuffle_map_remove(e->map, last);
+		config_watched_remove(e->cfg, last, &moved);
+	}
+}
+
+/* Elements of one entry (watched entry idx, its pairs in map): added
+ * (add) or deleted. */
+static int entry_change(struct engine *e, size_t idx, bool add)
+{
+	struct shuffle_entry none = { .watched = idx };
+	const struct shuffle_entry *cur = &e->map->entries[idx];
+
+	return add ? ruleset_native_entry(e->cfg, &none, cur, e->watch_elems) :
+		     ruleset_native_entry(e->cfg, cur, &none, e->watch_elems);
+}
+
+int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
+		     char **ret_error)
+{
+	const struct engine_watch **order = calloc(n + 1, sizeof(*order));
+	struct timespec t0;
+	size_t added = 0, idx;
+	char why[512];
+	int r = 0;
+
+	if (order == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		order[i] = &w[i];
+	qsort(order, n, sizeof(*order), cmp_wider_first);
+	r = e->map ? engine_settle(e, ret_error) : 0;
+	if (r < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	nftio_elems_free(e->watch_elems);
+	e->watch_elems = nftio_elems_new(config_table_name(e->cfg));
+	if (e->watch_elems == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (; added < n; added++) {
+		const struct engine_watch *cur = order[added];
+
+		why[0] = '\0';
+		r = config_watched_add(e->cfg, &cur->net, cur->ignore,
+				       cur->nignore, why, sizeof(why), &idx);
+		if (r < 0)
+			break;
+		if (e->map == NULL)
+			continue;
+		r = shuffle_map_append(e->rng, e->cfg, engine_plan(e), e->map,
+				       idx);
+		if (r < 0) {
+			size_t moved;
+
+			config_watched_remove(e->cfg, idx, &moved);
+			snprintf(why, sizeof(why), "cannot draw redirect ports: %s",
+				 strerror(-r));
+			break;
+		}
+		r = entry_change(e, idx, true);
+		if (r == 0)
+			r = ruleset_native_tracked_change(e->cfg, idx, true,
+							  e->watch_elems);
+		if (r < 0) {
+			added++;
+			snprintf(why, sizeof(why), "out of memory");
+			break;
+		}
+	}
+	if (r < 0) {
+		if (ret_error && r != -EEXIST)
+			*ret_error = engine_errstr("%s", why[0] ? why :
+						   strerror(-r));
+		else if (ret_error)
+			*ret_error = engine_errstr("%s is watched already",
+						   order[added]->net.text);
+		drop_added(e, added);
+		goto out;
+	}
+	if (e->map == NULL)
+		goto out;
+	r = engine_apply_map(e, e->cfg, e->map, BATCH_WATCH, NULL, 0, &t0,
+			     NULL, ret_error);
+	if (r < 0)
+		drop_added(e, added);
+	else
+		engine_take_digests(e);
+out:
+	nftio_elems_free(e->watch_elems);
+	e->watch_elems = NULL;
+	free(order);
+	return r;
+}
+
+/* One entry taken out, kept until the transaction is in. */
+struct taken {
+	size_t to, from;
+	struct config_watched cw;
+	struct shuffle_entry se;
+};
+
+/* Narrower entries first: a prefix then finds the addresses inside it
+ * gone already, and gives back ranges only to those that stay. */
+static int cmp_narrower_first(const void *a, const void *b, void *arg)
+{
+	const struct config *c = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return (int)config_watched(c, y)->net.prefix_len -
+	       (int)config_watched(c, x)->net.prefix_len;
+}
+
+int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
+			void (*moved)(void *arg, size_t to, size_t from),
+			void *arg, char **ret_error)
+{
+	size_t *cur = malloc((n + 1) * sizeof(*cur));
+	struct taken *t = calloc(n + 1, sizeof(*t));
+	struct timespec t0;
+	size_t done = 0;
+	int r = 0;
+
+	if (cur == NULL || t == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct config_watched *w = config_watched(e->cfg, idx[i]);
+
+		if (w == NULL || !w->runtime) {
+			if (ret_error)
+				*ret_error = engine_errstr(
+					"%s is not a runtime entry",
+					w ? w->net.text : "(none)");
+			r = -EPERM;
+			goto out;
+		}
+		cur[i] = idx[i];
+	}
+	qsort_r(cur, n, sizeof(*cur), cmp_narrower_first, e->cfg);
+	r = e->map ? engine_settle(e, ret_error) : 0;
+	if (r < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	e->watch_elems = nftio_elems_new(config_table_name(e->cfg));
+	if (e->watch_elems == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (; r == 0 && done < n; done++) {
+		size_t i = cur[done];
+
+		if (e->map) {
+			r = ruleset_native_tracked_change(e->cfg, i, false,
+							  e->watch_elems);
+			r = r ? r : entry_change(e, i, false);
+			if (r < 0)
+				break;
+			shuffle_map_take(e->map, i, &t[done].se);
+		}
+		config_watched_take(e->cfg, i, &t[done].cw, &t[done].from);
+		t[done].to = i;
+		/* What was last lives at i now. */
+		for (size_t k = done + 1; k < n; k++)
+			if (cur[k] == t[done].from)
+				cur[k] = i;
+	}
+	if (r == 0 && e->map)
+		r = engine_apply_map(e, e->cfg, e->map, BATCH_WATCH, NULL, 0,
+				     &t0, NULL, ret_error);
+	if (r < 0) {
+		if (r == -ENOMEM && ret_error && *ret_error == NULL)
+			*ret_error = engine_errstr("%s", "out of memory");
+		while (done-- > 0) {
+			if (e->map)
+				shuffle_map_put_back(e->map, t[done].to,
+						     &t[done].se);
+			config_watched_put_back(e->cfg, t[done].to, &t[done].cw);
+		}
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (moved)
+			moved(arg, t[k].to, t[k].from);
+		config_watched_release(&t[k].cw);
+		shuffle_entry_release(&t[k].se);
+	}
+	if (e->map)
+		engine_take_digests(e);
+out:
+	nftio_elems_free(e->watch_elems);
+	e->watch_elems = NULL;
+	free(cur);
+	free(t);
+	return r;
+}
