@@ -29,6 +29,7 @@
 #include "diag.h"
 #include "log.h"
 #include "sshgproto.h"
+#include "watchlist.h"
 
 /* One request's deadline: watch_add returns once the mapping is in the
  * kernel and the entry on disk. */
@@ -295,7 +296,7 @@ int main(int argc, char **argv)
 		b.socket = CONFIG_DEFAULT_CONTROL_SOCKET;
 	if (b.origin == NULL || *b.origin == '\0')
 		b.origin = DEFAULT_ORIGIN;
-	if (!sshgproto_origin_valid(b.origin)) {
+	if (!watchlist_origin_valid(b.origin)) {
 		char shown[128];
 
 		fprintf(stderr, "porthop-sshguard: origin %s is not valid; "

@@ -158,14 +158,6 @@ int sshgproto_parse(const char *line, struct sshgproto_cmd *ret,
 	return 0;
 }
 
-bool sshgproto_origin_valid(const char *name)
-{
-	size_t len = strlen(name);
-
-	return len >= 1 && len <= 64 &&
-	       strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
-}
-
 json_t *sshgproto_request(const struct sshgproto_cmd *cmd,
 			  const char *origin)
 {

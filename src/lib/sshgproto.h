@@ -23,7 +23,6 @@
 #define PORTHOP_SSHGPROTO_H
 
 #include <jansson.h>
-#include <stdbool.h>
 
 /* Longest line the protocol can carry ("release", an IPv6 address with
  * an IPv4 tail, "6", "128" and the spaces fit well inside). */
@@ -55,9 +54,6 @@ int sshgproto_parse(const char *line, struct sshgproto_cmd *ret,
 
 /* The command's name ("block", "release", ...), static. */
 const char *sshgproto_kind_name(enum sshgproto_kind kind);
-
-/* Whether name is an origin porthopd takes: [a-z0-9_.-]{1,64}. */
-bool sshgproto_origin_valid(const char *name);
 
 /* The control request that carries cmd for origin: watch_add without a
  * TTL (sshguard releases its blocks itself), watch_del or watch_flush of

@@ -133,25 +133,6 @@ static void test_long_line(void **state)
 	assert_int_equal(cmd.kind, SSHGPROTO_FLUSH);
 }
 
-static void test_origin(void **state)
-{
-	char long_name[66];
-
-	(void)state;
-	assert_true(sshgproto_origin_valid("sshguard"));
-	assert_true(sshgproto_origin_valid("sshguard-2.host_a"));
-	assert_false(sshgproto_origin_valid(""));
-	assert_false(sshgproto_origin_valid("SSHGuard"));
-	assert_false(sshgproto_origin_valid("ssh guard"));
-	assert_false(sshgproto_origin_valid("ssh/guard"));
-	memset(long_name, 'a', sizeof(long_name));
-	long_name[64] = '\0';
-	assert_true(sshgproto_origin_valid(long_name));
-	long_name[64] = 'a';
-	long_name[65] = '\0';
-	assert_false(sshgproto_origin_valid(long_name));
-}
-
 /* The request of a line, compared as JSON. */
 static void assert_request(const char *line, const char *origin,
 			   const char *expected)
@@ -262,7 +243,6 @@ int main(void)
 		cmocka_unit_test(test_good_lines),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_long_line),
-		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_verdicts),
 	};
