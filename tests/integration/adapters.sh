@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up of the adapter tests (it_fail2ban.sh, it_sshguard.sh), on
 # top of scripts/lib.sh and scripts/topology.sh: the demo's network
 # (protected host 10.0.0.2 with services on TCP 1-5, the client 10.0.0.3
@@ -31,11 +32,15 @@ on_exit adapters_report
 
 topo_up "$P"
 topo_services "$P" "$BUILD/phsvc"
-HOST=${TOPO_ADDR[host]}
-CLIENT=${TOPO_ADDR[bad]}
-CLIENT6=${TOPO_ADDR6[bad]}
-OTHER=${TOPO_ADDR[good]}
-HX=(ip netns exec "${P}host")
+# Used by the tests that source this file.
+# shellcheck disable=SC2034
+{
+	HOST=${TOPO_ADDR[host]}
+	CLIENT=${TOPO_ADDR[bad]}
+	CLIENT6=${TOPO_ADDR6[bad]}
+	OTHER=${TOPO_ADDR[good]}
+	HX=(ip netns exec "${P}host")
+}
 
 # Native mode, TCP services 1-5 moved within 1-20; the only configured
 # watched address is one no test host has.

@@ -97,7 +97,7 @@ ctl watch add "$OTHER" --origin manual >/dev/null
 expect_real_view "before any failure"
 
 # 1. Three failures: banned, watched with the jail's bantime as its TTL.
-for i in 1 2 3; do failure "$CLIENT"; done
+for _ in 1 2 3; do failure "$CLIENT"; done
 wait_until 20 banned "$CLIENT"
 wait_for 20 "$CLIENT watched by $ORIGIN" watched "$CLIENT" "$ORIGIN"
 e=$(entry "$CLIENT" "$ORIGIN")
