@@ -229,7 +229,7 @@ config() {
 	[ "$mode" = native-tracked ] && paths="\"untrack_unwatched\": false,"
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
-	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
+	echo " \"porthopd\": {\"reconcile_interval_seconds\": 0, \"state_directory\": \"\"},"
 	echo " \"nftables_service_configuration\": {$paths \"max_port_number\": 65535,"
 	echo "  \"tcp_ports\": [$(seq -s, 1 "$np")], \"watched_addresses\": [{\"ip\": \"10.0.0.3\"}"
 	for i in $(seq 1 $((na - 1))); do echo ", {\"ip\": \"$(filler "$i")\"}"; done

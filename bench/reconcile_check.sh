@@ -27,7 +27,7 @@ config() {
 	  redis_connection_configuration: {host: "127.0.0.1", port: 6379, db: 0,
 	    charset: "utf-8", decode_responses: true},
 	  redis_subscriber_configuration: {subscriber_channel_names: ["bench"]},
-	  porthopd: {reconcile_interval_seconds: 1},
+	  porthopd: {reconcile_interval_seconds: 1, state_directory: ""},
 	  nftables_service_configuration: {max_port_number: 65535,
 	    tcp_ports: [range(1; 1001)],
 	    watched_addresses: [range(0; $na) | {ip: "10.\(. / 62500 | floor % 250).\(. / 250 | floor % 250).\(. % 250 + 1)"}]

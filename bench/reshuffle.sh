@@ -51,7 +51,7 @@ config() {
 	{
 		echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 		echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
-		echo " \"porthopd\": {\"reconcile_interval_seconds\": 0},"
+		echo " \"porthopd\": {\"reconcile_interval_seconds\": 0, \"state_directory\": \"\"},"
 		echo " \"nftables_service_configuration\": {$paths"
 		[ "$mode" = native ] && echo "  \"remove_table_on_stop\": false, \"untrack_unwatched\": false,"
 		[ "$mode" = untracked ] && echo "  \"untrack_unwatched\": true,"

@@ -22,7 +22,7 @@ config() {
 	local na=$(($1 / 1000))
 	echo "{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\", \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\", \"decode_responses\": true},"
 	echo " \"redis_subscriber_configuration\": {\"subscriber_channel_names\": [\"bench\"]},"
-	echo " \"porthopd\": {\"reconcile_interval_seconds\": 1},"
+	echo " \"porthopd\": {\"reconcile_interval_seconds\": 1, \"state_directory\": \"\"},"
 	echo " \"nftables_service_configuration\": {\"max_port_number\": 65535,"
 	echo "  \"tcp_ports\": [$(seq -s, 1 1000)], \"watched_addresses\": ["
 	awk -v n="$na" 'BEGIN {for (i = 0; i < n; i++) printf "%s{\"ip\": \"10.%d.%d.%d\"}", i ? "," : "", int(i / 62500) % 250, int(i / 250) % 250, i % 250 + 1}'

@@ -96,3 +96,27 @@ while read -r real redir; do
 	banner=$(ip netns exec "${P}bad" timeout 3 bash -c "exec 3<>/dev/tcp/10.0.0.2/$redir; head -n 1 <&3" 2>/dev/null || echo "(no answer)")
 	printf "  10.0.0.2:%-3s -> %s\n" "$redir" "$banner"
 done < <(topo_redirects "$P" 10.0.0.3)
+
+# The last round: a detector names the good scanner at runtime.  Runtime
+# entries need native mode: a reload switches porthopd to its own table
+# (the template's tables deleted in the same transaction), then the
+# detector's add, as fail2ban's porthop action, sshguard's
+# porthop-sshguard or porthop-crowdsec send it.
+open_ports() {
+	topo_scan "$P" good "$SCAN" 10.0.0.2 | awk '{printf "%s ", $1}'
+}
+echo
+echo "detector round: 10.0.0.4 (good, not in the configuration) is reported as a scanner"
+topo_config_native "$T/native.json"
+jq --arg s "$T/state" '.porthopd.state_directory = $s' "$T/native.json" \
+	>"$T/configuration.json"
+ip netns exec "${P}host" "$BUILD/porthop" reload -s "$T/control.sock" >/dev/null
+echo "  porthopd reloaded into native mode: $(grep 'reload applied' "$LOG" | tail -n 1 | sed 's/^porthopd: //')"
+echo "  good sees open, before:  $(open_ports)"
+ip netns exec "${P}host" "$BUILD/porthop" watch -s "$T/control.sock" \
+	add 10.0.0.4 --origin ids --ttl 300 | sed 's/^/  porthop watch add 10.0.0.4 --origin ids --ttl 300: /'
+echo "  mapping for 10.0.0.4:    $(topo_redirects "$P" 10.0.0.4 | awk '{printf "%s->%s  ", $1, $2}')"
+echo "  good sees open, watched: $(open_ports)"
+ip netns exec "${P}host" "$BUILD/porthop" watch -s "$T/control.sock" \
+	del 10.0.0.4 --origin ids | sed 's/^/  porthop watch del 10.0.0.4 --origin ids: /'
+echo "  good sees open, after:   $(open_ports)"

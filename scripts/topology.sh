@@ -101,7 +101,7 @@ topo_config_native() {
       { "ip": "${TOPO_ADDR6[bad]}", "tcp_ignore": [1, 2], "udp_ignore": [1, 2] }
     ]
   },
-  "porthopd": { "reconcile_interval_seconds": 1 }
+  "porthopd": { "reconcile_interval_seconds": 1, "state_directory": "" }
 }
 JSON
 }

@@ -151,6 +151,23 @@ static void print_status(json_t *s)
 						"untrack_unwatched")),
 		       who ? ": conntrack used by " : "", who ? who : "");
 	}
+	if (json_object_get(s, "runtime")) {
+		json_t *rt = json_object_get(s, "runtime"), *o;
+		const char *name;
+		const char *dir = json_string_value(json_object_get(rt,
+							"state_directory"));
+
+		printf("runtime          %lld entries",
+		       (long long)json_integer_value(json_object_get(rt, "entries")));
+		json_object_foreach(json_object_get(rt, "origins"), name, o)
+			printf("%s%s %lld", name == json_object_iter_key(
+				json_object_iter(json_object_get(rt, "origins"))) ?
+			       " (" : ", ", name,
+			       (long long)json_integer_value(json_object_get(o, "entries")));
+		if (json_object_size(json_object_get(rt, "origins")))
+			printf(")");
+		printf(", %s\n", dir && dir[0] ? dir : "in memory only");
+	}
 	if (last) {
 		time_t t = (time_t)json_integer_value(json_object_get(last, "time"));
 		char when[64];

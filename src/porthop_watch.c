@@ -152,6 +152,19 @@ int cmd_watch(const struct globals *gin, int argc, char **argv)
 	size_t len;
 	int ch, r = EX_USAGE;
 
+	/* -s PATH, -c FILE may come before the subcommand too. */
+	while (argc > 3 && (strcmp(argv[1], "-s") == 0 ||
+			    strcmp(argv[1], "--socket") == 0 ||
+			    strcmp(argv[1], "-c") == 0 ||
+			    strcmp(argv[1], "--config") == 0)) {
+		if (argv[1][1] == 's' || argv[1][2] == 's')
+			g.sock = argv[2];
+		else
+			g.conf = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
 		watch_usage(argc < 2 ? stderr : stdout);

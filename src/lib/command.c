@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "diag.h"
+#include "statefile.h"
 
 struct command {
 	const char *name;
@@ -24,6 +25,37 @@ static double wall_now(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The runtime watch list: entries per origin, the state file. */
+static json_t *runtime_status(struct core *c)
+{
+	const struct watchlist *wl = core_watchlist(c);
+	const struct config_daemon *d = config_daemon(core_config(c));
+	json_t *origins = json_object();
+	struct statefile_stats ss;
+
+	for (size_t i = 0; origins && i < watchlist_origin_count(wl); i++) {
+		const struct watchlist_origin_stats *o = watchlist_origin(wl, i);
+
+		json_object_set_new(origins, o->name, json_pack(
+			"{s:I,s:I,s:I,s:I,s:I,s:I}", "entries",
+			(json_int_t)o->entries, "adds", (json_int_t)o->adds,
+			"refreshes", (json_int_t)o->refreshes, "deletes",
+			(json_int_t)o->deletes, "expiries",
+			(json_int_t)o->expiries, "refused",
+			(json_int_t)o->refused));
+	}
+	core_watch_stats(c, &ss);
+	return json_pack("{s:I,s:I,s:o,s:s,s:I,s:I,s:I,s:I}", "entries",
+			 (json_int_t)watchlist_count(wl), "max_entries",
+			 (json_int_t)d->max_runtime_entries, "origins",
+			 origins ? origins : json_object(), "state_directory",
+			 d->state_directory ? d->state_directory : "",
+			 "state_syncs", (json_int_t)ss.syncs, "state_commits",
+			 (json_int_t)ss.commits, "state_commit_failures",
+			 (json_int_t)ss.commit_failures, "state_rewrites",
+			 (json_int_t)ss.rewrites);
 }
 
 static json_t *status(struct core *c, struct control *ctl, json_t *req)
@@ -68,6 +100,8 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			"duration_ms", st->last_build_ms + st->last_apply_ms,
 			"result", st->last_result == 0 ? "applied" : "failed",
 			"commands", (json_int_t)st->last_commands));
+	if (core_watchlist(c) && config_mode(cfg) == CONFIG_MODE_NATIVE)
+		json_object_set_new(r, "runtime", runtime_status(c));
 	json_object_set_new(r, "authenticated_triggers",
 			    json_boolean(core_authenticated(c)));
 	json_object_set_new(r, "address_triggers_unknown", json_integer(

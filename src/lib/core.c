@@ -324,6 +324,20 @@ int core_trigger_address(struct core *c, const char *ip,
 	return 0;
 }
 
+/* A watch message refused: logged through a limit (a sender causes it). */
+static void watch_message_refused(struct core *c, const char *why)
+{
+	char wbuf[DIAG_VALUE_MAX + 8], note[48];
+	uint64_t held;
+
+	c->counters.watch_refused++;
+	if (log_ratelimit(&c->refusal_log, time(NULL), LOG_BURST,
+			  LOG_INTERVAL_S, &held))
+		warn(c, "watch message refused: %s%s",
+		     diag_line(wbuf, sizeof(wbuf), why),
+		     held_note(note, sizeof(note), held));
+}
+
 /* A refused trigger: counted always, logged through a limit so a flood
  * of forgeries cannot flood the log. */
 static void refuse(struct core *c, enum auth_result r, const char *channel)
@@ -337,6 +351,65 @@ static void refuse(struct core *c, enum auth_result r, const char *channel)
 		warn(c, "trigger on channel %s refused: %s%s",
 		     diag_string(cbuf, sizeof(cbuf), channel),
 		     auth_result_name(r), held_note(note, sizeof(note), held));
+}
+
+/* The Redis message's answer, when the commit is in (or could not be). */
+static void watch_message_done(void *arg, const struct core_watch_result *res)
+{
+	struct core *c = arg;
+
+	if (res->status != CORE_WATCH_OK)
+		watch_message_refused(c, res->error);
+}
+
+/* {"op": "watch" | "unwatch", "address": ..., "ttl": ..., "origin": ...}:
+ * a detector's runtime entry, as over the control socket (the message was
+ * verified already when a trigger key is configured). */
+static void watch_message(struct core *c, json_t *msg)
+{
+	static const char *const keys[] = { "op", "address", "ttl", "origin",
+					    NULL };
+	const char *op = json_string_value(json_object_get(msg, "op"));
+	const char *addr = json_string_value(json_object_get(msg, "address"));
+	json_t *ttl = json_object_get(msg, "ttl");
+	json_t *o = json_object_get(msg, "origin");
+	const char *origin = o ? json_string_value(o) : "redis";
+	struct core_watch_result res;
+	struct core_watch_req req = { .address = addr };
+	const char *key;
+	json_t *v;
+	int pending;
+
+	json_object_foreach(msg, key, v) {
+		size_t k = 0;
+
+		while (keys[k] && strcmp(keys[k], key) != 0)
+			k++;
+		if (keys[k] == NULL) {
+			watch_message_refused(c, "unknown key; expected op, "
+					      "address, ttl, origin");
+			return;
+		}
+	}
+	if (op == NULL || addr == NULL || origin == NULL ||
+	    (strcmp(op, "watch") != 0 && strcmp(op, "unwatch") != 0) ||
+	    (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 1))) {
+		watch_message_refused(c, "expected {\"op\": \"watch\" or "
+				      "\"unwatch\", \"address\": ADDR[/LEN], "
+				      "\"ttl\": SECONDS (optional), \"origin\": "
+				      "NAME (optional)}");
+		return;
+	}
+	req.ttl = ttl ? json_integer_value(ttl) : 0;
+	if (strcmp(op, "watch") == 0)
+		pending = core_watch_add(c, origin, &req, 1, &res,
+					 watch_message_done, c);
+	else
+		pending = core_watch_del(c, o ? origin : NULL, &addr, 1, &res,
+					 watch_message_done, c);
+	if (!pending && res.status != CORE_WATCH_OK &&
+	    res.status != CORE_WATCH_NOT_FOUND)
+		watch_message_refused(c, res.error);
 }
 
 void core_message(struct core *c, const char *channel, const char *payload,
@@ -359,10 +432,15 @@ void core_message(struct core *c, const char *channel, const char *payload,
 	/* As in the reference, a payload means nothing, except
 	 * {"address": "..."}: then only that entry's mapping moves (an
 	 * intrusion detector naming the scanner it saw). */
-	if (len < 256 && len > 0 && payload[0] == '{' &&
+	if (len < 1024 && len > 0 && payload[0] == '{' &&
 	    (msg = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL))) {
 		const char *ip = json_string_value(json_object_get(msg, "address"));
 
+		if (json_object_get(msg, "op")) {
+			watch_message(c, msg);
+			json_decref(msg);
+			return;
+		}
 		if (ip && json_object_size(msg) == 1) {
 			core_trigger_address(c, ip, SRC_REDIS);
 			json_decref(msg);
@@ -589,6 +667,15 @@ void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m)
 	m->start_time = c->start_time;
 	m->last_shuffle_time = st->shuffles ? (double)st->last_time.tv_sec +
 			       (double)st->last_time.tv_nsec / 1e9 : 0;
+	if (config_mode(cfg) == CONFIG_MODE_NATIVE && c->watchlist) {
+		struct statefile_stats ss;
+
+		m->watch = c->watchlist;
+		core_watch_stats(c, &ss);
+		m->state_file = c->state != NULL;
+		m->state_syncs = ss.syncs;
+		m->state_commit_failures = ss.commit_failures;
+	}
 	if (c->hooks.metrics)
 		c->hooks.metrics(c->hooks.arg, m);
 }

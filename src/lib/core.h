@@ -68,6 +68,7 @@ struct core_counters {
 	uint64_t unknown_addresses;		/* address triggers naming
 						 * nobody */
 	uint64_t refused[METRICS_REASONS];	/* by enum auth_result */
+	uint64_t watch_refused;			/* watch messages refused */
 };
 
 /* Loads and checks the configuration at path as at start-up and on
@@ -108,7 +109,8 @@ int core_trigger_address(struct core *c, const char *ip,
 
 /* A Redis message: verified when a trigger key is configured (refusals
  * counted, logged through a limit), then a trigger; a payload that is
- * exactly {"address": "..."} names an address. */
+ * exactly {"address": "..."} names an address; one with "op" ("watch",
+ * "unwatch") is a runtime watch entry (origin "redis" unless named). */
 void core_message(struct core *c, const char *channel, const char *payload,
 		  size_t len);
 

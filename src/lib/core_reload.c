@@ -183,7 +183,7 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	}
 	/* A new table (or mode) is claimed before it is touched. */
 	if (c->claim && !instance_same(c->claim, cfg) &&
-	    (claim = instance_claim(c->run_dir, cfg, &err)) == NULL) {
+	    (claim = instance_reclaim(c->run_dir, cfg, c->claim, &err)) == NULL) {
 		warn(c, "reload refused, the running configuration stays: %s",
 		     err ? err : "out of memory");
 		if (auth != c->auth)

@@ -84,8 +84,34 @@ static void release(struct lock *l)
 	l->fd = -1;
 }
 
+/* The ruleset's lock of held, moved into i in the mode i needs (a
+ * reload that switches mode converts the lock it holds rather than ask
+ * for a second one, which its own would block).  flock() converts by
+ * letting go first: a failed conversion takes the old mode back. */
+static int convert(struct lock *to, struct lock *held, int op)
+{
+	int old = op == LOCK_SH ? LOCK_EX : LOCK_SH;
+
+	if (flock(held->fd, op | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (flock(held->fd, old | LOCK_NB) < 0)
+			return -errno;	/* lost: held->fd keeps no lock */
+		return -e;
+	}
+	*to = *held;
+	held->fd = -1;
+	return 0;
+}
+
 struct instance *instance_claim(const char *dir, const struct config *c,
 				char **ret_error)
+{
+	return instance_reclaim(dir, c, NULL, ret_error);
+}
+
+struct instance *instance_reclaim(const char *dir, const struct config *c,
+				  struct instance *held, char **ret_error)
 {
 	struct instance *i = calloc(1, sizeof(*i));
 	bool native = config_mode(c) == CONFIG_MODE_NATIVE;
@@ -106,9 +132,15 @@ struct instance *instance_claim(const char *dir, const struct config *c,
 	r = stat("/proc/self/ns/net", &ns) < 0 ||
 	    (mkdir(dir, 0750) < 0 && errno != EEXIST) ? -errno : 0;
 	if (r == 0) {
+		bool held_native = held && held->table.fd >= 0;
+
 		failed = &i->ruleset;
-		r = take(&i->ruleset, dir, (unsigned long long)ns.st_ino,
-			 "ruleset", native ? LOCK_SH : LOCK_EX);
+		if (held && held->ruleset.fd >= 0 && held_native != native)
+			r = convert(&i->ruleset, &held->ruleset,
+				    native ? LOCK_SH : LOCK_EX);
+		else
+			r = take(&i->ruleset, dir, (unsigned long long)ns.st_ino,
+				 "ruleset", native ? LOCK_SH : LOCK_EX);
 	}
 	if (r == 0 && native) {
 		failed = &i->table;
@@ -134,6 +166,13 @@ struct instance *instance_claim(const char *dir, const struct config *c,
 			"a porthopd in native mode serves a table in this "
 			"network namespace, which template mode's flush "
 			"ruleset would take away; stop it first");
+	}
+	/* A converted lock goes back to its holder, in its old mode. */
+	if (held && held->ruleset.fd < 0 && i->ruleset.fd >= 0 &&
+	    (held->table.fd >= 0) != native) {
+		held->ruleset = i->ruleset;
+		i->ruleset.fd = -1;
+		flock(held->ruleset.fd, (native ? LOCK_EX : LOCK_SH) | LOCK_NB);
 	}
 	instance_free(i);
 	errno = -r;

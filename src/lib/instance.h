@@ -24,6 +24,13 @@ struct instance;
 struct instance *instance_claim(const char *dir, const struct config *c,
 				char **ret_error);
 
+/* instance_claim for a reload while held (the running claim) is kept: a
+ * switch of mode converts held's lock on the ruleset (shared for native,
+ * exclusive for template) into the new claim instead of waiting on
+ * itself.  On failure held is as it was (its lock in its old mode). */
+struct instance *instance_reclaim(const char *dir, const struct config *c,
+				  struct instance *held, char **ret_error);
+
 /* Whether i is the claim c would make (a reload that keeps it). */
 bool instance_same(const struct instance *i, const struct config *c);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "watchlist.h"
 
 static const double bounds[METRICS_BUCKETS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
@@ -65,6 +67,62 @@ static void scalar(struct out *o, const char *name, const char *type,
 	vfprintf(o->f, fmt, ap);
 	va_end(ap);
 	fputc('\n', o->f);
+}
+
+/* The runtime watch list, per origin (names are [a-z0-9_.-]: no label
+ * escaping needed). */
+static void render_watch(struct out *o, const struct metrics_snapshot *s)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} rows[] = {
+		{ "porthop_runtime_entries", "gauge",
+		  "Runtime watch entries held, by origin.",
+		  offsetof(struct watchlist_origin_stats, entries) },
+		{ "porthop_watch_adds_total", "counter",
+		  "Runtime entries added, by origin.",
+		  offsetof(struct watchlist_origin_stats, adds) },
+		{ "porthop_watch_refreshes_total", "counter",
+		  "Adds of an entry the origin held already (TTL refreshed).",
+		  offsetof(struct watchlist_origin_stats, refreshes) },
+		{ "porthop_watch_deletes_total", "counter",
+		  "Runtime entries deleted, by origin.",
+		  offsetof(struct watchlist_origin_stats, deletes) },
+		{ "porthop_watch_expiries_total", "counter",
+		  "Runtime entries that expired, by origin.",
+		  offsetof(struct watchlist_origin_stats, expiries) },
+		{ "porthop_watch_refused_total", "counter",
+		  "Adds refused (bad entry, trusted, a limit, the kernel, the "
+		  "state file), by origin.",
+		  offsetof(struct watchlist_origin_stats, refused) },
+	};
+
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		metric(o, rows[r].name, rows[r].type, rows[r].help);
+		for (size_t i = 0; i < watchlist_origin_count(s->watch); i++) {
+			const struct watchlist_origin_stats *st =
+				watchlist_origin(s->watch, i);
+			const char *base = (const char *)st + rows[r].off;
+			unsigned long long v = r == 0 ? (unsigned long long)
+				*(const size_t *)(const void *)base :
+				(unsigned long long)
+				*(const uint64_t *)(const void *)base;
+
+			fprintf(o->f, "%s{origin=\"%s\"} %llu\n", rows[r].name,
+				st->name, v);
+		}
+	}
+	if (s->state_file) {
+		scalar(o, "porthop_state_file_syncs_total", "counter",
+		       "fsyncs of the runtime entries' state file (a group "
+		       "commit syncs once for many changes).",
+		       "%llu", (unsigned long long)s->state_syncs);
+		scalar(o, "porthop_state_file_commit_failures_total", "counter",
+		       "Writes of the state file that failed (the adds they "
+		       "carried were refused and taken back).",
+		       "%llu", (unsigned long long)s->state_commit_failures);
+	}
 }
 
 char *metrics_render(const struct metrics_snapshot *s)
@@ -147,6 +205,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 		       "conntrack.",
 		       "%llu", (unsigned long long)s->untrack_switches);
 	}
+	if (s->watch)
+		render_watch(&o, s);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

@@ -6,8 +6,11 @@
 #ifndef PORTHOP_METRICS_H
 #define PORTHOP_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct watchlist;
 
 #define METRICS_BUCKETS 13
 
@@ -45,6 +48,10 @@ struct metrics_snapshot {
 	const struct metrics_histogram *apply;
 	double start_time;		/* epoch seconds */
 	double last_shuffle_time;	/* epoch seconds, 0: never */
+	/* The runtime watch list (NULL: template mode), its state file. */
+	const struct watchlist *watch;
+	uint64_t state_syncs, state_commit_failures;
+	bool state_file;		/* a state directory is in use */
 };
 
 /* Adds one observation. */

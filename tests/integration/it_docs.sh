@@ -19,3 +19,12 @@ for k in $keys; do
 done
 [ $missing -eq 0 ] || fail "porthop.json(5) misses keys"
 pass "porthop.json(5) documents all $(echo "$keys" | wc -l) keys"
+# The same for porthop-crowdsec's configuration, in porthop-crowdsec(8).
+keys=$(awk '/static const char \*const bouncer_keys\[\] = \{/ {on = 1} on {print} on && /\};/ {on = 0}' \
+	"$SRC/src/lib/bouncer_config.c" | grep -o '"[a-z_]*"' | tr -d '"' | sort -u)
+[ -n "$keys" ] || fail "no keys found in bouncer_config.c"
+for k in $keys; do
+	grep -q "^\.It Cm $k\b" "$SRC/man/porthop-crowdsec.8" || { echo "undocumented key: $k"; missing=1; }
+done
+[ $missing -eq 0 ] || fail "porthop-crowdsec(8) misses keys"
+pass "porthop-crowdsec(8) documents all $(echo "$keys" | wc -l) keys"

@@ -116,7 +116,8 @@ native_config() {
 		db: 0, charset: "utf-8", decode_responses: true},
 	     redis_subscriber_configuration: {subscriber_channel_names: ["test_channel_1"]},
 	     nftables_service_configuration: .,
-	     porthopd: {reconcile_interval_seconds: 1}}' >"$1"
+	     porthopd: {reconcile_interval_seconds: 1,
+			state_directory: $state}}' --arg state "$T/state" >"$1"
 }
 
 # write_config FILE MAX_PORT WATCHED_JSON [TCP_PORTS_JSON] [REDIS_PORT]

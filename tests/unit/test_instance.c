@@ -2,6 +2,7 @@
  * native and template mode exclude each other. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -59,10 +60,57 @@ static void test_claims(void **state)
 	instance_free(a);
 }
 
+static struct instance *reclaim(const char *path, struct instance *held,
+				 bool ok)
+{
+	struct config *c = support_load(path);
+	char *err = NULL;
+	struct instance *i = instance_reclaim(dir, c, held, &err);
+
+	if (ok) {
+		assert_non_null(i);
+		assert_true(instance_same(i, c));
+	} else {
+		assert_null(i);
+		assert_non_null(err);
+	}
+	free(err);
+	config_free(c);
+	return i;
+}
+
+/* A reload that switches mode converts its own lock on the ruleset: it
+ * used to be refused, blocked by the running claim itself. */
+static void test_reload_switches_mode(void **state)
+{
+	struct instance *t, *n, *other, *back;
+
+	(void)state;
+	t = claim("valid/reference.json", NULL);
+	n = reclaim("valid/native_full.json", t, true);
+	instance_free(t);
+	/* Native now: another native table may come, template may not. */
+	claim("valid/reference.json", "a porthopd in native mode");
+	other = claim("valid/native_udp_only.json", NULL);
+	/* Back to template is refused while the other native one runs,
+	 * and the running claim keeps its lock. */
+	assert_null(reclaim("valid/reference.json", n, false));
+	claim("valid/reference.json", "a porthopd in native mode");
+	claim("valid/native_full.json", "another porthopd serves table inet "
+	      "mtd_ports");
+	instance_free(other);
+	back = reclaim("valid/reference.json", n, true);
+	instance_free(n);
+	claim("valid/native_udp_only.json", "a porthopd in template mode");
+	instance_free(back);
+	instance_free(claim("valid/native_full.json", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_claims),
+		cmocka_unit_test(test_reload_switches_mode),
 	};
 	int r;
 
