@@ -126,62 +126,76 @@ static void log_done(const struct backend *b, const struct sshgproto_cmd *cmd,
 	}
 }
 
-/* Why a request failed, in one line: the socket's errno, or porthopd's
- * code and message (escaped: it is text from a peer). */
-static void log_failed(const struct backend *b, const struct sshgproto_cmd *cmd,
-		       int r, const json_t *reply, int attempts)
+/* The command as the log names it: "block 192.0.2.7", "flush". */
+static const char *command_text(const struct sshgproto_cmd *cmd, char *buf,
+				size_t size)
 {
-	char what[SSHGPROTO_NET_MAX + 16];
-	char msg[512];
-	const char *code, *error;
+	if (cmd->kind == SSHGPROTO_BLOCK || cmd->kind == SSHGPROTO_RELEASE)
+		snprintf(buf, size, "%s %s", sshgproto_kind_name(cmd->kind),
+			 cmd->net);
+	else
+		snprintf(buf, size, "%s", sshgproto_kind_name(cmd->kind));
+	return buf;
+}
 
-	snprintf(what, sizeof(what), "%s%s%s", sshgproto_kind_name(cmd->kind),
-		 cmd->kind == SSHGPROTO_BLOCK || cmd->kind == SSHGPROTO_RELEASE ?
-		 " " : "", cmd->kind == SSHGPROTO_BLOCK ||
-		 cmd->kind == SSHGPROTO_RELEASE ? cmd->net : "");
+/* Why a request did not succeed, in a few words: the socket's errno, or
+ * porthopd's code and message (escaped: it is text from a peer). */
+static const char *failure_text(const struct backend *b, int r,
+				const json_t *reply, char *buf, size_t size)
+{
+	const char *code, *error;
+	char msg[384];
+
 	if (r < 0) {
-		log_warnx("%s failed after %d attempt%s: cannot talk to "
-			  "porthopd at %s: %s", what, attempts,
-			  attempts == 1 ? "" : "s", b->socket, strerror(-r));
-		return;
+		snprintf(buf, size, "cannot talk to porthopd at %s: %s",
+			 b->socket, strerror(-r));
+		return buf;
 	}
 	code = json_string_value(json_object_get(reply, "code"));
 	error = json_string_value(json_object_get(reply, "error"));
 	diag_line(msg, sizeof(msg), error ? error : "no reason given");
-	log_warnx("%s refused by porthopd (%s): %s", what,
-		  code ? code : "no code", msg);
+	snprintf(buf, size, "refused by porthopd (%s): %s",
+		 code ? code : "no code", msg);
+	return buf;
 }
 
 /* Sends cmd's request to porthopd, retrying for RETRY_MS while porthopd
- * is unreachable or busy; logs the outcome.  A stop signal ends the
- * retries, unless this is the flush at exit. */
+ * is unreachable or busy; logs the outcome (and, once, that it retries).
+ * A stop signal ends the retries, unless this is the flush at exit. */
 static void execute(const struct backend *b, const struct sshgproto_cmd *cmd,
 		    bool at_exit)
 {
 	json_t *req = sshgproto_request(cmd, b->origin);
 	long deadline = now_ms() + RETRY_MS, delay = BACKOFF_FIRST_MS;
+	char what[SSHGPROTO_NET_MAX + 16], why[640];
 	int attempts = 0;
 
+	command_text(cmd, what, sizeof(what));
 	if (req == NULL) {
-		log_warnx("%s: out of memory", sshgproto_kind_name(cmd->kind));
+		log_warnx("%s: out of memory", what);
 		return;
 	}
 	for (;;) {
 		json_t *reply = NULL;
 		int r = control_call(b->socket, req, CALL_TIMEOUT_MS, &reply);
 		enum sshgproto_verdict v = sshgproto_verdict(cmd, r, reply);
+		bool again = v == SSHGPROTO_RETRY &&
+			     now_ms() + delay <= deadline &&
+			     !(stop_signal && !at_exit);
 
 		attempts++;
 		if (v == SSHGPROTO_DONE)
 			log_done(b, cmd, reply);
-		if (v == SSHGPROTO_FAILED ||
-		    (v == SSHGPROTO_RETRY &&
-		     (now_ms() + delay > deadline ||
-		      (stop_signal && !at_exit))))
-			log_failed(b, cmd, r, reply, attempts);
+		else if (again && attempts == 1)
+			log_warnx("%s: %s; retrying for up to %d s", what,
+				  failure_text(b, r, reply, why, sizeof(why)),
+				  RETRY_MS / 1000);
+		else if (!again)
+			log_warnx("%s failed after %d attempt%s: %s", what,
+				  attempts, attempts == 1 ? "" : "s",
+				  failure_text(b, r, reply, why, sizeof(why)));
 		json_decref(reply);
-		if (v != SSHGPROTO_RETRY || now_ms() + delay > deadline ||
-		    (stop_signal && !at_exit))
+		if (!again)
 			break;
 		pause_ms(delay);
 		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;

@@ -30,6 +30,13 @@ adapters_report() {
 }
 on_exit adapters_report
 
+# PORTHOP_VALGRIND=1 runs porthopd under valgrind memcheck, as in lib.sh.
+if [ "${PORTHOP_VALGRIND:-0}" = 1 ]; then
+	PORTHOPD_WRAP=(valgrind --quiet --error-exitcode=99 --leak-check=full
+		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+		--track-fds=no --suppressions="$SRC/tests/valgrind.supp")
+fi
+
 topo_up "$P"
 topo_services "$P" "$BUILD/phsvc"
 # Used by the tests that source this file.

@@ -7,8 +7,9 @@
 # changed.  Failed logins of the client in an sshd-style log get it
 # blocked, that is watched by porthopd under the origin sshguard, without
 # a TTL; nmap from the client's namespace sees moved ports.  sshguard's
-# release gives the real ports back, and when sshguard stops, flushonexit
-# flushes what is still blocked (IPv4 and IPv6), and only that.
+# release gives the real ports back; a block sent while porthopd restarts
+# is retried until it lands; and when sshguard stops, flushonexit flushes
+# what is still blocked (IPv4 and IPv6), and only that.
 . "$(dirname "$0")/adapters.sh"
 require_tools sshguard unshare setsid
 
@@ -65,11 +66,24 @@ WAIT_PID=$SG_PID wait_for 30 "sshguard's release of $CLIENT" unwatched "$CLIENT"
 grep -q "release $CLIENT: no longer watched" "$SG_LOG" || fail "no release in the backend's log"
 expect_real_view "after sshguard's release"
 
-# 3. Blocked again, by IPv4 and IPv6; sshguard stops (SIGTERM, as its
+# 3. porthopd away when sshguard blocks (a restart): the backend retries
+# until porthopd is back (within its 5 s), and the block lands.
+stop_porthopd
+for _ in 1 2; do
+	echo "$(date '+%b %e %H:%M:%S') host sshd[4242]: Failed password for root from $CLIENT port 40000 ssh2" >>"$AUTHLOG"
+done
+WAIT_PID=$SG_PID wait_until 10 grep -q "block $CLIENT: cannot talk to porthopd.*retrying" "$SG_LOG"
+porthopd_start "${P}host" -c "$CFG" -s "$T/control.sock"
+wait_for 20 "the control socket" test -S "$T/control.sock"
+WAIT_PID=$SG_PID wait_for 20 "the block sent while porthopd restarted" watched "$CLIENT" "$ORIGIN"
+! grep -q "block $CLIENT failed" "$SG_LOG" || fail "the backend gave up on the block"
+watched "$OTHER" manual || fail "porthopd's restart lost the manual entry"
+pass "a block sent while porthopd was stopped was retried until porthopd was back"
+expect_moved_view "blocked while porthopd restarted"
+
+# 4. Blocked by IPv4 (still) and IPv6; sshguard stops (SIGTERM, as its
 # service's stop sends): flushonexit flushes both, and nothing else.
-WAIT_POLL=0.5 WAIT_PID=$SG_PID wait_for 20 "sshguard's second block of $CLIENT" attack "$CLIENT"
 WAIT_POLL=0.5 WAIT_PID=$SG_PID wait_for 20 "sshguard's block of $CLIENT6" attack "$CLIENT6"
-expect_moved_view "blocked by sshguard again"
 kill -TERM "$SG_PID"
 wait "$SG_PID" || true	# the script's status after its "kill 0"
 wait_for 20 "the backend's flush at exit" grep -q "flush: 2 entries of origin $ORIGIN no longer watched" "$SG_LOG"
@@ -82,5 +96,6 @@ wait_until 10 grep -q "stopped by a signal; exiting" "$SG_LOG"
 if grep -E "porthop-sshguard: .*(failed|refused|line [0-9]+:)" "$SG_LOG"; then
 	fail "the backend reported failures"
 fi
+[ "$(grep -c "retrying" "$SG_LOG")" -eq 1 ] || fail "the backend retried more than the block sent while porthopd was stopped"
 stop_porthopd
 pass "sshguard: block, release, and the flush at exit as expected"
