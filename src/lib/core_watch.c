@@ -561,14 +561,17 @@ out:
 
 struct flush_collect {
 	struct del_list *l;
+	const char *name;	/* the origin's interned name */
 	int r;
 };
 
+/* The item watchlist_foreach() hands out lives only for the call: the
+ * pair keeps the interned name, never it->origin. */
 static int collect_item(void *arg, const struct watchlist_item *it)
 {
 	struct flush_collect *f = arg;
 
-	f->r = del_push(f->l, &it->net, it->origin);
+	f->r = del_push(f->l, &it->net, f->name);
 	return f->r;
 }
 
@@ -577,7 +580,7 @@ int core_watch_flush(struct core *c, const char *origin,
 		     void *arg)
 {
 	struct del_list l = { 0 };
-	struct flush_collect f = { &l, 0 };
+	struct flush_collect f = { &l, NULL, 0 };
 	const char *name = NULL;
 	int r = 0;
 
@@ -588,6 +591,7 @@ int core_watch_flush(struct core *c, const char *origin,
 	for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++)
 		if (strcmp(watchlist_origin(c->watchlist, k)->name, origin) == 0)
 			name = watchlist_origin(c->watchlist, k)->name;
+	f.name = name;
 	if (name)
 		watchlist_foreach(c->watchlist, name, collect_item, &f);
 	if (f.r < 0) {
