@@ -9,6 +9,13 @@
  *
  * Addresses are 10.a.b.c from 10.0.0.1 on, ports 1..PORTS, redirects
  * PORTS+1.., as the benchmark's configurations have them.
+ *
+ *   nlfloor TABLE ADDRESSES PORTS FIRST REPEAT
+ *
+ * The floor for adding watched addresses to a map that holds others
+ * (bench/watch.sh): no flush; the elements of ADDRESSES addresses from the
+ * FIRST-th on added in one transaction (timed), then deleted in another
+ * (not timed), REPEAT times; each add's milliseconds printed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,41 +50,54 @@ static uint32_t nth_address(unsigned long i)
 	       (uint32_t)(i / 250 % 250) << 8 | (uint32_t)(i % 250 + 1);
 }
 
-int main(int argc, char **argv)
+enum batch_kind { REPLACE, ADD, DEL };
+
+static double ms_since(const struct timespec *t0)
 {
-	struct timespec t0, t1;
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* One transaction on table's swap4: REPLACE flushes it and adds the
+ * elements of naddr addresses from the first-th on, ADD adds them, DEL
+ * deletes them.  Returns its milliseconds, or -1. */
+static double batch(struct mnl_socket *nl, const char *table,
+		    unsigned long first, unsigned long naddr,
+		    unsigned long nports, enum batch_kind kind)
+{
+	static uint32_t seq;
+	struct timespec t0;
 	struct nftnl_batch *batch;
 	struct nftnl_set *set;
 	struct nlmsghdr *nlh;
-	struct mnl_socket *nl;
-	uint32_t seq = (uint32_t)time(NULL);
-	unsigned long naddr, nports, msgs = 0;
+	unsigned long msgs = 0;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	int err = 0;
 
-	if (argc != 4)
-		return 64;
-	naddr = strtoul(argv[2], NULL, 10);
-	nports = strtoul(argv[3], NULL, 10);
-	nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		return 1;
+	if (seq == 0)
+		seq = (uint32_t)time(NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	batch = nftnl_batch_alloc(1 << 20, 1 << 20);
 	nftnl_batch_begin(nftnl_batch_buffer(batch), seq++);
 	nftnl_batch_update(batch);
 
-	/* Flush the map. */
 	set = nftnl_set_alloc();
-	nftnl_set_set_str(set, NFTNL_SET_TABLE, argv[1]);
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, table);
 	nftnl_set_set_str(set, NFTNL_SET_NAME, "swap4");
-	nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch), NFT_MSG_DELSETELEM,
-				    NFPROTO_INET, NLM_F_ACK, seq++);
-	nftnl_set_elems_nlmsg_build_payload(nlh, set);
-	nftnl_batch_update(batch);
-	msgs++;
+	if (kind == REPLACE) {
+		/* Flush the map. */
+		nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch),
+					    NFT_MSG_DELSETELEM, NFPROTO_INET,
+					    NLM_F_ACK, seq++);
+		nftnl_set_elems_nlmsg_build_payload(nlh, set);
+		nftnl_batch_update(batch);
+		msgs++;
+	}
 
-	for (unsigned long a = 0; a < naddr; a++)
+	for (unsigned long a = first; a < first + naddr; a++)
 		for (unsigned long p = 1; p <= nports; p++) {
 			struct nftnl_set_elem *e;
 			uint8_t k[12];
@@ -88,7 +108,9 @@ int main(int argc, char **argv)
 				key(nth_address(a), (uint16_t)(dir ? nports + p : p), k);
 				v = htons((uint16_t)(dir ? p : nports + p));
 				nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k, sizeof(k));
-				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &v, sizeof(v));
+				if (kind != DEL)
+					nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA,
+							   &v, sizeof(v));
 				nftnl_set_elem_add(set, e);
 			}
 		}
@@ -101,7 +123,9 @@ int main(int argc, char **argv)
 			int more;
 
 			nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(batch),
+						    kind == DEL ? NFT_MSG_DELSETELEM :
 						    NFT_MSG_NEWSETELEM, NFPROTO_INET,
+						    kind == DEL ? NLM_F_ACK :
 						    NLM_F_CREATE | NLM_F_ACK, seq++);
 			more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
 			nftnl_batch_update(batch);
@@ -131,7 +155,7 @@ int main(int argc, char **argv)
 			   &size, sizeof(size));
 		if (sendmsg(mnl_socket_get_fd(nl), &msg, 0) < 0) {
 			perror("sendmsg");
-			return 1;
+			return -1;
 		}
 		free(iov);
 	}
@@ -140,7 +164,7 @@ int main(int argc, char **argv)
 		int len = (int)n;
 
 		if (n < 0)
-			return 1;
+			return -1;
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; mnl_nlmsg_ok(h, len);
 		     h = mnl_nlmsg_next(h, &len))
 			if (h->nlmsg_type == NLMSG_ERROR) {
@@ -151,15 +175,53 @@ int main(int argc, char **argv)
 				msgs--;
 			}
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	nftnl_set_free(set);
-	nftnl_batch_free(batch);
-	mnl_socket_close(nl);
-	if (err) {
-		fprintf(stderr, "nlfloor: %s\n", strerror(-err));
-		return 1;
+	{
+		double ms = ms_since(&t0);
+
+		nftnl_set_free(set);
+		nftnl_batch_free(batch);
+		if (err) {
+			fprintf(stderr, "nlfloor: %s\n", strerror(-err));
+			return -1;
+		}
+		return ms;
 	}
-	printf("%.1f\n", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct mnl_socket *nl;
+	unsigned long naddr, nports;
+	int r = 0;
+
+	if (argc != 4 && argc != 6)
+		return 64;
+	naddr = strtoul(argv[2], NULL, 10);
+	nports = strtoul(argv[3], NULL, 10);
+	nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return 1;
+	if (argc == 4) {
+		double ms = batch(nl, argv[1], 0, naddr, nports, REPLACE);
+
+		if (ms < 0)
+			r = 1;
+		else
+			printf("%.1f\n", ms);
+	} else {
+		unsigned long first = strtoul(argv[4], NULL, 10);
+		unsigned long repeat = strtoul(argv[5], NULL, 10);
+
+		for (unsigned long i = 0; i < repeat && r == 0; i++) {
+			double ms = batch(nl, argv[1], first, naddr, nports, ADD);
+
+			if (ms < 0 || batch(nl, argv[1], first, naddr, nports,
+					    DEL) < 0)
+				r = 1;
+			else
+				printf("%.3f\n", ms);
+		}
+	}
+	mnl_socket_close(nl);
+	return r;
 }

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "diag.h"
 #include "statefile.h"
+#include "watchlist.h"
 
 struct command {
 	const char *name;
@@ -46,16 +47,22 @@ static json_t *runtime_status(struct core *c)
 			(json_int_t)o->expiries, "refused",
 			(json_int_t)o->refused));
 	}
+	/* What the state file's group commit has cost: syncs against the
+	 * changes acknowledged. */
 	core_watch_stats(c, &ss);
-	return json_pack("{s:I,s:I,s:o,s:s,s:I,s:I,s:I,s:I}", "entries",
-			 (json_int_t)watchlist_count(wl), "max_entries",
-			 (json_int_t)d->max_runtime_entries, "origins",
-			 origins ? origins : json_object(), "state_directory",
+	return json_pack("{s:I,s:I,s:o,s:s,s:{s:I,s:I,s:f,s:I,s:I,s:I,s:I}}",
+			 "entries", (json_int_t)watchlist_count(wl),
+			 "max_entries", (json_int_t)d->max_runtime_entries,
+			 "origins", origins ? origins : json_object(),
+			 "state_directory",
 			 d->state_directory ? d->state_directory : "",
-			 "state_syncs", (json_int_t)ss.syncs, "state_commits",
-			 (json_int_t)ss.commits, "state_commit_failures",
-			 (json_int_t)ss.commit_failures, "state_rewrites",
-			 (json_int_t)ss.rewrites);
+			 "state_file", "syncs", (json_int_t)ss.syncs,
+			 "commits", (json_int_t)ss.commits,
+			 "commit_ms", ss.commit_ms,
+			 "commit_failures", (json_int_t)ss.commit_failures,
+			 "rewrites", (json_int_t)ss.rewrites,
+			 "journal_records", (json_int_t)ss.journal_records,
+			 "bytes", (json_int_t)ss.file_bytes);
 }
 
 static json_t *status(struct core *c, struct control *ctl, json_t *req)

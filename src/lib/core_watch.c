@@ -561,17 +561,16 @@ out:
 
 struct flush_collect {
 	struct del_list *l;
-	const char *name;	/* the origin's interned name */
+	const char *origin;	/* the list's own copy: items' strings go
+				 * with the next change */
 	int r;
 };
 
-/* The item watchlist_foreach() hands out lives only for the call: the
- * pair keeps the interned name, never it->origin. */
 static int collect_item(void *arg, const struct watchlist_item *it)
 {
 	struct flush_collect *f = arg;
 
-	f->r = del_push(f->l, &it->net, f->name);
+	f->r = del_push(f->l, &it->net, f->origin);
 	return f->r;
 }
 
@@ -591,7 +590,7 @@ int core_watch_flush(struct core *c, const char *origin,
 	for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++)
 		if (strcmp(watchlist_origin(c->watchlist, k)->name, origin) == 0)
 			name = watchlist_origin(c->watchlist, k)->name;
-	f.name = name;
+	f.origin = name;
 	if (name)
 		watchlist_foreach(c->watchlist, name, collect_item, &f);
 	if (f.r < 0) {
@@ -606,6 +605,33 @@ int core_watch_flush(struct core *c, const char *origin,
 	}
 	free(l.nets);
 	free(l.origins);
+	return r;
+}
+
+/* A refresh taken back: the entry's times as they were.  The item's
+ * lists go with the list's next change: copied first. */
+static int restore_times(struct core *c, const struct watch_undo *u,
+			 const struct watchlist_item *it)
+{
+	uint16_t *copy[CONFIG_NPROTO] = { NULL, NULL };
+	const uint16_t *ign[CONFIG_NPROTO];
+	size_t n[CONFIG_NPROTO];
+	int r = 0;
+
+	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		n[p] = it->nignore[p];
+		copy[p] = malloc((n[p] + 1) * sizeof(*copy[p]));
+		if (copy[p] == NULL)
+			r = -ENOMEM;
+		else if (n[p])
+			memcpy(copy[p], it->ignore[p], n[p] * sizeof(*copy[p]));
+		ign[p] = copy[p];
+	}
+	if (r == 0)
+		r = watchlist_put(c->watchlist, &u->net, u->origin, u->added,
+				  u->expires, ign, n);
+	free(copy[0]);
+	free(copy[1]);
 	return r;
 }
 
@@ -627,9 +653,8 @@ static void undo_group(struct core *c)
 			watchlist_del(c->watchlist, &u->net, u->origin);
 			if (gone && watchlist_holders(c->watchlist, &u->net) == 0)
 				gone[ngone++] = u->net;
-		} else {
-			watchlist_put(c->watchlist, &u->net, u->origin, u->added,
-				      u->expires, it->ignore, it->nignore);
+		} else if (restore_times(c, u, it) < 0) {
+			c->state_stale = true;	/* out of memory: kept as is */
 		}
 	}
 	if (gone == NULL || unwatch_nets(c, gone, ngone, NULL) < 0)

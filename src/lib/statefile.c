@@ -748,6 +748,7 @@ static int write_all(int fd, const char *buf, size_t len)
 int statefile_commit(struct statefile *s, char **ret_error)
 {
 	size_t nrec = s->nbuf, len = s->len;
+	struct timespec t0, t1;
 	int r;
 
 	if (s->nbuf == 0)
@@ -760,11 +761,15 @@ int statefile_commit(struct statefile *s, char **ret_error)
 				  "undone; nothing is written until a new "
 				  "snapshot replaces the file");
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = write_all(s->fd, s->buf, s->len);
 	if (r == 0) {
 		r = fdatasync(s->fd) < 0 ? -errno : 0;
 		s->st.syncs++;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->st.commit_ms += (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	statefile_discard(s);
 	if (r < 0) {
 		s->st.commit_failures++;

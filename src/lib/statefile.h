@@ -45,6 +45,8 @@ struct statefile;
 struct statefile_stats {
 	uint64_t syncs;			/* fdatasync()/fsync() of state files */
 	uint64_t commits;		/* groups written */
+	double commit_ms;		/* spent writing and syncing them,
+					 * the loop waiting on the disk */
 	uint64_t commit_failures;
 	uint64_t rewrites;		/* snapshots written */
 	uint64_t journal_records;	/* in the file since its snapshot */

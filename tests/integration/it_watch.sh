@@ -72,7 +72,9 @@ in_force 192.0.2.7
 tracked | grep -qx 192.0.2.7 || fail "192.0.2.7 not in tracked4: $(tracked)"
 ctl mapping 192.0.2.7 --json | jq -e '.mapping[0].tcp["80"] > 0' >/dev/null ||
 	fail "porthop mapping does not show 192.0.2.7"
-pass "add: mapping in force when acknowledged, tracked"
+status runtime.entries | grep -qx 1 || fail "status counts $(status runtime.entries) runtime entries"
+status_at_least runtime.state_file.syncs 1 || fail "status counts no state file sync"
+pass "add: mapping in force when acknowledged, tracked; counted by status"
 
 # A second origin holds the same address; one origin's delete leaves it.
 ctl watch add 192.0.2.7 --origin f2b-recidive >/dev/null
