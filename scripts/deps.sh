@@ -12,6 +12,7 @@ PACKAGES=(
 	debhelper dpkg-dev lintian fakeroot git
 	procps psmisc
 	crowdsec
+	fail2ban sshguard
 )
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: run as root (apt-get install)" >&2
@@ -37,6 +38,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps.sh: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# fail2ban's and sshguard's packages start their service on install
+	# (invoke-rc.d, deb-systemd-invoke) with the system's configuration,
+	# which bans through the host's firewall.  The tests run their own
+	# instances in namespaces and need neither: unless a policy already
+	# decides (containers ship one that denies every start), a policy
+	# that denies starts is in place while apt-get runs.
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# deps.sh: no service starts during its apt-get\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged redis-server starts a system instance on 127.0.0.1:6379;

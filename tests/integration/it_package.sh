@@ -35,11 +35,15 @@ installed=1
 for f in /usr/sbin/porthopd /usr/bin/porthop /etc/porthop/configuration.json \
 	 /lib/systemd/system/porthopd.service /usr/share/man/man8/porthopd.8.gz \
 	 /usr/share/man/man1/porthop.1.gz /usr/share/man/man5/porthop.json.5.gz \
-	 /usr/share/porthop/configuration_schema.json; do
+	 /usr/share/porthop/configuration_schema.json \
+	 /usr/libexec/porthop/porthop-sshguard /etc/fail2ban/action.d/porthop.conf \
+	 /usr/share/man/man8/porthop-sshguard.8.gz; do
 	[ -e "$f" ] || fail "$f is not installed"
 done
 dpkg-query -W -f='${Conffiles}\n' porthop | grep -q /etc/porthop/configuration.json \
 	|| fail "the configuration is not a conffile"
+dpkg-query -W -f='${Conffiles}\n' porthop | grep -q /etc/fail2ban/action.d/porthop.conf \
+	|| fail "fail2ban's action is not a conffile"
 # The example configuration, checked by the installed daemon, kernel dry
 # run included, in a namespace of its own.
 (cd /etc/porthop && unshare -n /usr/sbin/porthopd -n -c /etc/porthop/configuration.json) \
