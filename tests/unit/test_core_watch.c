@@ -805,8 +805,7 @@ static void test_redis_messages(void **state)
 		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", \"ttl\": 0}",
 		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", \"x\": 1}",
 		"{\"op\": \"watch\", \"address\": \"10.2.3.5\"}",
-		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", "
-		"\"origin\": \"Bad\"}",
+		"{\"op\": \"watch\", \"address\": \"10.2.0.7\", \"origin\": \"Bad\"}",
 	};
 	struct fixture *f = *state;
 	const char *add = "{\"op\": \"watch\", \"address\": \"10.2.0.7\", "
