@@ -85,32 +85,32 @@ int nftio_elems_flush_set(struct nftio_elems *b, const char *set)
 			  NFTIO_KEY_RANGE_START);
 }
 
-int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
-			  const unsigned char first[16],
-			  const unsigned char last[16])
+/* A range's two items: its first address, then its last. */
+static int push_range(struct nftio_elems *b, uint8_t op, const char *set,
+		      int family, const unsigned char first[16],
+		      const unsigned char last[16])
 {
 	struct nftio_key k = { .family = family };
 	int r;
 
 	memcpy(k.addr, first, sizeof(k.addr));
-	r = elems_push(b, NFTIO_ELEM_ADD, set, &k, 0, NFTIO_KEY_RANGE_START);
+	r = elems_push(b, op, set, &k, 0, NFTIO_KEY_RANGE_START);
 	memcpy(k.addr, last, sizeof(k.addr));
-	return r ? r : elems_push(b, NFTIO_ELEM_ADD, set, &k, 0,
-				  NFTIO_KEY_RANGE_END);
+	return r ? r : elems_push(b, op, set, &k, 0, NFTIO_KEY_RANGE_END);
+}
+
+int nftio_elems_add_range(struct nftio_elems *b, const char *set, int family,
+			  const unsigned char first[16],
+			  const unsigned char last[16])
+{
+	return push_range(b, NFTIO_ELEM_ADD, set, family, first, last);
 }
 
 int nftio_elems_delete_range(struct nftio_elems *b, const char *set,
 			     int family, const unsigned char first[16],
 			     const unsigned char last[16])
 {
-	struct nftio_key k = { .family = family };
-	int r;
-
-	memcpy(k.addr, first, sizeof(k.addr));
-	r = elems_push(b, NFTIO_ELEM_DELETE, set, &k, 0, NFTIO_KEY_RANGE_START);
-	memcpy(k.addr, last, sizeof(k.addr));
-	return r ? r : elems_push(b, NFTIO_ELEM_DELETE, set, &k, 0,
-				  NFTIO_KEY_RANGE_END);
+	return push_range(b, NFTIO_ELEM_DELETE, set, family, first, last);
 }
 
 size_t nftio_elems_count(const struct nftio_elems *b)

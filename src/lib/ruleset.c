@@ -201,35 +201,27 @@ static size_t spans_merge(struct span *sp, size_t n, bool touching)
 	return m;
 }
 
-/* Queues the range s of one family on b. */
+/* Queues the range s of one family on b: added, or deleted. */
+static int put_span(struct nftio_elems *b, const char *set, int family,
+		    const struct span *s, bool add)
+{
+	unsigned char a[2][16] = { { 0 } };
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (int k = 0; k < 2; k++) {
+		unsigned __int128 v = k ? s->hi : s->lo;
+
+		for (size_t i = len; i-- > 0; v >>= 8)
+			a[k][i] = (unsigned char)v;
+	}
+	return add ? nftio_elems_add_range(b, set, family, a[0], a[1]) :
+		     nftio_elems_delete_range(b, set, family, a[0], a[1]);
+}
+
 static int push_span(struct nftio_elems *b, const char *set, int family,
 		     const struct span *s)
 {
-	unsigned char a[2][16] = { { 0 } };
-	size_t len = family == AF_INET ? 4 : 16;
-
-	for (int k = 0; k < 2; k++) {
-		unsigned __int128 v = k ? s->hi : s->lo;
-
-		for (size_t i = len; i-- > 0; v >>= 8)
-			a[k][i] = (unsigned char)v;
-	}
-	return nftio_elems_add_range(b, set, family, a[0], a[1]);
-}
-
-static int pop_span(struct nftio_elems *b, const char *set, int family,
-		    const struct span *s)
-{
-	unsigned char a[2][16] = { { 0 } };
-	size_t len = family == AF_INET ? 4 : 16;
-
-	for (int k = 0; k < 2; k++) {
-		unsigned __int128 v = k ? s->hi : s->lo;
-
-		for (size_t i = len; i-- > 0; v >>= 8)
-			a[k][i] = (unsigned char)v;
-	}
-	return nftio_elems_delete_range(b, set, family, a[0], a[1]);
+	return put_span(b, set, family, s, true);
 }
 
 /* Fills sp with the networks of one family among n; returns the count of
@@ -268,8 +260,6 @@ static int span_pieces(struct nftio_elems *b, const char *set, int family,
 		       struct span cur, const struct trusted_spans *ts,
 		       bool add)
 {
-	int (*put)(struct nftio_elems *, const char *, int,
-		   const struct span *) = add ? push_span : pop_span;
 	size_t lo = 0, hi = ts->n;
 	int r = 0;
 
@@ -285,13 +275,13 @@ static int span_pieces(struct nftio_elems *b, const char *set, int family,
 	for (size_t k = lo; r == 0 && k < ts->n && ts->sp[k].lo <= cur.hi;
 	     k++) {
 		if (ts->sp[k].lo > cur.lo)
-			r = put(b, set, family, &(struct span){
-				cur.lo, ts->sp[k].lo - 1 });
+			r = put_span(b, set, family, &(struct span){
+				cur.lo, ts->sp[k].lo - 1 }, add);
 		if (ts->sp[k].hi >= cur.hi)
 			return r;
 		cur.lo = ts->sp[k].hi + 1;
 	}
-	return r ? r : put(b, set, family, &cur);
+	return r ? r : put_span(b, set, family, &cur, add);
 }
 
 /* Queues the elements of tracked4 (f 0) or tracked6 (f 1): the watched

@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -85,4 +88,24 @@ int support_engine_teardown(void **state)
 	nftio_free(f->io);
 	free(f);
 	return 0;
+}
+
+void support_limit_file_size(unsigned long size)
+{
+	static struct rlimit saved;
+	static bool have;
+	struct rlimit rl;
+
+	if (!have) {
+		assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+		signal(SIGXFSZ, SIG_IGN);
+		have = true;
+	}
+	if (size == 0) {
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+		return;
+	}
+	rl = saved;
+	rl.rlim_cur = size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
 }

@@ -37,6 +37,11 @@ struct support_engine {
  * engine (support_load), or NULL for a recorder alone; it becomes the
  * struct support_engine.  The teardown frees the engine, if any, and the
  * recorder. */
+/* Files this process writes may grow to size bytes at most: writes past
+ * it fail with EFBIG (SIGXFSZ ignored), as a full disk fails with ENOSPC,
+ * for root too.  0 lifts the limit. */
+void support_limit_file_size(unsigned long size);
+
 int support_engine_setup(void **state);
 int support_engine_teardown(void **state);
 

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "recorder.h"
 #include "shuffle.h"
+#include "support.h"
 #include "watchlist.h"
 
 /* Under ASan, catch pointers into a frame that has returned: the items
@@ -585,26 +586,6 @@ static void test_expire_two_origins(void **state)
 	check_agree(f);
 }
 
-/* The file may grow to size bytes at most (writes past it fail with
- * EFBIG, for root too); 0 lifts the limit. */
-static void limit_file_size(rlim_t size)
-{
-	static struct rlimit saved;
-	static bool have;
-	struct rlimit rl;
-
-	if (!have) {
-		assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-		have = true;
-	}
-	if (size == 0) {
-		assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
-		return;
-	}
-	rl = saved;
-	rl.rlim_cur = size;
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-}
 
 /* A commit that cannot be written takes the group's adds and refreshes
  * back: not in the map, not listed, the requesters told `storage`. */
@@ -625,8 +606,7 @@ static void test_commit_failure_undoes(void **state)
 				    "10.2.0.8" }, 2, 0, NULL), CORE_WATCH_OK);
 	pairs = config_pair_count(core_config(f->core));
 	assert_int_equal(stat(f->state, &st), 0);
-	signal(SIGXFSZ, SIG_IGN);
-	limit_file_size((rlim_t)st.st_size);
+	support_limit_file_size((rlim_t)st.st_size);
 	/* One group: a refresh and two adds, other adds, a delete. */
 	assert_int_equal(core_watch_add(f->core, "ids", r, 3, &res, on_done,
 					&g1), 1);
@@ -636,7 +616,7 @@ static void test_commit_failure_undoes(void **state)
 					&g3), 1);
 	assert_true(in_config(f, "10.2.2.0/28"));
 	core_watch_commit(f->core);
-	limit_file_size(0);
+	support_limit_file_size(0);
 	assert_int_equal(g1.calls, 1);
 	assert_int_equal(g1.res.status, CORE_WATCH_STORAGE);
 	assert_non_null(strstr(g1.res.error, "nothing of this request"));

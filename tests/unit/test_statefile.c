@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "statefile.h"
+#include "support.h"
 
 struct fixture {
 	char dir[64];
@@ -445,26 +446,6 @@ static void test_group_commit(void **state)
 	assert_int_equal(before.syncs, after.syncs);
 }
 
-/* The file may grow to size bytes at most (writes past it fail with
- * EFBIG, as a full disk fails with ENOSPC, for root too); 0 lifts it. */
-static void limit_file_size(rlim_t size)
-{
-	static struct rlimit saved;
-	static bool have;
-	struct rlimit rl;
-
-	if (!have) {
-		assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-		have = true;
-	}
-	if (size == 0) {
-		assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
-		return;
-	}
-	rl = saved;
-	rl.rlim_cur = size;
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-}
 
 /* A commit that cannot be written: -EFBIG, a message naming the file, the
  * file cut back to its last committed length (the part of the group that
@@ -489,11 +470,10 @@ static void test_commit_fails(void **state)
 		it = item(net, "full", 1, 0);
 		assert_int_equal(statefile_put(f->s, &it), 0);
 	}
-	signal(SIGXFSZ, SIG_IGN);
 	/* Room for a few records: the group is half written when it fails. */
-	limit_file_size((rlim_t)committed + 100);
+	support_limit_file_size((rlim_t)committed + 100);
 	r = statefile_commit(f->s, &err);
-	limit_file_size(0);
+	support_limit_file_size(0);
 	assert_int_equal(r, -EFBIG);
 	assert_non_null(err);
 	assert_non_null(strstr(err, f->path));
@@ -575,10 +555,9 @@ static void test_rewrite(void **state)
 	/* A snapshot that cannot be written (EFBIG). */
 	before = strdup(read_file(f->path));
 	assert_int_equal(statefile_flush_origin(f->s, "c"), 0);
-	signal(SIGXFSZ, SIG_IGN);
-	limit_file_size(20);
+	support_limit_file_size(20);
 	r = statefile_rewrite(f->s, each_item, &list, &err);
-	limit_file_size(0);
+	support_limit_file_size(0);
 	assert_int_equal(r, -EFBIG);
 	assert_non_null(strstr(err, "new snapshot: writing: File too large"));
 	free(err);
