@@ -416,11 +416,18 @@ int core_watch_add(struct core *c, const char *origin,
 		const struct watchlist_item *it;
 
 		if (undo_push(c, &nets[i], origin, prev) < 0 ||
-		    watchlist_put(c->watchlist, &nets[i], origin,
-				  prev ? prev->added : now, expires,
-				  req[i].ignore, req[i].nignore) < 0) {
+		    (r = watchlist_put(c->watchlist, &nets[i], origin,
+				       prev ? prev->added : now, expires,
+				       req[i].ignore, req[i].nignore)) < 0) {
 			/* Out of memory half-way: what is in goes back out. */
 			unwatch_nets(c, nets, n, NULL);
+			if (r == -E2BIG) {
+				result_error(res, CORE_WATCH_INVALID, "origin "
+					     "%s: porthopd holds %d origins "
+					     "already, the most it keeps",
+					     origin, WATCHLIST_MAX_ORIGINS);
+				goto refused;
+			}
 			goto nomem;
 		}
 		if (prev)
