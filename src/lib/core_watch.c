@@ -416,11 +416,18 @@ int core_watch_add(struct core *c, const char *origin,
 		const struct watchlist_item *it;
 
 		if (undo_push(c, &nets[i], origin, prev) < 0 ||
-		    watchlist_put(c->watchlist, &nets[i], origin,
-				  prev ? prev->added : now, expires,
-				  req[i].ignore, req[i].nignore) < 0) {
+		    (r = watchlist_put(c->watchlist, &nets[i], origin,
+				       prev ? prev->added : now, expires,
+				       req[i].ignore, req[i].nignore)) < 0) {
 			/* Out of memory half-way: what is in goes back out. */
 			unwatch_nets(c, nets, n, NULL);
+			if (r == -E2BIG) {
+				result_error(res, CORE_WATCH_INVALID, "origin "
+					     "%s: porthopd holds %d origins "
+					     "already, the most it keeps",
+					     origin, WATCHLIST_MAX_ORIGINS);
+				goto refused;
+			}
 			goto nomem;
 		}
 		if (prev)
@@ -478,10 +485,22 @@ static int del_push(struct del_list *l, const struct config_net *net,
 	return 0;
 }
 
-/* Sorts the pairs by network (origins follow their networks). */
+/* Pairs in network order, then origin order, for sort_pairs. */
+static int cmp_pair(const void *a, const void *b, void *arg)
+{
+	const struct del_list *l = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int r = config_net_cmp(&l->nets[x], &l->nets[y]);
+
+	return r ? r : strcmp(l->origins[x], l->origins[y]);
+}
+
+/* Sorts the pairs by network (origins follow their networks), each pair
+ * once: a request may name a network twice, and a pair counted twice
+ * would never match the network's holders (still in force, unlisted). */
 static int sort_pairs(struct del_list *l)
 {
-	const struct config_net **p = malloc((l->n + 1) * sizeof(*p));
+	size_t *p = malloc((l->n + 1) * sizeof(*p)), m = 0;
 	struct config_net *nets = malloc((l->n + 1) * sizeof(*nets));
 	const char **origins = malloc((l->n + 1) * sizeof(*origins));
 
@@ -492,18 +511,21 @@ static int sort_pairs(struct del_list *l)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < l->n; i++)
-		p[i] = &l->nets[i];
-	qsort(p, l->n, sizeof(*p), cmp_net_ptr);
+		p[i] = i;
+	qsort_r(p, l->n, sizeof(*p), cmp_pair, l);
 	for (size_t i = 0; i < l->n; i++) {
-		nets[i] = *p[i];
-		origins[i] = l->origins[p[i] - l->nets];
+		if (m > 0 && cmp_pair(&p[i - 1], &p[i], l) == 0)
+			continue;
+		nets[m] = l->nets[p[i]];
+		origins[m++] = l->origins[p[i]];
 	}
 	free(p);
 	free(l->nets);
 	free(l->origins);
 	l->nets = nets;
 	l->origins = origins;
-	l->cap = l->n + 1;
+	l->n = m;
+	l->cap = m + 1;
 	return 0;
 }
 

@@ -109,7 +109,10 @@ static const char *network(const char *addr, const char *type,
 	if (plen == bits)
 		snprintf(net, SSHGPROTO_NET_MAX, "%s", text);
 	else
-		snprintf(net, SSHGPROTO_NET_MAX, "%s/%d", text, plen);
+		/* plen is 0 to 128: three digits at most (said so for gcc's
+		 * -Wformat-truncation, which cannot see it at -O0). */
+		snprintf(net, SSHGPROTO_NET_MAX, "%s/%u", text,
+			 (unsigned)(unsigned char)plen);
 	return NULL;
 }
 

@@ -513,14 +513,29 @@ int statefile_load(struct statefile *s, int64_t now,
 		    (s->ports[p] = malloc(PORTS_MAX * sizeof(uint16_t))) == NULL)
 			return file_error(ret_note, ENOMEM, s->path,
 					  "out of memory");
-	rd.fd = openat(s->dirfd, STATEFILE_NAME, O_RDWR | O_APPEND | O_CLOEXEC);
+	/* Never through a symbolic link, and a regular file only: a FIFO
+	 * would block the loop in read() for ever, a link would have root
+	 * append to whatever it names. */
+	rd.fd = openat(s->dirfd, STATEFILE_NAME, O_RDWR | O_APPEND | O_CLOEXEC |
+		       O_NOFOLLOW | O_NONBLOCK);
 	if (rd.fd < 0 && errno == ENOENT)
 		return start_fresh(s, ret_note);
 	if (rd.fd < 0) {
 		e = errno;
 		lineno = 0;
-		why = strerror(e);
+		why = e == ELOOP ? "a symbolic link, not a regular file" :
+				   strerror(e);
 		goto bad;
+	}
+	{
+		struct stat st;
+
+		if (fstat(rd.fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    fcntl(rd.fd, F_SETFL, O_RDWR | O_APPEND) < 0) {
+			lineno = 0;
+			why = "not a regular file";
+			goto bad;
+		}
 	}
 	rd.cap = STATEFILE_LINE_MAX + 2;
 	rd.buf = malloc(rd.cap);
@@ -871,8 +886,15 @@ int statefile_rewrite(struct statefile *s,
 		r = -ENOMEM;
 		goto fail;
 	}
-	w.fd = openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC |
-		      O_CLOEXEC, 0600);
+	/* A new file of our own: whatever the name holds (a link planted
+	 * by whoever can write the directory) is removed, never followed. */
+	if (unlinkat(s->dirfd, TMP_NAME, 0) < 0 && errno != ENOENT) {
+		r = -errno;
+		what = "removing an old " TMP_NAME;
+		goto fail;
+	}
+	w.fd = openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL |
+		      O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w.fd < 0) {
 		r = -errno;
 		what = "creating " TMP_NAME;
@@ -901,7 +923,8 @@ int statefile_rewrite(struct statefile *s,
 	r = sync_dir(s);
 	close(w.fd);
 	w.fd = -1;
-	fd = openat(s->dirfd, STATEFILE_NAME, O_RDWR | O_APPEND | O_CLOEXEC);
+	fd = openat(s->dirfd, STATEFILE_NAME, O_RDWR | O_APPEND | O_CLOEXEC |
+		    O_NOFOLLOW);
 	if (fd < 0 && r == 0) {
 		r = -errno;
 		what = "reopening the new file";

@@ -373,7 +373,11 @@ void watchlist_count_refused(struct watchlist *w, const char *origin)
 
 	if (!watchlist_origin_valid(origin))
 		return;
-	o = origin_intern(w, origin);
+	/* A refusal costs its sender nothing: it may make a new origin only
+	 * while half the table is free, so that refusals with made-up
+	 * origins never leave a detector's first add nowhere to go. */
+	o = w->norig < WATCHLIST_MAX_ORIGINS / 2 ? origin_intern(w, origin) :
+						  origin_find(w, origin, NULL);
 	if (o >= 0)
 		w->orig[o].refused++;
 }

@@ -462,6 +462,30 @@ static void test_delete_by_origin(void **state)
 	check_agree(f);
 }
 
+/* A delete that names a network twice (a detector's batch of unbans):
+ * the network leaves the map with its last holder, as named once. */
+static void test_delete_named_twice(void **state)
+{
+	struct fixture *f = *state;
+	struct core_watch_result res;
+	static const char *const a[] = { "10.2.0.7" }, *const aa[] = {
+		"10.2.0.7", "10.2.0.7" };
+
+	assert_int_equal(add_commit(f, "f2b.sshd", a, 1, 0, NULL), CORE_WATCH_OK);
+	assert_int_equal(del_commit(f, "f2b.sshd", aa, 2, &res), CORE_WATCH_OK);
+	assert_int_equal(res.deleted, 1);
+	assert_false(listed(f, "10.2.0.7", "f2b.sshd"));
+	assert_false(in_config(f, "10.2.0.7"));
+	check_agree(f);
+	/* Every origin's, two origins holding it. */
+	assert_int_equal(add_commit(f, "f2b.sshd", a, 1, 0, NULL), CORE_WATCH_OK);
+	assert_int_equal(add_commit(f, "ids", a, 1, 0, NULL), CORE_WATCH_OK);
+	assert_int_equal(del_commit(f, NULL, aa, 2, &res), CORE_WATCH_OK);
+	assert_int_equal(res.deleted, 2);
+	assert_false(in_config(f, "10.2.0.7"));
+	check_agree(f);
+}
+
 static void test_flush(void **state)
 {
 	struct fixture *f = *state;
@@ -823,6 +847,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_commit_restore, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_delete_by_origin, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_delete_named_twice, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),

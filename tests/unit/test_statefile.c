@@ -391,6 +391,55 @@ static void test_unreadable_moved_aside(void **state)
 	assert_string_equal(read_file(f->path), "porthop-state 1\n");
 }
 
+/* Neither runtime.state nor runtime.state.tmp is followed if it is a
+ * symbolic link (whoever can write the directory would have root write
+ * where it points), and a FIFO is moved aside, never read (read() would
+ * block porthopd for ever). */
+static void test_not_regular(void **state)
+{
+	struct fixture *f = *state;
+	char victim[256], tmp[256], aside[512], *note;
+	struct stat st;
+	FILE *fp;
+
+	snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+	snprintf(tmp, sizeof(tmp), "%s/" STATEFILE_NAME ".tmp", f->dir);
+	fp = fopen(victim, "w");
+	assert_non_null(fp);
+	fputs("precious\n", fp);
+	fclose(fp);
+	/* The temporary file's name a link: replaced, not followed. */
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_null(reload(f, 100));
+	assert_string_equal(read_file(victim), "precious\n");
+	assert_int_equal(lstat(f->path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_string_equal(read_file(f->path), "porthop-state 1\n");
+	/* The file a link: moved aside, the link alone. */
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(symlink(victim, f->path), 0);
+	note = reload(f, 100);
+	assert_non_null(note);
+	assert_non_null(strstr(note, "symbolic link"));
+	free(note);
+	find_aside(f, aside, sizeof(aside));
+	assert_int_equal(lstat(aside, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	unlink(aside);
+	assert_string_equal(read_file(victim), "precious\n");
+	/* A FIFO: moved aside at once. */
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	note = reload(f, 100);
+	assert_non_null(note);
+	assert_non_null(strstr(note, "not a regular file"));
+	free(note);
+	find_aside(f, aside, sizeof(aside));
+	assert_int_equal(lstat(aside, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_string_equal(read_file(f->path), "porthop-state 1\n");
+}
+
 /* A last line without its newline (a torn append): dropped and cut from
  * the file, the rest replayed, and appends go on cleanly. */
 static void test_torn_last_line(void **state)
@@ -627,6 +676,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_moved_aside,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_regular, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,

@@ -361,6 +361,27 @@ static int stop_at_third(void *arg, const struct watchlist_item *it)
 }
 
 /* By family, address bytes, prefix length, then origin name. */
+/* Refusals with made-up origins take at most half the origin table: a
+ * detector's first add always finds room. */
+static void test_refusals_leave_room(void **state)
+{
+	struct watchlist *w = watchlist_new(100);
+	char name[32];
+
+	(void)state;
+	assert_non_null(w);
+	for (int i = 0; i < WATCHLIST_MAX_ORIGINS; i++) {
+		snprintf(name, sizeof(name), "junk%d", i);
+		watchlist_count_refused(w, name);
+	}
+	assert_int_equal(watchlist_origin_count(w), WATCHLIST_MAX_ORIGINS / 2);
+	assert_int_equal(put(w, "10.0.0.1", "crowdsec", 0), 1);
+	watchlist_count_refused(w, "crowdsec");	/* known: counted */
+	assert_int_equal(watchlist_origin_count(w),
+			 WATCHLIST_MAX_ORIGINS / 2 + 1);
+	watchlist_free(w);
+}
+
 static void test_foreach_order(void **state)
 {
 	struct watchlist *w = watchlist_new(100);
@@ -654,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_origin_counters),
+		cmocka_unit_test(test_refusals_leave_room),
 		cmocka_unit_test(test_foreach_order),
 		cmocka_unit_test(test_check_net),
 		cmocka_unit_test(test_against_model),
