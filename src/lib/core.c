@@ -324,6 +324,9 @@ int core_trigger_address(struct core *c, const char *ip,
 	return 0;
 }
 
+/* The longest Redis message parsed for "address" or "op". */
+#define WATCH_MESSAGE_MAX 4096
+
 /* A watch message refused: logged through a limit (a sender causes it). */
 static void watch_message_refused(struct core *c, const char *why)
 {
@@ -432,8 +435,19 @@ void core_message(struct core *c, const char *channel, const char *payload,
 	/* As in the reference, a payload means nothing, except
 	 * {"address": "..."}: then only that entry's mapping moves (an
 	 * intrusion detector naming the scanner it saw). */
-	if (len < 1024 && len > 0 && payload[0] == '{' &&
-	    (msg = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL))) {
+	msg = len < WATCH_MESSAGE_MAX && len > 0 && payload[0] == '{' ?
+	      json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	/* A watch message is never a trigger: one too long to parse, or
+	 * not JSON, is refused (a runtime entry's message is short). */
+	if (msg == NULL && len > 0 && payload[0] == '{' &&
+	    memmem(payload, len, "\"op\"", 4)) {
+		watch_message_refused(c, len >= WATCH_MESSAGE_MAX ?
+				      "a message with \"op\" of 4096 bytes "
+				      "or more" : "a message with \"op\" that "
+				      "is not JSON");
+		return;
+	}
+	if (msg) {
 		const char *ip = json_string_value(json_object_get(msg, "address"));
 
 		if (json_object_get(msg, "op")) {

@@ -593,17 +593,23 @@ int core_watch_del(struct core *c, const char *origin,
 	for (size_t i = 0; i < n; i++) {
 		if (parse_net(c, addr[i], i, &net, res) < 0)
 			goto out;
-		for (size_t k = 0; k < watchlist_origin_count(c->watchlist); k++) {
+		/* Without an origin, every holder's: the origins are looked
+		 * at until as many as hold the network are found (none for
+		 * most addresses of a large request). */
+		size_t want = origin ? 1 : watchlist_holders(c->watchlist, &net);
+
+		for (size_t k = 0, found = 0; found < want &&
+		     k < watchlist_origin_count(c->watchlist); k++) {
 			const char *o = origin ? origin :
 					watchlist_origin(c->watchlist, k)->name;
 
-			if (watchlist_has(c->watchlist, &net, o) &&
-			    del_push(&l, &net, o) < 0) {
+			if (!watchlist_has(c->watchlist, &net, o))
+				continue;
+			found++;
+			if (del_push(&l, &net, o) < 0) {
 				result_error(res, CORE_WATCH_MEMORY, "out of memory");
 				goto out;
 			}
-			if (origin)
-				break;
 		}
 	}
 	if (l.n == 0) {

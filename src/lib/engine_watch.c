@@ -12,14 +12,18 @@
 #include "engine_private.h"
 #include "ruleset.h"
 
-/* Wider prefixes first: an address then finds the prefix around it
- * watched already, and adds no range of its own. */
-static int cmp_wider_first(const void *a, const void *b)
+/* In the order of networks (family, address, length): a prefix comes
+ * before the addresses inside it (its address is their lowest, and the
+ * shorter length first), so they find it watched already and add no
+ * range of their own; and each entry goes into the configuration's
+ * sorted index after the one before: the index moves only by the
+ * entries already watched after it (none for a feed above them). */
+static int cmp_net_order(const void *a, const void *b)
 {
 	const struct engine_watch *x = *(const struct engine_watch *const *)a;
 	const struct engine_watch *y = *(const struct engine_watch *const *)b;
 
-	return (int)x->net.prefix_len - (int)y->net.prefix_len;
+	return config_net_cmp(&x->net, &y->net);
 }
 
 /* Undoes the last n additions (each the last entry). */
@@ -58,7 +62,7 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		order[i] = &w[i];
-	qsort(order, n, sizeof(*order), cmp_wider_first);
+	qsort(order, n, sizeof(*order), cmp_net_order);
 	r = e->map ? engine_settle(e, ret_error) : 0;
 	if (r < 0)
 		goto out;
@@ -132,15 +136,18 @@ struct taken {
 	struct shuffle_entry se;
 };
 
-/* Narrower entries first: a prefix then finds the addresses inside it
- * gone already, and gives back ranges only to those that stay. */
-static int cmp_narrower_first(const void *a, const void *b, void *arg)
+/* The reverse order of networks: the addresses inside a prefix go before
+ * it, so it finds them gone already and gives ranges back only to those
+ * that stay; and each entry leaves the configuration's sorted index
+ * below the ones gone before it (a flush moves the index by the entries
+ * that stay after each, not by all of them). */
+static int cmp_net_reverse(const void *a, const void *b, void *arg)
 {
 	const struct config *c = arg;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 
-	return (int)config_watched(c, y)->net.prefix_len -
-	       (int)config_watched(c, x)->net.prefix_len;
+	return config_net_cmp(&config_watched(c, y)->net,
+			      &config_watched(c, x)->net);
 }
 
 int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
@@ -170,7 +177,7 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 		}
 		cur[i] = idx[i];
 	}
-	qsort_r(cur, n, sizeof(*cur), cmp_narrower_first, e->cfg);
+	qsort_r(cur, n, sizeof(*cur), cmp_net_reverse, e->cfg);
 	r = e->map ? engine_settle(e, ret_error) : 0;
 	if (r < 0)
 		goto out;

@@ -1,8 +1,8 @@
 # Shared by the attack scripts: the integration library (own network
 # namespace, temp dir, clean-up trap), a native configuration with its
 # state in $T/state, and helpers comparing the list with the kernel.
-# Usage: . attack/common.sh BUILD_DIR
-. "$(dirname "${BASH_SOURCE[0]}")/../tests/integration/lib.sh"
+# Usage: . tests/integration/hostile_watch/common.sh BUILD_DIR
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STATE=$T/state
 CFG=$T/attack.json
