@@ -87,7 +87,52 @@ int core_prepare_auth(struct core *c, const struct config *cfg,
  * Returns 0, or -1 (refused, said; the reload is dropped). */
 int core_apply_pending_reload(struct core *c, char **ret_error);
 
-/* core_watch.c: the list and the state file restored into cfg (at
+
+/* core_watch.c and core_watch_state.c: the runtime watch list's shared
+ * parts. */
+/* A change since the last commit, undone if the commit fails. */
+struct watch_undo {
+	struct config_net net;
+	char origin[WATCHLIST_ORIGIN_MAX + 1];
+	bool was_new;			/* else a refresh: the old times */
+	int64_t added, expires;
+	uint16_t *ignore[CONFIG_NPROTO];	/* ... and the old lists */
+	size_t nignore[CONFIG_NPROTO];
+};
+
+/* A request whose reply waits for the commit. */
+struct watch_waiter {
+	core_watch_done_fn done;
+	void *arg;
+	struct core_watch_result res;
+	bool adds;			/* undone (refused) if the commit fails */
+};
+
+/* Deletes pairs (net, origin) that exist; the kernel first. */
+struct del_list {
+	struct config_net *nets;	/* per pair */
+	const char **origins;
+	size_t n, cap;
+};
+
+int64_t core_watch_now(void);
+void core_watch_error(struct core_watch_result *res, enum core_watch_status st,
+		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* What the next commit could take back is no more. */
+void core_watch_undo_clear(struct core *c);
+/* The next expiry, to the timer hook. */
+void core_watch_arm_expiry(struct core *c);
+/* Runtime entries nobody holds any more, taken out of the mapping in one
+ * transaction.  On failure they stay in force and a later sweep retries. */
+int core_watch_unwatch(struct core *c, const struct config_net *nets,
+		       size_t n, char **ret_error);
+int core_watch_del_push(struct del_list *l, const struct config_net *net,
+			const char *origin);
+/* One line per change, through a limit: a bulk add is one line. */
+void core_watch_say(struct core *c, const char *what, size_t n,
+		    const char *one, const char *origin);
+
+/* core_watch_state.c: the list and the state file restored into cfg (at
  * core_new); the runtime entries put into cfg (before a reload). */
 int core_watch_restore(struct core *c, struct config *cfg);
 int core_watch_merge(struct core *c, struct config *cfg);

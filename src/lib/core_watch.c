@@ -14,33 +14,14 @@
 
 #include "diag.h"
 
-/* A change since the last commit, undone if the commit fails. */
-struct watch_undo {
-	struct config_net net;
-	char origin[WATCHLIST_ORIGIN_MAX + 1];
-	bool was_new;			/* else a refresh: the old times */
-	int64_t added, expires;
-	uint16_t *ignore[CONFIG_NPROTO];	/* ... and the old lists */
-	size_t nignore[CONFIG_NPROTO];
-};
 
-/* A request whose reply waits for the commit. */
-struct watch_waiter {
-	core_watch_done_fn done;
-	void *arg;
-	struct core_watch_result res;
-	bool adds;			/* undone (refused) if the commit fails */
-};
 
-static int64_t now_s(void)
+int64_t core_watch_now(void)
 {
 	return (int64_t)time(NULL);
 }
 
-static void result_error(struct core_watch_result *res,
-			 enum core_watch_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void result_error(struct core_watch_result *res,
+void core_watch_error(struct core_watch_result *res,
 			 enum core_watch_status st, const char *fmt, ...)
 {
 	va_list ap;
@@ -57,7 +38,7 @@ static bool refuse_mode(struct core *c, struct core_watch_result *res)
 
 	if (config_mode(cfg) == CONFIG_MODE_NATIVE && c->watchlist)
 		return false;
-	result_error(res, CORE_WATCH_MODE, "runtime watch entries need native "
+	core_watch_error(res, CORE_WATCH_MODE, "runtime watch entries need native "
 		     "mode; %s names nft_address_rules_path (template mode)",
 		     config_file(cfg));
 	return true;
@@ -69,7 +50,7 @@ static bool refuse_origin(struct core_watch_result *res, const char *origin)
 
 	if (watchlist_origin_valid(origin))
 		return false;
-	result_error(res, CORE_WATCH_INVALID, "origin %s: expected a name of "
+	core_watch_error(res, CORE_WATCH_INVALID, "origin %s: expected a name of "
 		     "1 to 64 characters a-z, 0-9, '_', '.', '-'",
 		     diag_string(vbuf, sizeof(vbuf), origin ? origin : ""));
 	return true;
@@ -83,7 +64,7 @@ static int parse_net(struct core *c, const char *text, size_t i,
 	char vbuf[DIAG_VALUE_MAX + 8], why[256];
 
 	if (text == NULL || config_parse_net(text, true, ret) < 0) {
-		result_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s is not "
+		core_watch_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s is not "
 			     "an address or prefix; expected ADDR or ADDR/LEN "
 			     "(host bits zero)", i,
 			     diag_string(vbuf, sizeof(vbuf), text ? text : ""));
@@ -91,7 +72,7 @@ static int parse_net(struct core *c, const char *text, size_t i,
 	}
 	if (watchlist_check_net(ret, d->min_prefix_len_v4, d->min_prefix_len_v6,
 				why, sizeof(why)) < 0) {
-		result_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s", i, why);
+		core_watch_error(res, CORE_WATCH_INVALID, "entries[%zu]: %s", i, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -161,7 +142,7 @@ static int undo_push(struct core *c, const struct config_net *net,
 
 /* What the next commit could take back is no more (written, or nothing
  * to write to). */
-static void undo_clear(struct core *c)
+void core_watch_undo_clear(struct core *c)
 {
 	for (size_t i = 0; i < c->nundo; i++) {
 		free(c->undo[i].ignore[0]);
@@ -171,16 +152,11 @@ static void undo_clear(struct core *c)
 }
 
 /* The next expiry, to the timer hook. */
-static void arm_expiry(struct core *c)
+void core_watch_arm_expiry(struct core *c)
 {
 	if (c->hooks.expiry && c->watchlist)
 		c->hooks.expiry(c->hooks.arg, watchlist_next_expiry(c->watchlist));
 }
-
-/* Runtime entries nobody holds any more, taken out of the mapping in one
- * transaction.  On failure they stay in force and a later sweep retries. */
-static int unwatch_nets(struct core *c, const struct config_net *nets,
-			size_t n, char **ret_error);
 
 /* Moves of watched entries' indexes, for the trigger queue. */
 static void entry_moved(void *arg, size_t to, size_t from)
@@ -197,7 +173,7 @@ static int cmp_size(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int unwatch_nets(struct core *c, const struct config_net *nets,
+int core_watch_unwatch(struct core *c, const struct config_net *nets,
 			size_t n, char **ret_error)
 {
 	const struct config *cfg = engine_config(c->engine);
@@ -230,45 +206,6 @@ static int unwatch_nets(struct core *c, const struct config_net *nets,
 	return r;
 }
 
-/* Puts the runtime entries into cfg (at start, before a reload): each
- * network once, with its latest entry's ignore lists.  One that cfg
- * refuses (trusted now, overlapping a prefix of the file's) stays in the
- * list without being in force, said. */
-struct merge {
-	struct core *c;
-	struct config *cfg;
-	size_t refused;
-};
-
-static int merge_one(void *arg, const struct watchlist_item *it)
-{
-	struct merge *m = arg;
-	char why[512];
-	size_t idx;
-	int r = config_watched_add(m->cfg, &it->net, it->ignore, it->nignore,
-				   why, sizeof(why), &idx);
-
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0 && r != -EEXIST && m->refused++ < 5)
-		warn(m->c, "runtime entry %s (origin %s) is not in force: %s",
-		     it->net.text, it->origin, why);
-	return 0;
-}
-
-int core_watch_merge(struct core *c, struct config *cfg)
-{
-	struct merge m = { c, cfg, 0 };
-	int r;
-
-	if (c->watchlist == NULL || watchlist_count(c->watchlist) == 0)
-		return 0;
-	r = watchlist_foreach_net(c->watchlist, merge_one, &m);
-	if (m.refused > 5)
-		warn(c, "%zu more runtime entries are not in force", m.refused - 5);
-	return r;
-}
-
 static void arm_commit(struct core *c)
 {
 	if (!c->commit_armed && c->hooks.commit) {
@@ -285,7 +222,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 	struct watch_waiter *w;
 
 	if (c->state == NULL) {
-		undo_clear(c);
+		core_watch_undo_clear(c);
 		res->durable = false;
 		return 0;
 	}
@@ -310,7 +247,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 }
 
 /* One line per change, through a limit: a bulk add is one line. */
-static void say_change(struct core *c, const char *what, size_t n,
+void core_watch_say(struct core *c, const char *what, size_t n,
 		       const char *one, const char *origin)
 {
 	char note[48];
@@ -340,7 +277,7 @@ int core_watch_add(struct core *c, const char *origin,
 	struct engine_watch *fresh = NULL;
 	const struct config_net *dup;
 	size_t nfresh = 0, nnew = 0;
-	int64_t now = now_s();
+	int64_t now = core_watch_now();
 	uint64_t fails;
 	char *err = NULL;
 	int r = -ENOMEM;
@@ -349,7 +286,7 @@ int core_watch_add(struct core *c, const char *origin,
 	if (refuse_mode(c, res) || refuse_origin(res, origin))
 		goto refused;
 	if (c->state_broken) {
-		result_error(res, CORE_WATCH_STORAGE, "the state directory %s "
+		core_watch_error(res, CORE_WATCH_STORAGE, "the state directory %s "
 			     "was unusable when porthopd started (see its log); "
 			     "runtime entries could not be kept",
 			     d->state_directory);
@@ -363,7 +300,7 @@ int core_watch_add(struct core *c, const char *origin,
 		if (parse_net(c, req[i].address, i, &nets[i], res) < 0)
 			goto refused;
 		if (req[i].ttl < 0 || req[i].ttl > (int64_t)d->max_ttl_s) {
-			result_error(res, CORE_WATCH_INVALID, "entries[%zu]: "
+			core_watch_error(res, CORE_WATCH_INVALID, "entries[%zu]: "
 				     "ttl %lld is out of range; expected 1 to %u "
 				     "seconds (max_ttl_seconds), or none", i,
 				     (long long)req[i].ttl, d->max_ttl_s);
@@ -384,12 +321,12 @@ int core_watch_add(struct core *c, const char *origin,
 	if (find_repeat(nets, n, &dup) < 0)
 		goto nomem;
 	if (dup) {
-		result_error(res, CORE_WATCH_INVALID, "%s is named twice; "
+		core_watch_error(res, CORE_WATCH_INVALID, "%s is named twice; "
 			     "expected each address or prefix once", dup->text);
 		goto refused;
 	}
 	if (watchlist_count(c->watchlist) + nnew > d->max_runtime_entries) {
-		result_error(res, CORE_WATCH_INVALID, "%zu more runtime entries "
+		core_watch_error(res, CORE_WATCH_INVALID, "%zu more runtime entries "
 			     "would pass max_runtime_entries (%u; %zu held)",
 			     nnew, d->max_runtime_entries,
 			     watchlist_count(c->watchlist));
@@ -402,7 +339,7 @@ int core_watch_add(struct core *c, const char *origin,
 	r = nfresh ? engine_watch_add(c->engine, fresh, nfresh, &err) : 0;
 	core_observe(c);
 	if (r < 0) {
-		result_error(res, engine_stats(c->engine)->failures != fails ?
+		core_watch_error(res, engine_stats(c->engine)->failures != fails ?
 			     CORE_WATCH_KERNEL : r == -EOPNOTSUPP ?
 			     CORE_WATCH_MODE : r == -ENOMEM ? CORE_WATCH_MEMORY :
 			     CORE_WATCH_INVALID, "%s", err ? err : strerror(-r));
@@ -420,9 +357,9 @@ int core_watch_add(struct core *c, const char *origin,
 				       prev ? prev->added : now, expires,
 				       req[i].ignore, req[i].nignore)) < 0) {
 			/* Out of memory half-way: what is in goes back out. */
-			unwatch_nets(c, nets, n, NULL);
+			core_watch_unwatch(c, nets, n, NULL);
 			if (r == -E2BIG) {
-				result_error(res, CORE_WATCH_INVALID, "origin "
+				core_watch_error(res, CORE_WATCH_INVALID, "origin "
 					     "%s: porthopd holds %d origins "
 					     "already, the most it keeps",
 					     origin, WATCHLIST_MAX_ORIGINS);
@@ -438,15 +375,15 @@ int core_watch_add(struct core *c, const char *origin,
 		if (c->state && it && statefile_put(c->state, it) < 0)
 			c->state_stale = true;
 	}
-	say_change(c, "added", res->added + res->refreshed,
+	core_watch_say(c, "added", res->added + res->refreshed,
 		   n ? nets[0].text : "", origin);
 	res->entries = watchlist_count(c->watchlist);
-	arm_expiry(c);
+	core_watch_arm_expiry(c);
 	free(nets);
 	free(fresh);
 	return wait_commit(c, res, done, arg, true);
 nomem:
-	result_error(res, CORE_WATCH_MEMORY, "out of memory");
+	core_watch_error(res, CORE_WATCH_MEMORY, "out of memory");
 refused:
 	if (res->status != CORE_WATCH_MODE && origin &&
 	    watchlist_origin_valid(origin) && c->watchlist)
@@ -456,14 +393,8 @@ refused:
 	return 0;
 }
 
-/* Deletes pairs (net, origin) that exist; the kernel first. */
-struct del_list {
-	struct config_net *nets;	/* per pair */
-	const char **origins;
-	size_t n, cap;
-};
 
-static int del_push(struct del_list *l, const struct config_net *net,
+int core_watch_del_push(struct del_list *l, const struct config_net *net,
 		    const char *origin)
 {
 	if (l->n == l->cap) {
@@ -539,7 +470,7 @@ static int del_apply(struct core *c, struct del_list *l,
 	int r;
 
 	if (gone == NULL) {
-		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+		core_watch_error(res, CORE_WATCH_MEMORY, "out of memory");
 		return -ENOMEM;
 	}
 	/* Which networks lose their last holder: counted before anything
@@ -547,7 +478,7 @@ static int del_apply(struct core *c, struct del_list *l,
 	r = sort_pairs(l);
 	if (r < 0) {
 		free(gone);
-		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+		core_watch_error(res, CORE_WATCH_MEMORY, "out of memory");
 		return r;
 	}
 	for (size_t i = 0, run; i < l->n; i += run) {
@@ -563,19 +494,19 @@ static int del_apply(struct core *c, struct del_list *l,
 			statefile_del(c->state, &l->nets[i], l->origins[i]);
 		watchlist_del(c->watchlist, &l->nets[i], l->origins[i]);
 	}
-	r = unwatch_nets(c, gone, ngone, &err);
+	r = core_watch_unwatch(c, gone, ngone, &err);
 	if (r < 0) {
 		/* Out of the list, still in force: the sweep retries. */
 		warn(c, "watch: taking %zu entries out of the mapping failed "
 		     "(retried): %s", ngone, err ? err : strerror(-r));
 		c->sweep = true;
-		arm_expiry(c);
+		core_watch_arm_expiry(c);
 	}
 	free(err);
 	free(gone);
 	res->deleted = l->n;
 	res->entries = watchlist_count(c->watchlist);
-	say_change(c, what, l->n, l->n ? l->nets[0].text : "", origin_said);
+	core_watch_say(c, what, l->n, l->n ? l->nets[0].text : "", origin_said);
 	return 0;
 }
 
@@ -606,14 +537,14 @@ int core_watch_del(struct core *c, const char *origin,
 			if (!watchlist_has(c->watchlist, &net, o))
 				continue;
 			found++;
-			if (del_push(&l, &net, o) < 0) {
-				result_error(res, CORE_WATCH_MEMORY, "out of memory");
+			if (core_watch_del_push(&l, &net, o) < 0) {
+				core_watch_error(res, CORE_WATCH_MEMORY, "out of memory");
 				goto out;
 			}
 		}
 	}
 	if (l.n == 0) {
-		result_error(res, CORE_WATCH_NOT_FOUND, "%s%s: no runtime entry%s%s",
+		core_watch_error(res, CORE_WATCH_NOT_FOUND, "%s%s: no runtime entry%s%s",
 			     n == 1 ? "" : "none of the addresses",
 			     n == 1 ? addr[0] : "", origin ? " of origin " : "",
 			     origin ? origin : "");
@@ -642,7 +573,7 @@ static int collect_item(void *arg, const struct watchlist_item *it)
 
 	/* Not it->origin: the walk's item lives on its stack, and the
 	 * pairs are used after the walk has returned. */
-	f->r = del_push(f->l, &it->net, f->name);
+	f->r = core_watch_del_push(f->l, &it->net, f->name);
 	return f->r;
 }
 
@@ -666,7 +597,7 @@ int core_watch_flush(struct core *c, const char *origin,
 	if (name)
 		watchlist_foreach(c->watchlist, name, collect_item, &f);
 	if (f.r < 0) {
-		result_error(res, CORE_WATCH_MEMORY, "out of memory");
+		core_watch_error(res, CORE_WATCH_MEMORY, "out of memory");
 	} else if (l.n > 0 && del_apply(c, &l, res, "flushed", origin) == 0) {
 		if (c->state)
 			statefile_flush_origin(c->state, origin);
@@ -680,224 +611,3 @@ int core_watch_flush(struct core *c, const char *origin,
 	return r;
 }
 
-/* A refresh taken back: the entry as it was, times and lists. */
-static int restore_refresh(struct core *c, const struct watch_undo *u)
-{
-	const uint16_t *ign[CONFIG_NPROTO] = { u->ignore[0], u->ignore[1] };
-
-	return watchlist_put(c->watchlist, &u->net, u->origin, u->added,
-			     u->expires, ign, u->nignore);
-}
-
-/* A failed commit: every add and refresh since the last one is taken
- * back (the requests are refused); deletes stay done, not durable. */
-static void undo_group(struct core *c)
-{
-	struct config_net *gone = calloc(c->nundo + 1, sizeof(*gone));
-	size_t ngone = 0;
-
-	for (size_t i = c->nundo; i-- > 0;) {
-		const struct watch_undo *u = &c->undo[i];
-		const struct watchlist_item *it =
-			watchlist_get(c->watchlist, &u->net, u->origin);
-
-		if (it == NULL)
-			continue;	/* deleted since */
-		if (u->was_new) {
-			watchlist_del(c->watchlist, &u->net, u->origin);
-			if (gone && watchlist_holders(c->watchlist, &u->net) == 0)
-				gone[ngone++] = u->net;
-		} else if (restore_refresh(c, u) < 0) {
-			c->state_stale = true;	/* out of memory: kept as is */
-		}
-	}
-	if (gone == NULL || unwatch_nets(c, gone, ngone, NULL) < 0)
-		c->sweep = true;
-	free(gone);
-	undo_clear(c);
-}
-
-static int emit_all(void *arg, int (*emit)(void *ctx,
-					   const struct watchlist_item *it),
-		    void *ctx)
-{
-	return watchlist_foreach(arg, NULL, emit, ctx);
-}
-
-void core_watch_commit(struct core *c)
-{
-	char *err = NULL;
-	int r = 0;
-
-	c->commit_armed = false;
-	if (c->state == NULL)
-		return;
-	if (c->state_stale ||
-	    statefile_should_rewrite(c->state, watchlist_count(c->watchlist)))
-		r = statefile_rewrite(c->state, emit_all, c->watchlist, &err);
-	else
-		r = statefile_commit(c->state, &err);
-	if (r == 0) {
-		c->state_stale = false;
-		undo_clear(c);
-	} else {
-		warn(c, "watch: the state file could not be written, the "
-		     "changes since the last write are taken back: %s",
-		     err ? err : strerror(-r));
-		statefile_discard(c->state);
-		undo_group(c);
-		/* What the file holds is behind the list: the next commit
-		 * writes it whole. */
-		c->state_stale = true;
-	}
-	for (size_t i = 0; i < c->nwaiters; i++) {
-		struct watch_waiter *w = &c->waiters[i];
-
-		if (r < 0 && w->adds) {
-			result_error(&w->res, CORE_WATCH_STORAGE, "the state "
-				     "file could not be written (%s); nothing "
-				     "of this request is in force",
-				     err ? err : strerror(-r));
-		} else if (r < 0) {
-			w->res.durable = false;
-		}
-		if (w->done)
-			w->done(w->arg, &w->res);
-	}
-	c->nwaiters = 0;
-	free(err);
-	arm_expiry(c);
-}
-
-/* What expired: the networks (the origin strings go with the entries). */
-struct expired {
-	struct del_list l;
-	char first_origin[WATCHLIST_ORIGIN_MAX + 1];
-};
-
-static void expired_one(void *arg, const struct watchlist_item *it)
-{
-	struct expired *x = arg;
-
-	if (x->l.n == 0)
-		snprintf(x->first_origin, sizeof(x->first_origin), "%s",
-			 it->origin);
-	del_push(&x->l, &it->net, "");
-}
-
-void core_watch_expire(struct core *c)
-{
-	const struct config *cfg = engine_config(c->engine);
-	struct expired x = { { 0 }, "" };
-	char *err = NULL;
-	size_t n;
-
-	if (c->watchlist == NULL)
-		return;
-	n = watchlist_expire(c->watchlist, now_s(), 0, expired_one, &x);
-	if (c->sweep) {
-		/* Entries a failed removal left in force. */
-		c->sweep = false;
-		for (size_t i = config_configured_count(cfg);
-		     i < config_watched_count(cfg); i++)
-			if (watchlist_holders(c->watchlist,
-					      &config_watched(cfg, i)->net) == 0)
-				del_push(&x.l, &config_watched(cfg, i)->net, "");
-	}
-	if (x.l.n > 0 && unwatch_nets(c, x.l.nets, x.l.n, &err) < 0) {
-		warn(c, "watch: taking expired entries out of the mapping "
-		     "failed (retried in 1 s): %s", err ? err : "?");
-		c->sweep = true;
-		if (c->hooks.expiry)
-			c->hooks.expiry(c->hooks.arg, now_s() + 1);
-	}
-	if (n > 0)
-		say_change(c, "expired", n, x.l.nets[0].text, x.first_origin);
-	free(err);
-	free(x.l.nets);
-	free(x.l.origins);
-	if (!c->sweep)
-		arm_expiry(c);
-}
-
-/* Replay of the state file into the list. */
-static int load_put(void *arg, const struct watchlist_item *it)
-{
-	struct core *c = arg;
-	int r = watchlist_put(c->watchlist, &it->net, it->origin, it->added,
-			      it->expires, it->ignore, it->nignore);
-
-	return r == -E2BIG || r == -EINVAL ? 0 : r < 0 ? r : 0;
-}
-
-static int load_del(void *arg, const struct config_net *net,
-		    const char *origin)
-{
-	struct core *c = arg;
-
-	watchlist_del(c->watchlist, net, origin);
-	return 0;
-}
-
-static int load_flush(void *arg, const char *origin)
-{
-	struct core *c = arg;
-
-	watchlist_flush(c->watchlist, origin, NULL, NULL);
-	return 0;
-}
-
-int core_watch_restore(struct core *c, struct config *cfg)
-{
-	const struct config_daemon *d = config_daemon(cfg);
-	char *note = NULL;
-	int r;
-
-	c->watchlist = watchlist_new(d->max_runtime_entries);
-	if (c->watchlist == NULL)
-		return -ENOMEM;
-	if (config_mode(cfg) != CONFIG_MODE_NATIVE ||
-	    d->state_directory == NULL || d->state_directory[0] == '\0')
-		return 0;
-	c->state = statefile_open(d->state_directory, &note);
-	if (c->state == NULL) {
-		warn(c, "%s", note ? note : "out of memory");
-		free(note);
-		return -EIO;
-	}
-	r = statefile_load(c->state, now_s(), load_put, load_del, load_flush,
-			   c, &note);
-	if (note)
-		warn(c, "watch: %s", note);
-	free(note);
-	if (r < 0)
-		return r;
-	if (watchlist_count(c->watchlist) > 0)
-		info(c, "watch: %zu runtime entries restored from %s",
-		     watchlist_count(c->watchlist), statefile_path(c->state));
-	return core_watch_merge(c, cfg);
-}
-
-const struct watchlist *core_watchlist(const struct core *c)
-{
-	return c->watchlist;
-}
-
-void core_watch_stats(const struct core *c, struct statefile_stats *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	if (c->state)
-		statefile_get_stats(c->state, ret);
-}
-
-void core_watch_free(struct core *c)
-{
-	/* Stopping: what waits for a commit gets it now. */
-	if (c->nwaiters)
-		core_watch_commit(c);
-	statefile_free(c->state);
-	watchlist_free(c->watchlist);
-	undo_clear(c);
-	free(c->undo);
-	free(c->waiters);
-}
