@@ -341,8 +341,10 @@ void core_event_packet(struct core *c, const char *prefix,
 		c->ev_stats.dropped[PROBE_DROP_MERGE]++;
 	/* Counted from every packet, not the merged events: a scanner is
 	 * caught as soon as it crosses the threshold. */
+	/* Probes the kernel logged before the add came into force count
+	 * for nothing. */
 	if (ev->counter && e.kind == PROBE_PROBE &&
-	    autowatch_see(ev->counter, &e, now) == 1)
+	    autowatch_see(ev->counter, &e, now) == 1 && !held(c, src))
 		autowatch_add(c, ev, src, false);
 	else if (ev->counter && e.kind == PROBE_STALE)
 		maybe_refresh(c, ev, &e, src, now);

@@ -137,6 +137,8 @@ int evhook_run(struct evhook *h, const char *json, size_t len)
 
 	if (len + 1 > sizeof(line))
 		return -E2BIG;
+	if (h->nkids == EVHOOK_CHILDREN)
+		reap(h, false);		/* room made by those that ended */
 	if (h->nkids == EVHOOK_CHILDREN || !take_token(h))
 		return -EAGAIN;
 	if (pipe2(fds, O_CLOEXEC) < 0)
