@@ -557,18 +557,20 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 {
 	const struct config_events *ev = &config_daemon(c)->events;
 
+	/* Most packets are TCP past their SYN: they leave at the first
+	 * rule (an untracked client's too, whose state says nothing). */
 	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "ct", "key", "state", "right", "set", "new",
-		"untracked", "return")), err);
+		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
+		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
+		"ack", "right", "syn", "return")), err);
 	push(cmds, rule(c, "pre_events", json_pack(
 		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
 		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
 		"return")), err);
 	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
-		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
-		"ack", "right", "syn", "return")), err);
+		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
+		"left", "ct", "key", "state", "right", "set", "new",
+		"untracked", "return")), err);
 	/* The host's own traffic (it comes in on lo). */
 	push(cmds, rule(c, "pre_events", json_pack(
 		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
