@@ -302,7 +302,9 @@ static int apply_setup(struct engine *e, struct config *cfg,
 
 	if (batch &&
 	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
-	    ruleset_native_setup(cfg, ruleset_commands(batch), in_place) == 0)
+	    ruleset_native_setup_after(cfg, config_mode(e->cfg) ==
+				       CONFIG_MODE_NATIVE ? e->cfg : NULL,
+				       ruleset_commands(batch), in_place) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
 	return r;

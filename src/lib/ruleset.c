@@ -624,13 +624,15 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 
 /* The event rules, or (off, in place) whatever an earlier definition had
  * of them gone (added first so that the deletes work either way). */
-static void native_events_setup(const struct config *c, json_t *cmds,
+static void native_events_setup(const struct config *c,
+				const struct config *prev, json_t *cmds,
 				bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
 	bool on = config_daemon(c)->events.on;
 
-	if (!on && !in_place)
+	/* Off, and off before too: nothing to take away. */
+	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
 		return;
 	events_objects(c, cmds, err);
 	if (in_place) {
@@ -656,6 +658,13 @@ static void native_events_setup(const struct config *c, json_t *cmds,
 }
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
+{
+	return ruleset_native_setup_after(c, NULL, cmds, in_place);
+}
+
+int ruleset_native_setup_after(const struct config *c,
+			       const struct config *prev, json_t *cmds,
+			       bool in_place)
 {
 	static const char *const chains[] = { "pre_nat", "pre_stateless",
 					      "out_stateless" };
@@ -723,7 +732,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
 
 	native_untrack_setup(c, cmds, in_place, &err);
-	native_events_setup(c, cmds, in_place, &err);
+	native_events_setup(c, prev, cmds, in_place, &err);
 	return err;
 }
 

@@ -139,6 +139,13 @@ int ruleset_native_tracked_change(const struct config *c, size_t idx,
 /* Appends the command that deletes the table. */
 int ruleset_native_teardown(const struct config *c, json_t *cmds);
 
+/* ruleset_native_setup when the table in place was defined by prev
+ * (NULL: not known): what prev did not have is not taken away (an event
+ * feed off before and after leaves no deletes in the batch). */
+int ruleset_native_setup_after(const struct config *c,
+			       const struct config *prev, json_t *cmds,
+			       bool in_place);
+
 /* Whether native mode keeps tracked4/6 (untrack_unwatched, or the event
  * rules, which look up who is watched in them). */
 bool ruleset_native_tracked(const struct config *c);

@@ -109,6 +109,33 @@ static void test_golden_native_events_batch(void **state)
 	config_free(c);
 }
 
+/* Turning the feed off in place deletes its chains, sets and counter;
+ * a table that never had them gets no deletes. */
+static void test_events_off_in_place(void **state)
+{
+	struct config *on = support_load("valid/native_events.json");
+	struct config *off = support_load("valid/native_full.json");
+	json_t *a = json_array(), *b = json_array();
+	char *ta, *tb;
+
+	(void)state;
+	assert_int_equal(ruleset_native_setup_after(off, on, a, true), 0);
+	assert_int_equal(ruleset_native_setup_after(off, off, b, true), 0);
+	ta = json_dumps(a, JSON_COMPACT);
+	tb = json_dumps(b, JSON_COMPACT);
+	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
+			       "\"table\":\"mtd_ports\",\"name\":\"pre_events\"}}}"));
+	assert_non_null(strstr(ta, "\"delete\":{\"counter\""));
+	assert_null(strstr(tb, "pre_events"));
+	assert_null(strstr(tb, "stale4"));
+	free(ta);
+	free(tb);
+	json_decref(a);
+	json_decref(b);
+	config_free(on);
+	config_free(off);
+}
+
 static void test_golden_native_batch(void **state)
 {
 	struct config *c;
@@ -467,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_golden_native_batch),
 		cmocka_unit_test(test_golden_native_events_batch),
+		cmocka_unit_test(test_events_off_in_place),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
