@@ -4,10 +4,10 @@
 # automatic watching once it crosses the threshold, its next scan seeing
 # the moved picture (moved and vacated events), a stale port after a
 # shuffle (stale event, the autowatch entry's TTL started again), a UDP
-# probe over IPv6; every kind read back from `porthop events`, the log,
+# probe over IPv6, a short flood; every kind read back from `porthop events`, the log,
 # the Redis stream and the hook's output; metrics per kind.
 . "$(dirname "$0")/lib.sh"
-require_tools nmap nping
+require_tools nmap nping hping3
 . "$SRC/scripts/topology.sh"
 
 P=phe$$
@@ -181,5 +181,23 @@ hook_accounts() {
 }
 wait_for 15 "every event through the hook or counted" hook_accounts
 pass "metrics per kind; no event dropped (the hook's refusals counted)"
+# 6. A short flood (hping3, random sources, SYNs to closed ports): the
+# kernel's rate limit holds it back and counts it; porthopd stays small
+# and serves on.  (bench/events.sh floods a million packets.)
+topo_add_host "$P" flood 10.0.0.8 fd00:70:68::8
+ip netns exec "$H" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+ip netns exec "${P}flood" ip route add default dev eth0
+held0=$(metric 'porthop_events_dropped_total{reason="kernel_limit"}')
+ip netns exec "${P}flood" timeout 3 hping3 --flood --rand-source -S -p ++1000 \
+	"$TARGET" >/dev/null 2>&1 || true
+wait_for 10 "the kernel's limit to hold the flood back" metric_above \
+	'porthop_events_dropped_total{reason="kernel_limit"}' $((held0 + 1000))
+pid=$(cat "$T/porthopd.pid")
+rss=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$pid/status")
+[ "$rss" -lt 65536 ] || fail "porthopd's peak RSS is $rss kB after the flood"
+[ "$(metric 'porthop_events_dropped_total{reason="socket"}')" = 0 ] ||
+	echo "note: events lost on the way under the flood (counted)"
+ctl status --json >/dev/null || fail "porthopd does not answer after the flood"
+pass "a flood: held back by the kernel's limit ($(metric 'porthop_events_dropped_total{reason="kernel_limit"}') counted), peak RSS $rss kB"
 PORTHOPD_PID=$(cat "$T/porthopd.pid")
 porthopd_stop || fail "porthopd exited with an error"
