@@ -5,6 +5,9 @@
 # "good" one (not watched) scan ports 1-20 with nmap, round after round,
 # with a trigger published between rounds.
 #
+# Then a detector names the good scanner at runtime, and an unknown
+# scanner is caught by autowatch; the events of the run are printed.
+#
 # usage: scripts/demo.sh [-r ROUNDS] [-s sS|sT|sF|sN|sX] [-k]
 #   -r ROUNDS  rounds of scans (default 10)
 #   -s TYPE    nmap scan type (default sS, the SYN scan)
@@ -20,7 +23,7 @@ while getopts "r:s:kh" opt; do
 	r) ROUNDS=$OPTARG ;;
 	s) SCAN=$OPTARG ;;
 	k) SETUP=0 ;;
-	*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+	*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
 	esac
 done
 case $SCAN in sS|sT|sF|sN|sX) ;; *) echo "demo: -s $SCAN: expected sS, sT, sF, sN or sX" >&2; exit 64 ;; esac
@@ -120,3 +123,39 @@ echo "  good sees open, watched: $(open_ports)"
 ip netns exec "${P}host" "$BUILD/porthop" watch -s "$T/control.sock" \
 	del 10.0.0.4 --origin ids | sed 's/^/  porthop watch del 10.0.0.4 --origin ids: /'
 echo "  good sees open, after:   $(open_ports)"
+
+# The autowatch round: nobody reports the scanner; porthop sees it.  A
+# fourth host (10.0.0.7, in no list) scans 1,000 ports; past 15 closed
+# ports it is watched (origin autowatch), and its next scan meets its own
+# mapping.  Then the events of the run.
+echo
+echo "autowatch round: 10.0.0.7 (in no list, reported by nobody) scans 1,000 ports"
+topo_add_host "$P" scan 10.0.0.7 fd00:70:68::7
+jq --arg s "$T/state" '.porthopd.state_directory = $s
+	| .nftables_service_configuration.max_port_number = 2000
+	| .porthopd.events = {merge_ms: 1000}
+	| .porthopd.autowatch = {ports: 15, seconds: 300, ttl_seconds: 3600}' \
+	"$T/native.json" >"$T/configuration.json"
+ip netns exec "${P}host" "$BUILD/porthop" reload -s "$T/control.sock" >/dev/null
+echo "  porthopd reloaded with \"autowatch\": {\"ports\": 15, \"seconds\": 300, \"ttl_seconds\": 3600}"
+scan_open() {
+	ip netns exec "${P}scan" nmap -sS -p"$1" -n -Pn -T4 --max-retries 1 -oG - 10.0.0.2 2>/dev/null |
+		awk -F'Ports: ' '/Ports:/ {n = split($2, p, ", ")
+		for (i = 1; i <= n; i++) { split(p[i], f, "/"); sub(/^ +/, "", f[1])
+			if (f[2] == "open") printf "%s ", f[1] } }'
+}
+echo "  first scan (ports 1-1000) saw open: $(scan_open 1-1000)"
+wait_log "autowatch: 10.0.0.7" 1 10
+echo "  $(grep -m1 'autowatch: 10.0.0.7' "$LOG" | sed 's/^porthopd: //')"
+ip netns exec "${P}host" "$BUILD/porthop" watch -s "$T/control.sock" list --origin autowatch |
+	sed 's/^/  /'
+echo "  mapping for 10.0.0.7:   $(topo_redirects "$P" 10.0.0.7 | awk '{printf "%s->%s  ", $1, $2}')"
+echo "  next scan (ports 1-2000) saw open: $(scan_open 1-2000)"
+sleep 1.5	# the last merge window closes
+echo
+echo "the events of the run (porthop events; probes summed per source):"
+ip netns exec "${P}host" "$BUILD/porthop" events -s "$T/control.sock" --json >"$T/events.jsonl"
+jq -rs 'map(select(.kind == "probe")) | group_by(.source)[]
+	| "  probe    \(.[0].source): \(length) closed ports, \(map(.count) | add) packets"' "$T/events.jsonl"
+jq -r 'select(.kind != "probe") | "  \(.kind | . + "        " | .[0:8]) \(.source) \(.proto)/\(.port)\(if .real_port then " (service \(.real_port))" else "" end) x\(.count) gen \(.generation)"' \
+	"$T/events.jsonl"

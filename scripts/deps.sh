@@ -5,9 +5,9 @@ set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config
 	libnftables-dev libnftnl-dev libmnl-dev libjansson-dev libhiredis-dev
-	libevent-dev libsodium-dev libcurl4-openssl-dev
+	libevent-dev libsodium-dev libcurl4-openssl-dev libnetfilter-log-dev
 	libcmocka-dev
-	nftables iproute2 redis-server redis-tools nmap jq iptables
+	nftables iproute2 redis-server redis-tools nmap jq iptables hping3
 	valgrind clang libclang-rt-14-dev systemd socat util-linux mandoc
 	debhelper dpkg-dev lintian fakeroot git
 	procps psmisc

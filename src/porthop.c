@@ -46,6 +46,8 @@ static void usage(FILE *f)
 "                             or every origin's)\n"
 "  watch list [--origin NAME] [--json]       the runtime entries\n"
 "  watch flush --origin NAME  delete every entry of one origin\n"
+"  events [--follow] [--json] what porthop saw: moved, vacated, stale and\n"
+"                             probe events (root only)\n"
 "  check [-o] -c FILE         validate a configuration as porthopd does\n"
 "                             (-o: offline, no kernel dry run)\n"
 "  print -c FILE              the ruleset porthopd would apply, nft syntax\n"
@@ -521,6 +523,8 @@ int main(int argc, char **argv)
 		return cmd_check(&g, argc, argv);
 	if (strcmp(cmd, "watch") == 0)
 		return cmd_watch(&g, argc, argv);
+	if (strcmp(cmd, "events") == 0)
+		return cmd_events(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

@@ -20,6 +20,9 @@ int cmd_publish(const struct globals *g, int argc, char **argv);
 /* porthop watch add|del|list|flush: the runtime watch list.  Returns the
  * exit status. */
 int cmd_watch(const struct globals *g, int argc, char **argv);
+/* porthop events [--follow] [--json]: the probe event feed.  Returns the
+ * exit status. */
+int cmd_events(const struct globals *g, int argc, char **argv);
 
 /* What the commands share (porthop.c).  cli_call sends one request
  * (consumed) and waits up to timeout_ms; prints errors; returns a

@@ -26,10 +26,13 @@
 #include "control.h"
 #include "core.h"
 #include "diag.h"
+#include "evhook.h"
+#include "evstream.h"
 #include "log.h"
 #include "metrics.h"
 #include "nftio.h"
 #include "notify.h"
+#include "pktlog.h"
 #include "rundir.h"
 #include "shuffle.h"
 
@@ -59,6 +62,12 @@ struct porthopd {
 	struct event *commit_ev;		/* the state file's group commit */
 	struct event *expiry_ev;		/* the next runtime entry due */
 	int64_t expiry_at;			/* epoch seconds; 0: none */
+	/* The probe event feed: the nflog reader, where events go, and
+	 * the tick that closes merge windows. */
+	struct pktlog *pktlog;
+	struct evstream *stream;
+	struct evhook *hook;
+	struct event *events_ev;
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 };
@@ -232,6 +241,104 @@ static void on_bus_state(void *arg, enum bus_event ev, const char *detail,
 			 bus_connections(p->bus));
 }
 
+/* The probe event feed's parts (docs/events.md). */
+static void on_packet(void *arg, const char *prefix, const uint8_t *pkt,
+		      size_t len)
+{
+	struct porthopd *p = arg;
+
+	core_event_packet(p->core, prefix, pkt, len);
+}
+
+static void on_lost(void *arg, uint64_t n)
+{
+	struct porthopd *p = arg;
+
+	core_event_lost(p->core, PROBE_DROP_SOCKET, n);
+}
+
+static void on_events_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	core_events_tick(p->core);
+}
+
+/* A merged event: one JSON line to the log, the Redis stream, the hook.
+ * Returns what could not be done, as drop reasons. */
+static unsigned on_core_event(void *arg, const struct probe_event *e,
+			      const char *json, size_t len)
+{
+	struct porthopd *p = arg;
+	const struct config_events *ev = &config_daemon(cfg_of(p))->events;
+	unsigned drops = 0;
+
+	(void)e;
+	if (ev->log)
+		log_info("event %s", json);
+	if (p->stream && evstream_add(p->stream, json, len) < 0)
+		drops |= 1u << PROBE_DROP_STREAM;
+	if (p->hook && evhook_run(p->hook, json, len) < 0)
+		drops |= 1u << PROBE_DROP_HOOK;
+	return drops;
+}
+
+static void stop_events(struct porthopd *p)
+{
+	pktlog_free(p->pktlog);
+	evstream_free(p->stream);
+	evhook_free(p->hook);
+	if (p->events_ev)
+		event_free(p->events_ev);
+	p->pktlog = NULL;
+	p->stream = NULL;
+	p->hook = NULL;
+	p->events_ev = NULL;
+}
+
+/* (Re)starts the feed's parts as the configuration in force asks: a
+ * reader that cannot bind its group is said, and the rest goes on. */
+static void start_events(struct porthopd *p)
+{
+	const struct config *c = cfg_of(p);
+	const struct config_events *ev = &config_daemon(c)->events;
+	const struct config_redis_extra *x = config_redis_extra(c);
+	struct timeval tick = { 0, 200000 };
+	char *err = NULL;
+
+	stop_events(p);
+	if (!core_events_on(p->core))
+		return;
+	p->pktlog = pktlog_new(p->base, ev->nflog_group, on_packet, on_lost,
+			       p, &err);
+	if (p->pktlog == NULL) {
+		log_warnx("events: %s; no events are read", err ? err :
+			  "out of memory");
+		free(err);
+	}
+	if (ev->stream) {
+		struct evstream_options o = {
+			.host = config_redis_host(c),
+			.port = config_redis_port(c),
+			.unix_path = x->unix_socket,
+			.user = x->username,
+			.password = x->password,
+			.key = ev->stream,
+			.maxlen = ev->stream_maxlen,
+		};
+
+		p->stream = evstream_new(p->base, &o);
+	}
+	if (ev->hook)
+		p->hook = evhook_new(p->base, ev->hook, ev->hook_per_minute);
+	p->events_ev = event_new(p->base, -1, EV_PERSIST, on_events_tick, p);
+	if ((ev->stream && p->stream == NULL) || (ev->hook && p->hook == NULL) ||
+	    p->events_ev == NULL || evtimer_add(p->events_ev, &tick) < 0)
+		log_warnx("events: out of memory starting the feed");
+}
+
 static struct bus *make_bus(struct porthopd *p)
 {
 	const struct config *c = cfg_of(p);
@@ -276,6 +383,7 @@ static void on_core_reloaded(void *arg, unsigned changes)
 				  "subscription");
 	}
 	arm_metrics(p);
+	start_events(p);
 	if (p->socket_override == NULL)
 		reopen_control(p);
 	notify_status(p);
@@ -677,6 +785,7 @@ static void wire_events(struct porthopd *p)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	arm_interval(p);
+	start_events(p);
 	if (p->use_redis) {
 		p->bus = make_bus(p);
 		if (p->bus == NULL)
@@ -703,6 +812,7 @@ static void free_event(struct event *ev)
 /* Frees what p holds; the rules stay as core_stop left them. */
 static void teardown(struct porthopd *p)
 {
+	stop_events(p);
 	bus_free(p->bus);
 	control_free(p->control);
 	for (size_t i = 0; i < 4; i++)
@@ -739,6 +849,7 @@ int main(int argc, char **argv)
 		.metrics = on_core_metrics,
 		.commit = on_core_commit,
 		.expiry = on_core_expiry,
+		.event = on_core_event,
 	};
 	struct options o = { 0 };
 	struct config *cfg;

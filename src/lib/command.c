@@ -109,6 +109,22 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			"commands", (json_int_t)st->last_commands));
 	if (core_watchlist(c) && config_mode(cfg) == CONFIG_MODE_NATIVE)
 		json_object_set_new(r, "runtime", runtime_status(c));
+	if (core_events_on(c)) {
+		const struct probe_stats *es = core_event_stats(c);
+		json_t *ev = json_object(), *k = json_object(), *d = json_object();
+
+		for (int i = 0; i < PROBE_KINDS; i++)
+			json_object_set_new(k, probe_kind_name(i), json_integer(
+				(json_int_t)es->events[i]));
+		for (int i = 0; i < PROBE_DROPS; i++)
+			json_object_set_new(d, probe_drop_name(i), json_integer(
+				(json_int_t)es->dropped[i]));
+		json_object_set_new(ev, "events", k);
+		json_object_set_new(ev, "dropped", d);
+		json_object_set_new(ev, "autowatch_added", json_integer(
+			(json_int_t)es->autowatch_added));
+		json_object_set_new(r, "events", ev);
+	}
 	json_object_set_new(r, "authenticated_triggers",
 			    json_boolean(core_authenticated(c)));
 	json_object_set_new(r, "address_triggers_unknown", json_integer(
@@ -238,6 +254,40 @@ static json_t *reload(struct core *c, struct control *ctl, json_t *req)
 			 (json_int_t)config_pair_count(cfg));
 }
 
+/* The probe events after "after" (a seq; 0: all the ring holds), at most
+ * "max" (default and limit 1000); "last" says where the next request
+ * picks up. */
+static void event_out(void *arg, const struct probe_event *e)
+{
+	json_array_append_new(arg, probe_json(e));
+}
+
+static json_t *events(struct core *c, struct control *ctl, json_t *req)
+{
+	json_t *after = json_object_get(req, "after");
+	json_t *max = json_object_get(req, "max");
+	json_t *list = json_array();
+	uint64_t last = 0;
+	json_int_t m = 1000;
+
+	(void)ctl;
+	if ((after && (!json_is_integer(after) || json_integer_value(after) < 0)) ||
+	    (max && (!json_is_integer(max) || json_integer_value(max) < 1))) {
+		json_decref(list);
+		return control_error(CONTROL_CODE_REQUEST, "malformed request: "
+				     "\"after\" and \"max\" must be "
+				     "non-negative integers");
+	}
+	if (max && json_integer_value(max) < m)
+		m = json_integer_value(max);
+	if (list == NULL)
+		return NULL;
+	core_events_since(c, after ? (uint64_t)json_integer_value(after) : 0,
+			  (size_t)m, event_out, list, &last);
+	return json_pack("{s:b,s:b,s:o,s:I}", "ok", 1, "on", core_events_on(c),
+			 "events", list, "last", (json_int_t)last);
+}
+
 static const struct command commands[] = {
 	{ "status", false, status },
 	{ "metrics", false, metrics },
@@ -248,6 +298,7 @@ static const struct command commands[] = {
 	{ "watch_del", false, command_watch_del },
 	{ "watch_list", false, command_watch_list },
 	{ "watch_flush", false, command_watch_flush },
+	{ "events", true, events },
 };
 
 json_t *command_run(struct core *c, struct control *ctl, json_t *request,

@@ -133,6 +133,7 @@ void config_free(struct config *c)
 	free(c->rules_path);
 	free(c->table_name);
 	free((void *)c->daemon.state_directory);
+	config_events_free(c);
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(c->proto_ports[p]);
 	for (size_t i = 0; c->watched && i < c->nwatched; i++)

@@ -85,6 +85,31 @@ struct config_redis_extra {
 
 /* Daemon settings (the optional "porthopd" object).  The strings and the
  * key belong to the configuration and live as long as it. */
+/* porthopd.events: what the kernel logs to porthopd and where the
+ * merged events go. */
+struct config_events {
+	bool on;
+	unsigned nflog_group;		/* the kernel's nflog group */
+	unsigned rate, burst;		/* per kind: packets/second, burst */
+	unsigned merge_ms;		/* identical events merged over this */
+	unsigned ring;			/* events kept for `porthop events` */
+	unsigned stale_seconds;		/* old redirect ports kept this long */
+	unsigned stale_max;		/* ... and at most this many */
+	bool log;			/* one JSON line per event to the log */
+	const char *stream;		/* Redis stream key; NULL: none */
+	unsigned stream_maxlen;		/* XADD MAXLEN ~ */
+	char **hook;			/* argv, NULL-terminated; NULL: none */
+	unsigned hook_per_minute;
+};
+
+/* porthopd.autowatch: scanners watched automatically. */
+struct config_autowatch {
+	bool on;
+	unsigned ports, seconds;	/* distinct closed ports within */
+	unsigned ttl_s;			/* the entry's TTL */
+	unsigned max_entries;		/* oldest evicted beyond */
+};
+
 struct config_daemon {
 	unsigned reconcile_interval_s;	/* 0: never */
 	unsigned min_shuffle_interval_ms;
@@ -107,6 +132,10 @@ struct config_daemon {
 	unsigned max_runtime_entries;
 	unsigned min_prefix_len_v4, min_prefix_len_v6;
 	unsigned max_ttl_s;
+	/* The probe event feed (docs/events.md): on when "events" or
+	 * "autowatch" is given; autowatch needs it. */
+	struct config_events events;
+	struct config_autowatch autowatch;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the

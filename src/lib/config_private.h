@@ -100,6 +100,11 @@ int walk_redis(struct walk *w, struct config *c, const json_t *root);
 int walk_subscriber(struct walk *w, struct config *c, const json_t *root);
 int walk_nftables(struct walk *w, struct config *c, const json_t *root);
 int walk_daemon(struct walk *w, struct config *c, const json_t *root);
+/* porthopd.events and porthopd.autowatch (config_events.c), inside the
+ * porthopd object o; the defaults first, set whether or not o has them. */
+void config_events_defaults(struct config *c);
+int walk_events(struct walk *w, struct config *c, const json_t *o);
+void config_events_free(struct config *c);
 
 /* config_net.c: the value v at path, an address (or, with allow_prefix, a
  * prefix) into *out. */

@@ -68,7 +68,8 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 	c->engine = engine_new(cfg, io);
 	c->queue = trigger_queue_new();
 	if (c->engine == NULL || c->queue == NULL ||
-	    core_prepare_auth(c, engine_config(c->engine), &c->auth) < 0) {
+	    core_prepare_auth(c, engine_config(c->engine), &c->auth) < 0 ||
+	    core_events_setup(c) < 0) {
 		core_free(c);
 		return NULL;
 	}
@@ -80,6 +81,7 @@ void core_free(struct core *c)
 	if (c == NULL)
 		return;
 	core_watch_free(c);
+	core_events_free(c);
 	engine_free(c->engine);
 	trigger_queue_free(c->queue);
 	auth_free(c->auth);
@@ -690,6 +692,8 @@ void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m)
 		m->state_syncs = ss.syncs;
 		m->state_commit_failures = ss.commit_failures;
 	}
+	if (core_events_on(c))
+		m->events = core_event_stats(c);
 	if (c->hooks.metrics)
 		c->hooks.metrics(c->hooks.arg, m);
 }

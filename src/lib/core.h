@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "metrics.h"
 #include "nftio.h"
+#include "probe.h"
 #include "watchlist.h"
 
 struct core;
@@ -59,6 +60,12 @@ struct core_hooks {
 	/* Call core_watch_expire at epoch second `when` (0: disarm),
 	 * replacing any earlier time.  May be NULL. */
 	void (*expiry)(void *arg, int64_t when);
+	/* A merged probe event (json: its text, len bytes), for the log,
+	 * the Redis stream and the hook; returns the drops it caused
+	 * (PROBE_DROP_STREAM, PROBE_DROP_HOOK) as bits (1 << reason).
+	 * May be NULL. */
+	unsigned (*event)(void *arg, const struct probe_event *e,
+			  const char *json, size_t len);
 };
 
 /* Counters of what arrived, for status and metrics. */
@@ -218,6 +225,31 @@ void core_watch_expire(struct core *c);
 const struct watchlist *core_watchlist(const struct core *c);
 struct statefile_stats;
 void core_watch_stats(const struct core *c, struct statefile_stats *ret);
+
+/*
+ * The probe event feed (core_events.c; docs/events.md): packets the
+ * kernel logged become events, merged over events.merge_ms, kept in a
+ * ring, handed to the event hook; probes count towards autowatch.
+ */
+
+/* One packet from the nflog group (see pktlog.h). */
+void core_event_packet(struct core *c, const char *prefix,
+		       const uint8_t *pkt, size_t len);
+/* n events lost before they reached the core, and why. */
+void core_event_lost(struct core *c, enum probe_drop why, uint64_t n);
+/* Emits the merged events whose window closed; call it a few times a
+ * second while events are on. */
+void core_events_tick(struct core *c);
+/* Whether the feed is on (events or autowatch configured). */
+bool core_events_on(const struct core *c);
+/* The figures, the kernel's rate-limit counter read first (one
+ * libnftables call). */
+const struct probe_stats *core_event_stats(struct core *c);
+/* The ring's events after seq `after`, at most max, to fn; the newest
+ * seq in *ret_last.  0 events when the feed is off. */
+size_t core_events_since(const struct core *c, uint64_t after, size_t max,
+			 void (*fn)(void *arg, const struct probe_event *e),
+			 void *arg, uint64_t *ret_last);
 
 /* What the control commands (command.h) read. */
 const struct config *core_config(const struct core *c);

@@ -56,6 +56,11 @@ struct core {
 				 * adds are refused */
 	bool sweep;		/* a removal failed: look for entries nobody
 				 * holds */
+	/* The probe event feed (core_events.c); NULL: off.  Its figures
+	 * outlive it (a reload that turns it off and on again). */
+	struct core_events *events;
+	struct probe_stats ev_stats;
+	struct log_ratelimit autowatch_log;
 };
 
 /* One line, formatted, to log (as the log hook). */
@@ -138,5 +143,10 @@ int core_watch_restore(struct core *c, struct config *cfg);
 int core_watch_merge(struct core *c, struct config *cfg);
 /* Frees the list, the state file and the waiters (answered: stopping). */
 void core_watch_free(struct core *c);
+
+/* core_events.c: the feed made, remade or dropped to match the
+ * configuration in force (at core_new, after a reload); freed. */
+int core_events_setup(struct core *c);
+void core_events_free(struct core *c);
 
 #endif

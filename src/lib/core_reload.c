@@ -236,6 +236,9 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	info(c, "reload applied: %zu watched addresses, %zu pairs",
 	     config_watched_count(cfg), config_pair_count(cfg));
 	core_report_untrack_state(c);
+	if (core_events_setup(c) < 0)
+		warn(c, "events: out of memory after the reload; the feed is "
+		     "off until the next one");
 	adopt_auth(c, cfg, auth);
 	if (claim) {
 		instance_free(c->claim);

@@ -129,6 +129,73 @@ static json_t *stale_tables(const struct config *old, const struct config *next)
 	return cmds;
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The probe event feed: the redirect ports of old[0..n), about to be
+ * replaced, go into stale4/6 in the same transaction, as many as
+ * stale_max leaves room for. */
+static int queue_stale(struct engine *e, struct config *cfg,
+		       const struct shuffle_entry *old, size_t n,
+		       struct nftio_elems *b)
+{
+	const struct config_events *ev = &config_daemon(cfg)->events;
+	int64_t now = wall_ms();
+	size_t live = 0, k = 0, added = 0, total = 0, budget;
+	int r;
+
+	if (!ev->on || ev->stale_seconds == 0 || n == 0)
+		return 0;
+	for (size_t i = 0; i < e->stale_nlog; i++)
+		if (e->stale_log[i].until_ms > now) {
+			live += e->stale_log[i].n;
+			e->stale_log[k++] = e->stale_log[i];
+		}
+	e->stale_nlog = k;
+	budget = live < ev->stale_max ? ev->stale_max - live : 0;
+	r = ruleset_native_stale(cfg, old, n, budget, b, &added);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (!config_watched(cfg, old[i].watched)->net.is_prefix)
+			total += old[i].npairs;
+	e->stale_skipped += total - added;
+	if (added == 0)
+		return 0;
+	/* Full: the last batch stands for this one too (it times out
+	 * sooner, so the count errs on the safe side only briefly). */
+	if (e->stale_nlog == sizeof(e->stale_log) / sizeof(e->stale_log[0]))
+		e->stale_nlog--;
+	e->stale_log[e->stale_nlog].until_ms = now +
+		(int64_t)ev->stale_seconds * 1000;
+	e->stale_log[e->stale_nlog++].n = added;
+	for (size_t i = 0; e->stale_fn && i < n; i++) {
+		const struct config_watched *w = config_watched(cfg,
+							       old[i].watched);
+
+		for (size_t j = 0; !w->net.is_prefix && j < old[i].npairs; j++)
+			e->stale_fn(e->stale_arg, w, &old[i].pairs[j],
+				    e->stats.shuffles);
+	}
+	return 0;
+}
+
+void engine_set_stale_hook(struct engine *e, engine_stale_fn fn, void *arg)
+{
+	e->stale_fn = fn;
+	e->stale_arg = arg;
+}
+
+uint64_t engine_stale_skipped(const struct engine *e)
+{
+	return e->stale_skipped;
+}
+
 /* Native mode with the table in place: only elements change (the maps',
  * and with BATCH_ELEMENTS the address sets' too), sent as one netlink
  * batch. */
@@ -155,6 +222,10 @@ static int apply_elements(struct engine *e, struct config *cfg,
 	for (size_t i = 0; kind == BATCH_ENTRY && r == 0 && i < nold; i++)
 		r = ruleset_native_entry(cfg, &old[i],
 					 &map->entries[old[i].watched], b);
+	if (r == 0 && kind == BATCH_ENTRY)
+		r = queue_stale(e, cfg, old, nold, b);
+	else if (r == 0 && kind == BATCH_SHUFFLE && old)
+		r = queue_stale(e, cfg, old, nold, b);	/* a fresh draw */
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = engine_errstr("%s", "out of memory building the "
@@ -231,7 +302,9 @@ static int apply_setup(struct engine *e, struct config *cfg,
 
 	if (batch &&
 	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
-	    ruleset_native_setup(cfg, ruleset_commands(batch), in_place) == 0)
+	    ruleset_native_setup_after(cfg, config_mode(e->cfg) ==
+				       CONFIG_MODE_NATIVE ? e->cfg : NULL,
+				       ruleset_commands(batch), in_place) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
 	return r;
@@ -447,8 +520,11 @@ int engine_shuffle(struct engine *e, char **ret_error)
 					    strerror(-r));
 		return r;
 	}
-	r = engine_apply_map(e, e->cfg, map, BATCH_SHUFFLE, NULL, 0, &t0, NULL,
-		      ret_error);
+	/* The mapping in force goes with it: its ports become stale. */
+	r = engine_apply_map(e, e->cfg, map, BATCH_SHUFFLE,
+			     e->map ? e->map->entries : NULL,
+			     e->map ? e->map->nentries : 0, &t0, NULL,
+			     ret_error);
 	return adopt(e, map, r);
 }
 

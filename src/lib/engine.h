@@ -153,4 +153,15 @@ const struct config *engine_config(const struct engine *e);
 const struct shuffle_map *engine_map(const struct engine *e);
 const struct engine_stats *engine_stats(const struct engine *e);
 
+/* The probe event feed: each redirect port of a replaced mapping (an
+ * exact address's) that goes into stale4/6, with the real port it led to
+ * and the generation (engine_stats' shuffles) of the mapping it belonged
+ * to.  fn NULL: none. */
+typedef void (*engine_stale_fn)(void *arg, const struct config_watched *w,
+				const struct shuffle_pair *p,
+				uint64_t generation);
+void engine_set_stale_hook(struct engine *e, engine_stale_fn fn, void *arg);
+/* Old redirect ports left out of stale4/6 because stale_max were there. */
+uint64_t engine_stale_skipped(const struct engine *e);
+
 #endif

@@ -26,6 +26,15 @@ struct engine {
 	bool json_elements;	/* send map updates through libnftables */
 	/* BATCH_WATCH's elements, built by engine_watch.c. */
 	struct nftio_elems *watch_elems;
+	/* The probe event feed: old redirect ports put into stale4/6 in
+	 * the last stale_seconds (batches of them, by when they time
+	 * out), so that no more than stale_max are there at once; and who
+	 * hears of each. */
+	struct { int64_t until_ms; size_t n; } stale_log[32];
+	size_t stale_nlog;
+	uint64_t stale_skipped;
+	engine_stale_fn stale_fn;
+	void *stale_arg;
 };
 
 /* What a batch has to carry. */

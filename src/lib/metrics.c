@@ -125,6 +125,47 @@ static void render_watch(struct out *o, const struct metrics_snapshot *s)
 	}
 }
 
+/* The probe event feed (docs/events.md). */
+static void render_events(struct out *o, const struct probe_stats *e)
+{
+	metric(o, "porthop_events_packets_total", "counter",
+	       "Packets the kernel logged to porthopd, by kind.");
+	for (int k = 0; k < PROBE_KINDS; k++)
+		fprintf(o->f, "porthop_events_packets_total{kind=\"%s\"} %llu\n",
+			probe_kind_name(k), (unsigned long long)e->packets[k]);
+	metric(o, "porthop_events_total", "counter",
+	       "Merged probe events emitted, by kind.");
+	for (int k = 0; k < PROBE_KINDS; k++)
+		fprintf(o->f, "porthop_events_total{kind=\"%s\"} %llu\n",
+			probe_kind_name(k), (unsigned long long)e->events[k]);
+	metric(o, "porthop_events_dropped_total", "counter",
+	       "Events lost, by reason: over the kernel's rate limit, lost "
+	       "on the way, unreadable, the merge table full, not appended "
+	       "to the Redis stream, not given to the hook.");
+	for (int d = 0; d < PROBE_DROPS; d++)
+		fprintf(o->f, "porthop_events_dropped_total{reason=\"%s\"} "
+			"%llu\n", probe_drop_name(d),
+			(unsigned long long)e->dropped[d]);
+	scalar(o, "porthop_autowatch_added_total", "counter",
+	       "Sources watched by autowatch.", "%llu",
+	       (unsigned long long)e->autowatch_added);
+	scalar(o, "porthop_autowatch_refreshed_total", "counter",
+	       "Autowatch entries whose TTL a stale event started again.",
+	       "%llu", (unsigned long long)e->autowatch_refreshed);
+	scalar(o, "porthop_autowatch_refused_total", "counter",
+	       "Scanners autowatch could not watch (trusted, a limit).",
+	       "%llu", (unsigned long long)e->autowatch_refused);
+	scalar(o, "porthop_autowatch_evicted_total", "counter",
+	       "Autowatch entries deleted to stay within max_entries.",
+	       "%llu", (unsigned long long)e->autowatch_evicted);
+	scalar(o, "porthop_autowatch_sources", "gauge",
+	       "Sources whose closed ports autowatch is counting.", "%zu",
+	       e->autowatch_sources);
+	scalar(o, "porthop_events_stale_skipped_total", "counter",
+	       "Old redirect ports not kept because stale_max were.", "%llu",
+	       (unsigned long long)e->stale_skipped);
+}
+
 char *metrics_render(const struct metrics_snapshot *s)
 {
 	char *text = NULL;
@@ -207,6 +248,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 	}
 	if (s->watch)
 		render_watch(&o, s);
+	if (s->events)
+		render_events(&o, s->events);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

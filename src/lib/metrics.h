@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "probe.h"
+
 struct watchlist;
 
 #define METRICS_BUCKETS 13
@@ -52,6 +54,8 @@ struct metrics_snapshot {
 	const struct watchlist *watch;
 	uint64_t state_syncs, state_commit_failures;
 	bool state_file;		/* a state directory is in use */
+	/* The probe event feed (NULL: off). */
+	const struct probe_stats *events;
 };
 
 /* Adds one observation. */

@@ -82,6 +82,11 @@ int nftio_elems_add(struct nftio_elems *b, const char *map,
 		    const struct nftio_key *key, uint16_t value);
 int nftio_elems_delete(struct nftio_elems *b, const char *map,
 		       const struct nftio_key *key);
+/* An element of a set (not a map) of concatenations, with a timeout in
+ * milliseconds (the set has flags timeout); adding one that is there
+ * already is no error. */
+int nftio_elems_add_timeout(struct nftio_elems *b, const char *set,
+			    const struct nftio_key *key, uint32_t timeout_ms);
 /* Sets of address intervals (type ipv4_addr or ipv6_addr, flags
  * interval): empty one, or add the range first..last (network byte
  * order, the first 4 bytes for AF_INET).  Ranges of one set are queued

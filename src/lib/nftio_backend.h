@@ -21,7 +21,8 @@ enum nftio_elem_op { NFTIO_ELEM_FLUSH, NFTIO_ELEM_ADD, NFTIO_ELEM_DELETE };
  * of address intervals, where a range is two items (its first address,
  * then its last). */
 enum nftio_elem_kind {
-	NFTIO_KEY_CONCAT, NFTIO_KEY_RANGE_START, NFTIO_KEY_RANGE_END
+	NFTIO_KEY_CONCAT, NFTIO_KEY_RANGE_START, NFTIO_KEY_RANGE_END,
+	NFTIO_KEY_SET_CONCAT	/* a set's concatenation, with a timeout */
 };
 
 /* One queued operation on one map or set. */
@@ -29,6 +30,7 @@ struct nftio_elem_item {
 	struct nftio_key key;
 	const char *map;	/* borrowed from the caller, compared by address */
 	uint16_t value;		/* an added map element's value */
+	uint32_t timeout_ms;	/* NFTIO_KEY_SET_CONCAT: its timeout */
 	uint8_t op;		/* enum nftio_elem_op */
 	uint8_t kind;		/* enum nftio_elem_kind */
 };

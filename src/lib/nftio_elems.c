@@ -79,6 +79,17 @@ int nftio_elems_delete(struct nftio_elems *b, const char *map,
 	return elems_push(b, NFTIO_ELEM_DELETE, map, key, 0, NFTIO_KEY_CONCAT);
 }
 
+int nftio_elems_add_timeout(struct nftio_elems *b, const char *set,
+			    const struct nftio_key *key, uint32_t timeout_ms)
+{
+	int r = elems_push(b, NFTIO_ELEM_ADD, set, key, 0,
+			   NFTIO_KEY_SET_CONCAT);
+
+	if (r == 0)
+		b->items[b->n - 1].timeout_ms = timeout_ms;
+	return r;
+}
+
 int nftio_elems_flush_set(struct nftio_elems *b, const char *set)
 {
 	return elems_push(b, NFTIO_ELEM_FLUSH, set, NULL, 0,
@@ -171,6 +182,13 @@ json_t *nftio_elems_json(const struct nftio_elems *b)
 		       b->items[i].map == first->map; i++) {
 			const struct nftio_elem_item *it = &b->items[i];
 
+			if (it->kind == NFTIO_KEY_SET_CONCAT) {
+				json_array_append_new(elem, json_pack(
+					"{s:{s:o,s:i}}", "elem", "val",
+					key_json(&it->key), "timeout",
+					(int)(it->timeout_ms / 1000)));
+				continue;
+			}
 			if (it->kind != NFTIO_KEY_CONCAT) {
 				json_array_append_new(elem, range_json(it));
 				i++;	/* its last address too */

@@ -191,13 +191,17 @@ static void put_message(struct nftio_kernel *k, struct nftnl_batch *batch,
 		const struct nftio_elem_item *it = &b->items[*i];
 		struct nlattr *e;
 
-		if (it->kind != NFTIO_KEY_CONCAT) {
+		if (it->kind == NFTIO_KEY_RANGE_START ||
+		    it->kind == NFTIO_KEY_RANGE_END) {
 			put_range_item(nlh, b, *i);
 			continue;
 		}
 		e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 		put_concat_key(nlh, &it->key);
-		if (it->op == NFTIO_ELEM_ADD) {
+		if (it->kind == NFTIO_KEY_SET_CONCAT)
+			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT,
+					 htobe64((uint64_t)it->timeout_ms));
+		if (it->op == NFTIO_ELEM_ADD && it->kind == NFTIO_KEY_CONCAT) {
 			uint16_t v = htons(it->value);
 
 			put_data(nlh, NFTA_SET_ELEM_DATA, &v, sizeof(v));

@@ -157,13 +157,19 @@ static json_t *object_cmd(const char *verb, const char *what, const char *t,
 static const char *const untrack_sets[] = { "tracked4", "tracked6" };
 static const char *const native_untrack_chains[] = { "raw_pre", "raw_out" };
 
+bool ruleset_native_tracked(const struct config *c)
+{
+	return config_untrack(c) != CONFIG_UNTRACK_OFF ||
+	       config_daemon(c)->events.on;
+}
+
 size_t ruleset_native_sets(const struct config *c, const char *names[4])
 {
 	size_t n = 0;
 
 	names[n++] = "trusted4";
 	names[n++] = "trusted6";
-	if (config_untrack(c) != CONFIG_UNTRACK_OFF) {
+	if (ruleset_native_tracked(c)) {
 		names[n++] = untrack_sets[0];
 		names[n++] = untrack_sets[1];
 	}
@@ -354,8 +360,7 @@ int ruleset_native_tracked_change(const struct config *c, size_t idx,
 	int r = 0;
 
 	/* Inside a watched prefix: its range covers the entry already. */
-	if (config_untrack(c) == CONFIG_UNTRACK_OFF ||
-	    config_watched_cover(c, net) >= 0) {
+	if (!ruleset_native_tracked(c) || config_watched_cover(c, net) >= 0) {
 		free(ts.sp);
 		return 0;
 	}
@@ -394,8 +399,7 @@ int ruleset_native_set_elements(const struct config *c, struct nftio_elems *b)
 	}
 	for (int f = 0; r == 0 && f < 2; f++)
 		r = trusted_elems(f, &ts[f], b);
-	for (int f = 0; r == 0 && config_untrack(c) != CONFIG_UNTRACK_OFF &&
-			f < 2; f++)
+	for (int f = 0; r == 0 && ruleset_native_tracked(c) && f < 2; f++)
 		r = tracked_elems(c, f, &ts[f], b);
 	free(ts[0].sp);
 	free(ts[1].sp);
@@ -416,25 +420,30 @@ static void native_untrack_setup(const struct config *c, json_t *cmds,
 {
 	const char *t = config_table_name(c);
 	bool on = config_untrack(c) != CONFIG_UNTRACK_OFF;
+	bool sets = ruleset_native_tracked(c);
 
-	if (!on && !in_place)
+	if (!sets && !in_place)
 		return;
+	/* The event rules look tracked4/6 up too (who is watched). */
 	for (int f = 0; f < 2; f++)
 		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:[s],s:b}}}",
 				     "add", "set", "family", "inet", "table", t,
 				     "name", untrack_sets[f], "type",
 				     f ? "ipv6_addr" : "ipv4_addr", "flags",
 				     "interval", "auto-merge", 1), err);
-	push(cmds, chain(c, "raw_pre", "filter", "prerouting", -300), err);
-	push(cmds, chain(c, "raw_out", "filter", "output", -300), err);
-	for (int i = 0; i < 2; i++) {
+	if (on || in_place) {
+		push(cmds, chain(c, "raw_pre", "filter", "prerouting", -300),
+		     err);
+		push(cmds, chain(c, "raw_out", "filter", "output", -300), err);
+	}
+	for (int i = 0; (on || in_place) && i < 2; i++) {
 		push(cmds, object_cmd("flush", "chain", t, native_untrack_chains[i]),
 		     err);
 		if (!on)
 			push(cmds, object_cmd("delete", "chain", t,
 					      native_untrack_chains[i]), err);
 	}
-	for (int f = 0; !on && f < 2; f++)
+	for (int f = 0; !sets && f < 2; f++)
 		push(cmds, object_cmd("delete", "set", t, untrack_sets[f]),
 		     err);
 }
@@ -460,7 +469,202 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 	return err;
 }
 
+/* --- the probe event feed (docs/events.md) ---------------------------- */
+
+static const char *const event_chains[] = {
+	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_service",
+};
+static const char *const event_kinds[] = {
+	"moved", "vacated", "stale", "probe",
+};
+const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
+
+static json_t *plain_chain(const char *t, const char *name)
+{
+	return json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "chain", "family",
+			 "inet", "table", t, "name", name);
+}
+
+static json_t *saddr_key(int v6)
+{
+	return json_pack("{s:[o,{s:{s:s}},o]}", "concat",
+			 payload(v6 ? "ip6" : "ip", "saddr"), "meta", "key",
+			 "l4proto", payload("th", "dport"));
+}
+
+/* key (a concatenation, consumed) in @set: goto target. */
+static json_t *lookup_goto(json_t *k, const char *set, const char *target)
+{
+	char ref[24];
+
+	snprintf(ref, sizeof(ref), "@%s", set);
+	return json_pack("[{s:{s:s,s:o,s:s}},{s:{s:s}}]", "match", "op", "==",
+			 "left", k, "right", ref, "goto", "target", target);
+}
+
+/* The configured ports, the services: (protocol, port) pairs. */
+static json_t *service_elems(const struct config *c)
+{
+	json_t *elems = json_array();
+
+	for (int p = 0; elems && p < CONFIG_NPROTO; p++) {
+		size_t n;
+		const uint16_t *ports = config_proto_ports(c, p, &n);
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(elems, json_pack("{s:[s,i]}",
+				"concat", p == CONFIG_UDP ? "udp" : "tcp",
+				(int)ports[i]));
+	}
+	return elems;
+}
+
+/* The objects the event rules use: the services, the old redirect ports
+ * (stale4/6, elements with a timeout), the counter of what the rate
+ * limits held back, and the chains. */
+static void events_objects(const struct config *c, json_t *cmds, int *err)
+{
+	const char *t = config_table_name(c);
+	json_t *set = json_pack("{s:s,s:s,s:s,s:[s,s]}", "family", "inet",
+				"table", t, "name", "services", "type",
+				"inet_proto", "inet_service");
+	json_t *elems = service_elems(c);
+
+	if (set && elems && json_array_size(elems) > 0)
+		json_object_set(set, "elem", elems);
+	json_decref(elems);
+	push(cmds, json_pack("{s:{s:o}}", "add", "set", set), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s]}}}",
+				     "add", "set", "family", "inet", "table", t,
+				     "name", ruleset_stale_sets[f], "type",
+				     f ? "ipv6_addr" : "ipv4_addr",
+				     "inet_proto", "inet_service", "flags",
+				     "timeout"), err);
+	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
+			     "family", "inet", "table", t, "name",
+			     RULESET_EVENTS_COUNTER), err);
+	for (size_t i = 0; i < 5; i++)
+		push(cmds, plain_chain(t, event_chains[i]), err);
+	push(cmds, chain(c, "pre_events", "filter", "prerouting", -110), err);
+}
+
+/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
+ * calls new, or any of an untracked client) from untrusted sources, sorted
+ * by kind; each kind's chain logs through its own rate limit, what goes
+ * over it counted in RULESET_EVENTS_COUNTER. */
+static void events_rules(const struct config *c, json_t *cmds, int *err)
+{
+	const struct config_events *ev = &config_daemon(c)->events;
+
+	/* Most packets are TCP past their SYN: they leave at the first
+	 * rule (an untracked client's too, whose state says nothing). */
+	push(cmds, rule(c, "pre_events", json_pack(
+		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
+		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
+		"ack", "right", "syn", "return")), err);
+	push(cmds, rule(c, "pre_events", json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
+		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
+		"return")), err);
+	push(cmds, rule(c, "pre_events", json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
+		"left", "ct", "key", "state", "right", "set", "new",
+		"untracked", "return")), err);
+	/* The host's own traffic (it comes in on lo). */
+	push(cmds, rule(c, "pre_events", json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
+		"meta", "key", "iif", "right", "lo", "return")), err);
+	trusted_returns(c, "pre_events", "saddr", cmds, err);
+	push(cmds, rule(c, "pre_events", lookup_goto(json_pack(
+		"{s:[{s:{s:s}},o]}", "concat", "meta", "key", "l4proto",
+		payload("th", "dport")), "services", "ev_service")), err);
+	/* Not a service port: a current redirect port, an old one, or (from
+	 * an unwatched source) a closed port. */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(
+			ruleset_map_family(m) == AF_INET6),
+			ruleset_native_maps[m], "ev_moved")), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
+			ruleset_stale_sets[f], "ev_stale")), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, "pre_events", json_pack(
+			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
+			payload(f ? "ip6" : "ip", "saddr"), "right",
+			f ? "@tracked6" : "@tracked4", "return")), err);
+	/* Untracked UDP to the ephemeral ports: likely the replies to the
+	 * host's own queries (DNS, NTP), which conntrack cannot tell. */
+	push(cmds, rule(c, "pre_events", json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:o,s:i}},{s:n}]", "match",
+		"op", "in", "left", "ct", "key", "state", "right", "untracked",
+		"match", "op", ">=", "left", payload("udp", "dport"), "right",
+		32768, "return")), err);
+	push(cmds, rule(c, "pre_events", json_pack("[{s:{s:s}}]", "goto",
+						   "target", "ev_probe")), err);
+	/* A service port: moved away from a watched source? */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, "ev_service", lookup_goto(saddr_key(
+			ruleset_map_family(m) == AF_INET6),
+			ruleset_native_maps[m], "ev_vacated")), err);
+	for (size_t k = 0; k < 4; k++) {
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), "porthop:%s", event_kinds[k]);
+		push(cmds, rule(c, event_chains[k], json_pack(
+			"[{s:{s:i,s:i,s:s,s:b}},{s:s},{s:n}]", "limit", "rate",
+			(int)ev->rate, "burst", (int)ev->burst, "per", "second",
+			"inv", 1, "counter", RULESET_EVENTS_COUNTER,
+			"return")), err);
+		push(cmds, rule(c, event_chains[k], json_pack(
+			"[{s:{s:s,s:i}}]", "log", "prefix", prefix, "group",
+			(int)ev->nflog_group)), err);
+	}
+}
+
+/* The event rules, or (off, in place) whatever an earlier definition had
+ * of them gone (added first so that the deletes work either way). */
+static void native_events_setup(const struct config *c,
+				const struct config *prev, json_t *cmds,
+				bool in_place, int *err)
+{
+	const char *t = config_table_name(c);
+	bool on = config_daemon(c)->events.on;
+
+	/* Off, and off before too: nothing to take away. */
+	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
+		return;
+	events_objects(c, cmds, err);
+	if (in_place) {
+		push(cmds, object_cmd("flush", "chain", t, "pre_events"), err);
+		for (size_t i = 0; i < 5; i++)
+			push(cmds, object_cmd("flush", "chain", t,
+					      event_chains[i]), err);
+	}
+	if (on) {
+		events_rules(c, cmds, err);
+		return;
+	}
+	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
+	for (size_t i = 0; i < 5; i++)
+		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
+		     err);
+	push(cmds, object_cmd("delete", "set", t, "services"), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, object_cmd("delete", "set", t, ruleset_stale_sets[f]),
+		     err);
+	push(cmds, object_cmd("delete", "counter", t, RULESET_EVENTS_COUNTER),
+	     err);
+}
+
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
+{
+	return ruleset_native_setup_after(c, NULL, cmds, in_place);
+}
+
+int ruleset_native_setup_after(const struct config *c,
+			       const struct config *prev, json_t *cmds,
+			       bool in_place)
 {
 	static const char *const chains[] = { "pre_nat", "pre_stateless",
 					      "out_stateless" };
@@ -528,6 +732,7 @@ int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
 
 	native_untrack_setup(c, cmds, in_place, &err);
+	native_events_setup(c, prev, cmds, in_place, &err);
 	return err;
 }
 
@@ -658,4 +863,36 @@ out:
 	}
 	*ret_batch = batch;
 	return 0;
+}
+
+int ruleset_native_stale(const struct config *c,
+			 const struct shuffle_entry *old, size_t n,
+			 size_t budget, struct nftio_elems *b,
+			 size_t *ret_added)
+{
+	uint32_t timeout_ms = config_daemon(c)->events.stale_seconds * 1000u;
+	size_t added = 0;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const struct config_watched *w = config_watched(c, old[i].watched);
+		struct nftio_key k;
+
+		/* Exact addresses only: a prefix's old ports would need an
+		 * interval set with timeouts. */
+		if (w->net.is_prefix)
+			continue;
+		for (size_t j = 0; r == 0 && j < old[i].npairs &&
+		     added < budget; j++) {
+			net_key(w, old[i].pairs[j].proto,
+				old[i].pairs[j].redirect, &k);
+			r = nftio_elems_add_timeout(b,
+				ruleset_stale_sets[w->family == AF_INET6], &k,
+				timeout_ms);
+			added += r == 0;
+		}
+	}
+	if (r == 0)
+		*ret_added = added;
+	return r;
 }

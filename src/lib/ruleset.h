@@ -139,4 +139,30 @@ int ruleset_native_tracked_change(const struct config *c, size_t idx,
 /* Appends the command that deletes the table. */
 int ruleset_native_teardown(const struct config *c, json_t *cmds);
 
+/* ruleset_native_setup when the table in place was defined by prev
+ * (NULL: not known): what prev did not have is not taken away (an event
+ * feed off before and after leaves no deletes in the batch). */
+int ruleset_native_setup_after(const struct config *c,
+			       const struct config *prev, json_t *cmds,
+			       bool in_place);
+
+/* Whether native mode keeps tracked4/6 (untrack_unwatched, or the event
+ * rules, which look up who is watched in them). */
+bool ruleset_native_tracked(const struct config *c);
+
+/* The probe event feed (docs/events.md): the named counter of the
+ * packets the event rules' rate limits held back, and the sets of old
+ * redirect ports (IPv4, IPv6). */
+#define RULESET_EVENTS_COUNTER "events_over"
+extern const char *const ruleset_stale_sets[2];
+
+/* Queues on b the redirect ports of the entries old[0..n) (a mapping
+ * about to be replaced) into stale4/6 with events.stale_seconds' timeout,
+ * at most budget of them (exact addresses only).  *ret_added: how many.
+ * 0 or -ENOMEM. */
+int ruleset_native_stale(const struct config *c,
+			 const struct shuffle_entry *old, size_t n,
+			 size_t budget, struct nftio_elems *b,
+			 size_t *ret_added);
+
 #endif

@@ -255,6 +255,40 @@ static void test_native_golden_and_netlink(void **state)
 	nftio_free(io);
 }
 
+/* The event feed's golden batch goes into the kernel as it is (the
+ * kernel takes the lookups of maps as sets, the named counter, the
+ * limits), listed as the reviewed native_events_ruleset.nft; old redirect
+ * ports go into stale4 with their timeout, over netlink and JSON alike. */
+static void test_native_events_golden(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_events_batch.json");
+	struct nftio_elems *e = nftio_elems_new("mtd_ports");
+	struct nftio_key k4 = { .family = AF_INET, .addr = { 10, 0, 0, 3 },
+				.prefix_len = 32, .l4proto = IPPROTO_TCP,
+				.port = 700 };
+	char *err = NULL;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_events_ruleset.nft -"), 0);
+	assert_int_equal(nftio_elems_add_timeout(e, "stale4", &k4, 60000), 0);
+	assert_int_equal(nftio_apply_elems(io, e, false, &err), 0);
+	assert_int_equal(system("nft list set inet mtd_ports stale4 | grep -q "
+				"'10.0.0.3 . tcp . 700 timeout 1m'"), 0);
+	k4.port = 701;
+	nftio_elems_free(e);
+	e = nftio_elems_new("mtd_ports");
+	assert_int_equal(nftio_elems_add_timeout(e, "stale4", &k4, 60000), 0);
+	assert_int_equal(nftio_apply_elems(io, e, true, &err), 0);
+	assert_int_equal(system("nft list set inet mtd_ports stale4 | grep -q "
+				"'10.0.0.3 . tcp . 701 timeout 1m'"), 0);
+	json_decref(golden);
+	nftio_elems_free(e);
+	nftio_free(io);
+}
+
 /* Elements asked for one by one: those there with their values pass,
  * in the hash and the interval maps of both families; a wrong value, a
  * missing key, an element someone deleted, each fails; and across
@@ -714,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_output_is_failure),
 		cmocka_unit_test(test_check_refuses_ipv6_in_ip_template),
 		cmocka_unit_test(test_native_golden_and_netlink),
+		cmocka_unit_test(test_native_events_golden),
 		cmocka_unit_test(test_interval_sets_netlink),
 		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_generation),

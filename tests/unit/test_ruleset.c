@@ -54,9 +54,10 @@ static void test_golden_reference_batch(void **state)
 
 /* Native mode: a fixed mapping (each pair's redirect is the first free
  * port after the previous one) of corpus/valid/native_full.json. */
-static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
+static json_t *native_batch_of(const char *file, struct config **ret_c,
+			       struct shuffle_map **ret_m)
 {
-	struct config *c = support_load("valid/native_full.json");
+	struct config *c = support_load(file);
 	struct shuffle_map *m = shuffle_map_alloc(c);
 	json_t *batch = NULL;
 
@@ -79,6 +80,60 @@ static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
 	else
 		shuffle_map_free(m);
 	return batch;
+}
+
+static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
+{
+	return native_batch_of("valid/native_full.json", ret_c, ret_m);
+}
+
+/* The same with the probe event feed on: its sets, counter, chains and
+ * rules (native_events_ruleset.nft is the kernel's listing of it, checked
+ * by the kernel test). */
+static void test_golden_native_events_batch(void **state)
+{
+	struct config *c;
+	json_t *batch = native_batch_of("valid/native_events.json", &c, NULL);
+	json_t *golden;
+	json_error_t e;
+
+	(void)state;
+	if (getenv("PORTHOP_UPDATE_GOLDEN"))
+		json_dump_file(batch, GOLDEN_DIR "/native_events_batch.json",
+			       JSON_INDENT(1));
+	golden = json_load_file(GOLDEN_DIR "/native_events_batch.json", 0, &e);
+	assert_non_null(golden);
+	assert_true(json_equal(batch, golden));
+	json_decref(golden);
+	json_decref(batch);
+	config_free(c);
+}
+
+/* Turning the feed off in place deletes its chains, sets and counter;
+ * a table that never had them gets no deletes. */
+static void test_events_off_in_place(void **state)
+{
+	struct config *on = support_load("valid/native_events.json");
+	struct config *off = support_load("valid/native_full.json");
+	json_t *a = json_array(), *b = json_array();
+	char *ta, *tb;
+
+	(void)state;
+	assert_int_equal(ruleset_native_setup_after(off, on, a, true), 0);
+	assert_int_equal(ruleset_native_setup_after(off, off, b, true), 0);
+	ta = json_dumps(a, JSON_COMPACT);
+	tb = json_dumps(b, JSON_COMPACT);
+	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
+			       "\"table\":\"mtd_ports\",\"name\":\"pre_events\"}}}"));
+	assert_non_null(strstr(ta, "\"delete\":{\"counter\""));
+	assert_null(strstr(tb, "pre_events"));
+	assert_null(strstr(tb, "stale4"));
+	free(ta);
+	free(tb);
+	json_decref(a);
+	json_decref(b);
+	config_free(on);
+	config_free(off);
 }
 
 static void test_golden_native_batch(void **state)
@@ -290,7 +345,10 @@ static struct untrack_count untrack_of(const struct config *c, bool in_place)
 				json_array_extend(n.trusted[f],
 						  json_object_get(el, "elem"));
 		}
-		if (del)
+		/* The event chains' deletes (events off, in place) are
+		 * not untrack's. */
+		if (del && strncmp(json_string_value(json_object_get(del, "name")),
+				   "raw_", 4) == 0)
 			n.delete_chain++;
 		if (ch && strncmp(json_string_value(json_object_get(ch, "name")),
 				  "raw_", 4) == 0)
@@ -435,6 +493,8 @@ int main(void)
 		cmocka_unit_test(test_golden_reference_batch),
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_golden_native_batch),
+		cmocka_unit_test(test_golden_native_events_batch),
+		cmocka_unit_test(test_events_off_in_place),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
