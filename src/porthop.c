@@ -49,7 +49,12 @@ static void usage(FILE *f)
 "  check [-o] -c FILE         validate a configuration as porthopd does\n"
 "                             (-o: offline, no kernel dry run)\n"
 "  print -c FILE              the ruleset porthopd would apply, nft syntax\n"
-"  publish [options]          publish a trigger message on Redis\n"
+"  watch add|del ... --fleet  the same, for every host of the fleet (the\n"
+"                             configuration's stream; see docs/fleet.md)\n"
+"  publish [options]          publish a trigger message on Redis (--stream:\n"
+"                             on the fleet stream)\n"
+"  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
+"                             their lag and pending entries\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -521,6 +526,8 @@ int main(int argc, char **argv)
 		return cmd_check(&g, argc, argv);
 	if (strcmp(cmd, "watch") == 0)
 		return cmd_watch(&g, argc, argv);
+	if (strcmp(cmd, "fleet") == 0)
+		return cmd_fleet(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

@@ -22,7 +22,7 @@ static const double bounds[METRICS_BUCKETS] = {
 };
 
 static const char *const sources[SRC_COUNT] = {
-	"redis", "timer", "signal", "control", "reconnect"
+	"redis", "timer", "signal", "control", "reconnect", "stream"
 };
 
 const char *metrics_source_name(enum metrics_source s)
@@ -125,6 +125,39 @@ static void render_watch(struct out *o, const struct metrics_snapshot *s)
 	}
 }
 
+/* The fleet stream: lag and pending as Redis last said (absent while
+ * unknown), the rest counted here. */
+static void render_stream(struct out *o, const struct metrics_snapshot *s)
+{
+	scalar(o, "porthop_stream_connected", "gauge",
+	       "1 while following the fleet stream on its primary.",
+	       "%d", s->stream_up);
+	if (s->stream_lag >= 0)
+		scalar(o, "porthop_stream_lag", "gauge",
+		       "Entries of the stream this host's group has not read "
+		       "yet.", "%lld", (long long)s->stream_lag);
+	if (s->stream_pending >= 0)
+		scalar(o, "porthop_stream_pending", "gauge",
+		       "Entries read by this host's group and not yet "
+		       "acknowledged.", "%lld", (long long)s->stream_pending);
+	scalar(o, "porthop_stream_read_total", "counter",
+	       "Stream entries read (redelivered ones included).",
+	       "%llu", (unsigned long long)s->stream_read);
+	scalar(o, "porthop_stream_acknowledged_total", "counter",
+	       "Stream entries acknowledged once applied (or refused).",
+	       "%llu", (unsigned long long)s->stream_acknowledged);
+	scalar(o, "porthop_stream_redelivered_total", "counter",
+	       "Stream entries read again from the pending list (after a "
+	       "restart, a reconnection or a retry).",
+	       "%llu", (unsigned long long)s->stream_redelivered);
+	scalar(o, "porthop_stream_refused_total", "counter",
+	       "Stream entries refused as invalid here (acknowledged).",
+	       "%llu", (unsigned long long)s->stream_refused);
+	scalar(o, "porthop_stream_snapshot_loads_total", "counter",
+	       "Times this host caught up from the fleet's snapshot.",
+	       "%llu", (unsigned long long)s->stream_snapshot_loads);
+}
+
 char *metrics_render(const struct metrics_snapshot *s)
 {
 	char *text = NULL;
@@ -207,6 +240,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 	}
 	if (s->watch)
 		render_watch(&o, s);
+	if (s->stream)
+		render_stream(&o, s);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

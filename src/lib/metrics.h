@@ -23,7 +23,7 @@ struct metrics_histogram {
 
 /* Trigger sources and refusal reasons, as label values. */
 enum metrics_source { SRC_REDIS, SRC_TIMER, SRC_SIGNAL, SRC_CONTROL,
-		      SRC_RECONNECT, SRC_COUNT };
+		      SRC_RECONNECT, SRC_STREAM, SRC_COUNT };
 #define METRICS_REASONS 6	/* enum auth_result values */
 
 /* The label value of a source ("redis", ...), also used in the log. */
@@ -52,6 +52,12 @@ struct metrics_snapshot {
 	const struct watchlist *watch;
 	uint64_t state_syncs, state_commit_failures;
 	bool state_file;		/* a state directory is in use */
+	/* The fleet stream (stream false: pub/sub, nothing shown). */
+	bool stream;
+	int stream_up;
+	int64_t stream_lag, stream_pending;	/* -1: unknown */
+	uint64_t stream_read, stream_acknowledged, stream_redelivered;
+	uint64_t stream_refused, stream_snapshot_loads;
 };
 
 /* Adds one observation. */
