@@ -182,9 +182,9 @@ static int send_chunk(struct fleetpub *p, const struct fleet_op *ops, size_t n,
 	argv[argc++] = "EVAL";
 	argv[argc++] = fleet_script;
 	argv[argc++] = "4";
+	argv[argc++] = p->stream;
 	for (int k = 0; k < 3; k++)
 		argv[argc++] = p->keys[k];
-	argv[argc++] = p->keys[FLEET_KEY_EXPIRY];
 	argv[argc++] = maxlen;
 	for (size_t i = 0; i < n; i++) {
 		char *text = NULL, *sig = NULL;
