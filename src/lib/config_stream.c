@@ -72,7 +72,7 @@ int walk_stream(struct walk *w, struct config *c, const json_t *root)
 		r = -1;
 	r |= walk_name(w, o, p, "stream", &stream);
 	r |= walk_name(w, o, p, "group", &group);
-	r |= walk_opt_int(w, o, p, "maxlen", 1000, 1000000000,
+	r |= walk_opt_int(w, o, p, "maxlen", 10, 1000000000,
 			  "the stream's approximate length (MAXLEN ~)",
 			  &c->stream.maxlen);
 	r |= walk_opt_int(w, o, p, "wait_replicas", 0, 16,

@@ -217,6 +217,12 @@ bool fleet_need_snapshot(bool group_exists, const struct fleet_id *last_read,
 	return fleet_id_cmp(last_read, first_entry) < 0;
 }
 
+bool fleet_gap(const struct fleet_id *last_delivered,
+	       const struct fleet_id *last_generated, int64_t lag)
+{
+	return lag > 0 && fleet_id_cmp(last_delivered, last_generated) == 0;
+}
+
 enum fleet_verdict fleet_verdict(enum core_watch_status st)
 {
 	switch (st) {
@@ -398,3 +404,9 @@ const char fleet_script[] =
 
 const char fleet_snapshot_script[] =
 "return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}\n";
+
+/* Both XINFO in one script: what they say is of the same instant. */
+const char fleet_info_script[] =
+"local ok, s = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])\n"
+"if not ok then return false end\n"
+"return {s, redis.call('XINFO', 'GROUPS', KEYS[1])}\n";

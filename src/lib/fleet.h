@@ -85,6 +85,14 @@ bool fleet_need_snapshot(bool group_exists, const struct fleet_id *last_read,
 			 uint64_t entries_added, uint64_t length,
 			 const struct fleet_id *first_entry);
 
+/* Whether a host following the stream missed entries that were trimmed
+ * before it read them: it has been given the stream's last entry
+ * (last_delivered equals last_generated) and Redis still counts entries
+ * it never read (lag > 0: Redis 7 counts the entries a group was given,
+ * so trimmed ones stay in its lag).  lag < 0: unknown, no gap said. */
+bool fleet_gap(const struct fleet_id *last_delivered,
+	       const struct fleet_id *last_generated, int64_t lag);
+
 /* What becomes of an entry, once applied (or refused). */
 enum fleet_verdict {
 	FLEET_ACK,		/* done: acknowledge */
@@ -128,6 +136,10 @@ extern const char fleet_script[];
 /* Reads the snapshot and its position at once.  KEYS: snapshot hash,
  * position key.  Returns {HGETALL, position or false}. */
 extern const char fleet_snapshot_script[];
+
+/* The stream's and its groups' figures at once.  KEYS: stream.  Returns
+ * {XINFO STREAM, XINFO GROUPS}, or nil when there is no stream. */
+extern const char fleet_info_script[];
 
 /* The keys next to stream (written into buf): "<stream>:snapshot",
  * "<stream>:snapshot:pos", "<stream>:snapshot:expiry". */

@@ -958,30 +958,73 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 /* ---- periodic ---- */
 
+static void on_snapshot_gap(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct stream *s = priv;
+	redisReply *r = reply_of(&s->data, ac, reply);
+	char pos[FLEET_ID_MAX], id[FLEET_ID_MAX], added[24];
+
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		return;
+	s->st.snapshot_loads++;
+	converge(s, r, pos, sizeof(pos), "fleet: entries trimmed before this "
+		 "host read them");
+	/* The group's count of entries read made whole again, so that its
+	 * lag says 0 (Redis 7's XGROUP SETID ... ENTRIESREAD). */
+	fleet_id_format(&s->last_read, id, sizeof(id));
+	snprintf(added, sizeof(added), "%llu",
+		 (unsigned long long)s->entries_added);
+	{
+		const char *argv[] = { "XGROUP", "SETID", s->name, s->group, id,
+				       "ENTRIESREAD", added };
+
+		redisAsyncCommandArgv(ac, NULL, NULL, 7, argv, NULL);
+	}
+}
+
+/* {XINFO STREAM, XINFO GROUPS} of one instant: lag and pending for
+ * status, and a gap (entries trimmed before this host read them: it is
+ * at the stream's head and Redis still counts some as unread) converged
+ * from the snapshot. */
 static void on_info_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
 	redisReply *r = reply_of(&s->data, ac, reply);
-	const redisReply *g;
+	const redisReply *g, *v;
+	struct fleet_id delivered = { 0, 0 }, generated = { 0, 0 };
 
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
 		return;
-	g = our_group(s, r);
-	if (g) {
-		s->st.lag = int_or(info_get(g, "lag"), -1);
-		s->st.pending = int_or(info_get(g, "pending"), -1);
-	}
+	g = our_group(s, r->element[1]);
+	if (g == NULL)
+		return;
+	s->st.lag = int_or(info_get(g, "lag"), -1);
+	s->st.pending = int_or(info_get(g, "pending"), -1);
+	if ((v = info_get(g, "last-delivered-id")) == NULL ||
+	    v->type != REDIS_REPLY_STRING ||
+	    fleet_id_parse(v->str, &delivered) < 0 ||
+	    (v = info_get(r->element[0], "last-generated-id")) == NULL ||
+	    v->type != REDIS_REPLY_STRING ||
+	    fleet_id_parse(v->str, &generated) < 0)
+		return;
+	if (!fleet_gap(&delivered, &generated, s->st.lag))
+		return;
+	s->last_read = delivered;
+	s->entries_added = (uint64_t)int_or(info_get(r->element[0],
+						     "entries-added"), 0);
+	ask_snapshot(s, on_snapshot_gap);
 }
 
 static void on_info_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
-	const char *xg[] = { "XINFO", "GROUPS", s->name };
+	const char *argv[] = { "EVAL", fleet_info_script, "1", s->name };
 
 	(void)fd;
 	(void)what;
 	if (s->st.up && s->data.ac)
-		redisAsyncCommandArgv(s->data.ac, on_info_reply, s, 3, xg, NULL);
+		redisAsyncCommandArgv(s->data.ac, on_info_reply, s, 4, argv,
+				      NULL);
 }
 
 static void on_snapshot_resync(redisAsyncContext *ac, void *reply, void *priv)

@@ -178,6 +178,21 @@ static void test_need_snapshot(void **state)
 	assert_false(fleet_need_snapshot(true, &last, 1000, 0, NULL));
 }
 
+static void test_gap(void **state)
+{
+	struct fleet_id head = { 500, 1 }, behind = { 400, 0 };
+
+	(void)state;
+	/* At the head with entries never read: trimmed away. */
+	assert_true(fleet_gap(&head, &head, 49));
+	/* At the head, nothing missed. */
+	assert_false(fleet_gap(&head, &head, 0));
+	/* Behind: the lag is what is still to read. */
+	assert_false(fleet_gap(&behind, &head, 49));
+	/* Redis cannot tell. */
+	assert_false(fleet_gap(&head, &head, -1));
+}
+
 static void test_verdicts(void **state)
 {
 	(void)state;
@@ -301,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_need_snapshot),
+		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_snap_parse),
 		cmocka_unit_test(test_diff),
