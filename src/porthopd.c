@@ -43,6 +43,7 @@ struct porthopd {
 	unsigned interval_lo, interval_hi;	/* seconds; 0: no timer */
 	bool json_elements;
 	const char *socket_override;		/* -s: the control socket */
+	int verbose;				/* -v count */
 
 	struct event_base *base;
 	struct nftio *io;
@@ -279,6 +280,9 @@ static void on_stream_state(void *arg, enum stream_event ev,
 	case STREAM_NOTE:
 		log_info("fleet: %s", dbuf);
 		break;
+	case STREAM_TRACE:
+		log_debug("fleet: applied %s ms", dbuf);
+		break;
 	}
 }
 
@@ -302,6 +306,7 @@ static struct stream *make_stream(struct porthopd *p)
 		.resync_interval_s = cs->resync_interval_s,
 		.backoff_max_ms = x->retry_max_ms < 5000 ? x->retry_max_ms : 5000,
 		.connect_timeout_ms = x->connect_timeout_ms,
+		.trace = p->verbose >= 2,
 	};
 	struct stream *st = stream_new(p->base, &opt, p->core, on_stream_state, p);
 
@@ -438,6 +443,7 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 		m->stream_redelivered = st.redelivered;
 		m->stream_refused = st.refused;
 		m->stream_snapshot_loads = st.snapshot_loads;
+		m->stream_delay = stream_delay(p->stream);
 	}
 }
 
@@ -856,6 +862,7 @@ int main(int argc, char **argv)
 		return status;
 	status = EXIT_SUCCESS;
 	log_init("porthopd", o.verbose, o.timestamps);
+	p.verbose = o.verbose;
 	p.io = nftio_new_kernel();
 	if (p.io == NULL)
 		fatalx(EX_OSERR, "cannot create the libnftables context");

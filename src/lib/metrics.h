@@ -58,6 +58,7 @@ struct metrics_snapshot {
 	int64_t stream_lag, stream_pending;	/* -1: unknown */
 	uint64_t stream_read, stream_acknowledged, stream_redelivered;
 	uint64_t stream_refused, stream_snapshot_loads;
+	const struct metrics_histogram *stream_delay;
 };
 
 /* Adds one observation. */

@@ -69,6 +69,7 @@ struct stream {
 	char keys[3][160];		/* snapshot, position, expiry */
 	unsigned batch_max, block_ms, resync_s, info_ms;
 	unsigned backoff_min_ms, backoff_max_ms, connect_timeout_ms;
+	bool trace;
 
 	struct link data, query, sub;
 	struct event *retry_ev;		/* resolve and connect again */
@@ -400,6 +401,25 @@ static const redisReply *field(const redisReply *fields, const char *name)
 	return NULL;
 }
 
+/* An entry applied (or refused) now: its delay since its XADD. */
+static void observe(struct stream *s, const char *id)
+{
+	struct fleet_id fid;
+	struct timespec now;
+	double ms;
+
+	if (fleet_id_parse(id, &fid) < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	ms = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6 -
+	     (double)fid.ms;
+	if (ms < 0)
+		ms = 0;	/* clocks apart */
+	metrics_observe(&s->st.delay, ms / 1e3);
+	if (s->trace)
+		say(s, STREAM_TRACE, 0, "%s %.3f", id, ms);
+}
+
 /* entries: [[id, [field, value, ...] | nil], ...] */
 static void dispatch(struct stream *s, const redisReply *entries)
 {
@@ -444,6 +464,8 @@ static void dispatch(struct stream *s, const redisReply *entries)
 		b->outstanding++;
 		out = core_fleet_entry(s->core, m->str, m->len, on_entry_done,
 				       &b->tickets[b->n], &v);
+		/* The kernel has it (a trigger: queued). */
+		observe(s, b->ids[b->n]);
 		if (out == CORE_FLEET_LATER) {
 			b->n++;
 			continue;
@@ -1114,6 +1136,7 @@ struct stream *stream_new(struct event_base *base,
 	s->connect_timeout_ms = opt->connect_timeout_ms ?
 				opt->connect_timeout_ms : 2000;
 	s->st.lag = s->st.pending = -1;
+	s->trace = opt->trace;
 	if (s->name) {
 		for (int k = 0; k < 3; k++)
 			fleet_key(s->name, (enum fleet_key)k, s->keys[k],
@@ -1186,6 +1209,11 @@ void stream_free(struct stream *s)
 void stream_get_stats(const struct stream *s, struct stream_stats *ret)
 {
 	*ret = s->st;
+}
+
+const struct metrics_histogram *stream_delay(const struct stream *s)
+{
+	return &s->st.delay;
 }
 
 json_t *stream_status(const struct stream *s)

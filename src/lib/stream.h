@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 
 struct core;
 struct stream;
@@ -34,6 +35,9 @@ enum stream_event {
 	STREAM_DOWN,	/* was up, or first failure since: detail why */
 	STREAM_RETRY,	/* a further failure while down */
 	STREAM_NOTE,	/* something worth a line (a snapshot, a switch) */
+	STREAM_TRACE,	/* an entry applied (only with opt.trace): "ID
+			 * DELAY_MS", the delay from its XADD (its ID's
+			 * time, Redis' clock) to its apply here */
 };
 
 typedef void (*stream_state_fn)(void *arg, enum stream_event ev,
@@ -53,6 +57,7 @@ struct stream_options {
 	unsigned resync_interval_s;	/* 0: never */
 	unsigned info_interval_ms;	/* lag and pending (2000) */
 	unsigned backoff_min_ms, backoff_max_ms, connect_timeout_ms;
+	bool trace;			/* STREAM_TRACE for every entry */
 };
 
 struct stream_stats {
@@ -63,6 +68,10 @@ struct stream_stats {
 	uint64_t read, acknowledged, refused, redelivered, retried;
 	uint64_t snapshot_loads, resyncs, connections, switches;
 	char last_acked[48];		/* the last ID acknowledged, or "" */
+	/* From an entry's XADD (its ID's time) to its apply here (kernel
+	 * changed; the acknowledgement follows the state file's commit):
+	 * how long this host lagged the fleet's decision. */
+	struct metrics_histogram delay;
 };
 
 /* Copies what it needs from opt; borrows core (which must outlive it).
@@ -80,6 +89,8 @@ void stream_free(struct stream *s);
 void stream_shuffled(struct stream *s);
 
 void stream_get_stats(const struct stream *s, struct stream_stats *ret);
+/* The delay histogram (see struct stream_stats), borrowed. */
+const struct metrics_histogram *stream_delay(const struct stream *s);
 /* status: {"stream", "group", "state", "primary", "lag", ...}. */
 json_t *stream_status(const struct stream *s);
 
