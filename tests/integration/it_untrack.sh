@@ -45,7 +45,7 @@ grep -q 'unwatched clients are untracked (untrack_unwatched "auto": no other tab
 	|| fail "no word of the untracked state at start"
 [ "$(notracks)" -eq 4 ] || fail "auto with no other conntrack user: expected 4 notrack rules, found $(notracks)"
 [ "$(PH status --json | jq -r .unwatched_clients.connection_tracking)" = untracked ] || fail "status: $(PH status --json)"
-PH metrics | grep -qx "porthop_unwatched_untracked 1" || fail "metrics: not untracked"
+PH metrics | grep -x "porthop_unwatched_untracked 1" >/dev/null || fail "metrics: not untracked"
 PH status | grep -qx "unwatched        untracked (untrack_unwatched auto)" || fail "porthop status: $(PH status)"
 talks || fail "no firewall: the unwatched client cannot talk to the service"
 pass "auto, alone: unwatched clients untracked (4 notrack rules), said at start, in status and metrics"
@@ -111,7 +111,7 @@ nsx nft 'add table inet phprobe; delete table inet phprobe'
 wait_for 5 "the reconciliation after someone else's commit" metric_above porthop_reconcile_checks_total "$checks"
 [ "$(log_count "had been removed or altered")" -eq 0 ] || fail "porthop took its own switches for someone else's: $(grep altered "$T/porthopd.log")"
 [ "$(PH status --json | jq .reconciliations)" -eq 0 ] || fail "reconciliations: $(PH status --json | jq .reconciliations)"
-PH metrics | grep -qx "porthop_untrack_switches_total 2" || fail "metrics: $(PH metrics | grep untrack)"
+PH metrics | grep -x "porthop_untrack_switches_total 2" >/dev/null || fail "metrics: $(PH metrics | grep untrack)"
 pass "the firewall gone: untracked again at the next reconciliation; no switch taken for someone else's commit"
 
 # iptables: iptables-nft's rules are nftables rules (its conntrack match

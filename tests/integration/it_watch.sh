@@ -151,6 +151,7 @@ pass "reload: runtime entries stay in force"
 ctl watch add 192.0.2.61 --origin crash >/dev/null
 kill -9 "$(cat "$T/porthopd.pid")"
 wait "$(cat "$T/porthopd.pid")" 2>/dev/null || true
+: >"$LOG"	# start_porthopd waits for this run's start-up shuffle
 start_porthopd "$cfg"
 in_force 192.0.2.61
 in_force 192.0.2.60
@@ -162,6 +163,7 @@ stop_porthopd
 # A corrupt state file is moved aside; porthopd starts from its
 # configuration.
 printf 'porthop-state 1\n+ 192.0.2.70 x 1 0\ngarbage line\n' >"$STATE/runtime.state"
+: >"$LOG"	# start_porthopd waits for this run's start-up shuffle
 start_porthopd "$cfg"
 ls "$STATE"/runtime.state.bad-* >/dev/null 2>&1 || fail "the bad file was not moved aside"
 log_has "runtime.state.bad-" 1 || fail "the log does not say where the file went"
@@ -176,6 +178,7 @@ mount -t tmpfs -o size=16k tmpfs "$FULL"
 on_exit_umount() { umount "$FULL" 2>/dev/null || true; }
 on_exit on_exit_umount
 jq --arg s "$FULL" '.porthopd.state_directory = $s' "$cfg" >"$T/full.json"
+: >"$LOG"	# start_porthopd waits for this run's start-up shuffle
 start_porthopd "$T/full.json"
 dd if=/dev/zero of="$FULL/filler" bs=1k count=64 2>/dev/null || true
 # The file's last page may still have room: add until the disk refuses
@@ -198,6 +201,7 @@ rm -f "$FULL/filler"
 ctl watch add 192.0.2.81 --origin disk >/dev/null
 in_force 192.0.2.81
 stop_porthopd
+: >"$LOG"	# start_porthopd waits for this run's start-up shuffle
 start_porthopd "$T/full.json"
 in_force 192.0.2.81
 in_force "192.0.3.$((i - 1))"
