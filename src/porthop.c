@@ -119,6 +119,8 @@ void cli_dump_json(json_t *v)
 	fputc('\n', stdout);
 }
 
+static void print_stream(json_t *st);
+
 static void print_status(json_t *s)
 {
 	json_t *last = json_object_get(s, "last_shuffle");
@@ -190,11 +192,42 @@ static void print_status(json_t *s)
 	json_array_foreach(json_object_get(redis, "channels"), i, ch)
 		printf(" %s", json_string_value(ch));
 	printf("\n");
+	print_stream(json_object_get(s, "stream"));
 	if (next >= 0)
 		printf("next timer       in %lld s\n", next);
 	printf("triggers         %s\n",
 	       json_is_true(json_object_get(s, "authenticated_triggers")) ?
 		       "authenticated (HMAC-SHA256)" : "unauthenticated");
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* The fleet stream, when porthopd reads one (lag and pending: -1 while
+ * unknown). */
+static void print_stream(json_t *st)
+{
+	char lag[24] = "?", pending[24] = "?";
+
+	if (st == NULL)
+		return;
+	if (num(st, "lag") >= 0)
+		snprintf(lag, sizeof(lag), "%lld", num(st, "lag"));
+	if (num(st, "pending") >= 0)
+		snprintf(pending, sizeof(pending), "%lld", num(st, "pending"));
+	printf("fleet stream     %s %s, group %s, primary %s%s: lag %s, pending "
+	       "%s\n", json_string_value(json_object_get(st, "stream")),
+	       json_string_value(json_object_get(st, "state")),
+	       json_string_value(json_object_get(st, "group")),
+	       json_string_value(json_object_get(st, "primary")),
+	       json_is_true(json_object_get(st, "sentinel")) ?
+	       " (from the sentinels)" : "", lag, pending);
+	printf("                 %lld read, %lld acknowledged, %lld refused, "
+	       "%lld redelivered, %lld snapshot loads\n", num(st, "read"),
+	       num(st, "acknowledged"), num(st, "refused"),
+	       num(st, "redelivered"), num(st, "snapshot_loads"));
 }
 
 static void print_mapping(json_t *m)

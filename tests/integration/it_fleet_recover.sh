@@ -59,6 +59,7 @@ last=$(ip netns exec $RNS redis-cli -h $R --json xinfo groups porthop:feed | jq 
 fleet_host_start 2 "phf$$-h2" "$T/h2.json"
 grep -q "caught up from the snapshot" "$T/h2.log" || fail "h2 did not say it caught up from the snapshot"
 wait_until 10 fleet_caught_up 2
+fleet_ctl 2 status | grep -q "^fleet stream .*group h2.*lag 0, pending 0" || fail "porthop status does not show the stream: $(fleet_ctl 2 status)"
 snap=$(fleet_snapshot $RNS $R)
 [ "$(echo "$snap" | wc -l)" -eq 62 ] || fail "the snapshot holds $(echo "$snap" | wc -l) entries, expected 62"
 [ "$(fleet_list 2)" = "$snap" ] || fail "h2's list is not the snapshot: $(diff <(fleet_list 2) <(echo "$snap") | head)"
