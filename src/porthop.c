@@ -51,7 +51,12 @@ static void usage(FILE *f)
 "  check [-o] -c FILE         validate a configuration as porthopd does\n"
 "                             (-o: offline, no kernel dry run)\n"
 "  print -c FILE              the ruleset porthopd would apply, nft syntax\n"
-"  publish [options]          publish a trigger message on Redis\n"
+"  watch add|del ... --fleet  the same, for every host of the fleet (the\n"
+"                             configuration's stream; see docs/fleet.md)\n"
+"  publish [options]          publish a trigger message on Redis (--stream:\n"
+"                             on the fleet stream)\n"
+"  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
+"                             their lag and pending entries\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -115,6 +120,8 @@ void cli_dump_json(json_t *v)
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 }
+
+static void print_stream(json_t *st);
 
 static void print_status(json_t *s)
 {
@@ -187,11 +194,42 @@ static void print_status(json_t *s)
 	json_array_foreach(json_object_get(redis, "channels"), i, ch)
 		printf(" %s", json_string_value(ch));
 	printf("\n");
+	print_stream(json_object_get(s, "stream"));
 	if (next >= 0)
 		printf("next timer       in %lld s\n", next);
 	printf("triggers         %s\n",
 	       json_is_true(json_object_get(s, "authenticated_triggers")) ?
 		       "authenticated (HMAC-SHA256)" : "unauthenticated");
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* The fleet stream, when porthopd reads one (lag and pending: -1 while
+ * unknown). */
+static void print_stream(json_t *st)
+{
+	char lag[24] = "?", pending[24] = "?";
+
+	if (st == NULL)
+		return;
+	if (num(st, "lag") >= 0)
+		snprintf(lag, sizeof(lag), "%lld", num(st, "lag"));
+	if (num(st, "pending") >= 0)
+		snprintf(pending, sizeof(pending), "%lld", num(st, "pending"));
+	printf("fleet stream     %s %s, group %s, primary %s%s: lag %s, pending "
+	       "%s\n", json_string_value(json_object_get(st, "stream")),
+	       json_string_value(json_object_get(st, "state")),
+	       json_string_value(json_object_get(st, "group")),
+	       json_string_value(json_object_get(st, "primary")),
+	       json_is_true(json_object_get(st, "sentinel")) ?
+	       " (from the sentinels)" : "", lag, pending);
+	printf("                 %lld read, %lld acknowledged, %lld refused, "
+	       "%lld redelivered, %lld snapshot loads\n", num(st, "read"),
+	       num(st, "acknowledged"), num(st, "refused"),
+	       num(st, "redelivered"), num(st, "snapshot_loads"));
 }
 
 static void print_mapping(json_t *m)
@@ -525,6 +563,8 @@ int main(int argc, char **argv)
 		return cmd_watch(&g, argc, argv);
 	if (strcmp(cmd, "events") == 0)
 		return cmd_events(&g, argc, argv);
+	if (strcmp(cmd, "fleet") == 0)
+		return cmd_fleet(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

@@ -6,6 +6,8 @@
 #define PORTHOP_CLI_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 /* Options given before the command: -s PATH, -c FILE. */
 struct globals {
@@ -23,6 +25,22 @@ int cmd_watch(const struct globals *g, int argc, char **argv);
 /* porthop events [--follow] [--json]: the probe event feed.  Returns the
  * exit status. */
 int cmd_events(const struct globals *g, int argc, char **argv);
+
+/* porthop fleet: the stream's consumer groups and their lag. */
+int cmd_fleet(const struct globals *g, int argc, char **argv);
+
+/* The fleet's side (porthop_fleet.c).  cli_fleet_config loads conf (the
+ * default path if NULL) for a publisher; NULL after saying why (no
+ * stream section included).  cli_fleet_send publishes ops to its stream
+ * (signed with key, else the configuration's trigger key), waiting for
+ * wait_replicas (< 0: the configuration's); prints what happened;
+ * returns the exit status: 0, 69 (no primary, Redis refused), 75 (WAIT
+ * short: on the primary only), 65, 78. */
+struct fleet_op;
+struct config *cli_fleet_config(const char *conf);
+int cli_fleet_send(const struct config *cfg, const char *host, int port,
+		   const struct fleet_op *ops, size_t n, int wait_replicas,
+		   const unsigned char *key, size_t keylen, bool quiet);
 
 /* What the commands share (porthop.c).  cli_call sends one request
  * (consumed) and waits up to timeout_ms; prints errors; returns a

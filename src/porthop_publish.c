@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "config.h"
 #include "diag.h"
+#include "fleet.h"
 #include "porthop.h"
 #include "shuffle.h"
 
@@ -34,7 +35,7 @@ static void publish_usage(FILE *f)
 	fprintf(f,
 "usage: porthop publish [-c file] [-r host] [-p port] [-C channel]\n"
 "                       [-m message] [-l L -u U] [-n count] [-k key-file]\n"
-"                       [-q] [-t]\n"
+"                       [-q] [-t] [--stream [--wait N]]\n"
 "\n"
 "  -c, --config FILE    take host, port and channel from a configuration\n"
 "  -r, --host HOST      Redis host (default 127.0.0.1)\n"
@@ -49,7 +50,15 @@ static void publish_usage(FILE *f)
 "  -k, --key-file FILE  sign each message (authenticated triggers); the\n"
 "                       configuration's porthopd.trigger_key_file with -c\n"
 "  -t, --print-time     print the wall-clock time each PUBLISH is sent\n"
-"                       (epoch seconds; for latency measurements)\n");
+"                       (epoch seconds; for latency measurements)\n"
+"  -S, --stream         write a trigger to the fleet stream of the\n"
+"                       configuration (-c, else the default path) instead:\n"
+"                       every host applies it; the primary is found through\n"
+"                       the configuration's sentinels.  -m '{\"address\":A}'\n"
+"                       names an address; any other message shuffles all\n"
+"  -w, --wait N         with --stream: wait for N replicas (WAIT; default:\n"
+"                       the configuration's wait_replicas).  Exit 69 when\n"
+"                       no primary took it, 75 when fewer replicas did\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
@@ -78,7 +87,8 @@ static void nap(unsigned long ms)
 struct publish {
 	const char *conf, *host, *channel, *key_file, *message;
 	unsigned long port, lo, hi, count;
-	bool have_lo, have_hi, quiet, print_time;
+	bool have_lo, have_hi, quiet, print_time, stream;
+	int wait;			/* --wait; -1: the configuration's */
 	unsigned char *key;		/* the trigger key, or NULL */
 	size_t keylen;
 };
@@ -99,6 +109,8 @@ static int publish_options(struct publish *o, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "print-time", no_argument, NULL, 't' },
 		{ "key-file", required_argument, NULL, 'k' },
+		{ "stream", no_argument, NULL, 'S' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,7 +118,7 @@ static int publish_options(struct publish *o, int argc, char **argv)
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qtk:h", longopts,
+	while ((ch = getopt_long(argc, argv, "c:r:p:C:m:l:u:n:qtk:Sw:h", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -157,6 +169,17 @@ static int publish_options(struct publish *o, int argc, char **argv)
 			break;
 		case 'k':
 			o->key_file = optarg;
+			break;
+		case 'S':
+			o->stream = true;
+			break;
+		case 'w':
+			if (parse_uint(optarg, 16, &v) < 0) {
+				fprintf(stderr, "porthop publish: --wait %s: "
+					"expected 0 to 16 replicas\n", optarg);
+				return EX_USAGE;
+			}
+			o->wait = (int)v;
 			break;
 		case 'h':
 			publish_usage(stdout);
@@ -291,9 +314,65 @@ static int publish_loop(struct publish *o, redisContext *rc)
 	return status;
 }
 
+/* --stream: the trigger as a fleet operation, once or every L..U s.
+ * Returns an exit status. */
+static int publish_stream(struct publish *o)
+{
+	struct config *cfg = cli_fleet_config(o->conf);
+	struct shuffle *rng = shuffle_new();
+	struct fleet_op op = { .kind = FLEET_TRIGGER };
+	json_t *m = json_loads(o->message, 0, NULL);
+	const char *addr = json_string_value(json_object_get(m, "address"));
+	unsigned long sent = 0;
+	int status = EXIT_SUCCESS;
+
+	if (cfg == NULL || rng == NULL) {
+		status = cfg ? EX_OSERR : EX_CONFIG;
+		goto out;
+	}
+	if (o->key_file) {
+		struct diag *d = diag_new();
+
+		if (d == NULL || auth_load_key(o->key_file, "porthop publish: -k",
+					       d, &o->key, &o->keylen) < 0) {
+			fprintf(stderr, "%s\n", d ? diag_first_error(d) :
+				"out of memory");
+			diag_free(d);
+			status = EX_CONFIG;
+			goto out;
+		}
+		diag_free(d);
+	}
+	if (addr && json_object_size(m) == 1)
+		snprintf(op.address, sizeof(op.address), "%s", addr);
+	while (!stop_requested) {
+		uint32_t extra = 0;
+
+		op.ts = 0;
+		status = cli_fleet_send(cfg, o->host, (int)o->port, &op, 1,
+					o->wait, o->key, o->keylen, o->quiet);
+		if (status != EXIT_SUCCESS)
+			break;
+		sent++;
+		fflush(stdout);
+		if (!o->have_lo || (o->count && sent >= o->count))
+			break;
+		if (shuffle_uniform(rng, (uint32_t)(o->hi - o->lo + 1),
+				    &extra) < 0)
+			extra = 0;
+		nap((o->lo + extra) * 1000);
+	}
+out:
+	json_decref(m);
+	shuffle_free(rng);
+	config_free(cfg);
+	return status;
+}
+
 int cmd_publish(const struct globals *g, int argc, char **argv)
 {
-	struct publish o = { .conf = g->conf, .message = "shuffle" };
+	struct publish o = { .conf = g->conf, .message = "shuffle",
+			     .wait = -1 };
 	struct config *cfg = NULL;
 	struct timeval tv = { 5, 0 };
 	redisContext *rc = NULL;
@@ -303,13 +382,17 @@ int cmd_publish(const struct globals *g, int argc, char **argv)
 	status = publish_options(&o, argc, argv);
 	if (status >= 0)
 		return status;
-	status = publish_settings(&o, &cfg);
-	if (status >= 0)
-		goto out;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (o.stream) {
+		status = publish_stream(&o);
+		goto out;
+	}
+	status = publish_settings(&o, &cfg);
+	if (status >= 0)
+		goto out;
 	rc = redisConnectWithTimeout(o.host, (int)o.port, tv);
 	if (rc == NULL || rc->err) {
 		fprintf(stderr, "porthop publish: cannot connect to Redis at "

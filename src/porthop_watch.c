@@ -14,7 +14,10 @@
 
 #include "config.h"
 #include "control.h"
+#include "diag.h"
+#include "fleet.h"
 #include "porthop.h"
+#include "watchfeed.h"
 
 /* Bulk requests may take a while: a million entries drawn and applied. */
 #define WATCH_TIMEOUT_MS 120000
@@ -28,6 +31,7 @@ static void watch_usage(FILE *f)
 "       porthop watch del ADDR[/LEN]... [--origin NAME]\n"
 "       porthop watch list [--origin NAME] [--json]\n"
 "       porthop watch flush --origin NAME\n"
+"       porthop watch add|del ... --fleet [-c FILE]\n"
 "\n"
 "Runtime watched addresses (native mode).  An entry is an address or\n"
 "prefix held by an origin (default \"manual\"); an address is watched while\n"
@@ -38,7 +42,86 @@ static void watch_usage(FILE *f)
 "optionally followed by a TTL; `#` starts a comment line; it is applied\n"
 "whole or not at all.  PORTS: comma-separated.  Also -s PATH / -c FILE as\n"
 "for every command.  Exit 0, 65 (refused entry, or nothing to delete), 74\n"
-"(state file not written), 78 (template mode).\n");
+"(state file not written), 78 (template mode).\n"
+"\n"
+"--fleet: add or del for every host of the fleet: written to the\n"
+"configuration's stream (its primary found through its sentinels), held\n"
+"on each host under origin \"fleet.NAME\"; no ignore lists.  A delete\n"
+"names one origin (default \"manual\").  Exit 0 once the primary took it\n"
+"(and wait_replicas replicas), 69 without a primary, 75 when fewer\n"
+"replicas acknowledged (see docs/fleet.md).\n");
+}
+
+static char *slurp(const char *path, size_t *ret_len);
+
+/* --fleet: the addresses (or the feed's lines) as fleet operations,
+ * written to the stream.  Returns an exit status. */
+static int watch_fleet(const char *conf, bool add, const char *origin,
+		       long long ttl, const char *file, char **addrs,
+		       size_t naddrs)
+{
+	struct watchfeed_limits lim = { 0, 0, 86400LL * 3650, 10000000 };
+	struct watchfeed_line *lines = NULL;
+	struct fleet_op *ops = NULL;
+	struct config *cfg = NULL;
+	struct diag *d = diag_new();
+	int64_t now = (int64_t)time(NULL);
+	size_t n = naddrs;
+	char *text = NULL;
+	int r = EX_DATAERR;
+
+	if (d == NULL)
+		return EX_OSERR;
+	if (origin && (strlen(origin) > FLEET_ORIGIN_MAX ||
+		       !watchlist_origin_valid(origin))) {
+		fprintf(stderr, "porthop watch: --origin \"%s\": expected 1 to "
+			"%d characters a-z, 0-9, '_', '.', '-'\n", origin,
+			FLEET_ORIGIN_MAX);
+		goto out;
+	}
+	if (file) {
+		size_t len;
+
+		text = slurp(file, &len);
+		if (text == NULL) {
+			r = EX_NOINPUT;
+			goto out;
+		}
+		if (watchfeed_parse(text, len, &lim, &lines, &n, d) < 0) {
+			diag_print(d, stderr);
+			goto out;
+		}
+	}
+	ops = calloc(n + 1, sizeof(*ops));
+	if (ops == NULL) {
+		r = EX_OSERR;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_op *op = &ops[i];
+		int64_t t = lines && lines[i].ttl > 0 ? lines[i].ttl : ttl;
+
+		op->kind = add ? FLEET_WATCH : FLEET_UNWATCH;
+		snprintf(op->address, sizeof(op->address), "%s",
+			 lines ? lines[i].net.text : addrs[i]);
+		snprintf(op->origin, sizeof(op->origin), "%s",
+			 origin ? origin : "manual");
+		op->expires = add && t > 0 ? now + t : 0;
+		op->ts = now;
+	}
+	cfg = cli_fleet_config(conf);
+	if (cfg == NULL) {
+		r = EX_CONFIG;
+		goto out;
+	}
+	r = cli_fleet_send(cfg, NULL, 0, ops, n, -1, NULL, 0, false);
+out:
+	free(ops);
+	free(lines);
+	free(text);
+	config_free(cfg);
+	diag_free(d);
+	return r;
 }
 
 /* "22,80,443" into a JSON array. */
@@ -139,6 +222,7 @@ int cmd_watch(const struct globals *gin, int argc, char **argv)
 		{ "udp-ignore", required_argument, NULL, 'U' },
 		{ "file", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "fleet", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,7 +231,7 @@ int cmd_watch(const struct globals *gin, int argc, char **argv)
 	json_t *tcp = NULL, *udp = NULL, *req = NULL, *reply = NULL;
 	struct config *cfg = NULL;
 	long long ttl = 0;
-	bool as_json = false;
+	bool as_json = false, fleet = false;
 	char *end, *text = NULL;
 	size_t len;
 	int ch, r = EX_USAGE;
@@ -209,6 +293,9 @@ int cmd_watch(const struct globals *gin, int argc, char **argv)
 		case 'j':
 			as_json = true;
 			break;
+		case 'F':
+			fleet = true;
+			break;
 		case 'h':
 			watch_usage(stdout);
 			r = EXIT_SUCCESS;
@@ -216,6 +303,21 @@ int cmd_watch(const struct globals *gin, int argc, char **argv)
 		default:
 			goto out;
 		}
+	}
+	if (fleet) {
+		bool add = strcmp(sub, "add") == 0;
+
+		if ((!add && strcmp(sub, "del") != 0) || tcp || udp ||
+		    (file && optind < argc) || (!add && file) ||
+		    (!file && optind >= argc)) {
+			fprintf(stderr, "porthop watch: --fleet goes with add "
+				"(addresses or --file, --ttl, --origin) or del "
+				"(addresses, --origin)\n");
+			goto out;
+		}
+		r = watch_fleet(g.conf, add, origin, ttl, file, argv + optind,
+				(size_t)(argc - optind));
+		goto out;
 	}
 	/* "command" first, compact: a large request must start with it. */
 	if (strcmp(sub, "add") == 0) {

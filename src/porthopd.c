@@ -35,6 +35,7 @@
 #include "pktlog.h"
 #include "rundir.h"
 #include "shuffle.h"
+#include "stream.h"
 
 #define DEFAULT_CONFIG CONFIG_DEFAULT_PATH
 
@@ -45,11 +46,14 @@ struct porthopd {
 	unsigned interval_lo, interval_hi;	/* seconds; 0: no timer */
 	bool json_elements;
 	const char *socket_override;		/* -s: the control socket */
+	int verbose;				/* -v count */
 
 	struct event_base *base;
 	struct nftio *io;
 	struct core *core;
 	struct bus *bus;
+	struct stream *stream;			/* the fleet feed, instead of
+						 * bus when configured */
 	struct control *control;
 	struct shuffle *rng;			/* timer jitter */
 	struct event *sig[4];
@@ -65,7 +69,7 @@ struct porthopd {
 	/* The probe event feed: the nflog reader, where events go, and
 	 * the tick that closes merge windows. */
 	struct pktlog *pktlog;
-	struct evstream *stream;
+	struct evstream *evstream;
 	struct evhook *hook;
 	struct event *events_ev;
 	/* The control socket's notices: a line every 10 s per kind. */
@@ -111,6 +115,18 @@ static void on_core_log(void *arg, enum core_level level, const char *line)
 		log_debug("%s", line);
 }
 
+/* "up", "down" or "off": the subscription's, or the stream's. */
+static const char *redis_state(const struct porthopd *p)
+{
+	struct stream_stats st;
+
+	if (p->stream) {
+		stream_get_stats(p->stream, &st);
+		return st.up ? "up" : "down";
+	}
+	return p->bus == NULL ? "off" : bus_is_up(p->bus) ? "up" : "down";
+}
+
 /* The one-line status systemctl shows. */
 static void notify_status(struct porthopd *p)
 {
@@ -118,7 +134,7 @@ static void notify_status(struct porthopd *p)
 
 	snprintf(buf, sizeof(buf), "STATUS=%s, redis %s",
 		 core_status_line(p->core, line, sizeof(line)),
-		 p->bus == NULL ? "off" : bus_is_up(p->bus) ? "up" : "down");
+		 redis_state(p));
 	notify_send(buf);
 }
 
@@ -136,8 +152,11 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (core_run_pending(p->core, NULL) == 0)
+	if (core_run_pending(p->core, NULL) == 0) {
+		/* Trigger entries of the stream are done once applied. */
+		stream_shuffled(p->stream);
 		notify_status(p);
+	}
 }
 
 /* The core's schedule hook: the one pending event, armed once. */
@@ -278,7 +297,7 @@ static unsigned on_core_event(void *arg, const struct probe_event *e,
 	(void)e;
 	if (ev->log)
 		log_info("event %s", json);
-	if (p->stream && evstream_add(p->stream, json, len) < 0)
+	if (p->evstream && evstream_add(p->evstream, json, len) < 0)
 		drops |= 1u << PROBE_DROP_STREAM;
 	if (p->hook && evhook_run(p->hook, json, len) < 0)
 		drops |= 1u << PROBE_DROP_HOOK;
@@ -288,12 +307,12 @@ static unsigned on_core_event(void *arg, const struct probe_event *e,
 static void stop_events(struct porthopd *p)
 {
 	pktlog_free(p->pktlog);
-	evstream_free(p->stream);
+	evstream_free(p->evstream);
 	evhook_free(p->hook);
 	if (p->events_ev)
 		event_free(p->events_ev);
 	p->pktlog = NULL;
-	p->stream = NULL;
+	p->evstream = NULL;
 	p->hook = NULL;
 	p->events_ev = NULL;
 }
@@ -329,14 +348,89 @@ static void start_events(struct porthopd *p)
 			.maxlen = ev->stream_maxlen,
 		};
 
-		p->stream = evstream_new(p->base, &o);
+		p->evstream = evstream_new(p->base, &o);
 	}
 	if (ev->hook)
 		p->hook = evhook_new(p->base, ev->hook, ev->hook_per_minute);
 	p->events_ev = event_new(p->base, -1, EV_PERSIST, on_events_tick, p);
-	if ((ev->stream && p->stream == NULL) || (ev->hook && p->hook == NULL) ||
+	if ((ev->stream && p->evstream == NULL) || (ev->hook && p->hook == NULL) ||
 	    p->events_ev == NULL || evtimer_add(p->events_ev, &tick) < 0)
 		log_warnx("events: out of memory starting the feed");
+}
+
+static struct bus *make_bus(struct porthopd *p);
+
+static void on_stream_state(void *arg, enum stream_event ev,
+			    const char *detail, unsigned retry_ms)
+{
+	struct porthopd *p = arg;
+	const struct config_stream *cs = config_stream(cfg_of(p));
+	char dbuf[600];
+
+	/* Redis' and sentinels' words, escaped. */
+	diag_line(dbuf, sizeof(dbuf), detail);
+	switch (ev) {
+	case STREAM_UP:
+		log_info("fleet: stream %s, group %s: %s", cs->stream,
+			 cs->group, dbuf);
+		notify_status(p);
+		break;
+	case STREAM_DOWN:
+		log_warnx("fleet: stream %s: %s; retrying (next in %u ms), "
+			  "rules in force stay", cs->stream, dbuf, retry_ms);
+		notify_status(p);
+		break;
+	case STREAM_RETRY:
+		log_debug("fleet: stream %s: %s; next attempt in %u ms",
+			  cs->stream, dbuf, retry_ms);
+		break;
+	case STREAM_NOTE:
+		log_info("fleet: %s", dbuf);
+		break;
+	case STREAM_TRACE:
+		log_debug("fleet: applied %s ms", dbuf);
+		break;
+	}
+}
+
+static struct stream *make_stream(struct porthopd *p)
+{
+	const struct config *c = cfg_of(p);
+	const struct config_redis_extra *x = config_redis_extra(c);
+	const struct config_stream *cs = config_stream(c);
+	struct stream_options opt = {
+		.host = config_redis_host(c),
+		.port = config_redis_port(c),
+		.unix_path = x->unix_socket,
+		.user = x->username,
+		.password = x->password,
+		.sentinels = x->sentinels,
+		.nsentinels = x->nsentinels,
+		.master_name = x->master_name,
+		.stream = cs->stream,
+		.group = cs->group,
+		.batch = cs->batch,
+		.resync_interval_s = cs->resync_interval_s,
+		.backoff_max_ms = x->retry_max_ms < 5000 ? x->retry_max_ms : 5000,
+		.connect_timeout_ms = x->connect_timeout_ms,
+		.trace = p->verbose >= 2,
+	};
+	struct stream *st = stream_new(p->base, &opt, p->core, on_stream_state, p);
+
+	if (st)
+		stream_start(st);
+	return st;
+}
+
+/* The fleet stream when configured, else the reference's subscription. */
+static int make_feed(struct porthopd *p)
+{
+	if (config_stream(cfg_of(p))->stream) {
+		p->stream = make_stream(p);
+		return p->stream ? 0 : -1;
+	}
+	p->bus = make_bus(p);
+	return p->bus ? 0 : -1;
 }
 
 static struct bus *make_bus(struct porthopd *p)
@@ -377,8 +471,10 @@ static void on_core_reloaded(void *arg, unsigned changes)
 	arm_reconcile(p);
 	if ((changes & CORE_CHANGED_REDIS) && p->use_redis) {
 		bus_free(p->bus);
-		p->bus = make_bus(p);
-		if (p->bus == NULL)
+		stream_free(p->stream);
+		p->bus = NULL;
+		p->stream = NULL;
+		if (make_feed(p) < 0)
 			log_warnx("reload: out of memory starting the Redis "
 				  "subscription");
 	}
@@ -414,8 +510,10 @@ static void on_core_status(void *arg, json_t *r)
 	}
 	for (size_t i = 0; i < config_channel_count(c); i++)
 		json_array_append_new(chans, json_string(config_channel(c, i)));
+	if (p->stream)
+		json_object_set_new(r, "stream", stream_status(p->stream));
 	json_object_set_new(r, "redis", json_pack("{s:s,s:s,s:i,s:o,s:I}",
-		"state", p->bus == NULL ? "off" : bus_is_up(p->bus) ? "up" : "down",
+		"state", redis_state(p),
 		"host", config_redis_host(c), "port", config_redis_port(c),
 		"channels", chans,
 		"messages", (json_int_t)(p->bus ? bus_messages(p->bus) : 0)));
@@ -439,6 +537,22 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 	struct porthopd *p = arg;
 
 	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;
+	if (p->stream) {
+		struct stream_stats st;
+
+		stream_get_stats(p->stream, &st);
+		m->stream = true;
+		m->stream_up = st.up;
+		m->redis_connected = st.up;
+		m->stream_lag = st.lag;
+		m->stream_pending = st.pending;
+		m->stream_read = st.read;
+		m->stream_acknowledged = st.acknowledged;
+		m->stream_redelivered = st.redelivered;
+		m->stream_refused = st.refused;
+		m->stream_snapshot_loads = st.snapshot_loads;
+		m->stream_delay = stream_delay(p->stream);
+	}
 }
 
 static json_t *on_control(void *arg, json_t *req, uid_t uid)
@@ -786,11 +900,8 @@ static void wire_events(struct porthopd *p)
 	signal(SIGPIPE, SIG_IGN);
 	arm_interval(p);
 	start_events(p);
-	if (p->use_redis) {
-		p->bus = make_bus(p);
-		if (p->bus == NULL)
-			fatalx(EX_OSERR, "out of memory");
-	}
+	if (p->use_redis && make_feed(p) < 0)
+		fatalx(EX_OSERR, "out of memory");
 	/* Keep systemd's watchdog fed at half the interval it asked for. */
 	if (notify_watchdog_usec() > 0) {
 		uint64_t half = notify_watchdog_usec() / 2;
@@ -814,6 +925,9 @@ static void teardown(struct porthopd *p)
 {
 	stop_events(p);
 	bus_free(p->bus);
+	/* Before the core: entries waiting for its last commit stay
+	 * unacknowledged, and are read again at the next start. */
+	stream_free(p->stream);
 	control_free(p->control);
 	for (size_t i = 0; i < 4; i++)
 		free_event(p->sig[i]);
@@ -859,6 +973,7 @@ int main(int argc, char **argv)
 		return status;
 	status = EXIT_SUCCESS;
 	log_init("porthopd", o.verbose, o.timestamps);
+	p.verbose = o.verbose;
 	p.io = nftio_new_kernel();
 	if (p.io == NULL)
 		fatalx(EX_OSERR, "cannot create the libnftables context");

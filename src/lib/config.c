@@ -12,7 +12,8 @@
 
 static const char *const root_keys[] = {
 	"redis_connection_configuration", "redis_subscriber_configuration",
-	"nftables_service_configuration", "porthopd", NULL
+	"nftables_service_configuration", "porthopd",
+	"redis_stream_configuration", NULL
 };
 
 /* The two rule files of template mode.  Their paths come from the
@@ -95,6 +96,7 @@ struct config *config_load(const char *path, unsigned flags, struct diag *d)
 	r |= walk_subscriber(&w, c, root);
 	r |= walk_nftables(&w, c, root);
 	r |= walk_daemon(&w, c, root);
+	r |= walk_stream(&w, c, root);
 	if (r < 0 && diag_errors(d) == before)
 		diag_error(d, "%s: out of memory", path);
 	if (diag_errors(d) > before)
@@ -126,6 +128,12 @@ void config_free(struct config *c)
 	free((void *)c->redis_extra.password);
 	free((void *)c->redis_extra.username);
 	free((void *)c->redis_extra.unix_socket);
+	for (size_t i = 0; i < c->redis_extra.nsentinels; i++)
+		free((void *)c->redis_extra.sentinels[i].host);
+	free((void *)c->redis_extra.sentinels);
+	free((void *)c->redis_extra.master_name);
+	free((void *)c->stream.stream);
+	free((void *)c->stream.group);
 	for (size_t i = 0; c->channels && i < c->nchannels; i++)
 		free(c->channels[i]);
 	free(c->channels);
@@ -172,6 +180,11 @@ size_t config_trusted_count(const struct config *c) { return c->ntrusted; }
 bool config_remove_on_stop(const struct config *c) { return c->remove_on_stop; }
 enum config_untrack config_untrack(const struct config *c) { return c->untrack; }
 const struct config_daemon *config_daemon(const struct config *c) { return &c->daemon; }
+
+const struct config_stream *config_stream(const struct config *c)
+{
+	return &c->stream;
+}
 
 const struct config_redis_extra *config_redis_extra(const struct config *c)
 {

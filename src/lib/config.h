@@ -75,12 +75,36 @@ struct config_watched {
 
 /* Optional Redis settings beyond the reference's five keys.  The strings
  * belong to the configuration and live as long as it. */
+#define CONFIG_MAX_SENTINELS 16
+struct config_sentinel {
+	const char *host;
+	int port;
+};
+
 struct config_redis_extra {
 	const char *password;		/* AUTH password, or NULL */
 	const char *username;		/* ACL user, or NULL */
 	const char *unix_socket;	/* connect here instead of host:port */
 	unsigned connect_timeout_ms;
 	unsigned retry_max_ms;
+	/* Sentinel: where to ask for the primary of master_name (host and
+	 * port are then only the first guess, for publishers without
+	 * sentinels' answer); nsentinels 0: no Sentinel. */
+	const struct config_sentinel *sentinels;
+	size_t nsentinels;
+	const char *master_name;
+};
+
+/* The fleet feed (the optional "redis_stream_configuration" object; see
+ * docs/fleet.md).  The strings belong to the configuration. */
+struct config_stream {
+	const char *stream;		/* NULL: no stream (pub/sub) */
+	const char *group;		/* this host's consumer group */
+	unsigned maxlen;		/* XADD MAXLEN ~ */
+	unsigned wait_replicas;		/* publishers: WAIT this many */
+	unsigned wait_timeout_ms;
+	unsigned resync_interval_s;	/* re-read the snapshot; 0: never */
+	unsigned batch;			/* entries per read */
 };
 
 /* Daemon settings (the optional "porthopd" object).  The strings and the
@@ -228,6 +252,7 @@ bool config_remove_on_stop(const struct config *c);
 enum config_untrack config_untrack(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
+const struct config_stream *config_stream(const struct config *c);
 /* The order of networks: family, address, prefix length. */
 int config_net_cmp(const struct config_net *x, const struct config_net *y);
 /* Parses "addr" or "addr/len" (canonical or not) into *ret.  Prefixes

@@ -19,6 +19,7 @@ struct config {
 	 * to (one copy of each value): callers see them const through
 	 * config_redis_extra() and config_daemon(); config_free() frees. */
 	struct config_redis_extra redis_extra;
+	struct config_stream stream;
 	char **channels;
 	size_t nchannels;
 	char *startup_path;
@@ -105,6 +106,11 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root);
 void config_events_defaults(struct config *c);
 int walk_events(struct walk *w, struct config *c, const json_t *o);
 void config_events_free(struct config *c);
+int walk_stream(struct walk *w, struct config *c, const json_t *root);
+/* config_stream.c: "sentinels" and "master_name" of the connection
+ * object o at path p. */
+int walk_sentinels(struct walk *w, struct config *c, const json_t *o,
+		   const char *p);
 
 /* config_net.c: the value v at path, an address (or, with allow_prefix, a
  * prefix) into *out. */

@@ -12,7 +12,7 @@
 static const char *const redis_keys[] = {
 	"host", "port", "db", "charset", "decode_responses",
 	"password", "username", "unix_socket", "connect_timeout_ms",
-	"retry_max_ms", NULL
+	"retry_max_ms", "sentinels", "master_name", NULL
 };
 static const char *const subscriber_keys[] = {
 	"subscriber_channel_names", NULL
@@ -63,6 +63,7 @@ int walk_redis(struct walk *w, struct config *c, const json_t *root)
 	r |= walk_opt_int(w, o, p, "retry_max_ms", 250, 3600000,
 			  "the longest delay between reconnection attempts in "
 			  "milliseconds", &c->redis_extra.retry_max_ms);
+	r |= walk_sentinels(w, c, o, p);
 	if (username && !password) {
 		diag_error(w->d, "%s: %s.username: is set without a password; "
 			   "expected password as well (ACL users authenticate "

@@ -169,6 +169,10 @@ const char *core_status_line(struct core *c, char *buf, size_t len);
 struct core_watch_req {
 	const char *address;			/* "a.b.c.d" or "net/len" */
 	int64_t ttl;				/* seconds; 0: until deleted */
+	int64_t expires;			/* epoch seconds: when set,
+						 * instead of ttl (fleet
+						 * entries: every host the
+						 * same second) */
 	const uint16_t *ignore[CONFIG_NPROTO];	/* sorted, distinct; NULL */
 	size_t nignore[CONFIG_NPROTO];
 };

@@ -114,6 +114,16 @@ static bool same_str(const char *a, const char *b)
 }
 
 /* Whether the two configurations subscribe the same way. */
+/* The fleet stream: what the consumer reads with (publishers' settings
+ * aside). */
+static bool same_stream(const struct config_stream *a,
+			const struct config_stream *b)
+{
+	return same_str(a->stream, b->stream) && same_str(a->group, b->group) &&
+	       a->resync_interval_s == b->resync_interval_s &&
+	       a->batch == b->batch;
+}
+
 static bool same_redis(const struct config *a, const struct config *b)
 {
 	const struct config_redis_extra *x = config_redis_extra(a);
@@ -126,8 +136,15 @@ static bool same_redis(const struct config *a, const struct config *b)
 	    !same_str(x->username, y->username) ||
 	    !same_str(x->unix_socket, y->unix_socket) ||
 	    x->connect_timeout_ms != y->connect_timeout_ms ||
-	    x->retry_max_ms != y->retry_max_ms)
+	    x->retry_max_ms != y->retry_max_ms ||
+	    !same_str(x->master_name, y->master_name) ||
+	    x->nsentinels != y->nsentinels ||
+	    !same_stream(config_stream(a), config_stream(b)))
 		return false;
+	for (size_t i = 0; i < x->nsentinels; i++)
+		if (strcmp(x->sentinels[i].host, y->sentinels[i].host) != 0 ||
+		    x->sentinels[i].port != y->sentinels[i].port)
+			return false;
 	for (size_t i = 0; i < config_channel_count(a); i++)
 		if (strcmp(config_channel(a, i), config_channel(b, i)) != 0)
 			return false;

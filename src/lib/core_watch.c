@@ -306,6 +306,17 @@ int core_watch_add(struct core *c, const char *origin,
 				     (long long)req[i].ttl, d->max_ttl_s);
 			goto refused;
 		}
+		if (req[i].expires &&
+		    (req[i].expires <= now ||
+		     req[i].expires - now > (int64_t)d->max_ttl_s)) {
+			core_watch_error(res, CORE_WATCH_INVALID, "entries[%zu]: "
+				     "expiry %lld is %s; expected 1 to %u "
+				     "seconds ahead (max_ttl_seconds)", i,
+				     (long long)req[i].expires,
+				     req[i].expires <= now ? "past" :
+				     "too far ahead", d->max_ttl_s);
+			goto refused;
+		}
 		if (!watchlist_has(c->watchlist, &nets[i], origin))
 			nnew++;
 		if (config_watched_find(engine_config(c->engine),
@@ -349,7 +360,8 @@ int core_watch_add(struct core *c, const char *origin,
 	for (size_t i = 0; i < n; i++) {
 		const struct watchlist_item *prev =
 			watchlist_get(c->watchlist, &nets[i], origin);
-		int64_t expires = req[i].ttl ? now + req[i].ttl : 0;
+		int64_t expires = req[i].expires ? req[i].expires :
+				  req[i].ttl ? now + req[i].ttl : 0;
 		const struct watchlist_item *it;
 
 		if (undo_push(c, &nets[i], origin, prev) < 0 ||

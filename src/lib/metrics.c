@@ -22,7 +22,7 @@ static const double bounds[METRICS_BUCKETS] = {
 };
 
 static const char *const sources[SRC_COUNT] = {
-	"redis", "timer", "signal", "control", "reconnect"
+	"redis", "timer", "signal", "control", "reconnect", "stream"
 };
 
 const char *metrics_source_name(enum metrics_source s)
@@ -166,13 +166,65 @@ static void render_events(struct out *o, const struct probe_stats *e)
 	       (unsigned long long)e->stale_skipped);
 }
 
+static void histogram(struct out *o, const char *name, const char *help,
+		      const struct metrics_histogram *h)
+{
+	uint64_t cum = 0;
+
+	metric(o, name, "histogram", help);
+	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+		cum += h->counts[i];
+		fprintf(o->f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+			(unsigned long long)cum);
+	}
+	fprintf(o->f, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+		(unsigned long long)h->count);
+	fprintf(o->f, "%s_sum %.6f\n", name, h->sum);
+	fprintf(o->f, "%s_count %llu\n", name, (unsigned long long)h->count);
+}
+
+/* The fleet stream: lag and pending as Redis last said (absent while
+ * unknown), the rest counted here. */
+static void render_stream(struct out *o, const struct metrics_snapshot *s)
+{
+	scalar(o, "porthop_stream_connected", "gauge",
+	       "1 while following the fleet stream on its primary.",
+	       "%d", s->stream_up);
+	if (s->stream_lag >= 0)
+		scalar(o, "porthop_stream_lag", "gauge",
+		       "Entries of the stream this host's group has not read "
+		       "yet.", "%lld", (long long)s->stream_lag);
+	if (s->stream_pending >= 0)
+		scalar(o, "porthop_stream_pending", "gauge",
+		       "Entries read by this host's group and not yet "
+		       "acknowledged.", "%lld", (long long)s->stream_pending);
+	scalar(o, "porthop_stream_read_total", "counter",
+	       "Stream entries read (redelivered ones included).",
+	       "%llu", (unsigned long long)s->stream_read);
+	scalar(o, "porthop_stream_acknowledged_total", "counter",
+	       "Stream entries acknowledged once applied (or refused).",
+	       "%llu", (unsigned long long)s->stream_acknowledged);
+	scalar(o, "porthop_stream_redelivered_total", "counter",
+	       "Stream entries read again from the pending list (after a "
+	       "restart, a reconnection or a retry).",
+	       "%llu", (unsigned long long)s->stream_redelivered);
+	scalar(o, "porthop_stream_refused_total", "counter",
+	       "Stream entries refused as invalid here (acknowledged).",
+	       "%llu", (unsigned long long)s->stream_refused);
+	scalar(o, "porthop_stream_snapshot_loads_total", "counter",
+	       "Times this host caught up from the fleet's snapshot.",
+	       "%llu", (unsigned long long)s->stream_snapshot_loads);
+	if (s->stream_delay)
+		histogram(o, "porthop_stream_apply_delay_seconds",
+			  "From a stream entry's XADD (its ID's time) to its "
+			  "apply on this host.", s->stream_delay);
+}
+
 char *metrics_render(const struct metrics_snapshot *s)
 {
 	char *text = NULL;
 	size_t len = 0;
 	struct out o = { open_memstream(&text, &len) };
-	uint64_t cum = 0;
-
 	if (o.f == NULL)
 		return NULL;
 	metric(&o, "porthop_info", "gauge", "porthopd's version and mode.");
@@ -190,18 +242,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 	scalar(&o, "porthop_last_shuffle_time_seconds", "gauge",
 	       "When the last shuffle was applied, in seconds since the epoch.",
 	       "%.3f", s->last_shuffle_time);
-	metric(&o, "porthop_apply_duration_seconds", "histogram",
-	       "Time to build and apply one shuffle.");
-	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
-		cum += s->apply->counts[i];
-		fprintf(o.f, "porthop_apply_duration_seconds_bucket{le=\"%g\"} "
-			"%llu\n", bounds[i], (unsigned long long)cum);
-	}
-	fprintf(o.f, "porthop_apply_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-		(unsigned long long)s->apply->count);
-	fprintf(o.f, "porthop_apply_duration_seconds_sum %.6f\n", s->apply->sum);
-	fprintf(o.f, "porthop_apply_duration_seconds_count %llu\n",
-		(unsigned long long)s->apply->count);
+	histogram(&o, "porthop_apply_duration_seconds",
+		  "Time to build and apply one shuffle.", s->apply);
 	scalar(&o, "porthop_pairs", "gauge",
 	       "(address, port) pairs in the mapping in force.",
 	       "%zu", s->pairs);
@@ -250,6 +292,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 		render_watch(&o, s);
 	if (s->events)
 		render_events(&o, s->events);
+	if (s->stream)
+		render_stream(&o, s);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

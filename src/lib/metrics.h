@@ -25,7 +25,7 @@ struct metrics_histogram {
 
 /* Trigger sources and refusal reasons, as label values. */
 enum metrics_source { SRC_REDIS, SRC_TIMER, SRC_SIGNAL, SRC_CONTROL,
-		      SRC_RECONNECT, SRC_COUNT };
+		      SRC_RECONNECT, SRC_STREAM, SRC_COUNT };
 #define METRICS_REASONS 6	/* enum auth_result values */
 
 /* The label value of a source ("redis", ...), also used in the log. */
@@ -56,6 +56,13 @@ struct metrics_snapshot {
 	bool state_file;		/* a state directory is in use */
 	/* The probe event feed (NULL: off). */
 	const struct probe_stats *events;
+	/* The fleet stream (stream false: pub/sub, nothing shown). */
+	bool stream;
+	int stream_up;
+	int64_t stream_lag, stream_pending;	/* -1: unknown */
+	uint64_t stream_read, stream_acknowledged, stream_redelivered;
+	uint64_t stream_refused, stream_snapshot_loads;
+	const struct metrics_histogram *stream_delay;
 };
 
 /* Adds one observation. */

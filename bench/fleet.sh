@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# The fleet feed at scale, simulated on this machine (docs/fleet.md):
+# HOSTS porthopd instances, each in a network namespace of its own, one
+# Redis primary, one replica and three sentinels (down-after 1 s), all on
+# one bridge (scripts/fleet.sh).  Run by hand, not in CI; prints a table.
+#
+#   load      RATE watch operations a second for LOAD_SECONDS seconds (one
+#             new address each, TTL 1 h, signed, WAIT 0) from one publisher
+#             (bench/fleetload.c: fleetpub, one script call each, open
+#             loop).  For each operation, the delay from its XADD (its
+#             stream ID's time: Redis' clock, this machine's) to its apply
+#             in the kernel of each host (porthopd -vv traces every entry
+#             it applies); "in force on all" is the slowest host's delay.
+#             p50, p99, max of that, and the share within 100 ms.  Beside
+#             it, the floor of this machine: the same per-host delay seen
+#             by ONE host alone (the other hosts stopped), same load.
+#             The same load again with the hosts' state_directory "" (no
+#             state file, no fdatasync): what 50 group commits on one disk
+#             cost.
+#   cost      Redis' CPU over the load (utime + stime of the primary, /
+#             the load's wall time), each porthopd's RSS after it (min,
+#             median, max), the hosts' CPU (all of them together).
+#   failover  FO_RATE operations a second; after FO_KILL_AFTER seconds the
+#             primary is killed (kill -9); the sentinels promote the
+#             replica.  Per host: from the kill to its first entry applied
+#             that was written to the new primary (after the publisher's
+#             first failure; median, max), and to its stream following the
+#             new primary; the
+#             publisher's outage (first failed send to first success
+#             after it).
+#
+# usage: bench/fleet.sh [BUILD_DIR]
+#   HOSTS=N (50), RATE=N (1000), LOAD_SECONDS=N (10), FO_RATE=N (200),
+#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+bench_build "${1:-}"
+HOSTS=${HOSTS:-50}
+RATE=${RATE:-1000}
+LOAD_SECONDS=${LOAD_SECONDS:-10}
+FO_RATE=${FO_RATE:-200}
+FO_SECONDS=${FO_SECONDS:-12}
+FO_KILL_AFTER=${FO_KILL_AFTER:-4}
+require_root "network namespaces"
+require_tools jq redis-server redis-cli
+bench_tmp porthop-fleet
+. "$SRC/scripts/fleet.sh"
+PORTHOP=$BUILD/porthop
+
+P=phb$$
+R1=10.77.0.2 R2=10.77.0.3
+fleet_net_up $P
+fleet_node $P-r1 $R1
+fleet_node $P-r2 $R2
+fleet_node $P-pub 10.77.0.100
+for i in 1 2 3; do fleet_node $P-s$i 10.77.0.1$i; done
+for i in $(seq 1 "$HOSTS"); do fleet_node $P-h$i 10.77.$((1 + i / 250)).$((i % 250 + 1)); done
+fleet_redis_primary $P-r1 $R1
+fleet_redis_replica $P-r2 $R2 $R1
+for i in 1 2 3; do fleet_sentinel $P-s$i 10.77.0.1$i $R1; done
+
+head -c 48 /dev/urandom | base64 | head -c 48 >"$T/key"
+chmod 600 "$T/key"
+REDIS=$(jq -n --arg r $R1 '{host: $r, master_name: "porthop",
+	sentinels: [{host: "10.77.0.11", port: 26379}, {host: "10.77.0.12", port: 26379},
+		    {host: "10.77.0.13", port: 26379}], connect_timeout_ms: 500}')
+for c in $(seq 1 "$HOSTS") pub; do
+	fleet_config "$T/h$c.json" "h$c" "$REDIS" '{"maxlen": 200000, "resync_interval_seconds": 60}'
+	jq --arg k "$T/key" '.porthopd.trigger_key_file = $k' "$T/h$c.json" >"$T/h$c.tmp"
+	mv "$T/h$c.tmp" "$T/h$c.json"
+done
+start_hosts() {
+	local i
+	for i in "$@"; do fleet_host_start "$i" $P-h$i "$T/h$i.json" -T -v -v; done
+}
+stop_hosts() {
+	local i
+	for i in "$@"; do PORTHOPD_PID=$(fleet_host_pid "$i") porthopd_stop || true; done
+}
+all_caught_up() {
+	local i
+	for i in "$@"; do fleet_caught_up "$i" || return 1; done
+}
+ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+hosts_ticks() {
+	local i t=0
+	for i in "$@"; do t=$((t + $(ticks "$(fleet_host_pid "$i")"))); done
+	echo $t
+}
+HZ=$(getconf CLK_TCK)
+
+# delays FIRST LAST LOGS...: per operation (stream IDs of entries whose
+# trace lines are in the logs, applied after epoch FIRST ms and before
+# LAST), the slowest host's delay in ms, one a line.
+delays() {
+	local since=$1
+	shift
+	awk -v since="$since" '/fleet: applied / {
+			t = $1 * 1000; if (t < since) next
+			id = $(NF - 2); d = $(NF - 1) + 0
+			if (!(id in m) || d > m[id]) m[id] = d
+		} END { for (id in m) print m[id] }' "$@"
+}
+pct() {	# pct P: the P-th percentile of the numbers on stdin
+	sort -n | awk -v p="$1" '{a[NR] = $1} END {if (NR == 0) {print "-"; exit}
+		i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print a[i]}'
+}
+summary() {	# summary FILE: "p50 p99 max within100%"
+	local f=$1
+	printf '%s %s %s %s' "$(pct 50 <"$f")" "$(pct 99 <"$f")" "$(pct 100 <"$f")" \
+		"$(awk '{n++; if ($1 <= 100) k++} END {printf "%.1f", n ? 100 * k / n : 0}' "$f")"
+}
+
+load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays to $T/delays
+	local first=$1 since r0 r1 h0 h1 t0 t1
+	shift
+	since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+	r0=$(ticks "$(cat "$T/redis-$R1/pid")")
+	h0=$(hosts_ticks "$@")
+	t0=$EPOCHREALTIME
+	ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
+	WAIT_PID='' wait_for 300 "every host to catch up" all_caught_up "$@"
+	t1=$EPOCHREALTIME
+	r1=$(ticks "$(cat "$T/redis-$R1/pid")")
+	h1=$(hosts_ticks "$@")
+	local logs=()
+	for i in "$@"; do logs+=("$T/h$i.log"); done
+	delays "$since" "${logs[@]}" >"$T/delays"
+	REDIS_CPU=$(awk -v a="$r0" -v b="$r1" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+		'BEGIN {printf "%.0f", 100 * (b - a) / hz / (t1 - t0)}')
+	HOSTS_CPU=$(awk -v a="$h0" -v b="$h1" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+		'BEGIN {printf "%.0f", 100 * (b - a) / hz / (t1 - t0)}')
+	[ "$(wc -l <"$T/delays")" -eq $((RATE * LOAD_SECONDS)) ] ||
+		echo "# warning: $(wc -l <"$T/delays") operations traced, $((RATE * LOAD_SECONDS)) sent" >&2
+}
+
+ALL=$(seq 1 "$HOSTS")
+sentinels_ready() {
+	local i
+	for i in 1 2 3; do fleet_sentinel_ready $P-s$i 10.77.0.1$i 3 || return 1; done
+}
+wait_for 30 "the sentinels to know the replica and each other" sentinels_ready
+
+# The floor: one host alone under the same load.
+start_hosts 1
+load_run 1000 1
+floor=$(summary "$T/delays")
+floor_cpu=$HOSTS_CPU
+stop_hosts 1
+echo "# floor (1 host): $floor"
+
+# HOSTS hosts.
+start_hosts $ALL
+load_run $((1000 + RATE * LOAD_SECONDS)) $ALL
+fleet=$(summary "$T/delays")
+redis_cpu=$REDIS_CPU
+hosts_cpu=$HOSTS_CPU
+rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
+rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
+rss_med=$(echo "$rss" | median)
+entries=$(fleet_list 1 | wc -l)
+echo "# $HOSTS hosts: $fleet; redis ${redis_cpu}% CPU"
+
+# The same hosts without a state file (state_directory ""): what the
+# group commit's fdatasync, 50 of them on one disk, costs.
+stop_hosts $ALL
+for i in $ALL; do
+	jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
+	mv "$T/h$i.tmp" "$T/h$i.json"
+done
+start_hosts $ALL
+load_run $((1000 + 2 * RATE * LOAD_SECONDS)) $ALL
+nostate=$(summary "$T/delays")
+nostate_cpu=$HOSTS_CPU
+echo "# $HOSTS hosts, no state file: $nostate"
+
+# Failover under load.
+fo_since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 2000000 >"$T/fo.out" &
+loader=$!
+WAIT_PID='' poll "$FO_KILL_AFTER" false || true
+kill_ms=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+kill -9 "$(cat "$T/redis-$R1/pid")"
+wait $loader
+on_new() {
+	local i
+	for i in $ALL; do
+		[ "$(fleet_stream_field "$i" primary)" = "$R2:6379" ] && fleet_caught_up "$i" || return 1
+	done
+}
+WAIT_PID='' wait_for 120 "every host on the new primary" on_new
+read -r _ _ _ _ _ _ _ _ _ out_s _ out_e <"$T/fo.out"
+for i in $ALL; do
+	# An entry written after the publisher's first failure: on the new
+	# primary (the old one may take a last entry in the instant between
+	# the kill's time and its death).
+	awk -v k="$kill_ms" -v f="$out_s" '/fleet: applied / { split($(NF - 2), id, "-")
+		if (id[1] > f) { printf "%.0f\n", $1 * 1000 - k; exit } }' "$T/h$i.log"
+done | sort -n >"$T/fo.apply"
+for i in $ALL; do
+	awk -v k="$kill_ms" '/fleet: stream .*group/ { t = $1 * 1000; if (t > k) { printf "%.0f\n", t - k; exit } }' "$T/h$i.log"
+done | sort -n >"$T/fo.follow"
+[ "$(wc -l <"$T/fo.apply")" -eq "$HOSTS" ] || echo "# warning: $(wc -l <"$T/fo.apply") of $HOSTS hosts applied entries after the kill" >&2
+
+cat <<EOF
+# fleet: $HOSTS porthopd in namespaces, one stream, primary + replica + 3 sentinels
+# machine: $(nproc) cores; load: $RATE watch ops/s for $LOAD_SECONDS s, signed, one script call each
+| figure | this run | floor / goal |
+| --- | --- | --- |
+| op in force on all $HOSTS hosts, from XADD: p50 / p99 / max (ms) | $(echo "$fleet" | awk '{print $1 " / " $2 " / " $3}') | 1 host alone: $(echo "$floor" | awk '{print $1 " / " $2 " / " $3}'); goal p99 <= 100 |
+| ops in force on all hosts within 100 ms | $(echo "$fleet" | awk '{print $4}')% | 1 host alone: $(echo "$floor" | awk '{print $4}')% |
+| the same, hosts without a state file (no fdatasync): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
+| Redis primary CPU during the load | ${redis_cpu}% of one core | - |
+| porthopd CPU, all hosts together | ${hosts_cpu}% (of $(( $(nproc) * 100 ))%) | 1 host alone: ${floor_cpu}% |
+| porthopd RSS, min / median / max | ${rss_min} / ${rss_med} / ${rss_max} KiB ($entries runtime entries each) | - |
+| failover: kill -9 to a host's first entry applied, median / max | $(median <"$T/fo.apply") / $(tail -1 "$T/fo.apply") ms | goal <= 5000 (down-after 1000) |
+| failover: kill -9 to a host following the new primary, median / max | $(median <"$T/fo.follow") / $(tail -1 "$T/fo.follow") ms | - |
+| failover: the publisher's outage (no primary) | $(awk -v s="$out_s" -v e="$out_e" 'BEGIN {print (s > 0 ? int(e - s) " ms" : "none")}') | - |
+EOF
+stop_hosts $ALL
