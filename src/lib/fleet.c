@@ -311,8 +311,11 @@ int fleet_diff(struct fleet_item *local, size_t nlocal, struct fleet_item *snap,
 	struct fleet_item *add = NULL, *del = NULL;
 	size_t nadd = 0, ndel = 0, cadd = 0, cdel = 0, i = 0, j = 0;
 
-	qsort(local, nlocal, sizeof(*local), cmp_item);
-	qsort(snap, nsnap, sizeof(*snap), cmp_item);
+	/* qsort's array may not be NULL, even empty. */
+	if (nlocal)
+		qsort(local, nlocal, sizeof(*local), cmp_item);
+	if (nsnap)
+		qsort(snap, nsnap, sizeof(*snap), cmp_item);
 	while (i < nlocal || j < nsnap) {
 		int c = i == nlocal ? 1 : j == nsnap ? -1 :
 			cmp_item(&local[i], &snap[j]);
