@@ -320,9 +320,13 @@ int fleet_snap_parse(const char *net, const char *value, size_t vlen,
 	}
 	json_object_foreach(o, key, v) {
 		/* cjson writes whole numbers as integers, but a number is a
-		 * number: 1.7e9 is read too. */
+		 * number: 1.7e9 is read too.  A real one beyond int64_t
+		 * (1e98: anyone who can write the hash can put it there)
+		 * would make the conversion undefined: refused. */
+		double d = json_number_value(v);
+
 		if (!json_is_number(v) || !origin_ok(key) ||
-		    json_number_value(v) < 0) {
+		    !(d >= 0 && d < 9223372036854775808.0)) {
 			*n = start;
 			json_decref(o);
 			return -EINVAL;
@@ -330,7 +334,7 @@ int fleet_snap_parse(const char *net, const char *value, size_t vlen,
 		memset(&it, 0, sizeof(it));
 		snprintf(it.net, sizeof(it.net), "%s", net);
 		snprintf(it.origin, sizeof(it.origin), "%s", key);
-		it.expires = (int64_t)json_number_value(v);
+		it.expires = (int64_t)d;
 		if (it.expires != 0 && it.expires <= now)
 			continue;
 		if (push_item(items, n, cap, &it) < 0) {

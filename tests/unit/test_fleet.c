@@ -301,6 +301,13 @@ static void test_snap_parse(void **state)
 	assert_int_equal(fleet_snap_parse("192.0.2.9", "{\"a\":1.8e9}", 11, 0,
 					  &items, &n, &cap), 1);
 	assert_int_equal(items[2].expires, 1800000000);
+	/* Beyond int64_t (found by fuzz_fleet): refused, not converted. */
+	assert_int_equal(fleet_snap_parse("192.0.2.9", "{\"a\":1.8e98}", 12,
+					  0, &items, &n, &cap), -EINVAL);
+	assert_int_equal(fleet_snap_parse("192.0.2.9",
+					  "{\"a\":9223372036854775808.0}", 27,
+					  0, &items, &n, &cap), -EINVAL);
+	assert_int_equal(n, 3);
 	free(items);
 }
 
