@@ -7,6 +7,13 @@
 # probe over IPv6, a short flood; every kind read back from `porthop events`, the log,
 # the Redis stream and the hook's output; metrics per kind.
 . "$(dirname "$0")/lib.sh"
+# Under valgrind porthopd reads the kernel's nflog queue far more slowly
+# than a 1,000-port scan fills it: the events this test waits for come
+# late or are dropped (counted).  The plain and sanitizer runs cover it.
+if [ "${PORTHOP_VALGRIND:-0}" = 1 ]; then
+	echo "it_events: skipped under valgrind (see the comment)"
+	exit 77
+fi
 require_tools nmap nping hping3
 . "$SRC/scripts/topology.sh"
 
@@ -58,13 +65,15 @@ some() {
 }
 stream_has() {
 	ip netns exec "$H" redis-cli --raw XRANGE porthop:events - + |
-		grep -F "\"kind\":\"$1\"" | grep -qF "\"source\":\"$2\""
+		grep -F "\"kind\":\"$1\"" | grep -F "\"source\":\"$2\"" >/dev/null
 }
+# (No grep -q at the end of these pipes: its early exit would break the
+# pipe of the grep before it, and pipefail would call that a miss.)
 hook_has() {
-	grep -F "\"kind\":\"$1\"" "$HOOK_OUT" 2>/dev/null | grep -qF "\"source\":\"$2\""
+	grep -F "\"kind\":\"$1\"" "$HOOK_OUT" 2>/dev/null | grep -F "\"source\":\"$2\"" >/dev/null
 }
 log_event_has() {
-	grep -F "event {" "$LOG" | grep -F "\"kind\":\"$1\"" | grep -qF "\"source\":\"$2\""
+	grep -F "event {" "$LOG" | grep -F "\"kind\":\"$1\"" | grep -F "\"source\":\"$2\"" >/dev/null
 }
 # everywhere KIND SOURCE: the event is in the ring, the log, the stream
 # and the hook's output.
