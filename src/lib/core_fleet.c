@@ -30,17 +30,11 @@ static void entry_refused(struct core *c, const char *why)
 	     diag_line(wbuf, sizeof(wbuf), why), note);
 }
 
-enum core_fleet_outcome core_fleet_entry(struct core *c, const char *msg,
-					 size_t len, core_watch_done_fn done,
-					 void *arg,
-					 enum fleet_verdict *ret_verdict)
+int core_fleet_decode(struct core *c, const char *msg, size_t len,
+		      struct fleet_op *ret_op)
 {
-	char why[256], origin[WATCHLIST_ORIGIN_MAX + 1];
-	struct core_watch_result res;
-	struct fleet_op op;
-	int pending;
+	char why[256];
 
-	*ret_verdict = FLEET_ACK_REFUSED;
 	if (c->auth) {
 		enum auth_result r = auth_verify_mac(c->auth, msg, len, &msg,
 						     &len);
@@ -48,49 +42,134 @@ enum core_fleet_outcome core_fleet_entry(struct core *c, const char *msg,
 		if (r != AUTH_OK) {
 			c->counters.refused[r]++;
 			entry_refused(c, auth_result_name(r));
-			return CORE_FLEET_NOW;
+			return -EINVAL;
 		}
 	}
-	if (fleet_op_decode(msg, len, &op, why, sizeof(why)) < 0) {
+	if (fleet_op_decode(msg, len, ret_op, why, sizeof(why)) < 0) {
 		entry_refused(c, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+enum core_fleet_outcome core_fleet_trigger(struct core *c,
+					   const struct fleet_op *op,
+					   enum fleet_verdict *ret_verdict)
+{
+	*ret_verdict = FLEET_ACK;
+	if (op->address[0] == '\0') {
+		core_trigger(c, SRC_STREAM);
+	} else if (core_trigger_address(c, op->address, SRC_STREAM) < 0) {
+		/* Not watched here: counted and said by the core; done. */
 		return CORE_FLEET_NOW;
 	}
-	if (op.kind == FLEET_TRIGGER) {
-		if (op.address[0] == '\0') {
-			core_trigger(c, SRC_STREAM);
-		} else if (core_trigger_address(c, op.address,
-						SRC_STREAM) < 0) {
-			/* Not watched here: counted and said by the core;
-			 * done. */
-			*ret_verdict = FLEET_ACK;
-			return CORE_FLEET_NOW;
-		}
-		return CORE_FLEET_AFTER_SHUFFLE;
-	}
-	/* op.origin is at most FLEET_ORIGIN_MAX: it fits. */
-	fleet_local_origin(op.origin, origin, sizeof(origin));
-	if (op.kind == FLEET_WATCH &&
-	    (op.expires == 0 || op.expires > core_watch_now())) {
-		struct core_watch_req req = { .address = op.address,
-					      .expires = op.expires };
+	return CORE_FLEET_AFTER_SHUFFLE;
+}
 
-		pending = core_watch_add(c, origin, &req, 1, &res, done, arg);
-	} else {
-		/* An unwatch, or a watch whose time is over: the entry is
-		 * gone on every host whenever it applies it. */
-		const char *a = op.address;
+/* A part of a run that waits for the group commit. */
+struct part {
+	core_fleet_done_fn done;
+	void *arg;
+	size_t from, n;
+};
 
-		pending = core_watch_del(c, origin, &a, 1, &res, done, arg);
+static void part_done(void *arg, const struct core_watch_result *res)
+{
+	struct part *p = arg;
+
+	/* The commit failed: an add is taken back, and stays pending. */
+	p->done(p->arg, p->from, p->n, fleet_verdict(res->status));
+	free(p);
+}
+
+/* Whether a refusal of several ops together may be one op's own fault,
+ * so that halves could fare better: the entries' (an address trusted
+ * here, a limit, a repeat) or the kernel's.  Not the mode, the state
+ * directory or memory, which refuse every part alike. */
+static bool splittable(enum core_watch_status st)
+{
+	return st == CORE_WATCH_INVALID || st == CORE_WATCH_KERNEL;
+}
+
+struct run {
+	struct core *c;
+	enum fleet_run_kind kind;
+	const char *origin;			/* "fleet." ORIGIN */
+	struct core_watch_req *req;		/* adds */
+	const char **addr;			/* deletes */
+	core_fleet_done_fn done;
+	void *arg;
+};
+
+/* Ops [from, from + n) of the run as one change; its halves in order
+ * when refused.  Depth: log2 of the run's length. */
+static void apply_part(const struct run *r, size_t from, size_t n)
+{
+	struct core_watch_result res;
+	struct part *p = malloc(sizeof(*p));
+	enum fleet_verdict v;
+	int pending;
+
+	if (p == NULL) {
+		r->done(r->arg, from, n, FLEET_RETRY);
+		return;
 	}
+	*p = (struct part){ r->done, r->arg, from, n };
+	if (r->kind == FLEET_RUN_ADD)
+		pending = core_watch_add(r->c, r->origin, &r->req[from], n,
+					 &res, part_done, p);
+	else
+		pending = core_watch_del(r->c, r->origin, &r->addr[from], n,
+					 &res, part_done, p);
 	if (pending)
-		return CORE_FLEET_LATER;
-	*ret_verdict = fleet_verdict(res.status);
-	if (*ret_verdict == FLEET_ACK_REFUSED)
-		entry_refused(c, res.error);
-	else if (*ret_verdict == FLEET_RETRY)
-		warn(c, "fleet: stream entry not applied, left pending: %s",
-		     res.error);
-	return CORE_FLEET_NOW;
+		return;
+	free(p);
+	v = fleet_verdict(res.status);
+	if (v != FLEET_ACK && n > 1 && splittable(res.status)) {
+		apply_part(r, from, n / 2);
+		apply_part(r, from + n / 2, n - n / 2);
+		return;
+	}
+	if (v == FLEET_ACK_REFUSED) {
+		for (size_t i = 0; i < n; i++)
+			entry_refused(r->c, res.error);
+	} else if (v == FLEET_RETRY) {
+		warn(r->c, "fleet: %zu stream entr%s not applied, left "
+		     "pending: %s", n, n == 1 ? "y" : "ies", res.error);
+	}
+	r->done(r->arg, from, n, v);
+}
+
+void core_fleet_apply(struct core *c, enum fleet_run_kind kind,
+		      const struct fleet_op *ops, size_t n,
+		      core_fleet_done_fn done, void *arg)
+{
+	char origin[WATCHLIST_ORIGIN_MAX + 1];
+	struct run r = { c, kind, origin, NULL, NULL, done, arg };
+
+	if (n == 0)
+		return;
+	/* ops[0].origin is at most FLEET_ORIGIN_MAX: it fits. */
+	fleet_local_origin(ops[0].origin, origin, sizeof(origin));
+	if (kind == FLEET_RUN_ADD)
+		r.req = calloc(n, sizeof(*r.req));
+	else
+		r.addr = calloc(n, sizeof(*r.addr));
+	if (r.req == NULL && r.addr == NULL) {
+		done(arg, 0, n, FLEET_RETRY);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r.req) {
+			r.req[i].address = ops[i].address;
+			r.req[i].expires = ops[i].expires;
+		} else {
+			r.addr[i] = ops[i].address;
+		}
+	}
+	apply_part(&r, 0, n);
+	free(r.req);
+	free(r.addr);
 }
 
 uint64_t core_shuffles(const struct core *c)

@@ -240,6 +240,54 @@ enum fleet_verdict fleet_verdict(enum core_watch_status st)
 	return FLEET_RETRY;
 }
 
+enum fleet_run_kind fleet_run_kind_of(const struct fleet_op *op, bool ok,
+				      int64_t now)
+{
+	if (!ok)
+		return FLEET_RUN_SKIP;
+	switch (op->kind) {
+	case FLEET_TRIGGER:
+		return FLEET_RUN_TRIGGER;
+	case FLEET_WATCH:
+		/* A watch whose time is over deletes the entry: every host
+		 * ends it in the same second, whenever it reads it. */
+		if (op->expires == 0 || op->expires > now)
+			return FLEET_RUN_ADD;
+		return FLEET_RUN_DEL;
+	case FLEET_UNWATCH:
+		break;
+	}
+	return FLEET_RUN_DEL;
+}
+
+size_t fleet_run(const struct fleet_op *ops, const bool *ok, size_t n,
+		 int64_t now, size_t max, enum fleet_run_kind *ret_kind)
+{
+	enum fleet_run_kind k = fleet_run_kind_of(&ops[0], ok[0], now);
+	size_t len = 1;
+
+	*ret_kind = k;
+	if (k == FLEET_RUN_SKIP || k == FLEET_RUN_TRIGGER)
+		return 1;
+	if (max > n)
+		max = n;
+	for (; len < max; len++) {
+		const struct fleet_op *op = &ops[len];
+		bool repeat = false;
+
+		if (fleet_run_kind_of(op, ok[len], now) != k ||
+		    strcmp(op->origin, ops[0].origin) != 0)
+			break;
+		/* The text as published; a repeat written differently
+		 * ("a/32") is refused by the core and split by its caller. */
+		for (size_t i = 0; k == FLEET_RUN_ADD && !repeat && i < len; i++)
+			repeat = strcmp(ops[i].address, op->address) == 0;
+		if (repeat)
+			break;
+	}
+	return len;
+}
+
 static int push_item(struct fleet_item **items, size_t *n, size_t *cap,
 		     const struct fleet_item *it)
 {
@@ -272,9 +320,13 @@ int fleet_snap_parse(const char *net, const char *value, size_t vlen,
 	}
 	json_object_foreach(o, key, v) {
 		/* cjson writes whole numbers as integers, but a number is a
-		 * number: 1.7e9 is read too. */
+		 * number: 1.7e9 is read too.  A real one beyond int64_t
+		 * (1e98: anyone who can write the hash can put it there)
+		 * would make the conversion undefined: refused. */
+		double d = json_number_value(v);
+
 		if (!json_is_number(v) || !origin_ok(key) ||
-		    json_number_value(v) < 0) {
+		    !(d >= 0 && d < 9223372036854775808.0)) {
 			*n = start;
 			json_decref(o);
 			return -EINVAL;
@@ -282,7 +334,7 @@ int fleet_snap_parse(const char *net, const char *value, size_t vlen,
 		memset(&it, 0, sizeof(it));
 		snprintf(it.net, sizeof(it.net), "%s", net);
 		snprintf(it.origin, sizeof(it.origin), "%s", key);
-		it.expires = (int64_t)json_number_value(v);
+		it.expires = (int64_t)d;
 		if (it.expires != 0 && it.expires <= now)
 			continue;
 		if (push_item(items, n, cap, &it) < 0) {
@@ -311,8 +363,11 @@ int fleet_diff(struct fleet_item *local, size_t nlocal, struct fleet_item *snap,
 	struct fleet_item *add = NULL, *del = NULL;
 	size_t nadd = 0, ndel = 0, cadd = 0, cdel = 0, i = 0, j = 0;
 
-	qsort(local, nlocal, sizeof(*local), cmp_item);
-	qsort(snap, nsnap, sizeof(*snap), cmp_item);
+	/* qsort's array may not be NULL, even empty. */
+	if (nlocal)
+		qsort(local, nlocal, sizeof(*local), cmp_item);
+	if (nsnap)
+		qsort(snap, nsnap, sizeof(*snap), cmp_item);
 	while (i < nlocal || j < nsnap) {
 		int c = i == nlocal ? 1 : j == nsnap ? -1 :
 			cmp_item(&local[i], &snap[j]);

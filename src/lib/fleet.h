@@ -102,6 +102,35 @@ enum fleet_verdict {
 };
 enum fleet_verdict fleet_verdict(enum core_watch_status st);
 
+/* How a read's entries are applied: runs of consecutive entries that
+ * reach the core as one change (one kernel transaction, one state-file
+ * commit), in stream order. */
+enum fleet_run_kind {
+	FLEET_RUN_SKIP,		/* not an operation (refused, trimmed): one
+				 * entry, decided already */
+	FLEET_RUN_TRIGGER,	/* one trigger: it ends a run, so that it
+				 * sees the watches before it applied */
+	FLEET_RUN_ADD,		/* live watches of one origin: one
+				 * core_watch_add */
+	FLEET_RUN_DEL,		/* unwatches and watches whose time is over,
+				 * of one origin: one core_watch_del */
+};
+
+/* What ops[0] becomes at now (ok false: not an operation). */
+enum fleet_run_kind fleet_run_kind_of(const struct fleet_op *op, bool ok,
+				      int64_t now);
+
+/* The run that starts at ops[0] among the n (> 0) entries that follow
+ * (ok[i] false: entry i is not an operation): its kind in *ret_kind, its
+ * length (1 to max) returned.  An add or delete run takes the entries
+ * that follow while they are of its kind and origin; an add run also
+ * ends before an address it holds already (core_watch_add refuses a
+ * request that names one twice; a refresh in the same read comes in the
+ * next run, so the later expiry wins as in stream order).  Skipped
+ * entries and triggers are runs of one. */
+size_t fleet_run(const struct fleet_op *ops, const bool *ok, size_t n,
+		 int64_t now, size_t max, enum fleet_run_kind *ret_kind);
+
 /* One (network, origin) of the snapshot, or of the local list (origin
  * without the "fleet." prefix). */
 struct fleet_item {

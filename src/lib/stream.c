@@ -49,9 +49,11 @@ struct batch {
 	bool dispatching;
 	char (*ids)[FLEET_ID_MAX];
 	enum fleet_verdict *verdict;
+	bool *held;			/* not in this acknowledgement (a
+					 * trigger's, or not an entry) */
 	struct ticket {
 		struct batch *b;
-		size_t i;
+		size_t i;		/* a run's first entry */
 	} *tickets;
 };
 
@@ -276,6 +278,7 @@ static void batch_free(struct batch *b)
 		return;
 	free(b->ids);
 	free(b->verdict);
+	free(b->held);
 	free(b->tickets);
 	free(b);
 }
@@ -329,6 +332,8 @@ static void batch_finish(struct batch *b)
 	s->cur = NULL;
 	ack = calloc(b->n + 1, sizeof(*ack));
 	for (size_t i = 0; ack && i < b->n; i++) {
+		if (b->held[i])
+			continue;
 		if (b->verdict[i] == FLEET_RETRY) {
 			s->retry_pending = true;
 			s->st.retried++;
@@ -353,13 +358,17 @@ static void batch_finish(struct batch *b)
 	issue_read(s);
 }
 
-static void on_entry_done(void *arg, const struct core_watch_result *res)
+/* A part of a run decided (now, or after the group commit). */
+static void on_part_done(void *arg, size_t from, size_t n,
+			 enum fleet_verdict v)
 {
 	struct ticket *t = arg;
 	struct batch *b = t->b;
 
-	b->verdict[t->i] = fleet_verdict(res->status);
-	if (--b->outstanding == 0 && !b->dispatching)
+	for (size_t i = 0; i < n; i++)
+		b->verdict[t->i + from + i] = v;
+	b->outstanding -= n;
+	if (b->outstanding == 0 && !b->dispatching)
 		batch_finish(b);
 }
 
@@ -420,32 +429,47 @@ static void observe(struct stream *s, const char *id)
 		say(s, STREAM_TRACE, 0, "%s %.3f", id, ms);
 }
 
-/* entries: [[id, [field, value, ...] | nil], ...] */
+/* entries: [[id, [field, value, ...] | nil], ...]
+ *
+ * Each entry is decoded first; then the read is applied in runs
+ * (fleet_run): consecutive watches of one origin in one core_watch_add,
+ * consecutive unwatches in one core_watch_del, each a kernel transaction
+ * and a group commit for the run instead of one per entry; a trigger
+ * ends a run, so that it sees the watches before it.  The read is
+ * acknowledged with one XACK once every entry is decided. */
 static void dispatch(struct stream *s, const redisReply *entries)
 {
 	struct batch *b = calloc(1, sizeof(*b));
-	size_t n = entries->elements;
+	size_t n = entries->elements, len;
+	struct fleet_op *ops = calloc(n + 1, sizeof(*ops));
+	bool *ok = calloc(n + 1, sizeof(*ok));
+	int64_t now = (int64_t)time(NULL);
 
-	if (b == NULL || (b->ids = calloc(n + 1, sizeof(*b->ids))) == NULL ||
+	if (b == NULL || ops == NULL || ok == NULL ||
+	    (b->ids = calloc(n + 1, sizeof(*b->ids))) == NULL ||
 	    (b->verdict = calloc(n + 1, sizeof(*b->verdict))) == NULL ||
+	    (b->held = calloc(n + 1, sizeof(*b->held))) == NULL ||
 	    (b->tickets = calloc(n + 1, sizeof(*b->tickets))) == NULL) {
 		batch_free(b);
+		free(ops);
+		free(ok);
 		link_drop_later(&s->data, "out of memory");
 		return;
 	}
 	b->s = s;
+	b->n = n;
 	b->dispatching = true;
 	s->cur = b;
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *e = entries->element[i], *m;
-		enum core_fleet_outcome out;
-		enum fleet_verdict v = FLEET_ACK;
 
+		b->verdict[i] = FLEET_ACK;
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-		    e->element[0]->type != REDIS_REPLY_STRING)
+		    e->element[0]->type != REDIS_REPLY_STRING) {
+			b->held[i] = true;
 			continue;
-		snprintf(b->ids[b->n], FLEET_ID_MAX, "%s", e->element[0]->str);
-		b->tickets[b->n] = (struct ticket){ b, b->n };
+		}
+		snprintf(b->ids[i], FLEET_ID_MAX, "%s", e->element[0]->str);
 		s->st.read++;
 		if (s->pending_phase) {
 			s->st.redelivered++;
@@ -456,30 +480,48 @@ static void dispatch(struct stream *s, const redisReply *entries)
 			  e->element[1] : NULL, "m");
 		if (m == NULL || m->type != REDIS_REPLY_STRING) {
 			/* Trimmed while pending (nil), or not ours: done. */
-			b->verdict[b->n++] = e->element[1]->type ==
-					     REDIS_REPLY_ARRAY ?
-					     FLEET_ACK_REFUSED : FLEET_ACK;
+			if (e->element[1]->type == REDIS_REPLY_ARRAY)
+				b->verdict[i] = FLEET_ACK_REFUSED;
 			continue;
 		}
-		b->outstanding++;
-		out = core_fleet_entry(s->core, m->str, m->len, on_entry_done,
-				       &b->tickets[b->n], &v);
-		/* The kernel has it (a trigger: queued). */
-		observe(s, b->ids[b->n]);
-		if (out == CORE_FLEET_LATER) {
-			b->n++;
+		if (core_fleet_decode(s->core, m->str, m->len, &ops[i]) < 0) {
+			b->verdict[i] = FLEET_ACK_REFUSED;
+			observe(s, b->ids[i]);
 			continue;
 		}
-		b->outstanding--;
-		if (out == CORE_FLEET_AFTER_SHUFFLE) {
-			/* Not in this batch's acknowledgement. */
-			if (trig_push(s, b->ids[b->n]) < 0)
-				v = FLEET_ACK;
-			else
-				continue;
-		}
-		b->verdict[b->n++] = v;
+		ok[i] = true;
 	}
+	for (size_t i = 0; i < n; i += len) {
+		enum fleet_run_kind kind;
+		enum core_fleet_outcome out;
+
+		len = fleet_run(&ops[i], &ok[i], n - i, now, n, &kind);
+		switch (kind) {
+		case FLEET_RUN_SKIP:
+			break;
+		case FLEET_RUN_TRIGGER:
+			out = core_fleet_trigger(s->core, &ops[i],
+						 &b->verdict[i]);
+			observe(s, b->ids[i]);
+			/* Acknowledged after the next shuffle, apart. */
+			if (out == CORE_FLEET_AFTER_SHUFFLE &&
+			    trig_push(s, b->ids[i]) == 0)
+				b->held[i] = true;
+			break;
+		case FLEET_RUN_ADD:
+		case FLEET_RUN_DEL:
+			b->tickets[i] = (struct ticket){ b, i };
+			b->outstanding += len;
+			core_fleet_apply(s->core, kind, &ops[i], len,
+					 on_part_done, &b->tickets[i]);
+			/* The kernel has them (or refused them). */
+			for (size_t k = i; k < i + len; k++)
+				observe(s, b->ids[k]);
+			break;
+		}
+	}
+	free(ops);
+	free(ok);
 	b->dispatching = false;
 	if (b->outstanding == 0)
 		batch_finish(b);

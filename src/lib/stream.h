@@ -9,9 +9,12 @@
  * or a sentinel announces +switch-master.  At every connection it looks
  * at its group: new, or behind the stream's trimming, it converges to
  * the snapshot first and starts its group at the snapshot's position.
- * Then it reads its pending entries, then new ones; each goes to
- * core_fleet_entry, and is acknowledged (XACK) once its effect is
- * committed (a trigger: once the next shuffle is applied), or refused.
+ * Then it reads its pending entries, then new ones; a read's entries are
+ * decoded (core_fleet_decode) and applied in runs (fleet_run,
+ * core_fleet_apply: one kernel transaction and one state-file commit
+ * per run of watches or unwatches of one origin), and acknowledged
+ * (XACK) once their effect is committed (a trigger: once the next
+ * shuffle is applied), or refused.
  * Every resync_interval_s it converges to the snapshot again.  It never
  * gives up (backoff with jitter) and does not log: it reports through
  * the state callback.

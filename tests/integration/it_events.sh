@@ -226,7 +226,11 @@ wait_for 10 "the kernel's limit to hold the flood back" metric_above \
 	'porthop_events_dropped_total{reason="kernel_limit"}' $((held0 + 1000))
 pid=$(cat "$T/porthopd.pid")
 rss=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$pid/status")
-[ "$rss" -lt 65536 ] || fail "porthopd's peak RSS is $rss kB after the flood"
+# The bound holds for porthopd as built; under ASan or valgrind the peak
+# is the instrumentation's (quarantine, shadow memory): said, not checked.
+if [ -z "${ASAN_OPTIONS:-}" ] && [ "${PORTHOP_VALGRIND:-0}" != 1 ]; then
+	[ "$rss" -lt 65536 ] || fail "porthopd's peak RSS is $rss kB after the flood"
+fi
 [ "$(metric 'porthop_events_dropped_total{reason="socket"}')" = 0 ] ||
 	echo "note: events lost on the way under the flood (counted)"
 ctl status --json >/dev/null || fail "porthopd does not answer after the flood"

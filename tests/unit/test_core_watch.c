@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "core_fleet.h"
 #include "engine.h"
 #include "recorder.h"
 #include "shuffle.h"
@@ -272,6 +273,90 @@ static enum core_watch_status del_commit(struct fixture *f, const char *origin,
 static bool in_config(const struct fixture *f, const char *a)
 {
 	return config_watched_find(core_config(f->core), a) >= 0;
+}
+
+/* What core_fleet_apply reported, per op. */
+struct fleet_got {
+	enum fleet_verdict v[8];
+	unsigned calls[8];
+};
+
+static void on_fleet_done(void *arg, size_t from, size_t n,
+			  enum fleet_verdict v)
+{
+	struct fleet_got *g = arg;
+
+	for (size_t i = from; i < from + n; i++) {
+		g->v[i] = v;
+		g->calls[i]++;
+	}
+}
+
+/* A run of fleet watches is one transaction and one commit; an address
+ * trusted here in the middle is refused alone (the run split in halves
+ * until it is), the others still applied; unwatches likewise. */
+static void test_fleet_apply(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t later = (int64_t)time(NULL) + 3600;
+	struct fleet_op ops[5] = {
+		{ FLEET_WATCH, "10.2.2.1", "ids", later, 0 },
+		{ FLEET_WATCH, "10.2.2.2", "ids", 0, 0 },
+		{ FLEET_WATCH, "10.2.1.17", "ids", later, 0 },	/* trusted */
+		{ FLEET_WATCH, "10.2.2.3", "ids", later, 0 },
+		{ FLEET_WATCH, "10.2.2.4", "ids", later, 0 },
+	};
+	struct fleet_got g = { 0 };
+	size_t applied = nftio_recorder_applied(f->io);
+	const struct watchlist_item *it;
+	struct config_net net;
+
+	/* Without the trusted one: one transaction for four. */
+	ops[2] = ops[4];
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 4, on_fleet_done, &g);
+	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
+	assert_int_equal(g.calls[0], 0);	/* not before the commit */
+	core_watch_commit(f->core);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(g.calls[i], 1);
+		assert_int_equal(g.v[i], FLEET_ACK);
+	}
+	assert_true(in_config(f, "10.2.2.4"));
+	assert_int_equal(config_parse_net("10.2.2.4", true, &net), 0);
+	it = watchlist_get(core_watchlist(f->core), &net, "fleet.ids");
+	assert_non_null(it);
+	assert_int_equal(it->expires, later);
+
+	/* With it: refused alone, the others refreshed in two parts. */
+	memset(&g, 0, sizeof(g));
+	snprintf(ops[2].address, sizeof(ops[2].address), "10.2.1.17");
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 5, on_fleet_done, &g);
+	assert_int_equal(g.calls[2], 1);	/* refused now */
+	assert_int_equal(g.v[2], FLEET_ACK_REFUSED);
+	core_watch_commit(f->core);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(g.calls[i], 1);
+		if (i != 2)
+			assert_int_equal(g.v[i], FLEET_ACK);
+	}
+	assert_false(in_config(f, "10.2.1.17"));
+	assert_true(in_config(f, "10.2.2.3"));
+
+	/* Unwatches: one of them held by nobody; done all the same. */
+	memset(&g, 0, sizeof(g));
+	ops[0].kind = ops[1].kind = ops[2].kind = FLEET_UNWATCH;
+	snprintf(ops[2].address, sizeof(ops[2].address), "10.2.2.9");
+	applied = nftio_recorder_applied(f->io);
+	core_fleet_apply(f->core, FLEET_RUN_DEL, ops, 3, on_fleet_done, &g);
+	core_watch_commit(f->core);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(g.calls[i], 1);
+		assert_int_equal(g.v[i], FLEET_ACK);
+	}
+	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
+	assert_false(in_config(f, "10.2.2.1"));
+	assert_false(in_config(f, "10.2.2.2"));
+	assert_true(in_config(f, "10.2.2.3"));
 }
 
 /* Whether the list holds (a, origin). */
@@ -859,6 +944,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kernel_refusal, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_counted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fleet_apply, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_max_runtime_entries,
 						setup_small, teardown),

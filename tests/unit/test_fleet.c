@@ -205,6 +205,74 @@ static void test_verdicts(void **state)
 	assert_int_equal(fleet_verdict(CORE_WATCH_MEMORY), FLEET_RETRY);
 }
 
+/* A read's entries in runs: what goes to the core as one change. */
+static void test_runs(void **state)
+{
+	const int64_t now = 1700000000, later = now + 3600;
+	/* kind, address, origin, expires; ok */
+	const struct fleet_op ops[] = {
+		{ FLEET_WATCH, "192.0.2.1", "ids", later, 0 },		/* 0 */
+		{ FLEET_WATCH, "192.0.2.2", "ids", 0, 0 },
+		{ FLEET_WATCH, "192.0.2.0/28", "ids", later, 0 },
+		{ FLEET_WATCH, "192.0.2.3", "f2b", later, 0 },		/* 3 */
+		{ FLEET_WATCH, "192.0.2.4", "f2b", later, 0 },
+		{ FLEET_WATCH, "192.0.2.3", "f2b", later + 1, 0 },	/* 5 */
+		{ FLEET_UNWATCH, "192.0.2.3", "f2b", 0, 0 },		/* 6 */
+		{ FLEET_WATCH, "192.0.2.9", "f2b", now, 0 },		/* over */
+		{ FLEET_UNWATCH, "192.0.2.3", "f2b", 0, 0 },		/* twice */
+		{ FLEET_UNWATCH, "192.0.2.5", "ids", 0, 0 },		/* 9 */
+		{ FLEET_TRIGGER, "", "", 0, 0 },			/* 10 */
+		{ FLEET_TRIGGER, "192.0.2.1", "", 0, 0 },		/* 11 */
+		{ FLEET_WATCH, "192.0.2.6", "ids", later, 0 },		/* 12 */
+		{ FLEET_WATCH, "192.0.2.7", "ids", later, 0 },		/* bad */
+		{ FLEET_WATCH, "192.0.2.8", "ids", later, 0 },		/* 14 */
+	};
+	const bool ok[] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1 };
+	const struct {
+		size_t start, len;
+		enum fleet_run_kind kind;
+	} want[] = {
+		{ 0, 3, FLEET_RUN_ADD },	/* one origin, never or later */
+		{ 3, 2, FLEET_RUN_ADD },	/* another origin: a new run */
+		{ 5, 1, FLEET_RUN_ADD },	/* a repeat ends the run */
+		{ 6, 3, FLEET_RUN_DEL },	/* unwatch, expired watch, again */
+		{ 9, 1, FLEET_RUN_DEL },	/* another origin */
+		{ 10, 1, FLEET_RUN_TRIGGER },	/* a trigger is alone */
+		{ 11, 1, FLEET_RUN_TRIGGER },
+		{ 12, 1, FLEET_RUN_ADD },	/* ended by an entry refused */
+		{ 13, 1, FLEET_RUN_SKIP },
+		{ 14, 1, FLEET_RUN_ADD },
+	};
+	const size_t n = sizeof(ops) / sizeof(ops[0]);
+	enum fleet_run_kind kind;
+	size_t i = 0, k = 0, len;
+
+	(void)state;
+	for (; i < n; i += len, k++) {
+		assert_true(k < sizeof(want) / sizeof(want[0]));
+		len = fleet_run(&ops[i], &ok[i], n - i, now, 256, &kind);
+		assert_int_equal(i, want[k].start);
+		assert_int_equal(len, want[k].len);
+		assert_int_equal(kind, want[k].kind);
+	}
+	assert_int_equal(k, sizeof(want) / sizeof(want[0]));
+
+	/* At most max, and never past the end. */
+	assert_int_equal(fleet_run(ops, ok, 3, now, 2, &kind), 2);
+	assert_int_equal(fleet_run(ops, ok, 2, now, 256, &kind), 2);
+	assert_int_equal(fleet_run(ops, ok, 1, now, 256, &kind), 1);
+	/* Deletes may name an address twice (the core counts it once). */
+	assert_int_equal(fleet_run(&ops[6], &ok[6], 3, now, 256, &kind), 3);
+	/* A watch whose time is over when read is a delete; a moment
+	 * earlier the same entry was an add. */
+	assert_int_equal(fleet_run_kind_of(&ops[7], true, now), FLEET_RUN_DEL);
+	assert_int_equal(fleet_run_kind_of(&ops[7], true, now - 1),
+			 FLEET_RUN_ADD);
+	assert_int_equal(fleet_run_kind_of(&ops[1], true, now), FLEET_RUN_ADD);
+	assert_int_equal(fleet_run_kind_of(&ops[1], false, now),
+			 FLEET_RUN_SKIP);
+}
+
 static void test_snap_parse(void **state)
 {
 	struct fleet_item *items = NULL;
@@ -233,6 +301,13 @@ static void test_snap_parse(void **state)
 	assert_int_equal(fleet_snap_parse("192.0.2.9", "{\"a\":1.8e9}", 11, 0,
 					  &items, &n, &cap), 1);
 	assert_int_equal(items[2].expires, 1800000000);
+	/* Beyond int64_t (found by fuzz_fleet): refused, not converted. */
+	assert_int_equal(fleet_snap_parse("192.0.2.9", "{\"a\":1.8e98}", 12,
+					  0, &items, &n, &cap), -EINVAL);
+	assert_int_equal(fleet_snap_parse("192.0.2.9",
+					  "{\"a\":9223372036854775808.0}", 27,
+					  0, &items, &n, &cap), -EINVAL);
+	assert_int_equal(n, 3);
 	free(items);
 }
 
@@ -318,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_need_snapshot),
 		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_snap_parse),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_keys),
