@@ -172,7 +172,7 @@ lat_user=$(since "$t_user" 60) lat_kern=$(since "$t_kern" 60) lat_raw=$(since "$
 	sleep 2
   done ) &
 slow=$!
-for i in 1 2 3; do
+for _ in 1 2 3; do
 	ip netns exec "${P}retry" hping3 -S -p ++2001 -c 14 -i u20000 10.0.0.2 >/dev/null 2>&1
 done
 sleep 1

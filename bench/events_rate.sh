@@ -60,9 +60,10 @@ for i in 0 1 2; do
 	jq --argjson port $port '.redis_connection_configuration.port = $port
 		| .porthopd.reconcile_interval_seconds = 0' "$T/base.json" >"$T/off.$i.json"
 	cp "$T/on.$i.json" "$T/cfg.$i.json"
+	# shellcheck disable=SC2034 # read by porthopd_start (scripts/lib.sh)
 	LOG=$T/porthopd.$i.log
 	porthopd_start "${P}$h" -c "$T/cfg.$i.json" -s "$T/control.$i.sock"
-	pids[$i]=$PORTHOPD_PID loaded[$i]=on table[$i]=1
+	pids[i]=$PORTHOPD_PID loaded[i]=on table[i]=1
 	wait_for 10 "the service on ${ADDRS[$i]}" ip netns exec "${P}${CLIENTS[$i]}" \
 		bash -c "exec 3<>/dev/tcp/${ADDRS[$i]}/1"
 done
@@ -73,18 +74,19 @@ state() {
 	local i=$1 H="ip netns exec ${P}${HOSTS[$1]}"
 	if [ "$2" = none ]; then
 		[ "${table[$i]}" -eq 0 ] || $H nft delete table inet porthop
-		table[$i]=0
+		table[i]=0
 		return
 	fi
 	if [ "${table[$i]}" -eq 0 ]; then
 		ctl "$i" shuffle >/dev/null
+		# shellcheck disable=SC2086 # $H is a command prefix
 		wait_until 10 $H nft list chain inet porthop pre_nat
-		table[$i]=1
+		table[i]=1
 	fi
 	if [ "${loaded[$i]}" != "$2" ]; then
 		cp "$T/$2.$i.json" "$T/cfg.$i.json"
 		ctl "$i" reload >/dev/null
-		loaded[$i]=$2
+		loaded[i]=$2
 	fi
 	# The feed's chain is there exactly when it should be.
 	if $H nft list chain inet porthop pre_events >/dev/null 2>&1; then
