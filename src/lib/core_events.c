@@ -47,6 +47,9 @@ struct core_events {
 	struct autowatch *counter;	/* NULL: autowatch off */
 	struct stale_label *stale;
 	size_t stale_mask;
+	/* The prefix lengths (per family: IPv4, IPv6) that have labels: a
+	 * stale packet's source is looked up masked to each of them. */
+	bool stale_len[2][129];
 	struct recent refreshed[REFRESH_SLOTS];
 	/* Autowatched addresses, oldest first (a ring). */
 	char (*fifo)[INET6_ADDRSTRLEN];
@@ -63,17 +66,24 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The label's key: family (4 or 6), the network (addr, the first 4 bytes
+ * for IPv4, masked to len bits), its length, protocol and port. */
 static uint64_t label_hash(const struct core_events *ev, uint8_t family,
-			   const uint8_t addr[16], uint8_t proto, uint16_t port)
+			   const uint8_t addr[16], unsigned len, uint8_t proto,
+			   uint16_t port)
 {
-	unsigned char in[20], out[crypto_shorthash_BYTES];
+	unsigned char in[21], out[crypto_shorthash_BYTES];
 	uint64_t h;
 
 	in[0] = family;
 	in[1] = proto;
 	in[2] = (unsigned char)(port >> 8);
 	in[3] = (unsigned char)port;
-	memcpy(in + 4, addr, 16);
+	in[4] = (unsigned char)len;
+	memset(in + 5, 0, 16);
+	for (unsigned i = 0; i < 16 && i * 8 < len; i++)
+		in[5 + i] = addr[i] & (len - i * 8 >= 8 ? 0xff :
+				       (unsigned char)(0xff00u >> (len - i * 8)));
 	crypto_shorthash(out, in, sizeof(in), ev->key);
 	memcpy(&h, out, sizeof(h));
 	return h | 1;	/* never 0, the empty slot */
@@ -84,15 +94,39 @@ static void on_stale(void *arg, const struct config_watched *w,
 		     const struct shuffle_pair *p, uint64_t generation)
 {
 	struct core_events *ev = arg;
+	int v6 = w->family == AF_INET6;
 	uint8_t addr[16] = { 0 };
 	uint64_t h;
 
-	memcpy(addr, w->net.addr, w->family == AF_INET6 ? 16 : 4);
-	h = label_hash(ev, w->family == AF_INET6 ? 6 : 4, addr,
+	memcpy(addr, w->net.addr, v6 ? 16 : 4);
+	h = label_hash(ev, v6 ? 6 : 4, addr, w->net.prefix_len,
 		       p->proto == CONFIG_UDP ? IPPROTO_UDP : IPPROTO_TCP,
 		       p->redirect);
 	ev->stale[h & ev->stale_mask] = (struct stale_label){
 		h, generation, p->port };
+	ev->stale_len[v6][w->net.prefix_len] = true;
+}
+
+/* The label of a stale packet's port: its address's own, else the
+ * longest prefix's that has one; NULL if forgotten. */
+static const struct stale_label *stale_label_of(const struct core_events *ev,
+						const struct probe_event *e)
+{
+	int v6 = e->family == 6;
+
+	for (int len = v6 ? 128 : 32; len >= 0; len--) {
+		uint64_t h;
+		const struct stale_label *l;
+
+		if (!ev->stale_len[v6][len])
+			continue;
+		h = label_hash(ev, e->family, e->addr, (unsigned)len, e->proto,
+			       e->port);
+		l = &ev->stale[h & ev->stale_mask];
+		if (l->hash == h)
+			return l;
+	}
+	return NULL;
 }
 
 void core_events_free(struct core *c)
@@ -297,7 +331,8 @@ static void maybe_refresh(struct core *c, struct core_events *ev,
 			  const struct probe_event *e, const char *src,
 			  int64_t now)
 {
-	uint64_t h = label_hash(ev, e->family, e->addr, 0, 0);
+	uint64_t h = label_hash(ev, e->family, e->addr,
+				e->family == 6 ? 128 : 32, 0, 0);
 	struct recent *r = &ev->refreshed[h % REFRESH_SLOTS];
 
 	if (r->hash == h && now - r->ms < REFRESH_EVERY_MS)
@@ -330,12 +365,11 @@ void core_event_packet(struct core *c, const char *prefix,
 	} else if (e.kind == PROBE_VACATED) {
 		e.real_port = e.port;
 	} else if (e.kind == PROBE_STALE) {
-		uint64_t h = label_hash(ev, e.family, e.addr, e.proto, e.port);
-		const struct stale_label *l = &ev->stale[h & ev->stale_mask];
+		const struct stale_label *l = stale_label_of(ev, &e);
 
 		/* Unknown (forgotten): no real port, generation 0. */
-		e.real_port = l->hash == h ? l->real : 0;
-		e.generation = l->hash == h ? l->generation : 0;
+		e.real_port = l ? l->real : 0;
+		e.generation = l ? l->generation : 0;
 	}
 	if (probe_merge_add(ev->merge, &e) < 0)
 		c->ev_stats.dropped[PROBE_DROP_MERGE]++;

@@ -162,8 +162,7 @@ static int queue_stale(struct engine *e, struct config *cfg,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
-		if (!config_watched(cfg, old[i].watched)->net.is_prefix)
-			total += old[i].npairs;
+		total += old[i].npairs;
 	e->stale_skipped += total - added;
 	if (added == 0)
 		return 0;
@@ -178,7 +177,7 @@ static int queue_stale(struct engine *e, struct config *cfg,
 		const struct config_watched *w = config_watched(cfg,
 							       old[i].watched);
 
-		for (size_t j = 0; !w->net.is_prefix && j < old[i].npairs; j++)
+		for (size_t j = 0; j < old[i].npairs; j++)
 			e->stale_fn(e->stale_arg, w, &old[i].pairs[j],
 				    e->stats.shuffles);
 	}

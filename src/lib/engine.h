@@ -154,7 +154,8 @@ const struct shuffle_map *engine_map(const struct engine *e);
 const struct engine_stats *engine_stats(const struct engine *e);
 
 /* The probe event feed: each redirect port of a replaced mapping (an
- * exact address's) that goes into stale4/6, with the real port it led to
+ * address's or a prefix's) that goes into stale4/6 or stalenet4/6, with
+ * the real port it led to
  * and the generation (engine_stats' shuffles) of the mapping it belonged
  * to.  fn NULL: none. */
 typedef void (*engine_stale_fn)(void *arg, const struct config_watched *w,

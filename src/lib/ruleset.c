@@ -478,6 +478,7 @@ static const char *const event_kinds[] = {
 	"moved", "vacated", "stale", "probe",
 };
 const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
+const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
 
 static json_t *plain_chain(const char *t, const char *name)
 {
@@ -520,8 +521,10 @@ static json_t *service_elems(const struct config *c)
 }
 
 /* The objects the event rules use: the services, the old redirect ports
- * (stale4/6, elements with a timeout), the counter of what the rate
- * limits held back, and the chains. */
+ * (stale4/6 and, for prefixes, the interval sets stalenet4/6; elements
+ * with a timeout), the counter of what the rate limits held back, and the
+ * chains.  Prefixes have sets of their own so that an exact address keeps
+ * its hash lookup. */
 static void events_objects(const struct config *c, json_t *cmds, int *err)
 {
 	const char *t = config_table_name(c);
@@ -541,6 +544,13 @@ static void events_objects(const struct config *c, json_t *cmds, int *err)
 				     f ? "ipv6_addr" : "ipv4_addr",
 				     "inet_proto", "inet_service", "flags",
 				     "timeout"), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s,s]}}}",
+				     "add", "set", "family", "inet", "table", t,
+				     "name", ruleset_stale_net_sets[f], "type",
+				     f ? "ipv6_addr" : "ipv4_addr",
+				     "inet_proto", "inet_service", "flags",
+				     "interval", "timeout"), err);
 	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
 			     "family", "inet", "table", t, "name",
 			     RULESET_EVENTS_COUNTER), err);
@@ -588,6 +598,9 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	for (int f = 0; f < 2; f++)
 		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
 			ruleset_stale_sets[f], "ev_stale")), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
+			ruleset_stale_net_sets[f], "ev_stale")), err);
 	for (int f = 0; f < 2; f++)
 		push(cmds, rule(c, "pre_events", json_pack(
 			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
@@ -653,6 +666,9 @@ static void native_events_setup(const struct config *c,
 	for (int f = 0; f < 2; f++)
 		push(cmds, object_cmd("delete", "set", t, ruleset_stale_sets[f]),
 		     err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, object_cmd("delete", "set", t,
+				      ruleset_stale_net_sets[f]), err);
 	push(cmds, object_cmd("delete", "counter", t, RULESET_EVENTS_COUNTER),
 	     err);
 }
@@ -876,19 +892,15 @@ int ruleset_native_stale(const struct config *c,
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		const struct config_watched *w = config_watched(c, old[i].watched);
+		const char *set = (w->net.is_prefix ? ruleset_stale_net_sets :
+				   ruleset_stale_sets)[w->family == AF_INET6];
 		struct nftio_key k;
 
-		/* Exact addresses only: a prefix's old ports would need an
-		 * interval set with timeouts. */
-		if (w->net.is_prefix)
-			continue;
 		for (size_t j = 0; r == 0 && j < old[i].npairs &&
 		     added < budget; j++) {
 			net_key(w, old[i].pairs[j].proto,
 				old[i].pairs[j].redirect, &k);
-			r = nftio_elems_add_timeout(b,
-				ruleset_stale_sets[w->family == AF_INET6], &k,
-				timeout_ms);
+			r = nftio_elems_add_timeout(b, set, &k, timeout_ms);
 			added += r == 0;
 		}
 	}

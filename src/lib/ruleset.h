@@ -152,14 +152,16 @@ bool ruleset_native_tracked(const struct config *c);
 
 /* The probe event feed (docs/events.md): the named counter of the
  * packets the event rules' rate limits held back, and the sets of old
- * redirect ports (IPv4, IPv6). */
+ * redirect ports (IPv4, IPv6) of exact addresses and of prefixes (interval
+ * sets: a prefix's element matches every address in it). */
 #define RULESET_EVENTS_COUNTER "events_over"
 extern const char *const ruleset_stale_sets[2];
+extern const char *const ruleset_stale_net_sets[2];
 
 /* Queues on b the redirect ports of the entries old[0..n) (a mapping
- * about to be replaced) into stale4/6 with events.stale_seconds' timeout,
- * at most budget of them (exact addresses only).  *ret_added: how many.
- * 0 or -ENOMEM. */
+ * about to be replaced) into stale4/6 (exact addresses) or stalenet4/6
+ * (prefixes) with events.stale_seconds' timeout, at most budget of them.
+ * *ret_added: how many.  0 or -ENOMEM. */
 int ruleset_native_stale(const struct config *c,
 			 const struct shuffle_entry *old, size_t n,
 			 size_t budget, struct nftio_elems *b,

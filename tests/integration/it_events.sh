@@ -3,7 +3,8 @@
 # scans and a crafted SYN (nping): an unwatched scanner's probes, its
 # automatic watching once it crosses the threshold, its next scan seeing
 # the moved picture (moved and vacated events), a stale port after a
-# shuffle (stale event, the autowatch entry's TTL started again), a UDP
+# shuffle (stale event, the autowatch entry's TTL started again), a
+# watched prefix's stale port (an address inside it), a UDP
 # probe over IPv6, a short flood; every kind read back from `porthop events`, the log,
 # the Redis stream and the hook's output; metrics per kind.
 . "$(dirname "$0")/lib.sh"
@@ -155,6 +156,37 @@ wait_for 5 "the autowatch entry refreshed" metric_above \
 	'.entries[] | select(.address == $a) | .ttl_left')" -ge 599 ] ||
 	fail "the TTL did not start again"
 pass "a stale port after a shuffle: stale event (real port, old generation), TTL started again"
+
+# 3b. A watched prefix's old redirect ports are stale too (stalenet4, an
+# interval set): a host inside 10.0.0.16/28, a runtime entry; the entry
+# shuffled, a crafted SYN to one of its old redirect ports is a stale
+# event from that host with the real port it led to.
+topo_add_host "$P" pfx 10.0.0.20 fd00:70:68::20
+PFX=10.0.0.20
+ctl watch add 10.0.0.16/28 --ttl 600 >/dev/null
+prefix_pair() {	# "REAL REDIRECT" of the prefix's TCP service ports, the first
+	ip netns exec "$H" nft -j list map inet porthop net4 | jq -r '
+		.nftables[] | .map? // empty | .elem // [] | .[]
+		| select(.[0].concat[0].prefix.addr == "10.0.0.16"
+			 and .[0].concat[1] == "tcp" and .[0].concat[2] <= 5)
+		| "\(.[0].concat[2]) \(.[1])"' | sort -n | head -n1
+}
+has_prefix_pair() { [ -n "$(prefix_pair)" ]; }
+wait_for 10 "the prefix 10.0.0.16/28 mapped" has_prefix_pair
+pair=$(prefix_pair)
+preal=${pair% *}
+predir=${pair#* }
+ctl shuffle "$PFX" >/dev/null
+prefix_moved() { [ "$(prefix_pair)" != "$pair" ]; }
+wait_for 10 "the prefix's mapping replaced" prefix_moved
+ip netns exec "${P}pfx" nping --send-ip --tcp -p "$predir" --flags syn -c 3 --delay 100ms \
+	"$TARGET" >/dev/null 2>&1 || true
+prefix_stale() {
+	some stale "$PFX" '.port == $p and .real_port == $r and .generation > 0' \
+		--argjson p "$predir" --argjson r "$preal"
+}
+wait_for 10 "a stale event of $PFX, port $predir (real $preal)" prefix_stale
+pass "a watched prefix's old redirect port: stale event from an address inside it (real port, generation)"
 
 # 4. A UDP probe over IPv6 from an unwatched address (nmap -sU; nping
 # 0.7.93 sends IPv6 from ::).

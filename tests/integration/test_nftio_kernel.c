@@ -258,7 +258,8 @@ static void test_native_golden_and_netlink(void **state)
 /* The event feed's golden batch goes into the kernel as it is (the
  * kernel takes the lookups of maps as sets, the named counter, the
  * limits), listed as the reviewed native_events_ruleset.nft; old redirect
- * ports go into stale4 with their timeout, over netlink and JSON alike. */
+ * ports go into stale4 (a prefix's into stalenet4) with their timeout,
+ * over netlink and JSON alike. */
 static void test_native_events_golden(void **state)
 {
 	struct nftio *io = nftio_new_kernel();
@@ -284,6 +285,26 @@ static void test_native_events_golden(void **state)
 	assert_int_equal(nftio_apply_elems(io, e, true, &err), 0);
 	assert_int_equal(system("nft list set inet mtd_ports stale4 | grep -q "
 				"'10.0.0.3 . tcp . 701 timeout 1m'"), 0);
+	/* A prefix's old port, in the interval set: an address inside the
+	 * prefix finds it, one outside does not. */
+	for (int json = 0; json < 2; json++) {
+		struct nftio_key p4 = { .family = AF_INET,
+					.addr = { 10, 1, 0, 0 },
+					.prefix_len = 16, .l4proto = IPPROTO_TCP,
+					.port = (uint16_t)(702 + json) };
+
+		nftio_elems_free(e);
+		e = nftio_elems_new("mtd_ports");
+		assert_int_equal(nftio_elems_add_timeout(e, "stalenet4", &p4,
+							 60000), 0);
+		assert_int_equal(nftio_apply_elems(io, e, json, &err), 0);
+	}
+	assert_int_equal(system("nft get element inet mtd_ports stalenet4 "
+				"'{ 10.1.2.3 . tcp . 702 }' >/dev/null && "
+				"nft get element inet mtd_ports stalenet4 "
+				"'{ 10.1.200.9 . tcp . 703 }' >/dev/null"), 0);
+	assert_int_not_equal(system("nft get element inet mtd_ports stalenet4 "
+				    "'{ 10.2.0.1 . tcp . 702 }' >/dev/null 2>&1"), 0);
 	json_decref(golden);
 	nftio_elems_free(e);
 	nftio_free(io);
