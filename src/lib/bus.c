@@ -3,6 +3,7 @@
  * for the contract.
  */
 #include "bus.h"
+#include "rconn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -54,23 +55,6 @@ struct bus {
 
 static void bus_connect(struct bus *b);
 
-static unsigned backoff_delay(struct bus *b)
-{
-	uint64_t d = b->backoff_min_ms;
-	uint32_t rnd = 0;
-
-	for (unsigned i = 0; i < b->attempt && d < b->backoff_max_ms; i++)
-		d *= 2;
-	if (d > b->backoff_max_ms)
-		d = b->backoff_max_ms;
-	/* Jitter: a delay uniform in [d/2, d], so a fleet of daemons does
-	 * not reconnect in lockstep after a Redis restart.  A tiny bias
-	 * from the modulo does not matter here. */
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = 0;
-	return (unsigned)(d / 2 + rnd % (d / 2 + 1));
-}
-
 static void arm(struct bus *b, unsigned ms, enum bus_timer mode)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -100,7 +84,8 @@ static void bus_failed(struct bus *b, const char *why)
 	if (b->stopping)
 		return;
 	b->confirmed = 0;
-	delay = backoff_delay(b);
+	delay = rconn_backoff_ms(b->backoff_min_ms, b->backoff_max_ms,
+				 b->attempt);
 	b->attempt++;
 	if (b->up || !b->down_reported)
 		b->on_state(b->arg, BUS_DOWN, why, delay);
@@ -201,14 +186,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
 	}
 	if (b->unix_path == NULL)
 		redisEnableKeepAlive(&ac->c);
-	if (b->password) {
-		if (b->user)
-			redisAsyncCommand(ac, on_auth, b, "AUTH %s %s",
-					  b->user, b->password);
-		else
-			redisAsyncCommand(ac, on_auth, b, "AUTH %s",
-					  b->password);
-	}
+	rconn_auth(ac, on_auth, b, b->user, b->password);
 	argv = calloc(b->nchannels + 1, sizeof(*argv));
 	if (argv == NULL) {
 		redisAsyncDisconnect(ac);
@@ -247,29 +225,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void bus_connect(struct bus *b)
 {
-	redisAsyncContext *ac;
 	char why[256];
+	redisAsyncContext *ac = rconn_open(b->base, b->host, b->port,
+					   b->unix_path, b, on_connect,
+					   on_disconnect, why, sizeof(why));
 
-	if (b->unix_path)
-		ac = redisAsyncConnectUnix(b->unix_path);
-	else
-		ac = redisAsyncConnect(b->host, b->port);
-	if (ac == NULL || ac->err) {
-		snprintf(why, sizeof(why), "%s",
-			 ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
+	if (ac == NULL) {
 		bus_failed(b, why);
 		return;
 	}
-	ac->data = b;
-	if (redisLibeventAttach(ac, b->base) != REDIS_OK) {
-		redisAsyncFree(ac);
-		bus_failed(b, "cannot attach to the event loop");
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	b->ac = ac;
 	arm(b, b->connect_timeout_ms, TIMER_TIMEOUT);
 }

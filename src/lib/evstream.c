@@ -5,6 +5,7 @@
  * callbacks.
  */
 #include "evstream.h"
+#include "rconn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -114,31 +115,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void stream_connect(struct evstream *s)
 {
-	redisAsyncContext *ac = s->unix_path ?
-		redisAsyncConnectUnix(s->unix_path) :
-		redisAsyncConnect(s->host, s->port);
+	char why[256];
+	redisAsyncContext *ac = rconn_open(s->base, s->host, s->port,
+					   s->unix_path, s, on_connect,
+					   on_disconnect, why, sizeof(why));
 
-	if (ac == NULL || ac->err) {
-		if (ac)
-			redisAsyncFree(ac);
+	if (ac == NULL) {
 		retry_later(s);
 		return;
 	}
-	ac->data = s;
-	if (redisLibeventAttach(ac, s->base) != REDIS_OK) {
-		redisAsyncFree(ac);
-		retry_later(s);
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	s->ac = ac;
 	/* Commands queue until the connection is made. */
-	if (s->password && s->user)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->user,
-				  s->password);
-	else if (s->password)
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+	rconn_auth(ac, NULL, NULL, s->user, s->password);
 }
 
 static char *dup_or_null(const char *v, bool *failed)

@@ -9,6 +9,7 @@
  * data pointer cleared first so that no callback of ours runs for it.
  */
 #include "stream.h"
+#include "rconn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -125,21 +126,6 @@ static void say(struct stream *s, enum stream_event ev, unsigned ms,
 	s->on_state(s->arg, ev, line, ms);
 }
 
-static unsigned backoff_delay(struct stream *s)
-{
-	uint64_t d = s->backoff_min_ms;
-	uint32_t rnd = 0;
-
-	for (unsigned i = 0; i < s->attempt && d < s->backoff_max_ms; i++)
-		d *= 2;
-	if (d > s->backoff_max_ms)
-		d = s->backoff_max_ms;
-	/* Jitter, as in bus: a fleet must not come back in lockstep. */
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = 0;
-	return (unsigned)(d / 2 + rnd % (d / 2 + 1));
-}
-
 static void arm_ms(struct event *ev, unsigned ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -237,23 +223,12 @@ static int link_open(struct link *l, const char *host, int port,
 
 	link_close(l);
 	l->finished = false;
-	ac = unix_path ? redisAsyncConnectUnix(unix_path) :
-			 redisAsyncConnect(host, port);
-	if (ac == NULL || ac->err) {
-		snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
+	ac = rconn_open(s->base, host, port, unix_path, l, on_connect,
+			on_disconnect, why, sizeof(why));
+	if (ac == NULL) {
 		link_failed(l, why);
 		return -1;
 	}
-	ac->data = l;
-	if (redisLibeventAttach(ac, s->base) != REDIS_OK) {
-		redisAsyncFree(ac);
-		link_failed(l, "cannot attach to the event loop");
-		return -1;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	l->ac = ac;
 	/* hiredis 0.14 has no connect timeout of its own. */
 	arm_ms(l->timer, s->connect_timeout_ms);
@@ -905,12 +880,7 @@ static void link_ready(struct link *l)
 	case LINK_DATA:
 		if (s->unix_path == NULL)
 			redisEnableKeepAlive(&l->ac->c);
-		if (s->password && s->user)
-			redisAsyncCommand(l->ac, on_auth, l, "AUTH %s %s",
-					  s->user, s->password);
-		else if (s->password)
-			redisAsyncCommand(l->ac, on_auth, l, "AUTH %s",
-					  s->password);
+		rconn_auth(l->ac, on_auth, l, s->user, s->password);
 		snprintf(s->st.primary, sizeof(s->st.primary), "%s:%d",
 			 s->target_host, s->target_port);
 		redisAsyncCommand(l->ac, on_role, s, "ROLE");
@@ -933,7 +903,8 @@ static void fail_round(struct stream *s, const char *why)
 
 	if (s->stopping)
 		return;
-	delay = backoff_delay(s);
+	delay = rconn_backoff_ms(s->backoff_min_ms, s->backoff_max_ms,
+				 s->attempt);
 	s->attempt++;
 	say(s, s->st.up || !s->down_reported ? STREAM_DOWN : STREAM_RETRY,
 	    delay, "%s", why);
