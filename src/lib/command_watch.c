@@ -71,11 +71,15 @@ static json_t *finish(int pending, struct control_pending *p,
 
 /* An array of ports at key of o (absent: none): sorted, distinct, into
  * *ret (malloc'ed). */
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
 static json_t *parse_ports(json_t *o, const char *key, const char *where,
 			   uint16_t **ret, size_t *ret_n)
 {
 	json_t *v = json_object_get(o, key), *e;
-	uint8_t seen[65536 / 8] = { 0 };
 	uint16_t *ports;
 	size_t i, n = 0;
 
@@ -97,11 +101,15 @@ static json_t *parse_ports(json_t *o, const char *key, const char *where,
 			return invalid("%s%s[%zu]: expected a port (1 to 65535)",
 				       where, key, i);
 		}
-		seen[p / 8] |= (uint8_t)(1 << (p % 8));
+		ports[i] = (uint16_t)p;
 	}
-	for (unsigned p = 1; p < 65536; p++)
-		if (seen[p / 8] & (1 << (p % 8)))
-			ports[n++] = (uint16_t)p;
+	/* Sorted and distinct by the list's own size: a bulk request may
+	 * give every entry a short list of its own. */
+	if (i > 1)
+		qsort(ports, i, sizeof(*ports), cmp_port);
+	for (size_t k = 0; k < i; k++)
+		if (n == 0 || ports[k] != ports[n - 1])
+			ports[n++] = ports[k];
 	*ret = ports;
 	*ret_n = n;
 	return NULL;

@@ -129,6 +129,16 @@ ctl watch flush --origin feed >/dev/null
 gone 192.0.2.200
 pass "feed of 200 from stdin in one request; flush of its origin"
 
+# Ignore lists, given unsorted and repeated: kept sorted and distinct,
+# and those ports left where they are.
+ctl watch add 192.0.2.90 --origin ign --tcp-ignore 443,22,22 >/dev/null
+ctl watch list --origin ign --json | jq -e '.entries[0].tcp_ignore == [22, 443]' \
+	>/dev/null || fail "ignore list: $(ctl watch list --origin ign --json)"
+[ "$(elements 192.0.2.90 | wc -l)" -eq 4 ] ||
+	fail "192.0.2.90: expected TCP 80 and UDP 53 moved: $(elements 192.0.2.90)"
+ctl watch flush --origin ign >/dev/null
+pass "ignore lists: sorted, distinct, those ports not moved"
+
 # Expiry, exact to the second.
 ctl watch add 192.0.2.50 --ttl 2 --origin short >/dev/null
 in_force 192.0.2.50
