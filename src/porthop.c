@@ -57,6 +57,7 @@ static void usage(FILE *f)
 "                             on the fleet stream)\n"
 "  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
 "                             their lag and pending entries\n"
+"  keygen NAME -o FILE [--use knock|derive]  a client's key file\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -565,6 +566,8 @@ int main(int argc, char **argv)
 		return cmd_events(&g, argc, argv);
 	if (strcmp(cmd, "fleet") == 0)
 		return cmd_fleet(&g, argc, argv);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

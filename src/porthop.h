@@ -26,6 +26,9 @@ int cmd_watch(const struct globals *g, int argc, char **argv);
  * exit status. */
 int cmd_events(const struct globals *g, int argc, char **argv);
 
+/* porthop keygen NAME -o FILE: a client's key file (porthop_keys.c). */
+int cmd_keygen(const struct globals *g, int argc, char **argv);
+
 /* porthop fleet: the stream's consumer groups and their lag. */
 int cmd_fleet(const struct globals *g, int argc, char **argv);
 
