@@ -142,6 +142,7 @@ void config_free(struct config *c)
 	free(c->table_name);
 	free((void *)c->daemon.state_directory);
 	config_events_free(c);
+	config_knock_free(c);
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(c->proto_ports[p]);
 	for (size_t i = 0; c->watched && i < c->nwatched; i++)

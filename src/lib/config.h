@@ -134,6 +134,18 @@ struct config_autowatch {
 	unsigned max_entries;		/* oldest evicted beyond */
 };
 
+/* porthopd.knock: single packet authorisation (docs/knock.md). */
+#define CONFIG_KNOCK_KEYS_DIRECTORY "/etc/porthop/clients"
+struct config_knock {
+	bool on;
+	unsigned port;			/* the UDP port knocks go to */
+	const char *keys_directory;	/* one NAME.key file per client */
+	unsigned trust_s;		/* how long a knock lets its source in */
+	unsigned window_s;		/* a knock's accepted age either way */
+	unsigned nflog_group;		/* the kernel logs knocks here */
+	unsigned rate;			/* knocks per second the kernel logs */
+};
+
 struct config_daemon {
 	unsigned reconcile_interval_s;	/* 0: never */
 	unsigned min_shuffle_interval_ms;
@@ -160,6 +172,8 @@ struct config_daemon {
 	 * "autowatch" is given; autowatch needs it. */
 	struct config_events events;
 	struct config_autowatch autowatch;
+	/* Single packet authorisation: on when "knock" is given. */
+	struct config_knock knock;
 };
 
 /* Loads and validates `path`.  Returns a new configuration owned by the

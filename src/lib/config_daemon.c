@@ -18,7 +18,7 @@ static const char *const daemon_keys[] = {
 	"control_socket", "control_group", "metrics_textfile",
 	"metrics_interval_seconds", "state_directory", "max_runtime_entries",
 	"min_prefix_len_v4", "min_prefix_len_v6", "max_ttl_seconds", "events",
-	"autowatch", NULL
+	"autowatch", "knock", NULL
 };
 
 /* The runtime watch list: where its entries are kept ("" keeps them in
@@ -182,6 +182,7 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root)
 	c->daemon.min_prefix_len_v6 = 32;
 	c->daemon.max_ttl_s = 31536000;
 	config_events_defaults(c);
+	config_knock_defaults(c);
 	if (c->daemon.control_socket == NULL ||
 	    c->daemon.state_directory == NULL)
 		return -1;
@@ -205,5 +206,6 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root)
 	r |= walk_trigger_key(w, c, o, p);
 	r |= walk_runtime(w, c, o, p);
 	r |= walk_events(w, c, o);
+	r |= walk_knock(w, c, o);
 	return r;
 }

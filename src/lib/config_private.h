@@ -106,6 +106,11 @@ int walk_daemon(struct walk *w, struct config *c, const json_t *root);
 void config_events_defaults(struct config *c);
 int walk_events(struct walk *w, struct config *c, const json_t *o);
 void config_events_free(struct config *c);
+/* porthopd.knock (config_knock.c), inside the porthopd object o, after
+ * the nftables section (its ports) and events (its nflog group). */
+void config_knock_defaults(struct config *c);
+int walk_knock(struct walk *w, struct config *c, const json_t *o);
+void config_knock_free(struct config *c);
 int walk_stream(struct walk *w, struct config *c, const json_t *root);
 /* config_stream.c: "sentinels" and "master_name" of the connection
  * object o at path p. */
