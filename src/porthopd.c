@@ -72,6 +72,8 @@ struct porthopd {
 	struct evstream *evstream;
 	struct evhook *hook;
 	struct event *events_ev;
+	/* Single packet authorisation: the knocks' nflog reader. */
+	struct pktlog *knock_log;
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 };
@@ -358,6 +360,46 @@ static void start_events(struct porthopd *p)
 		log_warnx("events: out of memory starting the feed");
 }
 
+/* Single packet authorisation (docs/knock.md): the knocks' own nflog
+ * reader, each knock handed over at once (a client waits on it). */
+static void on_knock_packet(void *arg, const char *prefix, const uint8_t *pkt,
+			    size_t len)
+{
+	struct porthopd *p = arg;
+
+	core_knock_packet(p->core, prefix, pkt, len);
+}
+
+static void on_knock_lost(void *arg, uint64_t n)
+{
+	struct porthopd *p = arg;
+
+	core_knock_lost(p->core, n);
+}
+
+static void start_knock(struct porthopd *p)
+{
+	const struct config_knock *k = &config_daemon(cfg_of(p))->knock;
+	char *err = NULL;
+
+	pktlog_free(p->knock_log);
+	p->knock_log = NULL;
+	if (!core_knock_on(p->core))
+		return;
+	/* An IPv6 header, a UDP header and the largest knock fit. */
+	p->knock_log = pktlog_new(p->base, k->nflog_group, on_knock_packet,
+				  on_knock_lost, p, &err);
+	if (p->knock_log && pktlog_configure(p->knock_log, 256, 1, 0) < 0) {
+		pktlog_free(p->knock_log);
+		p->knock_log = NULL;
+	}
+	if (p->knock_log == NULL) {
+		log_warnx("knock: %s; no knocks are read", err ? err :
+			  "cannot configure the nflog group");
+		free(err);
+	}
+}
+
 static struct bus *make_bus(struct porthopd *p);
 
 static void on_stream_state(void *arg, enum stream_event ev,
@@ -480,6 +522,7 @@ static void on_core_reloaded(void *arg, unsigned changes)
 	}
 	arm_metrics(p);
 	start_events(p);
+	start_knock(p);
 	if (p->socket_override == NULL)
 		reopen_control(p);
 	notify_status(p);
@@ -900,6 +943,7 @@ static void wire_events(struct porthopd *p)
 	signal(SIGPIPE, SIG_IGN);
 	arm_interval(p);
 	start_events(p);
+	start_knock(p);
 	if (p->use_redis && make_feed(p) < 0)
 		fatalx(EX_OSERR, "out of memory");
 	/* Keep systemd's watchdog fed at half the interval it asked for. */
@@ -924,6 +968,7 @@ static void free_event(struct event *ev)
 static void teardown(struct porthopd *p)
 {
 	stop_events(p);
+	pktlog_free(p->knock_log);
 	bus_free(p->bus);
 	/* Before the core: entries waiting for its last commit stay
 	 * unacknowledged, and are read again at the next start. */

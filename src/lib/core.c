@@ -69,7 +69,7 @@ struct core *core_new(struct nftio *io, struct config *cfg,
 	c->queue = trigger_queue_new();
 	if (c->engine == NULL || c->queue == NULL ||
 	    core_prepare_auth(c, engine_config(c->engine), &c->auth) < 0 ||
-	    core_events_setup(c) < 0) {
+	    core_events_setup(c) < 0 || core_knock_setup(c) < 0) {
 		core_free(c);
 		return NULL;
 	}
@@ -82,6 +82,7 @@ void core_free(struct core *c)
 		return;
 	core_watch_free(c);
 	core_events_free(c);
+	core_knock_free(c);
 	engine_free(c->engine);
 	trigger_queue_free(c->queue);
 	auth_free(c->auth);
@@ -694,6 +695,8 @@ void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m)
 	}
 	if (core_events_on(c))
 		m->events = core_event_stats(c);
+	if (core_knock_on(c))
+		m->knock = core_knock_stats(c);
 	if (c->hooks.metrics)
 		c->hooks.metrics(c->hooks.arg, m);
 }

@@ -264,4 +264,17 @@ const struct core_hooks *core_hooks(const struct core *c);
 bool core_authenticated(const struct core *c);
 double core_start_time(const struct core *c);	/* epoch seconds */
 
+/* Single packet authorisation (docs/knock.md, core_knock.c). */
+/* One packet from the knock's nflog group: verified, its source (or the
+ * address inside) let in for trust_seconds; a refusal counted by reason
+ * and logged through a limit. */
+void core_knock_packet(struct core *c, const char *prefix,
+		       const uint8_t *pkt, size_t len);
+/* n knocks the kernel logged that never reached porthopd. */
+void core_knock_lost(struct core *c, uint64_t n);
+/* Whether knocks are on (porthopd.knock configured). */
+bool core_knock_on(const struct core *c);
+/* The figures (keys and replay entries as of now). */
+const struct knock_stats *core_knock_stats(struct core *c);
+
 #endif

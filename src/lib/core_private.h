@@ -10,6 +10,7 @@
 
 #include "core.h"
 #include "instance.h"
+#include "knock.h"
 #include "log.h"
 #include "statefile.h"
 #include "trigger.h"
@@ -61,6 +62,11 @@ struct core {
 	struct core_events *events;
 	struct probe_stats ev_stats;
 	struct log_ratelimit autowatch_log;
+	/* Single packet authorisation (core_knock.c); NULL: off.  Its
+	 * figures outlive it, as the feed's. */
+	struct knock_verifier *knock;
+	struct knock_stats knock_stats;
+	struct log_ratelimit knock_log;
 };
 
 /* One line, formatted, to log (as the log hook). */
@@ -148,5 +154,11 @@ void core_watch_free(struct core *c);
  * configuration in force (at core_new, after a reload); freed. */
 int core_events_setup(struct core *c);
 void core_events_free(struct core *c);
+
+/* core_knock.c: the verifier made or dropped to match the configuration
+ * in force, its keys read again (at core_new, after every reload);
+ * freed. */
+int core_knock_setup(struct core *c);
+void core_knock_free(struct core *c);
 
 #endif

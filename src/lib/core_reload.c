@@ -256,6 +256,9 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	if (core_events_setup(c) < 0)
 		warn(c, "events: out of memory after the reload; the feed is "
 		     "off until the next one");
+	if (core_knock_setup(c) < 0)
+		warn(c, "knock: out of memory after the reload; knocks are "
+		     "refused until the next one");
 	adopt_auth(c, cfg, auth);
 	if (claim) {
 		instance_free(c->claim);

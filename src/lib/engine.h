@@ -165,4 +165,11 @@ void engine_set_stale_hook(struct engine *e, engine_stale_fn fn, void *arg);
 /* Old redirect ports left out of stale4/6 because stale_max were there. */
 uint64_t engine_stale_skipped(const struct engine *e);
 
+/* Native mode with knocks on: lets addr (family AF_INET or AF_INET6) in
+ * for knock.trust_seconds (knocked4/6), in one transaction.  0, or a
+ * negative errno with *ret_error (malloc'ed) set: -EAGAIN when knocks are
+ * off or the table is not in place yet. */
+int engine_knock_admit(struct engine *e, int family,
+		       const unsigned char addr[16], char **ret_error);
+
 #endif

@@ -232,3 +232,33 @@ out:
 	free(t);
 	return r;
 }
+
+/* A knock's admission: one small transaction of our own outside the
+ * shuffle cycle, told to drift as untrack's switches are, so that the
+ * next reconciliation does not take it for someone else's. */
+int engine_knock_admit(struct engine *e, int family,
+		       const unsigned char addr[16], char **ret_error)
+{
+	struct nftio_elems *b;
+	struct drift_own own;
+	int r;
+
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->native_ready ||
+	    !config_daemon(e->cfg)->knock.on) {
+		*ret_error = engine_errstr("knocks are off or the table is "
+					   "not in place");
+		return -EAGAIN;
+	}
+	b = nftio_elems_new(config_table_name(e->cfg));
+	if (b == NULL || ruleset_native_knocked(e->cfg, family, addr, b) < 0) {
+		nftio_elems_free(b);
+		*ret_error = engine_errstr("out of memory");
+		return -ENOMEM;
+	}
+	drift_own_begin(e->drift, e->cfg, &own);
+	r = nftio_apply_elems(e->io, b, e->json_elements, ret_error);
+	if (r == 0)
+		drift_own_end(e->drift, e->cfg, &own);
+	nftio_elems_free(b);
+	return r;
+}

@@ -62,6 +62,17 @@ enum knock_result {
 	KNOCK_RESULTS
 };
 
+/* The figures of porthopd's knocks (core keeps them; metrics show them). */
+struct knock_stats {
+	uint64_t results[KNOCK_RESULTS];	/* knocks read, by result */
+	uint64_t not_udp;	/* logged packets that were no UDP datagram
+				 * to the knock port (counted malformed too) */
+	uint64_t admit_failed;	/* verified, but the kernel refused the add */
+	uint64_t lost;		/* logged, never read (socket overrun) */
+	size_t keys;		/* keys loaded */
+	size_t nonces;		/* the replay table's entries */
+};
+
 /* A knock's fields. */
 struct knock_msg {
 	char name[CLIENTKEY_NAME_MAX + 1];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "knock.h"
 #include "watchlist.h"
 
 static const double bounds[METRICS_BUCKETS] = {
@@ -166,6 +167,28 @@ static void render_events(struct out *o, const struct probe_stats *e)
 	       (unsigned long long)e->stale_skipped);
 }
 
+/* Single packet authorisation (docs/knock.md). */
+static void render_knock(struct out *o, const struct knock_stats *k)
+{
+	metric(o, "porthop_knocks_total", "counter",
+	       "Knocks read, by result: ok, or why they were refused.");
+	for (int r = 0; r < KNOCK_RESULTS; r++)
+		fprintf(o->f, "porthop_knocks_total{result=\"%s\"} %llu\n",
+			knock_result_name(r),
+			(unsigned long long)k->results[r]);
+	scalar(o, "porthop_knock_admit_failures_total", "counter",
+	       "Verified knocks whose source the kernel did not let in.",
+	       "%llu", (unsigned long long)k->admit_failed);
+	scalar(o, "porthop_knock_lost_total", "counter",
+	       "Knocks the kernel logged that never reached porthopd.",
+	       "%llu", (unsigned long long)k->lost);
+	scalar(o, "porthop_knock_keys", "gauge",
+	       "Client keys loaded from the keys directory.", "%zu", k->keys);
+	scalar(o, "porthop_knock_replay_entries", "gauge",
+	       "Nonces of accepted knocks remembered (the replay table).",
+	       "%zu", k->nonces);
+}
+
 static void histogram(struct out *o, const char *name, const char *help,
 		      const struct metrics_histogram *h)
 {
@@ -294,6 +317,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 		render_events(&o, s->events);
 	if (s->stream)
 		render_stream(&o, s);
+	if (s->knock)
+		render_knock(&o, s->knock);
 	if (fclose(o.f) != 0) {
 		free(text);
 		return NULL;

@@ -13,6 +13,7 @@
 #include "probe.h"
 
 struct watchlist;
+struct knock_stats;
 
 #define METRICS_BUCKETS 13
 
@@ -56,6 +57,8 @@ struct metrics_snapshot {
 	bool state_file;		/* a state directory is in use */
 	/* The probe event feed (NULL: off). */
 	const struct probe_stats *events;
+	/* Single packet authorisation (NULL: off). */
+	const struct knock_stats *knock;
 	/* The fleet stream (stream false: pub/sub, nothing shown). */
 	bool stream;
 	int stream_up;

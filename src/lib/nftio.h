@@ -87,6 +87,16 @@ int nftio_elems_delete(struct nftio_elems *b, const char *map,
  * already is no error. */
 int nftio_elems_add_timeout(struct nftio_elems *b, const char *set,
 			    const struct nftio_key *key, uint32_t timeout_ms);
+/* A set of plain addresses (type ipv4_addr or ipv6_addr, flags timeout):
+ * add addr (network byte order, the first 4 bytes for AF_INET) with a
+ * timeout in milliseconds, or delete it.  Adding one that is there
+ * already keeps its old timeout: to start it again, queue add, delete,
+ * add (one transaction; the first add makes the delete safe). */
+int nftio_elems_add_addr_timeout(struct nftio_elems *b, const char *set,
+				 int family, const unsigned char addr[16],
+				 uint32_t timeout_ms);
+int nftio_elems_delete_addr(struct nftio_elems *b, const char *set,
+			    int family, const unsigned char addr[16]);
 /* Sets of address intervals (type ipv4_addr or ipv6_addr, flags
  * interval): empty one, or add the range first..last (network byte
  * order, the first 4 bytes for AF_INET).  Ranges of one set are queued

@@ -22,7 +22,10 @@ enum nftio_elem_op { NFTIO_ELEM_FLUSH, NFTIO_ELEM_ADD, NFTIO_ELEM_DELETE };
  * then its last). */
 enum nftio_elem_kind {
 	NFTIO_KEY_CONCAT, NFTIO_KEY_RANGE_START, NFTIO_KEY_RANGE_END,
-	NFTIO_KEY_SET_CONCAT	/* a set's concatenation, with a timeout */
+	NFTIO_KEY_SET_CONCAT,	/* a set's concatenation, with a timeout */
+	NFTIO_KEY_SET_ADDR	/* an address of a set of addresses (type
+				 * ipv4_addr/ipv6_addr, flags timeout), with
+				 * a timeout when added */
 };
 
 /* One queued operation on one map or set. */
@@ -30,7 +33,7 @@ struct nftio_elem_item {
 	struct nftio_key key;
 	const char *map;	/* borrowed from the caller, compared by address */
 	uint16_t value;		/* an added map element's value */
-	uint32_t timeout_ms;	/* NFTIO_KEY_SET_CONCAT: its timeout */
+	uint32_t timeout_ms;	/* NFTIO_KEY_SET_CONCAT, _SET_ADDR: its timeout */
 	uint8_t op;		/* enum nftio_elem_op */
 	uint8_t kind;		/* enum nftio_elem_kind */
 };

@@ -90,6 +90,33 @@ int nftio_elems_add_timeout(struct nftio_elems *b, const char *set,
 	return r;
 }
 
+static int push_addr(struct nftio_elems *b, uint8_t op, const char *set,
+		     int family, const unsigned char addr[16],
+		     uint32_t timeout_ms)
+{
+	struct nftio_key k = { .family = family };
+	int r;
+
+	memcpy(k.addr, addr, sizeof(k.addr));
+	r = elems_push(b, op, set, &k, 0, NFTIO_KEY_SET_ADDR);
+	if (r == 0)
+		b->items[b->n - 1].timeout_ms = timeout_ms;
+	return r;
+}
+
+int nftio_elems_add_addr_timeout(struct nftio_elems *b, const char *set,
+				 int family, const unsigned char addr[16],
+				 uint32_t timeout_ms)
+{
+	return push_addr(b, NFTIO_ELEM_ADD, set, family, addr, timeout_ms);
+}
+
+int nftio_elems_delete_addr(struct nftio_elems *b, const char *set,
+			    int family, const unsigned char addr[16])
+{
+	return push_addr(b, NFTIO_ELEM_DELETE, set, family, addr, 0);
+}
+
 int nftio_elems_flush_set(struct nftio_elems *b, const char *set)
 {
 	return elems_push(b, NFTIO_ELEM_FLUSH, set, NULL, 0,
@@ -182,6 +209,19 @@ json_t *nftio_elems_json(const struct nftio_elems *b)
 		       b->items[i].map == first->map; i++) {
 			const struct nftio_elem_item *it = &b->items[i];
 
+			if (it->kind == NFTIO_KEY_SET_ADDR) {
+				char a[INET6_ADDRSTRLEN];
+
+				inet_ntop(it->key.family, it->key.addr, a,
+					  sizeof(a));
+				json_array_append_new(elem,
+					it->op == NFTIO_ELEM_ADD ?
+					json_pack("{s:{s:s,s:i}}", "elem", "val",
+						  a, "timeout",
+						  (int)(it->timeout_ms / 1000)) :
+					json_string(a));
+				continue;
+			}
 			if (it->kind == NFTIO_KEY_SET_CONCAT) {
 				json_array_append_new(elem, json_pack(
 					"{s:{s:o,s:i}}", "elem", "val",

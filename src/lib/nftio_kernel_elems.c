@@ -197,8 +197,14 @@ static void put_message(struct nftio_kernel *k, struct nftnl_batch *batch,
 			continue;
 		}
 		e = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_concat_key(nlh, &it->key);
-		if (it->kind == NFTIO_KEY_SET_CONCAT)
+		if (it->kind == NFTIO_KEY_SET_ADDR)
+			put_data(nlh, NFTA_SET_ELEM_KEY, it->key.addr,
+				 it->key.family == AF_INET ? 4 : 16);
+		else
+			put_concat_key(nlh, &it->key);
+		if (it->kind == NFTIO_KEY_SET_CONCAT ||
+		    (it->kind == NFTIO_KEY_SET_ADDR &&
+		     it->op == NFTIO_ELEM_ADD))
 			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT,
 					 htobe64((uint64_t)it->timeout_ms));
 		if (it->op == NFTIO_ELEM_ADD && it->kind == NFTIO_KEY_CONCAT) {

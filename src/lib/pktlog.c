@@ -158,6 +158,17 @@ void pktlog_free(struct pktlog *p)
 	free(p);
 }
 
+int pktlog_configure(struct pktlog *p, unsigned copy_bytes, unsigned qthresh,
+		     unsigned timeout_cs)
+{
+	if (copy_bytes > 0xffff ||
+	    nflog_set_mode(p->gh, NFULNL_COPY_PACKET, copy_bytes) < 0 ||
+	    nflog_set_qthresh(p->gh, qthresh) < 0 ||
+	    nflog_set_timeout(p->gh, timeout_cs) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 uint64_t pktlog_packets(const struct pktlog *p)
 {
 	return p ? p->packets : 0;

@@ -20,7 +20,7 @@ struct pktlog;
 
 /* One logged packet: the rule's prefix (NUL-terminated) and the packet
  * from its network header on (len bytes, at most 128), both borrowed for
- * the call. */
+ * the call (at most 128 unless pktlog_configure says more). */
 typedef void (*pktlog_packet_fn)(void *arg, const char *prefix,
 				 const uint8_t *pkt, size_t len);
 /* n packets the kernel logged that never reached porthopd. */
@@ -33,6 +33,14 @@ struct pktlog *pktlog_new(struct event_base *base, unsigned group,
 			  pktlog_packet_fn packet, pktlog_lost_fn lost,
 			  void *arg, char **ret_error);
 void pktlog_free(struct pktlog *p);	/* accepts NULL; unbinds */
+
+/* Changes what the kernel copies of each packet (copy_bytes, at most
+ * 65535) and how it batches them: qthresh packets per message, or
+ * timeout_cs hundredths of a second.  The defaults (128 bytes, 64, 10)
+ * suit a feed read in bulk; a reader that must answer at once (knocks)
+ * asks for 1 and 0.  0, or a negative errno. */
+int pktlog_configure(struct pktlog *p, unsigned copy_bytes, unsigned qthresh,
+		     unsigned timeout_cs);
 
 /* Packets read, and receive errors (ENOBUFS: overruns). */
 uint64_t pktlog_packets(const struct pktlog *p);

@@ -3,7 +3,7 @@
  * mode's rules pair by pair, native mode's table with its sets' and maps'
  * elements.  Inputs in, JSON or queued element operations out.
  */
-#include "ruleset.h"
+#include "ruleset_private.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -137,6 +137,7 @@ static void trusted_returns(const struct config *c, const char *chain_name,
 	push(cmds, rule(c, chain_name, json_pack("[{s:{s:s,s:o,s:s}},{s:n}]",
 		"match", "op", "==", "left", payload("ip6", field), "right",
 		"@trusted6", "return")), err);
+	ruleset_knock_returns(c, chain_name, field, cmds, err);
 }
 
 static json_t *not_invalid_return(void)
@@ -749,6 +750,7 @@ int ruleset_native_setup_after(const struct config *c,
 
 	native_untrack_setup(c, cmds, in_place, &err);
 	native_events_setup(c, prev, cmds, in_place, &err);
+	ruleset_knock_setup(c, prev, cmds, in_place, &err);
 	return err;
 }
 
@@ -907,4 +909,33 @@ int ruleset_native_stale(const struct config *c,
 	if (r == 0)
 		*ret_added = added;
 	return r;
+}
+
+/* --- for ruleset's other files (ruleset_private.h) -------------------- */
+
+void ruleset_push(json_t *arr, json_t *v, int *err)
+{
+	push(arr, v, err);
+}
+
+json_t *ruleset_payload(const char *proto, const char *field)
+{
+	return payload(proto, field);
+}
+
+json_t *ruleset_rule(const struct config *c, const char *chain, json_t *expr)
+{
+	return rule(c, chain, expr);
+}
+
+json_t *ruleset_chain(const struct config *c, const char *name,
+		      const char *type, const char *hook, int prio)
+{
+	return chain(c, name, type, hook, prio);
+}
+
+json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
+			   const char *name)
+{
+	return object_cmd(verb, what, t, name);
 }
