@@ -58,6 +58,9 @@ static void usage(FILE *f)
 "  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
 "                             their lag and pending entries\n"
 "  keygen NAME -o FILE [--use knock|derive]  a client's key file\n"
+"  knock HOST [--key FILE] [--port P] [--address A]  let this client in\n"
+"  connect HOST PORT [--key FILE] [--knock-port P]  knock, connect, relay\n"
+"                             stdin/stdout (ssh's ProxyCommand)\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -568,6 +571,10 @@ int main(int argc, char **argv)
 		return cmd_fleet(&g, argc, argv);
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(&g, argc, argv);
+	if (strcmp(cmd, "knock") == 0)
+		return cmd_knock(&g, argc, argv);
+	if (strcmp(cmd, "connect") == 0)
+		return cmd_connect(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* Options given before the command: -s PATH, -c FILE. */
 struct globals {
@@ -28,6 +29,18 @@ int cmd_events(const struct globals *g, int argc, char **argv);
 
 /* porthop keygen NAME -o FILE: a client's key file (porthop_keys.c). */
 int cmd_keygen(const struct globals *g, int argc, char **argv);
+
+/* porthop knock HOST and porthop connect HOST PORT: a client's side of
+ * single packet authorisation (porthop_knock.c). */
+int cmd_knock(const struct globals *g, int argc, char **argv);
+int cmd_connect(const struct globals *g, int argc, char **argv);
+
+/* The port a derive key k gives service `service` at time now (derived,
+ * time-slot ports), in *ret_port.  Returns 0, or an exit status after
+ * printing what failed (e.g. the clock too far off). */
+struct clientkey;
+int cli_derive_port(const struct clientkey *k, unsigned service, time_t now,
+		    unsigned *ret_port);
 
 /* porthop fleet: the stream's consumer groups and their lag. */
 int cmd_fleet(const struct globals *g, int argc, char **argv);
