@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,16 +104,25 @@ static int parse_port(const char *cmd, const char *what, const char *s,
 	return 0;
 }
 
+/* A fresh knock of k for family/addr (0: none), dated ts, in buf (at
+ * least KNOCK_MAX bytes); its length, or -EINVAL. */
+static int make_knock(const struct clientkey *k, int64_t ts, int family,
+		      const unsigned char *addr, unsigned char *buf)
+{
+	unsigned char nonce[KNOCK_NONCE_LEN];
+
+	randombytes_buf(nonce, sizeof(nonce));
+	return knock_encode(k, ts, nonce, family, addr, buf, KNOCK_MAX);
+}
+
 /* Sends one fresh knock of k for family/addr (0: none) to ai. */
 static int send_knock(const struct clientkey *k, const struct addrinfo *ai,
 		      int family, const unsigned char *addr)
 {
-	unsigned char buf[KNOCK_MAX], nonce[KNOCK_NONCE_LEN];
+	unsigned char buf[KNOCK_MAX];
 	int len, fd, r = 0;
 
-	randombytes_buf(nonce, sizeof(nonce));
-	len = knock_encode(k, (int64_t)time(NULL), nonce, family, addr, buf,
-			   sizeof(buf));
+	len = make_knock(k, (int64_t)time(NULL), family, addr, buf);
 	if (len < 0)
 		return -EINVAL;
 	fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -147,12 +157,15 @@ static void knock_usage(FILE *f)
 {
 	fprintf(f,
 "usage: porthop knock HOST [--key FILE] [--port P] [--address A]\n"
+"       porthop knock --hex [--time T] [--key FILE] [--address A]\n"
 "\n"
 "Sends one knock (one UDP datagram, signed with the key) to HOST's knock\n"
 "port (default %d).  porthopd lets the address the knock comes from (or\n"
 "A) reach its real ports for knock.trust_seconds.  The key: --key FILE,\n"
 "else $" KEY_ENV ", else ~/" KEY_HOME ".  A knock has no answer: the\n"
-"port looks closed either way.\n", KNOCK_PORT_DEFAULT);
+"port looks closed either way.  --hex prints the knock (dated T, epoch\n"
+"seconds, default now) in hex instead of sending it: for tests of\n"
+"another sender, a replay or a clock that is off.\n", KNOCK_PORT_DEFAULT);
 }
 
 int cmd_knock(const struct globals *gl, int argc, char **argv)
@@ -161,10 +174,14 @@ int cmd_knock(const struct globals *gl, int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "address", required_argument, NULL, 'a' },
+		{ "hex", no_argument, NULL, 'x' },
+		{ "time", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *keyfile = NULL, *address = NULL;
+	int64_t when = (int64_t)time(NULL);
+	bool hex = false;
 	unsigned port = KNOCK_PORT_DEFAULT;
 	unsigned char addr[16] = { 0 };
 	struct addrinfo *res = NULL;
@@ -185,6 +202,12 @@ int cmd_knock(const struct globals *gl, int argc, char **argv)
 		case 'a':
 			address = optarg;
 			break;
+		case 'x':
+			hex = true;
+			break;
+		case 'T':
+			when = strtoll(optarg, NULL, 10);
+			break;
 		case 'h':
 			knock_usage(stdout);
 			return EXIT_SUCCESS;
@@ -193,7 +216,7 @@ int cmd_knock(const struct globals *gl, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (optind + (hex ? 0 : 1) != argc) {
 		knock_usage(stderr);
 		return EX_USAGE;
 	}
@@ -216,6 +239,16 @@ int cmd_knock(const struct globals *gl, int argc, char **argv)
 			"a knock key (porthop keygen --use knock)\n",
 			clientkey_name(k), clientkey_use_name(clientkey_use(k)));
 		status = EX_DATAERR;
+		goto out;
+	}
+	if (hex) {
+		unsigned char buf[KNOCK_MAX];
+		int len = make_knock(k, when, family, addr, buf);
+
+		for (int i = 0; i < len; i++)
+			printf("%02x", buf[i]);
+		printf("\n");
+		status = len > 0 ? EXIT_SUCCESS : EX_SOFTWARE;
 		goto out;
 	}
 	res = resolve("knock", argv[optind], port, SOCK_DGRAM);

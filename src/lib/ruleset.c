@@ -702,6 +702,7 @@ int ruleset_native_setup_after(const struct config *c,
 				     "name", f ? "trusted6" : "trusted4",
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
+	ruleset_knock_sets(c, prev, in_place, cmds, &err);
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
 		bool v6 = ruleset_map_family(m) == AF_INET6;
 		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",

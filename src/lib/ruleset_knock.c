@@ -35,20 +35,39 @@ static void knock_rules(const struct config *c, json_t *cmds, int *err)
 {
 	const struct config_knock *k = &config_daemon(c)->knock;
 
-	/* Only packets to the knock port; over the rate, not handed over
-	 * (counted), and never dropped: the verdict is the chain's
-	 * policy, accept, whatever happens here. */
+	/* Only packets to the knock port (each rule matches it: a rule
+	 * that returned on "udp dport != P" would let every other protocol
+	 * through); over the rate, not handed over (counted).  Never
+	 * dropped: the verdict stays the chain's policy, accept. */
 	ruleset_push(cmds, ruleset_rule(c, "pre_knock", json_pack(
-		"[{s:{s:s,s:o,s:i}},{s:n}]", "match", "op", "!=", "left",
-		ruleset_payload("udp", "dport"), "right", (int)k->port,
-		"return")), err);
+		"[{s:{s:s,s:o,s:i}},{s:{s:i,s:i,s:s,s:b}},{s:s},{s:n}]",
+		"match", "op", "==", "left", ruleset_payload("udp", "dport"),
+		"right", (int)k->port, "limit", "rate", (int)k->rate, "burst",
+		(int)k->rate, "per", "second", "inv", 1, "counter",
+		RULESET_KNOCK_COUNTER, "return")), err);
 	ruleset_push(cmds, ruleset_rule(c, "pre_knock", json_pack(
-		"[{s:{s:i,s:i,s:s,s:b}},{s:s},{s:n}]", "limit", "rate",
-		(int)k->rate, "burst", (int)k->rate, "per", "second", "inv", 1,
-		"counter", RULESET_KNOCK_COUNTER, "return")), err);
-	ruleset_push(cmds, ruleset_rule(c, "pre_knock", json_pack(
-		"[{s:{s:s,s:i}}]", "log", "prefix", RULESET_KNOCK_PREFIX,
-		"group", (int)k->nflog_group)), err);
+		"[{s:{s:s,s:o,s:i}},{s:{s:s,s:i}}]", "match", "op", "==",
+		"left", ruleset_payload("udp", "dport"), "right", (int)k->port,
+		"log", "prefix", RULESET_KNOCK_PREFIX, "group",
+		(int)k->nflog_group)), err);
+}
+
+void ruleset_knock_sets(const struct config *c, const struct config *prev,
+			bool in_place, json_t *cmds, int *err)
+{
+	bool on = config_daemon(c)->knock.on;
+
+	if (!on && (!in_place || (prev && !config_daemon(prev)->knock.on)))
+		return;
+	/* Before the rules that look them up; also when off, in place, so
+	 * that the deletes of ruleset_knock_setup work either way ("add" of
+	 * what exists keeps its elements). */
+	for (int f = 0; f < 2; f++)
+		ruleset_push(cmds, json_pack(
+			"{s:{s:{s:s,s:s,s:s,s:s,s:[s]}}}", "add", "set",
+			"family", "inet", "table", config_table_name(c), "name",
+			knocked_sets[f], "type", f ? "ipv6_addr" : "ipv4_addr",
+			"flags", "timeout"), err);
 }
 
 void ruleset_knock_setup(const struct config *c, const struct config *prev,
@@ -59,14 +78,6 @@ void ruleset_knock_setup(const struct config *c, const struct config *prev,
 
 	if (!on && (!in_place || (prev && !config_daemon(prev)->knock.on)))
 		return;
-	/* Added first so that the flush and deletes below work either
-	 * way; "add" of what exists keeps its elements. */
-	for (int f = 0; f < 2; f++)
-		ruleset_push(cmds, json_pack(
-			"{s:{s:{s:s,s:s,s:s,s:s,s:[s]}}}", "add", "set",
-			"family", "inet", "table", t, "name", knocked_sets[f],
-			"type", f ? "ipv6_addr" : "ipv4_addr", "flags",
-			"timeout"), err);
 	ruleset_push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
 				     "family", "inet", "table", t, "name",
 				     RULESET_KNOCK_COUNTER), err);

@@ -24,6 +24,8 @@ json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
 /* ruleset_knock.c: the knock rule and the knocked sets, or (off, in
  * place) whatever an earlier definition had of them gone; and the rules
  * that let knocked sources through a chain, as trusted ones. */
+void ruleset_knock_sets(const struct config *c, const struct config *prev,
+			bool in_place, json_t *cmds, int *err);
 void ruleset_knock_setup(const struct config *c, const struct config *prev,
 			 json_t *cmds, bool in_place, int *err);
 void ruleset_knock_returns(const struct config *c, const char *chain,
