@@ -310,6 +310,47 @@ static void test_native_events_golden(void **state)
 	nftio_free(io);
 }
 
+/* Knocks on: the golden batch goes into the kernel as it is, listed as
+ * the reviewed native_knock_ruleset.nft; a knocked address goes into
+ * knocked4/6 with its timeout over netlink and JSON alike, and the
+ * admission's add, delete, add takes an address that is there already. */
+static void test_native_knock_golden(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_knock_batch.json");
+	unsigned char a4[16] = { 192, 0, 2, 7 };
+	unsigned char a6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 9 };
+	char *err = NULL;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_knock_ruleset.nft -"), 0);
+	for (int json = 0; json < 2; json++)
+		for (int again = 0; again < 2; again++) {
+			struct nftio_elems *e = nftio_elems_new("mtd_ports");
+
+			a4[3] = (unsigned char)(7 + json);
+			assert_int_equal(nftio_elems_add_addr_timeout(e, "knocked4",
+				AF_INET, a4, 60000), 0);
+			assert_int_equal(nftio_elems_delete_addr(e, "knocked4",
+				AF_INET, a4), 0);
+			assert_int_equal(nftio_elems_add_addr_timeout(e, "knocked4",
+				AF_INET, a4, 60000), 0);
+			assert_int_equal(nftio_elems_add_addr_timeout(e, "knocked6",
+				AF_INET6, a6, 120000), 0);
+			assert_int_equal(nftio_apply_elems(io, e, json, &err), 0);
+			nftio_elems_free(e);
+		}
+	assert_int_equal(system("nft list set inet mtd_ports knocked4 | grep -q "
+				"'192.0.2.7 timeout 1m' && nft list set inet "
+				"mtd_ports knocked4 | grep -q '192.0.2.8 timeout 1m'"
+				" && nft list set inet mtd_ports knocked6 | grep -q "
+				"'2001:db8::9 timeout 2m'"), 0);
+	json_decref(golden);
+	nftio_free(io);
+}
+
 /* Elements asked for one by one: those there with their values pass,
  * in the hash and the interval maps of both families; a wrong value, a
  * missing key, an element someone deleted, each fails; and across
@@ -772,6 +813,7 @@ int main(void)
 		cmocka_unit_test(test_native_events_golden),
 		cmocka_unit_test(test_interval_sets_netlink),
 		cmocka_unit_test(test_verify_elements),
+		cmocka_unit_test(test_native_knock_golden),
 		cmocka_unit_test(test_generation),
 		cmocka_unit_test(test_conntrack_user),
 		cmocka_unit_test(test_table_owner),

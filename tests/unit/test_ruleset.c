@@ -136,6 +136,92 @@ static void test_events_off_in_place(void **state)
 	config_free(off);
 }
 
+/* Knocks on (corpus/valid/native_knock.json, events too): the knocked
+ * sets before the rules that look them up, a return for them wherever
+ * trusted sources return, the knock chain (native_knock_ruleset.nft is
+ * the kernel's listing, checked by the kernel test). */
+static void test_golden_native_knock_batch(void **state)
+{
+	struct config *c;
+	json_t *batch = native_batch_of("valid/native_knock.json", &c, NULL);
+	json_t *golden;
+	json_error_t e;
+	char *text;
+
+	(void)state;
+	if (getenv("PORTHOP_UPDATE_GOLDEN"))
+		json_dump_file(batch, GOLDEN_DIR "/native_knock_batch.json",
+			       JSON_INDENT(1));
+	golden = json_load_file(GOLDEN_DIR "/native_knock_batch.json", 0, &e);
+	assert_non_null(golden);
+	assert_true(json_equal(batch, golden));
+	text = json_dumps(batch, JSON_COMPACT);
+	/* The set comes before any rule that names it. */
+	assert_true(strstr(text, "\"name\":\"knocked4\"") <
+		    strstr(text, "\"right\":\"@knocked4\""));
+	free(text);
+	json_decref(golden);
+	json_decref(batch);
+	config_free(c);
+}
+
+/* Turning knocks off in place deletes their chain, sets and counter;
+ * a table that never had them gets no deletes. */
+static void test_knock_off_in_place(void **state)
+{
+	struct config *on = support_load("valid/native_knock.json");
+	struct config *off = support_load("valid/native_events.json");
+	json_t *a = json_array(), *b = json_array();
+	char *ta, *tb;
+
+	(void)state;
+	assert_int_equal(ruleset_native_setup_after(off, on, a, true), 0);
+	assert_int_equal(ruleset_native_setup_after(off, off, b, true), 0);
+	ta = json_dumps(a, JSON_COMPACT);
+	tb = json_dumps(b, JSON_COMPACT);
+	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
+			       "\"table\":\"mtd_ports\",\"name\":\"pre_knock\"}}}"));
+	assert_non_null(strstr(ta, "{\"delete\":{\"set\":{\"family\":\"inet\","
+			       "\"table\":\"mtd_ports\",\"name\":\"knocked6\"}}}"));
+	assert_null(strstr(ta, "@knocked4"));
+	assert_null(strstr(tb, "knock"));
+	free(ta);
+	free(tb);
+	json_decref(a);
+	json_decref(b);
+	config_free(on);
+	config_free(off);
+}
+
+/* A knock's admission: add, delete, add of the address with the trust's
+ * timeout, so that a second knock starts the timeout again. */
+static void test_knocked_elements(void **state)
+{
+	struct config *c = support_load("valid/native_knock.json");
+	struct nftio_elems *b = nftio_elems_new("mtd_ports");
+	unsigned char a[16] = { 192, 0, 2, 7 };
+	json_t *j;
+	char *text;
+
+	(void)state;
+	assert_int_equal(ruleset_native_knocked(c, AF_INET, a, b), 0);
+	j = nftio_elems_json(b);
+	text = json_dumps(j, JSON_COMPACT);
+	assert_string_equal(text, "{\"nftables\":["
+		"{\"add\":{\"element\":{\"family\":\"inet\",\"table\":\"mtd_ports\","
+		"\"name\":\"knocked4\",\"elem\":[{\"elem\":{\"val\":\"192.0.2.7\","
+		"\"timeout\":60}}]}}},"
+		"{\"delete\":{\"element\":{\"family\":\"inet\",\"table\":\"mtd_ports\","
+		"\"name\":\"knocked4\",\"elem\":[\"192.0.2.7\"]}}},"
+		"{\"add\":{\"element\":{\"family\":\"inet\",\"table\":\"mtd_ports\","
+		"\"name\":\"knocked4\",\"elem\":[{\"elem\":{\"val\":\"192.0.2.7\","
+		"\"timeout\":60}}]}}}]}");
+	free(text);
+	json_decref(j);
+	nftio_elems_free(b);
+	config_free(c);
+}
+
 static void test_golden_native_batch(void **state)
 {
 	struct config *c;
@@ -495,6 +581,9 @@ int main(void)
 		cmocka_unit_test(test_golden_native_batch),
 		cmocka_unit_test(test_golden_native_events_batch),
 		cmocka_unit_test(test_events_off_in_place),
+		cmocka_unit_test(test_golden_native_knock_batch),
+		cmocka_unit_test(test_knock_off_in_place),
+		cmocka_unit_test(test_knocked_elements),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
