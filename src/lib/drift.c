@@ -422,6 +422,14 @@ void drift_own_begin(struct drift *d, const struct config *cfg,
 	free(now);
 }
 
+void drift_own_elements_begin(struct drift *d, struct drift_own *ret)
+{
+	ret->gen = 0;
+	ret->quiet = d->have_gen && nftio_generation(d->io, &ret->gen) == 0 &&
+		     ret->gen == d->applied_gen;
+	ret->intact = false;
+}
+
 void drift_own_end(struct drift *d, const struct config *cfg,
 		   const struct drift_own *o)
 {

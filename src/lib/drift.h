@@ -124,6 +124,11 @@ void drift_own_begin(struct drift *d, const struct config *cfg,
 		     struct drift_own *ret);
 void drift_own_end(struct drift *d, const struct config *cfg,
 		   const struct drift_own *o);
+/* drift_own_begin for a change of elements that no baseline covers (a
+ * knock's element in knocked4/6): the definition's fingerprint cannot
+ * change, so only the generation is followed (one round trip before,
+ * one in drift_own_end), never a fingerprint. */
+void drift_own_elements_begin(struct drift *d, struct drift_own *ret);
 
 /* Whether porthop's table under cfg is missing (a listing answers
  * -ENOENT). */

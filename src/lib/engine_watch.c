@@ -255,7 +255,7 @@ int engine_knock_admit(struct engine *e, int family,
 		*ret_error = engine_errstr("out of memory");
 		return -ENOMEM;
 	}
-	drift_own_begin(e->drift, e->cfg, &own);
+	drift_own_elements_begin(e->drift, &own);
 	r = nftio_apply_elems(e->io, b, e->json_elements, ret_error);
 	if (r == 0)
 		drift_own_end(e->drift, e->cfg, &own);
