@@ -87,6 +87,41 @@ static json_t *native_batch(struct config **ret_c, struct shuffle_map **ret_m)
 	return native_batch_of("valid/native_full.json", ret_c, ret_m);
 }
 
+/* batch equals the golden file `name` (rewritten first with
+ * PORTHOP_UPDATE_GOLDEN set); consumes batch. */
+static void assert_golden(json_t *batch, const char *name)
+{
+	char path[512];
+	json_t *golden;
+	json_error_t e;
+
+	snprintf(path, sizeof(path), GOLDEN_DIR "/%s", name);
+	if (getenv("PORTHOP_UPDATE_GOLDEN"))
+		json_dump_file(batch, path, JSON_INDENT(1));
+	golden = json_load_file(path, 0, &e);
+	assert_non_null(golden);
+	assert_true(json_equal(batch, golden));
+	json_decref(golden);
+	json_decref(batch);
+}
+
+/* The in-place definition under the corpus configuration `now` of a table
+ * that `prev` defined, as compact JSON text (malloc'ed). */
+static char *in_place_text(const char *now, const char *prev)
+{
+	struct config *n = support_load(now), *p = support_load(prev);
+	json_t *cmds = json_array();
+	char *text;
+
+	assert_int_equal(ruleset_native_setup_after(n, p, cmds, true), 0);
+	text = json_dumps(cmds, JSON_COMPACT);
+	assert_non_null(text);
+	json_decref(cmds);
+	config_free(n);
+	config_free(p);
+	return text;
+}
+
 /* The same with the probe event feed on: its sets, counter, chains and
  * rules (native_events_ruleset.nft is the kernel's listing of it, checked
  * by the kernel test). */
@@ -94,18 +129,9 @@ static void test_golden_native_events_batch(void **state)
 {
 	struct config *c;
 	json_t *batch = native_batch_of("valid/native_events.json", &c, NULL);
-	json_t *golden;
-	json_error_t e;
 
 	(void)state;
-	if (getenv("PORTHOP_UPDATE_GOLDEN"))
-		json_dump_file(batch, GOLDEN_DIR "/native_events_batch.json",
-			       JSON_INDENT(1));
-	golden = json_load_file(GOLDEN_DIR "/native_events_batch.json", 0, &e);
-	assert_non_null(golden);
-	assert_true(json_equal(batch, golden));
-	json_decref(golden);
-	json_decref(batch);
+	assert_golden(batch, "native_events_batch.json");
 	config_free(c);
 }
 
@@ -113,16 +139,12 @@ static void test_golden_native_events_batch(void **state)
  * a table that never had them gets no deletes. */
 static void test_events_off_in_place(void **state)
 {
-	struct config *on = support_load("valid/native_events.json");
-	struct config *off = support_load("valid/native_full.json");
-	json_t *a = json_array(), *b = json_array();
-	char *ta, *tb;
+	char *ta = in_place_text("valid/native_full.json",
+				 "valid/native_events.json");
+	char *tb = in_place_text("valid/native_full.json",
+				 "valid/native_full.json");
 
 	(void)state;
-	assert_int_equal(ruleset_native_setup_after(off, on, a, true), 0);
-	assert_int_equal(ruleset_native_setup_after(off, off, b, true), 0);
-	ta = json_dumps(a, JSON_COMPACT);
-	tb = json_dumps(b, JSON_COMPACT);
 	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
 			       "\"table\":\"mtd_ports\",\"name\":\"pre_events\"}}}"));
 	assert_non_null(strstr(ta, "\"delete\":{\"counter\""));
@@ -130,10 +152,6 @@ static void test_events_off_in_place(void **state)
 	assert_null(strstr(tb, "stale4"));
 	free(ta);
 	free(tb);
-	json_decref(a);
-	json_decref(b);
-	config_free(on);
-	config_free(off);
 }
 
 /* Knocks on (corpus/valid/native_knock.json, events too): the knocked
@@ -144,24 +162,14 @@ static void test_golden_native_knock_batch(void **state)
 {
 	struct config *c;
 	json_t *batch = native_batch_of("valid/native_knock.json", &c, NULL);
-	json_t *golden;
-	json_error_t e;
-	char *text;
+	char *text = json_dumps(batch, JSON_COMPACT);
 
 	(void)state;
-	if (getenv("PORTHOP_UPDATE_GOLDEN"))
-		json_dump_file(batch, GOLDEN_DIR "/native_knock_batch.json",
-			       JSON_INDENT(1));
-	golden = json_load_file(GOLDEN_DIR "/native_knock_batch.json", 0, &e);
-	assert_non_null(golden);
-	assert_true(json_equal(batch, golden));
-	text = json_dumps(batch, JSON_COMPACT);
 	/* The set comes before any rule that names it. */
 	assert_true(strstr(text, "\"name\":\"knocked4\"") <
 		    strstr(text, "\"right\":\"@knocked4\""));
 	free(text);
-	json_decref(golden);
-	json_decref(batch);
+	assert_golden(batch, "native_knock_batch.json");
 	config_free(c);
 }
 
@@ -169,16 +177,12 @@ static void test_golden_native_knock_batch(void **state)
  * a table that never had them gets no deletes. */
 static void test_knock_off_in_place(void **state)
 {
-	struct config *on = support_load("valid/native_knock.json");
-	struct config *off = support_load("valid/native_events.json");
-	json_t *a = json_array(), *b = json_array();
-	char *ta, *tb;
+	char *ta = in_place_text("valid/native_events.json",
+				 "valid/native_knock.json");
+	char *tb = in_place_text("valid/native_events.json",
+				 "valid/native_events.json");
 
 	(void)state;
-	assert_int_equal(ruleset_native_setup_after(off, on, a, true), 0);
-	assert_int_equal(ruleset_native_setup_after(off, off, b, true), 0);
-	ta = json_dumps(a, JSON_COMPACT);
-	tb = json_dumps(b, JSON_COMPACT);
 	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
 			       "\"table\":\"mtd_ports\",\"name\":\"pre_knock\"}}}"));
 	assert_non_null(strstr(ta, "{\"delete\":{\"set\":{\"family\":\"inet\","
@@ -187,10 +191,6 @@ static void test_knock_off_in_place(void **state)
 	assert_null(strstr(tb, "knock"));
 	free(ta);
 	free(tb);
-	json_decref(a);
-	json_decref(b);
-	config_free(on);
-	config_free(off);
 }
 
 /* A knock's admission: add, delete, add of the address with the trust's
