@@ -60,17 +60,29 @@ knocked_empty() {
 		jq '[.nftables[].set.elem // empty] | length')" = 0 ]
 }
 : >"$T/knock.us"
+fails=0
+F=${P}floor
+ns_new "$F"
 : >"$T/connect.us"
 : >"$T/elemadd.us"
 : >"$T/attempts"
 for i in $(seq "$ROUNDS"); do
 	WAIT_POLL=0.1 wait_for 10 "the trust to run out" knocked_empty
-	read -r us att < <(ip netns exec "$C" "$BUILD/knockbench" knock \
-		"$T/bench.key" "$HOST" 22 62201)
-	echo "$us" >>"$T/knock.us"
-	echo "$att" >>"$T/attempts"
+	if ip netns exec "$C" "$BUILD/knockbench" knock "$T/bench.key" "$HOST" \
+		22 62201 >"$T/round" 2>>"$T/failures"; then
+		read -r us att <"$T/round"
+		echo "$us" >>"$T/knock.us"
+		echo "$att" >>"$T/attempts"
+	else
+		# Not let in within 5 s: counted, and the next round waits
+		# for the trust to run out as usual.
+		fails=$((fails + 1))
+	fi
 	ip netns exec "$C" "$BUILD/knockbench" connect "$HOST" 22 >>"$T/connect.us"
-	ip netns exec "$H" "$BUILD/knockbench" elemadd >>"$T/elemadd.us"
+	# In a namespace of its own: a commit in the protected host's would
+	# be someone else's for porthopd, whose reconciliation would then
+	# check its 100,000 pairs while the next knock waits.
+	ip netns exec "$F" "$BUILD/knockbench" elemadd >>"$T/elemadd.us"
 done
 
 p99() { sort -n | awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.999); if (i < 1) i = 1; print a[i]}'; }
@@ -80,13 +92,19 @@ e50=$(median <"$T/elemadd.us"); e99=$(p99 <"$T/elemadd.us")
 f50=$(awk -v a="$c50" -v b="$e50" 'BEGIN {print a + b}')
 f99=$(awk -v a="$c99" -v b="$e99" 'BEGIN {print a + b}')
 a50=$(median <"$T/attempts")
+# porthopd's own part: from the logged packet read to the element in
+# force (its log line).
+sed -n 's/.*knock: key bench .* (\([0-9.]*\) ms)$/\1/p' "$LOG" |
+	awk '{print $1 * 1000}' >"$T/porthopd.us"
+d50=$(median <"$T/porthopd.us"); d99=$(p99 <"$T/porthopd.us")
 echo "# knock to real port reachable, $ROUNDS rounds, $ENTRIES watched entries ($pairs pairs), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| measure | median | p99 |\n| --- | --- | --- |\n'
 printf '| knock sent -> connect to the real port succeeds | %s us | %s us |\n' "$k50" "$k99"
+printf '| ... of which porthopd: packet read to element in force (its log) | %s us | %s us |\n' "$d50" "$d99"
 printf '| floor: one element add with a timeout (netlink) + one connect | %s us | %s us |\n' "$f50" "$f99"
 printf '| ... the element add | %s us | %s us |\n' "$e50" "$e99"
 printf '| ... the connect | %s us | %s us |\n' "$c50" "$c99"
 printf '| ratio to the floor | %s | %s |\n' \
 	"$(awk -v a="$k50" -v b="$f50" 'BEGIN {printf "%.2f", a / b}')" \
 	"$(awk -v a="$k99" -v b="$f99" 'BEGIN {printf "%.2f", a / b}')"
-echo "# connect attempts per round (refused until let in): median $a50"
+echo "# connect attempts per round (refused until let in): median $a50; rounds not let in within 5 s: $fails"

@@ -110,10 +110,12 @@ void core_knock_packet(struct core *c, const char *prefix,
 	const uint8_t *payload;
 	struct knock_msg m;
 	enum knock_result r;
+	struct timespec t0, t1;
 	char *err = NULL;
 	size_t plen;
 	int family;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (c->knock == NULL || strcmp(prefix, RULESET_KNOCK_PREFIX) != 0)
 		return;
 	if (knock_udp_payload(pkt, len, (uint16_t)config_daemon(cfg)->knock.port,
@@ -145,6 +147,9 @@ void core_knock_packet(struct core *c, const char *prefix,
 		free(err);
 		return;
 	}
-	info(c, "knock: key %s from %s let %s in for %u s", m.name, src, who,
-	     config_daemon(cfg)->knock.trust_s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	info(c, "knock: key %s from %s let %s in for %u s (%.2f ms)", m.name,
+	     src, who, config_daemon(cfg)->knock.trust_s,
+	     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 }

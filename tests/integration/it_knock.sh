@@ -13,6 +13,7 @@
 #   5. malformed, truncated, oversized, wrong-key, unknown-key, replayed,
 #      future-dated and stale knocks: refused, counted per reason, logged
 #      through the limit;
+#   5b. a knock over IPv6, and one that names another address to let in;
 #   6. a revoked key (its file deleted, porthop reload) is refused;
 #   7. a flood of 1,000,000 junk knocks (hping3, bounded in time): RSS and
 #      the replay table bounded, porthopd answers, a knock still works.
@@ -46,6 +47,7 @@ cp "$T/id.pub" "$T/authorized_keys"
 cat >"$T/sshd_config" <<CONF
 Port 22
 ListenAddress $HOST
+ListenAddress ${TOPO_ADDR6[host]}
 HostKey $T/hostkey
 PidFile $T/sshd.pid
 AuthorizedKeysFile $T/authorized_keys
@@ -230,6 +232,28 @@ wait_for 10 "50 more malformed knocks counted" knocks_above malformed $((m0 + 49
 lines=$(( $(log_count "knock from .* refused") - lines0 ))
 [ "$lines" -le 6 ] || fail "50 refusals logged $lines lines"
 pass "bad knocks refused and counted per reason; 50 refusals logged in $lines lines"
+
+# --- 5b. IPv6; an address named inside the knock -------------------------
+knocked6() {
+	ip netns exec "$H" nft -j list set inet porthop knocked6 |
+		jq -r '[.nftables[].set.elem // empty | .[] | .elem.val // .] | join(" ")'
+}
+out=$(ip netns exec "$CLIENT" "${SSH[@]}" -o "$PROXY" root@"${TOPO_ADDR6[host]}" \
+	echo logged-in-6) || fail "ssh over IPv6 through porthop connect failed"
+[ "$out" = logged-in-6 ] || fail "ssh over IPv6 printed \"$out\""
+[[ " $(knocked6) " == *" ${TOPO_ADDR6[bad]} "* ]] || fail "knocked6 holds \"$(knocked6)\""
+# The scanner knocks for the control host, which then reaches the real
+# port 22 with plain ssh (its key refused by sshd: reaching it is what
+# counts, so the banner is looked for).
+ip netns exec "$SCANNER" "$PORTHOP" knock "$HOST" --key "$T/client/alice.key" \
+	--address "$CONTROL"
+in_knocked4() { [[ " $(knocked4) " == *" $1 "* ]]; }
+wait_for 10 "$CONTROL in knocked4" in_knocked4 "$CONTROL"
+in_knocked4 "$SCANNER_ADDR" && fail "the knock let its sender in too"
+banner=$(ip netns exec "${P}ctl" timeout 5 bash -c \
+	"exec 3<>/dev/tcp/$HOST/22; head -c 7 <&3" 2>/dev/null || true)
+[ "$banner" = "SSH-2.0" ] || fail "the named address did not reach port 22 (\"$banner\")"
+pass "a knock over IPv6 (ssh through it); a knock naming $CONTROL lets that address in, not its sender"
 
 # --- 6. revocation: alice's file deleted, porthop reload ------------------
 rm "$T/clients/alice.key"

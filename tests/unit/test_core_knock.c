@@ -185,7 +185,7 @@ static void test_knock_admits(void **state)
 	assert_true(last_batch_has(f->io, "{\"elem\":{\"val\":\"198.51.100.7\","
 				   "\"timeout\":60}}"));
 	assert_int_equal(said_count(&f->said, "knock: key alice from "
-				    "198.51.100.7 let 198.51.100.7 in for 60 s"), 1);
+				    "198.51.100.7 let 198.51.100.7 in for 60 s ("), 1);
 	/* The same knock again: a replay, the kernel untouched. */
 	core_knock_packet(f->core, RULESET_KNOCK_PREFIX, pkt, len);
 	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
