@@ -169,11 +169,9 @@ int ruleset_native_stale(const struct config *c,
 
 
 /* Single packet authorisation (docs/knock.md): the nflog prefix of the
- * knock rule, the counter of knocks its rate limit held back, the set
- * of knocked sources of a family (v6 0 or 1). */
+ * knock rule, the counter of knocks its rate limit held back. */
 #define RULESET_KNOCK_PREFIX "porthop:knock"
 #define RULESET_KNOCK_COUNTER "knock_over"
-const char *ruleset_knocked_set(int v6);
 /* Queues on b what lets addr (family AF_INET or AF_INET6) in for
  * knock.trust_seconds: its element in knocked4/6, the timeout started
  * again if it was there.  0 or -ENOMEM. */

@@ -13,11 +13,6 @@
 
 static const char *const knocked_sets[2] = { "knocked4", "knocked6" };
 
-const char *ruleset_knocked_set(int v6)
-{
-	return knocked_sets[v6 != 0];
-}
-
 void ruleset_knock_returns(const struct config *c, const char *chain,
 			   const char *field, json_t *cmds, int *err)
 {
