@@ -3,8 +3,8 @@
 # sshd on the protected host and every client watched (0.0.0.0/0):
 #   1. a client logs in with ssh -o ProxyCommand='porthop connect %h %p'
 #      and a knock key (ssh key authentication, BatchMode);
-#   2. an open session (a remote loop that prints every second, the client
-#      sending keepalives) lives through 20 reshuffles and the knock's
+#   2. an open session (the client sends a line every half second, the
+#      server echoes it) lives through 20 reshuffles and the knock's
 #      trust expiring, with untrack_unwatched false, true and "auto";
 #   3. without a key the client sees only moved or closed ports, and
 #      porthop connect says what failed;
@@ -126,10 +126,14 @@ for untrack in false true '"auto"'; do
 		fail "no knock line in the log"
 	pass "ssh with ProxyCommand porthop connect and a knock key (untrack_unwatched $untrack)"
 
+	# The client speaks first (a line every half second, the server's
+	# cat echoes it): after the trust has run out, the connection's next
+	# packet is the client's, the one a mid-stream pickup would send
+	# through the nat chain.
 	: >"$T/ticks"
-	ip netns exec "$CLIENT" "${SSH[@]}" -o "$PROXY" -o ServerAliveInterval=1 \
-		root@"$HOST" 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 1; done' \
-		</dev/null >"$T/ticks" 2>"$T/ssh.err" &
+	(while :; do echo tick; sleep 0.5; done |
+		ip netns exec "$CLIENT" "${SSH[@]}" -o "$PROXY" root@"$HOST" cat \
+		>"$T/ticks" 2>"$T/ssh.err") &
 	session=$!
 	wait_for 20 "the session's first ticks" ticks_above 1
 	n=$(log_count "applied")
@@ -139,9 +143,10 @@ for untrack in false true '"auto"'; do
 	done
 	wait_for 20 "the knock's trust to expire" knocked_empty
 	after=$(ticks)
-	wait_for 20 "ticks after 20 reshuffles and the trust expired" ticks_above $((after + 3))
+	wait_for 20 "echoes after 20 reshuffles and the trust expired" ticks_above $((after + 6))
 	kill -0 "$session" 2>/dev/null || fail "the session ended: $(cat "$T/ssh.err")"
-	kill "$session"
+	pkill -P "$session" 2>/dev/null || true
+	kill "$session" 2>/dev/null || true
 	wait "$session" 2>/dev/null || true
 	pass "a session lives through 20 reshuffles and the trust expiring (untrack_unwatched $untrack, $(ticks) ticks)"
 	[ "$untrack" = '"auto"' ] || stop
