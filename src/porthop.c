@@ -58,6 +58,8 @@ static void usage(FILE *f)
 "  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
 "                             their lag and pending entries\n"
 "  keygen NAME -o FILE [--use knock|derive]  a client's key file\n"
+"  follow HOST SERVICE [--key FILE] [--at TIME]  the port a keyed service\n"
+"                             is on now (derived ports)\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -568,6 +570,8 @@ int main(int argc, char **argv)
 		return cmd_fleet(&g, argc, argv);
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(&g, argc, argv);
+	if (strcmp(cmd, "follow") == 0)
+		return cmd_follow(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

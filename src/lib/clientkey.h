@@ -31,7 +31,7 @@
 #define CLIENTKEY_SECRET_LEN 32
 #define CLIENTKEY_NAME_MAX 32
 /* Room for a derive key's service list (a thousand ports and more). */
-#define CLIENTKEY_FILE_MAX 65536
+#define CLIENTKEY_FILE_MAX 262144
 #define CLIENTKEY_SLOT_DEFAULT 30
 #define CLIENTKEY_SLOT_MAX 3600
 /* At most this many ports in each of a derive key's lists. */
