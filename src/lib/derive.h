@@ -63,6 +63,12 @@ int derive_slot(const struct derive *dv, uint64_t t, uint16_t *ret_ports);
 int derive_port(const struct derive *dv, uint64_t t, uint8_t proto,
 		uint16_t port, uint16_t *ret_port);
 
+/* A port of the pool for service i (i < derive_count), distinct for each
+ * service and the same in every slot: where porthopd sends a keyed
+ * source's packets to the service's real port, so that the real port
+ * looks closed (nothing listens in the pool).  Never a client's concern. */
+uint16_t derive_closed_port(const struct derive *dv, size_t i);
+
 /* Wipes the secret and frees dv; accepts NULL. */
 void derive_free(struct derive *dv);
 

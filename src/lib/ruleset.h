@@ -167,4 +167,50 @@ int ruleset_native_stale(const struct config *c,
 			 size_t budget, struct nftio_elems *b,
 			 size_t *ret_added);
 
+/*
+ * Derived ports (ruleset_derive.c, docs/follow.md).  Keyed watched entries
+ * have maps and chains of their own, beside the shuffle's: dmap4/6
+ * (interval maps, source . protocol . port -> port) hold, for each keyed
+ * entry and service, the derived ports of slots t-1, t and t+1 -> the
+ * real port, and the real port -> a closed port of the pool; dhide4/6
+ * that closed port -> the real port, for the replies to stateless
+ * probes.  derive_nat (nat, prerouting, dstnat - 10) redirects before
+ * pre_nat (a NAT binding made, later nat chains are skipped);
+ * derive_pre (filter, prerouting, -155) and derive_out (filter, output,
+ * -105) swap the ports of what conntrack calls invalid, as pre_stateless
+ * and out_stateless do.  Without keyed entries none of it exists.
+ */
+#define RULESET_DERIVE_MAPS 4
+extern const char *const ruleset_derive_maps[RULESET_DERIVE_MAPS];
+
+/* Whether c has keyed entries. */
+bool ruleset_derive_on(const struct config *c);
+/* How many elements the keyed entries hold in the maps. */
+size_t ruleset_derive_count(const struct config *c);
+
+/* Appends the maps and chains (in place: the chains flushed first; the
+ * maps keep their elements until ruleset_derive_elements replaces them);
+ * with no keyed entry, in place, whatever prev had of them is deleted.
+ * 0 or -ENOMEM.  Called by ruleset_native_setup_after. */
+int ruleset_derive_setup(const struct config *c, const struct config *prev,
+			 json_t *cmds, bool in_place);
+
+/* Queues on b the flush of the maps and every element at time now (unix
+ * seconds): each keyed entry's slots around now.  Nothing without keyed
+ * entries. */
+int ruleset_derive_elements(const struct config *c, int64_t now,
+			    struct nftio_elems *b);
+
+/* Queues on b what changes from time `from` to time `to`: for each keyed
+ * entry whose slot changed, the elements of the slots that leave (t-2
+ * when one boundary passed) deleted, then those of the slots that come
+ * (t+1) added.  *ret_entries: how many entries changed (0: nothing
+ * queued). */
+int ruleset_derive_step(const struct config *c, int64_t from, int64_t to,
+			struct nftio_elems *b, size_t *ret_entries);
+
+/* The next slot boundary after now (unix seconds) of any keyed entry, or
+ * -1 without keyed entries. */
+int64_t ruleset_derive_next(const struct config *c, int64_t now);
+
 #endif
