@@ -80,7 +80,11 @@ struct config_watched {
 	const struct derive *derive;
 	const char *derive_key;		/* the key file, as given */
 	unsigned slot_seconds;		/* the key's slot length */
+	unsigned derive_id;		/* among keyed entries, in file order */
 };
+
+/* At most this many keyed entries (each has chains and maps of its own). */
+#define CONFIG_DERIVE_MAX 8
 
 /* Optional Redis settings beyond the reference's five keys.  The strings
  * belong to the configuration and live as long as it. */

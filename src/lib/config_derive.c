@@ -54,6 +54,15 @@ static unsigned pool_holds_service(const struct config *c,
 
 			for (size_t j = 0; j < nex && !excluded; j++)
 				excluded = ex[j] == port;
+			/* The key's own services never are drawn. */
+			for (int q = 0; q < CONFIG_NPROTO && !excluded; q++) {
+				size_t ns;
+				const uint16_t *sv = clientkey_services(
+					k, q == CONFIG_TCP, &ns);
+
+				for (size_t j = 0; j < ns && !excluded; j++)
+					excluded = sv[j] == port;
+			}
 			if (port >= first && port <= last && !excluded)
 				return port;
 		}
@@ -189,9 +198,9 @@ out:
 	return r;
 }
 
-int walk_derive_nested(struct walk *w, const struct config *c,
-		       const char *path)
+int walk_derive_nested(struct walk *w, struct config *c, const char *path)
 {
+	unsigned keyed = 0;
 	int r = 0;
 
 	for (size_t i = 0; i < c->nwatched; i++) {
@@ -199,6 +208,14 @@ int walk_derive_nested(struct walk *w, const struct config *c,
 
 		if (c->watched[i].derive == NULL)
 			continue;
+		c->watched[i].derive_id = keyed++;
+		if (keyed == CONFIG_DERIVE_MAX + 1) {
+			diag_error(w->d, "%s: %s[%zu]: keyed entry %s is one too "
+				   "many; expected at most %d entries with "
+				   "derive_key", w->file, path, i,
+				   c->watched[i].net.text, CONFIG_DERIVE_MAX);
+			r = -1;
+		}
 		cover = config_watched_cover(c, &c->watched[i].net);
 		if (cover >= 0 && (size_t)cover != i &&
 		    c->watched[cover].derive != NULL) {

@@ -246,7 +246,7 @@ static int digest_of(struct drift *d, const struct config *cfg,
  * trusted ones), so that a long watched list leaves the trusted sets
  * checked; and the derived ports' maps (ruleset.h), which the same
  * batches write.  Fills names, returns how many. */
-#define CHECKED_MAX (4 + RULESET_DERIVE_MAPS)
+#define CHECKED_MAX (4 + RULESET_DERIVE_MAPS_MAX)
 
 static size_t checked_sets(const struct config *c,
 			   const char *names[CHECKED_MAX])
@@ -261,10 +261,8 @@ static size_t checked_sets(const struct config *c,
 			names[k++] = all[i];
 	/* The keyed entries' maps change at every slot boundary, each
 	 * change followed by new digests, as the sets' after a reload. */
-	if (ruleset_derive_on(c) &&
-	    ruleset_derive_count(c) <= ELEMENT_CHECK_MAX)
-		for (int m = 0; m < RULESET_DERIVE_MAPS; m++)
-			names[k++] = ruleset_derive_maps[m];
+	if (ruleset_derive_count(c) <= ELEMENT_CHECK_MAX)
+		k += ruleset_derive_map_names(c, names + k, CHECKED_MAX - k);
 	return k;
 }
 

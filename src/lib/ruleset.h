@@ -169,24 +169,29 @@ int ruleset_native_stale(const struct config *c,
 
 /*
  * Derived ports (ruleset_derive.c, docs/follow.md).  Keyed watched entries
- * have maps and chains of their own, beside the shuffle's: dmap4/6
- * (interval maps, source . protocol . port -> port) hold, for each keyed
- * entry and service, the derived ports of slots t-1, t and t+1 -> the
- * real port, and the real port -> a closed port of the pool; dhide4/6
- * that closed port -> the real port, for the replies to stateless
- * probes.  derive_nat (nat, prerouting, dstnat - 10) redirects before
- * pre_nat (a NAT binding made, later nat chains are skipped);
- * derive_pre (filter, prerouting, -155) and derive_out (filter, output,
- * -105) swap the ports of what conntrack calls invalid, as pre_stateless
- * and out_stateless do.  Without keyed entries none of it exists.
+ * have maps and chains of their own, beside the shuffle's.  Three base
+ * chains send a keyed source to its entry's chains through verdict maps
+ * on the address (dnat4/6, dpre4/6, dout4/6): derive_nat (nat,
+ * prerouting, dstnat - 10: before pre_nat, whose lookup a NAT binding
+ * made here skips), derive_pre (filter, prerouting, -155) and derive_out
+ * (filter, output, -105), the last two swapping the ports of what
+ * conntrack calls invalid as pre_stateless and out_stateless do.  Keyed
+ * entry number k (config_watched.derive_id) has chains dk<k>_nat, _pre,
+ * _out and two hash maps keyed by protocol . port: dp<k> (the derived
+ * ports of slots t-1, t and t+1 -> the real port; the real port -> a
+ * closed port of the pool) and dh<k> (that closed port -> the real port;
+ * the real port -> slot t's port: the replies to stateless probes).
+ * Without keyed entries none of it exists.
  */
-#define RULESET_DERIVE_MAPS 4
-extern const char *const ruleset_derive_maps[RULESET_DERIVE_MAPS];
-
 /* Whether c has keyed entries. */
 bool ruleset_derive_on(const struct config *c);
 /* How many elements the keyed entries hold in the maps. */
 size_t ruleset_derive_count(const struct config *c);
+/* The names of the keyed entries' maps (dp<k>, dh<k>), at most max of
+ * them (static strings); returns how many. */
+#define RULESET_DERIVE_MAPS_MAX (2 * CONFIG_DERIVE_MAX)
+size_t ruleset_derive_map_names(const struct config *c, const char **names,
+				size_t max);
 
 /* Appends the maps and chains (in place: the chains flushed first; the
  * maps keep their elements until ruleset_derive_elements replaces them);
