@@ -10,7 +10,10 @@
 #             added (2 x N operations) in a map of the same type (a hash
 #             keyed by protocol . port), one raw libnftnl batch
 #             (bench/derivefloor), in a table of its own
-# Rounds alternate: one boundary of porthopd's, then one floor batch.
+#   raw same  porthopd's 4 x N operations, as one raw libnftnl batch:
+#             what porthopd's own building and sending costs beyond it
+# Rounds alternate: one boundary of porthopd's, then the two raw
+# batches (each on its own table).
 # Meanwhile a client in another namespace connects again and again to a
 # service's port of the moment (porthop follow) while the slots change:
 # every failed connect is counted.
@@ -47,10 +50,15 @@ nsx socat TCP-LISTEN:2001,bind=$HOST,fork,reuseaddr SYSTEM:'echo ok' &
 bench_porthopd "$cfg" -v
 
 # The floor's map, filled with its own slots around its own counter.
-nsx nft add table inet phfloor
-nsx nft add map inet phfloor dp0 '{ type inet_proto . inet_service : inet_service; }'
+for tbl in phfloor phsame; do
+	nsx nft add table inet $tbl
+	for m in dp0 dh0; do
+		nsx nft add map inet $tbl $m '{ type inet_proto . inet_service : inet_service; }'
+	done
+done
 fslot=$(($(date +%s) / SLOT))
 nsx "$BUILD/derivefloor" phfloor "$KEY" fill "$fslot"
+nsx "$BUILD/derivefloor" phsame "$KEY" fill "$fslot"
 
 # The client: connects until told to stop (or 100,000 tries), counting.
 connector() {
@@ -72,6 +80,7 @@ cpid=$!
 
 : >"$T/porthopd.ms"
 : >"$T/floor.ms"
+: >"$T/same.ms"
 for ((r = 1; r <= ROUNDS; r++)); do
 	before=$(log_count "slot change:")
 	wait_log "slot change:" $((before + 1)) $((SLOT * 5))
@@ -80,6 +89,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		>>"$T/porthopd.ms"
 	fslot=$((fslot + 1))
 	nsx "$BUILD/derivefloor" phfloor "$KEY" step "$fslot" >>"$T/floor.ms"
+	nsx "$BUILD/derivefloor" phsame "$KEY" same "$fslot" >>"$T/same.ms"
 done
 touch "$T/stop"
 wait "$cpid"
@@ -93,9 +103,12 @@ ps=$(awk '{print $2}' "$T/porthopd.ms" | spread)
 ops=$(awk '{print $1}' "$T/porthopd.ms" | median)
 fm=$(median <"$T/floor.ms")
 fs=$(spread <"$T/floor.ms")
+sm=$(median <"$T/same.ms")
+ss=$(spread <"$T/same.ms")
 echo "# derived ports: slot change at $N keyed services, $ROUNDS rounds, slot $SLOT s"
 printf "%-10s %12s %14s %12s\n" variant "median ms" "spread ms" operations
 printf "%-10s %12s %14s %12s\n" porthopd "$pm" "$ps" "$ops"
+printf "%-10s %12s %14s %12s\n" "raw same" "$sm" "$ss" "$((4 * N))"
 printf "%-10s %12s %14s %12s\n" floor "$fm" "$fs" "$((2 * N))"
-awk -v a="$pm" -v b="$fm" 'BEGIN {printf "porthopd / floor: %.2f (goal: porthopd under 5 ms)\n", a / b}'
+awk -v a="$pm" -v b="$fm" -v c="$sm" 'BEGIN {printf "porthopd / floor: %.2f; porthopd / raw same: %.2f (goal: porthopd under 5 ms)\n", a / b, a / c}'
 echo "connects across $ROUNDS slot changes: $ok made, $bad failed"

@@ -6,9 +6,13 @@
  * element per service each, in one netlink batch built with libnftnl's
  * own objects.
  *
- *   derivefloor TABLE KEYFILE fill SLOT   adds slots SLOT-1..SLOT+1
+ *   derivefloor TABLE KEYFILE fill SLOT   adds slots SLOT-1..SLOT+1 to
+ *                                         dp0, real -> SLOT's to dh0
  *   derivefloor TABLE KEYFILE step SLOT   deletes SLOT-2, adds SLOT+1;
  *                                         prints its milliseconds
+ *   derivefloor TABLE KEYFILE same SLOT   step, and dh0's real -> SLOT's
+ *                                         port replaced: porthopd's
+ *                                         operations, raw
  *
  * The ports come from the key file (derive.h), as porthopd's.
  */
@@ -70,6 +74,32 @@ static int slot(const struct derive *dv, uint64_t t, bool add,
 	return 0;
 }
 
+/* The real ports -> slot t's ports (with data when adding), in dh0. */
+static int current(const struct derive *dv, uint64_t t, bool add,
+		   struct nftnl_set *set)
+{
+	size_t n = derive_count(dv);
+	uint16_t *ports = malloc(n * sizeof(*ports));
+
+	if (ports == NULL || derive_slot(dv, t, ports) < 0) {
+		free(ports);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+		uint16_t real, v = htons(ports[i]);
+		uint8_t proto;
+
+		derive_service(dv, i, &proto, &real);
+		put_key(e, proto, real);
+		if (add)
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &v, sizeof(v));
+		nftnl_set_elem_add(set, e);
+	}
+	free(ports);
+	return 0;
+}
+
 /* Appends set's elements to the batch as messages of type; counts them. */
 static void put_elems(struct nftnl_batch *b, struct nftnl_set *set,
 		      uint16_t type, uint32_t *seq, unsigned *msgs)
@@ -91,12 +121,12 @@ static void put_elems(struct nftnl_batch *b, struct nftnl_set *set,
 	nftnl_set_elems_iter_destroy(it);
 }
 
-static struct nftnl_set *new_set(const char *table)
+static struct nftnl_set *new_set(const char *table, const char *name)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, "dp0");
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	return s;
 }
 
@@ -106,19 +136,20 @@ int main(int argc, char **argv)
 	struct clientkey *k = NULL;
 	struct derive *dv = NULL;
 	struct mnl_socket *nl;
-	struct nftnl_set *del, *add;
+	struct nftnl_set *del, *add, *hdel, *hadd;
 	struct nftnl_batch *b;
 	struct timespec t0, t1;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	uint32_t seq = (uint32_t)time(NULL);
 	unsigned msgs = 0;
 	uint64_t t;
-	bool fill;
+	bool fill, same;
 	int err = 0;
 
 	if (argc != 5 || d == NULL)
 		return 64;
 	fill = strcmp(argv[3], "fill") == 0;
+	same = strcmp(argv[3], "same") == 0;
 	t = strtoull(argv[4], NULL, 10);
 	if (clientkey_load(argv[2], d, &k) < 0 ||
 	    derive_from_key(k, d, &dv) < 0) {
@@ -132,17 +163,27 @@ int main(int argc, char **argv)
 	b = nftnl_batch_alloc(1 << 20, 1 << 20);
 	nftnl_batch_begin(nftnl_batch_buffer(b), seq++);
 	nftnl_batch_update(b);
-	del = new_set(argv[1]);
-	add = new_set(argv[1]);
+	del = new_set(argv[1], "dp0");
+	add = new_set(argv[1], "dp0");
+	hdel = new_set(argv[1], "dh0");
+	hadd = new_set(argv[1], "dh0");
 	if (fill) {
 		for (uint64_t s = t - 1; s <= t + 1; s++)
 			slot(dv, s, true, add);
+		current(dv, t, true, hadd);
 	} else {
 		slot(dv, t - 2, false, del);
 		slot(dv, t + 1, true, add);
 		put_elems(b, del, NFT_MSG_DELSETELEM, &seq, &msgs);
 	}
 	put_elems(b, add, NFT_MSG_NEWSETELEM, &seq, &msgs);
+	if (same) {
+		current(dv, t - 1, false, hdel);
+		current(dv, t, true, hadd);
+		put_elems(b, hdel, NFT_MSG_DELSETELEM, &seq, &msgs);
+	}
+	if (fill || same)
+		put_elems(b, hadd, NFT_MSG_NEWSETELEM, &seq, &msgs);
 	nftnl_batch_end(nftnl_batch_buffer(b), seq++);
 	nftnl_batch_update(b);
 	{
@@ -185,6 +226,8 @@ int main(int argc, char **argv)
 				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	nftnl_set_free(del);
 	nftnl_set_free(add);
+	nftnl_set_free(hdel);
+	nftnl_set_free(hadd);
 	nftnl_batch_free(b);
 	mnl_socket_close(nl);
 	derive_free(dv);
