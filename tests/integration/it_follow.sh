@@ -2,7 +2,9 @@
 # Derived ports (docs/follow.md) end to end: a client namespace inside a
 # keyed watched entry (0.0.0.0/0) logs in to a real sshd on the protected
 # host through `porthop follow` (ssh key auth, BatchMode); a session kept
-# open across slot changes and 20 reshuffles stays alive; without the key
+# open across slot changes and 20 reshuffles stays alive; the derived
+# ports' map emptied by someone else is put back, and a reload keeps it;
+# without the key
 # the real port is closed and nmap finds the derived ports' neighbourhood
 # closed like any port; a clock one slot off still connects, two slots off
 # does not.
@@ -113,6 +115,25 @@ for i in 1 2 3 4 5 6; do
 done
 exec {SESSION[1]}>&-
 wait "$SESSION_PID" || fail "the session ended with an error: $(cat "$T/ssh.err")"
+
+# Someone else empties the derived ports' map: reconciliation puts it
+# back (one service: 3 slots and the real port), and the client gets in.
+dp_count() {
+	nsx nft -j list map inet porthop dp0 | jq '[.nftables[].map.elem // empty | .[]] | length'
+}
+dp_full() {
+	[ "$(dp_count)" -eq 4 ]
+}
+dp_full || fail "dp0 holds $(dp_count) elements; expected 4"
+nsx nft flush map inet porthop dp0
+wait_for 10 "dp0 put back" dp_full
+[ "$(client_ssh now 'echo back')" = back ] ||
+	fail "no login after the derived ports were put back"
+# A reload keeps them (and the client gets in right after).
+ctl reload >/dev/null
+dp_full || fail "dp0 holds $(dp_count) elements after a reload"
+[ "$(client_ssh now 'echo reloaded')" = reloaded ] ||
+	fail "no login after a reload"
 
 # nmap from the client, without the key: the ports around this slot's and
 # the next one's (two either side of each) and the real port are closed,
