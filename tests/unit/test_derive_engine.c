@@ -79,6 +79,11 @@ static int teardown(void **state)
 	return 0;
 }
 
+static int cmp_text(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* The ports of the last batch's `verb` element commands on map, as
  * "tcp/PORT" or "udp/PORT" (with "=VALUE" when adding), sorted, one
  * string. */
@@ -117,8 +122,7 @@ static void elements(const struct fixture *f, const char *verb,
 			items[n++] = strdup(buf);
 		}
 	}
-	qsort(items, n, sizeof(*items), (int (*)(const void *,
-						 const void *))strcmp);
+	qsort(items, n, sizeof(*items), cmp_text);
 	out[0] = '\0';
 	for (size_t k = 0; k < n; k++) {
 		off += (size_t)snprintf(out + off, len - off, "%s ", items[k]);
@@ -153,8 +157,7 @@ static void expected(const struct fixture *f, int64_t t, bool values,
 				 ports[i]);
 		items[i] = strdup(buf);
 	}
-	qsort(items, n, sizeof(*items), (int (*)(const void *,
-						 const void *))strcmp);
+	qsort(items, n, sizeof(*items), cmp_text);
 	out[0] = '\0';
 	for (size_t k = 0; k < n; k++) {
 		off += (size_t)snprintf(out + off, len - off, "%s ", items[k]);
