@@ -85,6 +85,9 @@ static int teardown(void **state)
  * max_port_number max_port, the watched entries given (JSON text). */
 static void write_conf(const struct fixture *f, const char *extra,
 		       unsigned max_port, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void write_conf(const struct fixture *f, const char *extra,
+		       unsigned max_port, const char *fmt, ...)
 {
 	char watched[2048];
 	va_list ap;
