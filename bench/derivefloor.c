@@ -45,8 +45,10 @@ static void put_key(struct nftnl_set_elem *e, uint8_t proto, uint16_t port)
 	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k, sizeof(k));
 }
 
-/* Queues slot t's elements on set (with data when adding). */
-static int slot(const struct derive *dv, uint64_t t, bool add,
+/* Queues slot t's elements on set (with data when adding): in dp0, each
+ * port -> its service's real port; with real_key (dh0), each real port ->
+ * its port in slot t. */
+static int slot(const struct derive *dv, uint64_t t, bool add, bool real_key,
 		struct nftnl_set *set)
 {
 	size_t n = derive_count(dv);
@@ -58,40 +60,12 @@ static int slot(const struct derive *dv, uint64_t t, bool add,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-		uint16_t real;
+		uint16_t real, v;
 		uint8_t proto;
 
 		derive_service(dv, i, &proto, &real);
-		put_key(e, proto, ports[i]);
-		if (add) {
-			real = htons(real);
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &real,
-					   sizeof(real));
-		}
-		nftnl_set_elem_add(set, e);
-	}
-	free(ports);
-	return 0;
-}
-
-/* The real ports -> slot t's ports (with data when adding), in dh0. */
-static int current(const struct derive *dv, uint64_t t, bool add,
-		   struct nftnl_set *set)
-{
-	size_t n = derive_count(dv);
-	uint16_t *ports = malloc(n * sizeof(*ports));
-
-	if (ports == NULL || derive_slot(dv, t, ports) < 0) {
-		free(ports);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-		uint16_t real, v = htons(ports[i]);
-		uint8_t proto;
-
-		derive_service(dv, i, &proto, &real);
-		put_key(e, proto, real);
+		put_key(e, proto, real_key ? real : ports[i]);
+		v = htons(real_key ? ports[i] : real);
 		if (add)
 			nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &v, sizeof(v));
 		nftnl_set_elem_add(set, e);
@@ -169,17 +143,17 @@ int main(int argc, char **argv)
 	hadd = new_set(argv[1], "dh0");
 	if (fill) {
 		for (uint64_t s = t - 1; s <= t + 1; s++)
-			slot(dv, s, true, add);
-		current(dv, t, true, hadd);
+			slot(dv, s, true, false, add);
+		slot(dv, t, true, true, hadd);
 	} else {
-		slot(dv, t - 2, false, del);
-		slot(dv, t + 1, true, add);
+		slot(dv, t - 2, false, false, del);
+		slot(dv, t + 1, true, false, add);
 		put_elems(b, del, NFT_MSG_DELSETELEM, &seq, &msgs);
 	}
 	put_elems(b, add, NFT_MSG_NEWSETELEM, &seq, &msgs);
 	if (same) {
-		current(dv, t - 1, false, hdel);
-		current(dv, t, true, hadd);
+		slot(dv, t - 1, false, true, hdel);
+		slot(dv, t, true, true, hadd);
 		put_elems(b, hdel, NFT_MSG_DELSETELEM, &seq, &msgs);
 	}
 	if (fill || same)

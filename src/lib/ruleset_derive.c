@@ -159,18 +159,16 @@ static void entry_rules(const struct config *c, unsigned id, json_t *cmds,
 		err);
 	/* What conntrack refuses to track, swapped statelessly; the
 	 * replies (a closed port's RST) back. */
-	ruleset_push(cmds, ruleset_rule(c, entry_chain(name, sizeof(name), id,
-						       PURPOSE_PRE),
-		json_pack("[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			  ruleset_payload("tcp", "dport"), "value",
-			  port_lookup(dp_name[id], "tcp", "dport"), "accept")),
-		err);
-	ruleset_push(cmds, ruleset_rule(c, entry_chain(name, sizeof(name), id,
-						       PURPOSE_OUT),
-		json_pack("[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			  ruleset_payload("tcp", "sport"), "value",
-			  port_lookup(dh_name[id], "tcp", "sport"), "accept")),
-		err);
+	for (int p = PURPOSE_PRE; p <= PURPOSE_OUT; p++) {
+		const char *field = p == PURPOSE_PRE ? "dport" : "sport";
+
+		ruleset_push(cmds, ruleset_rule(c, entry_chain(name,
+			sizeof(name), id, p), json_pack(
+			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+			ruleset_payload("tcp", field), "value",
+			port_lookup(p == PURPOSE_PRE ? dp_name[id] : dh_name[id],
+				    "tcp", field), "accept")), err);
+	}
 }
 
 /* The base chains' rules: trusted sources go, keyed ones jump to their

@@ -159,35 +159,39 @@ static void test_accepted(void **state)
 static void test_refused(void **state)
 {
 	struct fixture *f = *state;
+	const struct {
+		const char *extra;	/* tcp_ports beyond 22, 443 */
+		unsigned max_port;
+		const char *key;
+		const char *entry;	/* more of the keyed entry's members */
+		const char *says;
+	} bad[] = {
+		{ "", 65535, f->knock_key, "", "derive_key: key \"alice\" is "
+		  "of use \"knock\"; expected a key of use \"derive\"" },
+		/* The key derives 80 too; the entry moves 22 and 443. */
+		{ "", 65535, f->wide_key, "", "derive_key: key \"alice\" "
+		  "derives tcp ports [22, 80, 443]; expected the entry's tcp "
+		  "ports [22, 443]" },
+		/* The entry ignores 443: the key's services are not the
+		 * entry's. */
+		{ "", 65535, f->derive_key, ", \"tcp_ignore\": [443]",
+		  "expected the entry's tcp ports [22]" },
+		/* 9999 is a service of the host, inside the key's pool. */
+		{ ", 9999", 65535, f->derive_key, ", \"tcp_ignore\": [9999]",
+		  "holds the service port 9999; expected it excluded" },
+		{ "", 30000, f->derive_key, "", "has the pool 1024-65535; "
+		  "expected ports up to max_port_number (30000)" },
+		{ "", 65535, f->small_key, "", "expected at least twice as "
+		  "many" },
+		{ "", 65535, f->open_key, "", "readable or writable by others" },
+	};
 
-	write_conf(f, "", 65535, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\"}", f->knock_key);
-	expect_refused(f, "derive_key: key \"alice\" is of use \"knock\"; "
-		       "expected a key of use \"derive\"");
-	/* The key derives 80 too; the entry moves 22 and 443. */
-	write_conf(f, "", 65535, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\"}", f->wide_key);
-	expect_refused(f, "derive_key: key \"alice\" derives tcp ports [22, "
-		       "80, 443]; expected the entry's tcp ports [22, 443]");
-	/* The entry ignores 443: the key's services are not the entry's. */
-	write_conf(f, "", 65535, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\", \"tcp_ignore\": [443]}", f->derive_key);
-	expect_refused(f, "expected the entry's tcp ports [22]");
-	/* 8443 is a service of the host, inside the key's pool. */
-	write_conf(f, ", 9999", 65535, "{\"ip\": \"0.0.0.0/0\", "
-		   "\"derive_key\": \"%s\", \"tcp_ignore\": [9999]}",
-		   f->derive_key);
-	expect_refused(f, "holds the service port 9999; expected it excluded");
-	write_conf(f, "", 30000, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\"}", f->derive_key);
-	expect_refused(f, "has the pool 1024-65535; expected ports up to "
-		       "max_port_number (30000)");
-	write_conf(f, "", 65535, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\"}", f->small_key);
-	expect_refused(f, "expected at least twice as many");
-	write_conf(f, "", 65535, "{\"ip\": \"0.0.0.0/0\", \"derive_key\": "
-		   "\"%s\"}", f->open_key);
-	expect_refused(f, "readable or writable by others");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_conf(f, bad[i].extra, bad[i].max_port, "{\"ip\": "
+			   "\"0.0.0.0/0\", \"derive_key\": \"%s\"%s}",
+			   bad[i].key, bad[i].entry);
+		expect_refused(f, bad[i].says);
+	}
 	/* Two keyed entries, one inside the other. */
 	write_conf(f, "", 65535, "{\"ip\": \"10.0.0.0/8\", \"derive_key\": "
 		   "\"%s\"}, {\"ip\": \"10.1.2.3\", \"derive_key\": \"%s\"}",
