@@ -10,7 +10,9 @@
  * so that a slot change adds and deletes elements at hash cost.  (One
  * interval map keyed by source . protocol . port, as the shuffle's
  * net4/6, costs the kernel about half a millisecond per element changed:
- * seconds per boundary at a thousand services.)
+ * seconds per boundary at a thousand services.)  Keyed entries are the
+ * file's (runtime entries never have a key): the loops stop at
+ * config_configured_count, however long the runtime watch list.
  */
 #include "ruleset.h"
 #include "ruleset_private.h"
@@ -48,7 +50,7 @@ static const char *const dh_name[CONFIG_DERIVE_MAX] = {
 
 bool ruleset_derive_on(const struct config *c)
 {
-	for (size_t i = 0; i < config_watched_count(c); i++)
+	for (size_t i = 0; i < config_configured_count(c); i++)
 		if (config_watched(c, i)->derive != NULL)
 			return true;
 	return false;
@@ -59,7 +61,7 @@ static unsigned keyed_count(const struct config *c)
 {
 	unsigned n = 0;
 
-	for (size_t i = 0; i < config_watched_count(c); i++)
+	for (size_t i = 0; i < config_configured_count(c); i++)
 		n += config_watched(c, i)->derive != NULL;
 	return n;
 }
@@ -69,7 +71,7 @@ size_t ruleset_derive_count(const struct config *c)
 	size_t n = 0;
 
 	/* Three slots and the real port in dp, two in dh. */
-	for (size_t i = 0; i < config_watched_count(c); i++)
+	for (size_t i = 0; i < config_configured_count(c); i++)
 		if (config_watched(c, i)->derive != NULL)
 			n += 6 * derive_count(config_watched(c, i)->derive);
 	return n;
@@ -202,7 +204,7 @@ static void vmap_elements(const struct config *c, json_t *cmds, int *err)
 		for (int f = 0; f < 2; f++) {
 			json_t *elems = json_array();
 
-			for (size_t i = 0; elems && i < config_watched_count(c);
+			for (size_t i = 0; elems && i < config_configured_count(c);
 			     i++) {
 				const struct config_watched *w =
 					config_watched(c, i);
@@ -375,7 +377,7 @@ int ruleset_derive_elements(const struct config *c, int64_t now,
 	uint16_t *ports = NULL;
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < config_watched_count(c); i++) {
+	for (size_t i = 0; r == 0 && i < config_configured_count(c); i++) {
 		const struct config_watched *w = config_watched(c, i);
 		int64_t t;
 
@@ -431,7 +433,7 @@ int ruleset_derive_step(const struct config *c, int64_t from, int64_t to,
 	size_t changed = 0;
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < config_watched_count(c); i++) {
+	for (size_t i = 0; r == 0 && i < config_configured_count(c); i++) {
 		const struct config_watched *w = config_watched(c, i);
 		uint16_t *ports;
 
@@ -453,7 +455,7 @@ int64_t ruleset_derive_next(const struct config *c, int64_t now)
 {
 	int64_t next = -1;
 
-	for (size_t i = 0; i < config_watched_count(c); i++) {
+	for (size_t i = 0; i < config_configured_count(c); i++) {
 		const struct config_watched *w = config_watched(c, i);
 		int64_t at;
 
