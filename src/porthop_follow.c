@@ -31,40 +31,14 @@ static void follow_usage(FILE *f)
 "host's.  See docs/follow.md.\n");
 }
 
-/* A service is given by its real port: TCP when the key lists it there,
- * else UDP. */
 int cli_derive_port(const struct clientkey *k, unsigned service, time_t now,
 		    unsigned *ret_port)
 {
-	struct derive *dv = NULL;
-	struct diag *d = diag_new();
-	const uint16_t *tcp;
-	size_t n_tcp;
-	uint8_t proto = DERIVE_PROTO_UDP;
 	uint16_t port;
-	int r;
+	int r = derive_key_port(k, service, (int64_t)now, &port);
 
-	if (d == NULL)
-		return -ENOMEM;
-	if (service < 1 || service > 65535) {
-		r = -ENOENT;
-		goto out;
-	}
-	tcp = clientkey_services(k, true, &n_tcp);
-	for (size_t i = 0; i < n_tcp; i++)
-		if (tcp[i] == service)
-			proto = DERIVE_PROTO_TCP;
-	r = derive_from_key(k, d, &dv);
-	if (r < 0)
-		goto out;
-	r = derive_port(dv, derive_slot_at((int64_t)now,
-					   clientkey_slot_seconds(k)),
-			proto, (uint16_t)service, &port);
 	if (r == 0)
 		*ret_port = port;
-out:
-	derive_free(dv);
-	diag_free(d);
 	return r;
 }
 
@@ -200,15 +174,8 @@ int cmd_follow(const struct globals *gl, int argc, char **argv)
 		status = EX_DATAERR;
 		goto out;
 	}
-	if (proto == 0) {
-		size_t n;
-		const uint16_t *tcp = clientkey_services(k, true, &n);
-
-		proto = DERIVE_PROTO_UDP;
-		for (size_t i = 0; i < n; i++)
-			if (tcp[i] == port)
-				proto = DERIVE_PROTO_TCP;
-	}
+	if (proto == 0)
+		proto = derive_key_proto(k, port);
 	slot = derive_slot_at((int64_t)at, clientkey_slot_seconds(k));
 	r = derive_port(dv, slot, (uint8_t)proto, (uint16_t)port, &got);
 	if (r == -ENOENT) {

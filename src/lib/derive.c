@@ -298,6 +298,37 @@ uint16_t derive_closed_port(const struct derive *dv, size_t i)
 	return dv->share[i % DERIVE_CLASSES][i / DERIVE_CLASSES];
 }
 
+uint8_t derive_key_proto(const struct clientkey *k, unsigned port)
+{
+	size_t n;
+	const uint16_t *tcp = clientkey_services(k, true, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (tcp[i] == port)
+			return DERIVE_PROTO_TCP;
+	return DERIVE_PROTO_UDP;
+}
+
+int derive_key_port(const struct clientkey *k, unsigned service, int64_t now,
+		    uint16_t *ret_port)
+{
+	struct diag *d = diag_new();
+	struct derive *dv = NULL;
+	int r;
+
+	if (d == NULL)
+		return -ENOMEM;
+	r = service >= 1 && service <= 65535 ? derive_from_key(k, d, &dv) :
+		-ENOENT;
+	if (r == 0)
+		r = derive_port(dv, derive_slot_at(now, clientkey_slot_seconds(k)),
+				derive_key_proto(k, service), (uint16_t)service,
+				ret_port);
+	derive_free(dv);
+	diag_free(d);
+	return r;
+}
+
 void derive_free(struct derive *dv)
 {
 	if (dv == NULL)

@@ -69,6 +69,17 @@ int derive_port(const struct derive *dv, uint64_t t, uint8_t proto,
  * looks closed (nothing listens in the pool).  Never a client's concern. */
 uint16_t derive_closed_port(const struct derive *dv, size_t i);
 
+/* The protocol of a service given by its real port alone: TCP when the
+ * key lists it among its tcp services, else UDP. */
+uint8_t derive_key_proto(const struct clientkey *k, unsigned port);
+
+/* The port of the service whose real port is service (protocol as
+ * derive_key_proto says) at time now (unix seconds), from the key file
+ * alone: what a client connects to.  Returns 0, -EINVAL (not a usable
+ * derive key), -ENOENT (not one of its services) or -ENOMEM. */
+int derive_key_port(const struct clientkey *k, unsigned service, int64_t now,
+		    uint16_t *ret_port);
+
 /* Wipes the secret and frees dv; accepts NULL. */
 void derive_free(struct derive *dv);
 

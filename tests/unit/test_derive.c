@@ -286,9 +286,33 @@ static void test_from_key(void **state)
 	assert_int_equal(clientkey_parse("k", text, strlen(text), d, &k), 0);
 	assert_int_equal(derive_from_key(k, d, &a), 0);
 	for (uint64_t t = 5; t < 50; t++) {
+		uint16_t p;
+
 		assert_int_equal(derive_slot(a, t, pa), 0);
 		assert_int_equal(derive_slot(b, t, pb), 0);
 		assert_memory_equal(pa, pb, sizeof(pa));
+		/* What a client asks (porthop follow, connect): by real port
+		 * and time, slots of 5 s. */
+		assert_int_equal(derive_key_port(k, 443, (int64_t)t * 5 + 4,
+						 &p), 0);
+		assert_int_equal(p, pb[1]);
+		assert_int_equal(derive_key_port(k, 53, (int64_t)t * 5, &p), 0);
+		assert_int_equal(p, pb[2]);
+	}
+	{
+		uint16_t p;
+
+		assert_int_equal(derive_key_port(k, 80, 100, &p), -ENOENT);
+		assert_int_equal(derive_key_port(k, 0, 100, &p), -ENOENT);
+	}
+	{
+		struct clientkey *knock = NULL;
+		uint16_t p;
+
+		assert_int_equal(clientkey_generate("k", CLIENTKEY_KNOCK, d,
+						    &knock), 0);
+		assert_int_equal(derive_key_port(knock, 22, 100, &p), -EINVAL);
+		clientkey_free(knock);
 	}
 	derive_free(a);
 	derive_free(b);
