@@ -3,7 +3,8 @@
 # keyed watched entry (0.0.0.0/0) logs in to a real sshd on the protected
 # host through `porthop follow` (ssh key auth, BatchMode); a session kept
 # open across slot changes and 20 reshuffles stays alive; the derived
-# ports' map emptied by someone else is put back, and a reload keeps it;
+# ports' map emptied by someone else is put back, a reload keeps it and
+# one with a new key (longer slots) serves that key;
 # without the key
 # the real port is closed and nmap finds the derived ports' neighbourhood
 # closed like any port; a clock one slot off still connects, two slots off
@@ -71,13 +72,15 @@ client_ssh() {
 		root@$HOST "$2"
 }
 
-# early_in_slot: until at least a second remains of the current slot, so
-# that a connection made now is still in the slot it was computed for.
+# early_in_slot: until at least MARGIN seconds (1 by default) remain of
+# the current slot, so that a connection made now is still in the slot
+# it was computed for.
+MARGIN=1
 slot_left() {
-	[ $((SLOT - $(date +%s) % SLOT)) -ge 2 ]
+	[ $((SLOT - $(date +%s) % SLOT)) -gt "$MARGIN" ]
 }
 early_in_slot() {
-	wait_for 10 "the start of a slot" slot_left
+	wait_for $((SLOT + 5)) "the start of a slot" slot_left
 }
 
 # The client logs in with the key.
@@ -130,10 +133,27 @@ wait_for 10 "dp0 put back" dp_full
 [ "$(client_ssh now 'echo back')" = back ] ||
 	fail "no login after the derived ports were put back"
 # A reload keeps them (and the client gets in right after).
+early_in_slot
 ctl reload >/dev/null
 dp_full || fail "dp0 holds $(dp_count) elements after a reload"
 [ "$(client_ssh now 'echo reloaded')" = reloaded ] ||
 	fail "no login after a reload"
+
+# A reload that gives the entry a new key, of 20 s slots: the client with
+# the new key gets in.  The checks below, which must not straddle a
+# boundary, run well inside such a slot.
+"$PORTHOP" keygen alice2 -o "$T/alice2.key" --use derive --slot-seconds 20 \
+	--tcp 22 >/dev/null
+KEY=$T/alice2.key
+SLOT=20
+MARGIN=6
+jq --arg k "$KEY" '.nftables_service_configuration.watched_addresses[0].derive_key = $k' \
+	"$cfg" >"$cfg.new"
+mv "$cfg.new" "$cfg"
+ctl reload >/dev/null
+early_in_slot
+[ "$(client_ssh now 'echo new-key')" = new-key ] ||
+	fail "no login with the key a reload brought"
 
 # nmap from the client, without the key: the ports around this slot's and
 # the next one's (two either side of each) and the real port are closed,
