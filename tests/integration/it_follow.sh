@@ -178,6 +178,18 @@ open=$(grep -o '[0-9]*/open' "$T/nmap.out" || true)
 closed=$(grep -o '[0-9]*/closed' "$T/nmap.out" | wc -l)
 [ "$closed" -eq "$(echo "$ports" | tr ',' '\n' | wc -l)" ] ||
 	fail "nmap did not find every port closed: $(cat "$T/nmap.out")"
+# A FIN scan (packets conntrack calls invalid, swapped statelessly): the
+# real port and the neighbours answer as closed ports do, and this slot's
+# port as an open one (no answer), as sshd itself would.
+early_in_slot
+d=$(follow now)
+in_client nmap -n -Pn -sF -p "$ports,$d" --max-retries 1 -oG - $HOST \
+	>"$T/nmap-fin.out"
+closed=$(grep -o '[0-9]*/closed' "$T/nmap-fin.out" | wc -l)
+[ "$closed" -eq "$(echo "$ports" | tr ',' '\n' | wc -l)" ] ||
+	fail "a FIN scan did not find the real port and the neighbours closed: $(cat "$T/nmap-fin.out")"
+grep -q " $d/open|filtered/" "$T/nmap-fin.out" ||
+	fail "a FIN scan did not find port $d open|filtered: $(cat "$T/nmap-fin.out")"
 
 # Clock skew: a client one slot ahead or behind connects; two slots off
 # does not.  follow -v says which slot it computed.
