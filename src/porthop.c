@@ -180,6 +180,17 @@ static void print_status(json_t *s)
 			printf(")");
 		printf(", %s\n", dir && dir[0] ? dir : "in memory only");
 	}
+	if (json_object_get(s, "derived_ports")) {
+		json_t *dp = json_object_get(s, "derived_ports");
+
+		printf("derived ports    %lld slot changes, the last %lld "
+		       "operations in %.2f ms\n",
+		       (long long)json_integer_value(json_object_get(dp,
+							"slot_changes")),
+		       (long long)json_integer_value(json_object_get(dp,
+							"last_operations")),
+		       json_real_value(json_object_get(dp, "last_change_ms")));
+	}
 	if (last) {
 		time_t t = (time_t)json_integer_value(json_object_get(last, "time"));
 		char when[64];

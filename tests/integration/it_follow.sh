@@ -97,7 +97,7 @@ in_client socat -u OPEN:/dev/null TCP:$HOST:22,connect-timeout=3 2>/dev/null &&
 # its echo out, after each of 6 slot changes with 4 reshuffles each (the
 # last one's 4 make 24).
 changes() {
-	log_count "slot change:"
+	status derived_ports.slot_changes
 }
 coproc SESSION {
 	client_ssh now 'while read -r l; do echo "got $l"; done' 2>>"$T/ssh.err"
@@ -105,7 +105,8 @@ coproc SESSION {
 shuffles=$(status shuffles)
 for i in 1 2 3 4 5 6; do
 	before=$(changes)
-	wait_log "slot change:" $((before + 1)) $((SLOT * 4))
+	wait_for $((SLOT * 4)) "a slot change" status_at_least \
+		derived_ports.slot_changes $((before + 1))
 	for k in 1 2 3 4; do
 		ctl shuffle >/dev/null
 		wait_for 10 "shuffle applied" status_at_least shuffles \
