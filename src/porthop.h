@@ -35,9 +35,13 @@ int cmd_keygen(const struct globals *g, int argc, char **argv);
 int cmd_knock(const struct globals *g, int argc, char **argv);
 int cmd_connect(const struct globals *g, int argc, char **argv);
 
-/* The port a derive key k gives service `service` at time now (derived,
- * time-slot ports), in *ret_port.  Returns 0, or an exit status after
- * printing what failed (e.g. the clock too far off). */
+/* porthop follow HOST SERVICE: a keyed service's port now
+ * (porthop_follow.c).  Returns the exit status. */
+int cmd_follow(const struct globals *g, int argc, char **argv);
+/* The port of the service whose real port is service (TCP when k lists it
+ * there, else UDP) in the slot of now, from the derive key k alone.
+ * Returns 0 and *ret_port, -EINVAL (k is not a usable derive key),
+ * -ENOENT (not one of k's services) or -ENOMEM. */
 struct clientkey;
 int cli_derive_port(const struct clientkey *k, unsigned service, time_t now,
 		    unsigned *ret_port);

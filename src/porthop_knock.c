@@ -447,10 +447,17 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 		return status;
 	if (clientkey_use(k) == CLIENTKEY_DERIVE) {
 		unsigned derived;
+		int r = cli_derive_port(k, port, time(NULL), &derived);
 
-		status = cli_derive_port(k, port, time(NULL), &derived);
-		if (status != 0)
+		if (r < 0) {
+			fprintf(stderr, "porthop connect: key \"%s\": %s\n",
+				clientkey_name(k), r == -ENOENT ?
+				"the port is not one of the key's services" :
+				r == -EINVAL ? "not a usable derive key" :
+				strerror(-r));
+			status = r == -ENOMEM ? EX_OSERR : EX_DATAERR;
 			goto out;
+		}
 		port = derived;
 	}
 	res = resolve("connect", host, port, SOCK_STREAM);

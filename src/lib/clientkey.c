@@ -13,10 +13,21 @@
 
 #define CLIENTKEY_VERSION 1
 
+/* A derive key's port lists, in this order in lists[]. */
+enum { LIST_TCP, LIST_UDP, LIST_EXCLUDE, LIST_COUNT };
+static const char *const list_keys[LIST_COUNT] = { "tcp", "udp", "exclude" };
+
+struct port_list {
+	uint16_t *v;
+	size_t n;
+};
+
 struct clientkey {
 	char name[CLIENTKEY_NAME_MAX + 1];
 	enum clientkey_use use;
 	unsigned slot_seconds;
+	uint16_t pool_first, pool_last;
+	struct port_list lists[LIST_COUNT];
 	unsigned char secret[CLIENTKEY_SECRET_LEN];
 };
 
@@ -74,14 +85,102 @@ int clientkey_generate(const char *name, enum clientkey_use use,
 	memcpy(k->name, name, strlen(name) + 1);
 	k->use = use;
 	k->slot_seconds = CLIENTKEY_SLOT_DEFAULT;
+	k->pool_first = CLIENTKEY_POOL_FIRST_DEFAULT;
+	k->pool_last = CLIENTKEY_POOL_LAST_DEFAULT;
 	randombytes_buf(k->secret, sizeof(k->secret));
 	*ret_key = k;
 	return 0;
 }
 
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* Replaces list l with a sorted copy of ports[0..n) without repeats. */
+static int list_set(struct port_list *l, const uint16_t *ports, size_t n)
+{
+	uint16_t *v = NULL;
+	size_t m = 0;
+
+	if (n > 0) {
+		v = malloc(n * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		memcpy(v, ports, n * sizeof(*v));
+		qsort(v, n, sizeof(*v), cmp_port);
+		for (size_t i = 0; i < n; i++)
+			if (m == 0 || v[m - 1] != v[i])
+				v[m++] = v[i];
+	}
+	free(l->v);
+	l->v = v;
+	l->n = m;
+	return 0;
+}
+
+/* A JSON array of ports ("tcp", "udp", "exclude") into list l. */
+static int parse_list(struct port_list *l, const char *label,
+		      const char *key, json_t *v, struct diag *d)
+{
+	char vbuf[DIAG_VALUE_MAX + 8];
+	uint16_t *ports;
+	size_t i, n;
+	json_t *e;
+	int r;
+
+	if (!json_is_array(v) || json_array_size(v) > CLIENTKEY_LIST_MAX) {
+		diag_error(d, "%s: %s: %s is not a port list; expected an "
+			   "array of at most %d ports", label, key,
+			   diag_value(vbuf, sizeof(vbuf), v),
+			   CLIENTKEY_LIST_MAX);
+		return -EINVAL;
+	}
+	n = json_array_size(v);
+	ports = calloc(n + 1, sizeof(*ports));
+	if (ports == NULL)
+		return -ENOMEM;
+	json_array_foreach(v, i, e) {
+		if (!json_is_integer(e) || json_integer_value(e) < 1 ||
+		    json_integer_value(e) > 65535) {
+			diag_error(d, "%s: %s[%zu]: %s is not a port; expected "
+				   "an integer from 1 to 65535", label, key, i,
+				   diag_value(vbuf, sizeof(vbuf), e));
+			free(ports);
+			return -EINVAL;
+		}
+		ports[i] = (uint16_t)json_integer_value(e);
+	}
+	r = list_set(l, ports, n);
+	free(ports);
+	return r;
+}
+
+/* "pool": [first, last]. */
+static int parse_pool(struct clientkey *k, const char *label, json_t *v,
+		      struct diag *d)
+{
+	char vbuf[DIAG_VALUE_MAX + 8];
+	json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+
+	if (!json_is_array(v) || json_array_size(v) != 2 ||
+	    !json_is_integer(a) || !json_is_integer(b) ||
+	    json_integer_value(a) < 1 ||
+	    json_integer_value(a) > json_integer_value(b) ||
+	    json_integer_value(b) > 65535) {
+		diag_error(d, "%s: pool: %s is not a port range; expected "
+			   "[first, last] with 1 <= first <= last <= 65535",
+			   label, diag_value(vbuf, sizeof(vbuf), v));
+		return -EINVAL;
+	}
+	k->pool_first = (uint16_t)json_integer_value(a);
+	k->pool_last = (uint16_t)json_integer_value(b);
+	return 0;
+}
+
 /* One member of the object, checked against what it may hold. */
 static int parse_member(struct clientkey *k, const char *label,
-			const char *key, json_t *v, bool *has_slot,
+			const char *key, json_t *v, const char **derive_only,
 			struct diag *d)
 {
 	char vbuf[DIAG_VALUE_MAX + 8];
@@ -149,11 +248,20 @@ static int parse_member(struct clientkey *k, const char *label,
 			return -EINVAL;
 		}
 		k->slot_seconds = (unsigned)json_integer_value(v);
-		*has_slot = true;
+		*derive_only = "slot_seconds";
 		return 0;
 	}
+	if (strcmp(key, "pool") == 0) {
+		*derive_only = "pool";
+		return parse_pool(k, label, v, d);
+	}
+	for (int i = 0; i < LIST_COUNT; i++)
+		if (strcmp(key, list_keys[i]) == 0) {
+			*derive_only = list_keys[i];
+			return parse_list(&k->lists[i], label, key, v, d);
+		}
 	diag_error(d, "%s: %s: unknown key; expected porthop_client_key, name, "
-		   "use, secret or slot_seconds",
+		   "use, secret, slot_seconds, tcp, udp, pool or exclude",
 		   label, diag_string(vbuf, sizeof(vbuf), key));
 	return -EINVAL;
 }
@@ -166,7 +274,7 @@ int clientkey_parse(const char *label, const char *text, size_t len,
 	};
 	struct clientkey *k = NULL;
 	json_t *root = NULL, *v;
-	bool has_slot = false;
+	const char *derive_only = NULL;
 	const char *key;
 	int r;
 
@@ -193,13 +301,18 @@ int clientkey_parse(const char *label, const char *text, size_t len,
 		goto out;
 	}
 	k->slot_seconds = CLIENTKEY_SLOT_DEFAULT;
-	json_object_foreach(root, key, v)
-		if (parse_member(k, label, key, v, &has_slot, d) < 0)
+	k->pool_first = CLIENTKEY_POOL_FIRST_DEFAULT;
+	k->pool_last = CLIENTKEY_POOL_LAST_DEFAULT;
+	json_object_foreach(root, key, v) {
+		r = parse_member(k, label, key, v, &derive_only, d);
+		if (r < 0)
 			goto out;
-	if (has_slot && k->use != CLIENTKEY_DERIVE) {
-		diag_error(d, "%s: slot_seconds: given for a key of use "
-			   "\"knock\"; expected it only with \"use\": "
-			   "\"derive\"", label);
+	}
+	r = -EINVAL;
+	if (derive_only != NULL && k->use != CLIENTKEY_DERIVE) {
+		diag_error(d, "%s: %s: given for a key of use \"knock\"; "
+			   "expected it only with \"use\": \"derive\"", label,
+			   derive_only);
 		goto out;
 	}
 	*ret_key = k;
@@ -214,17 +327,23 @@ out:
 int clientkey_load(const char *path, struct diag *d,
 		   struct clientkey **ret_key)
 {
-	char buf[CLIENTKEY_FILE_MAX + 1];
+	const size_t size = CLIENTKEY_FILE_MAX + 1;
 	char label[DIAG_VALUE_MAX + 8];
 	size_t len = 0;
+	char *buf;
 	int fd, r;
 
 	diag_string(label, sizeof(label), path);
 	r = auth_open_key_file(path, label, d, &fd);
 	if (r < 0)
 		return r;
-	while (len < sizeof(buf)) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+	buf = malloc(size);
+	if (buf == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -247,9 +366,43 @@ int clientkey_load(const char *path, struct diag *d,
 	}
 	r = clientkey_parse(label, buf, len, d, ret_key);
 out:
-	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(buf, size);
+	free(buf);
 	close(fd);
 	return r;
+}
+
+static json_t *list_json(const struct port_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < l->n; i++)
+		if (json_array_append_new(a, json_integer(l->v[i])) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	return a;
+}
+
+/* A derive key's members: the slot, the pool, the lists that have ports. */
+static int derive_text(const struct clientkey *k, json_t *o)
+{
+	if (json_object_set_new(o, "slot_seconds",
+				json_integer(k->slot_seconds)) < 0)
+		return -ENOMEM;
+	for (int i = 0; i < LIST_COUNT; i++)
+		if (i != LIST_EXCLUDE && k->lists[i].n > 0 &&
+		    json_object_set_new(o, list_keys[i],
+					list_json(&k->lists[i])) < 0)
+			return -ENOMEM;
+	if (json_object_set_new(o, "pool", json_pack("[ii]", k->pool_first,
+						     k->pool_last)) < 0)
+		return -ENOMEM;
+	if (k->lists[LIST_EXCLUDE].n > 0 &&
+	    json_object_set_new(o, "exclude",
+				list_json(&k->lists[LIST_EXCLUDE])) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 char *clientkey_text(const struct clientkey *k)
@@ -262,9 +415,7 @@ char *clientkey_text(const struct clientkey *k)
 	o = json_pack("{s:i,s:s,s:s,s:s}", "porthop_client_key",
 		      CLIENTKEY_VERSION, "name", k->name, "use",
 		      clientkey_use_name(k->use), "secret", hex);
-	if (o != NULL && k->use == CLIENTKEY_DERIVE &&
-	    json_object_set_new(o, "slot_seconds",
-				json_integer(k->slot_seconds)) < 0) {
+	if (o != NULL && k->use == CLIENTKEY_DERIVE && derive_text(k, o) < 0) {
 		json_decref(o);
 		o = NULL;
 	}
@@ -370,10 +521,95 @@ int clientkey_set_slot_seconds(struct clientkey *k, unsigned seconds,
 	return 0;
 }
 
+const uint16_t *clientkey_services(const struct clientkey *k, bool tcp,
+				   size_t *ret_n)
+{
+	const struct port_list *l = &k->lists[tcp ? LIST_TCP : LIST_UDP];
+
+	*ret_n = l->n;
+	return l->v;
+}
+
+void clientkey_pool(const struct clientkey *k, uint16_t *ret_first,
+		    uint16_t *ret_last)
+{
+	*ret_first = k->pool_first;
+	*ret_last = k->pool_last;
+}
+
+const uint16_t *clientkey_exclude(const struct clientkey *k, size_t *ret_n)
+{
+	*ret_n = k->lists[LIST_EXCLUDE].n;
+	return k->lists[LIST_EXCLUDE].v;
+}
+
+static int derive_only(const struct clientkey *k, const char *what,
+		       struct diag *d)
+{
+	if (k->use == CLIENTKEY_DERIVE)
+		return 0;
+	diag_error(d, "%s: given for a key of use \"knock\"; expected it only "
+		   "with \"use\": \"derive\"", what);
+	return -EINVAL;
+}
+
+static int set_list(struct clientkey *k, int which, const uint16_t *ports,
+		    size_t n, struct diag *d)
+{
+	int r = derive_only(k, list_keys[which], d);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (ports[i] == 0) {
+			diag_error(d, "%s: 0 is not a port; expected ports "
+				   "from 1 to 65535", list_keys[which]);
+			return -EINVAL;
+		}
+	if (n > CLIENTKEY_LIST_MAX) {
+		diag_error(d, "%s: %zu ports; expected at most %d",
+			   list_keys[which], n, CLIENTKEY_LIST_MAX);
+		return -EINVAL;
+	}
+	return list_set(&k->lists[which], ports, n);
+}
+
+int clientkey_set_services(struct clientkey *k, bool tcp,
+			   const uint16_t *ports, size_t n, struct diag *d)
+{
+	return set_list(k, tcp ? LIST_TCP : LIST_UDP, ports, n, d);
+}
+
+int clientkey_set_exclude(struct clientkey *k, const uint16_t *ports,
+			  size_t n, struct diag *d)
+{
+	return set_list(k, LIST_EXCLUDE, ports, n, d);
+}
+
+int clientkey_set_pool(struct clientkey *k, uint16_t first, uint16_t last,
+		       struct diag *d)
+{
+	int r = derive_only(k, "pool", d);
+
+	if (r < 0)
+		return r;
+	if (first < 1 || first > last) {
+		diag_error(d, "pool: %u-%u is not a port range; expected "
+			   "first-last with 1 <= first <= last <= 65535",
+			   first, last);
+		return -EINVAL;
+	}
+	k->pool_first = first;
+	k->pool_last = last;
+	return 0;
+}
+
 void clientkey_free(struct clientkey *k)
 {
 	if (k == NULL)
 		return;
+	for (int i = 0; i < LIST_COUNT; i++)
+		free(k->lists[i].v);
 	sodium_memzero(k, sizeof(*k));
 	free(k);
 }

@@ -3,6 +3,7 @@
  * mode's rules pair by pair, native mode's table with its sets' and maps'
  * elements.  Inputs in, JSON or queued element operations out.
  */
+#include "ruleset.h"
 #include "ruleset_private.h"
 
 #include <errno.h>
@@ -752,6 +753,8 @@ int ruleset_native_setup_after(const struct config *c,
 	native_untrack_setup(c, cmds, in_place, &err);
 	native_events_setup(c, prev, cmds, in_place, &err);
 	ruleset_knock_setup(c, prev, cmds, in_place, &err);
+	if (err == 0)
+		err = ruleset_derive_setup(c, prev, cmds, in_place);
 	return err;
 }
 
@@ -924,15 +927,27 @@ json_t *ruleset_payload(const char *proto, const char *field)
 	return payload(proto, field);
 }
 
-json_t *ruleset_rule(const struct config *c, const char *chain, json_t *expr)
+json_t *ruleset_rule(const struct config *c, const char *chain_name,
+		     json_t *expr)
 {
-	return rule(c, chain, expr);
+	return rule(c, chain_name, expr);
 }
 
 json_t *ruleset_chain(const struct config *c, const char *name,
 		      const char *type, const char *hook, int prio)
 {
 	return chain(c, name, type, hook, prio);
+}
+
+void ruleset_trusted_returns(const struct config *c, const char *chain_name,
+			     const char *field, json_t *cmds, int *err)
+{
+	trusted_returns(c, chain_name, field, cmds, err);
+}
+
+json_t *ruleset_not_invalid_return(void)
+{
+	return not_invalid_return();
 }
 
 json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,

@@ -7,6 +7,7 @@
  * they stay in tracked4/6 (they are watched), so that their connections
  * are tracked from their first packet and survive the trust expiring.
  */
+#include "ruleset.h"
 #include "ruleset_private.h"
 
 #include <sys/socket.h>

@@ -109,6 +109,21 @@ static void test_parse_refused(void **state)
 		  "unknown key" },
 		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"name\": \"b\", "
 		  "\"use\": \"knock\", \"secret\": \"%s\"}", "duplicate" },
+		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"use\": "
+		  "\"knock\", \"secret\": \"%s\", \"tcp\": [22]}",
+		  "tcp: given for a key of use \"knock\"" },
+		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"use\": "
+		  "\"derive\", \"secret\": \"%s\", \"tcp\": [22, 0]}",
+		  "tcp[1]: 0 is not a port" },
+		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"use\": "
+		  "\"derive\", \"secret\": \"%s\", \"udp\": \"53\"}",
+		  "udp: \"53\" is not a port list" },
+		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"use\": "
+		  "\"derive\", \"secret\": \"%s\", \"pool\": [2000, 1000]}",
+		  "pool: [2000,1000] is not a port range" },
+		{ "{\"porthop_client_key\": 1, \"name\": \"a\", \"use\": "
+		  "\"derive\", \"secret\": \"%s\", \"exclude\": [65536]}",
+		  "exclude[0]: 65536 is not a port" },
 	};
 	char text[512], err[512];
 
@@ -136,6 +151,21 @@ static void test_generate_write_load(void **state)
 	snprintf(path, sizeof(path), "%s/alice.key", dir);
 	assert_int_equal(clientkey_generate("alice", CLIENTKEY_DERIVE, d, &k), 0);
 	assert_int_equal(clientkey_set_slot_seconds(k, 15, d), 0);
+	{
+		static const uint16_t tcp[] = { 443, 22, 443 }, ex[] = { 80 };
+		size_t n;
+		uint16_t first, last;
+
+		assert_int_equal(clientkey_set_services(k, true, tcp, 3, d), 0);
+		assert_int_equal(clientkey_set_exclude(k, ex, 1, d), 0);
+		assert_int_equal(clientkey_set_pool(k, 2000, 3000, d), 0);
+		assert_int_not_equal(clientkey_set_pool(k, 3000, 2000, d), 0);
+		diag_clear(d);
+		clientkey_services(k, true, &n);
+		assert_int_equal(n, 2);
+		clientkey_pool(k, &first, &last);
+		assert_int_equal(first, 2000);
+	}
 	assert_int_equal(clientkey_write(k, path, d), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -143,6 +173,23 @@ static void test_generate_write_load(void **state)
 	assert_string_equal(clientkey_name(back), "alice");
 	assert_int_equal(clientkey_use(back), CLIENTKEY_DERIVE);
 	assert_int_equal(clientkey_slot_seconds(back), 15);
+	{
+		size_t n;
+		const uint16_t *v = clientkey_services(back, true, &n);
+		uint16_t first, last;
+
+		assert_int_equal(n, 2);
+		assert_int_equal(v[0], 22);
+		assert_int_equal(v[1], 443);
+		clientkey_services(back, false, &n);
+		assert_int_equal(n, 0);
+		v = clientkey_exclude(back, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(v[0], 80);
+		clientkey_pool(back, &first, &last);
+		assert_int_equal(first, 2000);
+		assert_int_equal(last, 3000);
+	}
 	assert_memory_equal(clientkey_secret(back), clientkey_secret(k),
 			    CLIENTKEY_SECRET_LEN);
 	/* Two keys never share a secret. */
