@@ -86,6 +86,14 @@ early_in_slot() {
 # The client logs in with the key.
 [ "$(client_ssh now 'echo logged-in')" = logged-in ] ||
 	fail "ssh through porthop follow did not log in"
+# The same through porthop connect, which derives the port itself from a
+# derive key (cli_derive_port).
+early_in_slot
+[ "$(in_client ssh -i "$T/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
+	-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 \
+	-o ProxyCommand="$PORTHOP connect %h %p --key $KEY" \
+	root@$HOST 'echo logged-in')" = logged-in ] ||
+	fail "ssh through porthop connect with a derive key did not log in"
 
 # The kernel holds this slot's port and its neighbours', and the real port
 # of ssh goes to a closed port: without the key, port 22 is closed.
