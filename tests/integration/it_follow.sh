@@ -33,23 +33,7 @@ JSON
 
 # A real sshd on the protected host: its own host key, root's login with
 # the test's client key only.
-ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$T/id"
-cp "$T/id.pub" "$T/authorized_keys"
-mkdir -p /run/sshd
-cat >"$T/sshd_config" <<CONF
-ListenAddress $HOST
-HostKey $T/hostkey
-AuthorizedKeysFile $T/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $T/sshd.pid
-CONF
-nsx /usr/sbin/sshd -f "$T/sshd_config" -E "$T/sshd.log"
-wait_for 10 "sshd listening" nsx socat -u OPEN:/dev/null TCP:$HOST:22
+sshd_up "$NS" "$HOST"
 
 start_porthopd "$cfg" --no-redis
 

@@ -18,7 +18,7 @@
 #   7. a flood of 1,000,000 junk knocks (hping3, bounded in time): RSS and
 #      the replay table bounded, porthopd answers, a knock still works.
 . "$(dirname "$0")/lib.sh"
-require_tools nmap hping3 socat ssh ssh-keygen /usr/sbin/sshd
+require_tools nmap hping3 socat ssh ssh-keygen sshd
 . "$SRC/scripts/topology.sh"
 
 P=phk$$
@@ -41,27 +41,7 @@ ctl() {
 }
 
 # --- sshd on the protected host, a throwaway key pair for root ----------
-ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$T/id"
-cp "$T/id.pub" "$T/authorized_keys"
-cat >"$T/sshd_config" <<CONF
-Port 22
-ListenAddress $HOST
-ListenAddress ${TOPO_ADDR6[host]}
-HostKey $T/hostkey
-PidFile $T/sshd.pid
-AuthorizedKeysFile $T/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-ClientAliveInterval 0
-CONF
-mkdir -p /run/sshd
-ip netns exec "$H" /usr/sbin/sshd -D -e -f "$T/sshd_config" 2>"$T/sshd.log" &
-sshd_up() { ip netns exec "$H" ss -ltn | grep -F "$HOST:22 " >/dev/null; }
-wait_for 10 "sshd listening on $HOST:22" sshd_up
+sshd_up "$H" "$HOST" "${TOPO_ADDR6[host]}"
 
 # --- keys: alice's in the keys directory; mallory's is not ---------------
 mkdir -m 700 "$T/clients" "$T/client"

@@ -194,3 +194,30 @@ check_mapping() {
 tracked4() {
 	nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'
 }
+
+# sshd_up NS ADDR...: a real sshd in NS on port 22 of each ADDR, its own
+# host key, root's login by the throwaway key pair $T/id alone (the
+# client uses ssh -i "$T/id"); waits until it listens on the first ADDR.
+sshd_up() {
+	local ns=$1 a
+	shift
+	ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$T/id"
+	cp "$T/id.pub" "$T/authorized_keys"
+	for a in "$@"; do echo "ListenAddress $a"; done >"$T/sshd_config"
+	cat >>"$T/sshd_config" <<CONF
+HostKey $T/hostkey
+AuthorizedKeysFile $T/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $T/sshd.pid
+CONF
+	# Its privilege separation directory (the package makes it at boot).
+	mkdir -p /run/sshd
+	ip netns exec "$ns" /usr/sbin/sshd -f "$T/sshd_config" -E "$T/sshd.log"
+	wait_for 10 "sshd listening on $1" ip netns exec "$ns" \
+		socat -u OPEN:/dev/null "TCP:$1:22"
+}
