@@ -416,15 +416,14 @@ void core_events_tick(struct core *c)
 		probe_merge_flush(c->events->merge, now_ms(), false, emit, c);
 }
 
-/* What the kernel's rate limits held back: the table's named counter. */
-static void read_kernel_counter(struct core *c)
+int core_table_counter(struct core *c, const char *name, uint64_t *ret)
 {
 	const struct config *cfg = engine_config(c->engine);
 	json_t *cmds = json_pack("{s:[{s:{s:{s:s,s:s,s:s}}}]}", "nftables",
 				 "list", "counter", "family", "inet", "table",
-				 config_table_name(cfg), "name",
-				 RULESET_EVENTS_COUNTER);
+				 config_table_name(cfg), "name", name);
 	json_t *out = NULL, *o;
+	int r = -ENOENT;
 	size_t i;
 
 	if (cmds && nftio_list_json(c->io, cmds, true, &out, NULL) == 0) {
@@ -432,19 +431,32 @@ static void read_kernel_counter(struct core *c)
 			json_t *n = json_object_get(json_object_get(o, "counter"),
 						    "packets");
 
-			uint64_t v = (uint64_t)json_integer_value(n);
-
 			if (!json_is_integer(n))
 				continue;
-			/* A table defined anew starts its counter at 0. */
-			c->ev_stats.dropped[PROBE_DROP_KERNEL] +=
-				v >= c->events->kernel_last ?
-				v - c->events->kernel_last : v;
-			c->events->kernel_last = v;
+			*ret = (uint64_t)json_integer_value(n);
+			r = 0;
 		}
 	}
 	json_decref(out);
 	json_decref(cmds);
+	return r;
+}
+
+void core_counter_advance(uint64_t now, uint64_t *last, uint64_t *total)
+{
+	/* A table defined anew starts its counter at 0. */
+	*total += now >= *last ? now - *last : now;
+	*last = now;
+}
+
+/* What the kernel's rate limits held back: the table's named counter. */
+static void read_kernel_counter(struct core *c)
+{
+	uint64_t v;
+
+	if (core_table_counter(c, RULESET_EVENTS_COUNTER, &v) == 0)
+		core_counter_advance(v, &c->events->kernel_last,
+				     &c->ev_stats.dropped[PROBE_DROP_KERNEL]);
 }
 
 const struct probe_stats *core_event_stats(struct core *c)

@@ -76,7 +76,12 @@ void core_knock_lost(struct core *c, uint64_t n)
 
 const struct knock_stats *core_knock_stats(struct core *c)
 {
+	uint64_t v;
+
 	if (c->knock) {
+		if (core_table_counter(c, RULESET_KNOCK_COUNTER, &v) == 0)
+			core_counter_advance(v, &c->knock_kernel_last,
+					     &c->knock_stats.kernel_limit);
 		c->knock_stats.keys = knock_verifier_keys(c->knock);
 		c->knock_stats.nonces = knock_verifier_nonces(c->knock);
 	}

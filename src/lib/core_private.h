@@ -66,6 +66,7 @@ struct core {
 	 * figures outlive it, as the feed's. */
 	struct knock_verifier *knock;
 	struct knock_stats knock_stats;
+	uint64_t knock_kernel_last;		/* knock_over as last read */
 	struct log_ratelimit knock_log;
 };
 
@@ -154,6 +155,12 @@ void core_watch_free(struct core *c);
  * configuration in force (at core_new, after a reload); freed. */
 int core_events_setup(struct core *c);
 void core_events_free(struct core *c);
+/* The packets counted by the named counter of porthop's table (one
+ * libnftables listing): 0, or -ENOENT if it cannot be read.  A counter
+ * read again: *total grows by what it counted since *last (all of it if
+ * the table was defined anew, its counter at 0 again). */
+int core_table_counter(struct core *c, const char *name, uint64_t *ret);
+void core_counter_advance(uint64_t now, uint64_t *last, uint64_t *total);
 
 /* core_knock.c: the verifier made or dropped to match the configuration
  * in force, its keys read again (at core_new, after every reload);

@@ -69,6 +69,7 @@ struct knock_stats {
 				 * to the knock port (counted malformed too) */
 	uint64_t admit_failed;	/* verified, but the kernel refused the add */
 	uint64_t lost;		/* logged, never read (socket overrun) */
+	uint64_t kernel_limit;	/* held back by the kernel's rate limit */
 	size_t keys;		/* keys loaded */
 	size_t nonces;		/* the replay table's entries */
 };

@@ -179,6 +179,9 @@ static void render_knock(struct out *o, const struct knock_stats *k)
 	scalar(o, "porthop_knock_admit_failures_total", "counter",
 	       "Verified knocks whose source the kernel did not let in.",
 	       "%llu", (unsigned long long)k->admit_failed);
+	scalar(o, "porthop_knock_kernel_limit_total", "counter",
+	       "Knocks the kernel's rate limit held back (rate_per_second).",
+	       "%llu", (unsigned long long)k->kernel_limit);
 	scalar(o, "porthop_knock_lost_total", "counter",
 	       "Knocks the kernel logged that never reached porthopd.",
 	       "%llu", (unsigned long long)k->lost);
