@@ -85,6 +85,13 @@ static json_t *payload(const char *proto, const char *field)
 			 "field", field);
 }
 
+/* l4proto . th dport: a (protocol, port) key. */
+static json_t *port_key(void)
+{
+	return json_pack("{s:[{s:{s:s}},o]}", "concat", "meta", "key",
+			 "l4proto", payload("th", "dport"));
+}
+
 /* The lookup key: address . l4proto . port, for the map's family. */
 static json_t *key(enum ruleset_map map, const char *addr_field,
 		   const char *port_proto, const char *port_field)
@@ -459,26 +466,47 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 		push(cmds, object_cmd("flush", "chain", config_table_name(c),
 				      native_untrack_chains[i]), &err);
 	for (int i = 0; on && i < 2; i++)
-		for (int f = 0; f < 2; f++)
-			push(cmds, rule(c, native_untrack_chains[i], json_pack(
+		for (int f = 0; f < 2; f++) {
+			json_t *e = json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
 				"!=", "left", payload(f ? "ip6" : "ip",
 						      i ? "daddr" : "saddr"),
 				"right", f ? "@tracked6" : "@tracked4",
-				"notrack")), &err);
+				"notrack");
+
+			/* The event feed: the same rule sends an untracked
+			 * packet to a port that is not a service on to
+			 * ev_untracked; one to a service meets nothing
+			 * more (docs/events.md). */
+			if (e && i == 0 && config_daemon(c)->events.on &&
+			    (json_array_append_new(e, json_pack(
+				"{s:{s:s,s:o,s:s}}", "match", "op", "!=",
+				"left", port_key(), "right", "@services")) < 0 ||
+			     json_array_append_new(e, json_pack(
+				"{s:{s:s}}", "goto", "target",
+				"ev_untracked")) < 0))
+				err = -ENOMEM;
+			push(cmds, rule(c, native_untrack_chains[i], e), &err);
+		}
 	return err;
 }
 
 /* --- the probe event feed (docs/events.md) ---------------------------- */
 
+/* The regular chains of the feed.  The four kinds' own (limit and log)
+ * come first, in event_kinds' order. */
 static const char *const event_chains[] = {
-	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_service",
+	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_new",
+	"ev_untracked", "nat_svc4", "nat_svc6", "nat_vac",
 };
+#define EVENT_CHAINS (sizeof(event_chains) / sizeof(event_chains[0]))
 static const char *const event_kinds[] = {
 	"moved", "vacated", "stale", "probe",
 };
 const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
 const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
+/* nfproto . l4proto . service port: goto nat_svc4/6 (a verdict map). */
+#define EVENT_SERVICE_VMAP "service_ports"
 
 static json_t *plain_chain(const char *t, const char *name)
 {
@@ -503,40 +531,81 @@ static json_t *lookup_goto(json_t *k, const char *set, const char *target)
 			 "left", k, "right", ref, "goto", "target", target);
 }
 
-/* The configured ports, the services: (protocol, port) pairs. */
-static json_t *service_elems(const struct config *c)
+/* The configured ports, the services: (protocol, port) pairs, or with
+ * vmap_family (AF_INET, AF_INET6) the verdict map's elements of that
+ * family, (nfproto, protocol, port): goto nat_svc4/6. */
+static void service_elems(const struct config *c, int vmap_family,
+			  json_t *elems)
 {
-	json_t *elems = json_array();
-
-	for (int p = 0; elems && p < CONFIG_NPROTO; p++) {
+	for (int p = 0; p < CONFIG_NPROTO; p++) {
+		const char *proto = p == CONFIG_UDP ? "udp" : "tcp";
 		size_t n;
 		const uint16_t *ports = config_proto_ports(c, p, &n);
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(elems, json_pack("{s:[s,i]}",
-				"concat", p == CONFIG_UDP ? "udp" : "tcp",
-				(int)ports[i]));
+			json_array_append_new(elems, vmap_family == 0 ?
+				json_pack("{s:[s,i]}", "concat", proto,
+					  (int)ports[i]) :
+				json_pack("[{s:[s,s,i]},{s:{s:s}}]", "concat",
+					  vmap_family == AF_INET6 ? "ipv6" :
+					  "ipv4", proto, (int)ports[i], "goto",
+					  "target", vmap_family == AF_INET6 ?
+					  "nat_svc6" : "nat_svc4"));
 	}
-	return elems;
 }
 
-/* The objects the event rules use: the services, the old redirect ports
- * (stale4/6 and, for prefixes, the interval sets stalenet4/6; elements
- * with a timeout), the counter of what the rate limits held back, and the
- * chains.  Prefixes have sets of their own so that an exact address keeps
- * its hash lookup. */
-static void events_objects(const struct config *c, json_t *cmds, int *err)
+/* add WHAT (a set or a map, def consumed) with its elements (consumed);
+ * in place, the old elements flushed first (the services may have
+ * changed): add, flush, add again with the elements. */
+static void set_with_elems(const char *what, json_t *def, json_t *elems,
+			   bool in_place, json_t *cmds, int *err)
+{
+	const char *t = json_string_value(json_object_get(def, "table"));
+	const char *name = json_string_value(json_object_get(def, "name"));
+
+	if (in_place && t && name) {
+		push(cmds, json_pack("{s:{s:O}}", "add", what, def), err);
+		push(cmds, object_cmd("flush", what, t, name), err);
+	}
+	if (def && elems && json_array_size(elems) > 0)
+		json_object_set(def, "elem", elems);
+	if (elems == NULL)
+		*err = -ENOMEM;
+	push(cmds, json_pack("{s:{s:O}}", "add", what, def), err);
+	json_decref(def);
+	json_decref(elems);
+}
+
+/* The objects the event rules use: the services (a set, and the verdict
+ * map that sends a new connection to a service port its own way), the
+ * old redirect ports (stale4/6 and, for prefixes, the interval sets
+ * stalenet4/6; elements with a timeout), the counter of what the rate
+ * limits held back, and the chains.  Prefixes have sets of their own so
+ * that an exact address keeps its hash lookup. */
+static void events_objects(const struct config *c, json_t *cmds,
+			   bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
-	json_t *set = json_pack("{s:s,s:s,s:s,s:[s,s]}", "family", "inet",
-				"table", t, "name", "services", "type",
-				"inet_proto", "inet_service");
-	json_t *elems = service_elems(c);
+	json_t *elems = json_array();
 
-	if (set && elems && json_array_size(elems) > 0)
-		json_object_set(set, "elem", elems);
-	json_decref(elems);
-	push(cmds, json_pack("{s:{s:o}}", "add", "set", set), err);
+	for (size_t i = 0; i < EVENT_CHAINS; i++)
+		push(cmds, plain_chain(t, event_chains[i]), err);
+	if (elems)
+		service_elems(c, 0, elems);
+	set_with_elems("set", json_pack("{s:s,s:s,s:s,s:[s,s]}", "family",
+					"inet", "table", t, "name", "services",
+					"type", "inet_proto", "inet_service"),
+		       elems, in_place, cmds, err);
+	elems = json_array();
+	if (elems) {
+		service_elems(c, AF_INET, elems);
+		service_elems(c, AF_INET6, elems);
+	}
+	set_with_elems("map", json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}",
+					"family", "inet", "table", t, "name",
+					EVENT_SERVICE_VMAP, "type", "nf_proto",
+					"inet_proto", "inet_service", "map",
+					"verdict"), elems, in_place, cmds, err);
 	for (int f = 0; f < 2; f++)
 		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s]}}}",
 				     "add", "set", "family", "inet", "table", t,
@@ -554,72 +623,127 @@ static void events_objects(const struct config *c, json_t *cmds, int *err)
 	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
 			     "family", "inet", "table", t, "name",
 			     RULESET_EVENTS_COUNTER), err);
-	for (size_t i = 0; i < 5; i++)
-		push(cmds, plain_chain(t, event_chains[i]), err);
-	push(cmds, chain(c, "pre_events", "filter", "prerouting", -110), err);
 }
 
-/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
- * calls new, or any of an untracked client) from untrusted sources, sorted
- * by kind; each kind's chain logs through its own rate limit, what goes
- * over it counted in RULESET_EVENTS_COUNTER. */
+static json_t *redirect_rule(const struct config *c, const char *chain_name,
+			     enum ruleset_map m)
+{
+	return rule(c, chain_name, json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]", "match", "op",
+		"==", "left", "meta", "key", "l4proto", "right", "set", "tcp",
+		"udp", "redirect", "port", map_lookup(m, "saddr", "th", "dport")));
+}
+
+/* Leave unless a connection attempt (a TCP SYN, or UDP), not the host's
+ * own (it comes in on lo). */
+static void attempt_returns(const struct config *c, const char *chain_name,
+			    json_t *cmds, int *err)
+{
+	push(cmds, rule(c, chain_name, json_pack(
+		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
+		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
+		"ack", "right", "syn", "return")), err);
+	push(cmds, rule(c, chain_name, json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
+		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
+		"return")), err);
+	push(cmds, rule(c, chain_name, json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
+		"meta", "key", "iif", "right", "lo", "return")), err);
+}
+
+static void stale_gotos(const struct config *c, const char *chain_name,
+			json_t *cmds, int *err)
+{
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, chain_name, lookup_goto(saddr_key(f),
+			ruleset_stale_sets[f], "ev_stale")), err);
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, chain_name, lookup_goto(saddr_key(f),
+			ruleset_stale_net_sets[f], "ev_stale")), err);
+}
+
+/* The event rules.  A packet that is no connection attempt, or one of an
+ * unwatched client to a service port, meets no rule that it would not
+ * meet with the feed off (bench/events_rate.sh measures what is left):
+ *
+ * - tracked clients: in pre_nat, which sees only a connection's first
+ *   packet, after the trusted returns, one verdict-map lookup sends a
+ *   service port to nat_svc4/6, which hold the redirect lookups of its
+ *   family only (so an unwatched client's first packet meets fewer rules
+ *   than without the feed); a watched source there is `vacated`
+ *   (nat_vac logs, then redirects).  Any other port goes through ev_new
+ *   (moved, stale, probe) and on to the redirects.
+ * - untracked clients (untrack_unwatched): the raw_pre rule that marks
+ *   them notrack looks the port up in @services as well and sends the
+ *   rest to ev_untracked (stale, probe); see ruleset_native_untrack_rules.
+ *
+ * Each kind's chain logs through its own rate limit, what goes over it
+ * counted in RULESET_EVENTS_COUNTER. */
 static void events_rules(const struct config *c, json_t *cmds, int *err)
 {
 	const struct config_events *ev = &config_daemon(c)->events;
 
-	/* Most packets are TCP past their SYN: they leave at the first
-	 * rule (an untracked client's too, whose state says nothing). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
-		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
-		"ack", "right", "syn", "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
-		"return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "ct", "key", "state", "right", "set", "new",
-		"untracked", "return")), err);
-	/* The host's own traffic (it comes in on lo). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
-		"meta", "key", "iif", "right", "lo", "return")), err);
-	trusted_returns(c, "pre_events", "saddr", cmds, err);
-	push(cmds, rule(c, "pre_events", lookup_goto(json_pack(
-		"{s:[{s:{s:s}},o]}", "concat", "meta", "key", "l4proto",
-		payload("th", "dport")), "services", "ev_service")), err);
+	trusted_returns(c, "pre_nat", "saddr", cmds, err);
+	push(cmds, rule(c, "pre_nat", json_pack("[{s:{s:{s:[{s:{s:s}},{s:{s:s}},o]},s:s}}]",
+		"vmap", "key", "concat", "meta", "key", "nfproto", "meta", "key",
+		"l4proto", payload("th", "dport"), "data",
+		"@" EVENT_SERVICE_VMAP)), err);
+	push(cmds, rule(c, "pre_nat", json_pack("[{s:{s:s}}]", "jump",
+						"target", "ev_new")), err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, redirect_rule(c, "pre_nat", m), err);
+
+	/* A service port: a watched source's is moved away (vacated). */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, ruleset_map_family(m) == AF_INET6 ?
+				"nat_svc6" : "nat_svc4", lookup_goto(saddr_key(
+			ruleset_map_family(m) == AF_INET6),
+			ruleset_native_maps[m], "nat_vac")), err);
+	push(cmds, rule(c, "nat_vac", json_pack(
+		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
+		"{s:{s:s}}]", "match", "op", "==", "left", "&",
+		payload("tcp", "flags"), "fin", "syn", "rst", "ack", "right",
+		"syn", "match", "op", "!=", "left", "meta", "key", "iif",
+		"right", "lo", "jump", "target", "ev_vacated")), err);
+	push(cmds, rule(c, "nat_vac", json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
+		"{s:{s:s}}]", "match", "op", "==", "left", "meta", "key",
+		"l4proto", "right", "udp", "match", "op", "!=", "left", "meta",
+		"key", "iif", "right", "lo", "jump", "target", "ev_vacated")),
+	     err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, redirect_rule(c, "nat_vac", m), err);
+
 	/* Not a service port: a current redirect port, an old one, or (from
 	 * an unwatched source) a closed port. */
+	attempt_returns(c, "ev_new", cmds, err);
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(
+		push(cmds, rule(c, "ev_new", lookup_goto(saddr_key(
 			ruleset_map_family(m) == AF_INET6),
 			ruleset_native_maps[m], "ev_moved")), err);
+	stale_gotos(c, "ev_new", cmds, err);
 	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
-			ruleset_stale_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
-			ruleset_stale_net_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", json_pack(
+		push(cmds, rule(c, "ev_new", json_pack(
 			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
 			payload(f ? "ip6" : "ip", "saddr"), "right",
 			f ? "@tracked6" : "@tracked4", "return")), err);
-	/* Untracked UDP to the ephemeral ports: likely the replies to the
-	 * host's own queries (DNS, NTP), which conntrack cannot tell. */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:o,s:i}},{s:n}]", "match",
-		"op", "in", "left", "ct", "key", "state", "right", "untracked",
-		"match", "op", ">=", "left", payload("udp", "dport"), "right",
-		32768, "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack("[{s:{s:s}}]", "goto",
-						   "target", "ev_probe")), err);
-	/* A service port: moved away from a watched source? */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "ev_service", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_vacated")), err);
+	push(cmds, rule(c, "ev_new", json_pack("[{s:{s:s}}]", "goto",
+					       "target", "ev_probe")), err);
+
+	/* An untracked client's packet to a port that is not a service. */
+	attempt_returns(c, "ev_untracked", cmds, err);
+	trusted_returns(c, "ev_untracked", "saddr", cmds, err);
+	stale_gotos(c, "ev_untracked", cmds, err);
+	/* UDP to the ephemeral ports: likely the replies to the host's own
+	 * queries (DNS, NTP), which untracked packets cannot tell. */
+	push(cmds, rule(c, "ev_untracked", json_pack(
+		"[{s:{s:s,s:o,s:i}},{s:n}]", "match", "op", ">=", "left",
+		payload("udp", "dport"), "right", 32768, "return")), err);
+	push(cmds, rule(c, "ev_untracked", json_pack("[{s:{s:s}}]", "goto",
+						     "target", "ev_probe")),
+	     err);
+
 	for (size_t k = 0; k < 4; k++) {
 		char prefix[32];
 
@@ -635,8 +759,10 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	}
 }
 
-/* The event rules, or (off, in place) whatever an earlier definition had
- * of them gone (added first so that the deletes work either way). */
+/* The event objects and rules (pre_nat's included), or (off, in place)
+ * whatever an earlier definition had of them gone (added first so that
+ * the deletes work either way; pre_nat and raw_pre, which refer to them,
+ * were flushed earlier in the batch). */
 static void native_events_setup(const struct config *c,
 				const struct config *prev, json_t *cmds,
 				bool in_place, int *err)
@@ -647,19 +773,17 @@ static void native_events_setup(const struct config *c,
 	/* Off, and off before too: nothing to take away. */
 	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
 		return;
-	events_objects(c, cmds, err);
-	if (in_place) {
-		push(cmds, object_cmd("flush", "chain", t, "pre_events"), err);
-		for (size_t i = 0; i < 5; i++)
-			push(cmds, object_cmd("flush", "chain", t,
-					      event_chains[i]), err);
-	}
+	events_objects(c, cmds, in_place && on, err);
+	for (size_t i = 0; in_place && i < EVENT_CHAINS; i++)
+		push(cmds, object_cmd("flush", "chain", t, event_chains[i]),
+		     err);
 	if (on) {
 		events_rules(c, cmds, err);
 		return;
 	}
-	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
-	for (size_t i = 0; i < 5; i++)
+	/* The map first: its elements go to nat_svc4/6. */
+	push(cmds, object_cmd("delete", "map", t, EVENT_SERVICE_VMAP), err);
+	for (size_t i = 0; i < EVENT_CHAINS; i++)
 		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
 		     err);
 	push(cmds, object_cmd("delete", "set", t, "services"), err);
@@ -721,13 +845,17 @@ int ruleset_native_setup_after(const struct config *c,
 	for (size_t i = 0; in_place && i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, chains[i]), &err);
 
-	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_nat", json_pack(
-			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
-			"match", "op", "==", "left", "meta", "key", "l4proto",
-			"right", "set", "tcp", "udp", "redirect", "port",
-			map_lookup(m, "saddr", "th", "dport"))), &err);
+	/* With the event feed, pre_nat's rules are the feed's (below). */
+	if (!config_daemon(c)->events.on) {
+		trusted_returns(c, "pre_nat", "saddr", cmds, &err);
+		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+			push(cmds, rule(c, "pre_nat", json_pack(
+				"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
+				"match", "op", "==", "left", "meta", "key",
+				"l4proto", "right", "set", "tcp", "udp",
+				"redirect", "port",
+				map_lookup(m, "saddr", "th", "dport"))), &err);
+	}
 
 	/* After conntrack (-200): what it refused to track is swapped
 	 * here, statelessly. */
