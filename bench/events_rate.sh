@@ -3,7 +3,7 @@
 # unwatched client that never probes to the real port of a protected
 # host, the same build in three states, side by side in one run:
 #
-#   on    events and autowatch on (pre_events and its chains in the table)
+#   on    events and autowatch on (the feed's chains and verdict map in the table)
 #   off   the same configuration without them (a reload between)
 #   none  the floor: porthop's table deleted (no rules at all on the host,
 #         connection tracking off); a shuffle defines it anew afterwards
@@ -89,10 +89,10 @@ state() {
 		loaded[i]=$2
 	fi
 	# The feed's chain is there exactly when it should be.
-	if $H nft list chain inet porthop pre_events >/dev/null 2>&1; then
-		[ "$2" = on ] || fail "pre_events present on ${HOSTS[$i]} in state $2"
+	if $H nft list chain inet porthop ev_new >/dev/null 2>&1; then
+		[ "$2" = on ] || fail "ev_new present on ${HOSTS[$i]} in state $2"
 	else
-		[ "$2" = off ] || fail "pre_events missing on ${HOSTS[$i]} in state $2"
+		[ "$2" = off ] || fail "ev_new missing on ${HOSTS[$i]} in state $2"
 	fi
 }
 # run I SECONDS: host I's client, connections per second.
