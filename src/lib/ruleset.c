@@ -493,16 +493,30 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 
 /* --- the probe event feed (docs/events.md) ---------------------------- */
 
-/* The regular chains of the feed.  The four kinds' own (limit and log)
- * come first, in event_kinds' order. */
+/* The regular chains of the feed.  Those that limit and log come first,
+ * their kinds in event_kinds. */
 static const char *const event_chains[] = {
-	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_new",
-	"ev_untracked", "nat_svc4", "nat_svc6", "nat_vac",
+	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_probe_hot",
+	"ev_new", "ev_untracked", "nat_svc4", "nat_svc6", "nat_vac",
 };
 #define EVENT_CHAINS (sizeof(event_chains) / sizeof(event_chains[0]))
 static const char *const event_kinds[] = {
-	"moved", "vacated", "stale", "probe",
+	"moved", "vacated", "stale", "probe", "probe",
 };
+#define EVENT_LOG_CHAINS (sizeof(event_kinds) / sizeof(event_kinds[0]))
+/* A source sending probes faster than this (its hash bucket's meter,
+ * in the dynamic set EVENT_HOT_SET) has a budget of its own
+ * (ev_probe_hot), beside the one a flood of other sources shares: a
+ * scanner in a random-source flood is not crowded out.  16384 buckets
+ * (the set's size, so it never fills; about 2 MB of kernel memory): a
+ * random-source flood makes a bucket hot only beyond 16384 x 25 =
+ * 409,600 probes a second; an nmap scan goes over within its first
+ * 50 probes (docs/events.md). */
+#define EVENT_HOT_SET "probe_hot"
+#define EVENT_HOT_BUCKETS 16384
+#define EVENT_HOT_RATE 25
+#define EVENT_HOT_BURST 50
+#define EVENT_HOT_TIMEOUT_S 10
 const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
 const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
 /* nfproto . l4proto . service port: goto nat_svc4/6 (a verdict map). */
@@ -620,6 +634,13 @@ static void events_objects(const struct config *c, json_t *cmds,
 				     f ? "ipv6_addr" : "ipv4_addr",
 				     "inet_proto", "inet_service", "flags",
 				     "interval", "timeout"), err);
+	/* (libnftables 1.0.6 takes no "dynamic" flag in JSON; the rules
+	 * that update the set make it dynamic.) */
+	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:i,s:[s],s:i}}}",
+			     "add", "set", "family", "inet", "table", t,
+			     "name", EVENT_HOT_SET, "type", "mark", "size",
+			     EVENT_HOT_BUCKETS, "flags", "timeout",
+			     "timeout", EVENT_HOT_TIMEOUT_S), err);
 	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
 			     "family", "inet", "table", t, "name",
 			     RULESET_EVENTS_COUNTER), err);
@@ -744,7 +765,18 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 						     "target", "ev_probe")),
 	     err);
 
-	for (size_t k = 0; k < 4; k++) {
+	/* A hot source's probes: a budget of their own. */
+	for (int f = 0; f < 2; f++)
+		push(cmds, rule(c, "ev_probe", json_pack(
+			"[{s:{s:s,s:{s:{s:i,s:o}},s:s,s:[{s:{s:i,s:i,s:s,s:b}}]}},"
+			"{s:{s:s}}]", "set", "op", "update", "elem", "jhash",
+			"mod", EVENT_HOT_BUCKETS, "expr", payload(f ? "ip6" :
+								   "ip", "saddr"),
+			"set", "@" EVENT_HOT_SET, "stmt", "limit", "rate",
+			EVENT_HOT_RATE, "burst", EVENT_HOT_BURST, "per",
+			"second", "inv", 1, "goto", "target", "ev_probe_hot")),
+		     err);
+	for (size_t k = 0; k < EVENT_LOG_CHAINS; k++) {
 		char prefix[32];
 
 		snprintf(prefix, sizeof(prefix), "porthop:%s", event_kinds[k]);
@@ -787,6 +819,7 @@ static void native_events_setup(const struct config *c,
 		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
 		     err);
 	push(cmds, object_cmd("delete", "set", t, "services"), err);
+	push(cmds, object_cmd("delete", "set", t, EVENT_HOT_SET), err);
 	for (int f = 0; f < 2; f++)
 		push(cmds, object_cmd("delete", "set", t, ruleset_stale_sets[f]),
 		     err);
