@@ -78,6 +78,9 @@ struct porthopd {
 	 * names the socket. */
 	struct journal *journal;
 	const char *journal_socket;
+	/* The hooks' runs, failures and kills before the one in use (a
+	 * reload starts a new one; the metrics' counts go on). */
+	uint64_t hook_done[3];
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 };
@@ -284,6 +287,14 @@ static void on_lost(void *arg, uint64_t n)
 	core_event_lost(p->core, PROBE_DROP_SOCKET, n);
 }
 
+/* Appends the Redis stream lost after taking them. */
+static void on_stream_lost(void *arg, uint64_t n)
+{
+	struct porthopd *p = arg;
+
+	core_event_lost(p->core, PROBE_DROP_STREAM, n);
+}
+
 static void on_events_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -331,6 +342,9 @@ static void stop_events(struct porthopd *p)
 {
 	pktlog_free(p->pktlog);
 	evstream_free(p->evstream);
+	p->hook_done[0] += evhook_runs(p->hook);
+	p->hook_done[1] += evhook_failures(p->hook);
+	p->hook_done[2] += evhook_killed(p->hook);
 	evhook_free(p->hook);
 	if (p->events_ev)
 		event_free(p->events_ev);
@@ -369,6 +383,8 @@ static void start_events(struct porthopd *p)
 			.password = x->password,
 			.key = ev->stream,
 			.maxlen = ev->stream_maxlen,
+			.on_lost = on_stream_lost,
+			.arg = p,
 		};
 
 		p->evstream = evstream_new(p->base, &o);
@@ -560,6 +576,10 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 	struct porthopd *p = arg;
 
 	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;
+	m->hook = p->hook || p->hook_done[0];
+	m->hook_runs = p->hook_done[0] + evhook_runs(p->hook);
+	m->hook_failures = p->hook_done[1] + evhook_failures(p->hook);
+	m->hook_killed = p->hook_done[2] + evhook_killed(p->hook);
 	if (p->stream) {
 		struct stream_stats st;
 
