@@ -52,10 +52,8 @@ static void reap(struct evhook *h, bool kill_all)
 			kill(c->pid, SIGKILL);
 		else if (!c->killed &&
 			 now.tv_sec - c->started >= EVHOOK_TIMEOUT_S &&
-			 kill(c->pid, SIGKILL) == 0) {
+			 kill(c->pid, SIGKILL) == 0)
 			c->killed = true;
-			h->killed++;
-		}
 		r = waitpid(c->pid, &st, kill_all ? 0 : WNOHANG);
 		if (r == 0) {
 			i++;
@@ -63,6 +61,9 @@ static void reap(struct evhook *h, bool kill_all)
 		}
 		if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			h->failures++;
+		/* Counted once reaped, so a kill is always a failure too. */
+		if (c->killed)
+			h->killed++;
 		*c = h->kids[--h->nkids];
 	}
 }
