@@ -51,6 +51,27 @@ static void spin(struct event_base *base)
 	event_base_dispatch(base);
 }
 
+/* A stream connected to a silent peer (*ret_fd, the listener), its
+ * losses added to *lost. */
+static struct evstream *connected(struct event_base *base, uint64_t *lost,
+				  int *ret_fd)
+{
+	int port;
+	struct evstream_options o = { .host = "127.0.0.1", .key = "k",
+				      .maxlen = 10, .on_lost = on_lost,
+				      .arg = lost };
+	struct evstream *s;
+
+	*ret_fd = silent_peer(&port);
+	o.port = port;
+	s = evstream_new(base, &o);
+	assert_non_null(s);
+	for (int i = 0; i < 100 && !evstream_is_up(s); i++)
+		spin(base);
+	assert_true(evstream_is_up(s));
+	return s;
+}
+
 static void test_down(void **state)
 {
 	struct event_base *base = event_base_new();
@@ -80,19 +101,10 @@ static void test_backlog_and_loss(void **state)
 {
 	struct event_base *base = event_base_new();
 	uint64_t lost = 0;
-	int port, fd = silent_peer(&port);
-	struct evstream_options o = { .host = "127.0.0.1", .key = "k",
-				      .maxlen = 10, .on_lost = on_lost,
-				      .arg = &lost };
-	struct evstream *s;
+	int fd;
+	struct evstream *s = connected(base, &lost, &fd);
 
 	(void)state;
-	o.port = port;
-	s = evstream_new(base, &o);
-	assert_non_null(s);
-	for (int i = 0; i < 100 && !evstream_is_up(s); i++)
-		spin(base);
-	assert_true(evstream_is_up(s));
 	for (int i = 0; i < EVSTREAM_INFLIGHT; i++)
 		assert_int_equal(evstream_add(s, "{\"kind\":\"probe\"}", 16), 0);
 	assert_int_equal(evstream_add(s, "{}", 2), -EAGAIN);
@@ -118,18 +130,10 @@ static void test_free_reports(void **state)
 {
 	struct event_base *base = event_base_new();
 	uint64_t lost = 0;
-	int port, fd = silent_peer(&port);
-	struct evstream_options o = { .host = "127.0.0.1", .key = "k",
-				      .maxlen = 10, .on_lost = on_lost,
-				      .arg = &lost };
-	struct evstream *s;
+	int fd;
+	struct evstream *s = connected(base, &lost, &fd);
 
 	(void)state;
-	o.port = port;
-	s = evstream_new(base, &o);
-	for (int i = 0; i < 100 && !evstream_is_up(s); i++)
-		spin(base);
-	assert_true(evstream_is_up(s));
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(evstream_add(s, "{}", 2), 0);
 	spin(base);
