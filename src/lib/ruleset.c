@@ -706,10 +706,10 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	const struct config_events *ev = &config_daemon(c)->events;
 
 	trusted_returns(c, "pre_nat", "saddr", cmds, err);
-	push(cmds, rule(c, "pre_nat", json_pack("[{s:{s:{s:[{s:{s:s}},{s:{s:s}},o]},s:s}}]",
-		"vmap", "key", "concat", "meta", "key", "nfproto", "meta", "key",
-		"l4proto", payload("th", "dport"), "data",
-		"@" EVENT_SERVICE_VMAP)), err);
+	push(cmds, rule(c, "pre_nat", json_pack(
+		"[{s:{s:{s:[{s:{s:s}},{s:{s:s}},o]},s:s}}]", "vmap", "key",
+		"concat", "meta", "key", "nfproto", "meta", "key", "l4proto",
+		payload("th", "dport"), "data", "@" EVENT_SERVICE_VMAP)), err);
 	push(cmds, rule(c, "pre_nat", json_pack("[{s:{s:s}}]", "jump",
 						"target", "ev_new")), err);
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)

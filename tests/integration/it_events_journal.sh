@@ -26,11 +26,7 @@ export JOURNAL_STREAM
 redis_start "$H"
 porthopd_start "$H" -c "$T/events.json" -s "$T/control.sock" --journal-socket "$JSOCK"
 unset JOURNAL_STREAM
-ctl() {
-	local cmd=$1
-	shift
-	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
-}
+ctl() { host_ctl "$@"; }
 
 # entry_of PORT: the journal entry (a file) of the probe event of that
 # port from $GOOD, if one came.

@@ -25,11 +25,7 @@ jq --arg hook "$T/hang.sh" '.porthopd.events = {merge_ms: 200,
 	redis_stream: "porthop:events", hook: [$hook], hook_per_minute: 6000}' \
 	"$T/base.json" >"$T/events.json"
 topo_porthopd "$P" "$T/events.json"
-ctl() {
-	local cmd=$1
-	shift
-	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
-}
+ctl() { host_ctl "$@"; }
 
 events_total() {
 	local k total=0

@@ -222,3 +222,11 @@ journal_sink_stop() {
 	[ -z "${JOURNAL_SINK_PID:-}" ] || kill "$JOURNAL_SINK_PID" 2>/dev/null
 	JOURNAL_SINK_PID=
 }
+
+# host_ctl CMD [ARGS...]: porthop CMD on $T/control.sock inside $H, a
+# topology test's protected host (scripts/topology.sh).
+host_ctl() {
+	local cmd=$1
+	shift
+	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
+}
