@@ -279,6 +279,7 @@ reload_with() {
 	ctl reload >/dev/null
 	wait_log "reload applied" $((n + 1))
 }
+cp "$CFG" "$T/auto.json"
 jq '.nftables_service_configuration.untrack_unwatched = false' "$CFG" >"$T/tracked.json"
 reload_with "$T/tracked.json"
 if ip netns exec "$H" nft list chain inet porthop raw_pre >/dev/null 2>&1; then
@@ -292,12 +293,18 @@ wait_for 10 "a probe event of 10.0.0.9 (tracked), port 1999" tracked_probe
 pass "a tracked unwatched client's probe: through pre_nat (ev_new), a probe event"
 
 # 8. Events off at a reload: the feed's rules and objects gone, the
-# reader's nflog group unbound, and no event after it.
+# reader's nflog group unbound, and no event after it.  (From untracking
+# again, so that raw_pre's rule sends to ev_untracked when it goes.)
+reload_with "$T/auto.json"
+untrack_rule_back() {
+	ip netns exec "$H" nft list chain inet porthop raw_pre | grep -F "goto ev_untracked" >/dev/null
+}
+wait_for 10 "raw_pre's rule to ev_untracked back" untrack_rule_back
 nflog_bound() {
 	ip netns exec "$H" awk '$1 == 7' /proc/net/netfilter/nfnetlink_log | grep . >/dev/null
 }
 nflog_bound || fail "porthopd's nflog group 7 is not bound while the feed is on"
-jq 'del(.porthopd.events, .porthopd.autowatch)' "$CFG" >"$T/off.json"
+jq 'del(.porthopd.events, .porthopd.autowatch)' "$T/auto.json" >"$T/off.json"
 reload_with "$T/off.json"
 for o in "chain inet porthop ev_new" "chain inet porthop ev_probe" \
 	 "map inet porthop service_ports" "set inet porthop services" \
@@ -307,7 +314,7 @@ for o in "chain inet porthop ev_new" "chain inet porthop ev_probe" \
 		fail "$o still there after the feed was turned off"
 	fi
 done
-n_log=$(ip netns exec "$H" nft list table inet porthop | grep -c "log prefix" || true)
+n_log=$(ip netns exec "$H" nft list table inet porthop | grep -c "log prefix\|ev_untracked" || true)
 [ "$n_log" -eq 0 ] || fail "$n_log log rules left after the feed was turned off"
 # /proc/net/netfilter/nfnetlink_log lists this namespace's bound groups
 # (the first column, the group number): porthopd's 7 is gone.
