@@ -83,6 +83,7 @@ struct porthopd {
 	uint64_t hook_done[3];
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
+	struct event *derive_ev;		/* derived ports' slot boundaries */
 };
 
 static const struct config *cfg_of(const struct porthopd *p)
@@ -224,6 +225,20 @@ static void arm_reconcile(struct porthopd *p)
 	event_del(p->reconcile_ev);
 	if (s > 0)
 		evtimer_add(p->reconcile_ev, &tv);
+}
+
+/* Derived ports: the core moves the slots at each boundary and says when
+ * the next is. */
+static void on_derive(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+	long ms = core_derive_tick(p->core);
+	struct timeval tv = { (time_t)(ms / 1000),
+			      (suseconds_t)(ms % 1000) * 1000 };
+
+	(void)fd;
+	(void)what;
+	evtimer_add(p->derive_ev, &tv);
 }
 
 static void arm_interval(struct porthopd *p)
@@ -946,6 +961,10 @@ static void wire_events(struct porthopd *p)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	arm_interval(p);
+	p->derive_ev = evtimer_new(p->base, on_derive, p);
+	if (p->derive_ev == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	event_active(p->derive_ev, EV_TIMEOUT, 0);
 	start_events(p);
 	if (p->use_redis && make_feed(p) < 0)
 		fatalx(EX_OSERR, "out of memory");
@@ -987,6 +1006,7 @@ static void teardown(struct porthopd *p)
 	free_event(p->watchdog_ev);
 	free_event(p->commit_ev);
 	free_event(p->expiry_ev);
+	free_event(p->derive_ev);
 	core_free(p->core);
 	shuffle_free(p->rng);
 	nftio_free(p->io);

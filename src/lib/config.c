@@ -144,11 +144,13 @@ void config_free(struct config *c)
 	config_events_free(c);
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(c->proto_ports[p]);
-	for (size_t i = 0; c->watched && i < c->nwatched; i++)
+	for (size_t i = 0; c->watched && i < c->nwatched; i++) {
 		for (int p = 0; p < CONFIG_NPROTO; p++) {
 			free((void *)c->watched[i].ports[p]);
 			free((void *)c->watched[i].ignore[p]);
 		}
+		config_derive_release(&c->watched[i]);
+	}
 	free(c->watched);
 	free(c->by_net);
 	free(c->trusted);

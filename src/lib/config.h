@@ -59,6 +59,8 @@ struct config_net {
 	bool is_prefix;				/* written with a "/len" */
 };
 
+struct derive;
+
 /* One entry of watched_addresses. */
 struct config_watched {
 	struct config_net net;
@@ -71,7 +73,18 @@ struct config_watched {
 	const uint16_t *ignore[CONFIG_NPROTO];
 	size_t nignore[CONFIG_NPROTO];
 	bool runtime;		/* added at runtime (config_watched_add) */
+	/* A keyed entry ("derive_key", native mode, docs/follow.md): its
+	 * services' ports are derived per time slot from the key instead
+	 * of shuffled, so ports[] and nports[] are empty and the services
+	 * are the derivation's.  NULL for every other entry. */
+	const struct derive *derive;
+	const char *derive_key;		/* the key file, as given */
+	unsigned slot_seconds;		/* the key's slot length */
+	unsigned derive_id;		/* among keyed entries, in file order */
 };
+
+/* At most this many keyed entries (each has chains and maps of its own). */
+#define CONFIG_DERIVE_MAX 8
 
 /* Optional Redis settings beyond the reference's five keys.  The strings
  * belong to the configuration and live as long as it. */

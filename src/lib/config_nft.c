@@ -20,7 +20,7 @@ static const char *const nft_keys[] = {
 	"untrack_unwatched", NULL
 };
 static const char *const watched_keys[] = {
-	"ip", "tcp_ignore", "udp_ignore", NULL
+	"ip", "tcp_ignore", "udp_ignore", "derive_key", NULL
 };
 /* untrack_unwatched: true, false or "auto". */
 static int opt_untrack(struct walk *w, const json_t *obj, const char *path,
@@ -119,6 +119,8 @@ static int walk_watched_entry(struct walk *w, struct config *c,
 		out->ignore[p] = ignore;
 		out->nignore[p] = nignore;
 	}
+	if (walk_derive_key(w, c, e, path, out) < 0)
+		r = -1;
 	return r;
 }
 
@@ -350,6 +352,8 @@ int walk_nftables(struct walk *w, struct config *c, const json_t *root)
 	c->nconfigured = c->nwatched;
 	if (r == 0)
 		r = walk_watched_nets(w, c, path);
+	if (r == 0)
+		r = walk_derive_nested(w, c, path);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)
 		if (c->max_port)
 			r = report_capacity(w, c, p, pr);

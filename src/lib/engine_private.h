@@ -35,6 +35,12 @@ struct engine {
 	uint64_t stale_skipped;
 	engine_stale_fn stale_fn;
 	void *stale_arg;
+	/* Derived ports (engine_derive.c): the time (unix seconds) whose
+	 * slots the keyed entries' elements in force are for, and the
+	 * clock (NULL: time()). */
+	int64_t derive_at;
+	int64_t (*derive_clock)(void *arg);
+	void *derive_clock_arg;
 };
 
 /* What a batch has to carry. */
@@ -67,6 +73,11 @@ void engine_take_digests(struct engine *e);
 /* The plan of the configuration in force, built at first use. */
 struct shuffle_plan *engine_plan(struct engine *e);
 double engine_ms_since(const struct timespec *a);
+/* Derived ports (engine_derive.c): now by the engine's clock; the keyed
+ * entries' elements at now appended to a full batch. */
+int64_t engine_derive_now(const struct engine *e);
+int engine_derive_append(const struct config *cfg, int64_t now,
+			 json_t *batch);
 char *engine_errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

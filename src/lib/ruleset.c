@@ -4,6 +4,7 @@
  * elements.  Inputs in, JSON or queued element operations out.
  */
 #include "ruleset.h"
+#include "ruleset_private.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -910,6 +911,8 @@ int ruleset_native_setup_after(const struct config *c,
 
 	native_untrack_setup(c, cmds, in_place, &err);
 	native_events_setup(c, prev, cmds, in_place, &err);
+	if (err == 0)
+		err = ruleset_derive_setup(c, prev, cmds, in_place);
 	return err;
 }
 
@@ -1068,4 +1071,45 @@ int ruleset_native_stale(const struct config *c,
 	if (r == 0)
 		*ret_added = added;
 	return r;
+}
+
+/* --- what ruleset_derive.c shares (ruleset_private.h) ----------------- */
+
+void ruleset_push(json_t *arr, json_t *v, int *err)
+{
+	push(arr, v, err);
+}
+
+json_t *ruleset_payload(const char *proto, const char *field)
+{
+	return payload(proto, field);
+}
+
+json_t *ruleset_rule(const struct config *c, const char *chain_name,
+		     json_t *expr)
+{
+	return rule(c, chain_name, expr);
+}
+
+json_t *ruleset_chain(const struct config *c, const char *name,
+		      const char *type, const char *hook, int prio)
+{
+	return chain(c, name, type, hook, prio);
+}
+
+void ruleset_trusted_returns(const struct config *c, const char *chain_name,
+			     const char *field, json_t *cmds, int *err)
+{
+	trusted_returns(c, chain_name, field, cmds, err);
+}
+
+json_t *ruleset_not_invalid_return(void)
+{
+	return not_invalid_return();
+}
+
+json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
+			   const char *name)
+{
+	return object_cmd(verb, what, t, name);
 }
