@@ -192,6 +192,20 @@ static void render_knock(struct out *o, const struct knock_stats *k)
 	       "%zu", k->nonces);
 }
 
+/* The event feed's hook (docs/events.md). */
+static void render_hook(struct out *o, const struct metrics_snapshot *s)
+{
+	scalar(o, "porthop_events_hook_runs_total", "counter",
+	       "Runs of the event hook started.", "%llu",
+	       (unsigned long long)s->hook_runs);
+	scalar(o, "porthop_events_hook_failures_total", "counter",
+	       "Runs of the event hook that exited non-zero or were killed.",
+	       "%llu", (unsigned long long)s->hook_failures);
+	scalar(o, "porthop_events_hook_killed_total", "counter",
+	       "Runs of the event hook killed, still running after 10 s.",
+	       "%llu", (unsigned long long)s->hook_killed);
+}
+
 static void histogram(struct out *o, const char *name, const char *help,
 		      const struct metrics_histogram *h)
 {
@@ -318,6 +332,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 		render_watch(&o, s);
 	if (s->events)
 		render_events(&o, s->events);
+	if (s->events && s->hook)
+		render_hook(&o, s);
 	if (s->stream)
 		render_stream(&o, s);
 	if (s->knock)

@@ -66,6 +66,9 @@ struct metrics_snapshot {
 	uint64_t stream_read, stream_acknowledged, stream_redelivered;
 	uint64_t stream_refused, stream_snapshot_loads;
 	const struct metrics_histogram *stream_delay;
+	/* The event feed's hook (hook false: none configured). */
+	bool hook;
+	uint64_t hook_runs, hook_failures, hook_killed;
 };
 
 /* Adds one observation. */

@@ -461,218 +461,29 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 		push(cmds, object_cmd("flush", "chain", config_table_name(c),
 				      native_untrack_chains[i]), &err);
 	for (int i = 0; on && i < 2; i++)
-		for (int f = 0; f < 2; f++)
-			push(cmds, rule(c, native_untrack_chains[i], json_pack(
+		for (int f = 0; f < 2; f++) {
+			json_t *e = json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
 				"!=", "left", payload(f ? "ip6" : "ip",
 						      i ? "daddr" : "saddr"),
 				"right", f ? "@tracked6" : "@tracked4",
-				"notrack")), &err);
+				"notrack");
+
+			/* The event feed: the same rule sends an untracked
+			 * packet to a port that is not a service on to
+			 * ev_untracked; one to a service meets nothing
+			 * more (docs/events.md). */
+			if (e && i == 0 && config_daemon(c)->events.on &&
+			    (json_array_append_new(e, json_pack(
+				"{s:{s:s,s:o,s:s}}", "match", "op", "!=",
+				"left", ruleset_port_key(), "right", "@services")) < 0 ||
+			     json_array_append_new(e, json_pack(
+				"{s:{s:s}}", "goto", "target",
+				"ev_untracked")) < 0))
+				err = -ENOMEM;
+			push(cmds, rule(c, native_untrack_chains[i], e), &err);
+		}
 	return err;
-}
-
-/* --- the probe event feed (docs/events.md) ---------------------------- */
-
-static const char *const event_chains[] = {
-	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_service",
-};
-static const char *const event_kinds[] = {
-	"moved", "vacated", "stale", "probe",
-};
-const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
-const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
-
-static json_t *plain_chain(const char *t, const char *name)
-{
-	return json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "chain", "family",
-			 "inet", "table", t, "name", name);
-}
-
-static json_t *saddr_key(int v6)
-{
-	return json_pack("{s:[o,{s:{s:s}},o]}", "concat",
-			 payload(v6 ? "ip6" : "ip", "saddr"), "meta", "key",
-			 "l4proto", payload("th", "dport"));
-}
-
-/* key (a concatenation, consumed) in @set: goto target. */
-static json_t *lookup_goto(json_t *k, const char *set, const char *target)
-{
-	char ref[24];
-
-	snprintf(ref, sizeof(ref), "@%s", set);
-	return json_pack("[{s:{s:s,s:o,s:s}},{s:{s:s}}]", "match", "op", "==",
-			 "left", k, "right", ref, "goto", "target", target);
-}
-
-/* The configured ports, the services: (protocol, port) pairs. */
-static json_t *service_elems(const struct config *c)
-{
-	json_t *elems = json_array();
-
-	for (int p = 0; elems && p < CONFIG_NPROTO; p++) {
-		size_t n;
-		const uint16_t *ports = config_proto_ports(c, p, &n);
-
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(elems, json_pack("{s:[s,i]}",
-				"concat", p == CONFIG_UDP ? "udp" : "tcp",
-				(int)ports[i]));
-	}
-	return elems;
-}
-
-/* The objects the event rules use: the services, the old redirect ports
- * (stale4/6 and, for prefixes, the interval sets stalenet4/6; elements
- * with a timeout), the counter of what the rate limits held back, and the
- * chains.  Prefixes have sets of their own so that an exact address keeps
- * its hash lookup. */
-static void events_objects(const struct config *c, json_t *cmds, int *err)
-{
-	const char *t = config_table_name(c);
-	json_t *set = json_pack("{s:s,s:s,s:s,s:[s,s]}", "family", "inet",
-				"table", t, "name", "services", "type",
-				"inet_proto", "inet_service");
-	json_t *elems = service_elems(c);
-
-	if (set && elems && json_array_size(elems) > 0)
-		json_object_set(set, "elem", elems);
-	json_decref(elems);
-	push(cmds, json_pack("{s:{s:o}}", "add", "set", set), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s]}}}",
-				     "add", "set", "family", "inet", "table", t,
-				     "name", ruleset_stale_sets[f], "type",
-				     f ? "ipv6_addr" : "ipv4_addr",
-				     "inet_proto", "inet_service", "flags",
-				     "timeout"), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s,s]}}}",
-				     "add", "set", "family", "inet", "table", t,
-				     "name", ruleset_stale_net_sets[f], "type",
-				     f ? "ipv6_addr" : "ipv4_addr",
-				     "inet_proto", "inet_service", "flags",
-				     "interval", "timeout"), err);
-	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
-			     "family", "inet", "table", t, "name",
-			     RULESET_EVENTS_COUNTER), err);
-	for (size_t i = 0; i < 5; i++)
-		push(cmds, plain_chain(t, event_chains[i]), err);
-	push(cmds, chain(c, "pre_events", "filter", "prerouting", -110), err);
-}
-
-/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
- * calls new, or any of an untracked client) from untrusted sources, sorted
- * by kind; each kind's chain logs through its own rate limit, what goes
- * over it counted in RULESET_EVENTS_COUNTER. */
-static void events_rules(const struct config *c, json_t *cmds, int *err)
-{
-	const struct config_events *ev = &config_daemon(c)->events;
-
-	/* Most packets are TCP past their SYN: they leave at the first
-	 * rule (an untracked client's too, whose state says nothing). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
-		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
-		"ack", "right", "syn", "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
-		"return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "ct", "key", "state", "right", "set", "new",
-		"untracked", "return")), err);
-	/* The host's own traffic (it comes in on lo). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
-		"meta", "key", "iif", "right", "lo", "return")), err);
-	trusted_returns(c, "pre_events", "saddr", cmds, err);
-	push(cmds, rule(c, "pre_events", lookup_goto(json_pack(
-		"{s:[{s:{s:s}},o]}", "concat", "meta", "key", "l4proto",
-		payload("th", "dport")), "services", "ev_service")), err);
-	/* Not a service port: a current redirect port, an old one, or (from
-	 * an unwatched source) a closed port. */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_moved")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
-			ruleset_stale_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
-			ruleset_stale_net_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", json_pack(
-			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
-			payload(f ? "ip6" : "ip", "saddr"), "right",
-			f ? "@tracked6" : "@tracked4", "return")), err);
-	/* Untracked UDP to the ephemeral ports: likely the replies to the
-	 * host's own queries (DNS, NTP), which conntrack cannot tell. */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:o,s:i}},{s:n}]", "match",
-		"op", "in", "left", "ct", "key", "state", "right", "untracked",
-		"match", "op", ">=", "left", payload("udp", "dport"), "right",
-		32768, "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack("[{s:{s:s}}]", "goto",
-						   "target", "ev_probe")), err);
-	/* A service port: moved away from a watched source? */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "ev_service", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_vacated")), err);
-	for (size_t k = 0; k < 4; k++) {
-		char prefix[32];
-
-		snprintf(prefix, sizeof(prefix), "porthop:%s", event_kinds[k]);
-		push(cmds, rule(c, event_chains[k], json_pack(
-			"[{s:{s:i,s:i,s:s,s:b}},{s:s},{s:n}]", "limit", "rate",
-			(int)ev->rate, "burst", (int)ev->burst, "per", "second",
-			"inv", 1, "counter", RULESET_EVENTS_COUNTER,
-			"return")), err);
-		push(cmds, rule(c, event_chains[k], json_pack(
-			"[{s:{s:s,s:i}}]", "log", "prefix", prefix, "group",
-			(int)ev->nflog_group)), err);
-	}
-}
-
-/* The event rules, or (off, in place) whatever an earlier definition had
- * of them gone (added first so that the deletes work either way). */
-static void native_events_setup(const struct config *c,
-				const struct config *prev, json_t *cmds,
-				bool in_place, int *err)
-{
-	const char *t = config_table_name(c);
-	bool on = config_daemon(c)->events.on;
-
-	/* Off, and off before too: nothing to take away. */
-	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
-		return;
-	events_objects(c, cmds, err);
-	if (in_place) {
-		push(cmds, object_cmd("flush", "chain", t, "pre_events"), err);
-		for (size_t i = 0; i < 5; i++)
-			push(cmds, object_cmd("flush", "chain", t,
-					      event_chains[i]), err);
-	}
-	if (on) {
-		events_rules(c, cmds, err);
-		return;
-	}
-	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
-	for (size_t i = 0; i < 5; i++)
-		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
-		     err);
-	push(cmds, object_cmd("delete", "set", t, "services"), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, object_cmd("delete", "set", t, ruleset_stale_sets[f]),
-		     err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, object_cmd("delete", "set", t,
-				      ruleset_stale_net_sets[f]), err);
-	push(cmds, object_cmd("delete", "counter", t, RULESET_EVENTS_COUNTER),
-	     err);
 }
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
@@ -724,13 +535,17 @@ int ruleset_native_setup_after(const struct config *c,
 	for (size_t i = 0; in_place && i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, chains[i]), &err);
 
-	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_nat", json_pack(
-			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
-			"match", "op", "==", "left", "meta", "key", "l4proto",
-			"right", "set", "tcp", "udp", "redirect", "port",
-			map_lookup(m, "saddr", "th", "dport"))), &err);
+	/* With the event feed, pre_nat's rules are the feed's (below). */
+	if (!config_daemon(c)->events.on) {
+		trusted_returns(c, "pre_nat", "saddr", cmds, &err);
+		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+			push(cmds, rule(c, "pre_nat", json_pack(
+				"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
+				"match", "op", "==", "left", "meta", "key",
+				"l4proto", "right", "set", "tcp", "udp",
+				"redirect", "port",
+				map_lookup(m, "saddr", "th", "dport"))), &err);
+	}
 
 	/* After conntrack (-200): what it refused to track is swapped
 	 * here, statelessly. */
@@ -751,7 +566,7 @@ int ruleset_native_setup_after(const struct config *c,
 			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
 
 	native_untrack_setup(c, cmds, in_place, &err);
-	native_events_setup(c, prev, cmds, in_place, &err);
+	ruleset_native_events_setup(c, prev, cmds, in_place, &err);
 	ruleset_knock_setup(c, prev, cmds, in_place, &err);
 	if (err == 0)
 		err = ruleset_derive_setup(c, prev, cmds, in_place);
@@ -954,4 +769,10 @@ json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
 			   const char *name)
 {
 	return object_cmd(verb, what, t, name);
+}
+
+json_t *ruleset_map_lookup(enum ruleset_map map, const char *addr_field,
+			   const char *port_proto, const char *port_field)
+{
+	return map_lookup(map, addr_field, port_proto, port_field);
 }

@@ -1,6 +1,7 @@
 /*
  * ruleset_private: ruleset.c's small constructors, for the files of the
- * ruleset module (ruleset_derive.c, ruleset_knock.c) and nothing else.
+ * ruleset module (ruleset_derive.c, ruleset_events.c, ruleset_knock.c) and
+ * nothing else.
  */
 #ifndef PORTHOP_RULESET_PRIVATE_H
 #define PORTHOP_RULESET_PRIVATE_H
@@ -8,6 +9,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "ruleset.h"
 
 /* json_array_append_new that remembers a failure in *err. */
 void ruleset_push(json_t *arr, json_t *v, int *err);
@@ -28,6 +30,19 @@ json_t *ruleset_not_invalid_return(void);
 /* {"<verb>": {"<what>": {"family": "inet", "table": t, "name": name}}} */
 json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
 			   const char *name);
+
+/* ruleset.c's map lookup: address . l4proto . port in the map. */
+json_t *ruleset_map_lookup(enum ruleset_map map, const char *addr_field,
+			   const char *port_proto, const char *port_field);
+
+/* ruleset_events.c: l4proto . th dport, a (protocol, port) key. */
+json_t *ruleset_port_key(void);
+/* The probe event feed's objects and rules (pre_nat's included, in
+ * place of ruleset.c's), or (off, in place) what an earlier definition
+ * (prev) had of them deleted. */
+void ruleset_native_events_setup(const struct config *c,
+				 const struct config *prev, json_t *cmds,
+				 bool in_place, int *err);
 
 /* ruleset_knock.c: the knock rule and the knocked sets, or (off, in
  * place) whatever an earlier definition had of them gone; and the rules

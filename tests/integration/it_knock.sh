@@ -34,11 +34,7 @@ CONTROL=10.0.0.9
 for h in host ctl; do
 	ip netns exec "${P}$h" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
 done
-ctl() {
-	local cmd=$1
-	shift
-	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
-}
+ctl() { host_ctl "$@"; }
 
 # --- sshd on the protected host, a throwaway key pair for root ----------
 sshd_up "$H" "$HOST" "${TOPO_ADDR6[host]}"
