@@ -14,6 +14,19 @@
 #             p50, p99, max of that, and the share within 100 ms.  Beside
 #             it, the floor of this machine: the same per-host delay seen
 #             by ONE host alone (the other hosts stopped), same load.
+#             The floor of HOSTS hosts on this machine: HOSTS processes
+#             (bench/nlfloor, each in a host's namespace, the hosts
+#             stopped) take the same operations on the same schedule, each
+#             in a loop: every operation due by now added to a map like
+#             porthop's in one netlink transaction, then one fdatasync;
+#             per operation the slowest process's delay from its due time
+#             to its transaction.  No Redis, no JSON, no reading: the least
+#             any design with a kernel transaction and durable state per
+#             batch costs here, HOSTS at once on these cores.
+#             With BASE=BUILD_DIR (another build, e.g. main before a
+#             change), the HOSTS-host load runs with that build's porthopd
+#             too; ROUNDS rounds, each: BASE's hosts, this build's hosts,
+#             the HOSTS-process floor, in turn; medians and ranges.
 #             The same load again with the hosts' state_directory "" (no
 #             state file, no fdatasync): what 50 group commits on one disk
 #             cost.
@@ -31,7 +44,7 @@
 #
 # usage: bench/fleet.sh [BUILD_DIR]
 #   HOSTS=N (50), RATE=N (1000), LOAD_SECONDS=N (10), FO_RATE=N (200),
-#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4)
+#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
@@ -41,6 +54,9 @@ LOAD_SECONDS=${LOAD_SECONDS:-10}
 FO_RATE=${FO_RATE:-200}
 FO_SECONDS=${FO_SECONDS:-12}
 FO_KILL_AFTER=${FO_KILL_AFTER:-4}
+ROUNDS=${ROUNDS:-1}
+BASE=${BASE:+$(cd "$BASE" && pwd)}
+[ -z "$BASE" ] || bench_build_note "$BASE" | sed 's/^# build:/# BASE build:/'
 require_root "network namespaces"
 require_tools jq redis-server redis-cli
 bench_tmp porthop-fleet
@@ -69,7 +85,7 @@ for c in $(seq 1 "$HOSTS") pub; do
 	jq --arg k "$T/key" '.porthopd.trigger_key_file = $k' "$T/h$c.json" >"$T/h$c.tmp"
 	mv "$T/h$c.tmp" "$T/h$c.json"
 done
-start_hosts() {
+start_hosts() {	# start_hosts HOSTS...: with $BUILD's porthopd
 	local i
 	for i in "$@"; do fleet_host_start "$i" $P-h$i "$T/h$i.json" -T -v -v; done
 }
@@ -112,6 +128,38 @@ summary() {	# summary FILE: "p50 p99 max within100%"
 	printf '%s %s %s %s' "$(pct 50 <"$f")" "$(pct 99 <"$f")" "$(pct 100 <"$f")" \
 		"$(awk '{n++; if ($1 <= 100) k++} END {printf "%.1f", n ? 100 * k / n : 0}' "$f")"
 }
+# spread FILE COL: "median (min-max)" of column COL of FILE's summaries.
+spread() {
+	local v
+	v=$(awk -v c="$2" '{print $c}' "$1" | sort -n)
+	[ -n "$v" ] || { echo -; return; }
+	echo "$(echo "$v" | median) ($(echo "$v" | head -1)-$(echo "$v" | tail -1))"
+}
+# floor_run FIRST HOSTS...: the HOSTS-process floor (see the top) on the
+# load's schedule; the slowest process's delay per operation to $T/delays.
+floor_run() {
+	local first=$1 start i pids=()
+	shift
+	# A map of porthop's swap4 type in a table of the floor's own.
+	for i in "$@"; do
+		ip netns exec $P-h$i nft -f - <<-EOF
+		table inet phfloor {
+			map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }
+		}
+		EOF
+	done
+	start=$(( ${EPOCHREALTIME/[.,]/} / 1000 + 1000 ))
+	for i in "$@"; do
+		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 "$first" "$RATE" \
+			"$LOAD_SECONDS" "$start" "$T/floor-sync.$i" >"$T/floor.$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a floor process failed" >&2; done
+	for i in "$@"; do ip netns exec $P-h$i nft delete table inet phfloor; done
+	# One column per process: the slowest per line (operation).
+	paste $(for i in "$@"; do echo "$T/floor.$i"; done) |
+		awk '{m = $1; for (k = 2; k <= NF; k++) if ($k > m) m = $k; print m}' >"$T/delays"
+}
 
 load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays to $T/delays
 	local first=$1 since r0 r1 h0 h1 t0 t1
@@ -151,27 +199,42 @@ floor_cpu=$HOSTS_CPU
 stop_hosts 1
 echo "# floor (1 host): $floor"
 
-# HOSTS hosts.
-start_hosts $ALL
-load_run $((1000 + RATE * LOAD_SECONDS)) $ALL
-fleet=$(summary "$T/delays")
-redis_cpu=$REDIS_CPU
-hosts_cpu=$HOSTS_CPU
-rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
+# HOSTS hosts, and the HOSTS-process floor; with BASE, BASE's hosts too;
+# ROUNDS rounds, interleaved.
+next=$((1000 + RATE * LOAD_SECONDS))
+: >"$T/res.new"
+: >"$T/res.base"
+: >"$T/res.floor"
+for round in $(seq 1 "$ROUNDS"); do
+	for variant in ${BASE:+base} new; do
+		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
+		BUILD=$b start_hosts $ALL
+		load_run "$next" $ALL
+		next=$((next + RATE * LOAD_SECONDS))
+		echo "$(summary "$T/delays") $REDIS_CPU $HOSTS_CPU" >>"$T/res.$variant"
+		echo "# round $round, $variant: $HOSTS hosts: $(tail -1 "$T/res.$variant") (p50 p99 max within100% redis% hosts%)"
+		if [ "$variant" = new ]; then
+			rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
+			entries=$(fleet_list 1 | wc -l)
+		fi
+		stop_hosts $ALL
+	done
+	floor_run "$next" $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.floor"
+	echo "# round $round, floor of $HOSTS processes: $(tail -1 "$T/res.floor")"
+done
 rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
 rss_med=$(echo "$rss" | median)
-entries=$(fleet_list 1 | wc -l)
-echo "# $HOSTS hosts: $fleet; redis ${redis_cpu}% CPU"
 
 # The same hosts without a state file (state_directory ""): what the
 # group commit's fdatasync, 50 of them on one disk, costs.
-stop_hosts $ALL
 for i in $ALL; do
 	jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
 	mv "$T/h$i.tmp" "$T/h$i.json"
 done
 start_hosts $ALL
-load_run $((1000 + 2 * RATE * LOAD_SECONDS)) $ALL
+load_run "$next" $ALL
 nostate=$(summary "$T/delays")
 nostate_cpu=$HOSTS_CPU
 echo "# $HOSTS hosts, no state file: $nostate"
@@ -209,11 +272,13 @@ cat <<EOF
 # machine: $(nproc) cores; load: $RATE watch ops/s for $LOAD_SECONDS s, signed, one script call each
 | figure | this run | floor / goal |
 | --- | --- | --- |
-| op in force on all $HOSTS hosts, from XADD: p50 / p99 / max (ms) | $(echo "$fleet" | awk '{print $1 " / " $2 " / " $3}') | 1 host alone: $(echo "$floor" | awk '{print $1 " / " $2 " / " $3}'); goal p99 <= 100 |
-| ops in force on all hosts within 100 ms | $(echo "$fleet" | awk '{print $4}')% | 1 host alone: $(echo "$floor" | awk '{print $4}')% |
+| op in force on all $HOSTS hosts, from XADD (ms), median (range) of $ROUNDS rounds: p50 | $(spread "$T/res.new" 1) | $HOSTS-process floor: $(spread "$T/res.floor" 1); 1 host alone: $(echo "$floor" | awk '{print $1}')${BASE:+; BASE: $(spread "$T/res.base" 1)} |
+| the same: p99 | $(spread "$T/res.new" 2) | $HOSTS-process floor: $(spread "$T/res.floor" 2); 1 host alone: $(echo "$floor" | awk '{print $2}'); goal <= 100${BASE:+; BASE: $(spread "$T/res.base" 2)} |
+| the same: max | $(spread "$T/res.new" 3) | $HOSTS-process floor: $(spread "$T/res.floor" 3); 1 host alone: $(echo "$floor" | awk '{print $3}')${BASE:+; BASE: $(spread "$T/res.base" 3)} |
+| ops in force on all hosts within 100 ms (%) | $(spread "$T/res.new" 4) | $HOSTS-process floor: $(spread "$T/res.floor" 4); 1 host alone: $(echo "$floor" | awk '{print $4}')${BASE:+; BASE: $(spread "$T/res.base" 4)} |
 | the same, hosts without a state file (no fdatasync): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
-| Redis primary CPU during the load | ${redis_cpu}% of one core | - |
-| porthopd CPU, all hosts together | ${hosts_cpu}% (of $(( $(nproc) * 100 ))%) | 1 host alone: ${floor_cpu}% |
+| Redis primary CPU during the load (% of one core) | $(spread "$T/res.new" 5) | -${BASE:+; BASE: $(spread "$T/res.base" 5)} |
+| porthopd CPU, all hosts together (% of $(( $(nproc) * 100 ))) | $(spread "$T/res.new" 6) | 1 host alone: ${floor_cpu}%${BASE:+; BASE: $(spread "$T/res.base" 6)} |
 | porthopd RSS, min / median / max | ${rss_min} / ${rss_med} / ${rss_max} KiB ($entries runtime entries each) | - |
 | failover: kill -9 to a host's first entry applied, median / max | $(median <"$T/fo.apply") / $(tail -1 "$T/fo.apply") ms | goal <= 5000 (down-after 1000) |
 | failover: kill -9 to a host following the new primary, median / max | $(median <"$T/fo.follow") / $(tail -1 "$T/fo.follow") ms | - |

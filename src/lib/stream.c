@@ -42,12 +42,21 @@ struct link {
 	char why[512];
 };
 
+/* Reads whose entries are handed to the core and wait for their
+ * commits, at most: the next read is issued as soon as one is handed
+ * over, so that entries arriving during a commit are read meanwhile;
+ * bounded, so that a host whose disk is slow stops reading instead of
+ * holding ever more. */
+#define STREAM_INFLIGHT_MAX 4
+
 /* One read's entries, while some wait for the group commit. */
 struct batch {
 	struct stream *s;		/* NULL: orphaned (reconnected, or
 					 * the stream freed) */
+	struct batch *next;		/* the read after it, in flight */
 	size_t n, outstanding;
 	bool dispatching;
+	bool complete;			/* every entry decided */
 	char (*ids)[FLEET_ID_MAX];
 	enum fleet_verdict *verdict;
 	bool *held;			/* not in this acknowledgement (a
@@ -97,8 +106,17 @@ struct stream {
 	bool pending_phase;		/* our own unacknowledged ones first */
 	char cursor[FLEET_ID_MAX];	/* ... from after this ID */
 	bool reading;			/* a read is on the wire */
-	struct batch *cur;
-	bool retry_pending;		/* some entry asked to be retried */
+	/* Reads handed to the core, in stream order: acknowledged from
+	 * the head, each once it and every read before it is decided. */
+	struct batch *head, *tail;
+	size_t inflight;
+	/* Some entry asked to be retried: the reads after it are
+	 * acknowledged no more (they were applied out of order: they are
+	 * applied again, after it); once none is in flight, the pending
+	 * list is read again from its start a second later. */
+	bool retry_wait;
+	bool restart_after_read;	/* ... once the read on the wire is
+					 * back (its entries discarded) */
 	/* Trigger entries done at the next shuffle. */
 	char (*trig)[FLEET_ID_MAX];
 	size_t ntrig, cap_trig;
@@ -258,18 +276,22 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
-/* Orphans the batch in progress: its entries are read again from the
+/* Orphans the reads in flight: their entries are read again from the
  * pending list at the next connection. */
 static void batch_orphan(struct stream *s)
 {
-	struct batch *b = s->cur;
+	struct batch *b = s->head, *next;
 
-	s->cur = NULL;
-	if (b == NULL)
-		return;
-	b->s = NULL;
-	if (b->outstanding == 0 && !b->dispatching)
-		batch_free(b);
+	s->head = s->tail = NULL;
+	s->inflight = 0;
+	s->retry_wait = s->restart_after_read = false;
+	for (; b; b = next) {
+		next = b->next;
+		b->s = NULL;
+		b->next = NULL;
+		if (b->complete)
+			batch_free(b);
+	}
 }
 
 static void xack(struct stream *s, char (*ids)[FLEET_ID_MAX], size_t n)
@@ -293,44 +315,65 @@ static void xack(struct stream *s, char (*ids)[FLEET_ID_MAX], size_t n)
 	snprintf(s->st.last_acked, sizeof(s->st.last_acked), "%s", ids[n - 1]);
 }
 
-/* Every entry of the batch decided: acknowledge, read on. */
-static void batch_finish(struct batch *b)
+/* The head read decided: acknowledge what is done.  After an entry to
+ * retry, nothing more (see retry_wait). */
+static void batch_ack(struct stream *s, struct batch *b)
 {
-	struct stream *s = b->s;
-	char (*ack)[FLEET_ID_MAX];
+	char (*ack)[FLEET_ID_MAX] = calloc(b->n + 1, sizeof(*ack));
 	size_t nack = 0;
 
-	if (s == NULL) {
-		batch_free(b);
-		return;
-	}
-	s->cur = NULL;
-	ack = calloc(b->n + 1, sizeof(*ack));
 	for (size_t i = 0; ack && i < b->n; i++) {
 		if (b->held[i])
 			continue;
 		if (b->verdict[i] == FLEET_RETRY) {
-			s->retry_pending = true;
+			s->retry_wait = true;
 			s->st.retried++;
-			continue;
 		}
+		if (s->retry_wait)
+			continue;
 		if (b->verdict[i] == FLEET_ACK_REFUSED)
 			s->st.refused++;
 		memcpy(ack[nack++], b->ids[i], FLEET_ID_MAX);
 	}
 	xack(s, ack, nack);
 	free(ack);
-	batch_free(b);
-	if (s->retry_pending) {
-		/* The kernel or the state file refused: those entries stay
-		 * pending; read them again in a second. */
-		s->retry_pending = false;
-		s->pending_phase = true;
-		snprintf(s->cursor, sizeof(s->cursor), "0");
-		arm_ms(s->read_ev, 1000);
+}
+
+/* Acknowledges the decided reads at the head, in order; reads on. */
+static void drain(struct stream *s)
+{
+	struct batch *b;
+
+	while ((b = s->head) != NULL && b->complete) {
+		s->head = b->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		s->inflight--;
+		batch_ack(s, b);
+		batch_free(b);
+	}
+	if (s->retry_wait) {
+		/* The kernel or the state file refused: those entries (and
+		 * the ones after them) stay pending; read them again in a
+		 * second, once the reads in flight are decided. */
+		if (s->head == NULL && !evtimer_pending(s->read_ev, NULL))
+			arm_ms(s->read_ev, 1000);
 		return;
 	}
 	issue_read(s);
+}
+
+/* Every entry of the batch decided. */
+static void batch_finish(struct batch *b)
+{
+	struct stream *s = b->s;
+
+	if (s == NULL) {
+		batch_free(b);
+		return;
+	}
+	b->complete = true;
+	drain(s);
 }
 
 /* A part of a run decided (now, or after the group commit). */
@@ -434,7 +477,12 @@ static void dispatch(struct stream *s, const redisReply *entries)
 	b->s = s;
 	b->n = n;
 	b->dispatching = true;
-	s->cur = b;
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	s->inflight++;
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *e = entries->element[i], *m;
 
@@ -500,6 +548,8 @@ static void dispatch(struct stream *s, const redisReply *entries)
 	b->dispatching = false;
 	if (b->outstanding == 0)
 		batch_finish(b);
+	else
+		issue_read(s);	/* while the commit is outstanding */
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *priv)
@@ -511,6 +561,15 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 	if (r == NULL)
 		return;
 	s->reading = false;
+	if (s->retry_wait || s->restart_after_read) {
+		/* Entries after one to retry: they stay pending, and are
+		 * read again in order. */
+		if (s->restart_after_read) {
+			s->restart_after_read = false;
+			issue_read(s);
+		}
+		return;
+	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		char why[512];
 
@@ -545,8 +604,9 @@ static void issue_read(struct stream *s)
 {
 	char count[16], block[16];
 
-	if (s->data.ac == NULL || s->cur || s->reading || s->stopping ||
-	    !s->st.up)
+	if (s->data.ac == NULL || s->reading || s->stopping || !s->st.up ||
+	    s->retry_wait || s->restart_after_read ||
+	    s->inflight >= STREAM_INFLIGHT_MAX)
 		return;
 	snprintf(count, sizeof(count), "%u", s->batch_max);
 	snprintf(block, sizeof(block), "%u", s->block_ms);
@@ -568,9 +628,19 @@ static void issue_read(struct stream *s)
 
 static void on_read_timer(evutil_socket_t fd, short what, void *arg)
 {
+	struct stream *s = arg;
+
 	(void)fd;
 	(void)what;
-	issue_read(arg);
+	if (s->retry_wait) {
+		/* Every read in flight is decided: the pending list again,
+		 * from its start, once the read on the wire is back. */
+		s->retry_wait = false;
+		s->pending_phase = true;
+		snprintf(s->cursor, sizeof(s->cursor), "0");
+		s->restart_after_read = s->reading;
+	}
+	issue_read(s);
 }
 
 /* ---- set-up on the primary ---- */
