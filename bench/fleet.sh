@@ -135,11 +135,12 @@ spread() {
 	[ -n "$v" ] || { echo -; return; }
 	echo "$(echo "$v" | median) ($(echo "$v" | head -1)-$(echo "$v" | tail -1))"
 }
-# floor_run FIRST HOSTS...: the HOSTS-process floor (see the top) on the
-# load's schedule; the slowest process's delay per operation to $T/delays.
+# floor_run FIRST SYNC HOSTS...: the HOSTS-process floor (see the top) on
+# the load's schedule, with an fdatasync per batch (SYNC 1) or without;
+# the slowest process's delay per operation to $T/delays.
 floor_run() {
-	local first=$1 start i pids=()
-	shift
+	local first=$1 sync=$2 start i pids=()
+	shift 2
 	# A map of porthop's swap4 type in a table of the floor's own.
 	for i in "$@"; do
 		ip netns exec $P-h$i nft -f - <<-EOF
@@ -151,7 +152,8 @@ floor_run() {
 	start=$(( ${EPOCHREALTIME/[.,]/} / 1000 + 1000 ))
 	for i in "$@"; do
 		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 "$first" "$RATE" \
-			"$LOAD_SECONDS" "$start" "$T/floor-sync.$i" >"$T/floor.$i" &
+			"$LOAD_SECONDS" "$start" "$([ "$sync" = 1 ] && echo "$T/floor-sync.$i" || echo -)" \
+			>"$T/floor.$i" &
 		pids+=($!)
 	done
 	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a floor process failed" >&2; done
@@ -205,6 +207,7 @@ next=$((1000 + RATE * LOAD_SECONDS))
 : >"$T/res.new"
 : >"$T/res.base"
 : >"$T/res.floor"
+: >"$T/res.floor0"
 for round in $(seq 1 "$ROUNDS"); do
 	for variant in ${BASE:+base} new; do
 		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
@@ -219,10 +222,14 @@ for round in $(seq 1 "$ROUNDS"); do
 		fi
 		stop_hosts $ALL
 	done
-	floor_run "$next" $ALL
+	floor_run "$next" 1 $ALL
 	next=$((next + RATE * LOAD_SECONDS))
 	echo "$(summary "$T/delays")" >>"$T/res.floor"
 	echo "# round $round, floor of $HOSTS processes: $(tail -1 "$T/res.floor")"
+	floor_run "$next" 0 $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.floor0"
+	echo "# round $round, floor of $HOSTS processes, no fdatasync: $(tail -1 "$T/res.floor0")"
 done
 rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
 rss_med=$(echo "$rss" | median)
@@ -276,6 +283,7 @@ cat <<EOF
 | the same: p99 | $(spread "$T/res.new" 2) | $HOSTS-process floor: $(spread "$T/res.floor" 2); 1 host alone: $(echo "$floor" | awk '{print $2}'); goal <= 100${BASE:+; BASE: $(spread "$T/res.base" 2)} |
 | the same: max | $(spread "$T/res.new" 3) | $HOSTS-process floor: $(spread "$T/res.floor" 3); 1 host alone: $(echo "$floor" | awk '{print $3}')${BASE:+; BASE: $(spread "$T/res.base" 3)} |
 | ops in force on all hosts within 100 ms (%) | $(spread "$T/res.new" 4) | $HOSTS-process floor: $(spread "$T/res.floor" 4); 1 host alone: $(echo "$floor" | awk '{print $4}')${BASE:+; BASE: $(spread "$T/res.base" 4)} |
+| $HOSTS-process floor without fdatasync: p50 / p99 / max (ms), within 100 ms (%) | - | $(spread "$T/res.floor0" 1) / $(spread "$T/res.floor0" 2) / $(spread "$T/res.floor0" 3), $(spread "$T/res.floor0" 4) |
 | the same, hosts without a state file (no fdatasync): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
 | Redis primary CPU during the load (% of one core) | $(spread "$T/res.new" 5) | -${BASE:+; BASE: $(spread "$T/res.base" 5)} |
 | porthopd CPU, all hosts together (% of $(( $(nproc) * 100 ))) | $(spread "$T/res.new" 6) | 1 host alone: ${floor_cpu}%${BASE:+; BASE: $(spread "$T/res.base" 6)} |

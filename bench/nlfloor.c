@@ -16,6 +16,18 @@
  * (bench/watch.sh): no flush; the elements of ADDRESSES addresses from the
  * FIRST-th on added in one transaction (timed), then deleted in another
  * (not timed), REPEAT times; each add's milliseconds printed.
+ *
+ *   nlfloor TABLE 0 PORTS FIRST RATE SECONDS START_MS SYNCFILE
+ *
+ * The floor of one fleet host (bench/fleet.sh): operations due at
+ * START_MS (epoch ms) + i / RATE s, for SECONDS; in a loop, every
+ * operation due by now (one address each, from the FIRST-th on) added in
+ * one transaction, then one line written to SYNCFILE and fdatasync'ed
+ * (the least a host with durable state does per batch), as a consumer
+ * that never waits for anything else.  SYNCFILE "-": no file, no
+ * fdatasync (what a design whose durable write never delays the kernel
+ * change could reach).  Prints each operation's delay from its due time
+ * to its transaction's end, in ms, one a line.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -205,10 +217,10 @@ static int fleet_floor(struct mnl_socket *nl, const char *table,
 	unsigned long n = (unsigned long)(rate * strtod(argv[2], NULL));
 	double start = strtod(argv[3], NULL);
 	double *delay = calloc(n + 1, sizeof(*delay));
-	FILE *f = fopen(argv[4], "we");
+	FILE *f = strcmp(argv[4], "-") ? fopen(argv[4], "we") : NULL;
 	unsigned long done = 0;
 
-	if (delay == NULL || f == NULL || rate <= 0)
+	if (delay == NULL || (f == NULL && strcmp(argv[4], "-")) || rate <= 0)
 		return 1;
 	while (done < n) {
 		double now = epoch_ms(), end;
@@ -233,14 +245,15 @@ static int fleet_floor(struct mnl_socket *nl, const char *table,
 		end = epoch_ms();
 		for (unsigned long i = done; i < due; i++)
 			delay[i] = end - (start + (double)i * 1e3 / rate);
-		if (fprintf(f, "%lu\n", due) < 0 || fflush(f) != 0 ||
-		    fdatasync(fileno(f)) < 0)
+		if (f && (fprintf(f, "%lu\n", due) < 0 || fflush(f) != 0 ||
+			  fdatasync(fileno(f)) < 0))
 			return 1;
 		done = due;
 	}
 	for (unsigned long i = 0; i < n; i++)
 		printf("%.3f\n", delay[i]);
-	fclose(f);
+	if (f)
+		fclose(f);
 	free(delay);
 	return 0;
 }

@@ -43,10 +43,14 @@ struct link {
 };
 
 /* Reads whose entries are handed to the core and wait for their
- * commits, at most: the next read is issued as soon as one is handed
- * over, so that entries arriving during a commit are read meanwhile;
- * bounded, so that a host whose disk is slow stops reading instead of
- * holding ever more. */
+ * commits, at most: when more entries are surely waiting (a full read,
+ * or the pending list), the next read is issued as soon as one is handed
+ * over, so that its answer is there when the commit is done; bounded, so
+ * that a host whose disk is slow stops reading instead of holding ever
+ * more.  Not otherwise: the group commit's fdatasync holds the loop, and
+ * a BLOCK read sent before it returns with the first entry that arrives
+ * during it, leaving the others for the read after the next commit
+ * (measured: later than reading after the commit; docs/benchmarks.md). */
 #define STREAM_INFLIGHT_MAX 4
 
 /* One read's entries, while some wait for the group commit. */
@@ -485,6 +489,8 @@ static void dispatch(struct stream *s, const redisReply *entries)
 	s->inflight++;
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *e = entries->element[i], *m;
+		struct fleet_id fid;
+		int x = 0;
 
 		b->verdict[i] = FLEET_ACK;
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
@@ -507,7 +513,10 @@ static void dispatch(struct stream *s, const redisReply *entries)
 				b->verdict[i] = FLEET_ACK_REFUSED;
 			continue;
 		}
-		if (core_fleet_decode(s->core, m->str, m->len, &ops[i]) < 0) {
+		if (fleet_id_parse(b->ids[i], &fid) < 0 ||
+		    (x = core_fleet_decode(s->core, m->str, m->len, &fid,
+					   &ops[i])) < 0) {
+			s->st.replayed += x == -ESTALE;
 			b->verdict[i] = FLEET_ACK_REFUSED;
 			observe(s, b->ids[i]);
 			continue;
@@ -548,7 +557,7 @@ static void dispatch(struct stream *s, const redisReply *entries)
 	b->dispatching = false;
 	if (b->outstanding == 0)
 		batch_finish(b);
-	else
+	else if (s->pending_phase || n >= s->batch_max)
 		issue_read(s);	/* while the commit is outstanding */
 }
 
@@ -1302,7 +1311,7 @@ const struct metrics_histogram *stream_delay(const struct stream *s)
 json_t *stream_status(const struct stream *s)
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:s,s:b}",
+			 "s:I,s:I,s:s,s:b,s:I}",
 		"stream", s->name, "group", s->group,
 		"state", s->st.up ? "up" : "down",
 		"primary", s->st.primary,
@@ -1317,5 +1326,6 @@ json_t *stream_status(const struct stream *s)
 		"resyncs", (json_int_t)s->st.resyncs,
 		"switches", (json_int_t)s->st.switches,
 		"last_acknowledged", s->st.last_acked,
-		"sentinel", s->nsentinels > 0);
+		"sentinel", s->nsentinels > 0,
+		"replayed", (json_int_t)s->st.replayed);
 }

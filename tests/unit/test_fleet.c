@@ -159,6 +159,37 @@ static void test_ids(void **state)
 	assert_int_equal(fleet_id_parse(NULL, &a), -EINVAL);
 }
 
+/* The signed time against the stream ID's: within the window either way,
+ * refused beyond it (a copy XADDed later), whatever the signed value. */
+static void test_check_time(void **state)
+{
+	struct fleet_op op = { .kind = FLEET_WATCH, .ts = 1000 };
+	struct fleet_id id = { 1000999, 3 };
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 1030999;	/* 30 s later: the edge */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 1031000;	/* 31 s later: a copy */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	assert_non_null(strstr(why, "signed at 1000 but added to the stream "
+			       "at 1031; expected within 30 s"));
+	id.ms = 970000;		/* signed in the future, by 30 s */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 969999;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	op.ts = INT64_MIN;	/* no overflow on hostile values */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	op.ts = INT64_MAX;
+	id.ms = UINT64_MAX;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+}
+
 static void test_need_snapshot(void **state)
 {
 	struct fleet_id last = { 100, 0 }, first_before = { 50, 0 },
@@ -390,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_decode_refuses),
 		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_check_time),
 		cmocka_unit_test(test_need_snapshot),
 		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_verdicts),
