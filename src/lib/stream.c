@@ -235,15 +235,17 @@ static void converge(struct stream *s, const redisReply *r, char *pos,
 	int bad = snapshot_items(r, &items, &n, pos, poslen);
 
 	if (bad < 0) {
-		stream_say(s, STREAM_NOTE, 0, "%s: the snapshot could not be read (%s)",
-		    why, bad == -ENOMEM ? "out of memory" : "not a snapshot");
+		stream_say(s, STREAM_NOTE, 0, "%s: the snapshot could not be "
+			   "read (%s)", why, bad == -ENOMEM ? "out of memory" :
+			   "not a snapshot");
 		free(items);
 		return;
 	}
 	core_fleet_converge(s->core, items, n, &added, &deleted);
-	stream_say(s, STREAM_NOTE, 0, "%s: snapshot at %s, %zu live entries; %zu "
-	    "added or refreshed here, %zu deleted%s", why, pos[0] ? pos : "-",
-	    n, added, deleted, bad ? "; fields not understood skipped" : "");
+	stream_say(s, STREAM_NOTE, 0, "%s: snapshot at %s, %zu live entries; "
+		   "%zu added or refreshed here, %zu deleted%s", why,
+		   pos[0] ? pos : "-", n, added, deleted,
+		   bad ? "; fields not understood skipped" : "");
 	free(items);
 }
 
@@ -494,8 +496,8 @@ static void fail_round(struct stream *s, const char *why)
 	delay = rconn_backoff_ms(s->backoff_min_ms, s->backoff_max_ms,
 				 s->attempt);
 	s->attempt++;
-	stream_say(s, s->st.up || !s->down_reported ? STREAM_DOWN : STREAM_RETRY,
-	    delay, "%s", why);
+	stream_say(s, s->st.up || !s->down_reported ? STREAM_DOWN :
+		   STREAM_RETRY, delay, "%s", why);
 	s->st.up = false;
 	s->down_reported = true;
 	s->st.lag = s->st.pending = -1;
@@ -524,7 +526,8 @@ static void link_failed(struct link *l, const char *why)
 			 s->sentinels[s->sentinel].port, why);
 		s->sentinel = (s->sentinel + 1) % s->nsentinels;
 		if (++s->asked < s->nsentinels) {
-			stream_say(s, STREAM_NOTE, 0, "%s; asking the next", buf);
+			stream_say(s, STREAM_NOTE, 0, "%s; asking the next",
+				   buf);
 			link_open(&s->query, s->sentinels[s->sentinel].host,
 				  s->sentinels[s->sentinel].port, NULL);
 		} else {
