@@ -10,6 +10,7 @@
 # deletion) takes it away on both.
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/fleet.sh"
+. "$(dirname "$0")/detectors.sh"
 require_tools fail2ban-server fail2ban-client sshguard unshare setsid
 fleet_debug() {
 	[ "$1" -ne 0 ] || return 0
@@ -59,22 +60,8 @@ expect_fleet() {
 # 1. fail2ban with the fleet action.
 F2B=$T/fail2ban
 F2B_SOCK=$T/f2b.sock
-mkdir -p "$F2B/action.d" "$F2B/filter.d"
+f2b_config "$F2B" "$F2B_SOCK"
 cp "$SRC/adapters/fail2ban/porthop.conf" "$SRC/adapters/fail2ban/porthop-fleet.conf" "$F2B/action.d/"
-cat >"$F2B/fail2ban.conf" <<EOF
-[Definition]
-loglevel = INFO
-logtarget = $T/fail2ban.log
-syslogsocket = auto
-socket = $F2B_SOCK
-pidfile = $T/f2b.pid
-dbfile = $T/f2b.sqlite3
-EOF
-cat >"$F2B/filter.d/porthop-test.conf" <<'EOF'
-[Definition]
-failregex = ^\s*porthop-test: authentication failure from <HOST>$
-datepattern = {^LN-BEG}%%Y-%%m-%%d %%H:%%M:%%S
-EOF
 cat >"$F2B/jail.conf" <<EOF
 [DEFAULT]
 backend = polling
@@ -114,7 +101,6 @@ pass "fail2ban's ban through porthop-fleet.conf: on the stream, in force on both
 
 # 2. sshguard with porthop-sshguard --fleet (through the environment:
 # sshguard runs its backend without arguments).
-[ -f /etc/sshguard/sshguard.conf ] || fail "/etc/sshguard/sshguard.conf is missing (the sshguard package installs it)"
 cat >"$T/sshguard.conf" <<EOF
 BACKEND="$BUILD/porthop-sshguard"
 export PORTHOP_SSHGUARD_FLEET="$T/det.json"
@@ -124,10 +110,7 @@ BLOCK_TIME=8
 DETECTION_TIME=120
 EOF
 : >"$T/sg-auth.log"
-"${DX[@]}" setsid unshare -m sh -c \
-	'mount --bind "$1" /etc/sshguard/sshguard.conf && exec sshguard' \
-	sh "$T/sshguard.conf" >"$T/sshguard.log" 2>&1 &
-SG_PID=$!
+sshguard_start "$DET" "$T/sshguard.conf" "$T/sshguard.log"
 sg_stop() { kill -TERM "$SG_PID" 2>/dev/null || true; wait "$SG_PID" 2>/dev/null || true; }
 on_exit sg_stop
 WAIT_PID=$SG_PID wait_until 20 grep -q "watching sshguard's blocks through the fleet stream" "$T/sshguard.log"
@@ -152,57 +135,7 @@ if ! command -v crowdsec >/dev/null || ! command -v cscli >/dev/null; then
 	exit 0
 fi
 cs=$T/crowdsec
-mkdir -p "$cs/data"
-cat >"$cs/config.yaml" <<YAML
-common:
-  daemonize: false
-  log_media: file
-  log_dir: $cs/
-  log_level: info
-  working_dir: .
-config_paths:
-  config_dir: /etc/crowdsec/
-  data_dir: $cs/data/
-  simulation_path: /etc/crowdsec/simulation.yaml
-  hub_dir: /var/lib/crowdsec/hub/
-  index_path: /var/lib/crowdsec/hub/.index.json
-  notification_dir: /etc/crowdsec/notifications/
-  plugin_dir: /usr/lib/crowdsec/plugins/
-crowdsec_service:
-  acquisition_path: /etc/crowdsec/acquis.yaml
-  parser_routines: 1
-cscli:
-  output: human
-  color: "no"
-db_config:
-  log_level: info
-  type: sqlite
-  db_path: $cs/data/crowdsec.db
-  use_wal: true
-api:
-  client:
-    insecure_skip_verify: false
-    credentials_path: $cs/local_api_credentials.yaml
-  server:
-    log_level: info
-    listen_uri: 127.0.0.1:8080
-    profiles_path: /etc/crowdsec/profiles.yaml
-    console_path: $cs/console.yaml
-    trusted_ips:
-      - 127.0.0.1
-prometheus:
-  enabled: false
-  listen_addr: 127.0.0.1
-  listen_port: 6060
-YAML
-csx() { "${DX[@]}" cscli -c "$cs/config.yaml" "$@"; }
-csx machines add porthop-it --auto -f "$cs/local_api_credentials.yaml" >"$cs/cscli.log" 2>&1
-"${DX[@]}" crowdsec -c "$cs/config.yaml" -no-cs >"$cs/lapi.out" 2>&1 &
-LAPI_PID=$!
-lapi_stop() { kill "$LAPI_PID" 2>/dev/null || true; wait "$LAPI_PID" 2>/dev/null || true; }
-on_exit lapi_stop
-lapi_up() { "${DX[@]}" curl -s -o /dev/null http://127.0.0.1:8080/; }
-WAIT_PID=$LAPI_PID wait_for 60 "the local API" lapi_up
+lapi_start "$DET" "$cs"
 csx bouncers add porthop-it -o raw >"$T/cskey"
 chmod 600 "$T/cskey"
 cat >"$T/crowdsec.json" <<JSON

@@ -5,7 +5,6 @@
  * outcomes of a kernel refusal and of a commit that cannot be written,
  * and converging to a snapshot.  (Runs split in halves when refused:
  * test_core_watch.c's test_fleet_apply.) */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +24,7 @@
 #include "core_fleet.h"
 #include "recorder.h"
 #include "support.h"
+#include "support_fleet.h"
 #include "watchlist.h"
 
 /* 40 distinct bytes: a key auth accepts. */
@@ -100,22 +100,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char p[320];
 
 	core_free(f->core);
 	nftio_free(f->io);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	support_remove_dir(f->dir);
 	free(f);
 	return 0;
 }
@@ -179,23 +167,6 @@ static void test_decode(void **state)
 	free(msg);
 }
 
-/* What core_fleet_apply reported, per op. */
-struct fleet_got {
-	enum fleet_verdict v[4];
-	unsigned calls[4];
-};
-
-static void on_fleet_done(void *arg, size_t from, size_t n,
-			  enum fleet_verdict v)
-{
-	struct fleet_got *g = arg;
-
-	for (size_t i = from; i < from + n; i++) {
-		g->v[i] = v;
-		g->calls[i]++;
-	}
-}
-
 /* A watch holds its absolute expiry; applied again (a redelivery), the
  * same; a watch whose time is over deletes, as an unwatch.  The kernel
  * refusing leaves the entries pending (retried), and so does a commit
@@ -208,13 +179,13 @@ static void test_apply_outcomes(void **state)
 		{ FLEET_WATCH, "10.2.2.1", "ids", later, 0 },
 		{ FLEET_WATCH, "10.2.2.2", "ids", 0, 0 },
 	};
-	struct fleet_got g = { 0 };
+	struct support_fleet_got g = { 0 };
 	struct stat st;
 	int64_t e = -1;
 
 	for (int twice = 0; twice < 2; twice++) {
 		memset(&g, 0, sizeof(g));
-		core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 2, on_fleet_done, &g);
+		core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 2, support_fleet_done, &g);
 		core_watch_commit(f->core);
 		assert_int_equal(g.calls[0] + g.calls[1], 2);
 		assert_int_equal(g.v[0], FLEET_ACK);
@@ -227,7 +198,7 @@ static void test_apply_outcomes(void **state)
 	/* Over: deletes (fleet_run makes it a delete run). */
 	ops[0].expires = (int64_t)time(NULL) - 1;
 	memset(&g, 0, sizeof(g));
-	core_fleet_apply(f->core, FLEET_RUN_DEL, ops, 1, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_DEL, ops, 1, support_fleet_done, &g);
 	core_watch_commit(f->core);
 	assert_int_equal(g.v[0], FLEET_ACK);
 	assert_false(holds(f, "10.2.2.1", "fleet.ids", NULL));
@@ -236,7 +207,7 @@ static void test_apply_outcomes(void **state)
 	ops[0] = (struct fleet_op){ FLEET_WATCH, "10.2.2.3", "ids", later, 0 };
 	memset(&g, 0, sizeof(g));
 	nftio_recorder_fail_next(f->io, 1, "Error: Could not process rule");
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, support_fleet_done, &g);
 	core_watch_commit(f->core);
 	assert_int_equal(g.calls[0], 1);
 	assert_int_equal(g.v[0], FLEET_RETRY);
@@ -246,7 +217,7 @@ static void test_apply_outcomes(void **state)
 	assert_int_equal(stat(f->state, &st), 0);
 	support_limit_file_size((unsigned long)st.st_size);
 	memset(&g, 0, sizeof(g));
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, support_fleet_done, &g);
 	assert_int_equal(g.calls[0], 0);	/* not before the commit */
 	core_watch_commit(f->core);
 	support_limit_file_size(0);
@@ -257,7 +228,7 @@ static void test_apply_outcomes(void **state)
 	/* Trusted here: refused for good, acknowledged. */
 	ops[0] = (struct fleet_op){ FLEET_WATCH, "10.2.1.17", "ids", later, 0 };
 	memset(&g, 0, sizeof(g));
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 1, support_fleet_done, &g);
 	assert_int_equal(g.calls[0], 1);
 	assert_int_equal(g.v[0], FLEET_ACK_REFUSED);
 }
@@ -298,11 +269,11 @@ static void test_converge(void **state)
 	};					/* 10.2.2.3: gone */
 	struct core_watch_req r = { .address = "10.2.2.3" };
 	struct core_watch_result res;
-	struct fleet_got g = { 0 };
+	struct support_fleet_got g = { 0 };
 	size_t added, deleted;
 	int64_t e;
 
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 3, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 3, support_fleet_done, &g);
 	core_watch_add(f->core, "sshguard", &r, 1, &res, NULL, NULL);
 	core_watch_commit(f->core);
 	assert_int_equal(core_fleet_converge(f->core, snap, 3, &added,
