@@ -2,7 +2,6 @@
  * recorder, with a state directory of the test's own: replies after the
  * group commit, the state file and the restore from it, origins, flush,
  * expiry, a commit that cannot be written, the limits and refusals. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,32 +169,14 @@ static int setup_template(void **state)
 	return setup_with(state, true, false, 1000);
 }
 
-/* Empties dir (the claims' lock files stay after the core) and removes it. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[320];
-
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	stop_core(f);
 	nftio_free(f->io);
-	remove_dir(f->dir);
-	remove_dir(f->run);
+	support_remove_dir(f->dir);	/* the claims' locks stay */
+	support_remove_dir(f->run);
 	if (f->path[0] == '/')
 		unlink(f->path);
 	free(f);
