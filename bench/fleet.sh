@@ -159,7 +159,9 @@ floor_run() {
 	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a floor process failed" >&2; done
 	for i in "$@"; do ip netns exec $P-h$i nft delete table inet phfloor; done
 	# One column per process: the slowest per line (operation).
-	paste $(for i in "$@"; do echo "$T/floor.$i"; done) |
+	local outs=()
+	for i in "$@"; do outs+=("$T/floor.$i"); done
+	paste "${outs[@]}" |
 		awk '{m = $1; for (k = 2; k <= NF; k++) if ($k > m) m = $k; print m}' >"$T/delays"
 }
 
