@@ -26,7 +26,9 @@
 #             With BASE=BUILD_DIR (another build, e.g. main before a
 #             change), the HOSTS-host load runs with that build's porthopd
 #             too; ROUNDS rounds, each: BASE's hosts, this build's hosts,
-#             the HOSTS-process floor, in turn; medians and ranges.
+#             the HOSTS-process floor, in turn (BASE and this build
+#             first in turn: the second starts right after the first's
+#             hosts stopped, with more entries); medians and ranges.
 #             The same load again with the hosts' state_directory "" (no
 #             state file, no fdatasync): what 50 group commits on one disk
 #             cost.
@@ -219,7 +221,11 @@ next=$((1000 + RATE * LOAD_SECONDS))
 : >"$T/res.floor"
 : >"$T/res.floor0"
 for round in $(seq 1 "$ROUNDS"); do
-	for variant in ${BASE:+base} new; do
+	# Which goes first alternates: the second of a round starts right
+	# after the first's 50 hosts stopped, with more entries each.
+	order="${BASE:+base} new"
+	[ $((round % 2)) -eq 1 ] || order="new${BASE:+ base}"
+	for variant in $order; do
 		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
 		BUILD=$b start_hosts $ALL
 		load_run "$next" $ALL
