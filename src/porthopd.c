@@ -652,6 +652,7 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 		m->stream_redelivered = st.redelivered;
 		m->stream_refused = st.refused;
 		m->stream_snapshot_loads = st.snapshot_loads;
+		m->stream_replayed = st.replayed;
 		m->stream_delay = stream_delay(p->stream);
 	}
 }

@@ -251,6 +251,11 @@ static void render_stream(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "porthop_stream_refused_total", "counter",
 	       "Stream entries refused as invalid here (acknowledged).",
 	       "%llu", (unsigned long long)s->stream_refused);
+	scalar(o, "porthop_stream_replayed_total", "counter",
+	       "Signed stream entries refused because their signed time is "
+	       "outside the trigger window of their stream ID's time (old "
+	       "entries added again; also in refused).",
+	       "%llu", (unsigned long long)s->stream_replayed);
 	scalar(o, "porthop_stream_snapshot_loads_total", "counter",
 	       "Times this host caught up from the fleet's snapshot.",
 	       "%llu", (unsigned long long)s->stream_snapshot_loads);
