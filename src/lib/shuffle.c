@@ -171,6 +171,15 @@ struct shuffle_plan {
 	size_t n[CONFIG_NPROTO];
 };
 
+/* The knock port is never a redirect port: a watched client's datagrams
+ * to its moved service would be read as knocks (and counted as junk). */
+static bool is_knock_port(const struct config *c, int proto, unsigned port)
+{
+	const struct config_knock *k = &config_daemon(c)->knock;
+
+	return proto == CONFIG_UDP && k->on && port == k->port;
+}
+
 struct shuffle_plan *shuffle_plan_new(const struct config *c)
 {
 	struct shuffle_plan *fl = calloc(1, sizeof(*fl));
@@ -190,7 +199,8 @@ struct shuffle_plan *shuffle_plan_new(const struct config *c)
 			return NULL;
 		}
 		for (unsigned port = 1; port <= config_max_port(c); port++)
-			if (!config_proto_port_used(c, p, port))
+			if (!config_proto_port_used(c, p, port) &&
+			    !is_knock_port(c, p, port))
 				fl->list[p][fl->n[p]++] = (uint16_t)port;
 	}
 	return fl;

@@ -222,6 +222,50 @@ static void test_plan_reused_uniform(void **state)
 	shuffle_free(s);
 }
 
+/* The knock port is free of services but never drawn: a watched client's
+ * UDP service moved onto it would have its datagrams read as knocks. */
+static void test_knock_port_never_drawn(void **state)
+{
+	static const char text[] =
+		"{\"redis_connection_configuration\": {\"host\": \"127.0.0.1\","
+		" \"port\": 6379, \"db\": 0, \"charset\": \"utf-8\","
+		" \"decode_responses\": true},"
+		" \"redis_subscriber_configuration\":"
+		" {\"subscriber_channel_names\": [\"c\"]},"
+		" \"nftables_service_configuration\": {\"max_port_number\": 20,"
+		" \"tcp_ports\": [1], \"udp_ports\": [1],"
+		" \"watched_addresses\": [{\"ip\": \"10.0.0.3\"}]},"
+		" \"porthopd\": {\"state_directory\": \"\","
+		" \"knock\": {\"port\": 10}}}";
+	struct shuffle *s = shuffle_new();
+	struct shuffle_map *m = NULL;
+	struct config *c = support_load_text(text);
+	unsigned tcp_on_10 = 0;
+
+	(void)state;
+	assert_non_null(c);
+	assert_true(config_daemon(c)->knock.on);
+	assert_int_equal(shuffle_map_new(s, c, NULL, &m), 0);
+	/* 19 free ports for each protocol: 2,000 draws would land on 10
+	 * about 105 times each if it were in the UDP pool. */
+	for (int i = 0; i < 2000; i++) {
+		assert_int_equal(shuffle_map_redraw(s, c, NULL, m, 0), 0);
+		for (size_t k = 0; k < m->entries[0].npairs; k++) {
+			const struct shuffle_pair *pr = &m->entries[0].pairs[k];
+
+			if (pr->proto == CONFIG_UDP)
+				assert_int_not_equal(pr->redirect, 10);
+			else if (pr->redirect == 10)
+				tcp_on_10++;
+		}
+	}
+	/* TCP's pool keeps it: the knock is UDP only. */
+	assert_true(tcp_on_10 > 0);
+	shuffle_map_free(m);
+	config_free(c);
+	shuffle_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_uniformity_chi_square),
 		cmocka_unit_test(test_uniform_small_bounds),
 		cmocka_unit_test(test_map_for_config),
+		cmocka_unit_test(test_knock_port_never_drawn),
 		cmocka_unit_test(test_plan_reused_uniform),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
