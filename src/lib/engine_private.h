@@ -35,6 +35,15 @@ struct engine {
 	uint64_t stale_skipped;
 	engine_stale_fn stale_fn;
 	void *stale_arg;
+	/* prestage (engine_stage.c): the generation of maps the rules name
+	 * (0 or 1); the next mapping, drawn, loaded into the other
+	 * generation's maps up to entry stage_next; ready once all of it
+	 * is there and nobody else has committed since. */
+	unsigned gen;
+	struct shuffle_map *standby;
+	size_t stage_next;
+	bool standby_ready;
+	struct timespec stage_t0;	/* when the standby was drawn */
 };
 
 /* What a batch has to carry. */
@@ -67,6 +76,21 @@ void engine_take_digests(struct engine *e);
 /* The plan of the configuration in force, built at first use. */
 struct shuffle_plan *engine_plan(struct engine *e);
 double engine_ms_since(const struct timespec *a);
+/* The probe event feed: queues old[0..n)'s redirect ports on b. */
+int engine_queue_stale(struct engine *e, struct config *cfg,
+		       const struct shuffle_entry *old, size_t n,
+		       struct nftio_elems *b);
+/* The figures drift and untrack keep, copied into the stats. */
+void engine_sync_stats(struct engine *e);
+/* prestage (engine_stage.c): forgets the standby (its maps are flushed
+ * when staging starts again), after anything that makes it unfit to be
+ * switched in: a reload, a runtime entry, someone else's commit. */
+void engine_stage_reset(struct engine *e);
+/* Whether a trigger can switch to the standby now. */
+bool engine_can_switch(const struct engine *e);
+/* Puts the standby in force in one small transaction (see
+ * ruleset_native_switch); the mapping it replaces goes to stale4/6. */
+int engine_switch(struct engine *e, char **ret_error);
 char *engine_errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -122,6 +122,8 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 	 * back once per add. */
 	if (r < 0)
 		drop_added(e, added);
+	else
+		engine_stage_reset(e);	/* drawn without these entries */
 out:
 	nftio_elems_free(e->watch_elems);
 	e->watch_elems = NULL;
@@ -219,6 +221,7 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 		}
 		goto out;
 	}
+	engine_stage_reset(e);	/* it holds the entries gone */
 	for (size_t k = 0; k < n; k++) {
 		if (moved)
 			moved(arg, t[k].to, t[k].from);

@@ -54,6 +54,13 @@ const char *const ruleset_native_maps[RULESET_MAP_COUNT] = {
 	[RULESET_MAP_SWAP6] = "swap6", [RULESET_MAP_NET6] = "net6",
 };
 
+const char *const ruleset_native_gen_maps[2][RULESET_MAP_COUNT] = {
+	{ [RULESET_MAP_SWAP4] = "swap4", [RULESET_MAP_NET4] = "net4",
+	  [RULESET_MAP_SWAP6] = "swap6", [RULESET_MAP_NET6] = "net6" },
+	{ [RULESET_MAP_SWAP4] = "swap4_b", [RULESET_MAP_NET4] = "net4_b",
+	  [RULESET_MAP_SWAP6] = "swap6_b", [RULESET_MAP_NET6] = "net6_b" },
+};
+
 int ruleset_map_family(enum ruleset_map m)
 {
 	return m == RULESET_MAP_SWAP6 || m == RULESET_MAP_NET6 ? AF_INET6 :
@@ -96,12 +103,13 @@ static json_t *key(enum ruleset_map map, const char *addr_field,
 			 "key", "l4proto", payload(port_proto, port_field));
 }
 
-static json_t *map_lookup(enum ruleset_map map, const char *addr_field,
-			  const char *port_proto, const char *port_field)
+static json_t *map_lookup(enum ruleset_map map, unsigned gen,
+			  const char *addr_field, const char *port_proto,
+			  const char *port_field)
 {
 	char ref[16];
 
-	snprintf(ref, sizeof(ref), "@%s", ruleset_native_maps[map]);
+	snprintf(ref, sizeof(ref), "@%s", ruleset_native_gen_maps[gen][map]);
 	return json_pack("{s:{s:o,s:s}}", "map", "key",
 			 key(map, addr_field, port_proto, port_field), "data",
 			 ref);
@@ -563,7 +571,8 @@ static void events_objects(const struct config *c, json_t *cmds, int *err)
  * calls new, or any of an untracked client) from untrusted sources, sorted
  * by kind; each kind's chain logs through its own rate limit, what goes
  * over it counted in RULESET_EVENTS_COUNTER. */
-static void events_rules(const struct config *c, json_t *cmds, int *err)
+static void events_rules(const struct config *c, unsigned gen, json_t *cmds,
+			 int *err)
 {
 	const struct config_events *ev = &config_daemon(c)->events;
 
@@ -594,7 +603,7 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(
 			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_moved")), err);
+			ruleset_native_gen_maps[gen][m], "ev_moved")), err);
 	for (int f = 0; f < 2; f++)
 		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
 			ruleset_stale_sets[f], "ev_stale")), err);
@@ -619,7 +628,7 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		push(cmds, rule(c, "ev_service", lookup_goto(saddr_key(
 			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_vacated")), err);
+			ruleset_native_gen_maps[gen][m], "ev_vacated")), err);
 	for (size_t k = 0; k < 4; k++) {
 		char prefix[32];
 
@@ -638,8 +647,8 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 /* The event rules, or (off, in place) whatever an earlier definition had
  * of them gone (added first so that the deletes work either way). */
 static void native_events_setup(const struct config *c,
-				const struct config *prev, json_t *cmds,
-				bool in_place, int *err)
+				const struct config *prev, unsigned gen,
+				json_t *cmds, bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
 	bool on = config_daemon(c)->events.on;
@@ -655,7 +664,7 @@ static void native_events_setup(const struct config *c,
 					      event_chains[i]), err);
 	}
 	if (on) {
-		events_rules(c, cmds, err);
+		events_rules(c, gen, cmds, err);
 		return;
 	}
 	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
@@ -675,18 +684,86 @@ static void native_events_setup(const struct config *c,
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 {
-	return ruleset_native_setup_after(c, NULL, cmds, in_place);
+	return ruleset_native_setup_gen(c, NULL, 0, cmds, in_place);
 }
 
 int ruleset_native_setup_after(const struct config *c,
 			       const struct config *prev, json_t *cmds,
 			       bool in_place)
 {
-	static const char *const chains[] = { "pre_nat", "pre_stateless",
-					      "out_stateless" };
+	return ruleset_native_setup_gen(c, prev, 0, cmds, in_place);
+}
+
+static const char *const map_chains[] = { "pre_nat", "pre_stateless",
+					  "out_stateless" };
+
+/* The rules of the three chains that look the maps up, naming the maps
+ * of generation gen. */
+static void map_rules(const struct config *c, unsigned gen, json_t *cmds,
+		      int *err)
+{
+	trusted_returns(c, "pre_nat", "saddr", cmds, err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, "pre_nat", json_pack(
+			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
+			"match", "op", "==", "left", "meta", "key", "l4proto",
+			"right", "set", "tcp", "udp", "redirect", "port",
+			map_lookup(m, gen, "saddr", "th", "dport"))), err);
+
+	/* After conntrack (-200): what it refused to track is swapped
+	 * here, statelessly. */
+	push(cmds, rule(c, "pre_stateless", not_invalid_return()), err);
+	trusted_returns(c, "pre_stateless", "saddr", cmds, err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, "pre_stateless", json_pack(
+			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+			payload("tcp", "dport"), "value",
+			map_lookup(m, gen, "saddr", "tcp", "dport"), "accept")),
+		     err);
+
+	push(cmds, rule(c, "out_stateless", not_invalid_return()), err);
+	trusted_returns(c, "out_stateless", "daddr", cmds, err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, rule(c, "out_stateless", json_pack(
+			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+			payload("tcp", "sport"), "value",
+			map_lookup(m, gen, "daddr", "tcp", "sport"), "accept")),
+		     err);
+}
+
+/* The maps' definitions of one generation. */
+static void map_defs(const struct config *c, unsigned gen, json_t *cmds,
+		     int *err)
+{
 	const char *t = config_table_name(c);
+
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
+		bool v6 = ruleset_map_family(m) == AF_INET6;
+		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
+					"inet", "table", t, "name",
+					ruleset_native_gen_maps[gen][m], "type",
+					v6 ? "ipv6_addr" : "ipv4_addr",
+					"inet_proto", "inet_service", "map",
+					"inet_service");
+
+		if (def && ruleset_map_interval(m))
+			json_object_set_new(def, "flags", json_pack("[s]",
+								    "interval"));
+		push(cmds, json_pack("{s:{s:o}}", "add", "map", def), err);
+	}
+}
+
+int ruleset_native_setup_gen(const struct config *c,
+			     const struct config *prev, unsigned gen,
+			     json_t *cmds, bool in_place)
+{
+	const char *t = config_table_name(c);
+	bool two = config_prestage(c) != CONFIG_PRESTAGE_OFF;
 	int err = 0;
 
+	/* Without a standby generation, the rules name the first. */
+	if (!two)
+		gen = 0;
 	/* add + delete + add: replaces an earlier definition atomically,
 	 * and works whether or not the table exists.  In place, "add" of
 	 * what exists changes nothing and the flushes below empty what is
@@ -701,54 +778,46 @@ int ruleset_native_setup_after(const struct config *c,
 				     "name", f ? "trusted6" : "trusted4",
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
-		bool v6 = ruleset_map_family(m) == AF_INET6;
-		json_t *def = json_pack("{s:s,s:s,s:s,s:[s,s,s],s:s}", "family",
-					"inet", "table", t, "name",
-					ruleset_native_maps[m], "type",
-					v6 ? "ipv6_addr" : "ipv4_addr",
-					"inet_proto", "inet_service", "map",
-					"inet_service");
-
-		if (def && ruleset_map_interval(m))
-			json_object_set_new(def, "flags", json_pack("[s]",
-								    "interval"));
-		push(cmds, json_pack("{s:{s:o}}", "add", "map", def), &err);
-	}
+	map_defs(c, 0, cmds, &err);
+	/* The standby generation's maps come after, so that a table
+	 * without them is defined as before. */
+	if (two)
+		map_defs(c, 1, cmds, &err);
 	push(cmds, chain(c, "pre_nat", "nat", "prerouting", -100), &err);
 	push(cmds, chain(c, "pre_stateless", "filter", "prerouting", -150), &err);
 	push(cmds, chain(c, "out_stateless", "filter", "output", -100), &err);
 	for (size_t i = 0; in_place && i < 3; i++)
-		push(cmds, object_cmd("flush", "chain", t, chains[i]), &err);
-
-	trusted_returns(c, "pre_nat", "saddr", cmds, &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_nat", json_pack(
-			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
-			"match", "op", "==", "left", "meta", "key", "l4proto",
-			"right", "set", "tcp", "udp", "redirect", "port",
-			map_lookup(m, "saddr", "th", "dport"))), &err);
-
-	/* After conntrack (-200): what it refused to track is swapped
-	 * here, statelessly. */
-	push(cmds, rule(c, "pre_stateless", not_invalid_return()), &err);
-	trusted_returns(c, "pre_stateless", "saddr", cmds, &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_stateless", json_pack(
-			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			payload("tcp", "dport"), "value",
-			map_lookup(m, "saddr", "tcp", "dport"), "accept")), &err);
-
-	push(cmds, rule(c, "out_stateless", not_invalid_return()), &err);
-	trusted_returns(c, "out_stateless", "daddr", cmds, &err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "out_stateless", json_pack(
-			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			payload("tcp", "sport"), "value",
-			map_lookup(m, "daddr", "tcp", "sport"), "accept")), &err);
-
+		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
+	map_rules(c, gen, cmds, &err);
 	native_untrack_setup(c, cmds, in_place, &err);
-	native_events_setup(c, prev, cmds, in_place, &err);
+	native_events_setup(c, prev, gen, cmds, in_place, &err);
+	/* In place and prestage off now: the standby maps go, after the
+	 * rules that could name them. */
+	if (in_place && !two && prev &&
+	    config_prestage(prev) != CONFIG_PRESTAGE_OFF)
+		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+			push(cmds, object_cmd("delete", "map", t,
+					      ruleset_native_gen_maps[1][m]),
+			     &err);
+	return err;
+}
+
+int ruleset_native_switch(const struct config *c, unsigned gen,
+			  json_t *cmds)
+{
+	const char *t = config_table_name(c);
+	int err = 0;
+
+	for (size_t i = 0; i < 3; i++)
+		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
+	map_rules(c, gen, cmds, &err);
+	if (config_daemon(c)->events.on) {
+		push(cmds, object_cmd("flush", "chain", t, "pre_events"), &err);
+		for (size_t i = 0; i < 5; i++)
+			push(cmds, object_cmd("flush", "chain", t,
+					      event_chains[i]), &err);
+		events_rules(c, gen, cmds, &err);
+	}
 	return err;
 }
 
@@ -763,11 +832,11 @@ static void net_key(const struct config_watched *w, uint8_t proto,
 }
 
 /* Queues both elements of every pair of e: real -> redirect and back. */
-static int entry_elems(const struct config_watched *w,
+static int entry_elems(const struct config_watched *w, unsigned gen,
 		       const struct shuffle_entry *e, bool add,
 		       struct nftio_elems *b)
 {
-	const char *map = ruleset_native_maps[ruleset_native_map(w)];
+	const char *map = ruleset_native_gen_maps[gen][ruleset_native_map(w)];
 	struct nftio_key k;
 	int r = 0;
 
@@ -789,11 +858,24 @@ int ruleset_native_elements(const struct config *c,
 			    const struct shuffle_map *map, bool flush,
 			    struct nftio_elems *b)
 {
+	return ruleset_native_elements_gen(c, map, 0, flush, b);
+}
+
+int ruleset_native_flush_gen(unsigned gen, struct nftio_elems *b)
+{
 	int r = 0;
 
-	for (enum ruleset_map m = 0; flush && r == 0 && m < RULESET_MAP_COUNT;
-	     m++)
-		r = nftio_elems_flush(b, ruleset_native_maps[m]);
+	for (enum ruleset_map m = 0; r == 0 && m < RULESET_MAP_COUNT; m++)
+		r = nftio_elems_flush(b, ruleset_native_gen_maps[gen][m]);
+	return r;
+}
+
+int ruleset_native_elements_gen(const struct config *c,
+				const struct shuffle_map *map, unsigned gen,
+				bool flush, struct nftio_elems *b)
+{
+	int r = flush ? ruleset_native_flush_gen(gen, b) : 0;
+
 	/* Grouped by map, so the kernel gets few, full messages. */
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
 		for (size_t i = 0; r == 0 && i < map->nentries; i++) {
@@ -801,7 +883,8 @@ int ruleset_native_elements(const struct config *c,
 				config_watched(c, map->entries[i].watched);
 
 			if (ruleset_native_map(w) == m)
-				r = entry_elems(w, &map->entries[i], true, b);
+				r = entry_elems(w, gen, &map->entries[i], true,
+						b);
 		}
 	return r;
 }
@@ -810,7 +893,15 @@ int ruleset_native_entry_elements(const struct config *c,
 				  const struct shuffle_entry *entry,
 				  struct nftio_elems *b)
 {
-	return entry_elems(config_watched(c, entry->watched), entry, true, b);
+	return ruleset_native_entry_elements_gen(c, entry, 0, b);
+}
+
+int ruleset_native_entry_elements_gen(const struct config *c,
+				      const struct shuffle_entry *entry,
+				      unsigned gen, struct nftio_elems *b)
+{
+	return entry_elems(config_watched(c, entry->watched), gen, entry, true,
+			   b);
 }
 
 int ruleset_native_entry(const struct config *c,
@@ -818,10 +909,18 @@ int ruleset_native_entry(const struct config *c,
 			 const struct shuffle_entry *new_entry,
 			 struct nftio_elems *b)
 {
-	const struct config_watched *w = config_watched(c, new_entry->watched);
-	int r = entry_elems(w, old, false, b);
+	return ruleset_native_entry_gen(c, old, new_entry, 0, b);
+}
 
-	return r ? r : entry_elems(w, new_entry, true, b);
+int ruleset_native_entry_gen(const struct config *c,
+			     const struct shuffle_entry *old,
+			     const struct shuffle_entry *new_entry,
+			     unsigned gen, struct nftio_elems *b)
+{
+	const struct config_watched *w = config_watched(c, new_entry->watched);
+	int r = entry_elems(w, gen, old, false, b);
+
+	return r ? r : entry_elems(w, gen, new_entry, true, b);
 }
 
 int ruleset_native_teardown(const struct config *c, json_t *cmds)
