@@ -61,6 +61,7 @@ struct core {
 	struct core_events *events;
 	struct probe_stats ev_stats;
 	struct log_ratelimit autowatch_log;
+	struct log_ratelimit stage_log;		/* prestage's failures */
 };
 
 /* One line, formatted, to log (as the log hook). */
