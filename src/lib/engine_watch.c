@@ -45,8 +45,11 @@ static int entry_change(struct engine *e, size_t idx, bool add)
 	struct shuffle_entry none = { .watched = idx };
 	const struct shuffle_entry *cur = &e->map->entries[idx];
 
-	return add ? ruleset_native_entry(e->cfg, &none, cur, e->watch_elems) :
-		     ruleset_native_entry(e->cfg, cur, &none, e->watch_elems);
+	/* Into the maps in force (prestage: the standby is loaded again). */
+	return add ? ruleset_native_entry_gen(e->cfg, &none, cur, e->gen,
+					      e->watch_elems) :
+		     ruleset_native_entry_gen(e->cfg, cur, &none, e->gen,
+					      e->watch_elems);
 }
 
 int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
