@@ -136,7 +136,10 @@ standby=swap4
 [ "$g" = 0 ] && standby=swap4_b
 ip netns exec "$H" nft flush map inet porthop "$standby"
 [ -z "$(map_of $((1 - g)))" ] || fail "the standby was not flushed"
-wait_for 20 "the flushed standby loaded again" test -n "$(map_of $((1 - g)))"
+generation_filled() {
+	[ -n "$(map_of "$1")" ]
+}
+wait_for 20 "the flushed standby loaded again" generation_filled $((1 - g))
 wait_for 20 "the standby ready again" standby_ready
 [ "$(map_of $((1 - g)) | wc -l)" -eq 12 ] || fail "the standby holds $(map_of $((1 - g)) | wc -l) elements, not 12"
 ctl shuffle >/dev/null
