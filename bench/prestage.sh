@@ -85,9 +85,11 @@ start() {
 	local ns=$1 cfg=$2 log=$3 cg=$4 pid
 	: >"$log"
 	if [ "$cg_ok" = 1 ]; then
-		ip netns exec "$ns" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
-			"$CG/$cg" "$BUILD/porthopd" -c "$cfg" -s "$T/$ns.sock" -v -T \
-			>>"$log" 2>&1 &
+		# Joined before ip netns exec, which mounts a sysfs of the
+		# namespace's own over /sys.
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG/$cg" \
+			ip netns exec "$ns" "$BUILD/porthopd" -c "$cfg" \
+			-s "$T/$ns.sock" -v -T >>"$log" 2>&1 &
 	else
 		ip netns exec "$ns" "$BUILD/porthopd" -c "$cfg" -s "$T/$ns.sock" -v -T \
 			>>"$log" 2>&1 &
@@ -197,7 +199,7 @@ for i in $(seq "$STEADY"); do
 	ip netns exec "$NSA" redis-cli PUBLISH bench '{}' >/dev/null
 	# One a second, whatever the shuffle took.
 	now=$(date +%s.%N)
-	s=$(awk -v a="$next" -v b="$now" 'BEGIN {d = a - b; printf "%.3f", d > 0 ? d : 0}')
+	s=$(awk -v a="$next" -v b="$now" 'BEGIN {d = a - b; printf "%.3f", (d > 0 ? d : 0)}')
 	sleep "$s"
 done
 LOG=$T/a.log WAIT_POLL=0.01 wait_log "applied (redis)" "$STEADY" 600
@@ -206,7 +208,7 @@ cpu1=$(awk '{print $14 + $15}' "/proc/$pa/stat")
 lat=$(for i in $(seq "$STEADY"); do latency "$T/a.log" "$i"; done | sort -n)
 fallbacks=$(grep -c "no staged mapping ready" "$T/a.log" || true)
 p50=$(echo "$lat" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-p99=$(echo "$lat" | awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.999); print a[i > NR ? NR : i]}')
+p99=$(echo "$lat" | awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.999); print a[(i > NR ? NR : i)]}')
 cpu=$(awk -v c="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" \
 	'BEGIN {printf "%.1f", c / hz / (b - a) * 100}')
 stage=$(grep "the next mapping is staged" "$T/a.log" | sed 's/.* in \([0-9.]*\) ms/\1/' | median)
