@@ -59,3 +59,20 @@ median() {
 	sort -n | awk '{a[NR] = $1}
 		END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
+
+# trigger_ms LOG N: milliseconds from the N-th trigger's arrival (the
+# debug line "trigger on channel" of porthopd -v -T) to the line
+# "shuffle N+1 applied" (the kernel has acknowledged it).
+trigger_ms() {
+	awk -v n="$2" '
+		/trigger on channel/ && ++k == n { t = $1 }
+		$0 ~ ("shuffle " n + 1 " applied") { a = $1 }
+		END { printf "%.2f\n", (a - t) * 1000 }' "$1"
+}
+
+# percentile P: the P-th percentile (nearest rank) of the numbers on
+# standard input, one a line.
+percentile() {
+	sort -n | awk -v p="$1" '{a[NR] = $1}
+		END {i = int(NR * p / 100 + 0.999); print a[(i < 1 ? 1 : i > NR ? NR : i)]}'
+}

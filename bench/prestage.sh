@@ -22,24 +22,18 @@
 # rules; the daemon's own process memory is not in it), so "switch"
 # minus "replace" is the standby generation's cost.
 #
-# Then the steady run (STEADY seconds, at STEADY_PAIRS pairs): a trigger
-# every second to the "switch" daemon; p50/p99 of trigger to in force,
-# how many fell back to the replace, and porthopd's CPU.
+# A trigger every second under traffic: bench/prestage_steady.sh.
 #
 # usage: bench/prestage.sh [BUILD_DIR] [SIZES...]
 #   default sizes: 10 100000 1000000 (pairs: 1,000 ports per address from
 #   1,000 pairs on)
 #   RUNS=N: triggers per variant and size (default 7)
-#   STEADY=N: seconds of the steady run (default 60; 0: none)
-#   STEADY_PAIRS=N (default 100000)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
 shift || true
 [ $# -gt 0 ] && SIZES=("$@") || SIZES=(10 100000 1000000)
 RUNS=${RUNS:-7}
-STEADY=${STEADY:-60}
-STEADY_PAIRS=${STEADY_PAIRS:-100000}
 require_root "network namespaces"
 bench_tmp porthop-prestage
 NSA=ph-psa-$$
@@ -99,15 +93,6 @@ start() {
 	echo "$pid"
 }
 
-# latency LOG N: milliseconds from the N-th "trigger on channel" line to
-# the "shuffle N+1 applied" line.
-latency() {
-	awk -v n="$2" '
-		/trigger on channel/ && ++k == n { t = $1 }
-		$0 ~ ("shuffle " n + 1 " applied") { a = $1 }
-		END { printf "%.2f\n", (a - t) * 1000 }' "$1"
-}
-
 # trigger NS LOG N: the N-th trigger; waits until it is in force.
 trigger() {
 	ip netns exec "$1" redis-cli PUBLISH bench '{}' >/dev/null
@@ -161,9 +146,9 @@ NFT
 	for i in $(seq "$RUNS"); do
 		staged "$T/a.log" "$i"
 		trigger "$NSA" "$T/a.log" "$i"
-		sw+=("$(latency "$T/a.log" "$i")")
+		sw+=("$(trigger_ms "$T/a.log" "$i")")
 		trigger "$NSB" "$T/b.log" "$i"
-		rep+=("$(latency "$T/b.log" "$i")")
+		rep+=("$(trigger_ms "$T/b.log" "$i")")
 		fl+=("$(ip netns exec "$NSC" "$BUILD/nlfloor" porthop "$na" "$np")")
 	done
 	grep -c "switched to the staged mapping" "$T/a.log" | grep -qx "$RUNS" ||
@@ -186,34 +171,3 @@ NFT
 		"$(awk -v a="$mrep" -v b="$mfl" 'BEGIN {printf "%.2f", a / b}')" \
 		"$rss_a" "$rss_b" "$ksw" "$krep"
 done
-
-[ "$STEADY" -gt 0 ] || exit 0
-na=$((STEADY_PAIRS / 1000))
-config true "$na" 1000 >"$T/a.json"
-pa=$(start "$NSA" "$T/a.json" "$T/a.log" "ph-psa-$$")
-staged "$T/a.log" 1
-cpu0=$(awk '{print $14 + $15}' "/proc/$pa/stat")
-t0=$(date +%s.%N)
-for i in $(seq "$STEADY"); do
-	next=$(awk -v t="$t0" -v i="$i" 'BEGIN {printf "%.3f", t + i}')
-	ip netns exec "$NSA" redis-cli PUBLISH bench '{}' >/dev/null
-	# One a second, whatever the shuffle took.
-	now=$(date +%s.%N)
-	s=$(awk -v a="$next" -v b="$now" 'BEGIN {d = a - b; printf "%.3f", (d > 0 ? d : 0)}')
-	sleep "$s"
-done
-LOG=$T/a.log WAIT_POLL=0.01 wait_log "applied (redis)" "$STEADY" 600
-t1=$(date +%s.%N)
-cpu1=$(awk '{print $14 + $15}' "/proc/$pa/stat")
-lat=$(for i in $(seq "$STEADY"); do latency "$T/a.log" "$i"; done | sort -n)
-fallbacks=$(grep -c "no staged mapping ready" "$T/a.log" || true)
-p50=$(echo "$lat" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-p99=$(echo "$lat" | awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.999); print a[(i > NR ? NR : i)]}')
-cpu=$(awk -v c="$((cpu1 - cpu0))" -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" \
-	'BEGIN {printf "%.1f", c / hz / (b - a) * 100}')
-stage=$(grep "the next mapping is staged" "$T/a.log" | sed 's/.* in \([0-9.]*\) ms/\1/' | median)
-stop "$pa"
-echo
-echo "# steady: a trigger every second for $STEADY s at $STEADY_PAIRS pairs (prestage true)"
-printf "%-9s %9s %9s %9s %10s %12s %14s\n" pairs triggers p50 p99 fallbacks "porthopd CPU" "staging (med)"
-printf "%-9s %9s %6s ms %6s ms %10s %11s%% %11s ms\n" "$STEADY_PAIRS" "$STEADY" "$p50" "$p99" "$fallbacks" "$cpu" "$stage"
