@@ -257,12 +257,14 @@ bool config_remove_on_stop(const struct config *c);
  * relies on conntrack for those clients; so by default (AUTO) only while
  * no other table uses conntrack (template mode: OFF). */
 enum config_untrack config_untrack(const struct config *c);
-/* Native mode: whether the table has a second generation of maps, into
- * which the next mapping is loaded ahead of the trigger that puts it in
- * force (OFF: one generation, as before; template mode: OFF). */
+/* Native mode: the prestage setting (template mode: OFF). */
 enum config_prestage config_prestage(const struct config *c);
-/* Whether the next mapping is staged now: ON, or AUTO with at least
- * CONFIG_PRESTAGE_AUTO_PAIRS pairs (runtime entries included). */
+/* Whether a table defined now under c has a second generation of maps,
+ * into which the next mapping is loaded ahead of the trigger that puts it
+ * in force: ON, or AUTO with at least CONFIG_PRESTAGE_AUTO_PAIRS pairs
+ * (runtime entries included).  The engine decides when it defines the
+ * table: runtime entries that cross the bound later count at the next
+ * definition (a reload). */
 bool config_prestage_active(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);

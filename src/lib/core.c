@@ -115,8 +115,7 @@ static void stage_kick(struct core *c)
 {
 	const struct engine_stats *st = engine_stats(c->engine);
 
-	if (c->hooks.stage && !st->standby_ready &&
-	    config_prestage_active(engine_config(c->engine)))
+	if (c->hooks.stage && st->prestage && !st->standby_ready)
 		c->hooks.stage(c->hooks.arg);
 }
 

@@ -38,7 +38,7 @@ void engine_sync_stats(struct engine *e)
 	e->stats.untrack_switches = untrack_switches(e->untrack);
 	snprintf(e->stats.conntrack_user, sizeof(e->stats.conntrack_user),
 		 "%s", untrack_user(e->untrack));
-	e->stats.prestage = config_prestage_active(e->cfg);
+	e->stats.prestage = e->two;
 	e->stats.generation = e->gen;
 }
 
@@ -304,8 +304,15 @@ static int apply_full(struct engine *e, struct config *cfg,
 static unsigned setup_generation(const struct engine *e,
 				 const struct config *cfg, bool in_place)
 {
-	return in_place && config_prestage(cfg) != CONFIG_PRESTAGE_OFF ?
-	       e->gen : 0;
+	return in_place && config_prestage_active(cfg) ? e->gen : 0;
+}
+
+/* The table's generations as the last definition left them. */
+static void set_layout(struct engine *e, unsigned gen, bool two)
+{
+	e->gen = gen;
+	e->two = two;
+	drift_set_generation(e->drift, gen);
 }
 
 static int apply_setup(struct engine *e, struct config *cfg,
@@ -319,13 +326,13 @@ static int apply_setup(struct engine *e, struct config *cfg,
 	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
 	    ruleset_native_setup_gen(cfg, config_mode(e->cfg) ==
 				     CONFIG_MODE_NATIVE ? e->cfg : NULL, gen,
+				     config_prestage_active(cfg),
+				     in_place && e->two,
 				     ruleset_commands(batch), in_place) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
-	if (r == 0) {
-		e->gen = gen;
-		drift_set_generation(e->drift, gen);
-	}
+	if (r == 0)
+		set_layout(e, gen, config_prestage_active(cfg));
 	return r;
 }
 
@@ -373,19 +380,15 @@ static int apply_whole(struct engine *e, struct config *cfg,
 	 * definition drops (prestage turned off): defined anew instead, or
 	 * packets would meet the half-loaded standby until the elements
 	 * come. */
-	if (in_place && e->gen == 1 &&
-	    config_prestage(cfg) == CONFIG_PRESTAGE_OFF)
+	if (in_place && e->gen == 1 && !config_prestage_active(cfg))
 		in_place = false;
 	r = split ? apply_setup_then_elements(e, cfg, map, t0, prelude,
 					      in_place, ret_error)
 		  : apply_full(e, cfg, map, t0, prelude, ret_error);
 	if (r < 0)
 		return r;
-	if (!split) {
-		/* ruleset_build defines the table anew: generation 0. */
-		e->gen = 0;
-		drift_set_generation(e->drift, 0);
-	}
+	if (!split)	/* ruleset_build defines the table anew */
+		set_layout(e, 0, native && config_prestage_active(cfg));
 	if (native && config_untrack(cfg) != CONFIG_UNTRACK_OFF) {
 		on = untrack_wanted(e->untrack, cfg);
 		if (on && (split || config_untrack(cfg) == CONFIG_UNTRACK_AUTO))
@@ -552,8 +555,7 @@ int engine_shuffle(struct engine *e, char **ret_error)
 		if (engine_switch(e, ret_error) == 0)
 			return 0;
 		drop_error(ret_error);
-	} else if (config_prestage_active(e->cfg) && e->map &&
-		   e->native_ready) {
+	} else if (e->two && e->map && e->native_ready) {
 		/* Not ready yet: a full replace now rather than a wait of
 		 * up to the whole staging (docs/native-mode.md). */
 		e->stats.fallbacks++;

@@ -40,6 +40,7 @@ struct engine {
 	 * generation's maps up to entry stage_next; ready once all of it
 	 * is there and nobody else has committed since. */
 	unsigned gen;
+	bool two;		/* the table has both generations */
 	struct shuffle_map *standby;
 	size_t stage_next;
 	bool standby_ready;

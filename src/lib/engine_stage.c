@@ -30,8 +30,7 @@ void engine_stage_reset(struct engine *e)
 
 bool engine_can_switch(const struct engine *e)
 {
-	return e->standby_ready && e->native_ready && e->map &&
-	       config_prestage(e->cfg) != CONFIG_PRESTAGE_OFF;
+	return e->standby_ready && e->native_ready && e->map && e->two;
 }
 
 /* Sends b, a change of porthop's own that leaves the maps in force and
@@ -68,9 +67,8 @@ int engine_stage_step(struct engine *e, char **ret_error)
 	bool alone = false;
 	int r;
 
-	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE ||
-	    !config_prestage_active(e->cfg) || !e->native_ready ||
-	    e->map == NULL || e->standby_ready)
+	if (config_mode(e->cfg) != CONFIG_MODE_NATIVE || !e->two ||
+	    !e->native_ready || e->map == NULL || e->standby_ready)
 		return 0;
 	/* Someone else committed: reconciliation (or the next trigger's
 	 * check) goes first, and staging starts over after it. */

@@ -485,6 +485,27 @@ static const char *const event_chains[] = {
 static const char *const event_kinds[] = {
 	"moved", "vacated", "stale", "probe",
 };
+/* How the rules name the maps: gen, the generation in force; two,
+ * whether the table has both.  With two, every rule that looks a map up
+ * lives in a chain of its generation's own, which a rule of the base
+ * chain jumps to (goto): a switch replaces that one rule and binds no
+ * map.  (The kernel walks every element of a map when a rule that looks
+ * it up is added: 0.1 s at 100,000 pairs, the cost prestage avoids.) */
+struct layout {
+	unsigned gen;
+	bool two;
+};
+
+/* The chains of each generation: the lookups of pre_nat, pre_stateless
+ * and out_stateless, then of the event feed's pre_events and
+ * ev_service. */
+#define GEN_CHAINS 5
+static const char *const gen_chains[GEN_CHAINS][2] = {
+	{ "nat_g0", "nat_g1" }, { "stateless_g0", "stateless_g1" },
+	{ "out_g0", "out_g1" }, { "events_g0", "events_g1" },
+	{ "service_g0", "service_g1" },
+};
+
 const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
 const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
 
@@ -567,15 +588,18 @@ static void events_objects(const struct config *c, json_t *cmds, int *err)
 	push(cmds, chain(c, "pre_events", "filter", "prerouting", -110), err);
 }
 
-/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
- * calls new, or any of an untracked client) from untrusted sources, sorted
- * by kind; each kind's chain logs through its own rate limit, what goes
- * over it counted in RULESET_EVENTS_COUNTER. */
-static void events_rules(const struct config *c, unsigned gen, json_t *cmds,
-			 int *err)
+/* Rules that goto target, in chain. */
+static json_t *goto_rule(const struct config *c, const char *chain_name,
+			 const char *target)
 {
-	const struct config_events *ev = &config_daemon(c)->events;
+	return rule(c, chain_name, json_pack("[{s:{s:s}}]", "goto", "target",
+					     target));
+}
 
+/* pre_events' first rules: what is no new connection attempt of an
+ * untrusted source leaves. */
+static void events_head(const struct config *c, json_t *cmds, int *err)
+{
 	/* Most packets are TCP past their SYN: they leave at the first
 	 * rule (an untracked client's too, whose state says nothing). */
 	push(cmds, rule(c, "pre_events", json_pack(
@@ -595,40 +619,70 @@ static void events_rules(const struct config *c, unsigned gen, json_t *cmds,
 		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
 		"meta", "key", "iif", "right", "lo", "return")), err);
 	trusted_returns(c, "pre_events", "saddr", cmds, err);
-	push(cmds, rule(c, "pre_events", lookup_goto(json_pack(
+}
+
+/* The rest of pre_events (in chain ch), looking generation gen's maps up;
+ * service: the chain that tells a service port moved away. */
+static void events_tail(const struct config *c, unsigned gen, const char *ch,
+			const char *service, json_t *cmds, int *err)
+{
+	push(cmds, rule(c, ch, lookup_goto(json_pack(
 		"{s:[{s:{s:s}},o]}", "concat", "meta", "key", "l4proto",
-		payload("th", "dport")), "services", "ev_service")), err);
+		payload("th", "dport")), "services", service)), err);
 	/* Not a service port: a current redirect port, an old one, or (from
 	 * an unwatched source) a closed port. */
 	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(
+		push(cmds, rule(c, ch, lookup_goto(saddr_key(
 			ruleset_map_family(m) == AF_INET6),
 			ruleset_native_gen_maps[gen][m], "ev_moved")), err);
 	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
+		push(cmds, rule(c, ch, lookup_goto(saddr_key(f),
 			ruleset_stale_sets[f], "ev_stale")), err);
 	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", lookup_goto(saddr_key(f),
+		push(cmds, rule(c, ch, lookup_goto(saddr_key(f),
 			ruleset_stale_net_sets[f], "ev_stale")), err);
 	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, "pre_events", json_pack(
+		push(cmds, rule(c, ch, json_pack(
 			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
 			payload(f ? "ip6" : "ip", "saddr"), "right",
 			f ? "@tracked6" : "@tracked4", "return")), err);
 	/* Untracked UDP to the ephemeral ports: likely the replies to the
 	 * host's own queries (DNS, NTP), which conntrack cannot tell. */
-	push(cmds, rule(c, "pre_events", json_pack(
+	push(cmds, rule(c, ch, json_pack(
 		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:o,s:i}},{s:n}]", "match",
 		"op", "in", "left", "ct", "key", "state", "right", "untracked",
 		"match", "op", ">=", "left", payload("udp", "dport"), "right",
 		32768, "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack("[{s:{s:s}}]", "goto",
-						   "target", "ev_probe")), err);
-	/* A service port: moved away from a watched source? */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "ev_service", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_gen_maps[gen][m], "ev_vacated")), err);
+	push(cmds, goto_rule(c, ch, "ev_probe"), err);
+}
+
+/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
+ * calls new, or any of an untracked client) from untrusted sources, sorted
+ * by kind; each kind's chain logs through its own rate limit, what goes
+ * over it counted in RULESET_EVENTS_COUNTER. */
+static void events_rules(const struct config *c, struct layout l,
+			 json_t *cmds, int *err)
+{
+	const struct config_events *ev = &config_daemon(c)->events;
+
+	events_head(c, cmds, err);
+	if (l.two)
+		push(cmds, goto_rule(c, "pre_events", gen_chains[3][l.gen]),
+		     err);
+	else
+		events_tail(c, l.gen, "pre_events", "ev_service", cmds, err);
+	for (unsigned g = 0; g < (l.two ? 2u : 1u); g++) {
+		const char *service = l.two ? gen_chains[4][g] : "ev_service";
+
+		if (l.two)
+			events_tail(c, g, gen_chains[3][g], service, cmds, err);
+		/* A service port: moved away from a watched source? */
+		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+			push(cmds, rule(c, service, lookup_goto(saddr_key(
+				ruleset_map_family(m) == AF_INET6),
+				ruleset_native_gen_maps[l.two ? g : l.gen][m],
+				"ev_vacated")), err);
+	}
 	for (size_t k = 0; k < 4; k++) {
 		char prefix[32];
 
@@ -647,7 +701,7 @@ static void events_rules(const struct config *c, unsigned gen, json_t *cmds,
 /* The event rules, or (off, in place) whatever an earlier definition had
  * of them gone (added first so that the deletes work either way). */
 static void native_events_setup(const struct config *c,
-				const struct config *prev, unsigned gen,
+				const struct config *prev, struct layout l,
 				json_t *cmds, bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
@@ -657,16 +711,33 @@ static void native_events_setup(const struct config *c,
 	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
 		return;
 	events_objects(c, cmds, err);
+	for (unsigned g = 0; l.two && on && g < 2; g++)
+		for (size_t i = 3; i < GEN_CHAINS; i++)
+			push(cmds, plain_chain(t, gen_chains[i][g]), err);
 	if (in_place) {
 		push(cmds, object_cmd("flush", "chain", t, "pre_events"), err);
 		for (size_t i = 0; i < 5; i++)
 			push(cmds, object_cmd("flush", "chain", t,
 					      event_chains[i]), err);
+		for (unsigned g = 0; l.two && on && g < 2; g++)
+			for (size_t i = 3; i < GEN_CHAINS; i++)
+				push(cmds, object_cmd("flush", "chain", t,
+						      gen_chains[i][g]), err);
 	}
 	if (on) {
-		events_rules(c, gen, cmds, err);
+		events_rules(c, l, cmds, err);
 		return;
 	}
+	/* Off now: the generations' chains of the event rules go first
+	 * (they goto the chains deleted below). */
+	for (unsigned g = 0; l.two && g < 2; g++)
+		for (size_t i = 3; i < GEN_CHAINS; i++) {
+			push(cmds, plain_chain(t, gen_chains[i][g]), err);
+			push(cmds, object_cmd("flush", "chain", t,
+					      gen_chains[i][g]), err);
+			push(cmds, object_cmd("delete", "chain", t,
+					      gen_chains[i][g]), err);
+		}
 	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
 	for (size_t i = 0; i < 5; i++)
 		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
@@ -684,51 +755,65 @@ static void native_events_setup(const struct config *c,
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 {
-	return ruleset_native_setup_gen(c, NULL, 0, cmds, in_place);
+	return ruleset_native_setup_after(c, NULL, cmds, in_place);
 }
 
 int ruleset_native_setup_after(const struct config *c,
 			       const struct config *prev, json_t *cmds,
 			       bool in_place)
 {
-	return ruleset_native_setup_gen(c, prev, 0, cmds, in_place);
+	bool two = config_prestage_active(c);
+
+	return ruleset_native_setup_gen(c, prev, 0, two, two, cmds, in_place);
 }
 
 static const char *const map_chains[] = { "pre_nat", "pre_stateless",
 					  "out_stateless" };
 
-/* The rules of the three chains that look the maps up, naming the maps
- * of generation gen. */
-static void map_rules(const struct config *c, unsigned gen, json_t *cmds,
+/* The rules of chain k of map_chains that look generation gen's maps up,
+ * into chain ch. */
+static void map_lookups(const struct config *c, size_t k, unsigned gen,
+			const char *ch, json_t *cmds, int *err)
+{
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++) {
+		if (k == 0)
+			push(cmds, rule(c, ch, json_pack(
+				"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
+				"match", "op", "==", "left", "meta", "key",
+				"l4proto", "right", "set", "tcp", "udp",
+				"redirect", "port",
+				map_lookup(m, gen, "saddr", "th", "dport"))), err);
+		else
+			push(cmds, rule(c, ch, json_pack(
+				"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
+				payload("tcp", k == 1 ? "dport" : "sport"),
+				"value", map_lookup(m, gen, k == 1 ? "saddr" :
+						    "daddr", "tcp",
+						    k == 1 ? "dport" : "sport"),
+				"accept")), err);
+	}
+}
+
+/* The rules of the three chains that look the maps up: what they let
+ * through first (ct state; pre_stateless runs after conntrack, -200, and
+ * swaps what it refused to track statelessly; trusted sources or
+ * destinations), then the lookups of the generation in force, or (two)
+ * the goto to its chain. */
+static void map_rules(const struct config *c, struct layout l, json_t *cmds,
 		      int *err)
 {
-	trusted_returns(c, "pre_nat", "saddr", cmds, err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_nat", json_pack(
-			"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]",
-			"match", "op", "==", "left", "meta", "key", "l4proto",
-			"right", "set", "tcp", "udp", "redirect", "port",
-			map_lookup(m, gen, "saddr", "th", "dport"))), err);
-
-	/* After conntrack (-200): what it refused to track is swapped
-	 * here, statelessly. */
-	push(cmds, rule(c, "pre_stateless", not_invalid_return()), err);
-	trusted_returns(c, "pre_stateless", "saddr", cmds, err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "pre_stateless", json_pack(
-			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			payload("tcp", "dport"), "value",
-			map_lookup(m, gen, "saddr", "tcp", "dport"), "accept")),
-		     err);
-
-	push(cmds, rule(c, "out_stateless", not_invalid_return()), err);
-	trusted_returns(c, "out_stateless", "daddr", cmds, err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, "out_stateless", json_pack(
-			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
-			payload("tcp", "sport"), "value",
-			map_lookup(m, gen, "daddr", "tcp", "sport"), "accept")),
-		     err);
+	for (size_t k = 0; k < 3; k++) {
+		if (k > 0)
+			push(cmds, rule(c, map_chains[k], not_invalid_return()),
+			     err);
+		trusted_returns(c, map_chains[k], k == 2 ? "daddr" : "saddr",
+				cmds, err);
+		if (l.two)
+			push(cmds, goto_rule(c, map_chains[k],
+					     gen_chains[k][l.gen]), err);
+		else
+			map_lookups(c, k, l.gen, map_chains[k], cmds, err);
+	}
 }
 
 /* The maps' definitions of one generation. */
@@ -753,17 +838,39 @@ static void map_defs(const struct config *c, unsigned gen, json_t *cmds,
 	}
 }
 
-int ruleset_native_setup_gen(const struct config *c,
-			     const struct config *prev, unsigned gen,
-			     json_t *cmds, bool in_place)
+/* Redefined in place with one generation, after two: the second
+ * generation's chains and maps go, once no rule names them (added first,
+ * so that the deletes work whether or not they exist). */
+static void drop_second(const struct config *c, json_t *cmds, int *err)
 {
 	const char *t = config_table_name(c);
-	bool two = config_prestage(c) != CONFIG_PRESTAGE_OFF;
+
+	for (unsigned g = 0; g < 2; g++)
+		for (size_t i = 0; i < GEN_CHAINS; i++) {
+			push(cmds, plain_chain(t, gen_chains[i][g]), err);
+			push(cmds, object_cmd("flush", "chain", t,
+					      gen_chains[i][g]), err);
+		}
+	for (unsigned g = 0; g < 2; g++)
+		for (size_t i = 0; i < GEN_CHAINS; i++)
+			push(cmds, object_cmd("delete", "chain", t,
+					      gen_chains[i][g]), err);
+	map_defs(c, 1, cmds, err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		push(cmds, object_cmd("delete", "map", t,
+				      ruleset_native_gen_maps[1][m]), err);
+}
+
+int ruleset_native_setup_gen(const struct config *c,
+			     const struct config *prev, unsigned gen,
+			     bool two, bool had_two, json_t *cmds,
+			     bool in_place)
+{
+	const char *t = config_table_name(c);
+	struct layout l = { two ? gen : 0, two };
 	int err = 0;
 
-	/* Without a standby generation, the rules name the first. */
-	if (!two)
-		gen = 0;
+	(void)prev;
 	/* add + delete + add: replaces an earlier definition atomically,
 	 * and works whether or not the table exists.  In place, "add" of
 	 * what exists changes nothing and the flushes below empty what is
@@ -779,26 +886,31 @@ int ruleset_native_setup_gen(const struct config *c,
 				     "type", f ? "ipv6_addr" : "ipv4_addr",
 				     "flags", "interval"), &err);
 	map_defs(c, 0, cmds, &err);
-	/* The standby generation's maps come after, so that a table
-	 * without them is defined as before. */
+	/* The standby generation's maps, and each generation's chains of
+	 * lookups, come after: a table with one generation is defined as
+	 * before prestage. */
 	if (two)
 		map_defs(c, 1, cmds, &err);
 	push(cmds, chain(c, "pre_nat", "nat", "prerouting", -100), &err);
 	push(cmds, chain(c, "pre_stateless", "filter", "prerouting", -150), &err);
 	push(cmds, chain(c, "out_stateless", "filter", "output", -100), &err);
+	for (unsigned g = 0; two && g < 2; g++)
+		for (size_t k = 0; k < 3; k++)
+			push(cmds, plain_chain(t, gen_chains[k][g]), &err);
 	for (size_t i = 0; in_place && i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
-	map_rules(c, gen, cmds, &err);
+	for (unsigned g = 0; in_place && two && g < 2; g++)
+		for (size_t k = 0; k < 3; k++)
+			push(cmds, object_cmd("flush", "chain", t,
+					      gen_chains[k][g]), &err);
+	map_rules(c, l, cmds, &err);
+	for (unsigned g = 0; two && g < 2; g++)
+		for (size_t k = 0; k < 3; k++)
+			map_lookups(c, k, g, gen_chains[k][g], cmds, &err);
 	native_untrack_setup(c, cmds, in_place, &err);
-	native_events_setup(c, prev, gen, cmds, in_place, &err);
-	/* In place and prestage off now: the standby maps go, after the
-	 * rules that could name them. */
-	if (in_place && !two && prev &&
-	    config_prestage(prev) != CONFIG_PRESTAGE_OFF)
-		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-			push(cmds, object_cmd("delete", "map", t,
-					      ruleset_native_gen_maps[1][m]),
-			     &err);
+	native_events_setup(c, prev, l, cmds, in_place, &err);
+	if (in_place && had_two && !two)
+		drop_second(c, cmds, &err);
 	return err;
 }
 
@@ -806,17 +918,16 @@ int ruleset_native_switch(const struct config *c, unsigned gen,
 			  json_t *cmds)
 {
 	const char *t = config_table_name(c);
+	struct layout l = { gen, true };
 	int err = 0;
 
 	for (size_t i = 0; i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
-	map_rules(c, gen, cmds, &err);
+	map_rules(c, l, cmds, &err);
 	if (config_daemon(c)->events.on) {
 		push(cmds, object_cmd("flush", "chain", t, "pre_events"), &err);
-		for (size_t i = 0; i < 5; i++)
-			push(cmds, object_cmd("flush", "chain", t,
-					      event_chains[i]), &err);
-		events_rules(c, gen, cmds, &err);
+		events_head(c, cmds, &err);
+		push(cmds, goto_rule(c, "pre_events", gen_chains[3][gen]), &err);
 	}
 	return err;
 }

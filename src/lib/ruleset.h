@@ -74,10 +74,10 @@ enum ruleset_map {
 extern const char *const ruleset_native_maps[RULESET_MAP_COUNT];
 
 /*
- * prestage (docs/native-mode.md#prestaged-mappings): unless it is off, the
- * table has a second generation of the four maps ("swap4_b"...), and the
- * rules of the chains that look the maps up name one generation, the
- * active one; the other, the standby, is filled with the next mapping
+ * prestage (docs/native-mode.md#prestaged-mappings): when it is active
+ * (config_prestage_active), the table has a second generation of the four
+ * maps ("swap4_b"...), and the base chains goto the chains of one
+ * generation, the active one; the other, the standby, is filled with the next mapping
  * ahead of time, and a trigger puts it in force by replacing those rules
  * alone (ruleset_native_switch).  Generation 0 is ruleset_native_maps.
  * The functions below that take gen are those of the same name without
@@ -151,16 +151,23 @@ int ruleset_native_tracked_change(const struct config *c, size_t idx,
 /* Appends the command that deletes the table. */
 int ruleset_native_teardown(const struct config *c, json_t *cmds);
 
-/* ruleset_native_setup_after with the rules naming the maps of
- * generation gen (0 when prestage is off). */
+/* ruleset_native_setup_after with two generations of maps (two) or one,
+ * the rules naming generation gen (two) or 0.  With two, every rule that
+ * looks a map up lives in a chain of its generation (nat_g0, nat_g1,
+ * ...), which the base chains goto; had_two: the table in place had two
+ * (redefined in place with one, the second's chains and maps go).
+ * ruleset_native_setup and _after have two (and had_two) as
+ * config_prestage_active says. */
 int ruleset_native_setup_gen(const struct config *c,
 			     const struct config *prev, unsigned gen,
-			     json_t *cmds, bool in_place);
+			     bool two, bool had_two, json_t *cmds,
+			     bool in_place);
 
-/* Appends to cmds the switch to generation gen: the flush of the chains
- * that look the maps up (those of the event feed too) and their rules,
- * naming gen's maps.  A handful of commands whatever the number of pairs,
- * applied as one transaction: each packet meets one generation whole. */
+/* Appends to cmds the switch to generation gen of a table with two: the
+ * base chains' rules (pre_nat, pre_stateless, out_stateless, pre_events)
+ * flushed and added again with their goto to gen's chains.  A handful of
+ * commands that bind no map, whatever the number of pairs, applied as one
+ * transaction: each packet meets one generation whole. */
 int ruleset_native_switch(const struct config *c, unsigned gen,
 			  json_t *cmds);
 
