@@ -32,14 +32,8 @@ jq -n --arg state "$T/state" --argjson max $MAXP --arg bad "$BAD" '{
 	porthopd: {reconcile_interval_seconds: 1, state_directory: $state}}' >"$CFG"
 topo_porthopd "$P" "$CFG"
 echo "$PORTHOPD_PID" >"$T/porthopd.pid"
-ctl() {
-	local cmd=$1
-	shift
-	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
-}
-status() {
-	ctl status --json | jq -r ".$1"
-}
+# lib.sh's ctl and status, on the protected host.
+NS=$H
 standby_ready() {
 	[ "$(status prestage.standby_ready)" = true ]
 }
@@ -100,7 +94,9 @@ for i in $(seq 1 100); do
 	g=$(status prestage.generation)
 	map_of "$g" >"$T/old"
 	map_of $((1 - g)) >"$T/new"
-	[ -s "$T/old" ] && [ -s "$T/new" ] || fail "switch $i: a generation is empty before the switch"
+	if [ ! -s "$T/old" ] || [ ! -s "$T/new" ]; then
+		fail "switch $i: a generation is empty before the switch"
+	fi
 	rm -f "$T/stop"
 	# Source ports of their own each switch (2,000: 50 rounds), used
 	# again 25 switches later, long after their conntrack entries (and

@@ -60,6 +60,16 @@ static bool last_has(struct nftio *io, const char *needle)
 	return r;
 }
 
+/* Whether the last batch emptied map. */
+static bool last_flushes(struct nftio *io, const char *map)
+{
+	char needle[128];
+
+	snprintf(needle, sizeof(needle), "{\"flush\":{\"map\":{\"family\":"
+		 "\"inet\",\"table\":\"porthop\",\"name\":\"%s\"}}}", map);
+	return last_has(io, needle);
+}
+
 /* Whether the last batch changed the elements of generation gen's
  * exact IPv4 map. */
 static bool last_writes(struct nftio *io, unsigned gen)
@@ -135,8 +145,7 @@ static void test_switch(void **state)
 	assert_int_equal(stage_all(e), 1);
 	assert_int_equal(nftio_recorder_applied(io), applied + 1);
 	/* Staged into generation 1 alone, after its flush. */
-	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
-				 "\"table\":\"porthop\",\"name\":\"swap4_b\"}}}"));
+	assert_true(last_flushes(io, "swap4_b"));
 	assert_true(last_writes(io, 1));
 	assert_false(last_writes(io, 0));
 	staged = json_incref(nftio_recorder_last(io));
@@ -343,8 +352,7 @@ static void test_tampered_standby(void **state)
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_false(engine_stats(e)->standby_ready);
 	stage_all(e);
-	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
-				 "\"table\":\"porthop\",\"name\":\"swap4_b\"}}}"));
+	assert_true(last_flushes(io, "swap4_b"));
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stats(e)->switches, 1);
 
@@ -365,8 +373,7 @@ static void test_tampered_standby(void **state)
 	assert_int_equal(engine_reconcile(e, NULL), 1);
 	assert_false(engine_stats(e)->standby_ready);
 	stage_all(e);
-	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
-				 "\"table\":\"porthop\",\"name\":\"swap4\"}}}"));
+	assert_true(last_flushes(io, "swap4"));
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stats(e)->switches, 2);
 }
@@ -390,8 +397,7 @@ static void test_commit_while_staging(void **state)
 	assert_false(engine_stats(e)->standby_ready);
 	assert_int_equal(engine_reconcile(e, NULL), 0);
 	assert_int_equal(engine_stage_step(e, NULL), 1);
-	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
-				 "\"table\":\"porthop\",\"name\":\"swap4_b\"}}}"));
+	assert_true(last_flushes(io, "swap4_b"));
 	assert_int_equal(engine_stage_step(e, NULL), 0);
 	assert_true(engine_stats(e)->standby_ready);
 }
@@ -419,8 +425,7 @@ static void test_reload_during_staging(void **state)
 	assert_false(last_writes(io, 0));
 	assert_false(engine_stats(e)->standby_ready);
 	assert_int_equal(engine_stage_step(e, NULL), 1);
-	assert_true(last_has(io, "{\"flush\":{\"map\":{\"family\":\"inet\","
-				 "\"table\":\"porthop\",\"name\":\"swap4\"}}}"));
+	assert_true(last_flushes(io, "swap4"));
 	/* Another definition (untrack_unwatched false) while staging:
 	 * redefined in place, its rules still name generation 1, whose
 	 * maps get the new mapping; the standby starts over. */
