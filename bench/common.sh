@@ -60,14 +60,18 @@ median() {
 		END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 
-# trigger_ms LOG N: milliseconds from the N-th trigger's arrival (the
-# debug line "trigger on channel" of porthopd -v -T) to the line
-# "shuffle N+1 applied" (the kernel has acknowledged it).
-trigger_ms() {
-	awk -v n="$2" '
-		/trigger on channel/ && ++k == n { t = $1 }
-		$0 ~ ("shuffle " n + 1 " applied") { a = $1 }
-		END { printf "%.2f\n", (a - t) * 1000 }' "$1"
+# trigger_latencies LOG: for every trigger that arrived over Redis (the
+# debug line "trigger on channel" of porthopd -v -T), the milliseconds to
+# the first "applied" line after it (the kernel has acknowledged the
+# shuffle that served it), one a line, in order; triggers that came
+# while one was pending are served by the same shuffle.
+trigger_latencies() {
+	awk '
+		/trigger on channel/ { t[n++] = $1 }
+		/ applied \(redis\)/ {
+			for (; k < n; k++)
+				printf "%.2f\n", ($1 - t[k]) * 1000
+		}' "$1"
 }
 
 # percentile P: the P-th percentile (nearest rank) of the numbers on

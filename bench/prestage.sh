@@ -146,9 +146,9 @@ NFT
 	for i in $(seq "$RUNS"); do
 		staged "$T/a.log" "$i"
 		trigger "$NSA" "$T/a.log" "$i"
-		sw+=("$(trigger_ms "$T/a.log" "$i")")
+		sw+=("$(trigger_latencies "$T/a.log" | sed -n "${i}p")")
 		trigger "$NSB" "$T/b.log" "$i"
-		rep+=("$(trigger_ms "$T/b.log" "$i")")
+		rep+=("$(trigger_latencies "$T/b.log" | sed -n "${i}p")")
 		fl+=("$(ip netns exec "$NSC" "$BUILD/nlfloor" porthop "$na" "$np")")
 	done
 	grep -c "switched to the staged mapping" "$T/a.log" | grep -qx "$RUNS" ||

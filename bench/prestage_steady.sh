@@ -66,6 +66,10 @@ triggers=$!
 cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 t0=$(date +%s.%N)
 
+all_served() {
+	[ "$(trigger_latencies "$LOG" | grep -c .)" -eq "$SECS" ]
+}
+
 rate() {
 	local r
 	r=$(ip netns exec "${P}bad" "$BUILD/phsvc" rate "$1" 1 2 2>>"$T/failures" || true)
@@ -84,10 +88,14 @@ while kill -0 "$triggers" 2>/dev/null; do
 	round=$((round + 1))
 done
 wait "$triggers"
-WAIT_PID=$pid WAIT_POLL=0.01 wait_log "applied (redis)" "$SECS" 600
+# Every trigger arrived and served (those that came together by one
+# shuffle).
+WAIT_PID=$pid wait_log "trigger on channel" "$SECS" 600
+WAIT_PID=$pid wait_for 600 "every trigger served" all_served
 t1=$(date +%s.%N)
 cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-lat=$(for i in $(seq "$SECS"); do trigger_ms "$LOG" "$i"; done)
+lat=$(trigger_latencies "$LOG")
+shuffles=$(grep -c "applied (redis)" "$LOG" || true)
 fallbacks=$(grep -c "no staged mapping ready" "$LOG" || true)
 switches=$(grep -c "switched to the staged mapping" "$LOG" || true)
 p50=$(echo "$lat" | percentile 50)
@@ -100,9 +108,9 @@ porthopd_stop || true
 fails=$(grep -c . "$T/failures" 2>/dev/null || true)
 
 echo "# $(nproc) CPUs, $(uname -r); a trigger every second for $SECS s, prestage true; $round rounds of 2 s, host and ctl alternated"
-printf "%-8s %8s %9s %9s %9s %10s %10s %11s %11s %15s %7s %9s\n" pairs triggers switches fallbacks p50 p99 "staging" "moved port" "no rules" "ratio (spread)" CPU RSS
-printf "%-8s %8s %9s %9s %6s ms %7s ms %7s ms %9s/s %9s/s %6s (%s) %6s%% %6s MB\n" \
-	"$PAIRS" "$SECS" "$switches" "$fallbacks" "$p50" "$p99" "$stage" \
+printf "%-8s %8s %8s %9s %9s %9s %10s %10s %11s %11s %15s %7s %9s\n" pairs triggers shuffles switches fallbacks p50 p99 "staging" "moved port" "no rules" "ratio (spread)" CPU RSS
+printf "%-8s %8s %8s %9s %9s %6s ms %7s ms %7s ms %9s/s %9s/s %6s (%s) %6s%% %6s MB\n" \
+	"$PAIRS" "$SECS" "$shuffles" "$switches" "$fallbacks" "$p50" "$p99" "$stage" \
 	"$(printf "%s\n" "${hosts[@]}" | median)" "$(printf "%s\n" "${ctls[@]}" | median)" \
 	"$(printf "%s\n" "${ratios[@]}" | median)" \
 	"$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "%s-%s", a[1], a[NR]}')" \

@@ -184,6 +184,18 @@ static void on_core_schedule(void *arg, long long wait_ms)
 #define LOOP_PRIORITIES 3
 #define STAGE_PRIORITY (LOOP_PRIORITIES - 1)
 
+/* The next chunk, on the loop's next turn: a timer that is due at once,
+ * not event_active, which from inside its own callback would put it back
+ * in the queue being run, and the chunks would run back to back without
+ * the loop looking at its sockets (measured: triggers held 2-3 s at
+ * 100,000 pairs). */
+static void stage_next_turn(struct porthopd *p)
+{
+	const struct timeval now = { 0, 0 };
+
+	evtimer_add(p->stage_ev, &now);
+}
+
 static void on_stage(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -191,7 +203,7 @@ static void on_stage(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (core_stage_step(p->core))
-		event_active(p->stage_ev, EV_TIMEOUT, 0);
+		stage_next_turn(p);
 }
 
 static void on_core_stage(void *arg)
@@ -201,7 +213,7 @@ static void on_core_stage(void *arg)
 	/* Before the loop's events exist (the start-up shuffle), the first
 	 * chunk waits for wire_events. */
 	if (p->stage_ev && !event_pending(p->stage_ev, EV_TIMEOUT, NULL))
-		event_active(p->stage_ev, EV_TIMEOUT, 0);
+		stage_next_turn(p);
 }
 
 static void on_untrack(evutil_socket_t fd, short what, void *arg)
