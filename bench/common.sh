@@ -67,6 +67,9 @@ median() {
 # while one was pending are served by the same shuffle.
 trigger_latencies() {
 	awk '
+		BEGIN { n = 0; k = 0 }	# numbers, not "", as subscripts
+		# Lines with their time stamp only (-T).
+		$1 !~ /^[0-9]+\.[0-9]+$/ { next }
 		/trigger on channel/ { t[n++] = $1 }
 		/ applied \(redis\)/ {
 			for (; k < n; k++)

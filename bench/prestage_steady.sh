@@ -18,6 +18,8 @@
 # replace, and porthopd's CPU over the run.
 #
 # usage: bench/prestage_steady.sh [BUILD_DIR] [SECONDS] [PAIRS]
+#   TRIGGERS=0: the same run without triggers (the client's cost of the
+#   NAT and conntrack alone, beside which the switches' cost shows)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
@@ -57,7 +59,8 @@ WAIT_PID=$pid wait_log "the next mapping is staged" 1 600
 (
 	t0=$(date +%s.%N)
 	for i in $(seq "$SECS"); do
-		ip netns exec "${P}host" redis-cli PUBLISH bench '{}' >/dev/null
+		[ "${TRIGGERS:-1}" = 0 ] ||
+			ip netns exec "${P}host" redis-cli PUBLISH bench '{}' >/dev/null
 		now=$(date +%s.%N)
 		sleep "$(awk -v t="$t0" -v i="$i" -v n="$now" 'BEGIN {d = t + i - n; printf "%.3f", (d > 0 ? d : 0)}')"
 	done
@@ -90,8 +93,10 @@ done
 wait "$triggers"
 # Every trigger arrived and served (those that came together by one
 # shuffle).
-WAIT_PID=$pid wait_log "trigger on channel" "$SECS" 600
-WAIT_PID=$pid wait_for 600 "every trigger served" all_served
+if [ "${TRIGGERS:-1}" != 0 ]; then
+	WAIT_PID=$pid wait_log "trigger on channel" "$SECS" 600
+	WAIT_PID=$pid wait_for 600 "every trigger served" all_served
+fi
 t1=$(date +%s.%N)
 cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 lat=$(trigger_latencies "$LOG")
