@@ -96,21 +96,43 @@ static json_t *elements_of(const struct engine *e,
 	return j;
 }
 
-/* Whether every command of want's batch is in got's. */
+/* Whether one "add element" command of got adds elem to map. */
+static bool adds(json_t *got, const char *map, json_t *elem)
+{
+	size_t i, j;
+	json_t *g, *x;
+
+	json_array_foreach(ruleset_commands(got), i, g) {
+		json_t *el = json_object_get(json_object_get(g, "add"),
+					     "element");
+
+		if (el == NULL || strcmp(json_string_value(json_object_get(
+				el, "name")), map) != 0)
+			continue;
+		json_array_foreach(json_object_get(el, "elem"), j, x)
+			if (json_equal(x, elem))
+				return true;
+	}
+	return false;
+}
+
+/* Whether every element want's batch adds, got's adds too (in whatever
+ * commands). */
 static bool batch_holds(json_t *got, json_t *want)
 {
 	size_t i, j;
-	json_t *w, *g;
+	json_t *w, *x;
 
 	json_array_foreach(ruleset_commands(want), i, w) {
-		bool found = false;
+		json_t *el = json_object_get(json_object_get(w, "add"),
+					     "element");
+		const char *map = json_string_value(json_object_get(el, "name"));
 
-		json_array_foreach(ruleset_commands(got), j, g)
-			found = found || json_equal(w, g);
-		if (!found)
-			return false;
+		json_array_foreach(json_object_get(el, "elem"), j, x)
+			if (!adds(got, map, x))
+				return false;
 	}
-	return true;
+	return json_array_size(ruleset_commands(want)) > 0;
 }
 
 /* Stages the next mapping whole; returns how many chunks it took. */
@@ -173,6 +195,10 @@ static void test_switch(void **state)
 		    < 40);
 	want = elements_of(e, engine_map(e), 1);
 	assert_true(batch_holds(staged, want));
+	json_decref(want);
+	/* (Not the same elements in the other generation's maps.) */
+	want = elements_of(e, engine_map(e), 0);
+	assert_false(batch_holds(staged, want));
 	json_decref(want);
 	json_decref(staged);
 
@@ -290,14 +316,16 @@ static void test_address_shuffle(void **state)
 }
 
 /* Runtime entries: added or removed, they are in (or out of) the maps in
- * force at once, and the standby is loaded again with (without) them
- * before it can be switched in. */
+ * force and the standby loaded whole in the same transaction, the
+ * standby staying ready; a standby half loaded gets an added entry from
+ * its chunks, and starts over after a removal. */
 static void test_watch_changes(void **state)
 {
 	struct support_engine *f = *state;
 	struct nftio *io = f->io;
 	struct engine *e = f->e = engine_new(load_shape("true", 3, 4, ""), io);
 	struct engine_watch w = { .net = { .family = 0 } };
+	json_t *batch, *want;
 	size_t idx;
 
 	assert_int_equal(config_parse_net("10.7.7.7", false, &w.net), 0);
@@ -305,36 +333,76 @@ static void test_watch_changes(void **state)
 	stage_all(e);
 	assert_int_equal(engine_shuffle(e, NULL), 0);	/* now generation 1 */
 	stage_all(e);
+	batch = json_incref(nftio_recorder_last(io));
 	assert_int_equal(engine_watch_add(e, &w, 1, NULL), 0);
 	assert_true(last_has(io, "\"10.7.7.7\""));
 	assert_true(last_writes(io, 1));
-	assert_false(last_writes(io, 0));
-	assert_false(engine_stats(e)->standby_ready);
-	/* No switch to a standby without it. */
-	assert_int_equal(engine_shuffle(e, NULL), 0);
-	assert_int_equal(engine_stats(e)->switches, 1);
-	assert_int_equal(engine_stats(e)->fallbacks, 1);
-	stage_all(e);
-	assert_true(last_has(io, "\"10.7.7.7\""));
 	assert_true(last_writes(io, 0));
+	assert_true(engine_stats(e)->standby_ready);
+	/* The switch puts in force the standby with the new entry, whose
+	 * elements came with the add. */
+	json_array_extend(ruleset_commands(batch),
+			  ruleset_commands(nftio_recorder_last(io)));
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stats(e)->switches, 2);
+	assert_int_equal(engine_stats(e)->fallbacks, 0);
 	assert_int_equal(engine_map(e)->nentries, 4);
+	want = elements_of(e, engine_map(e), 0);
+	assert_true(batch_holds(batch, want));
+	json_decref(want);
+	json_decref(batch);
 
-	/* Removed: from the maps in force now, from the standby before any
-	 * switch. */
+	/* Removed: from both in one transaction. */
 	stage_all(e);
 	idx = (size_t)config_watched_lookup(engine_config(e), "10.7.7.7");
 	assert_int_equal(engine_watch_remove(e, &idx, 1, NULL, NULL, NULL), 0);
 	assert_true(last_has(io, "\"10.7.7.7\""));
 	assert_true(last_has(io, "{\"delete\":{\"element\""));
 	assert_true(last_writes(io, 0));
-	assert_false(engine_stats(e)->standby_ready);
-	stage_all(e);
-	assert_false(last_has(io, "\"10.7.7.7\""));
+	assert_true(last_writes(io, 1));
+	assert_true(engine_stats(e)->standby_ready);
 	assert_int_equal(engine_shuffle(e, NULL), 0);
 	assert_int_equal(engine_stats(e)->switches, 3);
 	assert_int_equal(engine_map(e)->nentries, 3);
+
+	/* The kernel refuses the removal: both stay as they were. */
+	stage_all(e);
+	assert_int_equal(engine_watch_add(e, &w, 1, NULL), 0);
+	idx = (size_t)config_watched_lookup(engine_config(e), "10.7.7.7");
+	nftio_recorder_fail_next(io, 1, "Error: Could not process rule");
+	assert_true(engine_watch_remove(e, &idx, 1, NULL, NULL, NULL) < 0);
+	assert_true(engine_stats(e)->standby_ready);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_map(e)->nentries, 4);
+}
+
+/* A standby half loaded: an entry added is staged by the chunks still to
+ * come; one removed sends the staging back to its start. */
+static void test_watch_while_staging(void **state)
+{
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_shape("true", 2500, 5, ""),
+					     io);
+	struct engine_watch w = { .net = { .family = 0 } };
+	size_t idx;
+
+	assert_int_equal(config_parse_net("10.7.7.7", false, &w.net), 0);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_stage_step(e, NULL), 1);
+	assert_int_equal(engine_watch_add(e, &w, 1, NULL), 0);
+	assert_false(last_writes(io, 1));
+	assert_int_equal(engine_stage_step(e, NULL), 0);
+	assert_true(last_has(io, "\"10.7.7.7\""));
+	assert_true(last_writes(io, 1));
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_stats(e)->switches, 1);
+	assert_int_equal(engine_stage_step(e, NULL), 1);
+	idx = (size_t)config_watched_lookup(engine_config(e), "10.7.7.7");
+	assert_int_equal(engine_watch_remove(e, &idx, 1, NULL, NULL, NULL), 0);
+	assert_false(engine_stats(e)->standby_ready);
+	assert_int_equal(engine_stage_step(e, NULL), 1);
+	assert_true(last_flushes(io, "swap4"));
 }
 
 /* Someone changes the standby: reconciliation drops it, and it is loaded
@@ -457,6 +525,7 @@ int main(void)
 		SUPPORT_RECORDER_TEST(test_off_and_auto),
 		SUPPORT_RECORDER_TEST(test_address_shuffle),
 		SUPPORT_RECORDER_TEST(test_watch_changes),
+		SUPPORT_RECORDER_TEST(test_watch_while_staging),
 		SUPPORT_RECORDER_TEST(test_tampered_standby),
 		SUPPORT_RECORDER_TEST(test_commit_while_staging),
 		SUPPORT_RECORDER_TEST(test_reload_during_staging),
