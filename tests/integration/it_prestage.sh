@@ -6,8 +6,9 @@
 # one staged, never by another, and once one has met the new mapping no
 # later one meets the old (no mix, no empty maps).  `porthop mapping`
 # shows the mapping in force, not the staged one; a standby someone
-# flushed is loaded again before it is switched in; a reload while
-# staging leaves a complete mapping.
+# flushed is loaded again before it is switched in; a runtime entry goes
+# into and out of both generations; a reload while staging leaves a
+# complete mapping.
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/topology.sh"
 
@@ -33,6 +34,7 @@ jq -n --arg state "$T/state" --argjson max $MAXP --arg bad "$BAD" '{
 topo_porthopd "$P" "$CFG"
 echo "$PORTHOPD_PID" >"$T/porthopd.pid"
 # lib.sh's ctl and status, on the protected host.
+# shellcheck disable=SC2034
 NS=$H
 standby_ready() {
 	[ "$(status prestage.standby_ready)" = true ]
@@ -141,6 +143,28 @@ wait_for 20 "the standby ready again" standby_ready
 ctl shuffle >/dev/null
 [ "$(map_of $((1 - g)) | wc -l)" -eq 12 ] || fail "the mapping switched in is not whole"
 pass "a flushed standby is loaded again before it is switched in"
+
+# A runtime entry: in the maps in force and in the standby, loaded whole,
+# in its one transaction; then out of both.
+# elements_of ADDRESS GEN: that address's elements in that generation.
+elements_of() {
+	local name=swap4
+	[ "$2" = 1 ] && name=swap4_b
+	ip netns exec "$H" nft -j list map inet porthop "$name" | jq --arg a "$1" '
+		[.nftables[] | select(.map) | .map.elem // [] | .[]
+		 | select(.[0].concat[0] == $a)] | length'
+}
+wait_for 20 "the next mapping staged" standby_ready
+ctl watch add 10.0.0.8 >/dev/null
+if [ "$(elements_of 10.0.0.8 0)" -ne 14 ] || [ "$(elements_of 10.0.0.8 1)" -ne 14 ]; then
+	fail "10.0.0.8 is not in both generations: $(elements_of 10.0.0.8 0), $(elements_of 10.0.0.8 1)"
+fi
+standby_ready || fail "the standby was dropped by a runtime entry"
+ctl watch del 10.0.0.8 >/dev/null
+if [ "$(elements_of 10.0.0.8 0)" -ne 0 ] || [ "$(elements_of 10.0.0.8 1)" -ne 0 ]; then
+	fail "10.0.0.8 is still in a generation"
+fi
+pass "a runtime entry goes into and out of both generations, the standby ready throughout"
 
 # A reload while staging (a new watched address): the standby starts over
 # under the new configuration; the next switch covers both addresses.
