@@ -4,8 +4,8 @@
 # side in one run on the demo's topology plus a few hosts.
 #
 # The kernel variant is a measurement prototype, not part of the product:
-# a table of the benchmark's own (inet akc, prerouting priority -105: after
-# porthop's pre_events, before NAT, so it sees the port asked for) with
+# a table of the benchmark's own (inet akc, prerouting priority -105:
+# before NAT, so it sees the port asked for) with
 # what nftables can express of "at least 15 distinct closed ports within
 # 300 s":
 #
@@ -23,7 +23,8 @@
 # connections, not distinct ports), so a distinct count within a window
 # is approximated by a meter over first sightings; what that costs in
 # accuracy is measured below.  The probe classification mirrors
-# pre_events for these hosts (services 1-5, nobody trusted, TCP SYNs).
+# porthop's event rules for these hosts (services 1-5, nobody trusted,
+# TCP SYNs).
 #
 #   1. latency: one nmap SYN scan (1,000 ports); from its 15th SYN at
 #      the host to its address in porthop's tracked4 (porthopd counted,

@@ -3,7 +3,7 @@
 # unwatched client that never probes to the real port of a protected
 # host, the same build in three states, side by side in one run:
 #
-#   on    events and autowatch on (pre_events and its chains in the table)
+#   on    events and autowatch on (the feed's chains and verdict map in the table)
 #   off   the same configuration without them (a reload between)
 #   none  the floor: porthop's table deleted (no rules at all on the host,
 #         connection tracking off); a shuffle defines it anew afterwards
@@ -25,6 +25,11 @@
 # busy with it).  The ratios are taken within a round: median [95 % CI of
 # their geometric mean], and the CI's half-width, what the goal's 3 %
 # needs.
+#
+# UNTRACK (default: the configuration's "auto", which untracks unwatched
+# clients here) sets untrack_unwatched in all three: UNTRACK=false
+# measures the tracked path (the client's first packet through pre_nat's
+# verdict map) instead of the untracked one (raw_pre's rule).
 #
 # usage: bench/events_rate.sh [BUILD_DIR] [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
@@ -48,6 +53,11 @@ HOSTS=(host hostb hostc)
 ADDRS=(10.0.0.2 10.0.0.12 10.0.0.13)
 CLIENTS=(good goodb goodc)
 topo_config_native "$T/base.json"
+if [ -n "${UNTRACK:-}" ]; then
+	jq --argjson u "$UNTRACK" '.nftables_service_configuration.untrack_unwatched = $u' \
+		"$T/base.json" >"$T/base.u.json"
+	mv "$T/base.u.json" "$T/base.json"
+fi
 declare -a pids loaded table
 for i in 0 1 2; do
 	h=${HOSTS[$i]} port=$((6379 + i))
@@ -89,10 +99,10 @@ state() {
 		loaded[i]=$2
 	fi
 	# The feed's chain is there exactly when it should be.
-	if $H nft list chain inet porthop pre_events >/dev/null 2>&1; then
-		[ "$2" = on ] || fail "pre_events present on ${HOSTS[$i]} in state $2"
+	if $H nft list chain inet porthop ev_new >/dev/null 2>&1; then
+		[ "$2" = on ] || fail "ev_new present on ${HOSTS[$i]} in state $2"
 	else
-		[ "$2" = off ] || fail "pre_events missing on ${HOSTS[$i]} in state $2"
+		[ "$2" = off ] || fail "ev_new missing on ${HOSTS[$i]} in state $2"
 	fi
 }
 # run I SECONDS: host I's client, connections per second.
@@ -140,7 +150,7 @@ spread() {	# NAME: the runs' coefficient of variation, in %
 
 cat <<EOF
 
-## events: connection rate ($( [ "$TOGETHER" = 1 ] && echo "the three at once" || echo "one after the other"), ${ROUNDS} rounds of ${SECS} s, $(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))
+## events: connection rate ($( [ "$TOGETHER" = 1 ] && echo "the three at once" || echo "one after the other"), untrack_unwatched ${UNTRACK:-auto}, ${ROUNDS} rounds of ${SECS} s, $(date -u +%Y-%m-%d), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))
 
 | series | median conn/s | spread of runs (CV) |
 | --- | --- | --- |

@@ -14,6 +14,21 @@
 #             p50, p99, max of that, and the share within 100 ms.  Beside
 #             it, the floor of this machine: the same per-host delay seen
 #             by ONE host alone (the other hosts stopped), same load.
+#             The floor of HOSTS hosts on this machine: HOSTS processes
+#             (bench/nlfloor, each in a host's namespace, the hosts
+#             stopped) take the same operations on the same schedule, each
+#             in a loop: every operation due by now added to a map like
+#             porthop's in one netlink transaction, then one fdatasync;
+#             per operation the slowest process's delay from its due time
+#             to its transaction.  No Redis, no JSON, no reading: the least
+#             any design with a kernel transaction and durable state per
+#             batch costs here, HOSTS at once on these cores.
+#             With BASE=BUILD_DIR (another build, e.g. main before a
+#             change), the HOSTS-host load runs with that build's porthopd
+#             too; ROUNDS rounds, each: BASE's hosts, this build's hosts,
+#             the HOSTS-process floor, in turn (BASE and this build
+#             first in turn: the second starts right after the first's
+#             hosts stopped, with more entries); medians and ranges.
 #             The same load again with the hosts' state_directory "" (no
 #             state file, no fdatasync): what 50 group commits on one disk
 #             cost.
@@ -31,7 +46,7 @@
 #
 # usage: bench/fleet.sh [BUILD_DIR]
 #   HOSTS=N (50), RATE=N (1000), LOAD_SECONDS=N (10), FO_RATE=N (200),
-#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4)
+#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
@@ -41,6 +56,9 @@ LOAD_SECONDS=${LOAD_SECONDS:-10}
 FO_RATE=${FO_RATE:-200}
 FO_SECONDS=${FO_SECONDS:-12}
 FO_KILL_AFTER=${FO_KILL_AFTER:-4}
+ROUNDS=${ROUNDS:-1}
+BASE=${BASE:+$(cd "$BASE" && pwd)}
+[ -z "$BASE" ] || bench_build_note "$BASE" | sed 's/^# build:/# BASE build:/'
 require_root "network namespaces"
 require_tools jq redis-server redis-cli
 bench_tmp porthop-fleet
@@ -69,7 +87,7 @@ for c in $(seq 1 "$HOSTS") pub; do
 	jq --arg k "$T/key" '.porthopd.trigger_key_file = $k' "$T/h$c.json" >"$T/h$c.tmp"
 	mv "$T/h$c.tmp" "$T/h$c.json"
 done
-start_hosts() {
+start_hosts() {	# start_hosts HOSTS...: with $BUILD's porthopd
 	local i
 	for i in "$@"; do fleet_host_start "$i" $P-h$i "$T/h$i.json" -T -v -v; done
 }
@@ -90,6 +108,12 @@ hosts_ticks() {
 	echo $t
 }
 HZ=$(getconf CLK_TCK)
+# primary: the server the sentinels name now (on a machine starved of
+# CPU they may fail over without a kill: the figures follow the primary).
+primary() {
+	ip netns exec $P-s1 redis-cli -h 10.77.0.11 -p 26379 \
+		sentinel get-master-addr-by-name "$FLEET_MASTER" | head -1
+}
 
 # delays FIRST LAST LOGS...: per operation (stream IDs of entries whose
 # trace lines are in the logs, applied after epoch FIRST ms and before
@@ -112,18 +136,56 @@ summary() {	# summary FILE: "p50 p99 max within100%"
 	printf '%s %s %s %s' "$(pct 50 <"$f")" "$(pct 99 <"$f")" "$(pct 100 <"$f")" \
 		"$(awk '{n++; if ($1 <= 100) k++} END {printf "%.1f", n ? 100 * k / n : 0}' "$f")"
 }
+# spread FILE COL: "median (min-max)" of column COL of FILE's summaries.
+spread() {
+	local v
+	v=$(awk -v c="$2" '{print $c}' "$1" | sort -n)
+	[ -n "$v" ] || { echo -; return; }
+	echo "$(echo "$v" | median) ($(echo "$v" | head -1)-$(echo "$v" | tail -1))"
+}
+# floor_run FIRST SYNC HOSTS...: the HOSTS-process floor (see the top) on
+# the load's schedule, with an fdatasync per batch (SYNC 1) or without;
+# the slowest process's delay per operation to $T/delays.
+floor_run() {
+	local first=$1 sync=$2 start i pids=()
+	shift 2
+	# A map of porthop's swap4 type in a table of the floor's own.
+	for i in "$@"; do
+		ip netns exec $P-h$i nft -f - <<-EOF
+		table inet phfloor {
+			map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }
+		}
+		EOF
+	done
+	start=$(( ${EPOCHREALTIME/[.,]/} / 1000 + 1000 ))
+	for i in "$@"; do
+		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 "$first" "$RATE" \
+			"$LOAD_SECONDS" "$start" "$([ "$sync" = 1 ] && echo "$T/floor-sync.$i" || echo -)" \
+			>"$T/floor.$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a floor process failed" >&2; done
+	for i in "$@"; do ip netns exec $P-h$i nft delete table inet phfloor; done
+	# One column per process: the slowest per line (operation).
+	local outs=()
+	for i in "$@"; do outs+=("$T/floor.$i"); done
+	paste "${outs[@]}" |
+		awk '{m = $1; for (k = 2; k <= NF; k++) if ($k > m) m = $k; print m}' >"$T/delays"
+}
 
 load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays to $T/delays
 	local first=$1 since r0 r1 h0 h1 t0 t1
 	shift
 	since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
-	r0=$(ticks "$(cat "$T/redis-$R1/pid")")
+	local prim
+	prim=$(primary)
+	r0=$(ticks "$(cat "$T/redis-$prim/pid")")
 	h0=$(hosts_ticks "$@")
 	t0=$EPOCHREALTIME
 	ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
 	WAIT_PID='' wait_for 300 "every host to catch up" all_caught_up "$@"
 	t1=$EPOCHREALTIME
-	r1=$(ticks "$(cat "$T/redis-$R1/pid")")
+	r1=$(ticks "$(cat "$T/redis-$prim/pid")")
 	h1=$(hosts_ticks "$@")
 	local logs=()
 	for i in "$@"; do logs+=("$T/h$i.log"); done
@@ -151,27 +213,51 @@ floor_cpu=$HOSTS_CPU
 stop_hosts 1
 echo "# floor (1 host): $floor"
 
-# HOSTS hosts.
-start_hosts $ALL
-load_run $((1000 + RATE * LOAD_SECONDS)) $ALL
-fleet=$(summary "$T/delays")
-redis_cpu=$REDIS_CPU
-hosts_cpu=$HOSTS_CPU
-rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
+# HOSTS hosts, and the HOSTS-process floor; with BASE, BASE's hosts too;
+# ROUNDS rounds, interleaved.
+next=$((1000 + RATE * LOAD_SECONDS))
+: >"$T/res.new"
+: >"$T/res.base"
+: >"$T/res.floor"
+: >"$T/res.floor0"
+for round in $(seq 1 "$ROUNDS"); do
+	# Which goes first alternates: the second of a round starts right
+	# after the first's 50 hosts stopped, with more entries each.
+	order="${BASE:+base} new"
+	[ $((round % 2)) -eq 1 ] || order="new${BASE:+ base}"
+	for variant in $order; do
+		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
+		BUILD=$b start_hosts $ALL
+		load_run "$next" $ALL
+		next=$((next + RATE * LOAD_SECONDS))
+		echo "$(summary "$T/delays") $REDIS_CPU $HOSTS_CPU" >>"$T/res.$variant"
+		echo "# round $round, $variant: $HOSTS hosts: $(tail -1 "$T/res.$variant") (p50 p99 max within100% redis% hosts%)"
+		if [ "$variant" = new ]; then
+			rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
+			entries=$(fleet_list 1 | wc -l)
+		fi
+		stop_hosts $ALL
+	done
+	floor_run "$next" 1 $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.floor"
+	echo "# round $round, floor of $HOSTS processes: $(tail -1 "$T/res.floor")"
+	floor_run "$next" 0 $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.floor0"
+	echo "# round $round, floor of $HOSTS processes, no fdatasync: $(tail -1 "$T/res.floor0")"
+done
 rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
 rss_med=$(echo "$rss" | median)
-entries=$(fleet_list 1 | wc -l)
-echo "# $HOSTS hosts: $fleet; redis ${redis_cpu}% CPU"
 
 # The same hosts without a state file (state_directory ""): what the
 # group commit's fdatasync, 50 of them on one disk, costs.
-stop_hosts $ALL
 for i in $ALL; do
 	jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
 	mv "$T/h$i.tmp" "$T/h$i.json"
 done
 start_hosts $ALL
-load_run $((1000 + 2 * RATE * LOAD_SECONDS)) $ALL
+load_run "$next" $ALL
 nostate=$(summary "$T/delays")
 nostate_cpu=$HOSTS_CPU
 echo "# $HOSTS hosts, no state file: $nostate"
@@ -182,12 +268,15 @@ ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 
 loader=$!
 WAIT_PID='' poll "$FO_KILL_AFTER" false || true
 kill_ms=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
-kill -9 "$(cat "$T/redis-$R1/pid")"
+OLD=$(primary)
+if [ "$OLD" = "$R1" ]; then NEW=$R2; else NEW=$R1; fi
+[ "$OLD" = "$R1" ] || echo "# note: the sentinels had failed over without a kill; killing $OLD" >&2
+kill -9 "$(cat "$T/redis-$OLD/pid")"
 wait $loader
 on_new() {
 	local i
 	for i in $ALL; do
-		[ "$(fleet_stream_field "$i" primary)" = "$R2:6379" ] && fleet_caught_up "$i" || return 1
+		[ "$(fleet_stream_field "$i" primary)" = "$NEW:6379" ] && fleet_caught_up "$i" || return 1
 	done
 }
 WAIT_PID='' wait_for 120 "every host on the new primary" on_new
@@ -209,11 +298,14 @@ cat <<EOF
 # machine: $(nproc) cores; load: $RATE watch ops/s for $LOAD_SECONDS s, signed, one script call each
 | figure | this run | floor / goal |
 | --- | --- | --- |
-| op in force on all $HOSTS hosts, from XADD: p50 / p99 / max (ms) | $(echo "$fleet" | awk '{print $1 " / " $2 " / " $3}') | 1 host alone: $(echo "$floor" | awk '{print $1 " / " $2 " / " $3}'); goal p99 <= 100 |
-| ops in force on all hosts within 100 ms | $(echo "$fleet" | awk '{print $4}')% | 1 host alone: $(echo "$floor" | awk '{print $4}')% |
+| op in force on all $HOSTS hosts, from XADD (ms), median (range) of $ROUNDS rounds: p50 | $(spread "$T/res.new" 1) | $HOSTS-process floor: $(spread "$T/res.floor" 1); 1 host alone: $(echo "$floor" | awk '{print $1}')${BASE:+; BASE: $(spread "$T/res.base" 1)} |
+| the same: p99 | $(spread "$T/res.new" 2) | $HOSTS-process floor: $(spread "$T/res.floor" 2); 1 host alone: $(echo "$floor" | awk '{print $2}'); goal <= 100${BASE:+; BASE: $(spread "$T/res.base" 2)} |
+| the same: max | $(spread "$T/res.new" 3) | $HOSTS-process floor: $(spread "$T/res.floor" 3); 1 host alone: $(echo "$floor" | awk '{print $3}')${BASE:+; BASE: $(spread "$T/res.base" 3)} |
+| ops in force on all hosts within 100 ms (%) | $(spread "$T/res.new" 4) | $HOSTS-process floor: $(spread "$T/res.floor" 4); 1 host alone: $(echo "$floor" | awk '{print $4}')${BASE:+; BASE: $(spread "$T/res.base" 4)} |
+| $HOSTS-process floor without fdatasync: p50 / p99 / max (ms), within 100 ms (%) | - | $(spread "$T/res.floor0" 1) / $(spread "$T/res.floor0" 2) / $(spread "$T/res.floor0" 3), $(spread "$T/res.floor0" 4) |
 | the same, hosts without a state file (no fdatasync): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
-| Redis primary CPU during the load | ${redis_cpu}% of one core | - |
-| porthopd CPU, all hosts together | ${hosts_cpu}% (of $(( $(nproc) * 100 ))%) | 1 host alone: ${floor_cpu}% |
+| Redis primary CPU during the load (% of one core) | $(spread "$T/res.new" 5) | -${BASE:+; BASE: $(spread "$T/res.base" 5)} |
+| porthopd CPU, all hosts together (% of $(( $(nproc) * 100 ))) | $(spread "$T/res.new" 6) | 1 host alone: ${floor_cpu}%${BASE:+; BASE: $(spread "$T/res.base" 6)} |
 | porthopd RSS, min / median / max | ${rss_min} / ${rss_med} / ${rss_max} KiB ($entries runtime entries each) | - |
 | failover: kill -9 to a host's first entry applied, median / max | $(median <"$T/fo.apply") / $(tail -1 "$T/fo.apply") ms | goal <= 5000 (down-after 1000) |
 | failover: kill -9 to a host following the new primary, median / max | $(median <"$T/fo.follow") / $(tail -1 "$T/fo.follow") ms | - |

@@ -16,6 +16,18 @@
  * (bench/watch.sh): no flush; the elements of ADDRESSES addresses from the
  * FIRST-th on added in one transaction (timed), then deleted in another
  * (not timed), REPEAT times; each add's milliseconds printed.
+ *
+ *   nlfloor TABLE 0 PORTS FIRST RATE SECONDS START_MS SYNCFILE
+ *
+ * The floor of one fleet host (bench/fleet.sh): operations due at
+ * START_MS (epoch ms) + i / RATE s, for SECONDS; in a loop, every
+ * operation due by now (one address each, from the FIRST-th on) added in
+ * one transaction, then one line written to SYNCFILE and fdatasync'ed
+ * (the least a host with durable state does per batch), as a consumer
+ * that never waits for anything else.  SYNCFILE "-": no file, no
+ * fdatasync (what a design whose durable write never delays the kernel
+ * change could reach).  Prints each operation's delay from its due time
+ * to its transaction's end, in ms, one a line.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +43,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static void key(uint32_t addr, uint16_t port, uint8_t out[12])
 {
@@ -188,20 +201,79 @@ static double batch(struct mnl_socket *nl, const char *table,
 	}
 }
 
+static double epoch_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int fleet_floor(struct mnl_socket *nl, const char *table,
+		       unsigned long nports, char **argv)
+{
+	unsigned long first = strtoul(argv[0], NULL, 10);
+	double rate = strtod(argv[1], NULL);
+	unsigned long n = (unsigned long)(rate * strtod(argv[2], NULL));
+	double start = strtod(argv[3], NULL);
+	double *delay = calloc(n + 1, sizeof(*delay));
+	FILE *f = strcmp(argv[4], "-") ? fopen(argv[4], "we") : NULL;
+	unsigned long done = 0;
+
+	if (delay == NULL || (f == NULL && strcmp(argv[4], "-")) || rate <= 0)
+		return 1;
+	while (done < n) {
+		double now = epoch_ms(), end;
+		unsigned long due = (unsigned long)((now - start) * rate / 1e3) + 1;
+
+		if (now < start)
+			due = 0;
+		if (due > n)
+			due = n;
+		if (due <= done) {
+			/* Nothing due: sleep until the next operation is. */
+			double next = start + (double)done * 1e3 / rate;
+			struct timespec ts = { 0, (long)((next - now) * 1e6) };
+
+			if (next - now >= 1000)
+				ts = (struct timespec){ (time_t)((next - now) / 1e3), 0 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (batch(nl, table, first + done, due - done, nports, ADD) < 0)
+			return 1;
+		end = epoch_ms();
+		for (unsigned long i = done; i < due; i++)
+			delay[i] = end - (start + (double)i * 1e3 / rate);
+		if (f && (fprintf(f, "%lu\n", due) < 0 || fflush(f) != 0 ||
+			  fdatasync(fileno(f)) < 0))
+			return 1;
+		done = due;
+	}
+	for (unsigned long i = 0; i < n; i++)
+		printf("%.3f\n", delay[i]);
+	if (f)
+		fclose(f);
+	free(delay);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mnl_socket *nl;
 	unsigned long naddr, nports;
 	int r = 0;
 
-	if (argc != 4 && argc != 6)
+	if (argc != 4 && argc != 6 && argc != 9)
 		return 64;
 	naddr = strtoul(argv[2], NULL, 10);
 	nports = strtoul(argv[3], NULL, 10);
 	nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return 1;
-	if (argc == 4) {
+	if (argc == 9) {
+		r = fleet_floor(nl, argv[1], nports, &argv[4]);
+	} else if (argc == 4) {
 		double ms = batch(nl, argv[1], 0, naddr, nports, REPLACE);
 
 		if (ms < 0)

@@ -13,6 +13,7 @@ PACKAGES=(
 	procps psmisc
 	crowdsec
 	fail2ban sshguard
+	openssh-server openssh-client
 )
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: run as root (apt-get install)" >&2

@@ -232,3 +232,15 @@ porthopd_stop() {
 	wait "$PORTHOPD_PID" || rc=$?
 	return $rc
 }
+
+# ns_link NS_A ADDR_A NS_B ADDR_B: a veth link between two namespaces of
+# the test (each made by ns_new), ADDR_A/24 on NS_A's end and ADDR_B/24 on
+# NS_B's, both up.  It goes with the namespaces.
+ns_link() {
+	local a=ph$RANDOM b=ph$RANDOM
+	ip link add "$a" netns "$1" type veth peer name "$b" netns "$3"
+	ip -n "$1" addr add "$2/24" dev "$a"
+	ip -n "$3" addr add "$4/24" dev "$b"
+	ip -n "$1" link set "$a" up
+	ip -n "$3" link set "$b" up
+}

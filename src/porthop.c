@@ -57,6 +57,9 @@ static void usage(FILE *f)
 "                             on the fleet stream)\n"
 "  fleet [--json]             the fleet stream's hosts (consumer groups),\n"
 "                             their lag and pending entries\n"
+"  keygen NAME -o FILE [--use knock|derive]  a client's key file\n"
+"  follow HOST SERVICE [--key FILE] [--at TIME]  the port a keyed service\n"
+"                             is on now (derived ports)\n"
 "  -V, --version              print the version\n"
 "  -h, --help                 this help\n"
 "\n"
@@ -195,6 +198,17 @@ static void print_status(json_t *s)
 		if (json_object_size(json_object_get(rt, "origins")))
 			printf(")");
 		printf(", %s\n", dir && dir[0] ? dir : "in memory only");
+	}
+	if (json_object_get(s, "derived_ports")) {
+		json_t *dp = json_object_get(s, "derived_ports");
+
+		printf("derived ports    %lld slot changes, the last %lld "
+		       "operations in %.2f ms\n",
+		       (long long)json_integer_value(json_object_get(dp,
+							"slot_changes")),
+		       (long long)json_integer_value(json_object_get(dp,
+							"last_operations")),
+		       json_real_value(json_object_get(dp, "last_change_ms")));
 	}
 	if (last) {
 		time_t t = (time_t)json_integer_value(json_object_get(last, "time"));
@@ -584,6 +598,10 @@ int main(int argc, char **argv)
 		return cmd_events(&g, argc, argv);
 	if (strcmp(cmd, "fleet") == 0)
 		return cmd_fleet(&g, argc, argv);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(&g, argc, argv);
+	if (strcmp(cmd, "follow") == 0)
+		return cmd_follow(&g, argc, argv);
 	if (strcmp(cmd, "print") == 0)
 		return cmd_print(&g, argc, argv);
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "shuffle") == 0 ||

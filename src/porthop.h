@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 /* Options given before the command: -s PATH, -c FILE. */
 struct globals {
@@ -25,6 +26,20 @@ int cmd_watch(const struct globals *g, int argc, char **argv);
 /* porthop events [--follow] [--json]: the probe event feed.  Returns the
  * exit status. */
 int cmd_events(const struct globals *g, int argc, char **argv);
+
+/* porthop keygen NAME -o FILE: a client's key file (porthop_keys.c). */
+int cmd_keygen(const struct globals *g, int argc, char **argv);
+
+/* porthop follow HOST SERVICE: a keyed service's port now
+ * (porthop_follow.c).  Returns the exit status. */
+int cmd_follow(const struct globals *g, int argc, char **argv);
+/* The port of the service whose real port is service (TCP when k lists it
+ * there, else UDP) in the slot of now, from the derive key k alone.
+ * Returns 0 and *ret_port, -EINVAL (k is not a usable derive key),
+ * -ENOENT (not one of k's services) or -ENOMEM. */
+struct clientkey;
+int cli_derive_port(const struct clientkey *k, unsigned service, time_t now,
+		    unsigned *ret_port);
 
 /* porthop fleet: the stream's consumer groups and their lag. */
 int cmd_fleet(const struct globals *g, int argc, char **argv);

@@ -1,7 +1,9 @@
 /*
  * porthop-crowdsec: the CrowdSec bouncer.  Pulls the Local API's decision
  * stream and keeps porthopd's runtime watch list (origin "crowdsec") equal
- * to the decisions in force, through porthopd's control socket.  What it
+ * to the decisions in force, through porthopd's control socket, or (with
+ * fleet_configuration) publishes them to the fleet stream, which every
+ * host applies (docs/fleet.md).  What it
  * decides lives in src/lib/bouncer.c; this file owns the HTTP client, the
  * control calls and the loop.
  *
@@ -23,7 +25,10 @@
 #include <unistd.h>
 
 #include "bouncer.h"
+#include "config.h"
 #include "control.h"
+#include "diag.h"
+#include "fleetpub.h"
 #include "log.h"
 
 /* A control call (a large batch included) may take this long. */
@@ -42,6 +47,7 @@ static volatile sig_atomic_t stopping;
 
 struct ctx {
 	struct bouncer_config *cfg;
+	struct config *fleet;	/* fleet mode: the porthop configuration */
 	struct bouncer *model;
 	CURL *curl;
 	struct curl_slist *headers;
@@ -252,6 +258,33 @@ static const char *first_address(const json_t *req)
  * until the entry it refuses is found, which is dropped (logged): the
  * rest still goes through.  0 when done, -1 when porthopd could not be
  * reached or refused for another reason (the push is tried again). */
+/* Fleet mode: the request's entries published as stream operations
+ * (every host checks them; nothing is refused here).  0, or -1 (no
+ * primary, WAIT short: the push is tried again; publishing twice is
+ * harmless). */
+static int publish_request(struct ctx *x, const json_t *req)
+{
+	struct fleet_op *ops = NULL;
+	char err[768];
+	size_t n = 0;
+	int r = fleet_ops_from_request(req, (int64_t)time(NULL), &ops, &n);
+
+	if (r < 0) {
+		log_warnx("fleet: a request the fleet cannot carry (%s); "
+			  "dropped", strerror(-r));
+		return 0;
+	}
+	r = n ? fleetpub_publish(x->fleet, ops, n, err, sizeof(err)) : 0;
+	free(ops);
+	if (r == 0) {
+		log_debug("fleet: %zu entries published", n);
+		return 0;
+	}
+	if (!x->porthopd_down)
+		log_warnx("fleet: %s; trying again every round", err);
+	return -1;
+}
+
 static int send_request(struct ctx *x, json_t *req, bool is_del)
 {
 	const char *cmd = is_del ? "watch_del" : "watch_add";
@@ -259,8 +292,12 @@ static int send_request(struct ctx *x, json_t *req, bool is_del)
 	json_t *reply = NULL, *a = NULL, *b = NULL;
 	const char *code;
 	size_t n = json_array_size(json_object_get(req, "entries"));
-	int r = control_call(x->cfg->control_socket, req, CONTROL_TIMEOUT_MS,
-			     &reply);
+	int r;
+
+	if (x->fleet)
+		return publish_request(x, req);
+	r = control_call(x->cfg->control_socket, req, CONTROL_TIMEOUT_MS,
+			 &reply);
 
 	if (r < 0) {
 		if (!x->porthopd_down)
@@ -328,8 +365,10 @@ static void push(struct ctx *x)
 	json_t *add = NULL, *del = NULL, *list = NULL, *req = NULL;
 	struct diag *d = diag_new();
 	time_t now = time(NULL);
-	bool sync = bouncer_sync_wanted(x->model) ||
-		    now - x->last_sync >= SYNC_INTERVAL_S;
+	/* The fleet has no list to compare with: what is dirty is pushed
+	 * (everything, after a start-up pull). */
+	bool sync = x->fleet == NULL && (bouncer_sync_wanted(x->model) ||
+					 now - x->last_sync >= SYNC_INTERVAL_S);
 	int r;
 
 	if (d == NULL || (!sync && !bouncer_pending(x->model)))
@@ -465,7 +504,33 @@ int main(int argc, char **argv)
 	diag_free(d);
 	if (x.cfg == NULL)
 		return EX_CONFIG;
+	if (x.cfg->fleet_configuration) {
+		d = diag_new();
+		x.fleet = d ? config_load(x.cfg->fleet_configuration,
+					  CONFIG_LOAD_NO_RULES, d) : NULL;
+		if (d)
+			diag_report(d, diag_line_out, NULL);
+		diag_free(d);
+		if (x.fleet && config_stream(x.fleet)->stream == NULL) {
+			log_warnx("%s: fleet_configuration: %s has no "
+				  "redis_stream_configuration; expected one for "
+				  "the fleet stream", file,
+				  x.cfg->fleet_configuration);
+			config_free(x.fleet);
+			x.fleet = NULL;
+		}
+		if (x.fleet == NULL || strlen(x.cfg->origin) > FLEET_ORIGIN_MAX) {
+			if (x.fleet)
+				log_warnx("%s: origin: %s is too long for the "
+					  "fleet; expected at most %d characters",
+					  file, x.cfg->origin, FLEET_ORIGIN_MAX);
+			config_free(x.fleet);
+			bouncer_config_free(x.cfg);
+			return EX_CONFIG;
+		}
+	}
 	if (check) {
+		config_free(x.fleet);
 		bouncer_config_free(x.cfg);
 		return EXIT_SUCCESS;
 	}
@@ -483,9 +548,11 @@ int main(int argc, char **argv)
 	x.model = bouncer_new(x.cfg->origin, x.cfg->max_ttl);
 	if (x.model == NULL || http_setup(&x) < 0)
 		fatalx(EX_OSERR, "out of memory");
-	log_info("started: local API %s every %d s, porthopd at %s, origin "
-		 "\"%s\"", x.cfg->api_url, x.cfg->update_frequency,
-		 x.cfg->control_socket, x.cfg->origin);
+	log_info("started: local API %s every %d s, %s %s, origin \"%s\"",
+		 x.cfg->api_url, x.cfg->update_frequency,
+		 x.fleet ? "the fleet stream of" : "porthopd at",
+		 x.fleet ? x.cfg->fleet_configuration : x.cfg->control_socket,
+		 x.cfg->origin);
 	while (!stopping) {
 		/* A failed pull leaves the model as it was: what is in
 		 * force stays in force, and a dirty push is still worth
@@ -506,6 +573,7 @@ int main(int argc, char **argv)
 	free(x.url_startup);
 	free(x.url_stream);
 	bouncer_free(x.model);
+	config_free(x.fleet);
 	bouncer_config_free(x.cfg);
 	return status;
 }

@@ -14,6 +14,9 @@
 #include "porthop.h"
 #include "config.h"
 
+/* What porthopd answers to one events request at most (command.c). */
+#define EVENTS_PER_REQUEST 1000
+
 static volatile sig_atomic_t stop;
 
 static void on_stop(int sig)
@@ -58,7 +61,7 @@ int cmd_events(const struct globals *gl, int argc, char **argv)
 	};
 	struct globals g = *gl;
 	struct config *cfg = NULL;
-	bool follow = false, as_json = false;
+	bool follow = false, as_json = false, more;
 	json_int_t after = 0;
 	const char *sock;
 	int ch, r;
@@ -105,6 +108,8 @@ int cmd_events(const struct globals *gl, int argc, char **argv)
 		json_t *reply = NULL, *e;
 		size_t i;
 
+		more = false;
+
 		r = cli_call(sock, json_pack("{s:s,s:I}", "command", "events",
 					     "after", after), 30000, &reply);
 		if (r != EXIT_SUCCESS)
@@ -120,11 +125,15 @@ int cmd_events(const struct globals *gl, int argc, char **argv)
 		 * for. */
 		if (json_array_size(json_object_get(reply, "events")) == 0)
 			after = json_integer_value(json_object_get(reply, "last"));
+		/* A full answer (porthopd gives 1000 at most): the ring
+		 * holds more after it, asked for at once. */
+		more = json_array_size(json_object_get(reply, "events")) >=
+		       EVENTS_PER_REQUEST;
 		fflush(stdout);
 		json_decref(reply);
-		if (follow && !stop)
+		if (follow && !more && !stop)
 			nanosleep(&(struct timespec){ 0, 250000000 }, NULL);
-	} while (follow && !stop);
+	} while ((follow || more) && !stop);
 	config_free(cfg);
 	return stop ? EXIT_SUCCESS : r;
 }

@@ -3,7 +3,8 @@
  * of blocking.  sshguard's blocker writes block / release / flush /
  * flushonexit lines on our standard input (sshgproto.h); each one becomes
  * a runtime watch list request to porthopd (docs/watch.md) under one
- * origin, "sshguard" by default.
+ * origin, "sshguard" by default; with --fleet, an operation on the fleet
+ * stream instead (docs/fleet.md), which every host of the fleet applies.
  *
  * sshguard restarts nothing: a backend that exits leaves its pipeline
  * broken until sshguard is restarted.  So nothing on the input makes
@@ -27,6 +28,7 @@
 #include "config.h"
 #include "control.h"
 #include "diag.h"
+#include "fleetpub.h"
 #include "log.h"
 #include "sshgproto.h"
 #include "watchlist.h"
@@ -49,10 +51,12 @@
 #define DEFAULT_ORIGIN "sshguard"
 #define ENV_SOCKET "PORTHOP_SSHGUARD_SOCKET"
 #define ENV_ORIGIN "PORTHOP_SSHGUARD_ORIGIN"
+#define ENV_FLEET "PORTHOP_SSHGUARD_FLEET"
 
 struct backend {
 	const char *socket;
 	const char *origin;
+	struct config *fleet;		/* NULL: the control socket */
 	bool flushonexit;
 	unsigned long line_no;
 };
@@ -68,7 +72,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: porthop-sshguard [-s SOCKET] [--origin NAME]\n"
+"usage: porthop-sshguard [-s SOCKET | --fleet CONFIG] [--origin NAME]\n"
 "\n"
 "An sshguard backend (BACKEND= in sshguard.conf): reads sshguard's block,\n"
 "release and flush commands on standard input and has porthopd watch the\n"
@@ -76,6 +80,9 @@ static void usage(FILE *f)
 "\n"
 "  -s, --socket SOCKET  porthopd's control socket (default\n"
 "                       " CONFIG_DEFAULT_CONTROL_SOCKET ", or $" ENV_SOCKET ")\n"
+"  -f, --fleet CONFIG   publish to the fleet stream of porthop's\n"
+"                       configuration CONFIG instead (or $" ENV_FLEET ");\n"
+"                       every host applies the entries as fleet.NAME\n"
 "  -o, --origin NAME    the runtime entries' origin, [a-z0-9_.-]{1,64}\n"
 "                       (default " DEFAULT_ORIGIN ", or $" ENV_ORIGIN ")\n"
 "  -v, --verbose        log every command read\n"
@@ -159,6 +166,48 @@ static const char *failure_text(const struct backend *b, int r,
 	return buf;
 }
 
+/* Fleet mode: cmd as one stream operation (a block without expiry: it
+ * ends with sshguard's release), published; flush has no fleet
+ * counterpart.  Retried like a request (what fails is only the
+ * connection or the primary; publishing twice is harmless). */
+static void execute_fleet(const struct backend *b,
+			  const struct sshgproto_cmd *cmd, bool at_exit)
+{
+	struct fleet_op op = { .kind = cmd->kind == SSHGPROTO_BLOCK ?
+				       FLEET_WATCH : FLEET_UNWATCH };
+	long deadline = now_ms() + RETRY_MS, delay = BACKOFF_FIRST_MS;
+	char what[SSHGPROTO_NET_MAX + 16], err[768];
+	int attempts = 0, r;
+
+	command_text(cmd, what, sizeof(what));
+	if (cmd->kind == SSHGPROTO_FLUSH) {
+		log_warnx("flush: the fleet stream has no flush; the fleet's "
+			  "entries of origin %s stay until released", b->origin);
+		return;
+	}
+	snprintf(op.address, sizeof(op.address), "%s", cmd->net);
+	snprintf(op.origin, sizeof(op.origin), "%s", b->origin);
+	for (;;) {
+		r = fleetpub_publish(b->fleet, &op, 1, err, sizeof(err));
+		attempts++;
+		if (r == 0) {
+			log_info("%s: published to the fleet stream (origin %s)",
+				 what, b->origin);
+			return;
+		}
+		if (r == -EINVAL || r == -ENOMEM || now_ms() + delay > deadline ||
+		    (stop_signal && !at_exit))
+			break;
+		if (attempts == 1)
+			log_warnx("%s: %s; retrying for up to %d s", what, err,
+				  RETRY_MS / 1000);
+		pause_ms(delay);
+		delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
+	}
+	log_warnx("%s failed after %d attempt%s: %s", what, attempts,
+		  attempts == 1 ? "" : "s", err);
+}
+
 /* Sends cmd's request to porthopd, retrying for RETRY_MS while porthopd
  * is unreachable or busy; logs the outcome (and, once, that it retries).
  * A stop signal ends the retries, unless this is the flush at exit. */
@@ -170,6 +219,11 @@ static void execute(const struct backend *b, const struct sshgproto_cmd *cmd,
 	char what[SSHGPROTO_NET_MAX + 16], why[640];
 	int attempts = 0;
 
+	if (b->fleet) {
+		json_decref(req);
+		execute_fleet(b, cmd, at_exit);
+		return;
+	}
 	command_text(cmd, what, sizeof(what));
 	if (req == NULL) {
 		log_warnx("%s: out of memory", what);
@@ -266,6 +320,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "origin", required_argument, NULL, 'o' },
+		{ "fleet", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -275,16 +330,20 @@ int main(int argc, char **argv)
 		.socket = getenv(ENV_SOCKET),
 		.origin = getenv(ENV_ORIGIN),
 	};
+	const char *fleet = getenv(ENV_FLEET);
 	struct sigaction sa = { .sa_handler = on_signal };
 	int ch, verbose = 0;
 
-	while ((ch = getopt_long(argc, argv, "s:o:vVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:o:f:vVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			b.socket = optarg;
 			break;
 		case 'o':
 			b.origin = optarg;
+			break;
+		case 'f':
+			fleet = optarg;
 			break;
 		case 'v':
 			verbose++;
@@ -319,6 +378,31 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	log_init("porthop-sshguard", verbose, false);
+	if (fleet && *fleet) {
+		struct diag *d = diag_new();
+
+		b.fleet = d ? config_load(fleet, CONFIG_LOAD_NO_RULES, d) : NULL;
+		if (d)
+			diag_print(d, stderr);
+		diag_free(d);
+		if (b.fleet && config_stream(b.fleet)->stream == NULL) {
+			fprintf(stderr, "porthop-sshguard: %s has no "
+				"redis_stream_configuration; expected one for "
+				"--fleet\n", fleet);
+			config_free(b.fleet);
+			b.fleet = NULL;
+		}
+		if (b.fleet == NULL)
+			return EX_CONFIG;
+		if (strlen(b.origin) > FLEET_ORIGIN_MAX) {
+			fprintf(stderr, "porthop-sshguard: origin \"%s\" is too "
+				"long for the fleet; expected at most %d "
+				"characters (hosts hold it as fleet.NAME)\n",
+				b.origin, FLEET_ORIGIN_MAX);
+			config_free(b.fleet);
+			return EX_USAGE;
+		}
+	}
 
 	/* No SA_RESTART: a stop signal interrupts the read and the waits.
 	 * sshguard's "kill 0" sends SIGTERM to its whole pipeline. */
@@ -330,8 +414,13 @@ int main(int argc, char **argv)
 	 * socket or pipe. */
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("watching sshguard's blocks through porthopd at %s, "
-		 "origin %s", b.socket, b.origin);
+	if (b.fleet)
+		log_info("watching sshguard's blocks through the fleet stream "
+			 "\"%s\" of %s, origin %s",
+			 config_stream(b.fleet)->stream, fleet, b.origin);
+	else
+		log_info("watching sshguard's blocks through porthopd at %s, "
+			 "origin %s", b.socket, b.origin);
 	serve(&b);
 	if (b.flushonexit) {
 		struct sshgproto_cmd flush = { .kind = SSHGPROTO_FLUSH };
@@ -340,5 +429,6 @@ int main(int argc, char **argv)
 	}
 	log_info("%s; exiting", stop_signal ? "stopped by a signal" :
 		 "end of input");
+	config_free(b.fleet);
 	return EXIT_SUCCESS;
 }

@@ -28,6 +28,7 @@
 #include "diag.h"
 #include "evhook.h"
 #include "evstream.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "nftio.h"
@@ -72,8 +73,17 @@ struct porthopd {
 	struct evstream *evstream;
 	struct evhook *hook;
 	struct event *events_ev;
+	/* Events as native journal entries, when stderr is journald's
+	 * stream (NULL otherwise: the log line); --journal-socket (tests)
+	 * names the socket. */
+	struct journal *journal;
+	const char *journal_socket;
+	/* The hooks' runs, failures and kills before the one in use (a
+	 * reload starts a new one; the metrics' counts go on). */
+	uint64_t hook_done[3];
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
+	struct event *derive_ev;		/* derived ports' slot boundaries */
 	/* prestage: one chunk of the next mapping per turn of the loop,
 	 * at the lowest priority. */
 	struct event *stage_ev;
@@ -88,7 +98,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: porthopd [-nTvV] [-c file] [-s socket] [-i L:U] [--no-redis]\n"
-"                [--json-elements]\n"
+"                [--json-elements] [--journal-socket path]\n"
 "\n"
 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
 "  -n, --check         check the configuration and rule files (including a\n"
@@ -100,6 +110,8 @@ static void usage(FILE *f)
 "      --no-redis      do not subscribe to Redis (timer and signals only)\n"
 "      --json-elements native mode: send map updates through libnftables'\n"
 "                      JSON parser, not a netlink batch (for comparisons)\n"
+"      --journal-socket PATH  journald's socket for the event feed's entries\n"
+"                      (default " JOURNAL_SOCKET "; for tests)\n"
 "  -T, --timestamps    prefix log lines with the time (epoch seconds)\n"
 "  -v, --verbose       debug logs (repeat for more)\n"
 "  -V, --version       print the version and exit\n"
@@ -256,6 +268,20 @@ static void arm_reconcile(struct porthopd *p)
 		evtimer_add(p->reconcile_ev, &tv);
 }
 
+/* Derived ports: the core moves the slots at each boundary and says when
+ * the next is. */
+static void on_derive(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+	long ms = core_derive_tick(p->core);
+	struct timeval tv = { (time_t)(ms / 1000),
+			      (suseconds_t)(ms % 1000) * 1000 };
+
+	(void)fd;
+	(void)what;
+	evtimer_add(p->derive_ev, &tv);
+}
+
 static void arm_interval(struct porthopd *p)
 {
 	uint32_t extra = 0;
@@ -317,6 +343,14 @@ static void on_lost(void *arg, uint64_t n)
 	core_event_lost(p->core, PROBE_DROP_SOCKET, n);
 }
 
+/* Appends the Redis stream lost after taking them. */
+static void on_stream_lost(void *arg, uint64_t n)
+{
+	struct porthopd *p = arg;
+
+	core_event_lost(p->core, PROBE_DROP_STREAM, n);
+}
+
 static void on_events_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -324,6 +358,22 @@ static void on_events_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	core_events_tick(p->core);
+}
+
+/* The event as a native journal entry with its fields, when stderr is
+ * journald's; false when not sent (then the log line says it). */
+static bool journal_event(struct porthopd *p, const struct probe_event *e,
+			  const char *json, size_t len)
+{
+	struct journal_entry *je;
+	bool sent;
+
+	if (p->journal == NULL)
+		return false;
+	je = journal_event_entry(e, json, len, "porthopd");
+	sent = je && journal_send(p->journal, je) == 0;
+	journal_entry_free(je);
+	return sent;
 }
 
 /* A merged event: one JSON line to the log, the Redis stream, the hook.
@@ -335,8 +385,7 @@ static unsigned on_core_event(void *arg, const struct probe_event *e,
 	const struct config_events *ev = &config_daemon(cfg_of(p))->events;
 	unsigned drops = 0;
 
-	(void)e;
-	if (ev->log)
+	if (ev->log && !journal_event(p, e, json, len))
 		log_info("event %s", json);
 	if (p->evstream && evstream_add(p->evstream, json, len) < 0)
 		drops |= 1u << PROBE_DROP_STREAM;
@@ -349,6 +398,9 @@ static void stop_events(struct porthopd *p)
 {
 	pktlog_free(p->pktlog);
 	evstream_free(p->evstream);
+	p->hook_done[0] += evhook_runs(p->hook);
+	p->hook_done[1] += evhook_failures(p->hook);
+	p->hook_done[2] += evhook_killed(p->hook);
 	evhook_free(p->hook);
 	if (p->events_ev)
 		event_free(p->events_ev);
@@ -387,6 +439,8 @@ static void start_events(struct porthopd *p)
 			.password = x->password,
 			.key = ev->stream,
 			.maxlen = ev->stream_maxlen,
+			.on_lost = on_stream_lost,
+			.arg = p,
 		};
 
 		p->evstream = evstream_new(p->base, &o);
@@ -578,6 +632,10 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 	struct porthopd *p = arg;
 
 	m->redis_connected = p->bus ? bus_is_up(p->bus) : -1;
+	m->hook = p->hook || p->hook_done[0];
+	m->hook_runs = p->hook_done[0] + evhook_runs(p->hook);
+	m->hook_failures = p->hook_done[1] + evhook_failures(p->hook);
+	m->hook_killed = p->hook_done[2] + evhook_killed(p->hook);
 	if (p->stream) {
 		struct stream_stats st;
 
@@ -592,6 +650,7 @@ static void on_core_metrics(void *arg, struct metrics_snapshot *m)
 		m->stream_redelivered = st.redelivered;
 		m->stream_refused = st.refused;
 		m->stream_snapshot_loads = st.snapshot_loads;
+		m->stream_replayed = st.replayed;
 		m->stream_delay = stream_delay(p->stream);
 	}
 }
@@ -849,6 +908,7 @@ static int parse_options(int argc, char **argv, struct porthopd *p,
 		{ "interval", required_argument, NULL, 'i' },
 		{ "no-redis", no_argument, NULL, 'R' },
 		{ "json-elements", no_argument, NULL, 'J' },
+		{ "journal-socket", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "timestamps", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -880,6 +940,9 @@ static int parse_options(int argc, char **argv, struct porthopd *p,
 			break;
 		case 'J':
 			p->json_elements = true;
+			break;
+		case 'j':
+			p->journal_socket = optarg;
 			break;
 		case 's':
 			p->socket_override = optarg;
@@ -944,6 +1007,10 @@ static void wire_events(struct porthopd *p)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	arm_interval(p);
+	p->derive_ev = evtimer_new(p->base, on_derive, p);
+	if (p->derive_ev == NULL)
+		fatalx(EX_OSERR, "out of memory");
+	event_active(p->derive_ev, EV_TIMEOUT, 0);
 	start_events(p);
 	if (p->use_redis && make_feed(p) < 0)
 		fatalx(EX_OSERR, "out of memory");
@@ -969,6 +1036,7 @@ static void free_event(struct event *ev)
 static void teardown(struct porthopd *p)
 {
 	stop_events(p);
+	journal_free(p->journal);
 	bus_free(p->bus);
 	/* Before the core: entries waiting for its last commit stay
 	 * unacknowledged, and are read again at the next start. */
@@ -984,6 +1052,7 @@ static void teardown(struct porthopd *p)
 	free_event(p->watchdog_ev);
 	free_event(p->commit_ev);
 	free_event(p->expiry_ev);
+	free_event(p->derive_ev);
 	free_event(p->stage_ev);
 	core_free(p->core);
 	shuffle_free(p->rng);
@@ -1021,6 +1090,11 @@ int main(int argc, char **argv)
 	status = EXIT_SUCCESS;
 	log_init("porthopd", o.verbose, o.timestamps);
 	p.verbose = o.verbose;
+	/* journald's stream on stderr: events go as entries of their own,
+	 * with fields (a socket that is not there: the log line). */
+	if (journal_stream_is(getenv("JOURNAL_STREAM"), STDERR_FILENO))
+		p.journal = journal_open(p.journal_socket ? p.journal_socket :
+					 JOURNAL_SOCKET);
 	p.io = nftio_new_kernel();
 	if (p.io == NULL)
 		fatalx(EX_OSERR, "cannot create the libnftables context");

@@ -319,14 +319,12 @@ static size_t distinct_bytes(const unsigned char *buf, size_t len)
 	return n;
 }
 
-int auth_load_key(const char *path, const char *label, struct diag *d,
-		  unsigned char **ret_key, size_t *ret_len)
+int auth_open_key_file(const char *path, const char *label, struct diag *d,
+		       int *ret_fd)
 {
-	unsigned char buf[AUTH_KEY_MAX + 3];
 	char pbuf[DIAG_VALUE_MAX + 8];
 	const char *p = diag_string(pbuf, sizeof(pbuf), path);
 	struct stat st;
-	size_t len = 0, distinct;
 	int fd, r = -EINVAL;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -339,7 +337,7 @@ int auth_load_key(const char *path, const char *label, struct diag *d,
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		diag_error(d, "%s: %s is not a regular file; expected a key "
 			   "file", label, p);
-		goto out;
+		goto fail;
 	}
 	/* Whoever can change the key can sign triggers: only root or the
 	 * user we run as may own it, and neither its group nor others may
@@ -349,21 +347,41 @@ int auth_load_key(const char *path, const char *label, struct diag *d,
 			   "owned by root or by uid %u, the user this runs as: "
 			   "chown root", label, p, (unsigned)st.st_uid,
 			   (unsigned)geteuid());
-		goto out;
+		goto fail;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		diag_error(d, "%s: %s is readable or writable by others "
 			   "(mode %03o); expected a key only its owner (and "
 			   "group) can read: chmod o-rw", label, p,
 			   (unsigned)(st.st_mode & 0777));
-		goto out;
+		goto fail;
 	}
 	if (st.st_mode & S_IWGRP) {
 		diag_error(d, "%s: %s is writable by its group (mode %03o); "
 			   "expected a key only its owner can change: chmod g-w",
 			   label, p, (unsigned)(st.st_mode & 0777));
-		goto out;
+		goto fail;
 	}
+	*ret_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+int auth_load_key(const char *path, const char *label, struct diag *d,
+		  unsigned char **ret_key, size_t *ret_len)
+{
+	unsigned char buf[AUTH_KEY_MAX + 3];
+	char pbuf[DIAG_VALUE_MAX + 8];
+	const char *p = diag_string(pbuf, sizeof(pbuf), path);
+	size_t len = 0, distinct;
+	int fd, r;
+
+	r = auth_open_key_file(path, label, d, &fd);
+	if (r < 0)
+		return r;
+	r = -EINVAL;
 	while (len < sizeof(buf)) {
 		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
 

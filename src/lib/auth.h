@@ -84,4 +84,11 @@ int auth_sign(const unsigned char *key, size_t keylen, time_t now,
 int auth_load_key(const char *path, const char *label, struct diag *d,
 		  unsigned char **ret_key, size_t *ret_len);
 
+/* Opens a key file for reading after auth_load_key's checks of its type,
+ * owner and mode (not of its contents).  On success *ret_fd is the open
+ * descriptor (the caller closes it); errors go to d as for
+ * auth_load_key. */
+int auth_open_key_file(const char *path, const char *label, struct diag *d,
+		       int *ret_fd);
+
 #endif

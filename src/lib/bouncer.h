@@ -42,6 +42,9 @@ struct bouncer_config {
 	char **types;		/* decision types acted on */
 	size_t ntypes;
 	char *control_socket;
+	/* A porthop configuration whose fleet stream gets the decisions
+	 * instead of the control socket; NULL: the socket. */
+	char *fleet_configuration;
 	char origin[BOUNCER_ORIGIN_MAX + 1];
 	/* Decisions longer than this are sent without a TTL (porthopd
 	 * refuses a TTL above its max_ttl_seconds, and the whole batch with

@@ -25,7 +25,8 @@
 
 static const char *const bouncer_keys[] = {
 	"api_url", "api_key_file", "update_frequency_seconds",
-	"decision_types", "control_socket", "origin", "max_ttl_seconds", NULL
+	"decision_types", "control_socket", "origin", "max_ttl_seconds",
+	"fleet_configuration", NULL
 };
 
 void bouncer_config_free(struct bouncer_config *c)
@@ -43,6 +44,7 @@ void bouncer_config_free(struct bouncer_config *c)
 		free(c->types[i]);
 	free(c->types);
 	free(c->control_socket);
+	free(c->fleet_configuration);
 	free(c);
 }
 
@@ -351,6 +353,15 @@ struct bouncer_config *bouncer_config_load(const char *path,
 			   diag_string(vbuf, sizeof(vbuf), s));
 	else if (s && (c->control_socket = strdup(s)) == NULL)
 		diag_error(d, "%s: control_socket: out of memory", path);
+
+	s = get_string(path, root, "fleet_configuration", 4096, d, &present);
+	if (s && s[0] != '/')
+		diag_error(d, "%s: fleet_configuration: %s is relative; "
+			   "expected an absolute path (a porthop configuration "
+			   "with redis_stream_configuration)", path,
+			   diag_string(vbuf, sizeof(vbuf), s));
+	else if (s && (c->fleet_configuration = strdup(s)) == NULL)
+		diag_error(d, "%s: fleet_configuration: out of memory", path);
 
 	s = get_string(path, root, "origin", BOUNCER_ORIGIN_MAX, d, &present);
 	if (!present)

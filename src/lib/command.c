@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "diag.h"
+#include "ruleset.h"
 #include "statefile.h"
 #include "watchlist.h"
 
@@ -118,6 +119,14 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			"commands", (json_int_t)st->last_commands));
 	if (core_watchlist(c) && config_mode(cfg) == CONFIG_MODE_NATIVE)
 		json_object_set_new(r, "runtime", runtime_status(c));
+	/* Derived ports (docs/follow.md): how many slot changes, the last
+	 * one's operations and kernel time. */
+	if (ruleset_derive_on(cfg))
+		json_object_set_new(r, "derived_ports", json_pack(
+			"{s:I,s:I,s:f}", "slot_changes",
+			(json_int_t)st->derive_steps, "last_operations",
+			(json_int_t)st->derive_last_elements, "last_change_ms",
+			st->derive_last_apply_ms));
 	if (core_events_on(c)) {
 		const struct probe_stats *es = core_event_stats(c);
 		json_t *ev = json_object(), *k = json_object(), *d = json_object();

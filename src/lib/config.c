@@ -144,11 +144,13 @@ void config_free(struct config *c)
 	config_events_free(c);
 	for (int p = 0; p < CONFIG_NPROTO; p++)
 		free(c->proto_ports[p]);
-	for (size_t i = 0; c->watched && i < c->nwatched; i++)
+	for (size_t i = 0; c->watched && i < c->nwatched; i++) {
 		for (int p = 0; p < CONFIG_NPROTO; p++) {
 			free((void *)c->watched[i].ports[p]);
 			free((void *)c->watched[i].ignore[p]);
 		}
+		config_derive_release(&c->watched[i]);
+	}
 	free(c->watched);
 	free(c->by_net);
 	free(c->trusted);
@@ -188,6 +190,10 @@ bool config_prestage_active(const struct config *c)
 {
 	enum config_prestage p = config_prestage(c);
 
+	/* Not with the event feed yet: its rules look the maps up in
+	 * chains of their own, which have no second generation. */
+	if (c->daemon.events.on)
+		return false;
 	return p == CONFIG_PRESTAGE_ON ||
 	       (p == CONFIG_PRESTAGE_AUTO &&
 		config_pair_count(c) >= CONFIG_PRESTAGE_AUTO_PAIRS);

@@ -66,6 +66,8 @@ struct config_net {
 	bool is_prefix;				/* written with a "/len" */
 };
 
+struct derive;
+
 /* One entry of watched_addresses. */
 struct config_watched {
 	struct config_net net;
@@ -78,7 +80,18 @@ struct config_watched {
 	const uint16_t *ignore[CONFIG_NPROTO];
 	size_t nignore[CONFIG_NPROTO];
 	bool runtime;		/* added at runtime (config_watched_add) */
+	/* A keyed entry ("derive_key", native mode, docs/follow.md): its
+	 * services' ports are derived per time slot from the key instead
+	 * of shuffled, so ports[] and nports[] are empty and the services
+	 * are the derivation's.  NULL for every other entry. */
+	const struct derive *derive;
+	const char *derive_key;		/* the key file, as given */
+	unsigned slot_seconds;		/* the key's slot length */
+	unsigned derive_id;		/* among keyed entries, in file order */
 };
+
+/* At most this many keyed entries (each has chains and maps of its own). */
+#define CONFIG_DERIVE_MAX 8
 
 /* Optional Redis settings beyond the reference's five keys.  The strings
  * belong to the configuration and live as long as it. */
@@ -262,7 +275,7 @@ enum config_prestage config_prestage(const struct config *c);
 /* Whether a table defined now under c has a second generation of maps,
  * into which the next mapping is loaded ahead of the trigger that puts it
  * in force: ON, or AUTO with at least CONFIG_PRESTAGE_AUTO_PAIRS pairs
- * (runtime entries included).  The engine decides when it defines the
+ * (runtime entries included); never with the probe event feed on.  The engine decides when it defines the
  * table: runtime entries that cross the bound later count at the next
  * definition (a reload). */
 bool config_prestage_active(const struct config *c);

@@ -20,7 +20,7 @@ static const char *const nft_keys[] = {
 	"untrack_unwatched", "prestage", NULL
 };
 static const char *const watched_keys[] = {
-	"ip", "tcp_ignore", "udp_ignore", NULL
+	"ip", "tcp_ignore", "udp_ignore", "derive_key", NULL
 };
 /* A key that takes true, false or "auto" (untrack_unwatched, prestage):
  * *ret is 0, 1 or 2 as the enums CONFIG_*_OFF, _ON, _AUTO; left alone if
@@ -120,6 +120,8 @@ static int walk_watched_entry(struct walk *w, struct config *c,
 		out->ignore[p] = ignore;
 		out->nignore[p] = nignore;
 	}
+	if (walk_derive_key(w, c, e, path, out) < 0)
+		r = -1;
 	return r;
 }
 
@@ -354,6 +356,8 @@ int walk_nftables(struct walk *w, struct config *c, const json_t *root)
 	c->nconfigured = c->nwatched;
 	if (r == 0)
 		r = walk_watched_nets(w, c, path);
+	if (r == 0)
+		r = walk_derive_nested(w, c, path);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)
 		if (c->max_port)
 			r = report_capacity(w, c, p, pr);

@@ -115,6 +115,16 @@ int walk_sentinels(struct walk *w, struct config *c, const json_t *o,
 
 /* config_net.c: the value v at path, an address (or, with allow_prefix, a
  * prefix) into *out. */
+/* A watched entry's "derive_key" (config_derive.c): the key file loaded
+ * and checked against the entry's services and the pool; out's ports
+ * become the derivation's.  Absent: nothing.  walk_derive_nested numbers
+ * the keyed entries (derive_id), and refuses more than CONFIG_DERIVE_MAX
+ * and a keyed entry inside another (both would be in one interval map).  config_derive_release frees what a keyed entry holds. */
+int walk_derive_key(struct walk *w, struct config *c, const json_t *e,
+		    const char *path, struct config_watched *out);
+int walk_derive_nested(struct walk *w, struct config *c, const char *path);
+void config_derive_release(struct config_watched *cw);
+
 int walk_net(struct walk *w, const json_t *v, const char *path,
 	     bool allow_prefix, struct config_net *out);
 /* Reports watched entries that repeat one another and prefixes that

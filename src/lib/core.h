@@ -273,4 +273,9 @@ const struct core_hooks *core_hooks(const struct core *c);
 bool core_authenticated(const struct core *c);
 double core_start_time(const struct core *c);	/* epoch seconds */
 
+/* Derived ports (core_derive.c): moves the keyed entries' slots if a
+ * boundary has passed (one transaction), says what failed; returns the
+ * milliseconds until it should be called again. */
+long core_derive_tick(struct core *c);
+
 #endif

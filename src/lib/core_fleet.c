@@ -31,9 +31,10 @@ static void entry_refused(struct core *c, const char *why)
 }
 
 int core_fleet_decode(struct core *c, const char *msg, size_t len,
-		      struct fleet_op *ret_op)
+		      const struct fleet_id *id, struct fleet_op *ret_op)
 {
 	char why[256];
+	unsigned window_s;
 
 	if (c->auth) {
 		enum auth_result r = auth_verify_mac(c->auth, msg, len, &msg,
@@ -48,6 +49,14 @@ int core_fleet_decode(struct core *c, const char *msg, size_t len,
 	if (fleet_op_decode(msg, len, ret_op, why, sizeof(why)) < 0) {
 		entry_refused(c, why);
 		return -EINVAL;
+	}
+	if (c->auth == NULL)
+		return 0;	/* unsigned: anyone could write anything */
+	window_s = config_daemon(engine_config(c->engine))->trigger_window_s;
+	if (fleet_check_time(ret_op, id, window_s, why, sizeof(why)) < 0) {
+		c->counters.refused[AUTH_STALE]++;
+		entry_refused(c, why);
+		return -ESTALE;
 	}
 	return 0;
 }

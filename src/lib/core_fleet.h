@@ -16,12 +16,16 @@ enum core_fleet_outcome {
 				 * shuffle is applied (core_shuffles) */
 };
 
-/* One entry's message (field "m", len bytes): its MAC checked when a
- * trigger key is configured (no time window: a host may read an entry
- * long after it was signed), then decoded into *ret_op.  Returns 0, or
- * -EINVAL: refused (counted, logged through a limit; acknowledge it). */
+/* One entry's message (field "m", len bytes) whose stream ID is id: its
+ * MAC checked when a trigger key is configured, then decoded into
+ * *ret_op; signed, its signed time must be within the trigger window of
+ * its ID's time (fleet_check_time: a copy of an old signed entry XADDed
+ * again is refused; not "now": a host may read an entry long after it
+ * was written).  Returns 0, -EINVAL (refused) or -ESTALE (refused as a
+ * replay); refusals are counted and logged through a limit; acknowledge
+ * them. */
 int core_fleet_decode(struct core *c, const char *msg, size_t len,
-		      struct fleet_op *ret_op);
+		      const struct fleet_id *id, struct fleet_op *ret_op);
 
 /* A trigger entry (op->kind FLEET_TRIGGER): it joins the pending shuffle
  * (CORE_FLEET_AFTER_SHUFFLE), or names an address not watched here

@@ -245,8 +245,12 @@ static int digest_of(struct drift *d, const struct config *cfg,
  * pair of them whose ranges are few enough at most, trusted4/6 (the
  * trusted networks) and tracked4/6 (the watched networks, cut by the
  * trusted ones), so that a long watched list leaves the trusted sets
- * checked.  Fills names, returns how many. */
-static size_t checked_sets(const struct config *c, const char *names[4])
+ * checked; and the derived ports' maps (ruleset.h), which the same
+ * batches write.  Fills names, returns how many. */
+#define CHECKED_MAX (4 + RULESET_DERIVE_MAPS_MAX)
+
+static size_t checked_sets(const struct config *c,
+			   const char *names[CHECKED_MAX])
 {
 	const char *all[4];
 	size_t n = ruleset_native_sets(c, all), k = 0;
@@ -256,12 +260,16 @@ static size_t checked_sets(const struct config *c, const char *names[4])
 		if (i < 2 ? trusted <= ELEMENT_CHECK_MAX :
 			    config_watched_count(c) + trusted <= ELEMENT_CHECK_MAX)
 			names[k++] = all[i];
+	/* The keyed entries' maps change at every slot boundary, each
+	 * change followed by new digests, as the sets' after a reload. */
+	if (ruleset_derive_count(c) <= ELEMENT_CHECK_MAX)
+		k += ruleset_derive_map_names(c, names + k, CHECKED_MAX - k);
 	return k;
 }
 
 void drift_take_digests(struct drift *d, const struct config *cfg)
 {
-	const char *names[4];
+	const char *names[CHECKED_MAX];
 	size_t n = checked_sets(cfg, names);
 	bool maps, sets;
 	struct timespec t0;
@@ -338,7 +346,7 @@ static bool maps_changed(struct drift *d, const struct config *cfg,
  * committed) are not known to be ours: changed, to be rewritten. */
 static bool sets_changed(struct drift *d, const struct config *cfg)
 {
-	const char *names[4];
+	const char *names[CHECKED_MAX];
 	size_t n = checked_sets(cfg, names);
 	uint64_t now;
 

@@ -207,6 +207,7 @@ static int apply_elements(struct engine *e, struct config *cfg,
 			  const struct timespec *t0, char **ret_error)
 {
 	struct nftio_elems *b = nftio_elems_new(config_table_name(cfg));
+	int64_t derive_now = engine_derive_now(e);
 	struct timespec t1;
 	int r = 0;
 
@@ -219,6 +220,10 @@ static int apply_elements(struct engine *e, struct config *cfg,
 		return -ENOMEM;
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SETS)
 		r = ruleset_native_set_elements(cfg, b);
+	/* The keyed entries' maps go with the sets: written with them,
+	 * digested with them; a shuffle leaves them alone. */
+	if (r == 0 && (kind == BATCH_ELEMENTS || kind == BATCH_SETS))
+		r = ruleset_derive_elements(cfg, derive_now, b);
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
 		r = r ? r : ruleset_native_elements_gen(cfg, map, e->gen, true,
 							b);
@@ -241,6 +246,8 @@ static int apply_elements(struct engine *e, struct config *cfg,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	r = nftio_apply_elems(e->io, b, e->json_elements, ret_error);
 	e->stats.last_apply_ms = engine_ms_since(&t1);
+	if (r == 0 && (kind == BATCH_ELEMENTS || kind == BATCH_SETS))
+		e->derive_at = derive_now;
 out:
 	nftio_elems_free(b);
 	return r;
@@ -261,12 +268,14 @@ static int apply_full(struct engine *e, struct config *cfg,
 		      struct shuffle_map *map, const struct timespec *t0,
 		      const json_t *prelude, char **ret_error)
 {
+	int64_t derive_now = engine_derive_now(e);
 	struct timespec t1;
 	json_t *batch = NULL;
 	char *text = NULL;
 	int r;
 
 	if (ruleset_build(cfg, map, &batch) < 0 ||
+	    engine_derive_append(cfg, derive_now, batch) < 0 ||
 	    insert_prelude(ruleset_commands(batch), prelude) < 0 ||
 	    (text = json_dumps(batch, JSON_COMPACT)) == NULL) {
 		json_decref(batch);
@@ -283,6 +292,8 @@ static int apply_full(struct engine *e, struct config *cfg,
 	r = nftio_apply_text(e->io, text, false, ret_error);
 	e->stats.last_apply_ms = engine_ms_since(&t1);
 	free(text);
+	if (r == 0)
+		e->derive_at = derive_now;
 	return r;
 }
 

@@ -46,6 +46,9 @@ struct engine_stats {
 	uint64_t untrack_switches; /* ... turned on or off by "auto" */
 	char conntrack_user[ENGINE_CONNTRACK_USER_MAX]; /* "auto": what uses
 				 * conntrack, as last seen, or "" */
+	uint64_t derive_steps;	/* slot boundaries applied (keyed entries) */
+	size_t derive_last_elements; /* ... operations in the last one */
+	double derive_last_apply_ms; /* ... its kernel call */
 	/* prestage (native mode): */
 	bool prestage;		/* staging the next mapping (config) */
 	bool standby_ready;	/* the next mapping is loaded whole */
@@ -184,5 +187,20 @@ typedef void (*engine_stale_fn)(void *arg, const struct config_watched *w,
 void engine_set_stale_hook(struct engine *e, engine_stale_fn fn, void *arg);
 /* Old redirect ports left out of stale4/6 because stale_max were there. */
 uint64_t engine_stale_skipped(const struct engine *e);
+
+/* Derived ports (engine_derive.c, docs/follow.md).  At a slot boundary of
+ * a keyed entry, one small transaction: the slots that leave out, those
+ * that come in (the mapping of shuffled entries untouched), after the
+ * check that nobody else changed our table.  Returns 1 (applied), 0
+ * (nothing to do: no boundary passed, no keyed entry, the table not in
+ * place yet) or a negative errno with *ret_error (malloc'ed, may be
+ * NULL). */
+int engine_derive_tick(struct engine *e, char **ret_error);
+/* Milliseconds from now to the next slot boundary, or -1 without keyed
+ * entries. */
+int64_t engine_derive_next_ms(const struct engine *e);
+/* The clock derived ports use (unix seconds; NULL: time()).  For tests. */
+void engine_set_derive_clock(struct engine *e, int64_t (*now)(void *arg),
+			     void *arg);
 
 #endif

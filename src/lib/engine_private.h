@@ -35,6 +35,12 @@ struct engine {
 	uint64_t stale_skipped;
 	engine_stale_fn stale_fn;
 	void *stale_arg;
+	/* Derived ports (engine_derive.c): the time (unix seconds) whose
+	 * slots the keyed entries' elements in force are for, and the
+	 * clock (NULL: time()). */
+	int64_t derive_at;
+	int64_t (*derive_clock)(void *arg);
+	void *derive_clock_arg;
 	/* prestage (engine_stage.c): the generation of maps the rules name
 	 * (0 or 1); the next mapping, drawn, loaded into the other
 	 * generation's maps up to entry stage_next; ready once all of it
@@ -77,6 +83,11 @@ void engine_take_digests(struct engine *e);
 /* The plan of the configuration in force, built at first use. */
 struct shuffle_plan *engine_plan(struct engine *e);
 double engine_ms_since(const struct timespec *a);
+/* Derived ports (engine_derive.c): now by the engine's clock; the keyed
+ * entries' elements at now appended to a full batch. */
+int64_t engine_derive_now(const struct engine *e);
+int engine_derive_append(const struct config *cfg, int64_t now,
+			 json_t *batch);
 /* The probe event feed: queues old[0..n)'s redirect ports on b. */
 int engine_queue_stale(struct engine *e, struct config *cfg,
 		       const struct shuffle_entry *old, size_t n,

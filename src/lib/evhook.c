@@ -20,6 +20,7 @@
 struct child {
 	pid_t pid;
 	time_t started;		/* CLOCK_MONOTONIC seconds */
+	bool killed;		/* SIGKILL sent (counted once) */
 };
 
 struct evhook {
@@ -29,7 +30,7 @@ struct evhook {
 	size_t nkids;
 	double tokens, per_minute;
 	struct timespec refilled;
-	uint64_t runs, failures;
+	uint64_t runs, failures, killed;
 };
 
 static char env_path[] =
@@ -47,8 +48,12 @@ static void reap(struct evhook *h, bool kill_all)
 		int st = 0;
 		pid_t r;
 
-		if (kill_all || now.tv_sec - c->started >= EVHOOK_TIMEOUT_S)
+		if (kill_all)
 			kill(c->pid, SIGKILL);
+		else if (!c->killed &&
+			 now.tv_sec - c->started >= EVHOOK_TIMEOUT_S &&
+			 kill(c->pid, SIGKILL) == 0)
+			c->killed = true;
 		r = waitpid(c->pid, &st, kill_all ? 0 : WNOHANG);
 		if (r == 0) {
 			i++;
@@ -56,6 +61,9 @@ static void reap(struct evhook *h, bool kill_all)
 		}
 		if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			h->failures++;
+		/* Counted once reaped, so a kill is always a failure too. */
+		if (c->killed)
+			h->killed++;
 		*c = h->kids[--h->nkids];
 	}
 }
@@ -162,7 +170,7 @@ int evhook_run(struct evhook *h, const char *json, size_t len)
 	if (r != 0)
 		return -r;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	h->kids[h->nkids++] = (struct child){ pid, now.tv_sec };
+	h->kids[h->nkids++] = (struct child){ pid, now.tv_sec, false };
 	h->runs++;
 	return 0;
 }
@@ -175,4 +183,9 @@ uint64_t evhook_runs(const struct evhook *h)
 uint64_t evhook_failures(const struct evhook *h)
 {
 	return h ? h->failures : 0;
+}
+
+uint64_t evhook_killed(const struct evhook *h)
+{
+	return h ? h->killed : 0;
 }

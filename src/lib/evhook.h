@@ -34,8 +34,10 @@ void evhook_free(struct evhook *h);
  * errno if it could not be spawned. */
 int evhook_run(struct evhook *h, const char *json, size_t len);
 
-/* Runs started; children that exited non-zero or were killed. */
+/* Runs started; children that exited non-zero or were killed; children
+ * killed because they were still running after EVHOOK_TIMEOUT_S. */
 uint64_t evhook_runs(const struct evhook *h);
 uint64_t evhook_failures(const struct evhook *h);
+uint64_t evhook_killed(const struct evhook *h);
 
 #endif

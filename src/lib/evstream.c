@@ -32,7 +32,18 @@ struct evstream {
 	unsigned attempt;
 	size_t inflight;
 	uint64_t acked, lost;
+	void (*on_lost)(void *arg, uint64_t n);
+	void *arg;
 };
+
+static void lose(struct evstream *s, uint64_t n)
+{
+	if (n == 0)
+		return;
+	s->lost += n;
+	if (s->on_lost)
+		s->on_lost(s->arg, n);
+}
 
 static void stream_connect(struct evstream *s);
 
@@ -74,7 +85,7 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv)
 	if (s->inflight > 0)
 		s->inflight--;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		s->lost++;
+		lose(s, 1);
 	else
 		s->acked++;
 }
@@ -106,7 +117,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	/* hiredis calls each pending reply's callback with NULL before
 	 * this one (counted lost there); whatever is still counted in
 	 * flight is lost as well. */
-	s->lost += s->inflight;
+	lose(s, s->inflight);
 	s->inflight = 0;
 	s->ac = NULL;
 	s->up = false;
@@ -148,6 +159,8 @@ struct evstream *evstream_new(struct event_base *base,
 		return NULL;
 	s->base = base;
 	s->port = opt->port;
+	s->on_lost = opt->on_lost;
+	s->arg = opt->arg;
 	s->host = dup_or_null(opt->host, &failed);
 	s->unix_path = dup_or_null(opt->unix_path, &failed);
 	s->user = dup_or_null(opt->user, &failed);
@@ -171,6 +184,8 @@ void evstream_free(struct evstream *s)
 		s->ac->data = NULL;
 		redisAsyncFree(s->ac);
 	}
+	/* Sent, never acknowledged: Redis may or may not have them. */
+	lose(s, s->inflight);
 	if (s->timer)
 		event_free(s->timer);
 	free(s->host);

@@ -27,6 +27,12 @@ struct evstream_options {
 	const char *user, *password;	/* optional AUTH */
 	const char *key;		/* the stream */
 	unsigned maxlen;		/* MAXLEN ~ */
+	/* Appends lost after evstream_add took them (Redis refused one, the
+	 * connection went with replies pending, or the stream was freed
+	 * with them unacknowledged): n of them, for the caller to count.
+	 * Optional. */
+	void (*on_lost)(void *arg, uint64_t n);
+	void *arg;
 };
 
 /* Copies what it needs from opt and starts connecting.  NULL if out of

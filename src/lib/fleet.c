@@ -205,6 +205,62 @@ char *fleet_id_format(const struct fleet_id *id, char *buf, size_t len)
 	return buf;
 }
 
+int fleet_ops_from_request(const json_t *req, int64_t now,
+			   struct fleet_op **ret, size_t *ret_n)
+{
+	const char *cmd = json_string_value(json_object_get(req, "command"));
+	const char *origin = json_string_value(json_object_get(req, "origin"));
+	const json_t *entries = json_object_get(req, "entries"), *e;
+	struct fleet_op *ops;
+	bool add;
+	size_t i;
+
+	if (cmd == NULL || origin == NULL || !json_is_array(entries) ||
+	    strlen(origin) > FLEET_ORIGIN_MAX ||
+	    (strcmp(cmd, "watch_add") != 0 && strcmp(cmd, "watch_del") != 0))
+		return -EINVAL;
+	add = strcmp(cmd, "watch_add") == 0;
+	ops = calloc(json_array_size(entries) + 1, sizeof(*ops));
+	if (ops == NULL)
+		return -ENOMEM;
+	json_array_foreach(entries, i, e) {
+		const char *a = json_string_value(json_object_get(e, "address"));
+		const json_t *ttl = json_object_get(e, "ttl");
+
+		if (a == NULL || strlen(a) >= FLEET_NET_MAX ||
+		    (ttl && (!add || !json_is_integer(ttl) ||
+			     json_integer_value(ttl) <= 0 ||
+			     json_integer_value(ttl) > INT32_MAX))) {
+			free(ops);
+			return -EINVAL;
+		}
+		ops[i].kind = add ? FLEET_WATCH : FLEET_UNWATCH;
+		snprintf(ops[i].address, sizeof(ops[i].address), "%s", a);
+		snprintf(ops[i].origin, sizeof(ops[i].origin), "%s", origin);
+		ops[i].expires = ttl ? now + json_integer_value(ttl) : 0;
+	}
+	*ret = ops;
+	*ret_n = json_array_size(entries);
+	return 0;
+}
+
+int fleet_check_time(const struct fleet_op *op, const struct fleet_id *id,
+		     unsigned window_s, char *why, size_t whylen)
+{
+	/* Whole seconds, like op->ts; at most 1.8e16: no overflow below
+	 * (op->ts is compared, never subtracted). */
+	int64_t added = (int64_t)(id->ms / 1000);
+
+	if (op->ts >= added - (int64_t)window_s &&
+	    op->ts <= added + (int64_t)window_s)
+		return 0;
+	snprintf(why, whylen, "signed at %" PRId64 " but added to the stream "
+		 "at %" PRId64 "; expected within %u s of each other (a copy "
+		 "of an old entry, or a publisher's clock apart)", op->ts,
+		 added, window_s);
+	return -ESTALE;
+}
+
 bool fleet_need_snapshot(bool group_exists, const struct fleet_id *last_read,
 			 uint64_t entries_added, uint64_t length,
 			 const struct fleet_id *first_entry)

@@ -24,6 +24,7 @@
 #ifndef PORTHOP_FLEET_H
 #define PORTHOP_FLEET_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,6 +63,16 @@ int fleet_op_encode(const struct fleet_op *op, char **ret);
 int fleet_op_decode(const char *text, size_t len, struct fleet_op *ret,
 		    char *why, size_t whylen);
 
+/* A control socket's watch_add or watch_del request ({"command",
+ * "origin", "entries": [{"address", "ttl"?}]}, as the adapters build
+ * them) as fleet operations: a watch's TTL becomes the absolute expiry
+ * now + ttl (none: 0, never).  0 with *ret (malloc'ed, *ret_n of them;
+ * the caller frees), -EINVAL (not such a request: an unknown command, an
+ * origin or address too long for the fleet, a TTL not a positive whole
+ * number) or -ENOMEM. */
+int fleet_ops_from_request(const json_t *req, int64_t now,
+			   struct fleet_op **ret, size_t *ret_n);
+
 /* "fleet." origin into buf; -ENAMETOOLONG if it does not fit. */
 int fleet_local_origin(const char *origin, char *buf, size_t len);
 /* The fleet origin of a local one ("fleet.x" -> "x"), or NULL. */
@@ -75,6 +86,16 @@ struct fleet_id {
 int fleet_id_parse(const char *s, struct fleet_id *ret);
 int fleet_id_cmp(const struct fleet_id *a, const struct fleet_id *b);
 char *fleet_id_format(const struct fleet_id *id, char *buf, size_t len);
+
+/* Whether a signed op was written to the stream near the time it was
+ * signed: its signed time (op->ts, the publisher's clock) within
+ * window_s seconds of its stream ID's time (id->ms, Redis' clock when
+ * XADD gave it that ID; IDs are assigned at XADD and only grow).  An old
+ * signed entry copied into the stream again gets a new ID, so it fails
+ * this.  0, or -ESTALE with why (the two times, what is expected) written
+ * to why[0..whylen). */
+int fleet_check_time(const struct fleet_op *op, const struct fleet_id *id,
+		     unsigned window_s, char *why, size_t whylen);
 
 /* Whether a host must load the snapshot before following the stream:
  * its group is new, or entries it never read have been trimmed (the

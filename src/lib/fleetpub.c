@@ -285,6 +285,22 @@ int fleetpub_send(struct fleetpub *p, const struct fleet_op *ops, size_t n,
 	return ret;
 }
 
+int fleetpub_publish(const struct config *cfg, const struct fleet_op *ops,
+		     size_t n, char *err, size_t errlen)
+{
+	const struct config_daemon *d = config_daemon(cfg);
+	struct fleetpub *p = NULL;
+	size_t sent;
+	int r = fleetpub_connect(cfg, NULL, 0, &p, err, errlen);
+
+	if (r == 0)
+		r = fleetpub_send(p, ops, n, d->trigger_key,
+				  d->trigger_key ? d->trigger_key_len : 0, -1,
+				  &sent, err, errlen);
+	fleetpub_free(p);
+	return r;
+}
+
 static const redisReply *flat_get(const redisReply *r, const char *name)
 {
 	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;

@@ -42,6 +42,13 @@ int fleetpub_send(struct fleetpub *p, const struct fleet_op *ops, size_t n,
 		  const unsigned char *key, size_t keylen, int wait_replicas,
 		  size_t *ret_sent, char *err, size_t errlen);
 
+/* The adapters' one call (porthop-sshguard, porthop-crowdsec): connects
+ * to cfg's primary, publishes ops[0..n) signed with cfg's trigger key
+ * (if any), WAITs as cfg says, disconnects.  Returns fleetpub_connect's
+ * or fleetpub_send's result; err says why. */
+int fleetpub_publish(const struct config *cfg, const struct fleet_op *ops,
+		     size_t n, char *err, size_t errlen);
+
 /* The stream's consumer groups: [{"name", "pending", "lag",
  * "last_delivered", "entries_read"}] and the stream's length, as
  * {"stream", "length", "last_id", "groups": [...]}.  NULL with err. */

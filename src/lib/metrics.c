@@ -166,6 +166,20 @@ static void render_events(struct out *o, const struct probe_stats *e)
 	       (unsigned long long)e->stale_skipped);
 }
 
+/* The event feed's hook (docs/events.md). */
+static void render_hook(struct out *o, const struct metrics_snapshot *s)
+{
+	scalar(o, "porthop_events_hook_runs_total", "counter",
+	       "Runs of the event hook started.", "%llu",
+	       (unsigned long long)s->hook_runs);
+	scalar(o, "porthop_events_hook_failures_total", "counter",
+	       "Runs of the event hook that exited non-zero or were killed.",
+	       "%llu", (unsigned long long)s->hook_failures);
+	scalar(o, "porthop_events_hook_killed_total", "counter",
+	       "Runs of the event hook killed, still running after 10 s.",
+	       "%llu", (unsigned long long)s->hook_killed);
+}
+
 static void histogram(struct out *o, const char *name, const char *help,
 		      const struct metrics_histogram *h)
 {
@@ -211,6 +225,11 @@ static void render_stream(struct out *o, const struct metrics_snapshot *s)
 	scalar(o, "porthop_stream_refused_total", "counter",
 	       "Stream entries refused as invalid here (acknowledged).",
 	       "%llu", (unsigned long long)s->stream_refused);
+	scalar(o, "porthop_stream_replayed_total", "counter",
+	       "Signed stream entries refused because their signed time is "
+	       "outside the trigger window of their stream ID's time (old "
+	       "entries added again; also in refused).",
+	       "%llu", (unsigned long long)s->stream_replayed);
 	scalar(o, "porthop_stream_snapshot_loads_total", "counter",
 	       "Times this host caught up from the fleet's snapshot.",
 	       "%llu", (unsigned long long)s->stream_snapshot_loads);
@@ -309,6 +328,8 @@ char *metrics_render(const struct metrics_snapshot *s)
 		render_watch(&o, s);
 	if (s->events)
 		render_events(&o, s->events);
+	if (s->events && s->hook)
+		render_hook(&o, s);
 	if (s->stream)
 		render_stream(&o, s);
 	if (fclose(o.f) != 0) {

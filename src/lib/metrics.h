@@ -68,7 +68,11 @@ struct metrics_snapshot {
 	int64_t stream_lag, stream_pending;	/* -1: unknown */
 	uint64_t stream_read, stream_acknowledged, stream_redelivered;
 	uint64_t stream_refused, stream_snapshot_loads;
+	uint64_t stream_replayed;
 	const struct metrics_histogram *stream_delay;
+	/* The event feed's hook (hook false: none configured). */
+	bool hook;
+	uint64_t hook_runs, hook_failures, hook_killed;
 };
 
 /* Adds one observation. */

@@ -63,9 +63,11 @@ int nftio_list_text(struct nftio *io, char **ret_text, char **ret_error);
  */
 struct nftio_elems;
 
-/* A map element's key: address (or prefix) . protocol . port. */
+/* A map element's key: address (or prefix) . protocol . port; with
+ * family AF_UNSPEC, protocol . port alone (a map of type inet_proto .
+ * inet_service: the derived ports' maps). */
 struct nftio_key {
-	int family;			/* AF_INET or AF_INET6 */
+	int family;			/* AF_INET, AF_INET6 or AF_UNSPEC */
 	unsigned char addr[16];
 	unsigned prefix_len;		/* < 32/128: an interval map's prefix */
 	uint8_t l4proto;		/* IPPROTO_TCP or IPPROTO_UDP */

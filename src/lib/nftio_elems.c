@@ -135,6 +135,10 @@ static json_t *key_json(const struct nftio_key *k)
 	unsigned full = k->family == AF_INET ? 32 : 128;
 	json_t *a;
 
+	if (k->family == AF_UNSPEC)
+		return json_pack("{s:[s,i]}", "concat",
+				 k->l4proto == IPPROTO_UDP ? "udp" : "tcp",
+				 (int)k->port);
 	inet_ntop(k->family, k->addr, addr, sizeof(addr));
 	a = k->prefix_len < full ?
 		json_pack("{s:{s:s,s:i}}", "prefix", "addr", addr, "len",

@@ -23,7 +23,8 @@
  * padded to a 32-bit register.  end: the last address of a prefix. */
 static size_t key_bytes(const struct nftio_key *k, bool end, uint8_t *out)
 {
-	size_t alen = k->family == AF_INET ? 4 : 16;
+	size_t alen = k->family == AF_INET ? 4 :
+		      k->family == AF_UNSPEC ? 0 : 16;
 	uint16_t port = htons(k->port);
 
 	memset(out, 0, alen + 8);
@@ -48,7 +49,8 @@ static void put_data(struct nlmsghdr *nlh, uint16_t type, const void *p,
 /* A map element's key: a prefix's last address too (interval maps). */
 static void put_concat_key(struct nlmsghdr *nlh, const struct nftio_key *k)
 {
-	unsigned full = k->family == AF_INET ? 32 : 128;
+	unsigned full = k->family == AF_INET ? 32 :
+			k->family == AF_UNSPEC ? 0 : 128;
 	uint8_t kb[24];
 	size_t klen = key_bytes(k, false, kb);
 

@@ -4,6 +4,7 @@
  * elements.  Inputs in, JSON or queued element operations out.
  */
 #include "ruleset.h"
+#include "ruleset_private.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -467,24 +468,31 @@ int ruleset_native_untrack_rules(const struct config *c, bool on,
 		push(cmds, object_cmd("flush", "chain", config_table_name(c),
 				      native_untrack_chains[i]), &err);
 	for (int i = 0; on && i < 2; i++)
-		for (int f = 0; f < 2; f++)
-			push(cmds, rule(c, native_untrack_chains[i], json_pack(
+		for (int f = 0; f < 2; f++) {
+			json_t *e = json_pack(
 				"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op",
 				"!=", "left", payload(f ? "ip6" : "ip",
 						      i ? "daddr" : "saddr"),
 				"right", f ? "@tracked6" : "@tracked4",
-				"notrack")), &err);
+				"notrack");
+
+			/* The event feed: the same rule sends an untracked
+			 * packet to a port that is not a service on to
+			 * ev_untracked; one to a service meets nothing
+			 * more (docs/events.md). */
+			if (e && i == 0 && config_daemon(c)->events.on &&
+			    (json_array_append_new(e, json_pack(
+				"{s:{s:s,s:o,s:s}}", "match", "op", "!=",
+				"left", ruleset_port_key(), "right", "@services")) < 0 ||
+			     json_array_append_new(e, json_pack(
+				"{s:{s:s}}", "goto", "target",
+				"ev_untracked")) < 0))
+				err = -ENOMEM;
+			push(cmds, rule(c, native_untrack_chains[i], e), &err);
+		}
 	return err;
 }
 
-/* --- the probe event feed (docs/events.md) ---------------------------- */
-
-static const char *const event_chains[] = {
-	"ev_moved", "ev_vacated", "ev_stale", "ev_probe", "ev_service",
-};
-static const char *const event_kinds[] = {
-	"moved", "vacated", "stale", "probe",
-};
 /* How the rules name the maps: gen, the generation in force; two,
  * whether the table has both.  With two, every rule that looks a map up
  * lives in a chain of its generation's own, which a rule of the base
@@ -497,98 +505,22 @@ struct layout {
 };
 
 /* The chains of each generation: the lookups of pre_nat, pre_stateless
- * and out_stateless, then of the event feed's pre_events and
- * ev_service. */
-#define GEN_CHAINS 5
+ * and out_stateless.  (Not with the event feed, whose chains look the
+ * maps up too: prestage is off with it, see config_prestage_active.) */
+#define GEN_CHAINS 3
 static const char *const gen_chains[GEN_CHAINS][2] = {
 	{ "nat_g0", "nat_g1" }, { "stateless_g0", "stateless_g1" },
-	{ "out_g0", "out_g1" }, { "events_g0", "events_g1" },
-	{ "service_g0", "service_g1" },
+	{ "out_g0", "out_g1" },
 };
 
-const char *const ruleset_stale_sets[2] = { "stale4", "stale6" };
-const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
-
+/* A regular chain of the native table. */
 static json_t *plain_chain(const char *t, const char *name)
 {
 	return json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "chain", "family",
 			 "inet", "table", t, "name", name);
 }
 
-static json_t *saddr_key(int v6)
-{
-	return json_pack("{s:[o,{s:{s:s}},o]}", "concat",
-			 payload(v6 ? "ip6" : "ip", "saddr"), "meta", "key",
-			 "l4proto", payload("th", "dport"));
-}
-
-/* key (a concatenation, consumed) in @set: goto target. */
-static json_t *lookup_goto(json_t *k, const char *set, const char *target)
-{
-	char ref[24];
-
-	snprintf(ref, sizeof(ref), "@%s", set);
-	return json_pack("[{s:{s:s,s:o,s:s}},{s:{s:s}}]", "match", "op", "==",
-			 "left", k, "right", ref, "goto", "target", target);
-}
-
-/* The configured ports, the services: (protocol, port) pairs. */
-static json_t *service_elems(const struct config *c)
-{
-	json_t *elems = json_array();
-
-	for (int p = 0; elems && p < CONFIG_NPROTO; p++) {
-		size_t n;
-		const uint16_t *ports = config_proto_ports(c, p, &n);
-
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(elems, json_pack("{s:[s,i]}",
-				"concat", p == CONFIG_UDP ? "udp" : "tcp",
-				(int)ports[i]));
-	}
-	return elems;
-}
-
-/* The objects the event rules use: the services, the old redirect ports
- * (stale4/6 and, for prefixes, the interval sets stalenet4/6; elements
- * with a timeout), the counter of what the rate limits held back, and the
- * chains.  Prefixes have sets of their own so that an exact address keeps
- * its hash lookup. */
-static void events_objects(const struct config *c, json_t *cmds, int *err)
-{
-	const char *t = config_table_name(c);
-	json_t *set = json_pack("{s:s,s:s,s:s,s:[s,s]}", "family", "inet",
-				"table", t, "name", "services", "type",
-				"inet_proto", "inet_service");
-	json_t *elems = service_elems(c);
-
-	if (set && elems && json_array_size(elems) > 0)
-		json_object_set(set, "elem", elems);
-	json_decref(elems);
-	push(cmds, json_pack("{s:{s:o}}", "add", "set", set), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s]}}}",
-				     "add", "set", "family", "inet", "table", t,
-				     "name", ruleset_stale_sets[f], "type",
-				     f ? "ipv6_addr" : "ipv4_addr",
-				     "inet_proto", "inet_service", "flags",
-				     "timeout"), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:[s,s,s],s:[s,s]}}}",
-				     "add", "set", "family", "inet", "table", t,
-				     "name", ruleset_stale_net_sets[f], "type",
-				     f ? "ipv6_addr" : "ipv4_addr",
-				     "inet_proto", "inet_service", "flags",
-				     "interval", "timeout"), err);
-	push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
-			     "family", "inet", "table", t, "name",
-			     RULESET_EVENTS_COUNTER), err);
-	for (size_t i = 0; i < 5; i++)
-		push(cmds, plain_chain(t, event_chains[i]), err);
-	push(cmds, chain(c, "pre_events", "filter", "prerouting", -110), err);
-}
-
-/* Rules that goto target, in chain. */
+/* A rule of chain that goes to target. */
 static json_t *goto_rule(const struct config *c, const char *chain_name,
 			 const char *target)
 {
@@ -596,162 +528,7 @@ static json_t *goto_rule(const struct config *c, const char *chain_name,
 					     target));
 }
 
-/* pre_events' first rules: what is no new connection attempt of an
- * untrusted source leaves. */
-static void events_head(const struct config *c, json_t *cmds, int *err)
-{
-	/* Most packets are TCP past their SYN: they leave at the first
-	 * rule (an untracked client's too, whose state says nothing). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:n}]", "match", "op",
-		"!=", "left", "&", payload("tcp", "flags"), "fin", "syn", "rst",
-		"ack", "right", "syn", "return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "meta", "key", "l4proto", "right", "set", "tcp", "udp",
-		"return")), err);
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:n}]", "match", "op", "!=",
-		"left", "ct", "key", "state", "right", "set", "new",
-		"untracked", "return")), err);
-	/* The host's own traffic (it comes in on lo). */
-	push(cmds, rule(c, "pre_events", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:n}]", "match", "op", "==", "left",
-		"meta", "key", "iif", "right", "lo", "return")), err);
-	trusted_returns(c, "pre_events", "saddr", cmds, err);
-}
 
-/* The rest of pre_events (in chain ch), looking generation gen's maps up;
- * service: the chain that tells a service port moved away. */
-static void events_tail(const struct config *c, unsigned gen, const char *ch,
-			const char *service, json_t *cmds, int *err)
-{
-	push(cmds, rule(c, ch, lookup_goto(json_pack(
-		"{s:[{s:{s:s}},o]}", "concat", "meta", "key", "l4proto",
-		payload("th", "dport")), "services", service)), err);
-	/* Not a service port: a current redirect port, an old one, or (from
-	 * an unwatched source) a closed port. */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		push(cmds, rule(c, ch, lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_gen_maps[gen][m], "ev_moved")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, ch, lookup_goto(saddr_key(f),
-			ruleset_stale_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, ch, lookup_goto(saddr_key(f),
-			ruleset_stale_net_sets[f], "ev_stale")), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, rule(c, ch, json_pack(
-			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
-			payload(f ? "ip6" : "ip", "saddr"), "right",
-			f ? "@tracked6" : "@tracked4", "return")), err);
-	/* Untracked UDP to the ephemeral ports: likely the replies to the
-	 * host's own queries (DNS, NTP), which conntrack cannot tell. */
-	push(cmds, rule(c, ch, json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:o,s:i}},{s:n}]", "match",
-		"op", "in", "left", "ct", "key", "state", "right", "untracked",
-		"match", "op", ">=", "left", payload("udp", "dport"), "right",
-		32768, "return")), err);
-	push(cmds, goto_rule(c, ch, "ev_probe"), err);
-}
-
-/* pre_events: new connection attempts (a TCP SYN, a UDP packet conntrack
- * calls new, or any of an untracked client) from untrusted sources, sorted
- * by kind; each kind's chain logs through its own rate limit, what goes
- * over it counted in RULESET_EVENTS_COUNTER. */
-static void events_rules(const struct config *c, struct layout l,
-			 json_t *cmds, int *err)
-{
-	const struct config_events *ev = &config_daemon(c)->events;
-
-	events_head(c, cmds, err);
-	if (l.two)
-		push(cmds, goto_rule(c, "pre_events", gen_chains[3][l.gen]),
-		     err);
-	else
-		events_tail(c, l.gen, "pre_events", "ev_service", cmds, err);
-	for (unsigned g = 0; g < (l.two ? 2u : 1u); g++) {
-		const char *service = l.two ? gen_chains[4][g] : "ev_service";
-
-		if (l.two)
-			events_tail(c, g, gen_chains[3][g], service, cmds, err);
-		/* A service port: moved away from a watched source? */
-		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-			push(cmds, rule(c, service, lookup_goto(saddr_key(
-				ruleset_map_family(m) == AF_INET6),
-				ruleset_native_gen_maps[l.two ? g : l.gen][m],
-				"ev_vacated")), err);
-	}
-	for (size_t k = 0; k < 4; k++) {
-		char prefix[32];
-
-		snprintf(prefix, sizeof(prefix), "porthop:%s", event_kinds[k]);
-		push(cmds, rule(c, event_chains[k], json_pack(
-			"[{s:{s:i,s:i,s:s,s:b}},{s:s},{s:n}]", "limit", "rate",
-			(int)ev->rate, "burst", (int)ev->burst, "per", "second",
-			"inv", 1, "counter", RULESET_EVENTS_COUNTER,
-			"return")), err);
-		push(cmds, rule(c, event_chains[k], json_pack(
-			"[{s:{s:s,s:i}}]", "log", "prefix", prefix, "group",
-			(int)ev->nflog_group)), err);
-	}
-}
-
-/* The event rules, or (off, in place) whatever an earlier definition had
- * of them gone (added first so that the deletes work either way). */
-static void native_events_setup(const struct config *c,
-				const struct config *prev, struct layout l,
-				json_t *cmds, bool in_place, int *err)
-{
-	const char *t = config_table_name(c);
-	bool on = config_daemon(c)->events.on;
-
-	/* Off, and off before too: nothing to take away. */
-	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
-		return;
-	events_objects(c, cmds, err);
-	for (unsigned g = 0; l.two && on && g < 2; g++)
-		for (size_t i = 3; i < GEN_CHAINS; i++)
-			push(cmds, plain_chain(t, gen_chains[i][g]), err);
-	if (in_place) {
-		push(cmds, object_cmd("flush", "chain", t, "pre_events"), err);
-		for (size_t i = 0; i < 5; i++)
-			push(cmds, object_cmd("flush", "chain", t,
-					      event_chains[i]), err);
-		for (unsigned g = 0; l.two && on && g < 2; g++)
-			for (size_t i = 3; i < GEN_CHAINS; i++)
-				push(cmds, object_cmd("flush", "chain", t,
-						      gen_chains[i][g]), err);
-	}
-	if (on) {
-		events_rules(c, l, cmds, err);
-		return;
-	}
-	/* Off now: the generations' chains of the event rules go first
-	 * (they goto the chains deleted below). */
-	for (unsigned g = 0; l.two && g < 2; g++)
-		for (size_t i = 3; i < GEN_CHAINS; i++) {
-			push(cmds, plain_chain(t, gen_chains[i][g]), err);
-			push(cmds, object_cmd("flush", "chain", t,
-					      gen_chains[i][g]), err);
-			push(cmds, object_cmd("delete", "chain", t,
-					      gen_chains[i][g]), err);
-		}
-	push(cmds, object_cmd("delete", "chain", t, "pre_events"), err);
-	for (size_t i = 0; i < 5; i++)
-		push(cmds, object_cmd("delete", "chain", t, event_chains[i]),
-		     err);
-	push(cmds, object_cmd("delete", "set", t, "services"), err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, object_cmd("delete", "set", t, ruleset_stale_sets[f]),
-		     err);
-	for (int f = 0; f < 2; f++)
-		push(cmds, object_cmd("delete", "set", t,
-				      ruleset_stale_net_sets[f]), err);
-	push(cmds, object_cmd("delete", "counter", t, RULESET_EVENTS_COUNTER),
-	     err);
-}
 
 int ruleset_native_setup(const struct config *c, json_t *cmds, bool in_place)
 {
@@ -803,6 +580,9 @@ static void map_rules(const struct config *c, struct layout l, json_t *cmds,
 		      int *err)
 {
 	for (size_t k = 0; k < 3; k++) {
+		/* With the event feed, pre_nat's rules are the feed's. */
+		if (k == 0 && config_daemon(c)->events.on)
+			continue;
 		if (k > 0)
 			push(cmds, rule(c, map_chains[k], not_invalid_return()),
 			     err);
@@ -870,7 +650,6 @@ int ruleset_native_setup_gen(const struct config *c,
 	struct layout l = { two ? gen : 0, two };
 	int err = 0;
 
-	(void)prev;
 	/* add + delete + add: replaces an earlier definition atomically,
 	 * and works whether or not the table exists.  In place, "add" of
 	 * what exists changes nothing and the flushes below empty what is
@@ -908,9 +687,11 @@ int ruleset_native_setup_gen(const struct config *c,
 		for (size_t k = 0; k < 3; k++)
 			map_lookups(c, k, g, gen_chains[k][g], cmds, &err);
 	native_untrack_setup(c, cmds, in_place, &err);
-	native_events_setup(c, prev, l, cmds, in_place, &err);
+	ruleset_native_events_setup(c, prev, cmds, in_place, &err);
 	if (in_place && had_two && !two)
 		drop_second(c, cmds, &err);
+	if (err == 0)
+		err = ruleset_derive_setup(c, prev, cmds, in_place);
 	return err;
 }
 
@@ -924,11 +705,6 @@ int ruleset_native_switch(const struct config *c, unsigned gen,
 	for (size_t i = 0; i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
 	map_rules(c, l, cmds, &err);
-	if (config_daemon(c)->events.on) {
-		push(cmds, object_cmd("flush", "chain", t, "pre_events"), &err);
-		events_head(c, cmds, &err);
-		push(cmds, goto_rule(c, "pre_events", gen_chains[3][gen]), &err);
-	}
 	return err;
 }
 
@@ -1117,4 +893,51 @@ int ruleset_native_stale(const struct config *c,
 	if (r == 0)
 		*ret_added = added;
 	return r;
+}
+
+/* --- what ruleset_derive.c shares (ruleset_private.h) ----------------- */
+
+void ruleset_push(json_t *arr, json_t *v, int *err)
+{
+	push(arr, v, err);
+}
+
+json_t *ruleset_payload(const char *proto, const char *field)
+{
+	return payload(proto, field);
+}
+
+json_t *ruleset_rule(const struct config *c, const char *chain_name,
+		     json_t *expr)
+{
+	return rule(c, chain_name, expr);
+}
+
+json_t *ruleset_chain(const struct config *c, const char *name,
+		      const char *type, const char *hook, int prio)
+{
+	return chain(c, name, type, hook, prio);
+}
+
+void ruleset_trusted_returns(const struct config *c, const char *chain_name,
+			     const char *field, json_t *cmds, int *err)
+{
+	trusted_returns(c, chain_name, field, cmds, err);
+}
+
+json_t *ruleset_not_invalid_return(void)
+{
+	return not_invalid_return();
+}
+
+json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
+			   const char *name)
+{
+	return object_cmd(verb, what, t, name);
+}
+
+json_t *ruleset_map_lookup(enum ruleset_map map, const char *addr_field,
+			   const char *port_proto, const char *port_field)
+{
+	return map_lookup(map, 0, addr_field, port_proto, port_field);
 }

@@ -212,4 +212,55 @@ int ruleset_native_stale(const struct config *c,
 			 size_t budget, struct nftio_elems *b,
 			 size_t *ret_added);
 
+/*
+ * Derived ports (ruleset_derive.c, docs/follow.md).  Keyed watched entries
+ * have maps and chains of their own, beside the shuffle's.  Three base
+ * chains send a keyed source to its entry's chains through verdict maps
+ * on the address (dnat4/6, dpre4/6, dout4/6): derive_nat (nat,
+ * prerouting, dstnat - 10: before pre_nat, whose lookup a NAT binding
+ * made here skips), derive_pre (filter, prerouting, -155) and derive_out
+ * (filter, output, -105), the last two swapping the ports of what
+ * conntrack calls invalid as pre_stateless and out_stateless do.  Keyed
+ * entry number k (config_watched.derive_id) has chains dk<k>_nat, _pre,
+ * _out and two hash maps keyed by protocol . port: dp<k> (the derived
+ * ports of slots t-1, t and t+1 -> the real port; the real port -> a
+ * closed port of the pool) and dh<k> (that closed port -> the real port;
+ * the real port -> slot t's port: the replies to stateless probes).
+ * Without keyed entries none of it exists.
+ */
+/* Whether c has keyed entries. */
+bool ruleset_derive_on(const struct config *c);
+/* How many elements the keyed entries hold in the maps. */
+size_t ruleset_derive_count(const struct config *c);
+/* The names of the keyed entries' maps (dp<k>, dh<k>), at most max of
+ * them (static strings); returns how many. */
+#define RULESET_DERIVE_MAPS_MAX (2 * CONFIG_DERIVE_MAX)
+size_t ruleset_derive_map_names(const struct config *c, const char **names,
+				size_t max);
+
+/* Appends the maps and chains (in place: the chains flushed first; the
+ * maps keep their elements until ruleset_derive_elements replaces them);
+ * with no keyed entry, in place, whatever prev had of them is deleted.
+ * 0 or -ENOMEM.  Called by ruleset_native_setup_after. */
+int ruleset_derive_setup(const struct config *c, const struct config *prev,
+			 json_t *cmds, bool in_place);
+
+/* Queues on b the flush of the maps and every element at time now (unix
+ * seconds): each keyed entry's slots around now.  Nothing without keyed
+ * entries. */
+int ruleset_derive_elements(const struct config *c, int64_t now,
+			    struct nftio_elems *b);
+
+/* Queues on b what changes from time `from` to time `to`: for each keyed
+ * entry whose slot changed, the elements of the slots that leave (t-2
+ * when one boundary passed) deleted, then those of the slots that come
+ * (t+1) added.  *ret_entries: how many entries changed (0: nothing
+ * queued). */
+int ruleset_derive_step(const struct config *c, int64_t from, int64_t to,
+			struct nftio_elems *b, size_t *ret_entries);
+
+/* The next slot boundary after now (unix seconds) of any keyed entry, or
+ * -1 without keyed entries. */
+int64_t ruleset_derive_next(const struct config *c, int64_t now);
+
 #endif

@@ -8,7 +8,7 @@
  * callbacks: a link that must go is dropped from a zero-delay timer, its
  * data pointer cleared first so that no callback of ours runs for it.
  */
-#include "stream.h"
+#include "stream_private.h"
 #include "rconn.h"
 
 #include <errno.h>
@@ -18,8 +18,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
@@ -29,92 +27,10 @@
 #include "core_fleet.h"
 #include "fleet.h"
 
-enum link_kind { LINK_DATA, LINK_QUERY, LINK_SUB };
-
-struct link {
-	struct stream *s;
-	enum link_kind kind;
-	redisAsyncContext *ac;		/* NULL while closed */
-	struct event *timer;		/* connect timeout, or drop */
-	bool dropping;			/* the timer drops the link */
-	bool finished;			/* a query answered: its close is no
-					 * failure */
-	char why[512];
-};
-
-/* One read's entries, while some wait for the group commit. */
-struct batch {
-	struct stream *s;		/* NULL: orphaned (reconnected, or
-					 * the stream freed) */
-	size_t n, outstanding;
-	bool dispatching;
-	char (*ids)[FLEET_ID_MAX];
-	enum fleet_verdict *verdict;
-	bool *held;			/* not in this acknowledgement (a
-					 * trigger's, or not an entry) */
-	struct ticket {
-		struct batch *b;
-		size_t i;		/* a run's first entry */
-	} *tickets;
-};
-
-struct stream {
-	struct event_base *base;
-	struct core *core;
-	stream_state_fn on_state;
-	void *arg;
-	/* Options (owned copies). */
-	char *host, *unix_path, *user, *password, *master_name;
-	int port;
-	struct config_sentinel *sentinels;
-	size_t nsentinels;
-	char *name, *group;
-	char keys[3][160];		/* snapshot, position, expiry */
-	unsigned batch_max, block_ms, resync_s, info_ms;
-	unsigned backoff_min_ms, backoff_max_ms, connect_timeout_ms;
-	bool trace;
-
-	struct link data, query, sub;
-	struct event *retry_ev;		/* resolve and connect again */
-	struct event *sub_ev;		/* the subscription's reconnect */
-	struct event *read_ev;		/* the next read, later */
-	struct event *info_ev;		/* lag and pending, periodically */
-	struct event *resync_ev;	/* the snapshot, periodically */
-	size_t sentinel;		/* the one asked next */
-	size_t asked;			/* sentinels asked in this round */
-	unsigned attempt;		/* failures since the last success */
-	bool down_reported;
-	bool stopping;
-	/* The primary to connect to. */
-	char target_host[256];
-	int target_port;
-	/* Set-up at each connection. */
-	bool stream_exists, group_exists;
-	struct fleet_id last_read, first_entry;
-	bool have_first;
-	uint64_t entries_added, length;
-	/* Reading. */
-	bool pending_phase;		/* our own unacknowledged ones first */
-	char cursor[FLEET_ID_MAX];	/* ... from after this ID */
-	bool reading;			/* a read is on the wire */
-	struct batch *cur;
-	bool retry_pending;		/* some entry asked to be retried */
-	/* Trigger entries done at the next shuffle. */
-	char (*trig)[FLEET_ID_MAX];
-	size_t ntrig, cap_trig;
-	uint64_t trig_mark;		/* shuffles when they were queued */
-
-	struct stream_stats st;
-};
-
 static void resolve(struct stream *s);
-static void issue_read(struct stream *s);
 static void link_failed(struct link *l, const char *why);
 
-static void say(struct stream *s, enum stream_event ev, unsigned ms,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void say(struct stream *s, enum stream_event ev, unsigned ms,
+void stream_say(struct stream *s, enum stream_event ev, unsigned ms,
 		const char *fmt, ...)
 {
 	char line[512];
@@ -126,7 +42,7 @@ static void say(struct stream *s, enum stream_event ev, unsigned ms,
 	s->on_state(s->arg, ev, line, ms);
 }
 
-static void arm_ms(struct event *ev, unsigned ms)
+void stream_arm_ms(struct event *ev, unsigned ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -149,13 +65,13 @@ static void link_close(struct link *l)
 }
 
 /* From inside a hiredis callback: close on the next turn, then fail. */
-static void link_drop_later(struct link *l, const char *why)
+void stream_drop_later(struct link *l, const char *why)
 {
 	if (l->dropping)
 		return;
 	snprintf(l->why, sizeof(l->why), "%.400s", why);
 	l->dropping = true;
-	arm_ms(l->timer, 0);
+	stream_arm_ms(l->timer, 0);
 }
 
 static void on_link_timer(evutil_socket_t fd, short what, void *arg)
@@ -231,346 +147,18 @@ static int link_open(struct link *l, const char *host, int port,
 	}
 	l->ac = ac;
 	/* hiredis 0.14 has no connect timeout of its own. */
-	arm_ms(l->timer, s->connect_timeout_ms);
+	stream_arm_ms(l->timer, s->connect_timeout_ms);
 	return 0;
 }
 
 /* A reply for the current context of l, or NULL (stale, freed, or
  * after a drop was decided). */
-static redisReply *reply_of(struct link *l, redisAsyncContext *ac, void *r)
+redisReply *stream_reply_of(struct link *l, redisAsyncContext *ac, void *r)
 {
 	if (r == NULL || l == NULL || l->ac != ac || l->dropping ||
 	    l->s->stopping)
 		return NULL;
 	return r;
-}
-
-/* ---- batches ---- */
-
-static void batch_free(struct batch *b)
-{
-	if (b == NULL)
-		return;
-	free(b->ids);
-	free(b->verdict);
-	free(b->held);
-	free(b->tickets);
-	free(b);
-}
-
-/* Orphans the batch in progress: its entries are read again from the
- * pending list at the next connection. */
-static void batch_orphan(struct stream *s)
-{
-	struct batch *b = s->cur;
-
-	s->cur = NULL;
-	if (b == NULL)
-		return;
-	b->s = NULL;
-	if (b->outstanding == 0 && !b->dispatching)
-		batch_free(b);
-}
-
-static void xack(struct stream *s, char (*ids)[FLEET_ID_MAX], size_t n)
-{
-	const char **argv;
-	size_t i = 0;
-
-	if (n == 0 || s->data.ac == NULL)
-		return;
-	argv = calloc(n + 3, sizeof(*argv));
-	if (argv == NULL)
-		return;	/* read again later: harmless */
-	argv[i++] = "XACK";
-	argv[i++] = s->name;
-	argv[i++] = s->group;
-	for (size_t k = 0; k < n; k++)
-		argv[i++] = ids[k];
-	redisAsyncCommandArgv(s->data.ac, NULL, NULL, (int)i, argv, NULL);
-	free(argv);
-	s->st.acknowledged += n;
-	snprintf(s->st.last_acked, sizeof(s->st.last_acked), "%s", ids[n - 1]);
-}
-
-/* Every entry of the batch decided: acknowledge, read on. */
-static void batch_finish(struct batch *b)
-{
-	struct stream *s = b->s;
-	char (*ack)[FLEET_ID_MAX];
-	size_t nack = 0;
-
-	if (s == NULL) {
-		batch_free(b);
-		return;
-	}
-	s->cur = NULL;
-	ack = calloc(b->n + 1, sizeof(*ack));
-	for (size_t i = 0; ack && i < b->n; i++) {
-		if (b->held[i])
-			continue;
-		if (b->verdict[i] == FLEET_RETRY) {
-			s->retry_pending = true;
-			s->st.retried++;
-			continue;
-		}
-		if (b->verdict[i] == FLEET_ACK_REFUSED)
-			s->st.refused++;
-		memcpy(ack[nack++], b->ids[i], FLEET_ID_MAX);
-	}
-	xack(s, ack, nack);
-	free(ack);
-	batch_free(b);
-	if (s->retry_pending) {
-		/* The kernel or the state file refused: those entries stay
-		 * pending; read them again in a second. */
-		s->retry_pending = false;
-		s->pending_phase = true;
-		snprintf(s->cursor, sizeof(s->cursor), "0");
-		arm_ms(s->read_ev, 1000);
-		return;
-	}
-	issue_read(s);
-}
-
-/* A part of a run decided (now, or after the group commit). */
-static void on_part_done(void *arg, size_t from, size_t n,
-			 enum fleet_verdict v)
-{
-	struct ticket *t = arg;
-	struct batch *b = t->b;
-
-	for (size_t i = 0; i < n; i++)
-		b->verdict[t->i + from + i] = v;
-	b->outstanding -= n;
-	if (b->outstanding == 0 && !b->dispatching)
-		batch_finish(b);
-}
-
-static int trig_push(struct stream *s, const char *id)
-{
-	if (s->ntrig == s->cap_trig) {
-		size_t cap = s->cap_trig ? s->cap_trig * 2 : 64;
-		char (*p)[FLEET_ID_MAX] = realloc(s->trig, cap * sizeof(*p));
-
-		if (p == NULL)
-			return -ENOMEM;
-		s->trig = p;
-		s->cap_trig = cap;
-	}
-	if (s->ntrig == 0)
-		s->trig_mark = core_shuffles(s->core);
-	snprintf(s->trig[s->ntrig++], FLEET_ID_MAX, "%s", id);
-	return 0;
-}
-
-void stream_shuffled(struct stream *s)
-{
-	if (s == NULL || s->ntrig == 0 ||
-	    core_shuffles(s->core) <= s->trig_mark)
-		return;
-	/* Disconnected: they are read again from the pending list. */
-	xack(s, s->trig, s->ntrig);
-	s->ntrig = 0;
-}
-
-/* ---- reading ---- */
-
-static const redisReply *field(const redisReply *fields, const char *name)
-{
-	for (size_t i = 0; fields && i + 1 < fields->elements; i += 2)
-		if (fields->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(fields->element[i]->str, name) == 0)
-			return fields->element[i + 1];
-	return NULL;
-}
-
-/* An entry applied (or refused) now: its delay since its XADD. */
-static void observe(struct stream *s, const char *id)
-{
-	struct fleet_id fid;
-	struct timespec now;
-	double ms;
-
-	if (fleet_id_parse(id, &fid) < 0)
-		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	ms = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6 -
-	     (double)fid.ms;
-	if (ms < 0)
-		ms = 0;	/* clocks apart */
-	metrics_observe(&s->st.delay, ms / 1e3);
-	if (s->trace)
-		say(s, STREAM_TRACE, 0, "%s %.3f", id, ms);
-}
-
-/* entries: [[id, [field, value, ...] | nil], ...]
- *
- * Each entry is decoded first; then the read is applied in runs
- * (fleet_run): consecutive watches of one origin in one core_watch_add,
- * consecutive unwatches in one core_watch_del, each a kernel transaction
- * and a group commit for the run instead of one per entry; a trigger
- * ends a run, so that it sees the watches before it.  The read is
- * acknowledged with one XACK once every entry is decided. */
-static void dispatch(struct stream *s, const redisReply *entries)
-{
-	struct batch *b = calloc(1, sizeof(*b));
-	size_t n = entries->elements, len;
-	struct fleet_op *ops = calloc(n + 1, sizeof(*ops));
-	bool *ok = calloc(n + 1, sizeof(*ok));
-	int64_t now = (int64_t)time(NULL);
-
-	if (b == NULL || ops == NULL || ok == NULL ||
-	    (b->ids = calloc(n + 1, sizeof(*b->ids))) == NULL ||
-	    (b->verdict = calloc(n + 1, sizeof(*b->verdict))) == NULL ||
-	    (b->held = calloc(n + 1, sizeof(*b->held))) == NULL ||
-	    (b->tickets = calloc(n + 1, sizeof(*b->tickets))) == NULL) {
-		batch_free(b);
-		free(ops);
-		free(ok);
-		link_drop_later(&s->data, "out of memory");
-		return;
-	}
-	b->s = s;
-	b->n = n;
-	b->dispatching = true;
-	s->cur = b;
-	for (size_t i = 0; i < n; i++) {
-		const redisReply *e = entries->element[i], *m;
-
-		b->verdict[i] = FLEET_ACK;
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-		    e->element[0]->type != REDIS_REPLY_STRING) {
-			b->held[i] = true;
-			continue;
-		}
-		snprintf(b->ids[i], FLEET_ID_MAX, "%s", e->element[0]->str);
-		s->st.read++;
-		if (s->pending_phase) {
-			s->st.redelivered++;
-			snprintf(s->cursor, sizeof(s->cursor), "%s",
-				 e->element[0]->str);
-		}
-		m = field(e->element[1]->type == REDIS_REPLY_ARRAY ?
-			  e->element[1] : NULL, "m");
-		if (m == NULL || m->type != REDIS_REPLY_STRING) {
-			/* Trimmed while pending (nil), or not ours: done. */
-			if (e->element[1]->type == REDIS_REPLY_ARRAY)
-				b->verdict[i] = FLEET_ACK_REFUSED;
-			continue;
-		}
-		if (core_fleet_decode(s->core, m->str, m->len, &ops[i]) < 0) {
-			b->verdict[i] = FLEET_ACK_REFUSED;
-			observe(s, b->ids[i]);
-			continue;
-		}
-		ok[i] = true;
-	}
-	for (size_t i = 0; i < n; i += len) {
-		enum fleet_run_kind kind;
-		enum core_fleet_outcome out;
-
-		len = fleet_run(&ops[i], &ok[i], n - i, now, n, &kind);
-		switch (kind) {
-		case FLEET_RUN_SKIP:
-			break;
-		case FLEET_RUN_TRIGGER:
-			out = core_fleet_trigger(s->core, &ops[i],
-						 &b->verdict[i]);
-			observe(s, b->ids[i]);
-			/* Acknowledged after the next shuffle, apart. */
-			if (out == CORE_FLEET_AFTER_SHUFFLE &&
-			    trig_push(s, b->ids[i]) == 0)
-				b->held[i] = true;
-			break;
-		case FLEET_RUN_ADD:
-		case FLEET_RUN_DEL:
-			b->tickets[i] = (struct ticket){ b, i };
-			b->outstanding += len;
-			core_fleet_apply(s->core, kind, &ops[i], len,
-					 on_part_done, &b->tickets[i]);
-			/* The kernel has them (or refused them). */
-			for (size_t k = i; k < i + len; k++)
-				observe(s, b->ids[k]);
-			break;
-		}
-	}
-	free(ops);
-	free(ok);
-	b->dispatching = false;
-	if (b->outstanding == 0)
-		batch_finish(b);
-}
-
-static void on_read(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
-	const redisReply *entries;
-
-	if (r == NULL)
-		return;
-	s->reading = false;
-	if (r->type == REDIS_REPLY_ERROR) {
-		char why[512];
-
-		/* NOGROUP: the stream or the group went (a failover to a
-		 * replica that had not seen them): set up again. */
-		snprintf(why, sizeof(why), "XREADGROUP refused: %.200s", r->str);
-		link_drop_later(&s->data, why);
-		return;
-	}
-	if (r->type == REDIS_REPLY_NIL) {	/* BLOCK timed out */
-		issue_read(s);
-		return;
-	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-	    r->element[0]->type != REDIS_REPLY_ARRAY ||
-	    r->element[0]->elements < 2 ||
-	    r->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
-		link_drop_later(&s->data, "XREADGROUP: unexpected reply");
-		return;
-	}
-	entries = r->element[0]->element[1];
-	if (entries->elements == 0) {
-		/* The pending list is read through: new entries now. */
-		s->pending_phase = false;
-		issue_read(s);
-		return;
-	}
-	dispatch(s, entries);
-}
-
-static void issue_read(struct stream *s)
-{
-	char count[16], block[16];
-
-	if (s->data.ac == NULL || s->cur || s->reading || s->stopping ||
-	    !s->st.up)
-		return;
-	snprintf(count, sizeof(count), "%u", s->batch_max);
-	snprintf(block, sizeof(block), "%u", s->block_ms);
-	if (s->pending_phase) {
-		const char *argv[] = { "XREADGROUP", "GROUP", s->group,
-				       s->group, "COUNT", count, "STREAMS",
-				       s->name, s->cursor };
-
-		redisAsyncCommandArgv(s->data.ac, on_read, s, 9, argv, NULL);
-	} else {
-		const char *argv[] = { "XREADGROUP", "GROUP", s->group,
-				       s->group, "COUNT", count, "BLOCK",
-				       block, "STREAMS", s->name, ">" };
-
-		redisAsyncCommandArgv(s->data.ac, on_read, s, 11, argv, NULL);
-	}
-	s->reading = true;
-}
-
-static void on_read_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	issue_read(arg);
 }
 
 /* ---- set-up on the primary ---- */
@@ -583,14 +171,14 @@ static void start_reading(struct stream *s, const char *how)
 	s->st.connections++;
 	s->pending_phase = true;
 	snprintf(s->cursor, sizeof(s->cursor), "0");
-	say(s, STREAM_UP, 0, "%s", how);
-	issue_read(s);
+	stream_say(s, STREAM_UP, 0, "%s", how);
+	stream_issue_read(s);
 }
 
 static void on_group(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 
 	if (r == NULL)
 		return;
@@ -599,7 +187,7 @@ static void on_group(redisAsyncContext *ac, void *reply, void *priv)
 		char why[512];
 
 		snprintf(why, sizeof(why), "XGROUP refused: %.200s", r->str);
-		link_drop_later(&s->data, why);
+		stream_drop_later(&s->data, why);
 		return;
 	}
 	start_reading(s, s->group_exists ? "group behind the stream's "
@@ -647,22 +235,24 @@ static void converge(struct stream *s, const redisReply *r, char *pos,
 	int bad = snapshot_items(r, &items, &n, pos, poslen);
 
 	if (bad < 0) {
-		say(s, STREAM_NOTE, 0, "%s: the snapshot could not be read (%s)",
-		    why, bad == -ENOMEM ? "out of memory" : "not a snapshot");
+		stream_say(s, STREAM_NOTE, 0, "%s: the snapshot could not be "
+			   "read (%s)", why, bad == -ENOMEM ? "out of memory" :
+			   "not a snapshot");
 		free(items);
 		return;
 	}
 	core_fleet_converge(s->core, items, n, &added, &deleted);
-	say(s, STREAM_NOTE, 0, "%s: snapshot at %s, %zu live entries; %zu "
-	    "added or refreshed here, %zu deleted%s", why, pos[0] ? pos : "-",
-	    n, added, deleted, bad ? "; fields not understood skipped" : "");
+	stream_say(s, STREAM_NOTE, 0, "%s: snapshot at %s, %zu live entries; "
+		   "%zu added or refreshed here, %zu deleted%s", why,
+		   pos[0] ? pos : "-", n, added, deleted,
+		   bad ? "; fields not understood skipped" : "");
 	free(items);
 }
 
 static void on_snapshot_initial(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	char pos[FLEET_ID_MAX];
 	struct fleet_id id;
 
@@ -672,7 +262,7 @@ static void on_snapshot_initial(redisAsyncContext *ac, void *reply, void *priv)
 		char why[512];
 
 		snprintf(why, sizeof(why), "snapshot: %.200s", r->str);
-		link_drop_later(&s->data, why);
+		stream_drop_later(&s->data, why);
 		return;
 	}
 	s->st.snapshot_loads++;
@@ -704,13 +294,13 @@ static void ask_snapshot(struct stream *s, redisCallbackFn *fn)
 /* XINFO's flat [name, value, ...] arrays. */
 static const redisReply *info_get(const redisReply *r, const char *name)
 {
-	return field(r->type == REDIS_REPLY_ARRAY ? r : NULL, name);
+	return stream_field(r->type == REDIS_REPLY_ARRAY ? r : NULL, name);
 }
 
 static void on_xinfo_stream(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	const redisReply *v;
 
 	if (r == NULL)
@@ -751,7 +341,7 @@ static int64_t int_or(const redisReply *v, int64_t dflt)
 static void on_xinfo_groups(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	const redisReply *g, *v;
 
 	if (r == NULL)
@@ -778,7 +368,7 @@ static void on_xinfo_groups(redisAsyncContext *ac, void *reply, void *priv)
 static void on_role(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	const char *xs[] = { "XINFO", "STREAM", s->name };
 	const char *xg[] = { "XINFO", "GROUPS", s->name };
 
@@ -795,7 +385,7 @@ static void on_role(redisAsyncContext *ac, void *reply, void *priv)
 			 r->type == REDIS_REPLY_ARRAY && r->elements &&
 			 r->element[0]->type == REDIS_REPLY_STRING ?
 			 r->element[0]->str : "?");
-		link_drop_later(&s->data, why);
+		stream_drop_later(&s->data, why);
 		return;
 	}
 	redisAsyncCommandArgv(ac, on_xinfo_stream, s, 3, xs, NULL);
@@ -805,13 +395,13 @@ static void on_role(redisAsyncContext *ac, void *reply, void *priv)
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct link *l = priv;
-	redisReply *r = reply_of(l, ac, reply);
+	redisReply *r = stream_reply_of(l, ac, reply);
 
 	if (r && r->type == REDIS_REPLY_ERROR) {
 		char why[512];
 
 		snprintf(why, sizeof(why), "AUTH refused: %.200s", r->str);
-		link_drop_later(l, why);
+		stream_drop_later(l, why);
 	}
 }
 
@@ -821,7 +411,7 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct link *l = priv;
 	struct stream *s = l->s;
-	redisReply *r = reply_of(l, ac, reply);
+	redisReply *r = stream_reply_of(l, ac, reply);
 	char why[512];
 
 	if (r == NULL)
@@ -832,7 +422,7 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
 		snprintf(why, sizeof(why), "sentinel %.200s:%d does not know %.200s",
 			 s->sentinels[s->sentinel].host,
 			 s->sentinels[s->sentinel].port, s->master_name);
-		link_drop_later(l, why);
+		stream_drop_later(l, why);
 		return;
 	}
 	snprintf(s->target_host, sizeof(s->target_host), "%s",
@@ -847,14 +437,14 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct link *l = priv;
 	struct stream *s = l->s;
-	redisReply *r = reply_of(l, ac, reply);
+	redisReply *r = stream_reply_of(l, ac, reply);
 	size_t nlen = strlen(s->master_name);
 	const char *msg;
 
 	if (r == NULL)
 		return;
 	if (r->type == REDIS_REPLY_ERROR) {
-		link_drop_later(l, r->str);
+		stream_drop_later(l, r->str);
 		return;
 	}
 	/* ["message", "+switch-master", "NAME OLDIP OLDPORT NEWIP NEWPORT"] */
@@ -865,11 +455,11 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
 	if (strncmp(msg, s->master_name, nlen) != 0 || msg[nlen] != ' ')
 		return;
 	s->st.switches++;
-	say(s, STREAM_NOTE, 0, "sentinel: +switch-master %.200s", msg);
+	stream_say(s, STREAM_NOTE, 0, "sentinel: +switch-master %.200s", msg);
 	/* Ask again now, whatever the backoff said. */
 	s->attempt = 0;
 	evtimer_del(s->retry_ev);
-	arm_ms(s->retry_ev, 0);
+	stream_arm_ms(s->retry_ev, 0);
 }
 
 static void link_ready(struct link *l)
@@ -906,12 +496,12 @@ static void fail_round(struct stream *s, const char *why)
 	delay = rconn_backoff_ms(s->backoff_min_ms, s->backoff_max_ms,
 				 s->attempt);
 	s->attempt++;
-	say(s, s->st.up || !s->down_reported ? STREAM_DOWN : STREAM_RETRY,
-	    delay, "%s", why);
+	stream_say(s, s->st.up || !s->down_reported ? STREAM_DOWN :
+		   STREAM_RETRY, delay, "%s", why);
 	s->st.up = false;
 	s->down_reported = true;
 	s->st.lag = s->st.pending = -1;
-	arm_ms(s->retry_ev, delay);
+	stream_arm_ms(s->retry_ev, delay);
 }
 
 static void link_failed(struct link *l, const char *why)
@@ -924,7 +514,7 @@ static void link_failed(struct link *l, const char *why)
 	switch (l->kind) {
 	case LINK_DATA:
 		s->reading = false;
-		batch_orphan(s);
+		stream_orphan_reads(s);
 		s->ntrig = 0;	/* read again from the pending list */
 		snprintf(buf, sizeof(buf), "%s:%d: %s", s->target_host,
 			 s->target_port, why);
@@ -936,7 +526,8 @@ static void link_failed(struct link *l, const char *why)
 			 s->sentinels[s->sentinel].port, why);
 		s->sentinel = (s->sentinel + 1) % s->nsentinels;
 		if (++s->asked < s->nsentinels) {
-			say(s, STREAM_NOTE, 0, "%s; asking the next", buf);
+			stream_say(s, STREAM_NOTE, 0, "%s; asking the next",
+				   buf);
 			link_open(&s->query, s->sentinels[s->sentinel].host,
 				  s->sentinels[s->sentinel].port, NULL);
 		} else {
@@ -945,7 +536,7 @@ static void link_failed(struct link *l, const char *why)
 		break;
 	case LINK_SUB:
 		/* Another sentinel next time; the data connection goes on. */
-		arm_ms(s->sub_ev, 1000);
+		stream_arm_ms(s->sub_ev, 1000);
 		break;
 	}
 }
@@ -966,7 +557,7 @@ static void resolve(struct stream *s)
 	link_close(&s->data);
 	link_close(&s->query);
 	s->reading = false;
-	batch_orphan(s);
+	stream_orphan_reads(s);
 	s->ntrig = 0;
 	s->st.up = false;
 	if (s->nsentinels == 0) {
@@ -996,7 +587,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void on_snapshot_gap(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	char pos[FLEET_ID_MAX], id[FLEET_ID_MAX], added[24];
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
@@ -1024,7 +615,7 @@ static void on_snapshot_gap(redisAsyncContext *ac, void *reply, void *priv)
 static void on_info_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	const redisReply *g, *v;
 	struct fleet_id delivered = { 0, 0 }, generated = { 0, 0 };
 
@@ -1065,7 +656,7 @@ static void on_info_timer(evutil_socket_t fd, short what, void *arg)
 static void on_snapshot_resync(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct stream *s = priv;
-	redisReply *r = reply_of(&s->data, ac, reply);
+	redisReply *r = stream_reply_of(&s->data, ac, reply);
 	char pos[FLEET_ID_MAX];
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
@@ -1160,7 +751,7 @@ struct stream *stream_new(struct event_base *base,
 		!link_init(s, &s->sub, LINK_SUB);
 	s->retry_ev = evtimer_new(base, on_retry, s);
 	s->sub_ev = evtimer_new(base, on_sub_timer, s);
-	s->read_ev = evtimer_new(base, on_read_timer, s);
+	s->read_ev = evtimer_new(base, stream_on_read_timer, s);
 	s->info_ev = event_new(base, -1, EV_PERSIST, on_info_timer, s);
 	s->resync_ev = event_new(base, -1, EV_PERSIST, on_resync_timer, s);
 	if (fail || !s->name || !s->group || !s->retry_ev || !s->sub_ev ||
@@ -1173,9 +764,9 @@ struct stream *stream_new(struct event_base *base,
 
 int stream_start(struct stream *s)
 {
-	arm_ms(s->info_ev, s->info_ms);
+	stream_arm_ms(s->info_ev, s->info_ms);
 	if (s->resync_s)
-		arm_ms(s->resync_ev, s->resync_s * 1000);
+		stream_arm_ms(s->resync_ev, s->resync_s * 1000);
 	resolve(s);
 	return 0;
 }
@@ -1191,7 +782,7 @@ void stream_free(struct stream *s)
 	if (s == NULL)
 		return;
 	s->stopping = true;
-	batch_orphan(s);
+	stream_orphan_reads(s);
 	link_close(&s->data);
 	link_close(&s->query);
 	link_close(&s->sub);
@@ -1232,7 +823,7 @@ const struct metrics_histogram *stream_delay(const struct stream *s)
 json_t *stream_status(const struct stream *s)
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:s,s:b}",
+			 "s:I,s:I,s:s,s:b,s:I}",
 		"stream", s->name, "group", s->group,
 		"state", s->st.up ? "up" : "down",
 		"primary", s->st.primary,
@@ -1247,5 +838,6 @@ json_t *stream_status(const struct stream *s)
 		"resyncs", (json_int_t)s->st.resyncs,
 		"switches", (json_int_t)s->st.switches,
 		"last_acknowledged", s->st.last_acked,
-		"sentinel", s->nsentinels > 0);
+		"sentinel", s->nsentinels > 0,
+		"replayed", (json_int_t)s->st.replayed);
 }

@@ -70,6 +70,9 @@ struct stream_stats {
 	int64_t pending;		/* read, not acknowledged; -1 unknown */
 	uint64_t read, acknowledged, refused, redelivered, retried;
 	uint64_t snapshot_loads, resyncs, connections, switches;
+	uint64_t replayed;		/* refused: signed too far from
+					 * their stream ID's time (also in
+					 * refused) */
 	char last_acked[48];		/* the last ID acknowledged, or "" */
 	/* From an entry's XADD (its ID's time) to its apply here (kernel
 	 * changed; the acknowledgement follows the state file's commit):

@@ -7,6 +7,7 @@
 # changed, and a porthopd restarted under a running bouncer, converge on
 # the Local API's decisions; another origin's entry is never touched.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/detectors.sh"
 
 command -v crowdsec >/dev/null && command -v cscli >/dev/null || {
 	echo "skipped: crowdsec is not installed (scripts/deps.sh installs it)"
@@ -16,68 +17,8 @@ require_tools curl
 BOUNCER=$BUILD/porthop-crowdsec
 BLOG=$T/bouncer.log
 
-# The Local API: the system's files for everything read-only (profiles,
-# hub), the test's own for the database, credentials and logs.
 cs=$T/crowdsec
-mkdir -p "$cs/data"
-cat >"$cs/config.yaml" <<YAML
-common:
-  daemonize: false
-  log_media: file
-  log_dir: $cs/
-  log_level: info
-  working_dir: .
-config_paths:
-  config_dir: /etc/crowdsec/
-  data_dir: $cs/data/
-  simulation_path: /etc/crowdsec/simulation.yaml
-  hub_dir: /var/lib/crowdsec/hub/
-  index_path: /var/lib/crowdsec/hub/.index.json
-  notification_dir: /etc/crowdsec/notifications/
-  plugin_dir: /usr/lib/crowdsec/plugins/
-crowdsec_service:
-  acquisition_path: /etc/crowdsec/acquis.yaml
-  parser_routines: 1
-cscli:
-  output: human
-  color: "no"
-db_config:
-  log_level: info
-  type: sqlite
-  db_path: $cs/data/crowdsec.db
-  use_wal: true
-api:
-  client:
-    insecure_skip_verify: false
-    credentials_path: $cs/local_api_credentials.yaml
-  server:
-    log_level: info
-    listen_uri: 127.0.0.1:8080
-    profiles_path: /etc/crowdsec/profiles.yaml
-    console_path: $cs/console.yaml
-    trusted_ips:
-      - 127.0.0.1
-prometheus:
-  enabled: false
-  listen_addr: 127.0.0.1
-  listen_port: 6060
-YAML
-csx() {
-	nsx cscli -c "$cs/config.yaml" "$@"
-}
-csx machines add porthop-it --auto -f "$cs/local_api_credentials.yaml" \
-	>"$cs/cscli.log" 2>&1
-ip netns exec "$NS" crowdsec -c "$cs/config.yaml" -no-cs >"$cs/lapi.out" 2>&1 &
-LAPI_PID=$!
-lapi_stop() {
-	kill "$LAPI_PID" 2>/dev/null || true
-	wait "$LAPI_PID" 2>/dev/null || true
-}
-on_exit lapi_stop
-lapi_up() {
-	nsx curl -s -o /dev/null http://127.0.0.1:8080/
-}
-WAIT_PID=$LAPI_PID wait_for 60 "the local API" lapi_up
+lapi_start "$NS" "$cs"
 csx bouncers add porthop-it -o raw >"$T/key"
 chmod 600 "$T/key"
 pass "local API up, bouncer key made"

@@ -9,6 +9,7 @@
 # TTL; stopping fail2ban flushes the jail's entries (and nobody else's);
 # starting it again restores the persistent ban from its database.
 . "$(dirname "$0")/adapters.sh"
+. "$(dirname "$0")/detectors.sh"
 require_tools fail2ban-server fail2ban-client
 
 JAIL=Test_Jail
@@ -18,24 +19,8 @@ F2B_SOCK=$T/f2b.sock
 AUTHLOG=$T/auth.log
 ADAPTER_LOGS+=("$T/fail2ban.log")
 
-mkdir -p "$CONF/action.d" "$CONF/filter.d"
+f2b_config "$CONF" "$F2B_SOCK"
 cp "$SRC/adapters/fail2ban/porthop.conf" "$CONF/action.d/porthop.conf"
-cat >"$CONF/fail2ban.conf" <<EOF
-[Definition]
-loglevel = INFO
-logtarget = $T/fail2ban.log
-syslogsocket = auto
-socket = $F2B_SOCK
-pidfile = $T/f2b.pid
-dbfile = $T/f2b.sqlite3
-EOF
-# Lines this test writes: "DATE porthop-test: authentication failure from
-# ADDRESS".  fail2ban cuts the date before matching.
-cat >"$CONF/filter.d/porthop-test.conf" <<'EOF'
-[Definition]
-failregex = ^\s*porthop-test: authentication failure from <HOST>$
-datepattern = {^LN-BEG}%%Y-%%m-%%d %%H:%%M:%%S
-EOF
 cat >"$CONF/jail.conf" <<EOF
 [DEFAULT]
 backend = polling

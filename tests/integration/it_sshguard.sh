@@ -11,13 +11,13 @@
 # is retried until it lands; and when sshguard stops, flushonexit flushes
 # what is still blocked (IPv4 and IPv6), and only that.
 . "$(dirname "$0")/adapters.sh"
+. "$(dirname "$0")/detectors.sh"
 require_tools sshguard unshare setsid
 
 ORIGIN=sshguard
 AUTHLOG=$T/auth.log
 SG_LOG=$T/sshguard.log
 ADAPTER_LOGS+=("$SG_LOG")
-[ -f /etc/sshguard/sshguard.conf ] || fail "/etc/sshguard/sshguard.conf is missing (the sshguard package installs it)"
 
 # BACKEND is run as one path (sshguard checks it with test -x): the
 # socket comes through the environment; sshguard.conf is a shell file.
@@ -33,12 +33,7 @@ DETECTION_TIME=120
 EOF
 : >"$AUTHLOG"
 
-# sshguard's script kills its process group when it ends ("kill 0"):
-# setsid gives it one of its own.
-"${HX[@]}" setsid unshare -m sh -c \
-	'mount --bind "$1" /etc/sshguard/sshguard.conf && exec sshguard' \
-	sh "$T/sshguard.conf" >"$SG_LOG" 2>&1 &
-SG_PID=$!
+sshguard_start "${P}host" "$T/sshguard.conf" "$SG_LOG"
 WAIT_PID=$SG_PID wait_until 20 grep -q "watching sshguard's blocks" "$SG_LOG"
 
 # Someone else's entry, which sshguard's flush must leave alone.

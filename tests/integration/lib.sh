@@ -194,3 +194,39 @@ check_mapping() {
 tracked4() {
 	nsx nft -j list set inet porthop tracked4 | jq -c '[.nftables[].set.elem // empty | .[]]'
 }
+
+# journal_sink SOCKET DIR: a stand-in for journald's native socket (where
+# no systemd-journald runs): binds the datagram socket SOCKET and writes
+# each datagram it receives, byte for byte, to DIR/000001, DIR/000002...
+# Stopped at exit.
+journal_sink() {
+	mkdir -p "$2"
+	python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+n = 0
+while True:
+    d = s.recv(1 << 20)
+    n += 1
+    tmp = os.path.join(sys.argv[2], ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(d)
+    os.rename(tmp, os.path.join(sys.argv[2], "%06d" % n))
+' "$1" "$2" &
+	JOURNAL_SINK_PID=$!
+	on_exit journal_sink_stop
+	wait_for 10 "the journal's stand-in socket" test -S "$1"
+}
+journal_sink_stop() {
+	[ -z "${JOURNAL_SINK_PID:-}" ] || kill "$JOURNAL_SINK_PID" 2>/dev/null
+	JOURNAL_SINK_PID=
+}
+
+# host_ctl CMD [ARGS...]: porthop CMD on $T/control.sock inside $H, a
+# topology test's protected host (scripts/topology.sh).
+host_ctl() {
+	local cmd=$1
+	shift
+	ip netns exec "$H" "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
+}

@@ -12,8 +12,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <string.h>
 
 #include "support.h"
+#include "support_fleet.h"
 
 #include "config.h"
 #include "diag.h"
@@ -108,4 +111,34 @@ void support_limit_file_size(unsigned long size)
 	rl = saved;
 	rl.rlim_cur = size;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+void support_remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+
+	while (d && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (unlink(p) < 0)
+			rmdir(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+void support_fleet_done(void *arg, size_t from, size_t n,
+			enum fleet_verdict verdict)
+{
+	struct support_fleet_got *g = arg;
+
+	assert_true(from + n <= 8);
+	for (size_t i = from; i < from + n; i++) {
+		g->v[i] = verdict;
+		g->calls[i]++;
+	}
 }

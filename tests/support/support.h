@@ -53,4 +53,7 @@ int support_engine_teardown(void **state);
 /* A test f with the fixture's recorder alone. */
 #define SUPPORT_RECORDER_TEST(f) SUPPORT_ENGINE_TEST(f, NULL)
 
+/* Empties dir (its files and empty subdirectories) and removes it. */
+void support_remove_dir(const char *dir);
+
 #endif

@@ -436,14 +436,16 @@ static void test_config(void **state)
 	assert_string_equal(c->types[0], "ban");
 	assert_string_equal(c->control_socket, "/run/porthop/porthopd.sock");
 	assert_string_equal(c->origin, "crowdsec");
+	assert_null(c->fleet_configuration);
 	bouncer_config_free(c);
 
 	/* Every error in one run, each naming file, path and value. */
 	c = load(dir, "{\"api_url\":\"ftp://x\",\"update_frequency_seconds\":0,"
 		 "\"decision_types\":[\"ban\",\"ban\",7],\"origin\":\"Crowd Sec\","
-		 "\"control_socket\":\"run/x\",\"color\":1}", d);
+		 "\"control_socket\":\"run/x\",\"color\":1,"
+		 "\"fleet_configuration\":\"etc/c.json\"}", d);
 	assert_null(c);
-	assert_int_equal(diag_errors(d), 8);
+	assert_int_equal(diag_errors(d), 9);
 	{
 		static const char *const want[] = {
 			"\"color\": unknown key",
@@ -454,9 +456,10 @@ static void test_config(void **state)
 			"decision_types[1]: \"ban\" is repeated",
 			"decision_types[2]: 7 is not a decision type",
 			"control_socket: \"run/x\" is relative",
+			"fleet_configuration: \"etc/c.json\" is relative",
 			"origin: \"Crowd Sec\" is not an origin name",
 		};
-		for (size_t i = 0; i < 8; i++) {
+		for (size_t i = 0; i < 9; i++) {
 			const char *m = diag_message(d, i, NULL);
 
 			assert_non_null(strstr(m, "crowdsec.json: "));

@@ -2,7 +2,6 @@
  * recorder, with a state directory of the test's own: replies after the
  * group commit, the state file and the restore from it, origins, flush,
  * expiry, a commit that cannot be written, the limits and refusals. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +24,7 @@
 #include "recorder.h"
 #include "shuffle.h"
 #include "support.h"
+#include "support_fleet.h"
 #include "watchlist.h"
 
 /* Under ASan, catch pointers into a frame that has returned: the items
@@ -169,32 +169,14 @@ static int setup_template(void **state)
 	return setup_with(state, true, false, 1000);
 }
 
-/* Empties dir (the claims' lock files stay after the core) and removes it. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[320];
-
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	stop_core(f);
 	nftio_free(f->io);
-	remove_dir(f->dir);
-	remove_dir(f->run);
+	support_remove_dir(f->dir);	/* the claims' locks stay */
+	support_remove_dir(f->run);
 	if (f->path[0] == '/')
 		unlink(f->path);
 	free(f);
@@ -275,23 +257,6 @@ static bool in_config(const struct fixture *f, const char *a)
 	return config_watched_find(core_config(f->core), a) >= 0;
 }
 
-/* What core_fleet_apply reported, per op. */
-struct fleet_got {
-	enum fleet_verdict v[8];
-	unsigned calls[8];
-};
-
-static void on_fleet_done(void *arg, size_t from, size_t n,
-			  enum fleet_verdict v)
-{
-	struct fleet_got *g = arg;
-
-	for (size_t i = from; i < from + n; i++) {
-		g->v[i] = v;
-		g->calls[i]++;
-	}
-}
-
 /* A run of fleet watches is one transaction and one commit; an address
  * trusted here in the middle is refused alone (the run split in halves
  * until it is), the others still applied; unwatches likewise. */
@@ -306,14 +271,14 @@ static void test_fleet_apply(void **state)
 		{ FLEET_WATCH, "10.2.2.3", "ids", later, 0 },
 		{ FLEET_WATCH, "10.2.2.4", "ids", later, 0 },
 	};
-	struct fleet_got g = { 0 };
+	struct support_fleet_got g = { 0 };
 	size_t applied = nftio_recorder_applied(f->io);
 	const struct watchlist_item *it;
 	struct config_net net;
 
 	/* Without the trusted one: one transaction for four. */
 	ops[2] = ops[4];
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 4, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 4, support_fleet_done, &g);
 	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
 	assert_int_equal(g.calls[0], 0);	/* not before the commit */
 	core_watch_commit(f->core);
@@ -330,7 +295,7 @@ static void test_fleet_apply(void **state)
 	/* With it: refused alone, the others refreshed in two parts. */
 	memset(&g, 0, sizeof(g));
 	snprintf(ops[2].address, sizeof(ops[2].address), "10.2.1.17");
-	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 5, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_ADD, ops, 5, support_fleet_done, &g);
 	assert_int_equal(g.calls[2], 1);	/* refused now */
 	assert_int_equal(g.v[2], FLEET_ACK_REFUSED);
 	core_watch_commit(f->core);
@@ -347,7 +312,7 @@ static void test_fleet_apply(void **state)
 	ops[0].kind = ops[1].kind = ops[2].kind = FLEET_UNWATCH;
 	snprintf(ops[2].address, sizeof(ops[2].address), "10.2.2.9");
 	applied = nftio_recorder_applied(f->io);
-	core_fleet_apply(f->core, FLEET_RUN_DEL, ops, 3, on_fleet_done, &g);
+	core_fleet_apply(f->core, FLEET_RUN_DEL, ops, 3, support_fleet_done, &g);
 	core_watch_commit(f->core);
 	for (size_t i = 0; i < 3; i++) {
 		assert_int_equal(g.calls[i], 1);

@@ -159,6 +159,90 @@ static void test_ids(void **state)
 	assert_int_equal(fleet_id_parse(NULL, &a), -EINVAL);
 }
 
+/* The signed time against the stream ID's: within the window either way,
+ * refused beyond it (a copy XADDed later), whatever the signed value. */
+static void test_check_time(void **state)
+{
+	struct fleet_op op = { .kind = FLEET_WATCH, .ts = 1000 };
+	struct fleet_id id = { 1000999, 3 };
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 1030999;	/* 30 s later: the edge */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 1031000;	/* 31 s later: a copy */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	assert_non_null(strstr(why, "signed at 1000 but added to the stream "
+			       "at 1031; expected within 30 s"));
+	id.ms = 970000;		/* signed in the future, by 30 s */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	id.ms = 969999;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	op.ts = INT64_MIN;	/* no overflow on hostile values */
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+	op.ts = INT64_MAX;
+	id.ms = UINT64_MAX;
+	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+			 -ESTALE);
+}
+
+/* The adapters' control requests as fleet operations: TTLs become
+ * absolute expiries; what the fleet cannot carry is refused whole. */
+static void test_ops_from_request(void **state)
+{
+	struct fleet_op *ops = NULL;
+	size_t n = 0;
+	json_t *req = json_loads("{\"command\":\"watch_add\",\"origin\":"
+				 "\"crowdsec\",\"entries\":[{\"address\":"
+				 "\"192.0.2.1\",\"ttl\":60},{\"address\":"
+				 "\"198.51.100.0/24\"}]}", 0, NULL);
+	static const char *const bad[] = {
+		"{\"command\":\"watch_flush\",\"origin\":\"x\",\"entries\":[]}",
+		"{\"command\":\"watch_add\",\"entries\":[]}",
+		"{\"command\":\"watch_add\",\"origin\":\"x\",\"entries\":"
+		"[{\"address\":\"192.0.2.1\",\"ttl\":0}]}",
+		"{\"command\":\"watch_del\",\"origin\":\"x\",\"entries\":"
+		"[{\"address\":\"192.0.2.1\",\"ttl\":5}]}",
+		"{\"command\":\"watch_add\",\"origin\":\"x\",\"entries\":"
+		"[{\"ttl\":5}]}",
+		"{\"command\":\"watch_add\",\"origin\":\"0123456789012345678901"
+		"23456789012345678901234567890123456789\",\"entries\":[]}",
+	};
+
+	(void)state;
+	assert_non_null(req);
+	assert_int_equal(fleet_ops_from_request(req, 1000, &ops, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ops[0].kind, FLEET_WATCH);
+	assert_string_equal(ops[0].address, "192.0.2.1");
+	assert_string_equal(ops[0].origin, "crowdsec");
+	assert_int_equal(ops[0].expires, 1060);
+	assert_string_equal(ops[1].address, "198.51.100.0/24");
+	assert_int_equal(ops[1].expires, 0);
+	free(ops);
+	json_decref(req);
+	req = json_loads("{\"command\":\"watch_del\",\"origin\":\"c\","
+			 "\"entries\":[{\"address\":\"192.0.2.1\"}]}", 0, NULL);
+	assert_int_equal(fleet_ops_from_request(req, 1000, &ops, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ops[0].kind, FLEET_UNWATCH);
+	free(ops);
+	json_decref(req);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		req = json_loads(bad[i], 0, NULL);
+		assert_non_null(req);
+		ops = NULL;
+		assert_int_equal(fleet_ops_from_request(req, 1000, &ops, &n),
+				 -EINVAL);
+		assert_null(ops);
+		json_decref(req);
+	}
+}
+
 static void test_need_snapshot(void **state)
 {
 	struct fleet_id last = { 100, 0 }, first_before = { 50, 0 },
@@ -390,6 +474,8 @@ int main(void)
 		cmocka_unit_test(test_decode_refuses),
 		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_check_time),
+		cmocka_unit_test(test_ops_from_request),
 		cmocka_unit_test(test_need_snapshot),
 		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_verdicts),

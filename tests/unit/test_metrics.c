@@ -114,6 +114,36 @@ static void test_render_samples(void **state)
 	free(text);
 }
 
+/* The event hook's runs, failures and kills: shown with the feed and a
+ * hook, not without a hook. */
+static void test_render_hook(void **state)
+{
+	struct metrics_histogram h;
+	struct metrics_snapshot s;
+	struct probe_stats ev = { .dropped = { [PROBE_DROP_STREAM] = 9 } };
+	char *text;
+
+	(void)state;
+	native_snapshot(&s, &h);
+	s.events = &ev;
+	text = metrics_render(&s);
+	assert_non_null(text);
+	assert_line(text, "porthop_events_dropped_total{reason=\"stream\"} 9");
+	assert_null(strstr(text, "porthop_events_hook_"));
+	free(text);
+	s.hook = true;
+	s.hook_runs = 5;
+	s.hook_failures = 2;
+	s.hook_killed = 1;
+	text = metrics_render(&s);
+	assert_non_null(text);
+	assert_line(text, "porthop_events_hook_runs_total 5");
+	assert_line(text, "porthop_events_hook_failures_total 2");
+	assert_line(text, "porthop_events_hook_killed_total 1");
+	assert_line(text, "# TYPE porthop_events_hook_killed_total counter");
+	free(text);
+}
+
 /* The histogram: cumulative buckets in order of their bounds, +Inf equal
  * to the count, the sum of what was observed. */
 static void test_render_histogram(void **state)
@@ -379,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_render_histogram),
 		cmocka_unit_test(test_render_families),
 		cmocka_unit_test(test_render_template_no_redis),
+		cmocka_unit_test(test_render_hook),
 		cmocka_unit_test_setup_teardown(test_write_new, scratch_setup,
 						scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_write_replaces_atomically,

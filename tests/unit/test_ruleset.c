@@ -156,9 +156,9 @@ static void test_events_off_in_place(void **state)
 	ta = json_dumps(a, JSON_COMPACT);
 	tb = json_dumps(b, JSON_COMPACT);
 	assert_non_null(strstr(ta, "{\"delete\":{\"chain\":{\"family\":\"inet\","
-			       "\"table\":\"mtd_ports\",\"name\":\"pre_events\"}}}"));
+			       "\"table\":\"mtd_ports\",\"name\":\"ev_new\"}}}"));
 	assert_non_null(strstr(ta, "\"delete\":{\"counter\""));
-	assert_null(strstr(tb, "pre_events"));
+	assert_null(strstr(tb, "ev_new"));
 	assert_null(strstr(tb, "stale4"));
 	free(ta);
 	free(tb);
@@ -166,6 +166,48 @@ static void test_events_off_in_place(void **state)
 	json_decref(b);
 	config_free(on);
 	config_free(off);
+}
+
+/* With the feed on, the rule that untracks an unwatched source's packets
+ * also sends those to a port that is not a service on to ev_untracked (in
+ * the same rule: a packet to a service meets no rule more); the rules of
+ * the output chain, and all of them with the feed off, do not. */
+static void test_events_untracked_rules(void **state)
+{
+	const char *names[2] = { "valid/native_events.json",
+				 "valid/native_untrack.json" };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct config *c = support_load(names[k]);
+		json_t *cmds = json_array(), *cmd;
+		size_t i, to_events = 0, rules = 0;
+
+		assert_int_equal(ruleset_native_untrack_rules(c, true, cmds), 0);
+		json_array_foreach(cmds, i, cmd) {
+			json_t *r = json_object_get(json_object_get(cmd, "add"),
+						    "rule");
+			char *text;
+
+			if (r == NULL)
+				continue;
+			rules++;
+			text = json_dumps(r, JSON_COMPACT);
+			assert_non_null(text);
+			if (strstr(text, "\"@services\"") &&
+			    strstr(text, "{\"goto\":{\"target\":\"ev_untracked\"}}")) {
+				to_events++;
+				assert_non_null(strstr(text, "\"raw_pre\""));
+				assert_non_null(strstr(text, "{\"notrack\":null}"));
+			}
+			free(text);
+		}
+		assert_int_equal(rules, 4);
+		/* IPv4 and IPv6 prerouting, with the feed on. */
+		assert_int_equal(to_events, k == 0 ? 2 : 0);
+		json_decref(cmds);
+		config_free(c);
+	}
 }
 
 static void test_golden_native_batch(void **state)
@@ -527,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_golden_native_batch),
 		cmocka_unit_test(test_golden_native_events_batch),
 		cmocka_unit_test(test_events_off_in_place),
+		cmocka_unit_test(test_events_untracked_rules),
 		cmocka_unit_test(test_golden_native_prestage),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
