@@ -59,3 +59,27 @@ median() {
 	sort -n | awk '{a[NR] = $1}
 		END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
+
+# trigger_latencies LOG: for every trigger that arrived over Redis (the
+# debug line "trigger on channel" of porthopd -v -T), the milliseconds to
+# the first "applied" line after it (the kernel has acknowledged the
+# shuffle that served it), one a line, in order; triggers that came
+# while one was pending are served by the same shuffle.
+trigger_latencies() {
+	awk '
+		BEGIN { n = 0; k = 0 }	# numbers, not "", as subscripts
+		# Lines with their time stamp only (-T).
+		$1 !~ /^[0-9]+\.[0-9]+$/ { next }
+		/trigger on channel/ { t[n++] = $1 }
+		/ applied \(redis\)/ {
+			for (; k < n; k++)
+				printf "%.2f\n", ($1 - t[k]) * 1000
+		}' "$1"
+}
+
+# percentile P: the P-th percentile (nearest rank) of the numbers on
+# standard input, one a line.
+percentile() {
+	sort -n | awk -v p="$1" '{a[NR] = $1}
+		END {i = int(NR * p / 100 + 0.999); print a[(i < 1 ? 1 : i > NR ? NR : i)]}'
+}

@@ -166,6 +166,25 @@ static void print_status(json_t *s)
 						"untrack_unwatched")),
 		       who ? ": conntrack used by " : "", who ? who : "");
 	}
+	if (json_object_get(s, "prestage")) {
+		json_t *ps = json_object_get(s, "prestage");
+
+		printf("prestage         %s (prestage %s)",
+		       !json_is_true(json_object_get(ps, "active")) ? "off" :
+		       json_is_true(json_object_get(ps, "standby_ready")) ?
+		       "next mapping staged" : "staging",
+		       json_string_value(json_object_get(ps, "setting")));
+		if (json_is_true(json_object_get(ps, "active")))
+			printf(", %lld switches, %lld replaced whole, last "
+			       "staging %.0f ms",
+			       (long long)json_integer_value(json_object_get(ps,
+								"switches")),
+			       (long long)json_integer_value(json_object_get(ps,
+								"fallbacks")),
+			       json_real_value(json_object_get(ps,
+							"last_staging_ms")));
+		printf("\n");
+	}
 	if (json_object_get(s, "runtime")) {
 		json_t *rt = json_object_get(s, "runtime"), *o;
 		const char *name;

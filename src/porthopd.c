@@ -86,6 +86,9 @@ struct porthopd {
 	/* The control socket's notices: a line every 10 s per kind. */
 	struct log_ratelimit control_log[CONTROL_NOTICE_ACCEPT_FAILED + 1];
 	struct event *derive_ev;		/* derived ports' slot boundaries */
+	/* prestage: one chunk of the next mapping per turn of the loop,
+	 * at the lowest priority. */
+	struct event *stage_ev;
 };
 
 static const struct config *cfg_of(const struct porthopd *p)
@@ -187,6 +190,44 @@ static void on_core_schedule(void *arg, long long wait_ms)
 		evtimer_add(p->pending_ev, &tv);
 	else
 		event_active(p->pending_ev, EV_TIMEOUT, 0);
+}
+
+/* prestage: the loop's priorities.  Everything runs at the default
+ * (middle) one; loading the next mapping at the lowest, so that a chunk
+ * runs only when no trigger, request or Redis reply is ready. */
+#define LOOP_PRIORITIES 3
+#define STAGE_PRIORITY (LOOP_PRIORITIES - 1)
+
+/* The next chunk, on the loop's next turn: a timer that is due at once,
+ * not event_active, which from inside its own callback would put it back
+ * in the queue being run, and the chunks would run back to back without
+ * the loop looking at its sockets (measured: triggers held 2-3 s at
+ * 100,000 pairs). */
+static void stage_next_turn(struct porthopd *p)
+{
+	const struct timeval now = { 0, 0 };
+
+	evtimer_add(p->stage_ev, &now);
+}
+
+static void on_stage(evutil_socket_t fd, short what, void *arg)
+{
+	struct porthopd *p = arg;
+
+	(void)fd;
+	(void)what;
+	if (core_stage_step(p->core))
+		stage_next_turn(p);
+}
+
+static void on_core_stage(void *arg)
+{
+	struct porthopd *p = arg;
+
+	/* Before the loop's events exist (the start-up shuffle), the first
+	 * chunk waits for wire_events. */
+	if (p->stage_ev && !event_pending(p->stage_ev, EV_TIMEOUT, NULL))
+		stage_next_turn(p);
 }
 
 static void on_untrack(evutil_socket_t fd, short what, void *arg)
@@ -988,8 +1029,12 @@ static void wire_events(struct porthopd *p)
 	p->untrack_ev = event_new(p->base, -1, EV_PERSIST, on_untrack, p);
 	p->commit_ev = evtimer_new(p->base, on_commit, p);
 	p->expiry_ev = evtimer_new(p->base, on_expiry, p);
-	if (p->commit_ev == NULL || p->expiry_ev == NULL)
+	p->stage_ev = evtimer_new(p->base, on_stage, p);
+	if (p->commit_ev == NULL || p->expiry_ev == NULL ||
+	    p->stage_ev == NULL ||
+	    event_priority_set(p->stage_ev, STAGE_PRIORITY) < 0)
 		fatalx(EX_OSERR, "out of memory");
+	on_core_stage(p);
 	arm_expiry(p);
 	if (p->pending_ev == NULL || p->timer_ev == NULL ||
 	    p->reconcile_ev == NULL || p->metrics_ev == NULL ||
@@ -1053,6 +1098,7 @@ static void teardown(struct porthopd *p)
 	free_event(p->commit_ev);
 	free_event(p->expiry_ev);
 	free_event(p->derive_ev);
+	free_event(p->stage_ev);
 	core_free(p->core);
 	shuffle_free(p->rng);
 	nftio_free(p->io);
@@ -1078,6 +1124,7 @@ int main(int argc, char **argv)
 		.commit = on_core_commit,
 		.expiry = on_core_expiry,
 		.event = on_core_event,
+		.stage = on_core_stage,
 	};
 	struct options o = { 0 };
 	struct config *cfg;
@@ -1119,7 +1166,8 @@ int main(int argc, char **argv)
 	p.core = core_new(p.io, cfg, p.config_path, &hooks);
 	p.rng = shuffle_new();
 	p.base = event_base_new();
-	if (p.core == NULL || p.rng == NULL || p.base == NULL)
+	if (p.core == NULL || p.rng == NULL || p.base == NULL ||
+	    event_base_priority_init(p.base, LOOP_PRIORITIES) < 0)
 		fatalx(EX_OSERR, "out of memory");
 	core_set_json_elements(p.core, p.json_elements);
 	/* Cover the host before the first message arrives; only then the

@@ -101,6 +101,15 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			"conntrack_user", st->conntrack_user[0] ?
 			st->conntrack_user : NULL, "switches",
 			(json_int_t)st->untrack_switches));
+		json_object_set_new(r, "prestage", json_pack(
+			"{s:s,s:b,s:b,s:i,s:I,s:I,s:I,s:f}", "setting",
+			modes[config_prestage(cfg)], "active", st->prestage,
+			"standby_ready", st->standby_ready, "generation",
+			(int)st->generation, "switches",
+			(json_int_t)st->switches, "fallbacks",
+			(json_int_t)st->fallbacks, "stagings",
+			(json_int_t)st->stagings, "last_staging_ms",
+			st->last_stage_ms));
 	}
 	if (st->shuffles + st->failures > 0)
 		json_object_set_new(r, "last_shuffle", json_pack(

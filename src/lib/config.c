@@ -182,6 +182,23 @@ const char *config_table_name(const struct config *c) { return c->table_name; }
 size_t config_trusted_count(const struct config *c) { return c->ntrusted; }
 bool config_remove_on_stop(const struct config *c) { return c->remove_on_stop; }
 enum config_untrack config_untrack(const struct config *c) { return c->untrack; }
+enum config_prestage config_prestage(const struct config *c)
+{
+	return c->mode == CONFIG_MODE_NATIVE ? c->prestage : CONFIG_PRESTAGE_OFF;
+}
+
+bool config_prestage_active(const struct config *c)
+{
+	enum config_prestage p = config_prestage(c);
+
+	/* Not with the event feed yet: its rules look the maps up in
+	 * chains of their own, which have no second generation. */
+	if (c->daemon.events.on)
+		return false;
+	return p == CONFIG_PRESTAGE_ON ||
+	       (p == CONFIG_PRESTAGE_AUTO &&
+		config_pair_count(c) >= CONFIG_PRESTAGE_AUTO_PAIRS);
+}
 const struct config_daemon *config_daemon(const struct config *c) { return &c->daemon; }
 
 const struct config_stream *config_stream(const struct config *c)

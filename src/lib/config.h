@@ -46,6 +46,13 @@ enum config_mode { CONFIG_MODE_TEMPLATE, CONFIG_MODE_NATIVE };
 enum config_untrack {
 	CONFIG_UNTRACK_OFF, CONFIG_UNTRACK_ON, CONFIG_UNTRACK_AUTO
 };
+enum config_prestage {
+	CONFIG_PRESTAGE_OFF, CONFIG_PRESTAGE_ON, CONFIG_PRESTAGE_AUTO
+};
+/* prestage "auto" stages the next mapping from this many pairs on: below,
+ * a full replace at the trigger costs no more than a few milliseconds
+ * (docs/native-mode.md, bench/prestage.sh). */
+#define CONFIG_PRESTAGE_AUTO_PAIRS 10000
 
 struct config;
 
@@ -277,6 +284,15 @@ bool config_remove_on_stop(const struct config *c);
  * relies on conntrack for those clients; so by default (AUTO) only while
  * no other table uses conntrack (template mode: OFF). */
 enum config_untrack config_untrack(const struct config *c);
+/* Native mode: the prestage setting (template mode: OFF). */
+enum config_prestage config_prestage(const struct config *c);
+/* Whether a table defined now under c has a second generation of maps,
+ * into which the next mapping is loaded ahead of the trigger that puts it
+ * in force: ON, or AUTO with at least CONFIG_PRESTAGE_AUTO_PAIRS pairs
+ * (runtime entries included); never with the probe event feed on.  The engine decides when it defines the
+ * table: runtime entries that cross the bound later count at the next
+ * definition (a reload). */
+bool config_prestage_active(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);
 const struct config_stream *config_stream(const struct config *c);

@@ -17,31 +17,32 @@ static const char *const nft_keys[] = {
 	"nft_startup_commands_path", "nft_address_rules_path",
 	"max_port_number", "tcp_ports", "udp_ports", "watched_addresses",
 	"trusted_addresses", "table_name", "remove_table_on_stop",
-	"untrack_unwatched", NULL
+	"untrack_unwatched", "prestage", NULL
 };
 static const char *const watched_keys[] = {
 	"ip", "tcp_ignore", "udp_ignore", "derive_key", NULL
 };
-/* untrack_unwatched: true, false or "auto". */
-static int opt_untrack(struct walk *w, const json_t *obj, const char *path,
-		       enum config_untrack *ret)
+/* A key that takes true, false or "auto" (untrack_unwatched, prestage):
+ * *ret is 0, 1 or 2 as the enums CONFIG_*_OFF, _ON, _AUTO; left alone if
+ * the key is absent. */
+static int opt_bool_or_auto(struct walk *w, const json_t *obj,
+			    const char *path, const char *key, int *ret)
 {
 	char cpath[DIAG_PATH_MAX], vbuf[DIAG_VALUE_MAX + 8];
-	json_t *v = json_object_get(obj, "untrack_unwatched");
+	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL)
 		return 0;
 	if (json_is_boolean(v)) {
-		*ret = json_is_true(v) ? CONFIG_UNTRACK_ON : CONFIG_UNTRACK_OFF;
+		*ret = json_is_true(v) ? 1 : 0;
 		return 0;
 	}
 	if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) {
-		*ret = CONFIG_UNTRACK_AUTO;
+		*ret = 2;
 		return 0;
 	}
 	diag_error(w->d, "%s: %s: %s is %s; expected true, false or \"auto\"",
-		   w->file, diag_path_key(cpath, sizeof(cpath), path,
-					  "untrack_unwatched"),
+		   w->file, diag_path_key(cpath, sizeof(cpath), path, key),
 		   diag_value(vbuf, sizeof(vbuf), v), diag_type_name(v));
 	return -1;
 }
@@ -181,10 +182,11 @@ static bool valid_table_name(const char *s)
 }
 
 /* The options of native mode: the table's name, whether a clean stop
- * removes it, untrack_unwatched.  -ENOMEM stops the walk. */
+ * removes it, untrack_unwatched, prestage.  -ENOMEM stops the walk. */
 static int walk_native_options(struct walk *w, struct config *c,
 			       const json_t *o, const char *p)
 {
+	int untrack = CONFIG_UNTRACK_AUTO, prestage = CONFIG_PRESTAGE_AUTO;
 	char vbuf[DIAG_VALUE_MAX + 8];
 	int r = 0;
 
@@ -202,8 +204,10 @@ static int walk_native_options(struct walk *w, struct config *c,
 	if (c->table_name == NULL && (c->table_name = strdup("porthop")) == NULL)
 		return -ENOMEM;
 	r |= walk_opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
-	c->untrack = CONFIG_UNTRACK_AUTO;
-	r |= opt_untrack(w, o, p, &c->untrack);
+	r |= opt_bool_or_auto(w, o, p, "untrack_unwatched", &untrack);
+	r |= opt_bool_or_auto(w, o, p, "prestage", &prestage);
+	c->untrack = (enum config_untrack)untrack;
+	c->prestage = (enum config_prestage)prestage;
 	return r;
 }
 
@@ -215,7 +219,7 @@ static int walk_mode(struct walk *w, struct config *c, const json_t *o,
 {
 	static const char *const native_only[] = {
 		"udp_ports", "table_name", "remove_table_on_stop",
-		"untrack_unwatched", NULL
+		"untrack_unwatched", "prestage", NULL
 	};
 	bool has_startup, has_rules;
 	int r = 0, n;

@@ -27,6 +27,7 @@ struct config {
 	char *table_name;
 	bool remove_on_stop;
 	enum config_untrack untrack;
+	enum config_prestage prestage;
 	unsigned max_port;
 	uint16_t *proto_ports[CONFIG_NPROTO];
 	size_t nproto[CONFIG_NPROTO];

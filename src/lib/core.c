@@ -110,6 +110,36 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* prestage: after anything that may have used or dropped the standby,
+ * its loading goes on (or starts over) at a low priority. */
+static void stage_kick(struct core *c)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+
+	if (c->hooks.stage && st->prestage && !st->standby_ready)
+		c->hooks.stage(c->hooks.arg);
+}
+
+bool core_stage_step(struct core *c)
+{
+	const struct engine_stats *st = engine_stats(c->engine);
+	uint64_t stagings = st->stagings, held;
+	char *err = NULL, note[48];
+	int r = engine_stage_step(c->engine, &err);
+
+	if (r < 0 && log_ratelimit(&c->stage_log, time(NULL), LOG_BURST,
+				   LOG_INTERVAL_S, &held))
+		warn(c, "prestage: loading the next mapping failed (until it "
+		     "is loaded, a shuffle replaces the maps whole): %s%s",
+		     err ? err : strerror(-r), held_note(note, sizeof(note), held));
+	else if (st->stagings != stagings)
+		debug(c, "prestage: the next mapping is staged (generation "
+		      "%u): %zu pairs in %.1f ms", st->generation ^ 1u,
+		      st->last_pairs, st->last_stage_ms);
+	free(err);
+	return r > 0;
+}
+
 /* After an apply: its duration observed, a table found gone said. */
 void core_observe(struct core *c)
 {
@@ -122,6 +152,7 @@ void core_observe(struct core *c)
 		warn(c, "table inet %s was gone (someone flushed the "
 		     "ruleset?): defined anew",
 		     config_table_name(engine_config(c->engine)));
+	stage_kick(c);
 }
 
 /* After a trigger's apply: someone else's change put back first?  (A
@@ -155,8 +186,10 @@ static void report_failure(struct core *c, const char *what, const char *err)
 static int run_all(struct core *c, const char *reason, char **ret_error)
 {
 	const struct engine_stats *st = engine_stats(c->engine);
-	uint64_t repairs = st->repairs;
+	uint64_t repairs = st->repairs, switches = st->switches;
+	uint64_t fallbacks = st->fallbacks;
 	char digest[48] = "", what[96];
+	const char *how = "";
 	char *err = NULL;
 	int r = engine_shuffle(c->engine, &err);
 
@@ -174,10 +207,15 @@ static int run_all(struct core *c, const char *reason, char **ret_error)
 	if (st->last_digest_ms >= 0)
 		snprintf(digest, sizeof(digest), ", digest %.1f ms",
 			 st->last_digest_ms);
+	if (st->switches != switches)
+		how = ", switched to the staged mapping";
+	else if (st->fallbacks != fallbacks)
+		how = ", no staged mapping ready: replaced whole";
 	info(c, "shuffle %llu applied (%s): %zu pairs, %zu commands, "
-	     "build %.1f ms, apply %.1f ms%s",
+	     "build %.1f ms, apply %.1f ms%s%s",
 	     (unsigned long long)st->shuffles, reason, st->last_pairs,
-	     st->last_commands, st->last_build_ms, st->last_apply_ms, digest);
+	     st->last_commands, st->last_build_ms, st->last_apply_ms, digest,
+	     how);
 	return 0;
 }
 
@@ -584,6 +622,8 @@ void core_reconcile(struct core *c)
 		     "altered; applied again (%.1f ms)", st->last_apply_ms);
 	free(err);
 	core_untrack_look(c, true);
+	/* Someone else's commit stopped the staging: it starts over. */
+	stage_kick(c);
 }
 
 void core_stop(struct core *c)
@@ -675,6 +715,12 @@ void core_metrics_snapshot(struct core *c, struct metrics_snapshot *m)
 	m->untracking = config_mode(cfg) != CONFIG_MODE_NATIVE ? -1 :
 			st->untracking;
 	m->untrack_switches = st->untrack_switches;
+	m->prestage = config_mode(cfg) != CONFIG_MODE_NATIVE ? -1 :
+		      st->prestage;
+	m->standby_ready = st->standby_ready;
+	m->prestage_switches = st->switches;
+	m->prestage_fallbacks = st->fallbacks;
+	m->last_stage_seconds = st->last_stage_ms / 1e3;
 	m->pairs = engine_map(c->engine) ? st->last_pairs : 0;
 	m->watched = config_watched_count(cfg);
 	m->redis_connected = -1;

@@ -66,6 +66,10 @@ struct core_hooks {
 	 * May be NULL. */
 	unsigned (*event)(void *arg, const struct probe_event *e,
 			  const char *json, size_t len);
+	/* prestage: arm core_stage_step to run when the loop has nothing
+	 * more urgent to do (a low priority), unless armed already.  May be
+	 * NULL (then nothing is staged: every trigger replaces the maps). */
+	void (*stage)(void *arg);
 };
 
 /* Counters of what arrived, for status and metrics. */
@@ -151,6 +155,11 @@ unsigned core_untrack_watch_ms(const struct core *c);
  * "auto" watcher (see engine_untrack_check: all, or the quick look). */
 void core_reconcile(struct core *c);
 void core_untrack_look(struct core *c, bool all);
+
+/* prestage: loads one chunk of the next mapping (see engine_stage_step);
+ * returns true if more is left (arm the stage hook again).  The core
+ * arms the hook itself after every apply and reconciliation. */
+bool core_stage_step(struct core *c);
 
 /* A clean stop: what happens to the rules (see engine_stop). */
 void core_stop(struct core *c);

@@ -68,6 +68,7 @@ struct core {
 	struct knock_stats knock_stats;
 	uint64_t knock_kernel_last;		/* knock_over as last read */
 	struct log_ratelimit knock_log;
+	struct log_ratelimit stage_log;		/* prestage's failures */
 };
 
 /* One line, formatted, to log (as the log hook). */

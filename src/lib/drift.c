@@ -44,6 +44,7 @@ struct drift {
 	 * entries per check, from this entry on. */
 	size_t verify_next;
 	bool verifying;
+	unsigned gen;		/* the generation of maps in force */
 	struct drift_stats stats;
 };
 
@@ -284,7 +285,8 @@ void drift_take_digests(struct drift *d, const struct config *cfg)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (maps)
-		d->have_map_digest = digest_of(d, cfg, ruleset_native_maps, RULESET_MAP_COUNT,
+		d->have_map_digest = digest_of(d, cfg, ruleset_native_gen_maps[d->gen],
+					       RULESET_MAP_COUNT,
 					       &d->map_digest) == 0;
 	if (sets)
 		d->have_set_digest = digest_of(d, cfg, names, n,
@@ -311,7 +313,8 @@ static bool verify_step(struct drift *d, const struct config *cfg,
 	int r = b ? 0 : -ENOMEM;
 
 	for (; r == 0 && i < map->nentries && pairs < VERIFY_STEP_PAIRS; i++) {
-		r = ruleset_native_entry_elements(cfg, &map->entries[i], b);
+		r = ruleset_native_entry_elements_gen(cfg, &map->entries[i],
+						      d->gen, b);
 		pairs += map->entries[i].npairs;
 	}
 	r = r < 0 ? r : nftio_elems_verify(d->io, b);
@@ -333,7 +336,8 @@ static bool maps_changed(struct drift *d, const struct config *cfg,
 		d->verify_next = 0;
 		return verify_step(d, cfg, map);
 	}
-	return digest_of(d, cfg, ruleset_native_maps, RULESET_MAP_COUNT, &now) == 0 &&
+	return digest_of(d, cfg, ruleset_native_gen_maps[d->gen],
+					       RULESET_MAP_COUNT, &now) == 0 &&
 	       now != d->map_digest;
 }
 
@@ -459,6 +463,15 @@ bool drift_table_gone(struct drift *d, const struct config *cfg)
 
 	free(now);
 	return gone;
+}
+
+void drift_set_generation(struct drift *d, unsigned gen)
+{
+	if (gen != d->gen) {
+		d->have_map_digest = false;
+		d->verifying = false;
+	}
+	d->gen = gen;
 }
 
 const struct drift_stats *drift_stats(const struct drift *d)

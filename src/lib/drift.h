@@ -134,6 +134,10 @@ void drift_own_elements_begin(struct drift *d, struct drift_own *ret);
  * -ENOENT). */
 bool drift_table_gone(struct drift *d, const struct config *cfg);
 
+/* prestage: the generation of maps in force (0 or 1, see ruleset.h),
+ * whose elements the checks compare; a change drops their digest. */
+void drift_set_generation(struct drift *d, unsigned gen);
+
 const struct drift_stats *drift_stats(const struct drift *d);
 
 #endif

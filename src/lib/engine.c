@@ -26,7 +26,7 @@ double engine_ms_since(const struct timespec *a)
 
 /* The figures the drift and untrack modules keep, copied into the stats
  * after each change: they own the state, the stats only show it. */
-static void sync_stats(struct engine *e)
+void engine_sync_stats(struct engine *e)
 {
 	const struct drift_stats *d = drift_stats(e->drift);
 
@@ -38,6 +38,8 @@ static void sync_stats(struct engine *e)
 	e->stats.untrack_switches = untrack_switches(e->untrack);
 	snprintf(e->stats.conntrack_user, sizeof(e->stats.conntrack_user),
 		 "%s", untrack_user(e->untrack));
+	e->stats.prestage = e->two;
+	e->stats.generation = e->gen;
 }
 
 /* Forgets a reason already stored: the failure was recovered from. */
@@ -86,6 +88,7 @@ void engine_free(struct engine *e)
 	if (e == NULL)
 		return;
 	shuffle_map_free(e->map);
+	shuffle_map_free(e->standby);
 	shuffle_plan_free(e->plan);
 	shuffle_free(e->rng);
 	config_free(e->cfg);
@@ -140,7 +143,7 @@ static int64_t wall_ms(void)
 /* The probe event feed: the redirect ports of old[0..n), about to be
  * replaced, go into stale4/6 in the same transaction, as many as
  * stale_max leaves room for. */
-static int queue_stale(struct engine *e, struct config *cfg,
+int engine_queue_stale(struct engine *e, struct config *cfg,
 		       const struct shuffle_entry *old, size_t n,
 		       struct nftio_elems *b)
 {
@@ -222,14 +225,16 @@ static int apply_elements(struct engine *e, struct config *cfg,
 	if (r == 0 && (kind == BATCH_ELEMENTS || kind == BATCH_SETS))
 		r = ruleset_derive_elements(cfg, derive_now, b);
 	if (kind == BATCH_ELEMENTS || kind == BATCH_SHUFFLE)
-		r = r ? r : ruleset_native_elements(cfg, map, true, b);
+		r = r ? r : ruleset_native_elements_gen(cfg, map, e->gen, true,
+							b);
 	for (size_t i = 0; kind == BATCH_ENTRY && r == 0 && i < nold; i++)
-		r = ruleset_native_entry(cfg, &old[i],
-					 &map->entries[old[i].watched], b);
+		r = ruleset_native_entry_gen(cfg, &old[i],
+					     &map->entries[old[i].watched],
+					     e->gen, b);
 	if (r == 0 && kind == BATCH_ENTRY)
-		r = queue_stale(e, cfg, old, nold, b);
+		r = engine_queue_stale(e, cfg, old, nold, b);
 	else if (r == 0 && kind == BATCH_SHUFFLE && old)
-		r = queue_stale(e, cfg, old, nold, b);	/* a fresh draw */
+		r = engine_queue_stale(e, cfg, old, nold, b);	/* a fresh draw */
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = engine_errstr("%s", "out of memory building the "
@@ -304,19 +309,41 @@ static int apply_full(struct engine *e, struct config *cfg,
  * empty until the second. */
 #define NATIVE_ATOMIC_SETUP_MAX 20000
 
+/* prestage: a table redefined in place keeps the generation its rules
+ * name (the other may hold a standby half loaded); one defined anew
+ * starts at generation 0, as does one without a standby generation. */
+static unsigned setup_generation(const struct engine *e,
+				 const struct config *cfg, bool in_place)
+{
+	return in_place && config_prestage_active(cfg) ? e->gen : 0;
+}
+
+/* The table's generations as the last definition left them. */
+static void set_layout(struct engine *e, unsigned gen, bool two)
+{
+	e->gen = gen;
+	e->two = two;
+	drift_set_generation(e->drift, gen);
+}
+
 static int apply_setup(struct engine *e, struct config *cfg,
 		       const json_t *prelude, bool in_place, char **ret_error)
 {
 	json_t *batch = ruleset_batch_new(cfg, false);
+	unsigned gen = setup_generation(e, cfg, in_place);
 	int r = -ENOMEM;
 
 	if (batch &&
 	    insert_prelude(ruleset_commands(batch), prelude) == 0 &&
-	    ruleset_native_setup_after(cfg, config_mode(e->cfg) ==
-				       CONFIG_MODE_NATIVE ? e->cfg : NULL,
-				       ruleset_commands(batch), in_place) == 0)
+	    ruleset_native_setup_gen(cfg, config_mode(e->cfg) ==
+				     CONFIG_MODE_NATIVE ? e->cfg : NULL, gen,
+				     config_prestage_active(cfg),
+				     in_place && e->two,
+				     ruleset_commands(batch), in_place) == 0)
 		r = nftio_apply(e->io, batch, false, ret_error);
 	json_decref(batch);
+	if (r == 0)
+		set_layout(e, gen, config_prestage_active(cfg));
 	return r;
 }
 
@@ -358,11 +385,21 @@ static int apply_whole(struct engine *e, struct config *cfg,
 	bool on = false;
 	int r;
 
+	/* The standby's maps are about to be flushed or redefined. */
+	engine_stage_reset(e);
+	/* Rules in place that name the second generation, which the new
+	 * definition drops (prestage turned off): defined anew instead, or
+	 * packets would meet the half-loaded standby until the elements
+	 * come. */
+	if (in_place && e->gen == 1 && !config_prestage_active(cfg))
+		in_place = false;
 	r = split ? apply_setup_then_elements(e, cfg, map, t0, prelude,
 					      in_place, ret_error)
 		  : apply_full(e, cfg, map, t0, prelude, ret_error);
 	if (r < 0)
 		return r;
+	if (!split)	/* ruleset_build defines the table anew */
+		set_layout(e, 0, native && config_prestage_active(cfg));
 	if (native && config_untrack(cfg) != CONFIG_UNTRACK_OFF) {
 		on = untrack_wanted(e->untrack, cfg);
 		if (on && (split || config_untrack(cfg) == CONFIG_UNTRACK_AUTO))
@@ -454,7 +491,7 @@ int engine_apply_map(struct engine *e, struct config *cfg,
 	 * seen everything before them. */
 	if (drift_applied(e->drift, cfg, &mark, how, &after))
 		untrack_seen(e->untrack, mark.gen, after, writes_all);
-	sync_stats(e);
+	engine_sync_stats(e);
 	return r;
 }
 
@@ -464,7 +501,7 @@ void engine_take_digests(struct engine *e)
 {
 	if (e->native_ready)
 		drift_take_digests(e->drift, e->cfg);
-	sync_stats(e);
+	engine_sync_stats(e);
 }
 
 /* Adopts map as the mapping in force if r is 0, or drops it; returns r. */
@@ -522,6 +559,18 @@ int engine_shuffle(struct engine *e, char **ret_error)
 	r = engine_settle(e, ret_error);
 	if (r < 0)
 		return r;
+	/* The next mapping is loaded: one small transaction puts it in
+	 * force.  If that fails (the table gone, say), the full replace
+	 * below still serves the trigger. */
+	if (engine_can_switch(e)) {
+		if (engine_switch(e, ret_error) == 0)
+			return 0;
+		drop_error(ret_error);
+	} else if (e->two && e->map && e->native_ready) {
+		/* Not ready yet: a full replace now rather than a wait of
+		 * up to the whole staging (docs/native-mode.md). */
+		e->stats.fallbacks++;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = shuffle_map_new(e->rng, e->cfg, engine_plan(e), &map);
 	if (r < 0) {
@@ -631,6 +680,8 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	r = engine_settle(e, ret_error);
 	if (r < 0)
 		return r;
+	/* The standby was drawn for the old configuration. */
+	engine_stage_reset(e);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	next_plan = shuffle_plan_new(c);
 	r = next_plan ? shuffle_map_new(e->rng, c, next_plan, &map) : -ENOMEM;
@@ -713,7 +764,10 @@ static int repair_foreign(struct engine *e, uint32_t gen, char **ret_error)
 	enum drift_result found = drift_compare(e->drift, e->cfg, e->map, gen);
 	int r;
 
-	sync_stats(e);
+	/* The standby is not compared: whatever someone else did, it is
+	 * loaded again before it can be switched in. */
+	engine_stage_reset(e);
+	engine_sync_stats(e);
 	switch (found) {
 	case DRIFT_INTACT:
 		return 0;
@@ -762,7 +816,7 @@ int engine_reconcile(struct engine *e, char **ret_error)
 	if (!e->native_ready)
 		return 0;
 	r = drift_quiet_step(e->drift, e->cfg, e->map) == DRIFT_MAPS;
-	sync_stats(e);
+	engine_sync_stats(e);
 	if (!r)
 		return 0;
 	r = apply_again(e, BATCH_SHUFFLE, ret_error);
@@ -788,7 +842,7 @@ static int switch_untrack(struct engine *e, bool on, char **ret_error)
 		 * reconciliation defines it anew, and looks again. */
 		drop_error(ret_error);
 		untrack_set(e->untrack, false, false);
-		sync_stats(e);
+		engine_sync_stats(e);
 		return 0;
 	}
 	if (r < 0)
@@ -797,7 +851,7 @@ static int switch_untrack(struct engine *e, bool on, char **ret_error)
 	drift_own_end(e->drift, e->cfg, &own);
 	if (nftio_generation(e->io, &gen) == 0)
 		untrack_seen(e->untrack, 0, gen, true);
-	sync_stats(e);
+	engine_sync_stats(e);
 	return 1;
 }
 
@@ -813,7 +867,7 @@ int engine_untrack_check(struct engine *e, bool all, char **ret_error)
 	if (!all && (!untrack_on(e->untrack) || !untrack_moved(e->untrack)))
 		return 0;
 	want = untrack_wanted(e->untrack, e->cfg);
-	sync_stats(e);
+	engine_sync_stats(e);
 	if (want == untrack_on(e->untrack))
 		return 0;
 	return switch_untrack(e, want, ret_error);
@@ -835,7 +889,7 @@ int engine_stop(struct engine *e, char **ret_error)
 		r = untrack_apply(e->untrack, e->cfg, false, ret_error);
 		if (r == 0)
 			untrack_set(e->untrack, false, false);
-		sync_stats(e);
+		engine_sync_stats(e);
 		return r;
 	}
 	batch = ruleset_batch_new(e->cfg, false);

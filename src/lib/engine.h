@@ -49,6 +49,16 @@ struct engine_stats {
 	uint64_t derive_steps;	/* slot boundaries applied (keyed entries) */
 	size_t derive_last_elements; /* ... operations in the last one */
 	double derive_last_apply_ms; /* ... its kernel call */
+	/* prestage (native mode): */
+	bool prestage;		/* staging the next mapping (config) */
+	bool standby_ready;	/* the next mapping is loaded whole */
+	unsigned generation;	/* the maps in force: 0 (swap4...), 1 (_b) */
+	uint64_t switches;	/* full shuffles served by a switch */
+	uint64_t fallbacks;	/* ... by a full replace, no standby ready */
+	uint64_t stagings;	/* standbys loaded whole */
+	double last_stage_ms;	/* the last: from its draw to ready, the
+				 * loop's other work between chunks included */
+	double last_switch_ms;	/* the last switch's transaction */
 };
 
 /* Takes ownership of c; borrows io, which must outlive the engine.
@@ -146,6 +156,16 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 			void (*moved)(void *arg, size_t to, size_t from),
 			void *arg, char **ret_error);
+
+/* prestage: loads one bounded chunk of the next mapping into the standby
+ * generation's maps (the first also draws it and flushes them), one
+ * transaction of elements that nothing reads yet.  Run it from the loop
+ * at a low priority after every full shuffle until it returns 0: 1 means
+ * more is left; 0 nothing to do (prestage off, the standby ready, no
+ * mapping in force yet, or someone else's commit to reconcile first); a
+ * negative errno with *ret_error: the standby is dropped (a later call
+ * starts over). */
+int engine_stage_step(struct engine *e, char **ret_error);
 
 /* Native mode: send map updates through libnftables' JSON parser instead
  * of a netlink batch built here (slower; for comparisons). */

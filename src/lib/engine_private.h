@@ -41,6 +41,16 @@ struct engine {
 	int64_t derive_at;
 	int64_t (*derive_clock)(void *arg);
 	void *derive_clock_arg;
+	/* prestage (engine_stage.c): the generation of maps the rules name
+	 * (0 or 1); the next mapping, drawn, loaded into the other
+	 * generation's maps up to entry stage_next; ready once all of it
+	 * is there and nobody else has committed since. */
+	unsigned gen;
+	bool two;		/* the table has both generations */
+	struct shuffle_map *standby;
+	size_t stage_next;
+	bool standby_ready;
+	struct timespec stage_t0;	/* when the standby was drawn */
 };
 
 /* What a batch has to carry. */
@@ -78,6 +88,21 @@ double engine_ms_since(const struct timespec *a);
 int64_t engine_derive_now(const struct engine *e);
 int engine_derive_append(const struct config *cfg, int64_t now,
 			 json_t *batch);
+/* The probe event feed: queues old[0..n)'s redirect ports on b. */
+int engine_queue_stale(struct engine *e, struct config *cfg,
+		       const struct shuffle_entry *old, size_t n,
+		       struct nftio_elems *b);
+/* The figures drift and untrack keep, copied into the stats. */
+void engine_sync_stats(struct engine *e);
+/* prestage (engine_stage.c): forgets the standby (its maps are flushed
+ * when staging starts again), after anything that makes it unfit to be
+ * switched in: a reload, a runtime entry, someone else's commit. */
+void engine_stage_reset(struct engine *e);
+/* Whether a trigger can switch to the standby now. */
+bool engine_can_switch(const struct engine *e);
+/* Puts the standby in force in one small transaction (see
+ * ruleset_native_switch); the mapping it replaces goes to stale4/6. */
+int engine_switch(struct engine *e, char **ret_error);
 char *engine_errstr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -38,15 +38,35 @@ static void drop_added(struct engine *e, size_t n)
 	}
 }
 
-/* Elements of one entry (watched entry idx, its pairs in map): added
- * (add) or deleted. */
-static int entry_change(struct engine *e, size_t idx, bool add)
+/* Elements of one entry (watched entry idx, its pairs in map, of
+ * generation gen): added (add) or deleted. */
+static int entry_change(struct engine *e, const struct shuffle_map *map,
+			unsigned gen, size_t idx, bool add)
 {
 	struct shuffle_entry none = { .watched = idx };
-	const struct shuffle_entry *cur = &e->map->entries[idx];
+	const struct shuffle_entry *cur = &map->entries[idx];
 
-	return add ? ruleset_native_entry(e->cfg, &none, cur, e->watch_elems) :
-		     ruleset_native_entry(e->cfg, cur, &none, e->watch_elems);
+	return add ? ruleset_native_entry_gen(e->cfg, &none, cur, gen,
+					      e->watch_elems) :
+		     ruleset_native_entry_gen(e->cfg, cur, &none, gen,
+					      e->watch_elems);
+}
+
+/* prestage: entry idx, just added, gets a mapping of its own in the
+ * standby too: in its maps in the same transaction if the standby is
+ * loaded whole, else from the chunks still to come (it is last). */
+static int standby_add(struct engine *e, size_t idx)
+{
+	int r;
+
+	if (e->standby == NULL)
+		return 0;
+	r = shuffle_map_append(e->rng, e->cfg, engine_plan(e), e->standby, idx);
+	if (r == 0 && e->standby_ready) {
+		r = entry_change(e, e->standby, e->gen ^ 1, idx, true);
+		e->stage_next = e->standby->nentries;
+	}
+	return r;
 }
 
 int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
@@ -93,10 +113,12 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 				 strerror(-r));
 			break;
 		}
-		r = entry_change(e, idx, true);
+		r = entry_change(e, e->map, e->gen, idx, true);
 		if (r == 0)
 			r = ruleset_native_tracked_change(e->cfg, idx, true,
 							  e->watch_elems);
+		if (r == 0)
+			r = standby_add(e, idx);
 		if (r < 0) {
 			added++;
 			snprintf(why, sizeof(why), "out of memory");
@@ -111,6 +133,7 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 			*ret_error = engine_errstr("%s is watched already",
 						   order[added]->net.text);
 		drop_added(e, added);
+		engine_stage_reset(e);	/* it may hold them */
 		goto out;
 	}
 	if (e->map == NULL)
@@ -120,8 +143,10 @@ int engine_watch_add(struct engine *e, const struct engine_watch *w, size_t n,
 	/* The digests reconciliation compares with are taken again at its
 	 * next quiet look, not here: a flood of adds would read the maps
 	 * back once per add. */
-	if (r < 0)
+	if (r < 0) {
 		drop_added(e, added);
+		engine_stage_reset(e);	/* it may hold them */
+	}
 out:
 	nftio_elems_free(e->watch_elems);
 	e->watch_elems = NULL;
@@ -134,6 +159,7 @@ struct taken {
 	size_t to, from;
 	struct config_watched cw;
 	struct shuffle_entry se;
+	struct shuffle_entry standby;	/* prestage: the standby's entry */
 };
 
 /* The reverse order of networks: the addresses inside a prefix go before
@@ -156,6 +182,7 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 {
 	size_t *cur = malloc((n + 1) * sizeof(*cur));
 	struct taken *t = calloc(n + 1, sizeof(*t));
+	bool ready = false;
 	struct timespec t0;
 	size_t done = 0;
 	int r = 0;
@@ -181,6 +208,8 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 	r = e->map ? engine_settle(e, ret_error) : 0;
 	if (r < 0)
 		goto out;
+	/* After the check, which drops a standby someone else touched. */
+	ready = e->map && e->standby && e->standby_ready;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	e->watch_elems = nftio_elems_new(config_table_name(e->cfg));
 	if (e->watch_elems == NULL) {
@@ -193,10 +222,17 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 		if (e->map) {
 			r = ruleset_native_tracked_change(e->cfg, i, false,
 							  e->watch_elems);
-			r = r ? r : entry_change(e, i, false);
+			r = r ? r : entry_change(e, e->map, e->gen, i, false);
+			/* A standby loaded whole loses it in the same
+			 * transaction (one half loaded starts over). */
+			if (r == 0 && ready)
+				r = entry_change(e, e->standby, e->gen ^ 1, i,
+						 false);
 			if (r < 0)
 				break;
 			shuffle_map_take(e->map, i, &t[done].se);
+			if (ready)
+				shuffle_map_take(e->standby, i, &t[done].standby);
 		}
 		config_watched_take(e->cfg, i, &t[done].cw, &t[done].from);
 		t[done].to = i;
@@ -215,15 +251,24 @@ int engine_watch_remove(struct engine *e, const size_t *idx, size_t n,
 			if (e->map)
 				shuffle_map_put_back(e->map, t[done].to,
 						     &t[done].se);
+			if (e->map && ready)
+				shuffle_map_put_back(e->standby, t[done].to,
+						     &t[done].standby);
 			config_watched_put_back(e->cfg, t[done].to, &t[done].cw);
 		}
 		goto out;
 	}
+	if (ready)
+		e->stage_next = e->standby->nentries;
+	else
+		engine_stage_reset(e);	/* it holds the entries gone */
 	for (size_t k = 0; k < n; k++) {
 		if (moved)
 			moved(arg, t[k].to, t[k].from);
 		config_watched_release(&t[k].cw);
 		shuffle_entry_release(&t[k].se);
+		if (ready)
+			shuffle_entry_release(&t[k].standby);
 	}
 out:
 	nftio_elems_free(e->watch_elems);

@@ -333,6 +333,23 @@ char *metrics_render(const struct metrics_snapshot *s)
 		       "conntrack.",
 		       "%llu", (unsigned long long)s->untrack_switches);
 	}
+	if (s->prestage > 0) {
+		scalar(&o, "porthop_prestage_standby_ready", "gauge",
+		       "1 while the next mapping is loaded whole in the standby "
+		       "maps, so that a shuffle is one small switch.",
+		       "%d", s->standby_ready ? 1 : 0);
+		scalar(&o, "porthop_prestage_switches_total", "counter",
+		       "Shuffles served by switching to the staged mapping.",
+		       "%llu", (unsigned long long)s->prestage_switches);
+		scalar(&o, "porthop_prestage_fallbacks_total", "counter",
+		       "Shuffles that found no staged mapping ready and "
+		       "replaced the maps whole.",
+		       "%llu", (unsigned long long)s->prestage_fallbacks);
+		scalar(&o, "porthop_prestage_last_staging_seconds", "gauge",
+		       "How long the last staging took, from its draw to the "
+		       "standby loaded whole.",
+		       "%.6f", s->last_stage_seconds);
+	}
 	if (s->watch)
 		render_watch(&o, s);
 	if (s->events)

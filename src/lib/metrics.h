@@ -43,6 +43,12 @@ struct metrics_snapshot {
 	int untracking;			/* native: 1 if unwatched clients are
 					 * untracked, 0 if not; -1 template */
 	uint64_t untrack_switches;	/* ... turned on or off by "auto" */
+	int prestage;			/* native: 1 if the next mapping is
+					 * staged (prestage), 0 if not; -1
+					 * template */
+	bool standby_ready;		/* ... and loaded whole now */
+	uint64_t prestage_switches, prestage_fallbacks;
+	double last_stage_seconds;	/* the last staging, draw to ready */
 	size_t pairs;
 	size_t watched;
 	int redis_connected;		/* 1, 0, or -1 when Redis is off */

@@ -72,6 +72,18 @@ enum ruleset_map {
 
 /* Names of the maps, indexed by enum ruleset_map. */
 extern const char *const ruleset_native_maps[RULESET_MAP_COUNT];
+
+/*
+ * prestage (docs/native-mode.md#prestaged-mappings): when it is active
+ * (config_prestage_active), the table has a second generation of the four
+ * maps ("swap4_b"...), and the base chains goto the chains of one
+ * generation, the active one; the other, the standby, is filled with the next mapping
+ * ahead of time, and a trigger puts it in force by replacing those rules
+ * alone (ruleset_native_switch).  Generation 0 is ruleset_native_maps.
+ * The functions below that take gen are those of the same name without
+ * it, for the maps of generation gen (0 or 1).
+ */
+extern const char *const ruleset_native_gen_maps[2][RULESET_MAP_COUNT];
 /* The native table's sets of addresses under c (trusted4/6, and
  * tracked4/6 unless untrack_unwatched is false): fills names, returns how many. */
 size_t ruleset_native_sets(const struct config *c, const char *names[4]);
@@ -138,6 +150,39 @@ int ruleset_native_tracked_change(const struct config *c, size_t idx,
 
 /* Appends the command that deletes the table. */
 int ruleset_native_teardown(const struct config *c, json_t *cmds);
+
+/* ruleset_native_setup_after with two generations of maps (two) or one,
+ * the rules naming generation gen (two) or 0.  With two, every rule that
+ * looks a map up lives in a chain of its generation (nat_g0, nat_g1,
+ * ...), which the base chains goto; had_two: the table in place had two
+ * (redefined in place with one, the second's chains and maps go).
+ * ruleset_native_setup and _after have two (and had_two) as
+ * config_prestage_active says. */
+int ruleset_native_setup_gen(const struct config *c,
+			     const struct config *prev, unsigned gen,
+			     bool two, bool had_two, json_t *cmds,
+			     bool in_place);
+
+/* Appends to cmds the switch to generation gen of a table with two: the
+ * base chains' rules (pre_nat, pre_stateless, out_stateless, pre_events)
+ * flushed and added again with their goto to gen's chains.  A handful of
+ * commands that bind no map, whatever the number of pairs, applied as one
+ * transaction: each packet meets one generation whole. */
+int ruleset_native_switch(const struct config *c, unsigned gen,
+			  json_t *cmds);
+
+/* Queues on b the flush of generation gen's four maps. */
+int ruleset_native_flush_gen(unsigned gen, struct nftio_elems *b);
+int ruleset_native_elements_gen(const struct config *c,
+				const struct shuffle_map *map, unsigned gen,
+				bool flush, struct nftio_elems *b);
+int ruleset_native_entry_elements_gen(const struct config *c,
+				      const struct shuffle_entry *entry,
+				      unsigned gen, struct nftio_elems *b);
+int ruleset_native_entry_gen(const struct config *c,
+			     const struct shuffle_entry *old,
+			     const struct shuffle_entry *new_entry,
+			     unsigned gen, struct nftio_elems *b);
 
 /* ruleset_native_setup when the table in place was defined by prev
  * (NULL: not known): what prev did not have is not taken away (an event

@@ -7,7 +7,9 @@
 . "$(dirname "$0")/lib.sh"
 
 # big_native_config FILE TABLE ADDRESSES TRUSTED_JSON: ADDRESSES watched
-# addresses (10.0.X.Y) x 1,000 TCP ports.
+# addresses (10.0.X.Y) x 1,000 TCP ports; one generation of maps
+# (prestage false: the counts below are of one; prestage's reloads are
+# it_prestage's).
 big_native_config() {
 	{
 		echo '{"redis_connection_configuration": {"host": "127.0.0.1", "port": 6379, "db": 0,'
@@ -15,6 +17,7 @@ big_native_config() {
 		echo ' "redis_subscriber_configuration": {"subscriber_channel_names": ["test_channel_1"]},'
 		echo ' "porthopd": {"reconcile_interval_seconds": 0, "state_directory": ""},'
 		echo " \"nftables_service_configuration\": {\"max_port_number\": 65535, \"table_name\": \"$2\","
+		echo "  \"prestage\": false,"
 		echo "  \"trusted_addresses\": $4, \"tcp_ports\": [$(seq -s, 1 1000)],"
 		echo "  \"watched_addresses\": ["
 		for i in $(seq 1 "$3"); do

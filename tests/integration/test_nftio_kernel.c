@@ -255,6 +255,29 @@ static void test_native_golden_and_netlink(void **state)
 	nftio_free(io);
 }
 
+/* prestage's golden batch (both generations, the event feed on) goes
+ * into the kernel as it is, listed as the reviewed
+ * native_prestage_ruleset.nft; the switch to generation 1 changes the
+ * base chains' goto alone (native_prestage_switched.nft). */
+static void test_native_prestage_golden(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_prestage_batch.json");
+	json_t *sw = load_golden("native_prestage_switch.json");
+	char *err = NULL;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_prestage_ruleset.nft -"), 0);
+	assert_int_equal(nftio_apply(io, sw, false, &err), 0);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_prestage_switched.nft -"), 0);
+	json_decref(sw);
+	json_decref(golden);
+	nftio_free(io);
+}
+
 /* The event feed's golden batch goes into the kernel as it is (the
  * kernel takes the lookups of maps as sets, the named counter, the
  * limits), listed as the reviewed native_events_ruleset.nft; old redirect
@@ -811,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_check_refuses_ipv6_in_ip_template),
 		cmocka_unit_test(test_native_golden_and_netlink),
 		cmocka_unit_test(test_native_events_golden),
+		cmocka_unit_test(test_native_prestage_golden),
 		cmocka_unit_test(test_interval_sets_netlink),
 		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_native_knock_golden),

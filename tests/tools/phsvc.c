@@ -18,6 +18,19 @@
  *                                same line comes back: print "ok LINE", or
  *                                exit 1 on a mismatch, a reset or a 5 s
  *                                silence
+ *   phsvc udprounds HOST FIRST LAST STOPFILE SPORT NSPORT
+ *                                rounds of one datagram to each UDP port
+ *                                FIRST..LAST of HOST in turn, each from a
+ *                                fresh socket bound to the next source
+ *                                port of SPORT..SPORT+NSPORT-1 (a new
+ *                                conntrack entry, so a new NAT lookup;
+ *                                short of them, it waits for STOPFILE),
+ *                                until STOPFILE exists, then one round
+ *                                more:
+ *                                print "PORT N" for each (N: the port of
+ *                                the service that answered, 0: no answer
+ *                                within 1 s), and "round" after each
+ *                                (then a pause of 2 ms)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +38,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,8 +317,71 @@ static int dgram(const char *path, double seconds)
 	return 0;
 }
 
+/* One datagram to host:port from a fresh socket: the port of the
+ * service that answered ("... udp service on port N"), or 0. */
+static int udp_ask(const struct sockaddr_in *host, int port, int sport)
+{
+	struct sockaddr_in to = *host, from = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	const char *at;
+	char buf[128];
+	ssize_t n;
+	int got = 0;
+
+	if (fd < 0)
+		return 0;
+	to.sin_port = htons((uint16_t)port);
+	from.sin_port = htons((uint16_t)sport);
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0 &&
+	    sendto(fd, "?", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1 &&
+	    poll(&p, 1, 1000) == 1 &&
+	    (n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[n] = '\0';
+		at = strstr(buf, "on port ");
+		got = at ? atoi(at + 8) : 0;
+	}
+	close(fd);
+	return got;
+}
+
+static int udprounds(const char *host, int first, int last,
+		     const char *stopfile, int sport, int nsport)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int end = sport + nsport;
+	bool stop = false;
+
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || first < 1 ||
+	    last > 65535 || first > last || sport < 1 || end > 65536)
+		return 2;
+	do {
+		stop = access(stopfile, F_OK) == 0;
+		/* The last round's ports are kept for it: short of the
+		 * others, wait for STOPFILE (up to a minute). */
+		for (int i = 0; !stop && sport + 2 * (last - first + 1) > end &&
+		     i < 60000; i++) {
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+			stop = access(stopfile, F_OK) == 0;
+		}
+		if (sport + (last - first + 1) > end)
+			return 3;
+		for (int port = first; port <= last; port++)
+			printf("%d %d\n", port, udp_ask(&sa, port, sport++));
+		printf("round\n");
+		fflush(stdout);
+		/* A pause between rounds, so that the source ports last
+		 * while the trigger is on its way. */
+		nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+	} while (!stop);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 8 && strcmp(argv[1], "udprounds") == 0)
+		return udprounds(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5],
+				 atoi(argv[6]), atoi(argv[7]));
 	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 2, argv + 2);
 	if (argc == 4 && strcmp(argv[1], "dgram") == 0)

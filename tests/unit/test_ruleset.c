@@ -135,6 +135,38 @@ static void test_golden_native_events_batch(void **state)
 	config_free(c);
 }
 
+/* prestage true (with the event feed): both generations' maps, each
+ * generation's chains of lookups, the base chains' goto to generation 0;
+ * and the switch to generation 1 (native_prestage_ruleset.nft and
+ * native_prestage_switched.nft are the kernel's listings, checked by the
+ * kernel test). */
+static void test_golden_native_prestage(void **state)
+{
+	struct config *c;
+	json_t *batch = native_batch_of("valid/native_prestage.json", &c, NULL);
+	json_t *sw = ruleset_batch_new(c, false), *golden;
+	json_error_t e;
+
+	(void)state;
+	assert_non_null(sw);
+	assert_int_equal(ruleset_native_switch(c, 1, ruleset_commands(sw)), 0);
+	for (int i = 0; i < 2; i++) {
+		const char *path = i ? GOLDEN_DIR "/native_prestage_switch.json" :
+				       GOLDEN_DIR "/native_prestage_batch.json";
+
+		/* PORTHOP_UPDATE_GOLDEN=1 rewrites them. */
+		if (getenv("PORTHOP_UPDATE_GOLDEN"))
+			json_dump_file(i ? sw : batch, path, JSON_INDENT(1));
+		golden = json_load_file(path, 0, &e);
+		assert_non_null(golden);
+		assert_true(json_equal(i ? sw : batch, golden));
+		json_decref(golden);
+	}
+	json_decref(sw);
+	json_decref(batch);
+	config_free(c);
+}
+
 /* Turning the feed off in place deletes its chains, sets and counter;
  * a table that never had them gets no deletes. */
 static void test_events_off_in_place(void **state)
@@ -627,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_golden_native_knock_batch),
 		cmocka_unit_test(test_knock_off_in_place),
 		cmocka_unit_test(test_knocked_elements),
+		cmocka_unit_test(test_golden_native_prestage),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
