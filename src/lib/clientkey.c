@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -426,21 +427,6 @@ char *clientkey_text(const struct clientkey *k)
 	return text;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int clientkey_write(const struct clientkey *k, const char *path,
 		    struct diag *d)
 {
@@ -465,9 +451,9 @@ int clientkey_write(const struct clientkey *k, const char *path,
 			   "overwritten: remove the old one first)" : "");
 		goto out;
 	}
-	r = write_all(fd, text, len);
-	if (r == 0)
-		r = write_all(fd, "\n", 1);
+	/* A new regular file: dprintf's stdio writes it whole or fails. */
+	errno = EIO;
+	r = dprintf(fd, "%s\n", text) == (int)len + 1 ? 0 : -errno;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
