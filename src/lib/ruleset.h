@@ -218,4 +218,8 @@ int ruleset_derive_step(const struct config *c, int64_t from, int64_t to,
  * -1 without keyed entries. */
 int64_t ruleset_derive_next(const struct config *c, int64_t now);
 
+/* Whether any keyed entry's slot at to differs from its slot at from, in
+ * either direction (the real-time clock can be stepped back). */
+bool ruleset_derive_moved(const struct config *c, int64_t from, int64_t to);
+
 #endif

@@ -467,3 +467,14 @@ int64_t ruleset_derive_next(const struct config *c, int64_t now)
 	}
 	return next;
 }
+
+bool ruleset_derive_moved(const struct config *c, int64_t from, int64_t to)
+{
+	for (size_t i = 0; i < config_configured_count(c); i++) {
+		const struct config_watched *w = config_watched(c, i);
+
+		if (w->derive != NULL && slot_of(w, from) != slot_of(w, to))
+			return true;
+	}
+	return false;
+}
