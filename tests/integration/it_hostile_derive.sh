@@ -6,8 +6,13 @@
 # symlink), a knock key, a key for other services or whose pool holds
 # another service's port: porthopd exits 78 with the reason and the kernel has no
 # table; the same keys brought by a SIGHUP are refused and the running
-# rules stay.
+# rules stay.  An attacker in the keyed network without the key sends
+# what conntrack calls invalid (FIN|ACK) to ports it knows: every reply
+# comes from the port it went to (a port of the previous or next slot
+# answered from the current slot's port, and a closed port of the pool
+# from the real port, before the stateless swaps used one map both ways).
 . "$(dirname "$0")/lib.sh"
+require_tools nping socat
 
 # --- keygen: the pool's bounds ----------------------------------------------
 
@@ -94,3 +99,34 @@ keyed_config "$T/good.json" "$KEY"
 nsx nft list map inet porthop dp0 >/dev/null || fail "the derived ports' map went"
 stop_porthopd
 pass "hostile derive keys by SIGHUP: refused, porthopd and its rules stay"
+
+# --- stateless probes from a keyed source without the key -------------------
+
+SLOT=30
+HOST=10.77.0.1
+CL=ph-cl-$$-$RANDOM
+ns_new "$CL"
+ns_link "$NS" "$HOST" "$CL" 10.77.0.2
+"$PORTHOP" keygen eve -o "$T/eve.key" --use derive --slot-seconds $SLOT --tcp 22 >/dev/null
+native_config "$T/eve.json" <<JSON
+{"max_port_number": 65535, "tcp_ports": [22],
+ "watched_addresses": [{"ip": "10.77.0.0/24", "derive_key": "$T/eve.key"}]}
+JSON
+nsx socat TCP-LISTEN:22,bind=$HOST,fork,reuseaddr EXEC:/bin/cat &
+wait_for 10 "the service listening" nsx socat -u OPEN:/dev/null TCP:$HOST:22
+: >"$LOG"
+start_porthopd "$T/eve.json" --no-redis
+# Within one slot, with 8 s to spare.
+slot_left() { [ $((SLOT - $(date +%s) % SLOT)) -gt 8 ]; }
+wait_until $SLOT slot_left
+at() { "$PORTHOP" follow $HOST 22 --key "$T/eve.key" --at "$1"; }
+cur=$(at now) prev=$(at now-$SLOT) next=$(at now+$SLOT)
+# 1026: the first port of the default pool in class 0, the closed port
+# the real port's tracked probes are sent to.
+for p in "$prev" "$next" "$cur" 22 1026; do
+	reply=$(ip netns exec "$CL" nping --tcp --flags fin,ack -p "$p" $HOST -c 1 2>&1 |
+		awk '$1 == "RCVD" {print $4; exit}')
+	[ "$reply" = "$HOST:$p" ] || fail "FIN|ACK to $p (slot ports: $prev $cur $next): answered from ${reply:-nothing}"
+done
+stop_porthopd
+pass "stateless probes are answered from the port they went to: neither the current port nor the real one is told"
