@@ -100,11 +100,18 @@ static int derive_args(struct clientkey *k, const char *const arg[4],
 		if (arg[i] == NULL)
 			continue;
 		if (i == 2) {
-			unsigned a, b;
-			char tail;
+			const char *q = arg[i];
+			char *end;
+			unsigned long a = 0, b = 0;
 
-			if (sscanf(arg[i], "%u-%u%c", &a, &b, &tail) != 2 ||
-			    b > 65535) {
+			/* Digits only: strtoul (and sscanf's %u) would take
+			 * signs and spaces, and 131073 cast to a port is 1. */
+			if (*q >= '0' && *q <= '9')
+				a = strtoul(q, &end, 10);
+			if (*q < '0' || *q > '9' || *end != '-' ||
+			    end[1] < '0' || end[1] > '9' ||
+			    (b = strtoul(end + 1, &end, 10), *end != '\0') ||
+			    a > 65535 || b > 65535) {
 				fprintf(stderr, "porthop keygen: --pool \"%s\": "
 					"expected FIRST-LAST\n", arg[i]);
 				return -1;

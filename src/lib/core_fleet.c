@@ -53,7 +53,8 @@ int core_fleet_decode(struct core *c, const char *msg, size_t len,
 	if (c->auth == NULL)
 		return 0;	/* unsigned: anyone could write anything */
 	window_s = config_daemon(engine_config(c->engine))->trigger_window_s;
-	if (fleet_check_time(ret_op, id, window_s, why, sizeof(why)) < 0) {
+	if (fleet_check_time(ret_op, id, (int64_t)time(NULL), window_s, why,
+			     sizeof(why)) < 0) {
 		c->counters.refused[AUTH_STALE]++;
 		entry_refused(c, why);
 		return -ESTALE;

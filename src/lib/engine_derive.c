@@ -77,7 +77,9 @@ int engine_derive_tick(struct engine *e, char **ret_error)
 	if (!e->native_ready || e->map == NULL || !ruleset_derive_on(e->cfg))
 		return 0;
 	now = engine_derive_now(e);
-	if (ruleset_derive_next(e->cfg, e->derive_at) > now)
+	/* Not "the next boundary after derive_at has come": a clock stepped
+	 * back would hold later slots' ports until it got there again. */
+	if (e->derive_at > 0 && !ruleset_derive_moved(e->cfg, e->derive_at, now))
 		return 0;
 	/* Someone else's change is put back first (that apply writes the
 	 * keyed entries' elements at now too), never blessed by ours. */

@@ -245,11 +245,17 @@ int fleet_ops_from_request(const json_t *req, int64_t now,
 }
 
 int fleet_check_time(const struct fleet_op *op, const struct fleet_id *id,
-		     unsigned window_s, char *why, size_t whylen)
+		     int64_t now, unsigned window_s, char *why, size_t whylen)
 {
 	/* Whole seconds, like op->ts; at most 1.8e16: no overflow below
 	 * (op->ts is compared, never subtracted). */
 	int64_t added = (int64_t)(id->ms / 1000);
+
+	/* An ID from the future (XADD with an explicit ID): believed only up
+	 * to this host's clock, or every entry after it would be refused. */
+	if (now >= 0 && now < INT64_MAX - (int64_t)window_s &&
+	    added > now + (int64_t)window_s)
+		added = now;
 
 	if (op->ts >= added - (int64_t)window_s &&
 	    op->ts <= added + (int64_t)window_s)

@@ -92,10 +92,14 @@ char *fleet_id_format(const struct fleet_id *id, char *buf, size_t len);
  * window_s seconds of its stream ID's time (id->ms, Redis' clock when
  * XADD gave it that ID; IDs are assigned at XADD and only grow).  An old
  * signed entry copied into the stream again gets a new ID, so it fails
- * this.  0, or -ESTALE with why (the two times, what is expected) written
- * to why[0..whylen). */
+ * this.  An ID more than window_s past now (this host's clock, unix
+ * seconds) was not Redis' clock: anyone who may XADD can give an entry
+ * an explicit ID in the future, and every later entry then gets one of
+ * that time; such an ID's time counts as now.  0, or -ESTALE with why
+ * (the two times, what is expected) written to why[0..whylen). */
 int fleet_check_time(const struct fleet_op *op, const struct fleet_id *id,
-		     unsigned window_s, char *why, size_t whylen);
+		     int64_t now, unsigned window_s, char *why,
+		     size_t whylen);
 
 /* Whether a host must load the snapshot before following the stream:
  * its group is new, or entries it never read have been trimmed (the

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/time.h>
 #include <syslog.h>
+#include <unistd.h>
+
+#include "journal.h"
 
 /* Set once at start-up by log_init(); the only process-wide logging state. */
 static const char *log_progname = "porthop";
@@ -22,7 +25,10 @@ void log_init(const char *progname, int verbose, bool timestamps)
 	log_progname = progname;
 	log_verbose = verbose;
 	log_timestamps = timestamps;
-	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	/* Only when stderr is the stream the variable names: it is
+	 * inherited by children whose stderr is a pipe or a file. */
+	log_journal = journal_stream_is(getenv("JOURNAL_STREAM"),
+					STDERR_FILENO);
 }
 
 bool log_debug_enabled(void)

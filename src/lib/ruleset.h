@@ -224,8 +224,8 @@ int ruleset_native_stale(const struct config *c,
  * entry number k (config_watched.derive_id) has chains dk<k>_nat, _pre,
  * _out and two hash maps keyed by protocol . port: dp<k> (the derived
  * ports of slots t-1, t and t+1 -> the real port; the real port -> a
- * closed port of the pool) and dh<k> (that closed port -> the real port;
- * the real port -> slot t's port: the replies to stateless probes).
+ * closed port of the pool) and dh<k> (the real port <-> slot t's port,
+ * both ways: the stateless swaps of probes and their replies).
  * Without keyed entries none of it exists.
  */
 /* Whether c has keyed entries. */
@@ -272,5 +272,8 @@ int64_t ruleset_derive_next(const struct config *c, int64_t now);
  * again if it was there.  0 or -ENOMEM. */
 int ruleset_native_knocked(const struct config *c, int family,
 			   const unsigned char addr[16], struct nftio_elems *b);
+/* Whether any keyed entry's slot at to differs from its slot at from, in
+ * either direction (the real-time clock can be stepped back). */
+bool ruleset_derive_moved(const struct config *c, int64_t from, int64_t to);
 
 #endif

@@ -159,8 +159,11 @@ static void entry_rules(const struct config *c, unsigned id, json_t *cmds,
 			  "l4proto", "right", "set", "tcp", "udp", "redirect",
 			  "port", port_lookup(dp_name[id], "th", "dport"))),
 		err);
-	/* What conntrack refuses to track, swapped statelessly; the
-	 * replies (a closed port's RST) back. */
+	/* What conntrack refuses to track, swapped statelessly, and the
+	 * replies back, through one map that is its own inverse (slot t's
+	 * port <-> the real port): a reply comes from the port the probe
+	 * went to.  (Slots t-1 and t+1 sent to the real port would answer
+	 * from slot t's port, and a closed port from the real one.) */
 	for (int p = PURPOSE_PRE; p <= PURPOSE_OUT; p++) {
 		const char *field = p == PURPOSE_PRE ? "dport" : "sport";
 
@@ -168,8 +171,7 @@ static void entry_rules(const struct config *c, unsigned id, json_t *cmds,
 			sizeof(name), id, p), json_pack(
 			"[{s:{s:o,s:o}},{s:n}]", "mangle", "key",
 			ruleset_payload("tcp", field), "value",
-			port_lookup(p == PURPOSE_PRE ? dp_name[id] : dh_name[id],
-				    "tcp", field), "accept")), err);
+			port_lookup(dh_name[id], "tcp", field), "accept")), err);
 	}
 }
 
@@ -336,8 +338,8 @@ static int slot_elems(const struct config_watched *w, int64_t t, bool add,
 }
 
 /* Queues the real ports' elements of w: with fixed, real -> closed in
- * dp and closed -> real in dh; with current (a slot's ports), real ->
- * current in dh, added or deleted. */
+ * dp; with current (a slot's ports), real <-> current in dh (both ways:
+ * the stateless swaps' map is its own inverse), added or deleted. */
 static int real_elems(const struct config_watched *w, bool fixed, bool add,
 		      const uint16_t *current, struct nftio_elems *b)
 {
@@ -354,13 +356,15 @@ static int real_elems(const struct config_watched *w, bool fixed, bool add,
 		if (fixed) {
 			port_key(proto, real, &k);
 			r = nftio_elems_add(b, dp, &k, closed);
-			port_key(proto, closed, &k);
-			r = r ? r : nftio_elems_add(b, dh, &k, real);
 		}
 		if (r == 0 && current != NULL) {
 			port_key(proto, real, &k);
 			r = add ? nftio_elems_add(b, dh, &k, current[i]) :
 				  nftio_elems_delete(b, dh, &k);
+			port_key(proto, current[i], &k);
+			if (r == 0)
+				r = add ? nftio_elems_add(b, dh, &k, real) :
+					  nftio_elems_delete(b, dh, &k);
 		}
 	}
 	return r;
@@ -420,7 +424,11 @@ static int entry_step(const struct config_watched *w, int64_t a, int64_t bs,
 	for (int64_t s = bs - 1; r == 0 && s <= bs + 1; s++)
 		if (!near(s, a))
 			r = slot_elems(w, s, true, ports, b);
-	r = r ? r : real_elems(w, false, false, ports, b);
+	/* dh's pairs of slot a out (keyed by a's ports too), bs's in. */
+	if (r == 0 && a >= 0)
+		r = derive_slot(w->derive, (uint64_t)a, ports);
+	if (r == 0 && a >= 0)
+		r = real_elems(w, false, false, ports, b);
 	if (r < 0 || bs < 0)
 		return r;
 	r = derive_slot(w->derive, (uint64_t)bs, ports);
@@ -466,4 +474,15 @@ int64_t ruleset_derive_next(const struct config *c, int64_t now)
 			next = at;
 	}
 	return next;
+}
+
+bool ruleset_derive_moved(const struct config *c, int64_t from, int64_t to)
+{
+	for (size_t i = 0; i < config_configured_count(c); i++) {
+		const struct config_watched *w = config_watched(c, i);
+
+		if (w->derive != NULL && slot_of(w, from) != slot_of(w, to))
+			return true;
+	}
+	return false;
 }

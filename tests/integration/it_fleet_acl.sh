@@ -9,7 +9,10 @@
 #     an XADD inside a script are refused (NOPERM);
 #   - an old signed watch copied into the stream again (XADD of its
 #     fields, by someone allowed to XADD) is refused as a replay, counted,
-#     acknowledged, and changes nothing.
+#     acknowledged, and changes nothing;
+#   - an entry the publisher's user adds with an explicit ID far in the
+#     future does not make the entries after it (whose IDs Redis then
+#     gives that time) replays, and an old copy is still refused.
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/fleet.sh"
 fleet_debug() { [ "$1" -eq 0 ] || { tail -n 20 "$T/h1.log"; fleet_ctl 1 status --json | jq .stream; } 2>/dev/null; }
@@ -86,5 +89,22 @@ metric=$(fleet_ctl 1 metrics | awk '$1 == "porthop_stream_replayed_total" {print
 pub watch add 192.0.2.8 --fleet --ttl 3600 --origin ids >/dev/null
 wait_until 10 has 192.0.2.8
 pass "an old signed entry added again is refused as a replay (counted, acknowledged), and the stream goes on"
+
+# The publisher's user (no trigger key needed) gives an entry an explicit
+# ID far in the future: Redis gives every later entry an ID of that time.
+# The entries published after it still go through; an old copy added
+# then is still refused.
+as_pub() { rcli --user publisher --pass pubpw --no-auth-warning "$@" 2>&1; }
+out=$(as_pub xadd porthop:feed 99999999999999-0 m x)
+[ "$out" = 99999999999999-0 ] || fail "the publisher's explicit ID: $out"
+pub watch add 192.0.2.9 --fleet --ttl 3600 --origin ids >/dev/null
+id=$(rcli --raw xrevrange porthop:feed + - count 1 | sed -n 1p)
+[ "${id%%-*}" = 99999999999999 ] || fail "the entry after it has the ID $id"
+wait_until 10 has 192.0.2.9
+rcli xadd porthop:feed '*' m "$msg" >/dev/null
+replayed2() { [ "$(fleet_stream_field 1 replayed)" = 2 ] && fleet_caught_up 1; }
+wait_until 10 replayed2
+gone || fail "the replayed watch was applied after the future ID: $(fleet_list 1)"
+pass "an entry with a future ID (XADD by the publisher's user) does not make later entries replays; old copies still are"
 
 PORTHOPD_PID=$(fleet_host_pid 1) porthopd_stop || fail "porthopd exited with an error"

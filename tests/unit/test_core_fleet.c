@@ -167,6 +167,32 @@ static void test_decode(void **state)
 	free(msg);
 }
 
+/* Anyone who may XADD (a publisher's Redis user, without the trigger
+ * key) can give one entry an explicit ID far in the future; Redis then
+ * gives every later entry an ID of that time (IDs only grow).  Signed
+ * entries published after it are still accepted (their ID's time is
+ * not believed beyond the host's clock), and an old one copied in is
+ * still refused. */
+static void test_decode_future_ids(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = (int64_t)time(NULL);
+	struct fleet_op op = { FLEET_WATCH, "192.0.2.8", "ids", 0, now };
+	struct fleet_id poisoned = { 99999999999999ULL, 1 };
+	struct fleet_op got;
+	char *msg = signed_op(&op), *old;
+
+	assert_int_equal(core_fleet_decode(f->core, msg, strlen(msg),
+					   &poisoned, &got), 0);
+	assert_string_equal(got.address, "192.0.2.8");
+	op.ts = now - 3600;	/* signed an hour ago: a copy */
+	old = signed_op(&op);
+	assert_int_equal(core_fleet_decode(f->core, old, strlen(old),
+					   &poisoned, &got), -ESTALE);
+	free(old);
+	free(msg);
+}
+
 /* A watch holds its absolute expiry; applied again (a redelivery), the
  * same; a watch whose time is over deletes, as an unwatch.  The kernel
  * refusing leaves the entries pending (retried), and so does a commit
@@ -298,6 +324,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_decode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decode_future_ids, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_apply_outcomes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_trigger, setup, teardown),

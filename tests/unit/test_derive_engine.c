@@ -243,6 +243,40 @@ static void test_repaired(void **state)
 	free(err);
 }
 
+/* The real-time clock jumps back (an NTP step after the host ran ahead):
+ * the slot the clients compute is an earlier one, and the kernel must
+ * follow at once, not hold the later slots until the clock gets back. */
+static void test_clock_back(void **state)
+{
+	struct fixture *f = *state;
+	char got[1024], want[1024], *err = NULL;
+	int64_t t = f->now / SLOT;
+	size_t applied;
+
+	assert_int_equal(engine_shuffle(f->e, &err), 0);
+	applied = nftio_recorder_applied(f->io);
+	/* One hour back: slot t - 360, far from t - 1 .. t + 1. */
+	f->now -= 3600;
+	assert_int_equal(engine_derive_tick(f->e, &err), 1);
+	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
+	elements(f, "add", "dp0", got, sizeof(got));
+	for (int64_t s = t - 361; s <= t - 359; s++) {
+		expected(f, s, true, want, sizeof(want));
+		for (char *tok = strtok(want, " "); tok; tok = strtok(NULL, " "))
+			assert_non_null(strstr(got, tok));
+	}
+	/* The next boundary is that slot's, and is met. */
+	assert_true(engine_derive_next_ms(f->e) <= SLOT * 1000);
+	f->now += SLOT;
+	assert_int_equal(engine_derive_tick(f->e, &err), 1);
+	/* One slot back (a small step): still followed. */
+	applied = nftio_recorder_applied(f->io);
+	f->now -= SLOT;
+	assert_int_equal(engine_derive_tick(f->e, &err), 1);
+	assert_int_equal(nftio_recorder_applied(f->io), applied + 1);
+	free(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +285,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shuffle_leaves_them, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_repaired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clock_back, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

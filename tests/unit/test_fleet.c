@@ -168,25 +168,36 @@ static void test_check_time(void **state)
 	char why[256] = "";
 
 	(void)state;
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)), 0);
 	id.ms = 1030999;	/* 30 s later: the edge */
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)), 0);
 	id.ms = 1031000;	/* 31 s later: a copy */
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)),
 			 -ESTALE);
 	assert_non_null(strstr(why, "signed at 1000 but added to the stream "
 			       "at 1031; expected within 30 s"));
 	id.ms = 970000;		/* signed in the future, by 30 s */
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)), 0);
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)), 0);
 	id.ms = 969999;
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)),
 			 -ESTALE);
+	/* An ID far past this host's clock (an explicit XADD ID, and the
+	 * IDs after it): its time counts as now (2000). */
+	op.ts = 2000;
+	id.ms = 99999999999999ULL;
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)), 0);
+	op.ts = 1000;		/* an old entry copied in then */
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)),
+			 -ESTALE);
+	op.ts = 2000;
+	id.ms = 2030999;	/* within the window of now: as it is */
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)), 0);
 	op.ts = INT64_MIN;	/* no overflow on hostile values */
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)),
 			 -ESTALE);
 	op.ts = INT64_MAX;
 	id.ms = UINT64_MAX;
-	assert_int_equal(fleet_check_time(&op, &id, 30, why, sizeof(why)),
+	assert_int_equal(fleet_check_time(&op, &id, 2000, 30, why, sizeof(why)),
 			 -ESTALE);
 }
 

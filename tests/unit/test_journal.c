@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "log.h"
 
 static void assert_entry(const struct journal_entry *e, const void *want,
 			 size_t want_len)
@@ -175,6 +176,44 @@ static void test_stream_is(void **state)
 	unlink(path);
 }
 
+/* Log lines carry journald's "<N>" priority prefix only when stderr is
+ * the stream JOURNAL_STREAM names: a variable inherited from a service
+ * (fail2ban's, sshguard's) by a child whose stderr is a pipe or a file
+ * must not change that child's lines. */
+static void test_log_prefix(void **state)
+{
+	char path[] = "/tmp/porthop-journal-log-XXXXXX", buf[512], s[64];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct stat st;
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	/* Someone else's stream: stderr is this file, the variable not. */
+	assert_int_equal(setenv("JOURNAL_STREAM", "1:2", 1), 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init("t", 0, false);
+	log_warnx("one");
+	/* This file's own: the prefix. */
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(s, sizeof(s), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", s, 1), 0);
+	log_init("t", 0, false);
+	log_warnx("two");
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	unsetenv("JOURNAL_STREAM");
+	log_init("t", 0, false);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "t: one\n<4>two\n");
+	close(fd);
+	unlink(path);
+}
+
 /* An entry goes as one datagram, byte for byte; with nobody at the path,
  * the send fails (and says why) instead of blocking. */
 static void test_send(void **state)
@@ -223,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_event_entry),
 		cmocka_unit_test(test_stream_is),
 		cmocka_unit_test(test_send),
+		cmocka_unit_test(test_log_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
