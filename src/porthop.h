@@ -27,6 +27,13 @@ int cmd_watch(const struct globals *g, int argc, char **argv);
  * exit status. */
 int cmd_events(const struct globals *g, int argc, char **argv);
 
+/* The client's key file for command cmd (porthop_knock.c): path (--key),
+ * else $PORTHOP_KEY, else ~/.config/porthop/client.key.  NULL after
+ * saying why, *ret_status the exit status (66). */
+struct clientkey;
+struct clientkey *cli_load_key(const char *cmd, const char *path,
+			       int *ret_status);
+
 /* porthop keygen NAME -o FILE: a client's key file (porthop_keys.c). */
 int cmd_keygen(const struct globals *g, int argc, char **argv);
 

@@ -24,9 +24,9 @@ static void follow_usage(FILE *f)
 "usage: porthop follow HOST SERVICE [--key FILE] [--at TIME] [-v]\n"
 "\n"
 "Prints the port SERVICE (a real port: 22, tcp/22 or udp/53) of HOST is on\n"
-"in the current time slot, as the derive key FILE (default\n"
-"~/.config/porthop/HOST.key) computes it.  --at TIME: at another time\n"
-"(seconds since 1970, now, now+N or now-N seconds).  -v says on stderr\n"
+"in the current time slot, as the derive key FILE (default $PORTHOP_KEY,\n"
+"else ~/.config/porthop/client.key) computes it.  --at TIME: at another\n"
+"time (seconds since 1970, now, now+N or now-N seconds).  -v says on stderr\n"
 "which slot it used.  The client's clock must be within one slot of the\n"
 "host's.  See docs/follow.md.\n");
 }
@@ -89,18 +89,6 @@ static int parse_service(const char *s, int *ret_proto, unsigned *ret_port)
 	return 0;
 }
 
-/* The default key of a host: ~/.config/porthop/HOST.key. */
-static char *default_key(const char *host)
-{
-	const char *home = getenv("HOME");
-	char *path;
-
-	if (home == NULL || asprintf(&path, "%s/.config/porthop/%s.key", home,
-				     host) < 0)
-		return NULL;
-	return path;
-}
-
 int cmd_follow(const struct globals *gl, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -111,7 +99,6 @@ int cmd_follow(const struct globals *gl, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *keyfile = NULL;
-	char *defkey = NULL;
 	struct clientkey *k = NULL;
 	struct derive *dv = NULL;
 	struct diag *d = NULL;
@@ -157,17 +144,12 @@ int cmd_follow(const struct globals *gl, int argc, char **argv)
 			"port (22), tcp/PORT or udp/PORT\n", argv[optind + 1]);
 		return EX_USAGE;
 	}
-	if (keyfile == NULL) {
-		defkey = default_key(argv[optind]);
-		keyfile = defkey;
-	}
-	d = diag_new();
-	if (d == NULL || keyfile == NULL) {
-		status = EX_OSERR;
+	k = cli_load_key("follow", keyfile, &status);
+	if (k == NULL)
 		goto out;
-	}
-	if (clientkey_load(keyfile, d, &k) < 0) {
-		status = EX_NOINPUT;
+	d = diag_new();
+	if (d == NULL) {
+		status = EX_OSERR;
 		goto out;
 	}
 	if (derive_from_key(k, d, &dv) < 0) {
@@ -181,7 +163,7 @@ int cmd_follow(const struct globals *gl, int argc, char **argv)
 	if (r == -ENOENT) {
 		fprintf(stderr, "porthop follow: %s: %s/%u is not a service "
 			"of key \"%s\"; expected one of its tcp or udp ports\n",
-			keyfile, proto == DERIVE_PROTO_TCP ? "tcp" : "udp",
+			keyfile ? keyfile : "the key", proto == DERIVE_PROTO_TCP ? "tcp" : "udp",
 			port, clientkey_name(k));
 		status = EX_DATAERR;
 		goto out;
@@ -206,6 +188,5 @@ out:
 	diag_free(d);
 	derive_free(dv);
 	clientkey_free(k);
-	free(defkey);
 	return status;
 }

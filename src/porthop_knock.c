@@ -35,10 +35,8 @@
 #define RETRY_MAX_MS 500
 #define CONNECT_TIMEOUT_MS 3000
 
-/* The key file: --key, else $PORTHOP_KEY, else ~/.config/porthop/
- * client.key.  NULL after saying why; *ret_status the exit status. */
-static struct clientkey *load_key(const char *cmd, const char *path,
-				  int *ret_status)
+struct clientkey *cli_load_key(const char *cmd, const char *path,
+			       int *ret_status)
 {
 	char buf[4096];
 	struct clientkey *k = NULL;
@@ -231,7 +229,7 @@ int cmd_knock(const struct globals *gl, int argc, char **argv)
 	}
 	if (sodium_init() < 0)
 		return EX_OSERR;
-	k = load_key("knock", keyfile, &status);
+	k = cli_load_key("knock", keyfile, &status);
 	if (k == NULL)
 		return status;
 	if (clientkey_use(k) != CLIENTKEY_KNOCK) {
@@ -442,7 +440,7 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 		return EX_USAGE;
 	if (sodium_init() < 0)
 		return EX_OSERR;
-	k = load_key("connect", keyfile, &status);
+	k = cli_load_key("connect", keyfile, &status);
 	if (k == NULL)
 		return status;
 	if (clientkey_use(k) == CLIENTKEY_DERIVE) {
