@@ -346,6 +346,19 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	entries = r->element[0]->element[1];
+	/* An entry without a string ID is no stream entry Redis sends: its
+	 * server is not to be followed (and a pending read that cannot move
+	 * its cursor past it would ask again at once, for ever). */
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING) {
+			stream_drop_later(&s->data, "XREADGROUP: an entry "
+					  "without a string ID");
+			return;
+		}
+	}
 	if (entries->elements == 0) {
 		/* The pending list is read through: new entries now. */
 		s->pending_phase = false;
