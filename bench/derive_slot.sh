@@ -4,13 +4,13 @@
 #   porthopd  the boundary transaction porthopd applies, its kernel call
 #             (netlink batch built, sent, acknowledged; from its log):
 #             slot t-2's ports out of the keyed entry's dp0 and t+1's in,
-#             and the real ports' current port replaced in dh0 (4 x N
-#             operations)
+#             and the real ports' pairs (real <-> current port, both
+#             ways) moved from slot t's to t+1's in dh0 (6 x N operations)
 #   floor     what any design must do: t-2's ports deleted and t+1's
 #             added (2 x N operations) in a map of the same type (a hash
 #             keyed by protocol . port), one raw libnftnl batch
 #             (bench/derivefloor), in a table of its own
-#   raw same  porthopd's 4 x N operations, as one raw libnftnl batch:
+#   raw same  porthopd's 6 x N operations, as one raw libnftnl batch:
 #             what porthopd's own building and sending costs beyond it
 # Rounds alternate: one boundary of porthopd's, then the two raw
 # batches (each on its own table).
@@ -108,7 +108,7 @@ ss=$(spread <"$T/same.ms")
 echo "# derived ports: slot change at $N keyed services, $ROUNDS rounds, slot $SLOT s"
 printf "%-10s %12s %14s %12s\n" variant "median ms" "spread ms" operations
 printf "%-10s %12s %14s %12s\n" porthopd "$pm" "$ps" "$ops"
-printf "%-10s %12s %14s %12s\n" "raw same" "$sm" "$ss" "$((4 * N))"
+printf "%-10s %12s %14s %12s\n" "raw same" "$sm" "$ss" "$((6 * N))"
 printf "%-10s %12s %14s %12s\n" floor "$fm" "$fs" "$((2 * N))"
 awk -v a="$pm" -v b="$fm" -v c="$sm" 'BEGIN {printf "porthopd / floor: %.2f; porthopd / raw same: %.2f (goal: porthopd under 5 ms)\n", a / b, a / c}'
 echo "connects across $ROUNDS slot changes: $ok made, $bad failed"

@@ -7,12 +7,13 @@
  * own objects.
  *
  *   derivefloor TABLE KEYFILE fill SLOT   adds slots SLOT-1..SLOT+1 to
- *                                         dp0, real -> SLOT's to dh0
+ *                                         dp0, real <-> SLOT's to dh0
  *   derivefloor TABLE KEYFILE step SLOT   deletes SLOT-2, adds SLOT+1;
  *                                         prints its milliseconds
- *   derivefloor TABLE KEYFILE same SLOT   step, and dh0's real -> SLOT's
- *                                         port replaced: porthopd's
- *                                         operations, raw
+ *   derivefloor TABLE KEYFILE same SLOT   step, and dh0's real <-> port
+ *                                         pairs moved from SLOT-1's to
+ *                                         SLOT's: porthopd's operations,
+ *                                         raw
  *
  * The ports come from the key file (derive.h), as porthopd's.
  */
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
 		for (uint64_t s = t - 1; s <= t + 1; s++)
 			slot(dv, s, true, false, add);
 		slot(dv, t, true, true, hadd);
+		slot(dv, t, true, false, hadd);
 	} else {
 		slot(dv, t - 2, false, false, del);
 		slot(dv, t + 1, true, false, add);
@@ -152,8 +154,11 @@ int main(int argc, char **argv)
 	}
 	put_elems(b, add, NFT_MSG_NEWSETELEM, &seq, &msgs);
 	if (same) {
+		/* dh0 is its own inverse: both ways out, both ways in. */
 		slot(dv, t - 1, false, true, hdel);
+		slot(dv, t - 1, false, false, hdel);
 		slot(dv, t, true, true, hadd);
+		slot(dv, t, true, false, hadd);
 		put_elems(b, hdel, NFT_MSG_DELSETELEM, &seq, &msgs);
 	}
 	if (fill || same)
