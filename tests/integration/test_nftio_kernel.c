@@ -255,7 +255,7 @@ static void test_native_golden_and_netlink(void **state)
 	nftio_free(io);
 }
 
-/* prestage's golden batch (both generations, the event feed on) goes
+/* prestage's golden batch (both generations, the event feed off) goes
  * into the kernel as it is, listed as the reviewed
  * native_prestage_ruleset.nft; the switch to generation 1 changes the
  * base chains' goto alone (native_prestage_switched.nft). */
