@@ -211,6 +211,7 @@ event_since() {
 			and .source == $src and .port == $p and .proto == "udp"
 			and ($r == "" or .real_port == ($r | tonumber)))' >/dev/null
 }
+repairs0=$(status reconciliations)
 for i in 1 2 3; do
 	wait_for 20 "the next mapping staged (events, $i)" standby_ready
 	g=$(status prestage.generation)
@@ -233,8 +234,22 @@ for i in 1 2 3; do
 	wait_for 10 "events, switch $i: moved of port $redir (real 1)" event_since "$since" moved "$redir" 1
 	wait_for 10 "events, switch $i: stale of port ${old#* } (real ${old% *})" \
 		event_since "$since" stale "${old#* }" "${old% *}"
+	# moved: the mapping in force; stale: the one the switch left.
+	gens=$(ctl events --json | jq -s -r --argjson s "$since" '
+		[map(select(.seq > $s and .kind == "moved"))[0].generation,
+		 map(select(.seq > $s and .kind == "stale"))[0].generation] | "\(.[0]) \(.[1])"')
+	[ "${gens% *}" -eq $((${gens#* } + 1)) ] ||
+		fail "events, switch $i: moved and stale of generations $gens, not the new one and the one before"
 done
 [ "$(status prestage.fallbacks)" -eq 0 ] || fail "a shuffle fell back with the feed on"
-pass "the event feed with prestage: after 3 switches, vacated, moved and stale probes labelled right"
+# The switches and the stale entries after them are ours: someone
+# else's commit (a table of their own) makes reconciliation compare our
+# table, which it finds as we left it.
+checks0=$(metric porthop_reconcile_checks_total)
+ip netns exec "$H" nft add table inet someone_else
+wait_for 10 "a reconciliation's check" metric_above porthop_reconcile_checks_total "$checks0"
+[ "$(status reconciliations)" = "$repairs0" ] ||
+	fail "reconciliation repaired the table $(($(status reconciliations) - repairs0)) times after the switches"
+pass "the event feed with prestage: after 3 switches, vacated, moved and stale probes labelled right (generations too), nothing repaired"
 
 stop_porthopd
