@@ -69,7 +69,10 @@ static const char *const dispatch_chains[EVENT_DISPATCHES] = {
 
 static const char *dispatch_target(size_t i, unsigned gen)
 {
-	return i < 3 ? gen_event_chains[i][gen] : ruleset_nat_gen_chain(gen);
+	/* The first three are the feed's own (GEN_EV_NEW, GEN_SVC4,
+	 * GEN_SVC6); nat_new goes to ruleset.c's nat_g0/1. */
+	return i < GEN_VAC ? gen_event_chains[i][gen] :
+			     ruleset_nat_gen_chain(gen);
 }
 
 static json_t *plain_chain(const char *t, const char *name)
@@ -238,23 +241,6 @@ static void stale_gotos(const struct config *c, const char *chain_name,
 			ruleset_stale_net_sets[f], "ev_stale")), err);
 }
 
-/* The event rules.  A packet that is no connection attempt, or one of an
- * unwatched client to a service port, meets no rule that it would not
- * meet with the feed off (bench/events_rate.sh measures what is left):
- *
- * - tracked clients: in pre_nat, which sees only a connection's first
- *   packet, after the trusted returns, one verdict-map lookup sends a
- *   service port to nat_svc4/6, which hold the redirect lookups of its
- *   family only (so an unwatched client's first packet meets fewer rules
- *   than without the feed); a watched source there is `vacated`
- *   (nat_vac logs, then redirects).  Any other port goes through ev_new
- *   (moved, stale, probe) and on to the redirects.
- * - untracked clients (untrack_unwatched): the raw_pre rule that marks
- *   them notrack looks the port up in @services as well and sends the
- *   rest to ev_untracked (stale, probe); see ruleset_native_untrack_rules.
- *
- * Each kind's chain logs through its own rate limit, what goes over it
- * counted in RULESET_EVENTS_COUNTER. */
 /* The rules of one generation (gen) that look the maps up, in the
  * chains named: a service port's lookups (svc4, svc6) to vac, which
  * logs and redirects; ev_new's lookups for a current redirect port, then
