@@ -191,10 +191,6 @@ bool config_prestage_active(const struct config *c)
 {
 	enum config_prestage p = config_prestage(c);
 
-	/* Not with the event feed yet: its rules look the maps up in
-	 * chains of their own, which have no second generation. */
-	if (c->daemon.events.on)
-		return false;
 	return p == CONFIG_PRESTAGE_ON ||
 	       (p == CONFIG_PRESTAGE_AUTO &&
 		config_pair_count(c) >= CONFIG_PRESTAGE_AUTO_PAIRS);

@@ -289,9 +289,9 @@ enum config_prestage config_prestage(const struct config *c);
 /* Whether a table defined now under c has a second generation of maps,
  * into which the next mapping is loaded ahead of the trigger that puts it
  * in force: ON, or AUTO with at least CONFIG_PRESTAGE_AUTO_PAIRS pairs
- * (runtime entries included); never with the probe event feed on.  The engine decides when it defines the
- * table: runtime entries that cross the bound later count at the next
- * definition (a reload). */
+ * (runtime entries included), with the probe event feed on or off.  The
+ * engine decides when it defines the table: runtime entries that cross
+ * the bound later count at the next definition (a reload). */
 bool config_prestage_active(const struct config *c);
 const struct config_redis_extra *config_redis_extra(const struct config *c);
 const struct config_daemon *config_daemon(const struct config *c);

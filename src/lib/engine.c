@@ -482,7 +482,11 @@ int engine_apply_map(struct engine *e, struct config *cfg,
 		how |= DRIFT_MAPS_WHOLE;
 	if (kind != BATCH_SETS)
 		how |= DRIFT_WROTE_MAPS;
-	if (kind == BATCH_SETS || kind == BATCH_ELEMENTS || kind == BATCH_WATCH)
+	/* (A full batch in place rewrites the sets' elements too: their
+	 * digest is taken again, or the next check after someone else's
+	 * commit would compare with the one of before the reload.) */
+	if (kind == BATCH_SETS || kind == BATCH_ELEMENTS || kind == BATCH_WATCH ||
+	    !elements)
 		how |= DRIFT_WROTE_SETS;
 	if (config_mode(cfg) != CONFIG_MODE_NATIVE &&
 	    e->stats.last_commands >= 5000)

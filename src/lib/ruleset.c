@@ -506,8 +506,8 @@ struct layout {
 };
 
 /* The chains of each generation: the lookups of pre_nat, pre_stateless
- * and out_stateless.  (Not with the event feed, whose chains look the
- * maps up too: prestage is off with it, see config_prestage_active.) */
+ * and out_stateless.  (The event feed's chains that look the maps up
+ * have generations of their own, see ruleset_events.c.) */
 #define GEN_CHAINS 3
 static const char *const gen_chains[GEN_CHAINS][2] = {
 	{ "nat_g0", "nat_g1" }, { "stateless_g0", "stateless_g1" },
@@ -689,7 +689,8 @@ int ruleset_native_setup_gen(const struct config *c,
 		for (size_t k = 0; k < 3; k++)
 			map_lookups(c, k, g, gen_chains[k][g], cmds, &err);
 	native_untrack_setup(c, cmds, in_place, &err);
-	ruleset_native_events_setup(c, prev, cmds, in_place, &err);
+	ruleset_native_events_setup(c, prev, l.gen, two, had_two, cmds,
+				    in_place, &err);
 	ruleset_knock_setup(c, prev, cmds, in_place, &err);
 	if (in_place && had_two && !two)
 		drop_second(c, cmds, &err);
@@ -703,11 +704,17 @@ int ruleset_native_switch(const struct config *c, unsigned gen,
 {
 	const char *t = config_table_name(c);
 	struct layout l = { gen, true };
+	bool events = config_daemon(c)->events.on;
 	int err = 0;
 
-	for (size_t i = 0; i < 3; i++)
+	/* With the event feed, pre_nat (which binds the services' verdict
+	 * map) stays; its lookups are reached through the feed's dispatch
+	 * chains. */
+	for (size_t i = events; i < 3; i++)
 		push(cmds, object_cmd("flush", "chain", t, map_chains[i]), &err);
 	map_rules(c, l, cmds, &err);
+	if (events)
+		ruleset_native_events_switch(c, gen, cmds, &err);
 	return err;
 }
 
@@ -939,8 +946,14 @@ json_t *ruleset_object_cmd(const char *verb, const char *what, const char *t,
 	return object_cmd(verb, what, t, name);
 }
 
-json_t *ruleset_map_lookup(enum ruleset_map map, const char *addr_field,
-			   const char *port_proto, const char *port_field)
+json_t *ruleset_map_lookup_gen(enum ruleset_map map, unsigned gen,
+			       const char *addr_field, const char *port_proto,
+			       const char *port_field)
 {
-	return map_lookup(map, 0, addr_field, port_proto, port_field);
+	return map_lookup(map, gen, addr_field, port_proto, port_field);
+}
+
+const char *ruleset_nat_gen_chain(unsigned gen)
+{
+	return gen_chains[0][gen & 1];
 }

@@ -164,10 +164,12 @@ int ruleset_native_setup_gen(const struct config *c,
 			     bool in_place);
 
 /* Appends to cmds the switch to generation gen of a table with two: the
- * base chains' rules (pre_nat, pre_stateless, out_stateless, pre_events)
- * flushed and added again with their goto to gen's chains.  A handful of
- * commands that bind no map, whatever the number of pairs, applied as one
- * transaction: each packet meets one generation whole. */
+ * base chains' rules (pre_nat, pre_stateless, out_stateless) flushed and
+ * added again with their goto to gen's chains; with the probe event feed,
+ * pre_nat stays and the feed's dispatch chains (ev_new, nat_svc4,
+ * nat_svc6, nat_new) get their one goto to gen's chains instead.  A
+ * handful of commands that bind no map, whatever the number of pairs,
+ * applied as one transaction: each packet meets one generation whole. */
 int ruleset_native_switch(const struct config *c, unsigned gen,
 			  json_t *cmds);
 

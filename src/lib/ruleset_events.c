@@ -48,6 +48,33 @@ const char *const ruleset_stale_net_sets[2] = { "stalenet4", "stalenet6" };
 /* nfproto . l4proto . service port: goto nat_svc4/6 (a verdict map). */
 #define EVENT_SERVICE_VMAP "service_ports"
 
+/* With two generations (prestage), every event rule that looks a map up
+ * lives in a chain of its generation, and a dispatch chain of one rule
+ * (a goto, which binds no map) picks the generation in force: ev_new,
+ * nat_svc4, nat_svc6 and nat_new (pre_nat's redirects) are dispatch
+ * chains; nat_svc4/6_gN go on to nat_vac_gN (nat_vac stays empty).  A
+ * switch rewrites the dispatch rules alone; pre_nat, whose verdict map
+ * is a map too, is never rewritten. */
+enum { GEN_EV_NEW, GEN_SVC4, GEN_SVC6, GEN_VAC, GEN_EVENT_CHAINS };
+static const char *const gen_event_chains[GEN_EVENT_CHAINS][2] = {
+	{ "ev_new_g0", "ev_new_g1" }, { "nat_svc4_g0", "nat_svc4_g1" },
+	{ "nat_svc6_g0", "nat_svc6_g1" }, { "nat_vac_g0", "nat_vac_g1" },
+};
+#define EVENT_NAT_DISPATCH "nat_new"
+/* The dispatch chains and where each goes, in generation gen. */
+#define EVENT_DISPATCHES 4
+static const char *const dispatch_chains[EVENT_DISPATCHES] = {
+	"ev_new", "nat_svc4", "nat_svc6", EVENT_NAT_DISPATCH,
+};
+
+static const char *dispatch_target(size_t i, unsigned gen)
+{
+	/* The first three are the feed's own (GEN_EV_NEW, GEN_SVC4,
+	 * GEN_SVC6); nat_new goes to ruleset.c's nat_g0/1. */
+	return i < GEN_VAC ? gen_event_chains[i][gen] :
+			     ruleset_nat_gen_chain(gen);
+}
+
 static json_t *plain_chain(const char *t, const char *name)
 {
 	return json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "chain", "family",
@@ -123,7 +150,7 @@ static void set_with_elems(const char *what, json_t *def, json_t *elems,
  * limits held back, and the chains.  Prefixes have sets of their own so
  * that an exact address keeps its hash lookup. */
 static void events_objects(const struct config *c, json_t *cmds,
-			   bool in_place, int *err)
+			   bool in_place, bool has_hot, int *err)
 {
 	const char *t = config_table_name(c);
 	json_t *elems = json_array();
@@ -161,24 +188,28 @@ static void events_objects(const struct config *c, json_t *cmds,
 				     "inet_proto", "inet_service", "flags",
 				     "interval", "timeout"), err);
 	/* (libnftables 1.0.6 takes no "dynamic" flag in JSON; the rules
-	 * that update the set make it dynamic.) */
-	ruleset_push(cmds, json_pack("{s:{s:{s:s,s:s,s:s,s:s,s:i,s:[s],s:i}}}",
-			     "add", "set", "family", "inet", "table", t,
-			     "name", EVENT_HOT_SET, "type", "mark", "size",
-			     EVENT_HOT_BUCKETS, "flags", "timeout",
-			     "timeout", EVENT_HOT_TIMEOUT_S), err);
+	 * that update the set make it dynamic, and an "add" without the
+	 * flag of the set they made dynamic fails, EEXIST: not added again
+	 * when the table has it, has_hot.) */
+	if (!has_hot)
+		ruleset_push(cmds, json_pack(
+			"{s:{s:{s:s,s:s,s:s,s:s,s:i,s:[s],s:i}}}", "add", "set",
+			"family", "inet", "table", t, "name", EVENT_HOT_SET,
+			"type", "mark", "size", EVENT_HOT_BUCKETS, "flags",
+			"timeout", "timeout", EVENT_HOT_TIMEOUT_S), err);
 	ruleset_push(cmds, json_pack("{s:{s:{s:s,s:s,s:s}}}", "add", "counter",
 			     "family", "inet", "table", t, "name",
 			     RULESET_EVENTS_COUNTER), err);
 }
 
 static json_t *redirect_rule(const struct config *c, const char *chain_name,
-			     enum ruleset_map m)
+			     enum ruleset_map m, unsigned gen)
 {
 	return ruleset_rule(c, chain_name, json_pack(
 		"[{s:{s:s,s:{s:{s:s}},s:{s:[s,s]}}},{s:{s:o}}]", "match", "op",
 		"==", "left", "meta", "key", "l4proto", "right", "set", "tcp",
-		"udp", "redirect", "port", ruleset_map_lookup(m, "saddr", "th", "dport")));
+		"udp", "redirect", "port", ruleset_map_lookup_gen(m, gen, "saddr", "th",
+							  "dport")));
 }
 
 /* Leave unless a connection attempt (a TCP SYN, or UDP), not the host's
@@ -210,6 +241,64 @@ static void stale_gotos(const struct config *c, const char *chain_name,
 			ruleset_stale_net_sets[f], "ev_stale")), err);
 }
 
+/* The rules of one generation (gen) that look the maps up, in the
+ * chains named: a service port's lookups (svc4, svc6) to vac, which
+ * logs and redirects; ev_new's lookups for a current redirect port, then
+ * the old ones, then a closed port. */
+static void events_gen_rules(const struct config *c, unsigned gen,
+			     const char *const names[GEN_EVENT_CHAINS],
+			     json_t *cmds, int *err)
+{
+	/* A service port: a watched source's is moved away (vacated). */
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		ruleset_push(cmds, ruleset_rule(c, names[ruleset_map_family(m) ==
+						AF_INET6 ? GEN_SVC6 : GEN_SVC4],
+			lookup_goto(saddr_key(ruleset_map_family(m) == AF_INET6),
+				    ruleset_native_gen_maps[gen][m],
+				    names[GEN_VAC])), err);
+	ruleset_push(cmds, ruleset_rule(c, names[GEN_VAC], json_pack(
+		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
+		"{s:{s:s}}]", "match", "op", "==", "left", "&",
+		ruleset_payload("tcp", "flags"), "fin", "syn", "rst", "ack", "right",
+		"syn", "match", "op", "!=", "left", "meta", "key", "iif",
+		"right", "lo", "jump", "target", "ev_vacated")), err);
+	ruleset_push(cmds, ruleset_rule(c, names[GEN_VAC], json_pack(
+		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
+		"{s:{s:s}}]", "match", "op", "==", "left", "meta", "key",
+		"l4proto", "right", "udp", "match", "op", "!=", "left", "meta",
+		"key", "iif", "right", "lo", "jump", "target", "ev_vacated")),
+	     err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		ruleset_push(cmds, redirect_rule(c, names[GEN_VAC], m, gen), err);
+
+	/* Not a service port: a current redirect port, an old one, or (from
+	 * an unwatched source) a closed port. */
+	attempt_returns(c, names[GEN_EV_NEW], cmds, err);
+	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+		ruleset_push(cmds, ruleset_rule(c, names[GEN_EV_NEW], lookup_goto(
+			saddr_key(ruleset_map_family(m) == AF_INET6),
+			ruleset_native_gen_maps[gen][m], "ev_moved")), err);
+	stale_gotos(c, names[GEN_EV_NEW], cmds, err);
+	for (int f = 0; f < 2; f++)
+		ruleset_push(cmds, ruleset_rule(c, names[GEN_EV_NEW], json_pack(
+			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
+			ruleset_payload(f ? "ip6" : "ip", "saddr"), "right",
+			f ? "@tracked6" : "@tracked4", "return")), err);
+	ruleset_push(cmds, ruleset_rule(c, names[GEN_EV_NEW], json_pack(
+		"[{s:{s:s}}]", "goto", "target", "ev_probe")), err);
+}
+
+/* The dispatch rules: each dispatch chain's one goto, to generation
+ * gen's chain. */
+static void dispatch_rules(const struct config *c, unsigned gen, json_t *cmds,
+			   int *err)
+{
+	for (size_t i = 0; i < EVENT_DISPATCHES; i++)
+		ruleset_push(cmds, ruleset_rule(c, dispatch_chains[i], json_pack(
+			"[{s:{s:s}}]", "goto", "target",
+			dispatch_target(i, gen))), err);
+}
+
 /* The event rules.  A packet that is no connection attempt, or one of an
  * unwatched client to a service port, meets no rule that it would not
  * meet with the feed off (bench/events_rate.sh measures what is left):
@@ -225,11 +314,18 @@ static void stale_gotos(const struct config *c, const char *chain_name,
  *   them notrack looks the port up in @services as well and sends the
  *   rest to ev_untracked (stale, probe); see ruleset_native_untrack_rules.
  *
+ * With two generations (two), the lookups are each generation's and the
+ * dispatch chains point at generation gen's (see gen_event_chains).
+ *
  * Each kind's chain logs through its own rate limit, what goes over it
  * counted in RULESET_EVENTS_COUNTER. */
-static void events_rules(const struct config *c, json_t *cmds, int *err)
+static void events_rules(const struct config *c, unsigned gen, bool two,
+			 json_t *cmds, int *err)
 {
 	const struct config_events *ev = &config_daemon(c)->events;
+	static const char *const one[GEN_EVENT_CHAINS] = {
+		"ev_new", "nat_svc4", "nat_svc6", "nat_vac",
+	};
 
 	ruleset_trusted_returns(c, "pre_nat", "saddr", cmds, err);
 	ruleset_push(cmds, ruleset_rule(c, "pre_nat", json_pack(
@@ -238,45 +334,24 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 		ruleset_payload("th", "dport"), "data", "@" EVENT_SERVICE_VMAP)), err);
 	ruleset_push(cmds, ruleset_rule(c, "pre_nat", json_pack("[{s:{s:s}}]", "jump",
 						"target", "ev_new")), err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		ruleset_push(cmds, redirect_rule(c, "pre_nat", m), err);
+	if (two) {
+		ruleset_push(cmds, ruleset_rule(c, "pre_nat", json_pack(
+			"[{s:{s:s}}]", "goto", "target", EVENT_NAT_DISPATCH)),
+			     err);
+		dispatch_rules(c, gen, cmds, err);
+		for (unsigned g = 0; g < 2; g++) {
+			const char *names[GEN_EVENT_CHAINS];
 
-	/* A service port: a watched source's is moved away (vacated). */
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		ruleset_push(cmds, ruleset_rule(c, ruleset_map_family(m) == AF_INET6 ?
-				"nat_svc6" : "nat_svc4", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "nat_vac")), err);
-	ruleset_push(cmds, ruleset_rule(c, "nat_vac", json_pack(
-		"[{s:{s:s,s:{s:[o,[s,s,s,s]]},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
-		"{s:{s:s}}]", "match", "op", "==", "left", "&",
-		ruleset_payload("tcp", "flags"), "fin", "syn", "rst", "ack", "right",
-		"syn", "match", "op", "!=", "left", "meta", "key", "iif",
-		"right", "lo", "jump", "target", "ev_vacated")), err);
-	ruleset_push(cmds, ruleset_rule(c, "nat_vac", json_pack(
-		"[{s:{s:s,s:{s:{s:s}},s:s}},{s:{s:s,s:{s:{s:s}},s:s}},"
-		"{s:{s:s}}]", "match", "op", "==", "left", "meta", "key",
-		"l4proto", "right", "udp", "match", "op", "!=", "left", "meta",
-		"key", "iif", "right", "lo", "jump", "target", "ev_vacated")),
-	     err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		ruleset_push(cmds, redirect_rule(c, "nat_vac", m), err);
-
-	/* Not a service port: a current redirect port, an old one, or (from
-	 * an unwatched source) a closed port. */
-	attempt_returns(c, "ev_new", cmds, err);
-	for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
-		ruleset_push(cmds, ruleset_rule(c, "ev_new", lookup_goto(saddr_key(
-			ruleset_map_family(m) == AF_INET6),
-			ruleset_native_maps[m], "ev_moved")), err);
-	stale_gotos(c, "ev_new", cmds, err);
-	for (int f = 0; f < 2; f++)
-		ruleset_push(cmds, ruleset_rule(c, "ev_new", json_pack(
-			"[{s:{s:s,s:o,s:s}},{s:n}]", "match", "op", "==", "left",
-			ruleset_payload(f ? "ip6" : "ip", "saddr"), "right",
-			f ? "@tracked6" : "@tracked4", "return")), err);
-	ruleset_push(cmds, ruleset_rule(c, "ev_new", json_pack("[{s:{s:s}}]", "goto",
-					       "target", "ev_probe")), err);
+			for (size_t i = 0; i < GEN_EVENT_CHAINS; i++)
+				names[i] = gen_event_chains[i][g];
+			events_gen_rules(c, g, names, cmds, err);
+		}
+	} else {
+		for (enum ruleset_map m = 0; m < RULESET_MAP_COUNT; m++)
+			ruleset_push(cmds, redirect_rule(c, "pre_nat", m, 0),
+				     err);
+		events_gen_rules(c, 0, one, cmds, err);
+	}
 
 	/* An untracked client's packet to a port that is not a service. */
 	attempt_returns(c, "ev_untracked", cmds, err);
@@ -317,26 +392,62 @@ static void events_rules(const struct config *c, json_t *cmds, int *err)
 	}
 }
 
+/* The chains of two generations (gen_event_chains and nat_new): added
+ * (add), flushed (flush), deleted (del). */
+static void gen_event_chains_cmds(const char *t, bool add, bool flush,
+				  bool del, json_t *cmds, int *err)
+{
+	for (int v = 0; v < 3; v++) {
+		bool on = v == 0 ? add : v == 1 ? flush : del;
+		const char *verb = v == 0 ? "add" : v == 1 ? "flush" : "delete";
+
+		for (size_t i = 0; on && i <= GEN_EVENT_CHAINS * 2; i++)
+			ruleset_push(cmds, ruleset_object_cmd(verb, "chain", t,
+				i == GEN_EVENT_CHAINS * 2 ? EVENT_NAT_DISPATCH :
+				gen_event_chains[i / 2][i % 2]), err);
+	}
+}
+
+void ruleset_native_events_switch(const struct config *c, unsigned gen,
+				  json_t *cmds, int *err)
+{
+	for (size_t i = 0; i < EVENT_DISPATCHES; i++)
+		ruleset_push(cmds, ruleset_object_cmd("flush", "chain",
+				config_table_name(c), dispatch_chains[i]), err);
+	dispatch_rules(c, gen, cmds, err);
+}
+
 /* The event objects and rules (pre_nat's included), or (off, in place)
  * whatever an earlier definition had of them gone (added first so that
  * the deletes work either way; pre_nat and raw_pre, which refer to them,
  * were flushed earlier in the batch). */
 void ruleset_native_events_setup(const struct config *c,
-				 const struct config *prev, json_t *cmds,
+				 const struct config *prev, unsigned gen,
+				 bool two, bool had_two, json_t *cmds,
 				 bool in_place, int *err)
 {
 	const char *t = config_table_name(c);
 	bool on = config_daemon(c)->events.on;
+	bool prev_on = prev == NULL || config_daemon(prev)->events.on;
 
 	/* Off, and off before too: nothing to take away. */
-	if (!on && (!in_place || (prev && !config_daemon(prev)->events.on)))
+	if (!on && (!in_place || !prev_on))
 		return;
-	events_objects(c, cmds, in_place && on, err);
+	events_objects(c, cmds, in_place && on,
+		       in_place && prev && config_daemon(prev)->events.on, err);
+	if (on && two)
+		gen_event_chains_cmds(t, true, false, false, cmds, err);
 	for (size_t i = 0; in_place && i < EVENT_CHAINS; i++)
 		ruleset_push(cmds, ruleset_object_cmd("flush", "chain", t, event_chains[i]),
 		     err);
+	/* In place: each generation's chains emptied, or (one generation
+	 * now, or the feed off) gone, once nothing refers to them. */
+	if (in_place && on && two && had_two)
+		gen_event_chains_cmds(t, false, true, false, cmds, err);
+	else if (in_place && had_two && prev_on)
+		gen_event_chains_cmds(t, true, true, true, cmds, err);
 	if (on) {
-		events_rules(c, cmds, err);
+		events_rules(c, gen, two, cmds, err);
 		return;
 	}
 	/* The map first: its elements go to nat_svc4/6. */

@@ -8,7 +8,10 @@
 # shows the mapping in force, not the staged one; a standby someone
 # flushed is loaded again before it is switched in; a runtime entry goes
 # into and out of both generations; a reload while staging leaves a
-# complete mapping.
+# complete mapping.  With the probe event feed turned on at a reload,
+# prestage stays on, and after each of several switches a watched
+# source's probe of a real port is `vacated`, of its redirect port in
+# force `moved`, of one the switch left `stale` (porthop events --json).
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/topology.sh"
 
@@ -179,5 +182,74 @@ name=swap4
 n=$(ip netns exec "$H" nft -j list map inet porthop "$name" | jq '[.nftables[] | select(.map) | .map.elem // [] | .[]] | length')
 [ "$n" -eq 28 ] || fail "after the reload and a switch the maps in force hold $n elements, not 28"
 pass "a reload restarts staging; the switch after it puts both addresses' mapping in force"
+
+# The probe event feed on (a reload): prestage stays on, the feed's map
+# lookups in both generations behind dispatch chains.  After each
+# switch, UDP probes from the watched client (a fresh socket, so a fresh
+# conntrack entry, each): its real port 1 is vacated, the redirect port
+# in force for it moved, the one the switch left stale.
+jq '.porthopd.events = {merge_ms: 0}' "$CFG" >"$T/cfg3"
+cp "$T/cfg3" "$CFG"
+ctl reload >/dev/null
+[ "$(status prestage.active)" = true ] || fail "prestage is off with the event feed on"
+ip netns exec "$H" nft list chain inet porthop nat_new >/dev/null ||
+	fail "no dispatch chain nat_new with the feed and prestage on"
+# probe PORT: one UDP datagram from the watched client to PORT.
+probe() {
+	ip netns exec "${P}bad" bash -c "echo x >/dev/udp/$TARGET/$1" || true
+}
+# redirect_of GEN PORT: the redirect port of real port PORT in that
+# generation.
+redirect_of() {
+	map_of "$1" | awk -v p="$2" '$1 == p { print $2 }'
+}
+# event_since SEQ KIND PORT [REAL]: an event of the watched client after
+# SEQ of that kind and port (and real port).
+event_since() {
+	ctl events --json | jq -s -e --argjson s "$1" --arg k "$2" --argjson p "$3" \
+		--arg src "$BAD" --arg r "${4:-}" 'any(.[]; .seq > $s and .kind == $k
+			and .source == $src and .port == $p and .proto == "udp"
+			and ($r == "" or .real_port == ($r | tonumber)))' >/dev/null
+}
+repairs0=$(status reconciliations)
+for i in 1 2 3; do
+	wait_for 20 "the next mapping staged (events, $i)" standby_ready
+	g=$(status prestage.generation)
+	map_of "$g" >"$T/old"
+	ctl shuffle >/dev/null
+	[ "$(status prestage.generation)" != "$g" ] || fail "events, switch $i: the generation did not change"
+	g=$(status prestage.generation)
+	map_of "$g" >"$T/new"
+	# An old redirect port of a real port (1-6) that is no port of
+	# the new mapping: stale.
+	old=$(awk 'NR == FNR { cur[$1] = 1; next } $1 <= 6 && !($2 in cur) { print $1, $2; exit }' \
+		"$T/new" "$T/old")
+	[ -n "$old" ] || fail "events, switch $i: every old redirect port is in the new mapping"
+	since=$(ctl events --json | jq -s 'map(.seq) | max // 0')
+	redir=$(redirect_of "$g" 1)
+	probe 1
+	probe "$redir"
+	probe "${old#* }"
+	wait_for 10 "events, switch $i: vacated of port 1" event_since "$since" vacated 1
+	wait_for 10 "events, switch $i: moved of port $redir (real 1)" event_since "$since" moved "$redir" 1
+	wait_for 10 "events, switch $i: stale of port ${old#* } (real ${old% *})" \
+		event_since "$since" stale "${old#* }" "${old% *}"
+	# moved: the mapping in force; stale: the one the switch left.
+	gens=$(ctl events --json | jq -s -r --argjson s "$since" '
+		[map(select(.seq > $s and .kind == "moved"))[0].generation,
+		 map(select(.seq > $s and .kind == "stale"))[0].generation] | "\(.[0]) \(.[1])"')
+	[ "${gens% *}" -eq $((${gens#* } + 1)) ] ||
+		fail "events, switch $i: moved and stale of generations $gens, not the new one and the one before"
+done
+[ "$(status prestage.fallbacks)" -eq 0 ] || fail "a shuffle fell back with the feed on"
+# The switches and the stale entries after them are ours: someone
+# else's commit (a table of their own) makes reconciliation compare our
+# table, which it finds as we left it.
+checks0=$(metric porthop_reconcile_checks_total)
+ip netns exec "$H" nft add table inet someone_else
+wait_for 10 "a reconciliation's check" metric_above porthop_reconcile_checks_total "$checks0"
+[ "$(status reconciliations)" = "$repairs0" ] ||
+	fail "reconciliation repaired the table $(($(status reconciliations) - repairs0)) times after the switches"
+pass "the event feed with prestage: after 3 switches, vacated, moved and stale probes labelled right (generations too), nothing repaired"
 
 stop_porthopd

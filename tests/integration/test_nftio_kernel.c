@@ -255,7 +255,7 @@ static void test_native_golden_and_netlink(void **state)
 	nftio_free(io);
 }
 
-/* prestage's golden batch (both generations, the event feed on) goes
+/* prestage's golden batch (both generations, the event feed off) goes
  * into the kernel as it is, listed as the reviewed
  * native_prestage_ruleset.nft; the switch to generation 1 changes the
  * base chains' goto alone (native_prestage_switched.nft). */
@@ -273,6 +273,113 @@ static void test_native_prestage_golden(void **state)
 	assert_int_equal(nftio_apply(io, sw, false, &err), 0);
 	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
 				GOLDEN_DIR "/native_prestage_switched.nft -"), 0);
+	json_decref(sw);
+	json_decref(golden);
+	nftio_free(io);
+}
+
+/* prestage with the event feed: the golden batch (both generations of
+ * the feed's chains too) goes into the kernel as it is, listed as the
+ * reviewed native_events_prestage_ruleset.nft; the switch to generation
+ * 1 changes the gotos of pre_stateless, out_stateless and the dispatch
+ * chains alone (native_events_prestage_switched.nft), and pre_nat not
+ * at all. */
+static void test_native_events_prestage_golden(void **state)
+{
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_events_prestage_batch.json");
+	json_t *sw = load_golden("native_events_prestage_switch.json");
+	char *err = NULL;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_events_prestage_ruleset.nft -"),
+			 0);
+	assert_int_equal(nftio_apply(io, sw, false, &err), 0);
+	assert_int_equal(system("nft list ruleset | sed '/expires/d' | diff -u "
+				GOLDEN_DIR "/native_events_prestage_switched.nft -"),
+			 0);
+	json_decref(sw);
+	json_decref(golden);
+	nftio_free(io);
+}
+
+static char *nft_list_table(const char *family, const char *name);
+
+/* Redefines the table in place for configuration now (the corpus' file)
+ * after prev, generation gen in force; returns the table's listing. */
+static char *events_redefine(struct nftio *io, const char *now,
+			     const char *prev, unsigned gen, bool had_two)
+{
+	struct config *n = support_load(now), *p = support_load(prev);
+	json_t *batch = ruleset_batch_new(n, false);
+	char *err = NULL;
+
+	assert_int_equal(ruleset_native_setup_gen(n, p, gen,
+						  config_prestage_active(n),
+						  had_two,
+						  ruleset_commands(batch), true),
+			 0);
+	if (nftio_apply(io, batch, false, &err) < 0)
+		print_message("  %s: %s\n", now, err);
+	assert_null(err);
+	json_decref(batch);
+	config_free(n);
+	config_free(p);
+	return nft_list_table("inet", "mtd_ports");
+}
+
+/* Reloads in place between the event feed with prestage, prestage alone
+ * and the feed alone: each generation's chains of the feed come and go
+ * with them, the dispatch chains name the generation in force. */
+static void test_native_events_prestage_in_place(void **state)
+{
+	const char *ep = CORPUS_DIR "/valid/native_events_prestage.json";
+	const char *p = CORPUS_DIR "/valid/native_prestage.json";
+	const char *e = CORPUS_DIR "/valid/native_events.json";
+	struct nftio *io = nftio_new_kernel();
+	json_t *golden = load_golden("native_events_prestage_batch.json");
+	json_t *sw = load_golden("native_events_prestage_switch.json");
+	char *err = NULL, *l;
+
+	(void)state;
+	golden_alone(io, golden);
+	assert_int_equal(nftio_apply(io, sw, false, &err), 0);
+	/* The same again, generation 1 in force. */
+	l = events_redefine(io, ep, ep, 1, true);
+	assert_non_null(strstr(l, "goto ev_new_g1"));
+	assert_non_null(strstr(l, "goto nat_svc4_g1"));
+	assert_non_null(strstr(l, "goto nat_g1"));
+	assert_null(strstr(l, "goto ev_new_g0"));
+	free(l);
+	/* The feed off: its chains go, both generations'. */
+	l = events_redefine(io, p, ep, 1, true);
+	assert_null(strstr(l, "ev_new"));
+	assert_null(strstr(l, "nat_svc4"));
+	assert_null(strstr(l, "nat_new"));
+	assert_non_null(strstr(l, "goto nat_g1"));
+	free(l);
+	/* On again. */
+	l = events_redefine(io, ep, p, 1, true);
+	assert_non_null(strstr(l, "goto ev_new_g1"));
+	assert_non_null(strstr(l, "goto nat_new"));
+	free(l);
+	/* One generation (generation 0 in force): the feed's own chains
+	 * look the maps up again. */
+	golden_alone(io, golden);
+	l = events_redefine(io, e, ep, 0, true);
+	assert_null(strstr(l, "_g0"));
+	assert_null(strstr(l, "_g1"));
+	assert_null(strstr(l, "nat_new"));
+	assert_null(strstr(l, "swap4_b"));
+	assert_non_null(strstr(l, "@swap4 goto ev_moved"));
+	free(l);
+	/* And back to two. */
+	l = events_redefine(io, ep, e, 0, false);
+	assert_non_null(strstr(l, "goto ev_new_g0"));
+	assert_non_null(strstr(l, "@swap4_b goto ev_moved"));
+	free(l);
 	json_decref(sw);
 	json_decref(golden);
 	nftio_free(io);
@@ -835,6 +942,8 @@ int main(void)
 		cmocka_unit_test(test_native_golden_and_netlink),
 		cmocka_unit_test(test_native_events_golden),
 		cmocka_unit_test(test_native_prestage_golden),
+		cmocka_unit_test(test_native_events_prestage_golden),
+		cmocka_unit_test(test_native_events_prestage_in_place),
 		cmocka_unit_test(test_interval_sets_netlink),
 		cmocka_unit_test(test_verify_elements),
 		cmocka_unit_test(test_native_knock_golden),

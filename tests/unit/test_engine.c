@@ -399,6 +399,30 @@ static void test_busy_neighbour_no_false_repair(void **state)
 	nftio_free(io);
 }
 
+/* A reload that changes the table's definition (untrack_unwatched auto
+ * to true) writes the address sets' elements again (here another
+ * trusted address), their digest with them: someone else's commit after
+ * it finds our table intact and repairs nothing. */
+static void test_reload_redefines_no_false_repair(void **state)
+{
+	struct nftio *io = nftio_new_recorder();
+	struct engine *e = engine_new(load_shape("[\"10.9.9.7\"]", NULL, 3, 4),
+				      io);
+
+	(void)state;
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_reload(e, load_shape("[\"10.9.9.8\"]", "true",
+						     3, 4), NULL), 0);
+	/* Someone else commits (the generation moves, nothing of ours
+	 * changes). */
+	nftio_recorder_conntrack_user(io, NULL);
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_stats(e)->repairs, 0);
+	engine_free(e);
+	nftio_free(io);
+}
+
 /* Without anyone else's commit, a trigger costs no check: one apply. */
 static void test_trigger_quiet_costs_one_apply(void **state)
 {
@@ -898,6 +922,7 @@ int main(void)
 		SUPPORT_RECORDER_TEST(test_trigger_quiet_costs_one_apply),
 		cmocka_unit_test(test_commit_during_apply),
 		cmocka_unit_test(test_busy_neighbour_no_false_repair),
+		cmocka_unit_test(test_reload_redefines_no_false_repair),
 		SUPPORT_ENGINE_TEST(test_address_inside_prefix, NATIVE),
 		SUPPORT_RECORDER_TEST(test_nftio_errors),
 		SUPPORT_RECORDER_TEST(test_check_native_errors),

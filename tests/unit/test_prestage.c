@@ -16,16 +16,16 @@
 #include "ruleset.h"
 #include "support.h"
 
-/* A native configuration of naddr watched addresses (10.0.x.y) with
- * nports TCP ports each, prestage `prestage` (JSON text), and the members
- * extra (JSON text, each followed by a comma). */
-static struct config *load_shape(const char *prestage, int naddr, int nports,
-				 const char *extra)
+/* The members of nftables_service_configuration for naddr watched
+ * addresses (10.0.x.y) with nports TCP ports each, prestage `prestage`
+ * (JSON text), and the members extra (JSON text, each followed by a
+ * comma).  The caller frees it. */
+static char *shape_text(const char *prestage, int naddr, int nports,
+			const char *extra)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
-	struct config *c;
 
 	assert_non_null(f);
 	fprintf(f, "%s\"max_port_number\": 65535, \"prestage\": %s, "
@@ -38,7 +38,38 @@ static struct config *load_shape(const char *prestage, int naddr, int nports,
 			(a + 1) / 250, (a + 1) % 250 + 1);
 	fprintf(f, "]");
 	fclose(f);
-	c = support_load_nftables(text);
+	return text;
+}
+
+/* A native configuration of that shape (see shape_text). */
+static struct config *load_shape(const char *prestage, int naddr, int nports,
+				 const char *extra)
+{
+	char *text = shape_text(prestage, naddr, nports, extra);
+	struct config *c = support_load_nftables(text);
+
+	free(text);
+	return c;
+}
+
+/* The same with the probe event feed on (porthopd.events). */
+static struct config *load_events_shape(const char *prestage, int naddr,
+					int nports)
+{
+	char *text = shape_text(prestage, naddr, nports, ""), *all = NULL;
+	struct config *c;
+
+	assert_true(asprintf(&all, "{\"redis_connection_configuration\": "
+			     "{\"host\": \"127.0.0.1\", \"port\": 6379, "
+			     "\"db\": 0, \"charset\": \"utf-8\", "
+			     "\"decode_responses\": true}, "
+			     "\"redis_subscriber_configuration\": "
+			     "{\"subscriber_channel_names\": [\"c\"]}, "
+			     "\"nftables_service_configuration\": {%s}, "
+			     "\"porthopd\": {\"state_directory\": \"\", "
+			     "\"events\": {}}}\n", text) > 0);
+	c = support_load_text(all);
+	free(all);
 	free(text);
 	return c;
 }
@@ -210,6 +241,91 @@ static void test_switch(void **state)
 	assert_int_equal(engine_stats(e)->generation, 0);
 	assert_true(last_has(io, "{\"goto\":{\"target\":\"nat_g0\"}}"));
 	assert_false(last_has(io, "_g1\""));
+}
+
+/* The old mapping's redirect ports as the probe event feed's stale
+ * elements. */
+static json_t *stale_of(const struct engine *e)
+{
+	const struct config *c = engine_config(e);
+	const struct shuffle_map *m = engine_map(e);
+	struct nftio_elems *b = nftio_elems_new(config_table_name(c));
+	size_t added;
+	json_t *j;
+
+	assert_non_null(b);
+	assert_int_equal(ruleset_native_stale(c, m->entries, m->nentries,
+					      (size_t)-1, b, &added), 0);
+	j = nftio_elems_json(b);
+	nftio_elems_free(b);
+	return j;
+}
+
+/* With the probe event feed on, prestage is on too: the switch rewrites
+ * pre_stateless, out_stateless and the feed's dispatch chains (their
+ * gotos to the new generation's chains), never pre_nat and no rule that
+ * binds a map; the mapping it leaves goes into the stale sets in a
+ * transaction of its own right after, and the table stays ours. */
+static void test_switch_with_events(void **state)
+{
+	struct support_engine *f = *state;
+	struct nftio *io = f->io;
+	struct engine *e = f->e = engine_new(load_events_shape("true", 3, 4),
+					     io);
+	static const char *const dispatch[] = {
+		"ev_new_g", "nat_svc4_g", "nat_svc6_g", "nat_g", "stateless_g",
+		"out_g",
+	};
+	char needle[64];
+	size_t applied;
+	json_t *want;
+
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_true(engine_stats(e)->prestage);
+	stage_all(e);
+	/* The stale elements refused: the switch is the last batch. */
+	nftio_recorder_fail_match(io, "stale4", "Error: refused by the test");
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 1);
+	assert_int_equal(engine_stats(e)->switches, 1);
+	assert_int_equal(engine_stats(e)->generation, 1);
+	for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++) {
+		snprintf(needle, sizeof(needle),
+			 "{\"goto\":{\"target\":\"%s1\"}}", dispatch[i]);
+		assert_true(last_has(io, needle));
+		snprintf(needle, sizeof(needle),
+			 "{\"goto\":{\"target\":\"%s0\"}}", dispatch[i]);
+		assert_false(last_has(io, needle));
+	}
+	assert_false(last_has(io, "pre_nat"));
+	assert_false(last_has(io, "\"map\""));
+	assert_false(last_has(io, "\"vmap\""));
+	/* (The trusted sets, small, as in the switch without the feed.) */
+	assert_false(last_has(io, "\"@swap"));
+	assert_false(last_has(io, "\"@net"));
+	assert_false(last_has(io, "\"@service"));
+	assert_false(last_has(io, "\"element\""));
+	assert_true(json_array_size(ruleset_commands(nftio_recorder_last(io)))
+		    < 40);
+
+	/* Back to generation 0, the stale elements accepted: the ports
+	 * the old mapping redirected to, each with its timeout. */
+	nftio_recorder_fail_match(io, NULL, NULL);
+	stage_all(e);
+	want = stale_of(e);
+	applied = nftio_recorder_applied(io);
+	assert_int_equal(engine_shuffle(e, NULL), 0);
+	assert_int_equal(nftio_recorder_applied(io), applied + 2);
+	assert_int_equal(engine_stats(e)->switches, 2);
+	assert_int_equal(engine_stats(e)->generation, 0);
+	assert_true(last_has(io, "\"name\":\"stale4\""));
+	assert_true(last_has(io, "\"timeout\":900"));
+	assert_true(batch_holds(nftio_recorder_last(io), want));
+	json_decref(want);
+	/* Our own commit: nothing to repair. */
+	assert_int_equal(engine_reconcile(e, NULL), 0);
+	assert_int_equal(engine_stats(e)->repairs, 0);
 }
 
 /* No standby ready: the trigger replaces the maps in force whole (a
@@ -521,6 +637,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		SUPPORT_RECORDER_TEST(test_switch),
+		SUPPORT_RECORDER_TEST(test_switch_with_events),
 		SUPPORT_RECORDER_TEST(test_fallback),
 		SUPPORT_RECORDER_TEST(test_off_and_auto),
 		SUPPORT_RECORDER_TEST(test_address_shuffle),

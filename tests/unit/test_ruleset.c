@@ -135,26 +135,22 @@ static void test_golden_native_events_batch(void **state)
 	config_free(c);
 }
 
-/* prestage true (with the event feed): both generations' maps, each
- * generation's chains of lookups, the base chains' goto to generation 0;
- * and the switch to generation 1 (native_prestage_ruleset.nft and
- * native_prestage_switched.nft are the kernel's listings, checked by the
- * kernel test). */
-static void test_golden_native_prestage(void **state)
+/* A prestage configuration's definition and switch to generation 1
+ * against their golden files (PREFIX_batch.json, PREFIX_switch.json;
+ * PORTHOP_UPDATE_GOLDEN=1 rewrites them). */
+static void check_prestage_golden(const char *config, const char *prefix)
 {
 	struct config *c;
-	json_t *batch = native_batch_of("valid/native_prestage.json", &c, NULL);
+	json_t *batch = native_batch_of(config, &c, NULL);
 	json_t *sw = ruleset_batch_new(c, false), *golden;
 	json_error_t e;
+	char path[512];
 
-	(void)state;
 	assert_non_null(sw);
 	assert_int_equal(ruleset_native_switch(c, 1, ruleset_commands(sw)), 0);
 	for (int i = 0; i < 2; i++) {
-		const char *path = i ? GOLDEN_DIR "/native_prestage_switch.json" :
-				       GOLDEN_DIR "/native_prestage_batch.json";
-
-		/* PORTHOP_UPDATE_GOLDEN=1 rewrites them. */
+		snprintf(path, sizeof(path), "%s/%s_%s.json", GOLDEN_DIR,
+			 prefix, i ? "switch" : "batch");
 		if (getenv("PORTHOP_UPDATE_GOLDEN"))
 			json_dump_file(i ? sw : batch, path, JSON_INDENT(1));
 		golden = json_load_file(path, 0, &e);
@@ -163,6 +159,74 @@ static void test_golden_native_prestage(void **state)
 		json_decref(golden);
 	}
 	json_decref(sw);
+	json_decref(batch);
+	config_free(c);
+}
+
+/* prestage true (without the event feed): both generations' maps, each
+ * generation's chains of lookups, the base chains' goto to generation 0;
+ * and the switch to generation 1 (native_prestage_ruleset.nft and
+ * native_prestage_switched.nft are the kernel's listings, checked by the
+ * kernel test). */
+static void test_golden_native_prestage(void **state)
+{
+	(void)state;
+	check_prestage_golden("valid/native_prestage.json", "native_prestage");
+}
+
+/* prestage true with the event feed: the feed's chains that look the
+ * maps up come in both generations too, reached through dispatch chains
+ * (ev_new, nat_svc4/6, nat_new) of one goto each; the switch flushes
+ * pre_stateless, out_stateless and the dispatch chains, never pre_nat
+ * (native_events_prestage_ruleset.nft and _switched.nft: the kernel
+ * test). */
+static void test_golden_native_events_prestage(void **state)
+{
+	(void)state;
+	check_prestage_golden("valid/native_events_prestage.json",
+			      "native_events_prestage");
+}
+
+/* The events+prestage switch binds no map: no lookup, no verdict map,
+ * no element; every dispatch goes to generation 1 (and back to 0). */
+static void test_events_prestage_switch_binds_nothing(void **state)
+{
+	struct config *c;
+	json_t *batch = native_batch_of("valid/native_events_prestage.json",
+					&c, NULL);
+
+	(void)state;
+	for (unsigned gen = 0; gen < 2; gen++) {
+		json_t *sw = ruleset_batch_new(c, false);
+		char *text, want[64];
+		static const char *const targets[] = {
+			"ev_new_g", "nat_svc4_g", "nat_svc6_g", "nat_g",
+			"stateless_g", "out_g",
+		};
+
+		assert_int_equal(ruleset_native_switch(c, gen,
+						       ruleset_commands(sw)), 0);
+		text = json_dumps(sw, JSON_COMPACT);
+		assert_non_null(text);
+		assert_null(strstr(text, "\"map\""));
+		assert_null(strstr(text, "\"vmap\""));
+		assert_null(strstr(text, "\"elem"));
+		assert_null(strstr(text, "@swap"));
+		assert_null(strstr(text, "@net"));
+		assert_null(strstr(text, "@service"));
+		assert_null(strstr(text, "\"name\":\"pre_nat\""));
+		assert_null(strstr(text, "\"chain\":\"pre_nat\""));
+		for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+			snprintf(want, sizeof(want), "{\"target\":\"%s%u\"}",
+				 targets[i], gen);
+			assert_non_null(strstr(text, want));
+			snprintf(want, sizeof(want), "{\"target\":\"%s%u\"}",
+				 targets[i], gen ^ 1);
+			assert_null(strstr(text, want));
+		}
+		free(text);
+		json_decref(sw);
+	}
 	json_decref(batch);
 	config_free(c);
 }
@@ -660,6 +724,8 @@ int main(void)
 		cmocka_unit_test(test_knock_off_in_place),
 		cmocka_unit_test(test_knocked_elements),
 		cmocka_unit_test(test_golden_native_prestage),
+		cmocka_unit_test(test_golden_native_events_prestage),
+		cmocka_unit_test(test_events_prestage_switch_binds_nothing),
 		cmocka_unit_test(test_native_elements),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
