@@ -34,6 +34,10 @@ struct clientkey;
 struct clientkey *cli_load_key(const char *cmd, const char *path,
 			       int *ret_status);
 
+/* A time for --at (porthop_follow.c): seconds since 1970, now, now+N or
+ * now-N.  0, or -1 if s is none of them. */
+int cli_parse_time(const char *s, time_t *ret);
+
 /* porthop keygen NAME -o FILE: a client's key file (porthop_keys.c). */
 int cmd_keygen(const struct globals *g, int argc, char **argv);
 

@@ -43,7 +43,7 @@ int cli_derive_port(const struct clientkey *k, unsigned service, time_t now,
 }
 
 /* "now", "now+N", "now-N" or seconds since 1970. */
-static int parse_time(const char *s, time_t *ret)
+int cli_parse_time(const char *s, time_t *ret)
 {
 	char *end;
 	long long v;
@@ -117,7 +117,7 @@ int cmd_follow(const struct globals *gl, int argc, char **argv)
 			keyfile = optarg;
 			break;
 		case 'a':
-			if (parse_time(optarg, &at) < 0) {
+			if (cli_parse_time(optarg, &at) < 0) {
 				fprintf(stderr, "porthop follow: --at \"%s\": "
 					"expected seconds since 1970, now, "
 					"now+N or now-N\n", optarg);

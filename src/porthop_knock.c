@@ -374,13 +374,14 @@ static void connect_usage(FILE *f)
 {
 	fprintf(f,
 "usage: porthop connect HOST PORT [--key FILE] [--knock-port P]\n"
-"                       [--timeout S]\n"
+"                       [--timeout S] [--at TIME]\n"
 "\n"
 "Connects to HOST's service PORT and relays standard input and output:\n"
 "  ssh -o ProxyCommand='porthop connect %%h %%p' HOST\n"
 "With a knock key it knocks first (on port P, default %d) and again\n"
 "before each new attempt; with a derive key it connects to the port the\n"
-"key derives for PORT now.  Gives up after S seconds (default 10).  The\n"
+"key derives for PORT now (--at TIME: at another time, as for follow:\n"
+"to check a clock's skew).  Gives up after S seconds (default 10).  The\n"
 "key: --key FILE, else $" KEY_ENV ", else ~/" KEY_HOME ".\n"
 "Exit status: 66 no key, 65 a key of the wrong kind, 68 unknown host,\n"
 "69 connection refused, 75 no answer.\n", KNOCK_PORT_DEFAULT);
@@ -392,6 +393,7 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "knock-port", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "at", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -401,11 +403,21 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 	struct clientkey *k = NULL;
 	int ch, status = EX_USAGE, fd = -1, err = 0, wait_ms = RETRY_MS;
 	int64_t deadline;
+	time_t at = time(NULL);
+	unsigned slot_s = 0;	/* a derive key's slot length, for the hint */
 
 	(void)gl;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "k:p:t:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "k:p:t:a:h", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'a':
+			if (cli_parse_time(optarg, &at) < 0) {
+				fprintf(stderr, "porthop connect: --at \"%s\": "
+					"expected seconds since 1970, now, "
+					"now+N or now-N\n", optarg);
+				return EX_USAGE;
+			}
+			break;
 		case 'k':
 			keyfile = optarg;
 			break;
@@ -445,7 +457,7 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 		return status;
 	if (clientkey_use(k) == CLIENTKEY_DERIVE) {
 		unsigned derived;
-		int r = cli_derive_port(k, port, time(NULL), &derived);
+		int r = cli_derive_port(k, port, at, &derived);
 
 		if (r < 0) {
 			fprintf(stderr, "porthop connect: key \"%s\": %s\n",
@@ -457,6 +469,7 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 			goto out;
 		}
 		port = derived;
+		slot_s = clientkey_slot_seconds(k);
 	}
 	res = resolve("connect", host, port, SOCK_STREAM);
 	if (res == NULL) {
@@ -500,12 +513,20 @@ int cmd_connect(const struct globals *gl, int argc, char **argv)
 		wait_ms = wait_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : wait_ms * 2;
 	}
 	if (fd < 0) {
-		fprintf(stderr, "porthop connect: %s port %u: %s%s\n", host,
+		fprintf(stderr, "porthop connect: %s port %u: %s%s", host,
 			port, err == ECONNREFUSED ? "connection refused" :
 			err == ETIMEDOUT ? "no answer" : strerror(err),
 			kres ? " after knocking: is the key in porthopd's keys "
 			"directory, the knock port right, and the clock "
 			"within the window?" : "");
+		/* A derived port nobody answers on: most often a clock more
+		 * than one slot off the host's (it keeps t-1, t, t+1). */
+		if (slot_s > 0)
+			fprintf(stderr, " (the port key \"%s\" derives for this "
+				"%u s slot: is this clock within one slot of "
+				"%s's? porthop follow -v says which slot)",
+				clientkey_name(k), slot_s, host);
+		fputc('\n', stderr);
 		status = err == ETIMEDOUT ? EX_TEMPFAIL : EX_UNAVAILABLE;
 		goto out;
 	}

@@ -56,6 +56,15 @@ client_ssh() {
 		root@$HOST "$2"
 }
 
+# client_ssh_connect AT REMOTE: the same through porthop connect --at AT.
+client_ssh_connect() {
+	in_client ssh -i "$T/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+		-o ConnectTimeout=5 \
+		-o ProxyCommand="$PORTHOP connect %h %p --key $KEY --at $1" \
+		root@$HOST "$2"
+}
+
 # early_in_slot: until at least MARGIN seconds (1 by default) remain of
 # the current slot, so that a connection made now is still in the slot
 # it was computed for.
@@ -195,12 +204,24 @@ for at in now+$SLOT now-$SLOT; do
 	early_in_slot
 	[ "$(client_ssh "$at" 'echo skew-ok')" = skew-ok ] ||
 		fail "a clock at $at did not connect"
+	# The same through porthop connect, which derives the port itself.
+	early_in_slot
+	[ "$(client_ssh_connect "$at" 'echo skew-ok')" = skew-ok ] ||
+		fail "a clock at $at did not connect through porthop connect"
 done
 for at in now+$((2 * SLOT)) now-$((2 * SLOT)); do
 	early_in_slot
 	client_ssh "$at" 'echo skew-ok' 2>/dev/null &&
 		fail "a clock at $at (two slots off) connected"
+	# porthop connect fails, and says the clock is the likely cause.
+	early_in_slot
+	if in_client "$PORTHOP" connect $HOST 22 --key "$KEY" --at "$at" \
+		--timeout 2 </dev/null >/dev/null 2>"$T/connect.err"; then
+		fail "porthop connect with a clock at $at (two slots off) connected"
+	fi
+	grep -q "within one slot" "$T/connect.err" ||
+		fail "porthop connect two slots off did not name the clock: $(cat "$T/connect.err")"
 done
 
 stop_porthopd
-pass "derived ports: ssh through porthop follow, a session across slot changes and reshuffles, closed neighbours, one slot of skew"
+pass "derived ports: ssh through porthop follow, a session across slot changes and reshuffles, closed neighbours, one slot of skew (follow and connect), two slots refused with the clock named"
