@@ -250,6 +250,20 @@ void nftio_kernel_drain(struct nftio_kernel *k)
 	}
 }
 
+void nftio_kernel_buffers(struct nftio_kernel *k, int sndbuf, int rcvbuf)
+{
+	int fd = mnl_socket_get_fd(k->nl);
+
+	if (sndbuf > k->sndbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+		       sizeof(sndbuf)) == 0)
+		k->sndbuf = sndbuf;
+	if (rcvbuf > k->rcvbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) == 0)
+		k->rcvbuf = rcvbuf;
+}
+
 int nftio_kernel_send(struct nftio_kernel *k, const struct nlmsghdr *nlh)
 {
 	nftio_kernel_drain(k);
