@@ -45,6 +45,12 @@ struct drift {
 	size_t verify_next;
 	bool verifying;
 	unsigned gen;		/* the generation of maps in force */
+	/* The generation drift_moved read, and porthop's commits then: the
+	 * next drift_begin takes it instead of asking the kernel again when
+	 * porthop committed nothing since (see drift_begin). */
+	uint32_t peek_gen;
+	uint64_t peek_commits;
+	bool have_peek;
 	struct drift_stats stats;
 };
 
@@ -171,6 +177,28 @@ void drift_begin(struct drift *d, struct drift_mark *ret)
 	ret->commits = nftio_commits(d->io);
 	ret->have = nftio_generation(d->io, &ret->gen) == 0;
 	ret->quiet = ret->have && d->have_gen && ret->gen == d->applied_gen;
+	d->have_peek = false;
+}
+
+void drift_begin_elements(struct drift *d, struct drift_mark *ret)
+{
+	/* A settle usually read the generation just before: one netlink
+	 * round trip less per apply.  For a batch of elements an older
+	 * reading decides as a fresh one would: had anyone committed
+	 * since it, a fresh reading would find the baseline moved (not
+	 * quiet), this one finds drift_applied's count of generations
+	 * apart from porthop's own commits (not alone), and either way the
+	 * baseline is dropped alike.  (A whole apply rebases even after
+	 * someone else's commit before it, so it reads afresh.) */
+	if (!d->have_peek || d->peek_commits != nftio_commits(d->io)) {
+		drift_begin(d, ret);
+		return;
+	}
+	ret->commits = d->peek_commits;
+	ret->gen = d->peek_gen;
+	ret->have = true;
+	ret->quiet = d->have_gen && ret->gen == d->applied_gen;
+	d->have_peek = false;
 }
 
 bool drift_applied(struct drift *d, const struct config *cfg,
@@ -361,6 +389,9 @@ int drift_moved(struct drift *d, uint32_t *ret_gen)
 
 	if (r < 0)
 		return r;
+	d->peek_gen = *ret_gen;
+	d->peek_commits = nftio_commits(d->io);
+	d->have_peek = true;
 	return !d->have_gen || *ret_gen != d->applied_gen;
 }
 

@@ -63,6 +63,11 @@ size_t drift_owned_tables(const struct config *cfg, const char **family,
 
 void drift_begin(struct drift *d, struct drift_mark *ret);
 
+/* drift_begin before a batch of elements only (DRIFT_KEPT_DEFINITION):
+ * takes the generation the last drift_moved read, if porthop committed
+ * nothing since, instead of asking the kernel again. */
+void drift_begin_elements(struct drift *d, struct drift_mark *ret);
+
 /* What an apply did, for drift_applied (bits). */
 enum {
 	DRIFT_WROTE_ALL = 1,		/* everything porthop owns, anew */

@@ -447,7 +447,10 @@ int engine_apply_map(struct engine *e, struct config *cfg,
 	uint32_t after;
 	int r;
 
-	drift_begin(e->drift, &mark);
+	if (elements)
+		drift_begin_elements(e->drift, &mark);
+	else
+		drift_begin(e->drift, &mark);
 	if (elements) {
 		r = apply_elements(e, cfg, map, kind, old, nold, t0, ret_error);
 		if (r == -ENOENT) {

@@ -250,6 +250,20 @@ void nftio_kernel_drain(struct nftio_kernel *k)
 	}
 }
 
+void nftio_kernel_buffers(struct nftio_kernel *k, int sndbuf, int rcvbuf)
+{
+	int fd = mnl_socket_get_fd(k->nl);
+
+	if (sndbuf > k->sndbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+		       sizeof(sndbuf)) == 0)
+		k->sndbuf = sndbuf;
+	if (rcvbuf > k->rcvbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) == 0)
+		k->rcvbuf = rcvbuf;
+}
+
 int nftio_kernel_send(struct nftio_kernel *k, const struct nlmsghdr *nlh)
 {
 	nftio_kernel_drain(k);
@@ -316,7 +330,9 @@ static int gen_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	*ret = nftnl_gen_get_u32(gen, NFTNL_GEN_ID);
 	nftnl_gen_free(gen);
-	return MNL_CB_OK;
+	/* The one answer: done (the request asks for no acknowledgement,
+	 * which would cost another read; an error still comes). */
+	return MNL_CB_STOP;
 }
 
 static int kernel_generation(struct nftio *io, uint32_t *ret)
@@ -326,8 +342,7 @@ static int kernel_generation(struct nftio *io, uint32_t *ret)
 	uint32_t seq = k->seq++;
 	struct nlmsghdr *nlh;
 
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK,
-				    seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, 0, seq);
 	return nftio_kernel_request(k, nlh, seq, gen_cb, ret);
 }
 

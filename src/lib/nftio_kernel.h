@@ -17,7 +17,15 @@ struct nftio_kernel {
 	struct nft_ctx *nft;		/* libnftables: JSON batches, listings */
 	struct mnl_socket *nl;		/* raw netlink: elements, dumps */
 	uint32_t seq;			/* the next netlink sequence number */
+	/* The socket's buffer sizes as last set (0: the default): they
+	 * only grow, so that a batch no larger than one before costs no
+	 * setsockopt. */
+	int sndbuf, rcvbuf;
 };
+
+/* Makes the socket's send and receive buffers at least sndbuf and rcvbuf
+ * bytes (0: as they are). */
+void nftio_kernel_buffers(struct nftio_kernel *k, int sndbuf, int rcvbuf);
 
 /* The kernel backend's state of io (borrowed). */
 struct nftio_kernel *nftio_kernel_of(const struct nftio *io);

@@ -245,10 +245,7 @@ static int send_batch(struct nftio_kernel *k, struct nftnl_batch *batch,
 	 * messages (the kernel counts about a kilobyte each). */
 	sndbuf += 4096;
 	rcvbuf = (int)acks * 2048 + (1 << 20);
-	setsockopt(mnl_socket_get_fd(k->nl), SOL_SOCKET, SO_SNDBUFFORCE,
-		   &sndbuf, sizeof(sndbuf));
-	setsockopt(mnl_socket_get_fd(k->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-		   &rcvbuf, sizeof(rcvbuf));
+	nftio_kernel_buffers(k, sndbuf, rcvbuf);
 	nftio_kernel_drain(k);
 	while ((r = (int)sendmsg(mnl_socket_get_fd(k->nl), &msg, 0)) < 0 &&
 	       errno == EINTR)
@@ -442,8 +439,7 @@ int nftio_kernel_elems_verify(struct nftio *io, const struct nftio_elems *b)
 
 	if ((vb = malloc(sizeof(*vb))) == NULL)
 		return -ENOMEM;
-	setsockopt(mnl_socket_get_fd(k->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-		   &rcvbuf, sizeof(rcvbuf));
+	nftio_kernel_buffers(k, 0, rcvbuf);
 	while (r == 0 && i < b->n) {
 		if (b->items[i].op != NFTIO_ELEM_ADD ||
 		    b->items[i].kind != NFTIO_KEY_CONCAT)
