@@ -182,8 +182,13 @@ closed=$(grep -o '[0-9]*/closed' "$T/nmap.out" | wc -l)
 	fail "nmap did not find every port closed: $(cat "$T/nmap.out")"
 # A FIN scan (packets conntrack calls invalid, swapped statelessly): the
 # real port and the neighbours answer as closed ports do, and this slot's
-# port as an open one (no answer), as sshd itself would.
-early_in_slot
+# port as an open one (no answer), as sshd itself would.  The stateless
+# swap holds this slot's pair alone, moved at porthopd's tick just past
+# the boundary: the scan waits until the slot is 2 s old.
+slot_settled() {
+	slot_left && [ $(($(date +%s) % SLOT)) -ge 2 ]
+}
+wait_for $((SLOT + 5)) "a slot 2 s old" slot_settled
 d=$(follow now)
 in_client nmap -n -Pn -sF -p "$ports,$d" --max-retries 1 -oG - $HOST \
 	>"$T/nmap-fin.out"
