@@ -23,12 +23,25 @@
 #             to its transaction.  No Redis, no JSON, no reading: the least
 #             any design with a kernel transaction and durable state per
 #             batch costs here, HOSTS at once on these cores.
+#             The floor of HOSTS stream readers: the same, but HOSTS
+#             processes (nlfloor's stream mode) read the stream itself, as
+#             porthopd does (a consumer group each, 256 entries a read,
+#             the publisher's same load), and acknowledge each read after
+#             its transaction and fdatasync: the least any design that
+#             follows the stream through Redis costs here (no decoding, no
+#             signature checked).  Both floors also without fdatasync.
 #             With BASE=BUILD_DIR (another build, e.g. main before a
 #             change), the HOSTS-host load runs with that build's porthopd
 #             too; ROUNDS rounds, each: BASE's hosts, this build's hosts,
 #             the HOSTS-process floor, in turn (BASE and this build
 #             first in turn: the second starts right after the first's
 #             hosts stopped, with more entries); medians and ranges.
+#             With INTERVALS="A B ...", this build's hosts run once per
+#             value of redis_stream_configuration.read_interval_ms in
+#             each round (default: porthopd's default alone).  Every
+#             variant starts after all its hosts caught up and their CPU
+#             settled (under 5% of a core over a second), so that no
+#             variant pays for the start of the hosts before it.
 #             The same load again with the hosts' state_directory "" (no
 #             state file, no fdatasync): what 50 group commits on one disk
 #             cost.
@@ -46,7 +59,10 @@
 #
 # usage: bench/fleet.sh [BUILD_DIR]
 #   HOSTS=N (50), RATE=N (1000), LOAD_SECONDS=N (10), FO_RATE=N (200),
-#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR
+#   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR,
+#   INTERVALS="MS ..." (porthopd's default), KEEP=DIR (each variant's host
+#   logs copied to DIR/ROUND-VARIANT), PROFILE=FILE (perf record -a
+#   of the whole machine over the first HOSTS-host load, to FILE)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
@@ -57,6 +73,7 @@ FO_RATE=${FO_RATE:-200}
 FO_SECONDS=${FO_SECONDS:-12}
 FO_KILL_AFTER=${FO_KILL_AFTER:-4}
 ROUNDS=${ROUNDS:-1}
+INTERVALS=${INTERVALS:-default}
 BASE=${BASE:+$(cd "$BASE" && pwd)}
 [ -z "$BASE" ] || bench_build_note "$BASE" | sed 's/^# build:/# BASE build:/'
 require_root "network namespaces"
@@ -76,6 +93,13 @@ for i in $(seq 1 "$HOSTS"); do fleet_node $P-h$i 10.77.$((1 + i / 250)).$((i % 2
 fleet_redis_primary $P-r1 $R1
 fleet_redis_replica $P-r2 $R2 $R1
 for i in 1 2 3; do fleet_sentinel $P-s$i 10.77.0.1$i $R1; done
+# Redis, its sentinels and the publisher stand for machines of their own:
+# they run at a higher priority (nice -10), so that the load is the one
+# asked for however busy the hosts are (at the same priority the
+# publisher fell behind its schedule and caught up in bursts, each burst
+# then 50 hosts' work at once), and the sentinels see their primary.
+# The hosts share what is left of the cores.
+for pf in "$T"/redis-*/pid "$T"/sentinel-*/pid; do renice -n -10 -p "$(cat "$pf")" >/dev/null; done
 
 head -c 48 /dev/urandom | base64 | head -c 48 >"$T/key"
 chmod 600 "$T/key"
@@ -108,6 +132,44 @@ hosts_ticks() {
 	echo $t
 }
 HZ=$(getconf CLK_TCK)
+# reset: the fleet as at the start (the hosts stopped): the stream, its
+# groups and its snapshot deleted, the hosts' state files removed; every
+# variant and floor then starts from the same state (before, the entries
+# of every load stayed, 10,000 more a host for each, and the later a
+# variant ran in a round, the worse it fared, whichever build).
+reset() {
+	local prim i
+	prim=$(primary)
+	ip netns exec $P-pub redis-cli -h "$prim" DEL porthop:feed porthop:feed:snapshot \
+		porthop:feed:snapshot:pos porthop:feed:snapshot:expiry >/dev/null
+	for i in $ALL; do rm -rf "$T/state-h$i"; done
+}
+# settle HOSTS...: every host caught up, and the hosts' CPU under 5% of a
+# core over a second (their start's work done); 60 s at most.
+settle() {
+	local a b k
+	WAIT_PID='' wait_for 120 "every host to catch up" all_caught_up "$@"
+	for k in $(seq 1 60); do
+		a=$(hosts_ticks "$@")
+		sleep 1
+		b=$(hosts_ticks "$@")
+		[ $(( (b - a) * 100 )) -lt $((5 * HZ)) ] && return 0
+	done
+	echo "# warning: the hosts' CPU did not settle (last: $((b - a)) ticks a second)" >&2
+}
+# set_interval MS|default|base: the hosts' read_interval_ms (base: none,
+# for BASE's parser; default: porthopd's default).
+set_interval() {
+	local i f
+	for i in $ALL; do
+		f=$T/h$i.json
+		case $1 in
+		base|default) jq 'del(.redis_stream_configuration.read_interval_ms)' "$f" ;;
+		*) jq --argjson v "$1" '.redis_stream_configuration.read_interval_ms = $v' "$f" ;;
+		esac >"$f.tmp"
+		mv "$f.tmp" "$f"
+	done
+}
 # primary: the server the sentinels name now (on a machine starved of
 # CPU they may fail over without a kill: the figures follow the primary).
 primary() {
@@ -121,10 +183,15 @@ primary() {
 delays() {
 	local since=$1
 	shift
+	# A trace line: "TIME porthopd: debug: fleet: applied ID MS [ID MS
+	# ...] ms".
 	awk -v since="$since" '/fleet: applied / {
 			t = $1 * 1000; if (t < since) next
-			id = $(NF - 2); d = $(NF - 1) + 0
-			if (!(id in m) || d > m[id]) m[id] = d
+			for (k = 1; k <= NF && $k != "applied"; k++) ;
+			for (k++; k < NF && $k != "ms"; k += 2) {
+				id = $k; d = $(k + 1) + 0
+				if (!(id in m) || d > m[id]) m[id] = d
+			}
 		} END { for (id in m) print m[id] }' "$@"
 }
 pct() {	# pct P: the P-th percentile of the numbers on stdin
@@ -173,6 +240,40 @@ floor_run() {
 		awk '{m = $1; for (k = 2; k <= NF; k++) if ($k > m) m = $k; print m}' >"$T/delays"
 }
 
+# stream_floor_run FIRST SYNC HOSTS...: the HOSTS-process floor of a
+# design that reads the stream (nlfloor's stream mode, each process in a
+# host's namespace with a consumer group of its own, the hosts stopped):
+# the publisher's same load; each read's entries in one transaction, an
+# fdatasync (SYNC 1) or not, one XACK; per operation the slowest
+# process's delay from its XADD, to $T/delays.
+stream_floor_run() {
+	local first=$1 sync=$2 i pids=() prim
+	shift 2
+	prim=$(primary)
+	for i in "$@"; do
+		ip netns exec $P-h$i nft -f - <<-EOF
+		table inet phfloor {
+			map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }
+		}
+		EOF
+		ip netns exec $P-pub redis-cli -h "$prim" XGROUP CREATE porthop:feed "floor$i" '$' MKSTREAM >/dev/null
+	done
+	for i in "$@"; do
+		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 stream "$prim" 6379 porthop:feed "floor$i" \
+			$((RATE * LOAD_SECONDS)) "$([ "$sync" = 1 ] && echo "$T/sfloor-sync.$i" || echo -)" 0 \
+			>"$T/sfloor.$i" &
+		pids+=($!)
+	done
+	nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
+	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a stream floor process failed" >&2; done
+	for i in "$@"; do
+		ip netns exec $P-h$i nft delete table inet phfloor
+		ip netns exec $P-pub redis-cli -h "$prim" XGROUP DESTROY porthop:feed "floor$i" >/dev/null
+	done
+	cat "$T"/sfloor.[0-9]* | awk '{ if (!($1 in m) || $2 > m[$1]) m[$1] = $2 }
+		END { for (id in m) print m[id] }' >"$T/delays"
+}
+
 load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays to $T/delays
 	local first=$1 since r0 r1 h0 h1 t0 t1
 	shift
@@ -182,7 +283,13 @@ load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays t
 	r0=$(ticks "$(cat "$T/redis-$prim/pid")")
 	h0=$(hosts_ticks "$@")
 	t0=$EPOCHREALTIME
-	ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
+	local perf=
+	if [ -n "${PROFILE:-}" ] && [ $# -gt 1 ] && [ ! -e "$PROFILE" ]; then
+		perf record -a -g -F 499 -o "$PROFILE" -- sleep "$LOAD_SECONDS" 2>/dev/null &
+		perf=$!
+	fi
+	nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
+	[ -z "$perf" ] || wait "$perf" || true
 	WAIT_PID='' wait_for 300 "every host to catch up" all_caught_up "$@"
 	t1=$EPOCHREALTIME
 	r1=$(ticks "$(cat "$T/redis-$prim/pid")")
@@ -206,7 +313,10 @@ sentinels_ready() {
 wait_for 30 "the sentinels to know the replica and each other" sentinels_ready
 
 # The floor: one host alone under the same load.
+set_interval "${INTERVALS%% *}"
+reset
 start_hosts 1
+settle 1
 load_run 1000 1
 floor=$(summary "$T/delays")
 floor_cpu=$HOSTS_CPU
@@ -216,28 +326,35 @@ echo "# floor (1 host): $floor"
 # HOSTS hosts, and the HOSTS-process floor; with BASE, BASE's hosts too;
 # ROUNDS rounds, interleaved.
 next=$((1000 + RATE * LOAD_SECONDS))
-: >"$T/res.new"
-: >"$T/res.base"
-: >"$T/res.floor"
-: >"$T/res.floor0"
+VARIANTS="${BASE:+base}"
+for iv in $INTERVALS; do VARIANTS="$VARIANTS new.$iv"; done
+NEW1=new.${INTERVALS%% *}
+for v in $VARIANTS floor floor0 sfloor sfloor0; do : >"$T/res.$v"; done
 for round in $(seq 1 "$ROUNDS"); do
-	# Which goes first alternates: the second of a round starts right
-	# after the first's 50 hosts stopped, with more entries each.
-	order="${BASE:+base} new"
-	[ $((round % 2)) -eq 1 ] || order="new${BASE:+ base}"
+	# The order rotates from round to round.
+	order=$(echo $VARIANTS | tr ' ' '\n' | awk -v r="$round" '{a[NR] = $0}
+		END {for (k = 0; k < NR; k++) print a[(k + r - 1) % NR + 1]}')
 	for variant in $order; do
 		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
+		set_interval "${variant#new.}"
+		reset
 		BUILD=$b start_hosts $ALL
+		settle $ALL
 		load_run "$next" $ALL
 		next=$((next + RATE * LOAD_SECONDS))
 		echo "$(summary "$T/delays") $REDIS_CPU $HOSTS_CPU" >>"$T/res.$variant"
-		echo "# round $round, $variant: $HOSTS hosts: $(tail -1 "$T/res.$variant") (p50 p99 max within100% redis% hosts%)"
-		if [ "$variant" = new ]; then
+		echo "# round $round, $variant: $HOSTS hosts: $(tail -1 "$T/res.$variant") (p50 p99 max within100% redis% hosts%); the publisher's last operation $(awk '{print $8}' "$T/load.out") ms behind its schedule"
+		if [ -n "${KEEP:-}" ]; then
+			mkdir -p "$KEEP/$round-$variant"
+			for i in $ALL; do cp "$T/h$i.log" "$KEEP/$round-$variant/"; done
+		fi
+		if [ "$variant" = "$NEW1" ]; then
 			rss=$(for i in $ALL; do awk '/^VmRSS/ {print $2}' "/proc/$(fleet_host_pid "$i")/status"; done | sort -n)
 			entries=$(fleet_list 1 | wc -l)
 		fi
 		stop_hosts $ALL
 	done
+	reset
 	floor_run "$next" 1 $ALL
 	next=$((next + RATE * LOAD_SECONDS))
 	echo "$(summary "$T/delays")" >>"$T/res.floor"
@@ -246,17 +363,30 @@ for round in $(seq 1 "$ROUNDS"); do
 	next=$((next + RATE * LOAD_SECONDS))
 	echo "$(summary "$T/delays")" >>"$T/res.floor0"
 	echo "# round $round, floor of $HOSTS processes, no fdatasync: $(tail -1 "$T/res.floor0")"
+	reset
+	stream_floor_run "$next" 1 $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.sfloor"
+	echo "# round $round, floor of $HOSTS stream readers: $(tail -1 "$T/res.sfloor"); the publisher's last operation $(awk '{print $8}' "$T/load.out") ms behind"
+	reset
+	stream_floor_run "$next" 0 $ALL
+	next=$((next + RATE * LOAD_SECONDS))
+	echo "$(summary "$T/delays")" >>"$T/res.sfloor0"
+	echo "# round $round, floor of $HOSTS stream readers, no fdatasync: $(tail -1 "$T/res.sfloor0")"
 done
 rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
 rss_med=$(echo "$rss" | median)
 
 # The same hosts without a state file (state_directory ""): what the
 # group commit's fdatasync, 50 of them on one disk, costs.
+set_interval "${INTERVALS%% *}"
 for i in $ALL; do
 	jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
 	mv "$T/h$i.tmp" "$T/h$i.json"
 done
+reset
 start_hosts $ALL
+settle $ALL
 load_run "$next" $ALL
 nostate=$(summary "$T/delays")
 nostate_cpu=$HOSTS_CPU
@@ -264,7 +394,7 @@ echo "# $HOSTS hosts, no state file: $nostate"
 
 # Failover under load.
 fo_since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
-ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 2000000 >"$T/fo.out" &
+nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 2000000 >"$T/fo.out" &
 loader=$!
 WAIT_PID='' poll "$FO_KILL_AFTER" false || true
 kill_ms=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
@@ -285,27 +415,47 @@ for i in $ALL; do
 	# An entry written after the publisher's first failure: on the new
 	# primary (the old one may take a last entry in the instant between
 	# the kill's time and its death).
-	awk -v k="$kill_ms" -v f="$out_s" '/fleet: applied / { split($(NF - 2), id, "-")
-		if (id[1] > f) { printf "%.0f\n", $1 * 1000 - k; exit } }' "$T/h$i.log"
+	awk -v k="$kill_ms" -v f="$out_s" '/fleet: applied / {
+		for (j = 1; j <= NF && $j != "applied"; j++) ;
+		for (j++; j < NF && $j != "ms"; j += 2) { split($j, id, "-")
+			if (id[1] > f) { printf "%.0f\n", $1 * 1000 - k; exit } } }' "$T/h$i.log"
 done | sort -n >"$T/fo.apply"
 for i in $ALL; do
 	awk -v k="$kill_ms" '/fleet: stream .*group/ { t = $1 * 1000; if (t > k) { printf "%.0f\n", t - k; exit } }' "$T/h$i.log"
 done | sort -n >"$T/fo.follow"
 [ "$(wc -l <"$T/fo.apply")" -eq "$HOSTS" ] || echo "# warning: $(wc -l <"$T/fo.apply") of $HOSTS hosts applied entries after the kill" >&2
 
+row() {	# row NAME FILE: medians (ranges) of the rounds' columns
+	local f=$2 c
+	c=$(awk '{print NF; exit}' "$f")
+	if [ "${c:-0}" -ge 6 ]; then
+		echo "| $1 | $(spread "$f" 1) | $(spread "$f" 2) | $(spread "$f" 3) | $(spread "$f" 4) | $(spread "$f" 5) | $(spread "$f" 6) |"
+	else
+		echo "| $1 | $(spread "$f" 1) | $(spread "$f" 2) | $(spread "$f" 3) | $(spread "$f" 4) | - | - |"
+	fi
+}
+echo "# fleet: $HOSTS porthopd in namespaces, one stream, primary + replica + 3 sentinels"
+echo "# machine: $(nproc) cores; load: $RATE watch ops/s for $LOAD_SECONDS s, signed, one script call each"
+echo "# an op in force on all $HOSTS hosts, from XADD (ms): median (range) of $ROUNDS rounds; goal p99 <= 100"
+echo "| variant | p50 | p99 | max | within 100 ms (%) | Redis CPU (% of a core) | porthopd CPU, all hosts (% of $(( $(nproc) * 100 ))) |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for v in $VARIANTS; do
+	case $v in
+	base) row "BASE" "$T/res.base" ;;
+	new.default) row "this build, read_interval_ms default" "$T/res.$v" ;;
+	*) row "this build, read_interval_ms ${v#new.}" "$T/res.$v" ;;
+	esac
+done
+row "floor: $HOSTS processes, transaction + fdatasync" "$T/res.floor"
+row "floor: $HOSTS processes, transaction only" "$T/res.floor0"
+row "floor: $HOSTS stream readers, read + transaction + fdatasync + XACK" "$T/res.sfloor"
+row "floor: $HOSTS stream readers, read + transaction + XACK" "$T/res.sfloor0"
+echo "| 1 host alone | $(echo "$floor" | awk '{print $1 " | " $2 " | " $3 " | " $4}') | - | $floor_cpu |"
+echo
 cat <<EOF
-# fleet: $HOSTS porthopd in namespaces, one stream, primary + replica + 3 sentinels
-# machine: $(nproc) cores; load: $RATE watch ops/s for $LOAD_SECONDS s, signed, one script call each
 | figure | this run | floor / goal |
 | --- | --- | --- |
-| op in force on all $HOSTS hosts, from XADD (ms), median (range) of $ROUNDS rounds: p50 | $(spread "$T/res.new" 1) | $HOSTS-process floor: $(spread "$T/res.floor" 1); 1 host alone: $(echo "$floor" | awk '{print $1}')${BASE:+; BASE: $(spread "$T/res.base" 1)} |
-| the same: p99 | $(spread "$T/res.new" 2) | $HOSTS-process floor: $(spread "$T/res.floor" 2); 1 host alone: $(echo "$floor" | awk '{print $2}'); goal <= 100${BASE:+; BASE: $(spread "$T/res.base" 2)} |
-| the same: max | $(spread "$T/res.new" 3) | $HOSTS-process floor: $(spread "$T/res.floor" 3); 1 host alone: $(echo "$floor" | awk '{print $3}')${BASE:+; BASE: $(spread "$T/res.base" 3)} |
-| ops in force on all hosts within 100 ms (%) | $(spread "$T/res.new" 4) | $HOSTS-process floor: $(spread "$T/res.floor" 4); 1 host alone: $(echo "$floor" | awk '{print $4}')${BASE:+; BASE: $(spread "$T/res.base" 4)} |
-| $HOSTS-process floor without fdatasync: p50 / p99 / max (ms), within 100 ms (%) | - | $(spread "$T/res.floor0" 1) / $(spread "$T/res.floor0" 2) / $(spread "$T/res.floor0" 3), $(spread "$T/res.floor0" 4) |
-| the same, hosts without a state file (no fdatasync): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
-| Redis primary CPU during the load (% of one core) | $(spread "$T/res.new" 5) | -${BASE:+; BASE: $(spread "$T/res.base" 5)} |
-| porthopd CPU, all hosts together (% of $(( $(nproc) * 100 ))) | $(spread "$T/res.new" 6) | 1 host alone: ${floor_cpu}%${BASE:+; BASE: $(spread "$T/res.base" 6)} |
+| this build's hosts without a state file (no fdatasync; the first of INTERVALS): p50 / p99 / max (ms), within 100 ms | $(echo "$nostate" | awk '{print $1 " / " $2 " / " $3 ", " $4 "%"}') | porthopd CPU ${nostate_cpu}% |
 | porthopd RSS, min / median / max | ${rss_min} / ${rss_med} / ${rss_max} KiB ($entries runtime entries each) | - |
 | failover: kill -9 to a host's first entry applied, median / max | $(median <"$T/fo.apply") / $(tail -1 "$T/fo.apply") ms | goal <= 5000 (down-after 1000) |
 | failover: kill -9 to a host following the new primary, median / max | $(median <"$T/fo.follow") / $(tail -1 "$T/fo.follow") ms | - |

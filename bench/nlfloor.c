@@ -28,9 +28,22 @@
  * fdatasync (what a design whose durable write never delays the kernel
  * change could reach).  Prints each operation's delay from its due time
  * to its transaction's end, in ms, one a line.
+ *
+ *   nlfloor TABLE 0 PORTS stream HOST PORT STREAM GROUP N SYNCFILE FIRST
+ *
+ * The floor of one fleet host that reads the stream (bench/fleet.sh): as
+ * above, but the operations are the fleet stream's entries, read through
+ * consumer group GROUP (made by the caller) on Redis at HOST:PORT, 256 a
+ * read: each read's entries added in one transaction (addresses from the
+ * FIRST-th on; the entries are not decoded, nor their signatures
+ * checked), SYNCFILE written and fdatasync'ed ("-": not), then one XACK
+ * for them; N entries, or until a read waits 5 s in vain.  Prints each
+ * entry's "ID DELAY_MS", the delay from its XADD (its ID's time) to its
+ * transaction's end.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
@@ -258,20 +271,97 @@ static int fleet_floor(struct mnl_socket *nl, const char *table,
 	return 0;
 }
 
+/* The delay of each entry of a read, acknowledged. */
+static int stream_floor(struct mnl_socket *nl, const char *table,
+			unsigned long nports, char **argv)
+{
+	const char *stream = argv[2], *group = argv[3];
+	unsigned long n = strtoul(argv[4], NULL, 10);
+	unsigned long first = strtoul(argv[6], NULL, 10), got = 0;
+	FILE *f = strcmp(argv[5], "-") ? fopen(argv[5], "we") : NULL;
+	redisContext *rc = redisConnect(argv[0], atoi(argv[1]));
+	char (*ids)[48] = calloc(n + 1, sizeof(*ids));
+	double *delay = calloc(n + 1, sizeof(*delay));
+	const char **xack = calloc(256 + 3, sizeof(*xack));
+
+	if (rc == NULL || rc->err || ids == NULL || delay == NULL ||
+	    xack == NULL || (f == NULL && strcmp(argv[5], "-"))) {
+		fprintf(stderr, "nlfloor: cannot start (redis: %s)\n",
+			rc ? rc->errstr : "?");
+		return 1;
+	}
+	while (got < n) {
+		redisReply *r = redisCommand(rc, "XREADGROUP GROUP %s c COUNT 256 "
+					     "BLOCK 5000 STREAMS %s >", group,
+					     stream);
+		const redisReply *e;
+		size_t k;
+		double end;
+
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "nlfloor: XREADGROUP: %s\n",
+				r ? r->str : rc->errstr);
+			return 1;
+		}
+		if (r->type != REDIS_REPLY_ARRAY) {	/* 5 s without one */
+			freeReplyObject(r);
+			break;
+		}
+		e = r->element[0]->element[1];
+		k = e->elements;
+		if (k > n - got)
+			k = n - got;
+		if (batch(nl, table, first + got, k, nports, ADD) < 0)
+			return 1;
+		end = epoch_ms();
+		xack[0] = "XACK";
+		xack[1] = stream;
+		xack[2] = group;
+		for (size_t i = 0; i < k; i++) {
+			const char *id = e->element[i]->element[0]->str;
+
+			snprintf(ids[got + i], sizeof(ids[0]), "%s", id);
+			delay[got + i] = end - strtod(id, NULL);
+			xack[3 + i] = ids[got + i];
+		}
+		if (f && (fprintf(f, "%lu\n", got) < 0 || fflush(f) != 0 ||
+			  fdatasync(fileno(f)) < 0))
+			return 1;
+		freeReplyObject(r);
+		r = redisCommandArgv(rc, (int)k + 3, xack, NULL);
+		if (r == NULL)
+			return 1;
+		freeReplyObject(r);
+		got += k;
+	}
+	for (unsigned long i = 0; i < got; i++)
+		printf("%s %.3f\n", ids[i], delay[i]);
+	if (f)
+		fclose(f);
+	redisFree(rc);
+	free(ids);
+	free(delay);
+	free(xack);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct mnl_socket *nl;
 	unsigned long naddr, nports;
 	int r = 0;
 
-	if (argc != 4 && argc != 6 && argc != 9)
+	if (argc != 4 && argc != 6 && argc != 9 &&
+	    !(argc == 12 && strcmp(argv[4], "stream") == 0))
 		return 64;
 	naddr = strtoul(argv[2], NULL, 10);
 	nports = strtoul(argv[3], NULL, 10);
 	nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return 1;
-	if (argc == 9) {
+	if (argc == 12) {
+		r = stream_floor(nl, argv[1], nports, &argv[5]);
+	} else if (argc == 9) {
 		r = fleet_floor(nl, argv[1], nports, &argv[4]);
 	} else if (argc == 4) {
 		double ms = batch(nl, argv[1], 0, naddr, nports, REPLACE);

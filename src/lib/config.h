@@ -125,7 +125,14 @@ struct config_stream {
 	unsigned wait_timeout_ms;
 	unsigned resync_interval_s;	/* re-read the snapshot; 0: never */
 	unsigned batch;			/* entries per read */
+	unsigned read_interval_ms;	/* the least time between reads */
 };
+
+/* Reads of new entries are this far apart at least: under a steady load
+ * a host takes the entries of an interval in one read (one transaction,
+ * one commit) instead of waking for every entry; an idle host's first
+ * entry is read at once (docs/fleet.md, docs/benchmarks.md). */
+#define STREAM_READ_INTERVAL_DEFAULT_MS 10
 
 /* Daemon settings (the optional "porthopd" object).  The strings and the
  * key belong to the configuration and live as long as it. */

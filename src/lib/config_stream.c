@@ -13,7 +13,7 @@
 
 static const char *const stream_keys[] = {
 	"stream", "group", "maxlen", "wait_replicas", "wait_timeout_ms",
-	"resync_interval_seconds", "batch", NULL
+	"resync_interval_seconds", "batch", "read_interval_ms", NULL
 };
 static const char *const sentinel_keys[] = { "host", "port", NULL };
 
@@ -64,6 +64,7 @@ int walk_stream(struct walk *w, struct config *c, const json_t *root)
 	c->stream.wait_timeout_ms = 1000;
 	c->stream.resync_interval_s = 300;
 	c->stream.batch = 256;
+	c->stream.read_interval_ms = STREAM_READ_INTERVAL_DEFAULT_MS;
 	if (o == NULL)
 		return 0;
 	if (!walk_object(w, o, p, stream_keys))
@@ -86,6 +87,9 @@ int walk_stream(struct walk *w, struct config *c, const json_t *root)
 			  &c->stream.resync_interval_s);
 	r |= walk_opt_int(w, o, p, "batch", 1, 10000,
 			  "entries per read", &c->stream.batch);
+	r |= walk_opt_int(w, o, p, "read_interval_ms", 0, 1000,
+			  "the least milliseconds between reads (0: none)",
+			  &c->stream.read_interval_ms);
 	/* The group defaults to the host's name: each host its own group,
 	 * so that every host reads every entry. */
 	if (group == NULL && gethostname(host, sizeof(host)) == 0) {

@@ -53,10 +53,15 @@ struct core_hooks {
 	void (*status)(void *arg, json_t *reply);
 	/* Fills the caller's parts of a metrics snapshot.  May be NULL. */
 	void (*metrics)(void *arg, struct metrics_snapshot *m);
-	/* Runtime watch list: call core_watch_commit once the events ready
-	 * now are served (the group commit of the state file), unless
-	 * armed already.  May be NULL (then nothing is waited for). */
-	void (*commit)(void *arg);
+	/* Runtime watch list: call core_watch_commit in wait_ms, or (0)
+	 * once the events ready now are served (the group commit of the
+	 * state file), unless armed already.  May be NULL (then nothing is
+	 * waited for). */
+	void (*commit)(void *arg, long long wait_ms);
+	/* Runtime watch list: the state file's syncs run in a thread; call
+	 * core_watch_synced whenever fd is readable (from this call until
+	 * core_free).  May be NULL (then every commit syncs on the loop). */
+	void (*watch_sync)(void *arg, int fd);
 	/* Call core_watch_expire at epoch second `when` (0: disarm),
 	 * replacing any earlier time.  May be NULL. */
 	void (*expiry)(void *arg, int64_t when);
@@ -233,6 +238,9 @@ int core_watch_flush(struct core *c, const char *origin,
 		     void *arg);
 /* The group commit (see the commit hook), and the expiry timer. */
 void core_watch_commit(struct core *c);
+/* The background sync is done (see the watch_sync hook): the group's
+ * requesters told, the next group begun. */
+void core_watch_synced(struct core *c);
 void core_watch_expire(struct core *c);
 /* The list (NULL before core_new finished), for list, status, metrics. */
 const struct watchlist *core_watchlist(const struct core *c);

@@ -17,6 +17,7 @@
 
 #include "autowatch.h"
 #include "ruleset.h"
+#include "timems.h"
 
 #define AUTOWATCH_ORIGIN "autowatch"
 /* A stale event refreshes its address's autowatch entry at most this
@@ -57,14 +58,6 @@ struct core_events {
 	unsigned char key[crypto_shorthash_KEYBYTES];
 	uint64_t kernel_last;		/* the counter as last read */
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The label's key: family (4 or 6), the network (addr, the first 4 bytes
  * for IPv4, masked to len bits), its length, protocol and port. */
@@ -349,7 +342,7 @@ void core_event_packet(struct core *c, const char *prefix,
 	struct core_events *ev = c->events;
 	char src[INET6_ADDRSTRLEN];
 	struct probe_event e;
-	int64_t now = now_ms();
+	int64_t now = timems_wall();
 
 	if (ev == NULL)
 		return;
@@ -413,7 +406,7 @@ static void emit(void *arg, const struct probe_event *e)
 void core_events_tick(struct core *c)
 {
 	if (c->events)
-		probe_merge_flush(c->events->merge, now_ms(), false, emit, c);
+		probe_merge_flush(c->events->merge, timems_wall(), false, emit, c);
 }
 
 int core_table_counter(struct core *c, const char *name, uint64_t *ret)

@@ -13,8 +13,7 @@
 #include <string.h>
 
 #include "diag.h"
-
-
+#include "timems.h"
 
 int64_t core_watch_now(void)
 {
@@ -206,11 +205,23 @@ int core_watch_unwatch(struct core *c, const struct config_net *nets,
 	return r;
 }
 
-static void arm_commit(struct core *c)
+/* Group commits begin CORE_COMMIT_INTERVAL_MS apart at least: one that
+ * comes later than that after the last begins at once. */
+static long long commit_wait_ms(const struct core *c)
+{
+	uint64_t now = timems_mono();
+
+	if (c->last_commit_ms == 0 ||
+	    now >= c->last_commit_ms + CORE_COMMIT_INTERVAL_MS)
+		return 0;
+	return (long long)(c->last_commit_ms + CORE_COMMIT_INTERVAL_MS - now);
+}
+
+void core_watch_arm_commit(struct core *c)
 {
 	if (!c->commit_armed && c->hooks.commit) {
 		c->commit_armed = true;
-		c->hooks.commit(c->hooks.arg);
+		c->hooks.commit(c->hooks.arg, commit_wait_ms(c));
 	}
 }
 
@@ -233,7 +244,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 		w = realloc(c->waiters, cap * sizeof(*w));
 		if (w == NULL) {
 			/* Answered now; the commit still comes. */
-			arm_commit(c);
+			core_watch_arm_commit(c);
 			res->durable = false;
 			return 0;
 		}
@@ -242,7 +253,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 	}
 	c->waiters[c->nwaiters++] = (struct watch_waiter){ done, arg, *res,
 							   adds };
-	arm_commit(c);
+	core_watch_arm_commit(c);
 	return 1;
 }
 

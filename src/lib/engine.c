@@ -13,6 +13,7 @@
 #include "drift.h"
 #include "engine_private.h"
 #include "ruleset.h"
+#include "timems.h"
 #include "untrack.h"
 
 double engine_ms_since(const struct timespec *a)
@@ -132,14 +133,6 @@ static json_t *stale_tables(const struct config *old, const struct config *next)
 	return cmds;
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The probe event feed: the redirect ports of old[0..n), about to be
  * replaced, go into stale4/6 in the same transaction, as many as
  * stale_max leaves room for. */
@@ -148,7 +141,7 @@ int engine_queue_stale(struct engine *e, struct config *cfg,
 		       struct nftio_elems *b)
 {
 	const struct config_events *ev = &config_daemon(cfg)->events;
-	int64_t now = wall_ms();
+	int64_t now = timems_wall();
 	size_t live = 0, k = 0, added = 0, total = 0, budget;
 	int r;
 

@@ -731,6 +731,7 @@ struct stream *stream_new(struct event_base *base,
 	}
 	s->batch_max = opt->batch ? opt->batch : 256;
 	s->block_ms = opt->block_ms ? opt->block_ms : 1000;
+	s->read_interval_ms = opt->read_interval_ms;
 	s->resync_s = opt->resync_interval_s;
 	s->info_ms = opt->info_interval_ms ? opt->info_interval_ms : 2000;
 	s->backoff_min_ms = opt->backoff_min_ms ? opt->backoff_min_ms : 100;

@@ -38,9 +38,10 @@ enum stream_event {
 	STREAM_DOWN,	/* was up, or first failure since: detail why */
 	STREAM_RETRY,	/* a further failure while down */
 	STREAM_NOTE,	/* something worth a line (a snapshot, a switch) */
-	STREAM_TRACE,	/* an entry applied (only with opt.trace): "ID
-			 * DELAY_MS", the delay from its XADD (its ID's
-			 * time, Redis' clock) to its apply here */
+	STREAM_TRACE,	/* entries applied (only with opt.trace): "ID
+			 * DELAY_MS [ID DELAY_MS ...]", each the delay from
+			 * its XADD (its ID's time, Redis' clock) to its
+			 * apply here */
 };
 
 typedef void (*stream_state_fn)(void *arg, enum stream_event ev,
@@ -57,6 +58,8 @@ struct stream_options {
 	const char *stream, *group;
 	unsigned batch;			/* entries per read (256) */
 	unsigned block_ms;		/* XREADGROUP BLOCK (1000) */
+	unsigned read_interval_ms;	/* new entries read at most once in
+					 * this long (0: at once) */
 	unsigned resync_interval_s;	/* 0: never */
 	unsigned info_interval_ms;	/* lag and pending (2000) */
 	unsigned backoff_min_ms, backoff_max_ms, connect_timeout_ms;

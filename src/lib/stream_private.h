@@ -27,15 +27,13 @@ struct link {
 };
 
 /* Reads whose entries are handed to the core and wait for their
- * commits, at most: when more entries are surely waiting (a full read,
- * or the pending list), the next read is issued as soon as one is handed
- * over, so that its answer is there when the commit is done; bounded, so
+ * commits, at most.  The next read is issued as soon as one is handed
+ * over (paced by the read interval): the state file's sync runs in its
+ * own thread, so the loop applies the next read's entries to the kernel
+ * while the commit of the last is on its way to the disk; bounded, so
  * that a host whose disk is slow stops reading instead of holding ever
- * more.  Not otherwise: the group commit's fdatasync holds the loop, and
- * a BLOCK read sent before it returns with the first entry that arrives
- * during it, leaving the others for the read after the next commit
- * (measured: later than reading after the commit; docs/benchmarks.md). */
-#define STREAM_INFLIGHT_MAX 4
+ * more (a read is 256 entries at most). */
+#define STREAM_INFLIGHT_MAX 16
 
 /* One read's entries, while some wait for the group commit. */
 struct batch {
@@ -67,9 +65,11 @@ struct stream {
 	size_t nsentinels;
 	char *name, *group;
 	char keys[3][160];		/* snapshot, position, expiry */
-	unsigned batch_max, block_ms, resync_s, info_ms;
+	unsigned batch_max, block_ms, resync_s, info_ms, read_interval_ms;
 	unsigned backoff_min_ms, backoff_max_ms, connect_timeout_ms;
 	bool trace;
+	char trace_buf[480];		/* STREAM_TRACE pairs not yet said */
+	size_t trace_len;
 
 	struct link data, query, sub;
 	struct event *retry_ev;		/* resolve and connect again */
@@ -94,6 +94,9 @@ struct stream {
 	bool pending_phase;		/* our own unacknowledged ones first */
 	char cursor[FLEET_ID_MAX];	/* ... from after this ID */
 	bool reading;			/* a read is on the wire */
+	uint64_t last_read_ms;		/* when the last read of new entries
+					 * was sent (monotonic) */
+	bool read_paced;		/* read_ev waits out the interval */
 	/* Reads handed to the core, in stream order: acknowledged from
 	 * the head, each once it and every read before it is decided. */
 	struct batch *head, *tail;

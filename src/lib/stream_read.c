@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core_fleet.h"
+#include "timems.h"
 
 static void batch_free(struct batch *b)
 {
@@ -106,8 +107,11 @@ static void drain(struct stream *s)
 		/* The kernel or the state file refused: those entries (and
 		 * the ones after them) stay pending; read them again in a
 		 * second, once the reads in flight are decided. */
-		if (s->head == NULL && !evtimer_pending(s->read_ev, NULL))
+		if (s->head == NULL &&
+		    (!evtimer_pending(s->read_ev, NULL) || s->read_paced)) {
+			s->read_paced = false;
 			stream_arm_ms(s->read_ev, 1000);
+		}
 		return;
 	}
 	stream_issue_read(s);
@@ -178,6 +182,34 @@ const redisReply *stream_field(const redisReply *fields, const char *name)
 	return NULL;
 }
 
+/* The trace of entries applied: "ID DELAY_MS" pairs, a line for many
+ * (one write a line: with 50 hosts on one machine, a write per entry was
+ * a measurable share of the load the trace measures). */
+static void trace_flush(struct stream *s)
+{
+	if (s->trace_len == 0)
+		return;
+	stream_say(s, STREAM_TRACE, 0, "%s", s->trace_buf);
+	s->trace_len = 0;
+	s->trace_buf[0] = '\0';
+}
+
+static void trace_add(struct stream *s, const char *id, double ms)
+{
+	char one[FLEET_ID_MAX + 32];
+	int n = snprintf(one, sizeof(one), "%s%s %.3f", s->trace_len ? " " : "",
+			 id, ms);
+
+	if (n < 0 || (size_t)n >= sizeof(one))
+		return;
+	if (s->trace_len + (size_t)n >= sizeof(s->trace_buf))
+		trace_flush(s);
+	if (s->trace_len == 0 && one[0] == ' ')
+		memmove(one, one + 1, (size_t)n--);
+	memcpy(s->trace_buf + s->trace_len, one, (size_t)n + 1);
+	s->trace_len += (size_t)n;
+}
+
 /* An entry applied (or refused) now: its delay since its XADD. */
 static void observe(struct stream *s, const char *id)
 {
@@ -194,7 +226,7 @@ static void observe(struct stream *s, const char *id)
 		ms = 0;	/* clocks apart */
 	metrics_observe(&s->st.delay, ms / 1e3);
 	if (s->trace)
-		stream_say(s, STREAM_TRACE, 0, "%s %.3f", id, ms);
+		trace_add(s, id, ms);
 }
 
 /* entries: [[id, [field, value, ...] | nil], ...]
@@ -298,12 +330,13 @@ static void dispatch(struct stream *s, const redisReply *entries)
 			break;
 		}
 	}
+	trace_flush(s);
 	free(ops);
 	free(ok);
 	b->dispatching = false;
 	if (b->outstanding == 0)
 		batch_finish(b);
-	else if (s->pending_phase || n >= s->batch_max)
+	else
 		stream_issue_read(s);	/* while the commit is outstanding */
 }
 
@@ -368,13 +401,39 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 	dispatch(s, entries);
 }
 
+/* New entries are read at most once a read interval: true if this read
+ * must wait (read_ev is armed for it).  The pending list is read at once:
+ * it is there already. */
+static bool paced(struct stream *s)
+{
+	uint64_t now;
+
+	if (s->pending_phase || s->read_interval_ms == 0)
+		return false;
+	if (s->read_paced)
+		return true;
+	now = timems_mono();
+	if (s->last_read_ms != 0 &&
+	    now < s->last_read_ms + s->read_interval_ms) {
+		if (evtimer_pending(s->read_ev, NULL))
+			return true;	/* a retry's timer reads then */
+		s->read_paced = true;
+		stream_arm_ms(s->read_ev,
+			      (unsigned)(s->last_read_ms + s->read_interval_ms -
+					 now));
+		return true;
+	}
+	s->last_read_ms = now;
+	return false;
+}
+
 void stream_issue_read(struct stream *s)
 {
 	char count[16], block[16];
 
 	if (s->data.ac == NULL || s->reading || s->stopping || !s->st.up ||
 	    s->retry_wait || s->restart_after_read ||
-	    s->inflight >= STREAM_INFLIGHT_MAX)
+	    s->inflight >= STREAM_INFLIGHT_MAX || paced(s))
 		return;
 	snprintf(count, sizeof(count), "%u", s->batch_max);
 	snprintf(block, sizeof(block), "%u", s->block_ms);
@@ -400,6 +459,7 @@ void stream_on_read_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	s->read_paced = false;
 	if (s->retry_wait) {
 		/* Every read in flight is decided: the pending list again,
 		 * from its start, once the read on the wire is back. */

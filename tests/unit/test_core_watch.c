@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -44,8 +45,11 @@ struct fixture {
 	struct nftio *io;
 	struct core *core;
 	unsigned commits_armed;
+	long long commit_wait_ms;	/* the last the hook was asked for */
 	int64_t expiry;
 	unsigned warnings;
+	bool background;	/* the state file syncs in a thread */
+	int sync_fd;		/* ... and tells this descriptor */
 };
 
 static void on_log(void *arg, enum core_level level, const char *line)
@@ -62,11 +66,19 @@ static void on_schedule(void *arg, long long wait_ms)
 	(void)wait_ms;
 }
 
-static void on_commit(void *arg)
+static void on_commit(void *arg, long long wait_ms)
 {
 	struct fixture *f = arg;
 
+	f->commit_wait_ms = wait_ms;
 	f->commits_armed++;
+}
+
+static void on_watch_sync(void *arg, int fd)
+{
+	struct fixture *f = arg;
+
+	f->sync_fd = fd;
 }
 
 static void on_expiry(void *arg, int64_t when)
@@ -107,9 +119,11 @@ static void start_core(struct fixture *f)
 	struct core_hooks hooks = {
 		.arg = f, .log = on_log, .schedule = on_schedule,
 		.commit = on_commit, .expiry = on_expiry,
+		.watch_sync = f->background ? on_watch_sync : NULL,
 	};
 	struct config *cfg = core_load(f->io, f->path, on_log, f, NULL);
 
+	f->sync_fd = -1;
 	assert_non_null(cfg);
 	f->core = core_new(f->io, cfg, f->path, &hooks);
 	assert_non_null(f->core);
@@ -661,6 +675,128 @@ static void test_expire_two_origins(void **state)
 }
 
 
+/* The core again, its state file syncing in a thread. */
+static void restart_background(struct fixture *f)
+{
+	stop_core(f);
+	f->background = true;
+	start_core(f);
+	assert_true(f->sync_fd >= 0);
+}
+
+/* The background sync done: waits for its descriptor (5 s at most). */
+static void synced(struct fixture *f)
+{
+	struct pollfd pfd = { .fd = f->sync_fd, .events = POLLIN };
+
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	core_watch_synced(f->core);
+}
+
+/* With the sync in a thread: a group's requesters are told when its sync
+ * is done, not at the commit; what arrives meanwhile is the next group,
+ * armed (CORE_COMMIT_INTERVAL_MS after the first began) when the first is
+ * done and told when its own sync is; a commit asked meanwhile waits for
+ * it; both groups are restored. */
+static void test_background_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct core_watch_req r1 = req("10.2.0.5", 0), r2 = req("10.2.0.6", 0);
+	struct core_watch_result res;
+	struct got g1 = { 0 }, g2 = { 0 };
+	unsigned armed;
+
+	restart_background(f);
+	assert_int_equal(core_watch_add(f->core, "ids", &r1, 1, &res, on_done,
+					&g1), 1);
+	assert_int_equal(f->commit_wait_ms, 0);	/* the first: at once */
+	core_watch_commit(f->core);
+	assert_int_equal(g1.calls, 0);	/* syncing */
+	assert_int_equal(core_watch_add(f->core, "f2b", &r2, 1, &res, on_done,
+					&g2), 1);
+	/* Within the interval of the first's begin: armed for its end. */
+	assert_true(f->commit_wait_ms > 0);
+	assert_true(f->commit_wait_ms <= 25);
+	assert_true(in_config(f, "10.2.0.6"));	/* in force meanwhile */
+	core_watch_commit(f->core);
+	assert_int_equal(g2.calls, 0);
+	armed = f->commits_armed;
+	synced(f);
+	assert_int_equal(g1.calls, 1);
+	assert_int_equal(g1.res.status, CORE_WATCH_OK);
+	assert_true(g1.res.durable);
+	assert_int_equal(g2.calls, 0);	/* its own commit, armed now */
+	assert_int_equal(f->commits_armed, armed + 1);
+	assert_non_null(strstr(read_state(f), "+ 10.2.0.5 ids "));
+	assert_null(strstr(read_state(f), "10.2.0.6"));
+	core_watch_commit(f->core);
+	synced(f);
+	assert_int_equal(g2.calls, 1);
+	assert_int_equal(g2.res.status, CORE_WATCH_OK);
+	assert_true(g2.res.durable);
+	stop_core(f);
+	f->background = false;
+	start_core(f);
+	assert_true(listed(f, "10.2.0.5", "ids"));
+	assert_true(listed(f, "10.2.0.6", "f2b"));
+	check_agree(f);
+}
+
+/* A background sync that fails takes back its group and the group that
+ * came during it (written after it, never durable): both requesters told
+ * `storage`, neither address in force; the next commit writes the list
+ * whole, and a restart restores exactly what was durable. */
+static void test_background_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct core_watch_req r0 = req("10.2.0.4", 0), r1 = req("10.2.0.5", 0),
+			      r2 = req("10.2.0.6", 0);
+	struct core_watch_result res;
+	struct got g0 = { 0 }, g1 = { 0 }, g2 = { 0 };
+	int rd;
+
+	restart_background(f);
+	assert_int_equal(core_watch_add(f->core, "ids", &r0, 1, &res, on_done,
+					&g0), 1);
+	core_watch_commit(f->core);
+	synced(f);
+	assert_int_equal(g0.res.status, CORE_WATCH_OK);
+	rd = support_break_sync(f->state);
+	assert_int_equal(core_watch_add(f->core, "ids", &r1, 1, &res, on_done,
+					&g1), 1);
+	core_watch_commit(f->core);
+	assert_int_equal(core_watch_add(f->core, "f2b", &r2, 1, &res, on_done,
+					&g2), 1);
+	core_watch_commit(f->core);
+	synced(f);
+	close(rd);
+	core_watch_commit(f->core);	/* armed: the list written whole */
+	assert_int_equal(g1.calls, 1);
+	assert_int_equal(g1.res.status, CORE_WATCH_STORAGE);
+	assert_int_equal(g2.calls, 1);
+	assert_int_equal(g2.res.status, CORE_WATCH_STORAGE);
+	assert_false(in_config(f, "10.2.0.5"));
+	assert_false(in_config(f, "10.2.0.6"));
+	assert_false(listed(f, "10.2.0.6", "f2b"));
+	assert_true(in_config(f, "10.2.0.4"));
+	check_agree(f);
+	assert_true(f->warnings > 0);
+	/* The file written whole (a rewrite): the next add is durable
+	 * again. */
+	assert_int_equal(core_watch_add(f->core, "f2b", &r2, 1, &res, on_done,
+					&g2), 1);
+	core_watch_commit(f->core);
+	synced(f);
+	assert_int_equal(g2.calls, 2);
+	assert_int_equal(g2.res.status, CORE_WATCH_OK);
+	stop_core(f);
+	f->background = false;
+	start_core(f);
+	assert_true(listed(f, "10.2.0.4", "ids"));
+	assert_false(listed(f, "10.2.0.5", "ids"));
+	assert_true(listed(f, "10.2.0.6", "f2b"));
+}
+
 /* A commit that cannot be written takes the group's adds and refreshes
  * back: not in the map, not listed, the requesters told `storage`. */
 static void test_commit_failure_undoes(void **state)
@@ -895,6 +1031,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redis_messages, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_add_commit_restore, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_background_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_background_failure, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_delete_by_origin, setup,
 						teardown),
