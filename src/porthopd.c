@@ -719,14 +719,13 @@ static void on_commit(evutil_socket_t fd, short what, void *arg)
 	core_watch_commit(p->core);
 }
 
-static void on_core_commit(void *arg, long long wait_ms)
+static void on_core_commit(void *arg)
 {
 	struct porthopd *p = arg;
-	struct timeval tv = { (time_t)(wait_ms / 1000),
-			      (suseconds_t)(wait_ms % 1000) * 1000 };
+	struct timeval zero = { 0, 0 };
 
 	if (p->commit_ev && !event_pending(p->commit_ev, EV_TIMEOUT, NULL))
-		evtimer_add(p->commit_ev, &tv);
+		evtimer_add(p->commit_ev, &zero);
 }
 
 /* The group commit's background fdatasync is done. */

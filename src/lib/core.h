@@ -53,11 +53,10 @@ struct core_hooks {
 	void (*status)(void *arg, json_t *reply);
 	/* Fills the caller's parts of a metrics snapshot.  May be NULL. */
 	void (*metrics)(void *arg, struct metrics_snapshot *m);
-	/* Runtime watch list: call core_watch_commit in wait_ms, or (0)
-	 * once the events ready now are served (the group commit of the
-	 * state file), unless armed already.  May be NULL (then nothing is
-	 * waited for). */
-	void (*commit)(void *arg, long long wait_ms);
+	/* Runtime watch list: call core_watch_commit once the events ready
+	 * now are served (the group commit of the state file), unless
+	 * armed already.  May be NULL (then nothing is waited for). */
+	void (*commit)(void *arg);
 	/* Runtime watch list: the state file's syncs run in a thread; call
 	 * core_watch_synced whenever fd is readable (from this call until
 	 * core_free).  May be NULL (then every commit syncs on the loop). */

@@ -55,7 +55,6 @@ struct core {
 	/* A commit syncing in the background (statefile_committing): the
 	 * undo records and waiters of its group, the first ones. */
 	size_t sync_undo, sync_waiters;
-	uint64_t last_commit_ms;	/* the last group's begin (timems_mono) */
 	bool state_stale;	/* a commit failed: the next one rewrites */
 	bool state_broken;	/* the state directory was unusable at start:
 				 * adds are refused */
@@ -139,16 +138,9 @@ void core_watch_error(struct core_watch_result *res, enum core_watch_status st,
 void core_watch_undo_clear(struct core *c);
 /* The next expiry, to the timer hook. */
 void core_watch_arm_expiry(struct core *c);
-/* The group commit, to the commit hook: at once, or when
- * CORE_COMMIT_INTERVAL_MS since the last commit's begin is over. */
+/* The group commit, to the commit hook (once the events ready now are
+ * served; with a commit in flight, core_watch_synced arms it again). */
 void core_watch_arm_commit(struct core *c);
-/* Group commits of the state file begin this far apart at least: under
- * a steady stream of changes (a fleet's entries, a detector's feed) one
- * fdatasync gathers this long's changes instead of one per read, each
- * an fdatasync on every host of a fleet (the changes are in the kernel
- * at once; their replies and acknowledgements wait).  A change after a
- * quiet spell is committed at once (docs/watch.md). */
-#define CORE_COMMIT_INTERVAL_MS 25
 /* Runtime entries nobody holds any more, taken out of the mapping in one
  * transaction.  On failure they stay in force and a later sweep retries. */
 int core_watch_unwatch(struct core *c, const struct config_net *nets,

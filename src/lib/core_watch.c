@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "diag.h"
-#include "timems.h"
 
 int64_t core_watch_now(void)
 {
@@ -205,23 +204,11 @@ int core_watch_unwatch(struct core *c, const struct config_net *nets,
 	return r;
 }
 
-/* Group commits begin CORE_COMMIT_INTERVAL_MS apart at least: one that
- * comes later than that after the last begins at once. */
-static long long commit_wait_ms(const struct core *c)
-{
-	uint64_t now = timems_mono();
-
-	if (c->last_commit_ms == 0 ||
-	    now >= c->last_commit_ms + CORE_COMMIT_INTERVAL_MS)
-		return 0;
-	return (long long)(c->last_commit_ms + CORE_COMMIT_INTERVAL_MS - now);
-}
-
 void core_watch_arm_commit(struct core *c)
 {
 	if (!c->commit_armed && c->hooks.commit) {
 		c->commit_armed = true;
-		c->hooks.commit(c->hooks.arg, commit_wait_ms(c));
+		c->hooks.commit(c->hooks.arg);
 	}
 }
 

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "timems.h"
-
 /* Puts the runtime entries into cfg (at start, before a reload): each
  * network once, with its latest entry's ignore lists.  One that cfg
  * refuses (trusted now, overlapping a prefix of the file's) stays in the
@@ -184,8 +182,6 @@ void core_watch_commit(struct core *c)
 	c->commit_armed = false;
 	if (c->state == NULL || statefile_committing(c->state))
 		return;	/* one in flight: core_watch_synced begins the next */
-	if (statefile_pending(c->state) || c->state_stale)
-		c->last_commit_ms = timems_mono();
 	if (c->state_stale ||
 	    statefile_should_rewrite(c->state, watchlist_count(c->watchlist))) {
 		r = statefile_rewrite(c->state, emit_all, c->watchlist, &err);
