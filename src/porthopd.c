@@ -65,8 +65,6 @@ struct porthopd {
 	struct event *metrics_ev;
 	struct event *watchdog_ev;
 	struct event *commit_ev;		/* the state file's group commit */
-	int sync_fd;				/* ... its background sync done */
-	struct event *sync_ev;
 	struct event *expiry_ev;		/* the next runtime entry due */
 	int64_t expiry_at;			/* epoch seconds; 0: none */
 	/* The probe event feed: the nflog reader, where events go, and
@@ -728,25 +726,6 @@ static void on_core_commit(void *arg)
 		evtimer_add(p->commit_ev, &zero);
 }
 
-/* The group commit's background fdatasync is done. */
-static void on_synced(evutil_socket_t fd, short what, void *arg)
-{
-	struct porthopd *p = arg;
-
-	(void)fd;
-	(void)what;
-	core_watch_synced(p->core);
-}
-
-/* Called while the core restores its list (before the loop exists):
- * wire_events watches fd. */
-static void on_core_watch_sync(void *arg, int fd)
-{
-	struct porthopd *p = arg;
-
-	p->sync_fd = fd;
-}
-
 static void on_expiry(evutil_socket_t fd, short what, void *arg)
 {
 	struct porthopd *p = arg;
@@ -1052,11 +1031,6 @@ static void wire_events(struct porthopd *p)
 	p->commit_ev = evtimer_new(p->base, on_commit, p);
 	p->expiry_ev = evtimer_new(p->base, on_expiry, p);
 	p->stage_ev = evtimer_new(p->base, on_stage, p);
-	if (p->sync_fd >= 0 &&
-	    ((p->sync_ev = event_new(p->base, p->sync_fd, EV_READ | EV_PERSIST,
-				     on_synced, p)) == NULL ||
-	     event_add(p->sync_ev, NULL) < 0))
-		fatalx(EX_OSERR, "out of memory");
 	if (p->commit_ev == NULL || p->expiry_ev == NULL ||
 	    p->stage_ev == NULL ||
 	    event_priority_set(p->stage_ev, STAGE_PRIORITY) < 0)
@@ -1123,7 +1097,6 @@ static void teardown(struct porthopd *p)
 	free_event(p->untrack_ev);
 	free_event(p->watchdog_ev);
 	free_event(p->commit_ev);
-	free_event(p->sync_ev);
 	free_event(p->expiry_ev);
 	free_event(p->derive_ev);
 	free_event(p->stage_ev);
@@ -1140,7 +1113,6 @@ int main(int argc, char **argv)
 	struct porthopd p = {
 		.config_path = DEFAULT_CONFIG,
 		.use_redis = true,
-		.sync_fd = -1,
 	};
 	const struct core_hooks hooks = {
 		.arg = &p,
@@ -1151,7 +1123,6 @@ int main(int argc, char **argv)
 		.status = on_core_status,
 		.metrics = on_core_metrics,
 		.commit = on_core_commit,
-		.watch_sync = on_core_watch_sync,
 		.expiry = on_core_expiry,
 		.event = on_core_event,
 		.stage = on_core_stage,

@@ -57,10 +57,6 @@ struct core_hooks {
 	 * now are served (the group commit of the state file), unless
 	 * armed already.  May be NULL (then nothing is waited for). */
 	void (*commit)(void *arg);
-	/* Runtime watch list: the state file's syncs run in a thread; call
-	 * core_watch_synced whenever fd is readable (from this call until
-	 * core_free).  May be NULL (then every commit syncs on the loop). */
-	void (*watch_sync)(void *arg, int fd);
 	/* Call core_watch_expire at epoch second `when` (0: disarm),
 	 * replacing any earlier time.  May be NULL. */
 	void (*expiry)(void *arg, int64_t when);
@@ -101,6 +97,9 @@ struct config *core_load(struct nftio *io, const char *path,
  * memory. */
 struct core *core_new(struct nftio *io, struct config *cfg,
 		      const char *config_path, const struct core_hooks *hooks);
+/* Commits what waits for the state file and tells its requesters (their
+ * done callbacks), calling none of the hooks but log: the loop's timers
+ * may be gone. */
 void core_free(struct core *c);
 
 /* Where the claim that one porthopd serves the table is kept (borrowed;
@@ -237,9 +236,6 @@ int core_watch_flush(struct core *c, const char *origin,
 		     void *arg);
 /* The group commit (see the commit hook), and the expiry timer. */
 void core_watch_commit(struct core *c);
-/* The background sync is done (see the watch_sync hook): the group's
- * requesters told, the next group begun. */
-void core_watch_synced(struct core *c);
 void core_watch_expire(struct core *c);
 /* The list (NULL before core_new finished), for list, status, metrics. */
 const struct watchlist *core_watchlist(const struct core *c);

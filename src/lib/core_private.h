@@ -52,9 +52,6 @@ struct core {
 	struct watch_waiter *waiters;
 	size_t nwaiters, cap_waiters;
 	bool commit_armed;
-	/* A commit syncing in the background (statefile_committing): the
-	 * undo records and waiters of its group, the first ones. */
-	size_t sync_undo, sync_waiters;
 	bool state_stale;	/* a commit failed: the next one rewrites */
 	bool state_broken;	/* the state directory was unusable at start:
 				 * adds are refused */
@@ -138,9 +135,6 @@ void core_watch_error(struct core_watch_result *res, enum core_watch_status st,
 void core_watch_undo_clear(struct core *c);
 /* The next expiry, to the timer hook. */
 void core_watch_arm_expiry(struct core *c);
-/* The group commit, to the commit hook (once the events ready now are
- * served; with a commit in flight, core_watch_synced arms it again). */
-void core_watch_arm_commit(struct core *c);
 /* Runtime entries nobody holds any more, taken out of the mapping in one
  * transaction.  On failure they stay in force and a later sweep retries. */
 int core_watch_unwatch(struct core *c, const struct config_net *nets,

@@ -14,6 +14,8 @@
 
 #include "diag.h"
 
+
+
 int64_t core_watch_now(void)
 {
 	return (int64_t)time(NULL);
@@ -204,7 +206,7 @@ int core_watch_unwatch(struct core *c, const struct config_net *nets,
 	return r;
 }
 
-void core_watch_arm_commit(struct core *c)
+static void arm_commit(struct core *c)
 {
 	if (!c->commit_armed && c->hooks.commit) {
 		c->commit_armed = true;
@@ -231,7 +233,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 		w = realloc(c->waiters, cap * sizeof(*w));
 		if (w == NULL) {
 			/* Answered now; the commit still comes. */
-			core_watch_arm_commit(c);
+			arm_commit(c);
 			res->durable = false;
 			return 0;
 		}
@@ -240,7 +242,7 @@ static int wait_commit(struct core *c, struct core_watch_result *res,
 	}
 	c->waiters[c->nwaiters++] = (struct watch_waiter){ done, arg, *res,
 							   adds };
-	core_watch_arm_commit(c);
+	arm_commit(c);
 	return 1;
 }
 

@@ -93,33 +93,22 @@ static int emit_all(void *arg, int (*emit)(void *ctx,
 	return watchlist_foreach(arg, NULL, emit, ctx);
 }
 
-/* The first n undo records are done with (their group is durable). */
-static void undo_drop_first(struct core *c, size_t n)
+void core_watch_commit(struct core *c)
 {
-	if (n > c->nundo)
-		n = c->nundo;
-	for (size_t i = 0; i < n; i++) {
-		free(c->undo[i].ignore[0]);
-		free(c->undo[i].ignore[1]);
-	}
-	memmove(c->undo, c->undo + n, (c->nundo - n) * sizeof(*c->undo));
-	c->nundo -= n;
-}
+	char *err = NULL;
+	int r = 0;
 
-/* A commit ended with r (err: its message): the first nundo undo
- * records and nwait waiters are its group's; those after them belong to
- * the next group, begun after this one.  A failure takes back every add
- * and refresh not yet durable, this group's and the next's (which was
- * to be written after it), and tells all their requesters. */
-static void commit_done(struct core *c, int r, const char *err,
-			size_t nundo, size_t nwait)
-{
-	struct watch_waiter *done;
-	size_t ndone;
-
+	c->commit_armed = false;
+	if (c->state == NULL)
+		return;
+	if (c->state_stale ||
+	    statefile_should_rewrite(c->state, watchlist_count(c->watchlist)))
+		r = statefile_rewrite(c->state, emit_all, c->watchlist, &err);
+	else
+		r = statefile_commit(c->state, &err);
 	if (r == 0) {
 		c->state_stale = false;
-		undo_drop_first(c, nundo);
+		core_watch_undo_clear(c);
 	} else {
 		warn(c, "watch: the state file could not be written, the "
 		     "changes since the last write are taken back: %s",
@@ -129,19 +118,9 @@ static void commit_done(struct core *c, int r, const char *err,
 		/* What the file holds is behind the list: the next commit
 		 * writes it whole. */
 		c->state_stale = true;
-		nwait = c->nwaiters;
 	}
-	if (nwait > c->nwaiters)
-		nwait = c->nwaiters;
-	/* Taken out first: a requester told may queue the next group's. */
-	done = malloc((nwait + 1) * sizeof(*done));
-	ndone = done ? nwait : 0;
-	if (done)
-		memcpy(done, c->waiters, nwait * sizeof(*done));
-	else
-		nwait = c->nwaiters;	/* out of memory: told in place */
-	for (size_t i = 0; i < ndone; i++) {
-		struct watch_waiter *w = &done[i];
+	for (size_t i = 0; i < c->nwaiters; i++) {
+		struct watch_waiter *w = &c->waiters[i];
 
 		if (r < 0 && w->adds) {
 			core_watch_error(&w->res, CORE_WATCH_STORAGE, "the state "
@@ -151,67 +130,12 @@ static void commit_done(struct core *c, int r, const char *err,
 		} else if (r < 0) {
 			w->res.durable = false;
 		}
+		if (w->done)
+			w->done(w->arg, &w->res);
 	}
-	if (done) {
-		memmove(c->waiters, c->waiters + nwait,
-			(c->nwaiters - nwait) * sizeof(*c->waiters));
-		c->nwaiters -= nwait;
-		for (size_t i = 0; i < ndone; i++)
-			if (done[i].done)
-				done[i].done(done[i].arg, &done[i].res);
-		free(done);
-	} else {
-		for (size_t i = 0; i < nwait; i++) {
-			struct watch_waiter *w = &c->waiters[i];
-
-			if (r < 0)
-				w->res.durable = false;
-			if (w->done)
-				w->done(w->arg, &w->res);
-		}
-		c->nwaiters = 0;
-	}
+	c->nwaiters = 0;
+	free(err);
 	core_watch_arm_expiry(c);
-}
-
-void core_watch_commit(struct core *c)
-{
-	char *err = NULL;
-	int r = 0;
-
-	c->commit_armed = false;
-	if (c->state == NULL || statefile_committing(c->state))
-		return;	/* one in flight: core_watch_synced begins the next */
-	if (c->state_stale ||
-	    statefile_should_rewrite(c->state, watchlist_count(c->watchlist))) {
-		r = statefile_rewrite(c->state, emit_all, c->watchlist, &err);
-	} else {
-		r = statefile_commit_begin(c->state, &err);
-		if (r == 1) {
-			/* Syncing in the background: these are its group. */
-			c->sync_undo = c->nundo;
-			c->sync_waiters = c->nwaiters;
-			return;
-		}
-	}
-	commit_done(c, r, err, c->nundo, c->nwaiters);
-	free(err);
-}
-
-void core_watch_synced(struct core *c)
-{
-	char *err = NULL;
-	int r;
-
-	if (c->state == NULL || !statefile_committing(c->state))
-		return;
-	r = statefile_commit_end(c->state, &err);
-	commit_done(c, r, err, c->sync_undo, c->sync_waiters);
-	free(err);
-	/* What came during the sync is the next group. */
-	if (statefile_pending(c->state) || c->nwaiters > 0 || c->nundo > 0 ||
-	    c->state_stale)
-		core_watch_arm_commit(c);
 }
 
 /* What expired: the networks (the origin strings go with the entries). */
@@ -317,17 +241,6 @@ int core_watch_restore(struct core *c, struct config *cfg)
 	free(note);
 	if (r < 0)
 		return r;
-	if (c->hooks.watch_sync) {
-		/* The group commit's fdatasync off the loop: the next read
-		 * or request is applied while it runs. */
-		int fd = statefile_background(c->state);
-
-		if (fd >= 0)
-			c->hooks.watch_sync(c->hooks.arg, fd);
-		else
-			warn(c, "watch: the state file is synced on the loop "
-			     "(no thread for it: %s)", strerror(-fd));
-	}
 	if (watchlist_count(c->watchlist) > 0)
 		info(c, "watch: %zu runtime entries restored from %s",
 		     watchlist_count(c->watchlist), statefile_path(c->state));
@@ -348,13 +261,13 @@ void core_watch_stats(const struct core *c, struct statefile_stats *ret)
 
 void core_watch_free(struct core *c)
 {
-	/* Stopping: what waits for a commit gets it now. */
-	for (int k = 0; c->state && k < 4 &&
-	     (statefile_committing(c->state) || c->nwaiters); k++) {
-		core_watch_synced(c);
-		if (c->nwaiters)
-			core_watch_commit(c);
-	}
+	/* Stopping: what waits for a commit gets it now, without the
+	 * loop's hooks (the caller may have freed the timers they arm:
+	 * nothing is armed after core_free). */
+	c->hooks.commit = NULL;
+	c->hooks.expiry = NULL;
+	if (c->nwaiters)
+		core_watch_commit(c);
 	statefile_free(c->state);
 	watchlist_free(c->watchlist);
 	core_watch_undo_clear(c);

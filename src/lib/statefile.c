@@ -132,7 +132,6 @@ void statefile_free(struct statefile *s)
 {
 	if (s == NULL)
 		return;
-	statefile_syncer_free(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->dirfd >= 0)
@@ -276,10 +275,14 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int statefile_commit_write(struct statefile *s, char **ret_error)
+int statefile_commit(struct statefile *s, char **ret_error)
 {
+	size_t nrec = s->nbuf, len = s->len;
+	struct timespec t0, t1;
 	int r;
 
+	if (s->nbuf == 0)
+		return 0;
 	if (s->fd < 0 || s->broken) {
 		statefile_discard(s);
 		s->st.commit_failures++;
@@ -288,23 +291,16 @@ int statefile_commit_write(struct statefile *s, char **ret_error)
 				  "undone; nothing is written until a new "
 				  "snapshot replaces the file");
 	}
-	clock_gettime(CLOCK_MONOTONIC, &s->sync_t0);
-	s->sync_nrec = s->nbuf;
-	s->sync_len = s->len;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = write_all(s->fd, s->buf, s->len);
-	statefile_discard(s);
-	return r < 0 ? statefile_commit_finish(s, r, ret_error) : 0;
-}
-
-int statefile_commit_finish(struct statefile *s, int r, char **ret_error)
-{
-	size_t nrec = s->sync_nrec, len = s->sync_len;
-	struct timespec t1;
-
+	if (r == 0) {
+		r = fdatasync(s->fd) < 0 ? -errno : 0;
+		s->st.syncs++;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s->st.commit_ms += (double)(t1.tv_sec - s->sync_t0.tv_sec) * 1e3 +
-			   (double)(t1.tv_nsec - s->sync_t0.tv_nsec) / 1e6;
-	s->sync_nrec = s->sync_len = 0;
+	s->st.commit_ms += (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	statefile_discard(s);
 	if (r < 0) {
 		s->st.commit_failures++;
 		/* Cut back, so that a half-written group never replays.  After
@@ -322,23 +318,6 @@ int statefile_commit_finish(struct statefile *s, int r, char **ret_error)
 	s->st.journal_records += nrec;
 	s->st.file_bytes = s->committed;
 	return 0;
-}
-
-int statefile_commit(struct statefile *s, char **ret_error)
-{
-	int r;
-
-	if (statefile_committing(s))
-		return statefile_error(ret_error, EBUSY, s->path, "a commit "
-				       "is in flight");
-	if (s->nbuf == 0)
-		return 0;
-	r = statefile_commit_write(s, ret_error);
-	if (r < 0)
-		return r;
-	r = fdatasync(s->fd) < 0 ? -errno : 0;
-	s->st.syncs++;
-	return statefile_commit_finish(s, r, ret_error);
 }
 
 /* The snapshot writer: records go through a buffer to the temporary
@@ -408,9 +387,6 @@ int statefile_rewrite(struct statefile *s,
 	const char *what = "writing";
 	int r, fd = -1;
 
-	if (statefile_committing(s))
-		return statefile_error(ret_error, EBUSY, s->path, "a commit "
-				       "is in flight");
 	/* The caller's pending records are kept aside: emit() uses the
 	 * buffer, and a failure must leave it as it was. */
 	if (s->len > 0) {

@@ -116,25 +116,6 @@ void statefile_discard(struct statefile *s);
  * succeeds. */
 int statefile_commit(struct statefile *s, char **ret_error);
 
-/* Background commits: statefile_background starts a thread of s's own
- * that runs the fdatasync() of commits begun with statefile_commit_begin,
- * and returns a descriptor that becomes readable when one is synced (or
- * a negative errno: then commits stay synchronous).  Idempotent.
- *
- * statefile_commit_begin writes the buffered records and asks for their
- * sync: 1 (in flight: records buffered from now on belong to the next
- * commit, begun after statefile_commit_end), 0 (nothing was buffered; or
- * no background thread: the commit is done, as statefile_commit), or
- * statefile_commit's errors (the write failed).  -EBUSY while one is in
- * flight.  statefile_commit_end waits for the sync in flight (at once
- * once the descriptor is readable; it reads it) and ends the commit as
- * statefile_commit would: 0, or the error, the file cut back.  While one
- * is in flight, statefile_commit and statefile_rewrite return -EBUSY. */
-int statefile_background(struct statefile *s);
-int statefile_commit_begin(struct statefile *s, char **ret_error);
-int statefile_commit_end(struct statefile *s, char **ret_error);
-bool statefile_committing(const struct statefile *s);
-
 /* Writes a snapshot atomically: a temporary file in the directory, the
  * records, fsync, rename over runtime.state, fsync of the directory; the
  * journal continues on the new file.  each(arg, emit, ctx) must call

@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "diag.h"
 #include "statefile.h"
@@ -27,12 +26,6 @@ struct statefile {
 	uint64_t committed;	/* the file's length after the last commit */
 	char *buf;		/* records not yet committed */
 	size_t len, cap, nbuf;
-	/* The commit in flight (written, syncing): its records and bytes;
-	 * 0 records: none. */
-	size_t sync_nrec, sync_len;
-	struct timespec sync_t0;
-	struct statefile_syncer *syncer;	/* NULL: commits sync on the
-						 * caller's thread */
 	uint16_t *ports[CONFIG_NPROTO];	/* the loader's scratch lists */
 	struct statefile_stats st;
 };
@@ -55,13 +48,5 @@ bool statefile_net_valid(const struct config_net *n);
 bool statefile_ports_valid(const uint16_t *p, size_t n);
 /* fsync of the state directory. */
 int statefile_sync_dir(struct statefile *s);
-/* A commit in two halves: the buffered records written (the group now in
- * flight; a failed write is finished, and returned, at once), and the
- * group's end given its sync's result r (0 or -errno): the file cut back
- * on a failure, as statefile_commit says. */
-int statefile_commit_write(struct statefile *s, char **ret_error);
-int statefile_commit_finish(struct statefile *s, int r, char **ret_error);
-/* statefile_sync.c: the thread stopped (a commit in flight waited for). */
-void statefile_syncer_free(struct statefile *s);
 
 #endif

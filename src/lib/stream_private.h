@@ -28,11 +28,10 @@ struct link {
 
 /* Reads whose entries are handed to the core and wait for their
  * commits, at most.  The next read is issued as soon as one is handed
- * over (paced by the read interval): the state file's sync runs in its
- * own thread, so the loop applies the next read's entries to the kernel
- * while the commit of the last is on its way to the disk; bounded, so
- * that a host whose disk is slow stops reading instead of holding ever
- * more (a read is 256 entries at most). */
+ * over, paced by the read interval, so that its answer is there when the
+ * commit is done; bounded, so that a host whose disk is slow stops
+ * reading instead of holding ever more (a read is 256 entries at
+ * most). */
 #define STREAM_INFLIGHT_MAX 16
 
 /* One read's entries, while some wait for the group commit. */

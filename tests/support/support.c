@@ -93,36 +93,6 @@ int support_engine_teardown(void **state)
 	return 0;
 }
 
-int support_break_sync(const char *path)
-{
-	char link[300], target[4096], *want = realpath(path, NULL);
-	int pfd[2], fd = -1;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	assert_non_null(want);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		ssize_t n;
-
-		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = '\0';
-		if (strcmp(target, want) == 0)
-			fd = atoi(e->d_name);
-	}
-	closedir(d);
-	free(want);
-	if (fd < 0)
-		fail_msg("%s is not open in this process", path);
-	assert_int_equal(pipe(pfd), 0);
-	assert_int_equal(dup2(pfd[1], fd), fd);
-	close(pfd[1]);
-	return pfd[0];
-}
-
 void support_limit_file_size(unsigned long size)
 {
 	static struct rlimit saved;

@@ -41,11 +41,6 @@ struct support_engine {
  * it fail with EFBIG (SIGXFSZ ignored), as a full disk fails with ENOSPC,
  * for root too.  0 lifts the limit. */
 void support_limit_file_size(unsigned long size);
-/* The file at path, open in this process, made a pipe's write end under
- * the same descriptor: writes still work, fdatasync() and ftruncate()
- * fail (EINVAL), as a disk's flush can.  Returns the pipe's read end,
- * for the caller to close. */
-int support_break_sync(const char *path);
 
 int support_engine_setup(void **state);
 int support_engine_teardown(void **state);

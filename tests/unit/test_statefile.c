@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dirent.h>
-#include <poll.h>
 #include <cmocka.h>
 
 #include "statefile.h"
@@ -560,112 +559,6 @@ static int each_item(void *arg,
 	return 0;
 }
 
-/* Waits (5 s at most) for the background sync's descriptor. */
-static void wait_synced(int fd)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	assert_int_equal(poll(&pfd, 1, 5000), 1);
-}
-
-/* Background commits: a group written and synced by the thread, told by
- * the descriptor; records put meanwhile are the next group's; no other
- * commit or rewrite while one is in flight; without records nothing is
- * begun; freeing waits for the one in flight. */
-static void test_background(void **state)
-{
-	struct fixture *f = *state;
-	struct watchlist_item a = item("10.0.0.1", "a", 1, 0),
-			      b = item("10.0.0.2", "b", 2, 0),
-			      c = item("10.0.0.3", "c", 3, 0);
-	struct statefile_stats st, st0;
-	struct items none = { NULL, 0 };
-	char *err = NULL;
-	int fd;
-
-	assert_null(reload(f, 100));
-	statefile_get_stats(f->s, &st0);
-	fd = statefile_background(f->s);
-	assert_true(fd >= 0);
-	assert_int_equal(statefile_background(f->s), fd);
-	assert_int_equal(statefile_commit_begin(f->s, &err), 0);
-	assert_false(statefile_committing(f->s));
-	assert_int_equal(statefile_put(f->s, &a), 0);
-	assert_int_equal(statefile_commit_begin(f->s, &err), 1);
-	assert_true(statefile_committing(f->s));
-	assert_false(statefile_pending(f->s));
-	assert_int_equal(statefile_put(f->s, &b), 0);
-	assert_int_equal(statefile_commit_begin(f->s, &err), -EBUSY);
-	assert_int_equal(statefile_commit(f->s, &err), -EBUSY);
-	assert_non_null(strstr(err, "a commit is in flight"));
-	free(err);
-	err = NULL;
-	assert_int_equal(statefile_rewrite(f->s, each_item, &none, &err), -EBUSY);
-	free(err);
-	err = NULL;
-	wait_synced(fd);
-	assert_int_equal(statefile_commit_end(f->s, &err), 0);
-	assert_false(statefile_committing(f->s));
-	/* The descriptor was read: not readable until the next sync. */
-	{
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-		assert_int_equal(poll(&pfd, 1, 0), 0);
-	}
-	statefile_get_stats(f->s, &st);
-	assert_int_equal(st.commits - st0.commits, 1);
-	assert_int_equal(st.syncs - st0.syncs, 1);
-	assert_int_equal(st.journal_records - st0.journal_records, 1);
-	assert_int_equal(file_size(f->path), (off_t)strlen(read_file(f->path)));
-	assert_null(strstr(read_file(f->path), "10.0.0.2"));
-	assert_true(statefile_pending(f->s));
-	assert_int_equal(statefile_commit_begin(f->s, &err), 1);
-	assert_int_equal(statefile_put(f->s, &c), 0);
-	/* Freed in flight: the sync is waited for; c never written. */
-	assert_null(reload(f, 100));
-	assert_string_equal(f->log, "+10.0.0.1 a 1 0|+10.0.0.2 b 2 0|");
-}
-
-/* A background sync that fails (the flush refused): the group is not
- * kept, and since not even the cut back can be trusted, commits fail
- * until a rewrite; the rewrite puts a good file in place. */
-static void test_background_fails(void **state)
-{
-	struct fixture *f = *state;
-	struct watchlist_item a = item("10.0.0.1", "a", 1, 0),
-			      b = item("10.0.0.2", "b", 2, 0);
-	struct items live = { &a, 1 };
-	char *err = NULL;
-	int fd, rd;
-
-	assert_null(reload(f, 100));
-	fd = statefile_background(f->s);
-	assert_true(fd >= 0);
-	assert_int_equal(statefile_put(f->s, &a), 0);
-	commit_ok(f);
-	rd = support_break_sync(f->path);
-	assert_int_equal(statefile_put(f->s, &b), 0);
-	assert_int_equal(statefile_commit_begin(f->s, &err), 1);
-	wait_synced(fd);
-	assert_int_equal(statefile_commit_end(f->s, &err), -EINVAL);
-	assert_non_null(strstr(err, "writing 1 record: Invalid argument; "
-			       "none of them kept"));
-	free(err);
-	err = NULL;
-	close(rd);
-	assert_int_equal(statefile_put(f->s, &b), 0);
-	assert_int_equal(statefile_commit_begin(f->s, &err), -EIO);
-	free(err);
-	err = NULL;
-	assert_int_equal(statefile_rewrite(f->s, each_item, &live, &err), 0);
-	assert_int_equal(statefile_put(f->s, &b), 0);
-	assert_int_equal(statefile_commit_begin(f->s, &err), 1);
-	wait_synced(fd);
-	assert_int_equal(statefile_commit_end(f->s, &err), 0);
-	assert_null(reload(f, 100));
-	assert_string_equal(f->log, "+10.0.0.1 a 1 0|+10.0.0.2 b 2 0|");
-}
-
 /* Compaction: the snapshot replaces the journal atomically (no temporary
  * file left), the journal goes on after it; a snapshot that cannot be
  * written leaves the old file and the pending records as they were. */
@@ -790,10 +683,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_background, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_background_fails, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_refuses, setup,
