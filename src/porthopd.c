@@ -1087,7 +1087,6 @@ static void teardown(struct porthopd *p)
 	/* Before the core: entries waiting for its last commit stay
 	 * unacknowledged, and are read again at the next start. */
 	stream_free(p->stream);
-	control_free(p->control);
 	for (size_t i = 0; i < 4; i++)
 		free_event(p->sig[i]);
 	free_event(p->metrics_ev);
@@ -1101,6 +1100,10 @@ static void teardown(struct porthopd *p)
 	free_event(p->derive_ev);
 	free_event(p->stage_ev);
 	core_free(p->core);
+	/* After the core: its last commits answer the requests still
+	 * waiting for them (the loop is over, so no reply goes out), and
+	 * only then are their connections free to go with the rest. */
+	control_free(p->control);
 	shuffle_free(p->rng);
 	nftio_free(p->io);
 	if (p->base)
