@@ -460,6 +460,9 @@ void stream_on_read_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->read_paced = false;
+	if (s->retry_wait && s->head != NULL)
+		return;	/* the pacing's timer: drain() arms the retry's once
+			 * the reads in flight are decided */
 	if (s->retry_wait) {
 		/* Every read in flight is decided: the pending list again,
 		 * from its start, once the read on the wire is back. */
