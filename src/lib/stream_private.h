@@ -27,12 +27,15 @@ struct link {
 };
 
 /* Reads whose entries are handed to the core and wait for their
- * commits, at most.  The next read is issued as soon as one is handed
- * over, paced by the read interval, so that its answer is there when the
- * commit is done; bounded, so that a host whose disk is slow stops
- * reading instead of holding ever more (a read is 256 entries at
- * most). */
-#define STREAM_INFLIGHT_MAX 16
+ * commits, at most: when more entries are surely waiting (a full read,
+ * or the pending list), the next read is issued as soon as one is handed
+ * over, so that its answer is there when the commit is done; bounded, so
+ * that a host whose disk is slow stops reading instead of holding ever
+ * more.  Not otherwise: the group commit's fdatasync holds the loop, and
+ * a BLOCK read sent before it returns with the first entry that arrives
+ * during it, leaving the others for the read after the next commit
+ * (measured: later than reading after the commit; docs/benchmarks.md). */
+#define STREAM_INFLIGHT_MAX 4
 
 /* One read's entries, while some wait for the group commit. */
 struct batch {

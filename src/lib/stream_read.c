@@ -336,7 +336,7 @@ static void dispatch(struct stream *s, const redisReply *entries)
 	b->dispatching = false;
 	if (b->outstanding == 0)
 		batch_finish(b);
-	else
+	else if (s->pending_phase || n >= s->batch_max)
 		stream_issue_read(s);	/* while the commit is outstanding */
 }
 

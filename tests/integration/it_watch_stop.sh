@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Stopping porthopd (SIGTERM) and killing it (kill -9) while `watch add`
-# requests keep coming, some waiting for their group commit (the sync in
-# its thread, or CORE_COMMIT_INTERVAL_MS since the last): a restart
+# requests keep coming, some waiting for their group commit: a restart
 # restores every add that was acknowledged, and porthopd's exit is clean
 # (under PORTHOP_VALGRIND=1 or a sanitizer build: no use of a freed timer
 # while the last groups are committed, no control connection left owing
