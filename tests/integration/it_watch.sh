@@ -11,18 +11,7 @@
 
 STATE=$T/state
 cfg=$T/watch.json
-native_config "$cfg" <<JSON
-{
-  "max_port_number": 60000,
-  "tcp_ports": [22, 80, 443],
-  "udp_ports": [53],
-  "watched_addresses": [ {"ip": "10.0.0.3"} ],
-  "trusted_addresses": ["10.9.1.0/24"],
-  "untrack_unwatched": true
-}
-JSON
-jq --arg s "$STATE" '.porthopd.state_directory = $s' "$cfg" >"$cfg.new" &&
-	mv "$cfg.new" "$cfg"
+watch_config "$cfg" '{"trusted_addresses": ["10.9.1.0/24"], "untrack_unwatched": true}'
 
 # elements ADDR: "proto port value" of ADDR's elements in the maps.
 elements() {

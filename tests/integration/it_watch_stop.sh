@@ -9,16 +9,7 @@
 
 STATE=$T/state
 cfg=$T/watch.json
-native_config "$cfg" <<JSON
-{
-  "max_port_number": 60000,
-  "tcp_ports": [22, 80, 443],
-  "udp_ports": [53],
-  "watched_addresses": [ {"ip": "10.0.0.3"} ]
-}
-JSON
-jq --arg s "$STATE" '.porthopd.state_directory = $s' "$cfg" >"$cfg.new" &&
-	mv "$cfg.new" "$cfg"
+watch_config "$cfg"
 
 # adds ROUND: watch adds one after the other until killed, each
 # acknowledged address appended to $T/acked.

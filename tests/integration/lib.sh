@@ -120,6 +120,16 @@ native_config() {
 			state_directory: $state}}' --arg state "$T/state" >"$1"
 }
 
+# watch_config FILE [NFT_JSON]: native_config of the runtime watch list's
+# tests: TCP 22, 80, 443 and UDP 53 for 10.0.0.3, ports up to 60000, and
+# NFT_JSON's keys besides (trusted_addresses, untrack_unwatched...); the
+# state in $T/state.
+watch_config() {
+	jq -n --argjson extra "${2:-"{}"}" '{max_port_number: 60000,
+		tcp_ports: [22, 80, 443], udp_ports: [53],
+		watched_addresses: [{ip: "10.0.0.3"}]} + $extra' | native_config "$1"
+}
+
 # write_config FILE MAX_PORT WATCHED_JSON [TCP_PORTS_JSON] [REDIS_PORT]
 write_config() {
 	cat >"$1" <<JSON

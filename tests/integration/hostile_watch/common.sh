@@ -6,16 +6,7 @@
 
 STATE=$T/state
 CFG=$T/attack.json
-native_config "$CFG" <<JSON
-{
-  "max_port_number": 60000,
-  "tcp_ports": [22, 80, 443],
-  "udp_ports": [53],
-  "watched_addresses": [ {"ip": "10.0.0.3"} ],
-  "trusted_addresses": ["10.9.1.0/24"],
-  "untrack_unwatched": true
-}
-JSON
+watch_config "$CFG" '{"trusted_addresses": ["10.9.1.0/24"], "untrack_unwatched": true}'
 
 # raw JSON on the control socket (one line), the reply on stdout.
 raw() {
