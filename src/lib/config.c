@@ -176,6 +176,12 @@ const char *config_rules_path(const struct config *c) { return c->rules_path; }
 unsigned config_max_port(const struct config *c) { return c->max_port; }
 size_t config_watched_count(const struct config *c) { return c->nwatched; }
 size_t config_pair_count(const struct config *c) { return c->npairs; }
+uint64_t config_map_pairs(const struct config *c)
+{
+	return (uint64_t)c->map_capacity *
+	       (c->nproto[CONFIG_TCP] + c->nproto[CONFIG_UDP]);
+}
+uint64_t config_map_size(const struct config *c) { return 2 * config_map_pairs(c); }
 json_t *config_startup_commands(const struct config *c) { return c->startup; }
 const struct template *config_template(const struct config *c) { return c->tmpl; }
 const char *config_table_name(const struct config *c) { return c->table_name; }

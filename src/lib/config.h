@@ -275,6 +275,13 @@ void config_watched_release(struct config_watched *w);
 
 /* Total (address, port) pairs over all watched addresses. */
 size_t config_pair_count(const struct config *c);
+/* Native mode, map_capacity: the pairs the swap maps of one family hold
+ * at most (map_capacity addresses with every service; 0: unsized), and
+ * the maps' size in elements (two a pair: the real port's and the
+ * redirect's), declared to nftables so that the kernel sizes their hash
+ * table once instead of growing it as entries come. */
+uint64_t config_map_pairs(const struct config *c);
+uint64_t config_map_size(const struct config *c);
 enum config_mode config_mode(const struct config *c);
 /* Native mode: the table's name, the trusted exceptions, and whether a
  * clean stop removes the table. */

@@ -17,7 +17,7 @@ static const char *const nft_keys[] = {
 	"nft_startup_commands_path", "nft_address_rules_path",
 	"max_port_number", "tcp_ports", "udp_ports", "watched_addresses",
 	"trusted_addresses", "table_name", "remove_table_on_stop",
-	"untrack_unwatched", "prestage", NULL
+	"untrack_unwatched", "prestage", "map_capacity", NULL
 };
 static const char *const watched_keys[] = {
 	"ip", "tcp_ignore", "udp_ignore", "derive_key", NULL
@@ -181,6 +181,41 @@ static bool valid_table_name(const char *s)
 	return true;
 }
 
+/* The swap maps' pairs of the file's addresses, within map_capacity. */
+static int walk_map_capacity(struct walk *w, struct config *c, const char *p)
+{
+	for (size_t i = 0; i < c->nwatched; i++) {
+		const struct config_watched *cw = &c->watched[i];
+
+		if (!cw->net.is_prefix)
+			c->swap_pairs[cw->family == AF_INET6] +=
+				cw->nports[CONFIG_TCP] + cw->nports[CONFIG_UDP];
+	}
+	if (config_map_size(c) > UINT32_MAX) {
+		diag_error(w->d, "%s: %s.map_capacity: %u addresses of %zu "
+			   "services make maps of %llu elements; expected at "
+			   "most %llu elements (nftables' size)", w->file, p,
+			   c->map_capacity,
+			   c->nproto[CONFIG_TCP] + c->nproto[CONFIG_UDP],
+			   (unsigned long long)config_map_size(c),
+			   (unsigned long long)UINT32_MAX);
+		return -1;
+	}
+	for (int f = 0; c->map_capacity && f < 2; f++)
+		if (c->swap_pairs[f] > config_map_pairs(c)) {
+			diag_error(w->d, "%s: %s.map_capacity: %u (%llu "
+				   "pairs a family) cannot hold the %zu pairs "
+				   "of watched_addresses' IPv%d addresses; "
+				   "expected a larger map_capacity, or 0 "
+				   "(maps unsized)", w->file, p,
+				   c->map_capacity,
+				   (unsigned long long)config_map_pairs(c),
+				   c->swap_pairs[f], f ? 6 : 4);
+			return -1;
+		}
+	return 0;
+}
+
 /* The options of native mode: the table's name, whether a clean stop
  * removes it, untrack_unwatched, prestage.  -ENOMEM stops the walk. */
 static int walk_native_options(struct walk *w, struct config *c,
@@ -206,6 +241,9 @@ static int walk_native_options(struct walk *w, struct config *c,
 	r |= walk_opt_bool(w, o, p, "remove_table_on_stop", &c->remove_on_stop);
 	r |= opt_bool_or_auto(w, o, p, "untrack_unwatched", &untrack);
 	r |= opt_bool_or_auto(w, o, p, "prestage", &prestage);
+	r |= walk_opt_int(w, o, p, "map_capacity", 0, CONFIG_MAX_WATCHED,
+			  "the watched addresses the maps are sized for (0: "
+			  "unsized)", &c->map_capacity);
 	c->untrack = (enum config_untrack)untrack;
 	c->prestage = (enum config_prestage)prestage;
 	return r;
@@ -219,7 +257,7 @@ static int walk_mode(struct walk *w, struct config *c, const json_t *o,
 {
 	static const char *const native_only[] = {
 		"udp_ports", "table_name", "remove_table_on_stop",
-		"untrack_unwatched", "prestage", NULL
+		"untrack_unwatched", "prestage", "map_capacity", NULL
 	};
 	bool has_startup, has_rules;
 	int r = 0, n;
@@ -356,6 +394,8 @@ int walk_nftables(struct walk *w, struct config *c, const json_t *root)
 	c->nconfigured = c->nwatched;
 	if (r == 0)
 		r = walk_watched_nets(w, c, path);
+	if (r == 0)
+		r = walk_map_capacity(w, c, p);
 	if (r == 0)
 		r = walk_derive_nested(w, c, path);
 	for (int pr = 0; r == 0 && pr < CONFIG_NPROTO; pr++)

@@ -39,6 +39,11 @@ struct config {
 	 * address (indexes, not pointers: runtime entries grow the array). */
 	size_t *by_net;
 	size_t npairs;
+	/* map_capacity: the watched addresses (no prefixes) the swap maps
+	 * are sized for (0: unsized), and the pairs the IPv4 [0] and IPv6
+	 * [1] addresses hold now (each pair two elements of the map). */
+	unsigned map_capacity;
+	size_t swap_pairs[2];
 	struct config_net *trusted;
 	size_t ntrusted;
 	struct config_daemon daemon;

@@ -158,6 +158,20 @@ static void entry_free(struct config_watched *w)
 	}
 }
 
+/* The swap maps' pairs (map_capacity): w's counted in or out. */
+static void swap_count(struct config *c, const struct config_watched *w,
+		       bool in)
+{
+	size_t n = w->nports[CONFIG_TCP] + w->nports[CONFIG_UDP];
+
+	if (w->net.is_prefix)
+		return;
+	if (in)
+		c->swap_pairs[w->family == AF_INET6] += n;
+	else
+		c->swap_pairs[w->family == AF_INET6] -= n;
+}
+
 int config_watched_add(struct config *c, const struct config_net *net,
 		       const uint16_t *const ignore[CONFIG_NPROTO],
 		       const size_t nignore[CONFIG_NPROTO], char *why,
@@ -215,6 +229,20 @@ int config_watched_add(struct config *c, const struct config_net *net,
 			goto fail;
 		}
 	}
+	if (!net->is_prefix && c->map_capacity &&
+	    c->swap_pairs[net->family == AF_INET6] + npairs >
+	    config_map_pairs(c)) {
+		snprintf(why, why_len, "%s: the IPv%d maps are full (%zu of "
+			 "%llu pairs: map_capacity %u); expected fewer watched "
+			 "addresses, or a larger map_capacity",
+			 diag_string(a, sizeof(a), net->text),
+			 net->family == AF_INET6 ? 6 : 4,
+			 c->swap_pairs[net->family == AF_INET6],
+			 (unsigned long long)config_map_pairs(c),
+			 c->map_capacity);
+		r = -ENOSPC;
+		goto fail;
+	}
 	r = grow(c);
 	if (r < 0)
 		goto fail;
@@ -224,6 +252,7 @@ int config_watched_add(struct config *c, const struct config_net *net,
 	c->by_net[pos] = c->nwatched;
 	*ret_idx = c->nwatched++;
 	c->npairs += npairs;
+	swap_count(c, &w, true);
 	return 0;
 fail:
 	entry_free(&w);
@@ -243,6 +272,7 @@ int config_watched_take(struct config *c, size_t idx,
 		(c->nwatched - pos - 1) * sizeof(*c->by_net));
 	c->npairs -= c->watched[idx].nports[CONFIG_TCP] +
 		     c->watched[idx].nports[CONFIG_UDP];
+	swap_count(c, &c->watched[idx], false);
 	*ret = c->watched[idx];
 	c->nwatched--;
 	/* The last entry takes the free place: one index changes.  Its
@@ -276,6 +306,7 @@ void config_watched_put_back(struct config *c, size_t idx,
 	c->by_net[pos] = idx;
 	c->nwatched++;
 	c->npairs += w->nports[CONFIG_TCP] + w->nports[CONFIG_UDP];
+	swap_count(c, w, true);
 }
 
 void config_watched_release(struct config_watched *w)

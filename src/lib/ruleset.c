@@ -615,6 +615,11 @@ static void map_defs(const struct config *c, unsigned gen, json_t *cmds,
 		if (def && ruleset_map_interval(m))
 			json_object_set_new(def, "flags", json_pack("[s]",
 								    "interval"));
+		else if (def && config_map_size(c))
+			/* A hash table sized once, never grown (and
+			 * rehashed) by the kernel as entries come. */
+			json_object_set_new(def, "size", json_integer(
+				(json_int_t)config_map_size(c)));
 		push(cmds, json_pack("{s:{s:o}}", "add", "map", def), err);
 	}
 }

@@ -470,6 +470,49 @@ static void test_no_space(void **state)
 	config_free(c);
 }
 
+/* map_capacity: an address past the swap maps' pairs of its family is
+ * refused (nothing changes), prefixes and the other family are not
+ * counted, and what goes out (removed, or taken) makes room. */
+static void test_map_capacity(void **state)
+{
+	struct config *c = support_load_nftables(
+		"\"max_port_number\": 1000, \"tcp_ports\": [22, 80, 443], "
+		"\"udp_ports\": [53, 123], \"map_capacity\": 2, "
+		"\"watched_addresses\": [{\"ip\": \"10.0.0.3\"}]");
+	struct config_watched w;
+	struct config_net n = net("10.9.0.2");
+	char why[512] = "", *before, *after;
+	size_t a, b, moved;
+
+	(void)state;
+	/* 2 addresses of 5 services: 10 pairs a family, 20 elements. */
+	assert_int_equal(config_map_pairs(c), 10);
+	assert_int_equal(config_map_size(c), 20);
+	assert_int_equal(add(c, "10.9.0.1", &a), 0);
+	before = dump(c);
+	assert_int_equal(config_watched_add(c, &n, NULL, no_n, why,
+					    sizeof(why), &b), -ENOSPC);
+	assert_non_null(strstr(why, "the IPv4 maps are full (10 of 10 pairs: "
+				    "map_capacity 2)"));
+	after = dump(c);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+	assert_int_equal(add(c, "10.8.0.0/24", NULL), 0);
+	assert_int_equal(add(c, "2001:db8:7::1", NULL), 0);
+	assert_int_equal(add(c, "2001:db8:7::2", NULL), 0);
+	assert_int_equal(add(c, "2001:db8:7::3", NULL), -ENOSPC);
+	/* Taken out, it makes room; put back, the room is gone again. */
+	assert_int_equal(config_watched_take(c, a, &w, &moved), 0);
+	assert_int_equal(add(c, "10.9.0.2", &b), 0);
+	assert_int_equal(config_watched_remove(c, b, &moved), 0);
+	config_watched_put_back(c, a, &w);
+	assert_int_equal(add(c, "10.9.0.2", NULL), -ENOSPC);
+	assert_int_equal(config_watched_remove(c, a, &moved), 0);
+	assert_int_equal(add(c, "10.9.0.2", NULL), 0);
+	config_free(c);
+}
+
 /* Template mode holds no runtime entries. */
 static void test_template_refused(void **state)
 {
@@ -496,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_inside_same_start),
 		cmocka_unit_test(test_ignore_ports),
 		cmocka_unit_test(test_no_space),
+		cmocka_unit_test(test_map_capacity),
 		cmocka_unit_test(test_template_refused),
 	};
 

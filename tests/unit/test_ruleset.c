@@ -413,6 +413,50 @@ static void test_native_elements(void **state)
 	config_free(c);
 }
 
+/* map_capacity: the swap maps of both generations declare their size
+ * (2 elements a pair, map_capacity addresses of every service), the
+ * interval maps none; without it, none does. */
+static void test_map_size(void **state)
+{
+	static const char *const files[] = { "valid/map_capacity.json",
+					      "valid/native_full.json" };
+
+	(void)state;
+	for (size_t f = 0; f < 2; f++) {
+		struct config *c;
+		json_t *batch = native_batch_of(files[f], &c, NULL), *cmd;
+		size_t i, sized = 0, maps = 0;
+
+		json_array_foreach(ruleset_commands(batch), i, cmd) {
+			json_t *def = json_object_get(json_object_get(cmd, "add"),
+						      "map");
+			json_t *size = json_object_get(def, "size");
+			bool interval = json_object_get(def, "flags") != NULL;
+
+			if (def == NULL)
+				continue;
+			maps++;
+			if (size == NULL)
+				continue;
+			assert_false(interval);
+			assert_int_equal(json_integer_value(size),
+					 config_map_size(c));
+			sized++;
+		}
+		assert_true(maps >= RULESET_MAP_COUNT);
+		/* map_capacity 2 of 5 services: 20 elements, swap4 and
+		 * swap6 (and their second generation, if defined). */
+		if (f == 0) {
+			assert_int_equal(config_map_size(c), 20);
+			assert_int_equal(sized, maps / 2);
+		} else {
+			assert_int_equal(sized, 0);
+		}
+		json_decref(batch);
+		config_free(c);
+	}
+}
+
 /* The four maps: each name with its family and kind, and every watched
  * entry in the map of its own family and kind. */
 static void test_map_kinds(void **state)
@@ -727,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_golden_native_events_prestage),
 		cmocka_unit_test(test_events_prestage_switch_binds_nothing),
 		cmocka_unit_test(test_native_elements),
+		cmocka_unit_test(test_map_size),
 		cmocka_unit_test(test_map_kinds),
 		cmocka_unit_test(test_native_entry),
 		cmocka_unit_test(test_empty_map_is_startup_only),
