@@ -11,9 +11,10 @@ command -v clang >/dev/null || { echo "fuzz: clang is not installed"; exit 1; }
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPORTHOP_FUZZ=ON \
 	-DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_config fuzz_template \
-	fuzz_auth fuzz_feed fuzz_state fuzz_decisions fuzz_control fuzz_fleet fuzz_knock >/dev/null
+	fuzz_auth fuzz_feed fuzz_state fuzz_decisions fuzz_control fuzz_fleet fuzz_knock \
+	fuzz_jsonflat >/dev/null
 status=0
-for f in config template auth feed state decisions control fleet knock; do
+for f in config template auth feed state decisions control fleet knock jsonflat; do
 	work=$(mktemp -d)
 	cp fuzz/corpus/$f/* "$work/"
 	# Rule files named in fuzzed configurations resolve here.

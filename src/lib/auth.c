@@ -2,6 +2,7 @@
  * auth: authenticated triggers. See auth.h for the contract.
  */
 #include "auth.h"
+#include "jsonflat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,8 @@ struct auth {
 	size_t nslots;
 	size_t used;
 	size_t max;
-	char *payload;
+	/* The last message's members, the payload among them. */
+	char scratch[AUTH_MSG_MAX + 2 * JSONFLAT_MEMBERS_MAX];
 };
 
 struct auth *auth_new(const unsigned char *key, size_t keylen,
@@ -70,7 +72,6 @@ void auth_free(struct auth *a)
 		sodium_memzero(a->key, a->keylen);
 	free(a->key);
 	free(a->slots);
-	free(a->payload);
 	free(a);
 }
 
@@ -225,6 +226,15 @@ enum auth_result auth_verify_mac(struct auth *a, const char *msg, size_t len,
 	return verify(a, msg, len, 0, false, ret_payload, ret_len);
 }
 
+/* A member of f that is a string, or NULL. */
+static const struct jsonflat_member *string_member(const struct jsonflat *f,
+						   const char *key)
+{
+	const struct jsonflat_member *m = jsonflat_get(f, key);
+
+	return m && m->type == JSONFLAT_STRING ? m : NULL;
+}
+
 /* fresh: the time window and the replay table apply (a trigger on a
  * channel), or not (a stream entry, whose ID says it was applied). */
 static enum auth_result verify(struct auth *a, const char *msg, size_t len,
@@ -232,58 +242,45 @@ static enum auth_result verify(struct auth *a, const char *msg, size_t len,
 			       size_t *ret_len)
 {
 	unsigned char nonce[NONCE_LEN], mac[MAC_LEN], want[MAC_LEN];
-	const char *nonce_hex, *mac_hex, *payload;
-	enum auth_result r = AUTH_MALFORMED;
-	json_t *root = NULL, *ts, *v;
-	size_t plen, bin;
+	struct jsonflat f = { .scratch = a->scratch, .cap = sizeof(a->scratch) };
+	const struct jsonflat_member *v, *ts, *nonce_hex, *mac_hex, *payload;
+	enum auth_result r;
+	size_t bin;
 	long long t;
 
-	if (len > AUTH_MSG_MAX)
+	if (len > AUTH_MSG_MAX || jsonflat_load(msg, len, &f) < 0)
 		return AUTH_MALFORMED;
-	root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
-	v = json_object_get(root, "v");
-	ts = json_object_get(root, "ts");
-	nonce_hex = json_string_value(json_object_get(root, "nonce"));
-	mac_hex = json_string_value(json_object_get(root, "mac"));
-	payload = json_string_value(json_object_get(root, "payload"));
-	if (!json_is_object(root) || json_object_size(root) != 5 ||
-	    !json_is_integer(v) || json_integer_value(v) != 1 ||
-	    !json_is_integer(ts) || !nonce_hex || !mac_hex || !payload)
-		goto out;
-	plen = json_string_length(json_object_get(root, "payload"));
-	t = (long long)json_integer_value(ts);
-	if (strlen(nonce_hex) != 2 * NONCE_LEN || strlen(mac_hex) != 2 * MAC_LEN ||
-	    sodium_hex2bin(nonce, sizeof(nonce), nonce_hex, 2 * NONCE_LEN,
+	v = jsonflat_get(&f, "v");
+	ts = jsonflat_get(&f, "ts");
+	nonce_hex = string_member(&f, "nonce");
+	mac_hex = string_member(&f, "mac");
+	payload = string_member(&f, "payload");
+	if (f.n != 5 || !v || v->type != JSONFLAT_INTEGER || v->integer != 1 ||
+	    !ts || ts->type != JSONFLAT_INTEGER || !nonce_hex || !mac_hex ||
+	    !payload)
+		return AUTH_MALFORMED;
+	t = ts->integer;
+	if (nonce_hex->len != 2 * NONCE_LEN || mac_hex->len != 2 * MAC_LEN ||
+	    sodium_hex2bin(nonce, sizeof(nonce), nonce_hex->str, 2 * NONCE_LEN,
 			   NULL, &bin, NULL) != 0 || bin != NONCE_LEN ||
-	    sodium_hex2bin(mac, sizeof(mac), mac_hex, 2 * MAC_LEN, NULL,
+	    sodium_hex2bin(mac, sizeof(mac), mac_hex->str, 2 * MAC_LEN, NULL,
 			   &bin, NULL) != 0 || bin != MAC_LEN)
-		goto out;
+		return AUTH_MALFORMED;
 	/* The MAC first: nothing of an unauthenticated message is kept. */
-	mac_of(a->key, a->keylen, t, nonce_hex, payload, plen, want);
-	if (sodium_memcmp(mac, want, MAC_LEN) != 0) {
-		r = AUTH_BAD_MAC;
-		goto out;
-	}
+	mac_of(a->key, a->keylen, t, nonce_hex->str, payload->str,
+	       payload->len, want);
+	if (sodium_memcmp(mac, want, MAC_LEN) != 0)
+		return AUTH_BAD_MAC;
 	if (fresh && (t < (long long)now - a->window ||
-		      t > (long long)now + a->window)) {
-		r = AUTH_STALE;
-		goto out;
-	}
+		      t > (long long)now + a->window))
+		return AUTH_STALE;
 	r = fresh ? remember(a, nonce, (time_t)t, now) : AUTH_OK;
 	if (r != AUTH_OK)
-		goto out;
-	free(a->payload);
-	a->payload = malloc(plen + 1);
-	if (a->payload == NULL) {
-		r = AUTH_BUSY;
-		goto out;
-	}
-	memcpy(a->payload, payload, plen + 1);
-	*ret_payload = a->payload;
-	*ret_len = plen;
-out:
-	json_decref(root);
-	return r;
+		return r;
+	/* In the scratch, NUL-terminated: kept until the next message. */
+	*ret_payload = payload->str;
+	*ret_len = payload->len;
+	return AUTH_OK;
 }
 
 int auth_sign(const unsigned char *key, size_t keylen, time_t now,

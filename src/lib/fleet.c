@@ -3,6 +3,7 @@
  * fleet.h for the contract.
  */
 #include "fleet.h"
+#include "jsonflat.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -63,85 +64,82 @@ static int refuse(char *why, size_t whylen, const char *what)
 	return -EINVAL;
 }
 
+/* The string member named key, or NULL. */
+static const char *member_string(const struct jsonflat *f, const char *key)
+{
+	const struct jsonflat_member *m = jsonflat_get(f, key);
+
+	return m && m->type == JSONFLAT_STRING ? m->str : NULL;
+}
+
 int fleet_op_decode(const char *text, size_t len, struct fleet_op *ret,
 		    char *why, size_t whylen)
 {
 	static const char *const keys[] = { "op", "address", "origin",
 					    "expires", "ts", NULL };
+	char scratch[FLEET_OP_MAX + 2 * JSONFLAT_MEMBERS_MAX];
+	struct jsonflat f = { .scratch = scratch, .cap = sizeof(scratch) };
+	const struct jsonflat_member *v;
 	struct fleet_op op = { 0 };
-	json_t *o, *v;
-	const char *key, *s;
-	int r = -EINVAL;
+	const char *s;
+	int r;
 
 	if (len > FLEET_OP_MAX)
 		return refuse(why, whylen, "an operation longer than 1024 "
 			      "bytes");
-	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(o)) {
-		refuse(why, whylen, "not a JSON object; expected {\"op\": ...}");
-		goto out;
-	}
-	json_object_foreach(o, key, v) {
+	r = jsonflat_load(text, len, &f);
+	if (r < 0 && r != -E2BIG)
+		return refuse(why, whylen, "not a JSON object; expected "
+			      "{\"op\": ...}");
+	/* More members than any operation has: one is unknown. */
+	for (size_t i = 0; r == 0 && i < f.n; i++) {
 		size_t k = 0;
 
-		while (keys[k] && strcmp(keys[k], key) != 0)
+		while (keys[k] && strcmp(keys[k], f.m[i].key) != 0)
 			k++;
-		if (keys[k] == NULL) {
-			refuse(why, whylen, "an unknown key; expected op, "
-			       "address, origin, expires, ts");
-			goto out;
-		}
+		if (keys[k] == NULL)
+			r = -E2BIG;
 	}
-	s = json_string_value(json_object_get(o, "op"));
+	if (r < 0)
+		return refuse(why, whylen, "an unknown key; expected op, "
+			      "address, origin, expires, ts");
+	s = member_string(&f, "op");
 	for (op.kind = FLEET_TRIGGER; s && op.kind <= FLEET_UNWATCH; op.kind++)
 		if (strcmp(s, kind_names[op.kind]) == 0)
 			break;
-	if (s == NULL || op.kind > FLEET_UNWATCH) {
-		refuse(why, whylen, "op is not \"watch\", \"unwatch\" or "
-		       "\"trigger\"");
-		goto out;
-	}
-	v = json_object_get(o, "address");
-	s = json_string_value(v);
+	if (s == NULL || op.kind > FLEET_UNWATCH)
+		return refuse(why, whylen, "op is not \"watch\", \"unwatch\" "
+			      "or \"trigger\"");
+	v = jsonflat_get(&f, "address");
+	s = member_string(&f, "address");
 	if ((v && (s == NULL || !net_ok(s, false))) ||
-	    (v == NULL && op.kind != FLEET_TRIGGER)) {
-		refuse(why, whylen, "address is missing or not an address or "
-		       "prefix; expected ADDR or ADDR/LEN");
-		goto out;
-	}
+	    (v == NULL && op.kind != FLEET_TRIGGER))
+		return refuse(why, whylen, "address is missing or not an "
+			      "address or prefix; expected ADDR or ADDR/LEN");
 	if (s)
 		snprintf(op.address, sizeof(op.address), "%s", s);
-	v = json_object_get(o, "origin");
-	s = json_string_value(v);
-	if (op.kind == FLEET_TRIGGER ? v != NULL : (s == NULL || !origin_ok(s))) {
-		refuse(why, whylen, "origin is missing, misplaced or invalid; "
-		       "expected 1 to 58 characters a-z, 0-9, '_', '.', '-' "
-		       "on watch and unwatch");
-		goto out;
-	}
+	v = jsonflat_get(&f, "origin");
+	s = member_string(&f, "origin");
+	if (op.kind == FLEET_TRIGGER ? v != NULL : (s == NULL || !origin_ok(s)))
+		return refuse(why, whylen, "origin is missing, misplaced or "
+			      "invalid; expected 1 to 58 characters a-z, 0-9, "
+			      "'_', '.', '-' on watch and unwatch");
 	if (s)
 		snprintf(op.origin, sizeof(op.origin), "%s", s);
-	v = json_object_get(o, "expires");
-	if (op.kind == FLEET_WATCH ? !json_is_integer(v) ||
-				     json_integer_value(v) < 0 : v != NULL) {
-		refuse(why, whylen, "expires is missing, misplaced or not a "
-		       "whole number; expected epoch seconds (0: never) on "
-		       "watch only");
-		goto out;
-	}
-	op.expires = v ? (int64_t)json_integer_value(v) : 0;
-	v = json_object_get(o, "ts");
-	if (!json_is_integer(v)) {
-		refuse(why, whylen, "ts is missing or not a whole number; "
-		       "expected epoch seconds");
-		goto out;
-	}
-	op.ts = (int64_t)json_integer_value(v);
+	v = jsonflat_get(&f, "expires");
+	if (op.kind == FLEET_WATCH ? v == NULL || v->type != JSONFLAT_INTEGER ||
+				     v->integer < 0 : v != NULL)
+		return refuse(why, whylen, "expires is missing, misplaced or "
+			      "not a whole number; expected epoch seconds (0: "
+			      "never) on watch only");
+	op.expires = v ? (int64_t)v->integer : 0;
+	v = jsonflat_get(&f, "ts");
+	if (v == NULL || v->type != JSONFLAT_INTEGER)
+		return refuse(why, whylen, "ts is missing or not a whole "
+			      "number; expected epoch seconds");
+	op.ts = (int64_t)v->integer;
 	*ret = op;
-	r = 0;
-out:
-	json_decref(o);
-	return r;
+	return 0;
 }
 
 int fleet_local_origin(const char *origin, char *buf, size_t len)
