@@ -38,7 +38,14 @@
 #             hosts stopped, with more entries); medians and ranges.
 #             With INTERVALS="A B ...", this build's hosts run once per
 #             value of redis_stream_configuration.read_interval_ms in
-#             each round (default: porthopd's default alone).  Every
+#             each round (default: porthopd's default alone); a value
+#             MS/CAP also sets nftables_service_configuration.map_capacity
+#             to CAP (the swap maps sized up front: the kernel never grows
+#             their hash table, which it otherwise does in every host at
+#             the same moment, as the hosts' maps fill alike).  The floors
+#             add 6 elements an operation (porthop's: 3 services, both
+#             ways) to a map sized like the largest CAP given (unsized
+#             without one).  Every
 #             variant starts after all its hosts caught up and their CPU
 #             settled (under 5% of a core over a second), so that no
 #             variant pays for the start of the hosts before it.
@@ -62,7 +69,10 @@
 #   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR,
 #   INTERVALS="MS ..." (porthopd's default), KEEP=DIR (each variant's host
 #   logs copied to DIR/ROUND-VARIANT), PROFILE=FILE (perf record -a
-#   of the whole machine over the first HOSTS-host load, to FILE)
+#   of the whole machine over the first HOSTS-host load, to FILE),
+#   SKIP="PART ..." (parts not run, for a quicker look while working:
+#   alone, floor (the HOSTS-process floors), sfloor (the stream readers'),
+#   nostate, failover; their figures then "-")
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 bench_build "${1:-}"
@@ -157,19 +167,29 @@ settle() {
 	done
 	echo "# warning: the hosts' CPU did not settle (last: $((b - a)) ticks a second)" >&2
 }
-# set_interval MS|default|base: the hosts' read_interval_ms (base: none,
-# for BASE's parser; default: porthopd's default).
+# set_interval MS[/CAP]|default|base: the hosts' read_interval_ms (base:
+# none, for BASE's parser; default: porthopd's default) and map_capacity
+# (CAP; none without it).
 set_interval() {
-	local i f
+	local i f iv=${1%%/*} cap=
+	case $1 in */*) cap=${1#*/} ;; esac
 	for i in $ALL; do
 		f=$T/h$i.json
-		case $1 in
+		case $iv in
 		base|default) jq 'del(.redis_stream_configuration.read_interval_ms)' "$f" ;;
-		*) jq --argjson v "$1" '.redis_stream_configuration.read_interval_ms = $v' "$f" ;;
-		esac >"$f.tmp"
+		*) jq --argjson v "$iv" '.redis_stream_configuration.read_interval_ms = $v' "$f" ;;
+		esac | if [ -n "$cap" ]; then
+			jq --argjson c "$cap" '.nftables_service_configuration.map_capacity = $c'
+		else
+			jq 'del(.nftables_service_configuration.map_capacity)'
+		fi >"$f.tmp"
 		mv "$f.tmp" "$f"
 	done
 }
+# The floors' map: porthop's swap4 type, sized like the largest CAP of
+# INTERVALS (6 elements an address), or not.
+FLOOR_CAP=$(for v in $INTERVALS; do case $v in */*) echo "${v#*/}" ;; esac; done | sort -n | tail -1)
+FLOOR_MAP="map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service;${FLOOR_CAP:+ size $((FLOOR_CAP * 6));} }"
 # primary: the server the sentinels name now (on a machine starved of
 # CPU they may fail over without a kill: the figures follow the primary).
 primary() {
@@ -206,7 +226,7 @@ summary() {	# summary FILE: "p50 p99 max within100%"
 # spread FILE COL: "median (min-max)" of column COL of FILE's summaries.
 spread() {
 	local v
-	v=$(awk -v c="$2" '{print $c}' "$1" | sort -n)
+	v=$(awk -v c="$2" '$c != "-" {print $c}' "$1" | sort -n)
 	[ -n "$v" ] || { echo -; return; }
 	echo "$(echo "$v" | median) ($(echo "$v" | head -1)-$(echo "$v" | tail -1))"
 }
@@ -220,13 +240,13 @@ floor_run() {
 	for i in "$@"; do
 		ip netns exec $P-h$i nft -f - <<-EOF
 		table inet phfloor {
-			map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }
+			$FLOOR_MAP
 		}
 		EOF
 	done
 	start=$(( ${EPOCHREALTIME/[.,]/} / 1000 + 1000 ))
 	for i in "$@"; do
-		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 "$first" "$RATE" \
+		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 6 "$first" "$RATE" \
 			"$LOAD_SECONDS" "$start" "$([ "$sync" = 1 ] && echo "$T/floor-sync.$i" || echo -)" \
 			>"$T/floor.$i" &
 		pids+=($!)
@@ -253,19 +273,23 @@ stream_floor_run() {
 	for i in "$@"; do
 		ip netns exec $P-h$i nft -f - <<-EOF
 		table inet phfloor {
-			map swap4 { type ipv4_addr . inet_proto . inet_service : inet_service; }
+			$FLOOR_MAP
 		}
 		EOF
 		ip netns exec $P-pub redis-cli -h "$prim" XGROUP CREATE porthop:feed "floor$i" '$' MKSTREAM >/dev/null
 	done
 	for i in "$@"; do
-		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 3 stream "$prim" 6379 porthop:feed "floor$i" \
+		ip netns exec $P-h$i "$BUILD/nlfloor" phfloor 0 6 stream "$prim" 6379 porthop:feed "floor$i" \
 			$((RATE * LOAD_SECONDS)) "$([ "$sync" = 1 ] && echo "$T/sfloor-sync.$i" || echo -)" 0 \
-			>"$T/sfloor.$i" &
+			>"$T/sfloor.$i" 2>"$T/sfloor-cpu.$i" &
 		pids+=($!)
 	done
+	local t0=$EPOCHREALTIME
 	nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$RATE" "$LOAD_SECONDS" "$first" >"$T/load.out"
 	for i in "${pids[@]}"; do wait "$i" || echo "# warning: a stream floor process failed" >&2; done
+	# The readers' CPU, all together, over the load (as HOSTS_CPU).
+	SFLOOR_CPU=$(cat "$T"/sfloor-cpu.* | awk -v t0="$t0" -v t1="$EPOCHREALTIME" \
+		'$1 == "cpu" {s += $2} END {printf "%.0f", 100 * s / (t1 - t0)}')
 	for i in "$@"; do
 		ip netns exec $P-h$i nft delete table inet phfloor
 		ip netns exec $P-pub redis-cli -h "$prim" XGROUP DESTROY porthop:feed "floor$i" >/dev/null
@@ -306,6 +330,10 @@ load_run() {	# load_run FIRST_ADDR HOSTS...: RATE ops for LOAD_SECONDS; delays t
 }
 
 ALL=$(seq 1 "$HOSTS")
+skip() {	# skip PART: true if SKIP names it
+	case " ${SKIP:-} " in *" $1 "*) return 0 ;; esac
+	return 1
+}
 sentinels_ready() {
 	local i
 	for i in 1 2 3; do fleet_sentinel_ready $P-s$i 10.77.0.1$i 3 || return 1; done
@@ -313,22 +341,27 @@ sentinels_ready() {
 wait_for 30 "the sentinels to know the replica and each other" sentinels_ready
 
 # The floor: one host alone under the same load.
-set_interval "${INTERVALS%% *}"
-reset
-start_hosts 1
-settle 1
-load_run 1000 1
-floor=$(summary "$T/delays")
-floor_cpu=$HOSTS_CPU
-stop_hosts 1
-echo "# floor (1 host): $floor"
+floor="- - - -" floor_cpu=-
+if ! skip alone; then
+	set_interval "${INTERVALS%% *}"
+	reset
+	start_hosts 1
+	settle 1
+	load_run 1000 1
+	floor=$(summary "$T/delays")
+	floor_cpu=$HOSTS_CPU
+	stop_hosts 1
+	echo "# floor (1 host): $floor"
+fi
 
 # HOSTS hosts, and the HOSTS-process floor; with BASE, BASE's hosts too;
 # ROUNDS rounds, interleaved.
 next=$((1000 + RATE * LOAD_SECONDS))
 VARIANTS="${BASE:+base}"
-for iv in $INTERVALS; do VARIANTS="$VARIANTS new.$iv"; done
+# A variant's name: new.MS or new.MS_CAP (a file name).
+for iv in $INTERVALS; do VARIANTS="$VARIANTS new.${iv/\//_}"; done
 NEW1=new.${INTERVALS%% *}
+NEW1=${NEW1/\//_}
 for v in $VARIANTS floor floor0 sfloor sfloor0; do : >"$T/res.$v"; done
 for round in $(seq 1 "$ROUNDS"); do
 	# The order rotates from round to round.
@@ -336,7 +369,8 @@ for round in $(seq 1 "$ROUNDS"); do
 		END {for (k = 0; k < NR; k++) print a[(k + r - 1) % NR + 1]}')
 	for variant in $order; do
 		if [ "$variant" = base ]; then b=$BASE; else b=$BUILD; fi
-		set_interval "${variant#new.}"
+		v2=${variant#new.}
+		set_interval "${v2/_//}"
 		reset
 		BUILD=$b start_hosts $ALL
 		settle $ALL
@@ -354,76 +388,87 @@ for round in $(seq 1 "$ROUNDS"); do
 		fi
 		stop_hosts $ALL
 	done
-	reset
-	floor_run "$next" 1 $ALL
-	next=$((next + RATE * LOAD_SECONDS))
-	echo "$(summary "$T/delays")" >>"$T/res.floor"
-	echo "# round $round, floor of $HOSTS processes: $(tail -1 "$T/res.floor")"
-	floor_run "$next" 0 $ALL
-	next=$((next + RATE * LOAD_SECONDS))
-	echo "$(summary "$T/delays")" >>"$T/res.floor0"
-	echo "# round $round, floor of $HOSTS processes, no fdatasync: $(tail -1 "$T/res.floor0")"
+	if ! skip floor; then
+		reset
+		floor_run "$next" 1 $ALL
+		next=$((next + RATE * LOAD_SECONDS))
+		echo "$(summary "$T/delays")" >>"$T/res.floor"
+		echo "# round $round, floor of $HOSTS processes: $(tail -1 "$T/res.floor")"
+		floor_run "$next" 0 $ALL
+		next=$((next + RATE * LOAD_SECONDS))
+		echo "$(summary "$T/delays")" >>"$T/res.floor0"
+		echo "# round $round, floor of $HOSTS processes, no fdatasync: $(tail -1 "$T/res.floor0")"
+	fi
+	skip sfloor && continue
 	reset
 	stream_floor_run "$next" 1 $ALL
 	next=$((next + RATE * LOAD_SECONDS))
-	echo "$(summary "$T/delays")" >>"$T/res.sfloor"
-	echo "# round $round, floor of $HOSTS stream readers: $(tail -1 "$T/res.sfloor"); the publisher's last operation $(awk '{print $8}' "$T/load.out") ms behind"
+	echo "$(summary "$T/delays") - $SFLOOR_CPU" >>"$T/res.sfloor"
+	echo "# round $round, floor of $HOSTS stream readers: $(tail -1 "$T/res.sfloor") (readers' CPU, % of $(( $(nproc) * 100 ))); the publisher's last operation $(awk '{print $8}' "$T/load.out") ms behind"
 	reset
 	stream_floor_run "$next" 0 $ALL
 	next=$((next + RATE * LOAD_SECONDS))
-	echo "$(summary "$T/delays")" >>"$T/res.sfloor0"
-	echo "# round $round, floor of $HOSTS stream readers, no fdatasync: $(tail -1 "$T/res.sfloor0")"
+	echo "$(summary "$T/delays") - $SFLOOR_CPU" >>"$T/res.sfloor0"
+	echo "# round $round, floor of $HOSTS stream readers, no fdatasync: $(tail -1 "$T/res.sfloor0") (readers' CPU)"
 done
 rss_min=$(echo "$rss" | head -1) rss_max=$(echo "$rss" | tail -1)
 rss_med=$(echo "$rss" | median)
 
 # The same hosts without a state file (state_directory ""): what the
 # group commit's fdatasync, 50 of them on one disk, costs.
-set_interval "${INTERVALS%% *}"
-for i in $ALL; do
-	jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
-	mv "$T/h$i.tmp" "$T/h$i.json"
-done
-reset
-start_hosts $ALL
-settle $ALL
-load_run "$next" $ALL
-nostate=$(summary "$T/delays")
-nostate_cpu=$HOSTS_CPU
-echo "# $HOSTS hosts, no state file: $nostate"
+nostate="- - - -" nostate_cpu=-
+if ! skip nostate; then
+	set_interval "${INTERVALS%% *}"
+	for i in $ALL; do
+		jq '.porthopd.state_directory = ""' "$T/h$i.json" >"$T/h$i.tmp"
+		mv "$T/h$i.tmp" "$T/h$i.json"
+	done
+	reset
+	start_hosts $ALL
+	settle $ALL
+	load_run "$next" $ALL
+	nostate=$(summary "$T/delays")
+	nostate_cpu=$HOSTS_CPU
+	echo "# $HOSTS hosts, no state file: $nostate"
+fi
 
 # Failover under load.
-fo_since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
-nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 2000000 >"$T/fo.out" &
-loader=$!
-WAIT_PID='' poll "$FO_KILL_AFTER" false || true
-kill_ms=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
-OLD=$(primary)
-if [ "$OLD" = "$R1" ]; then NEW=$R2; else NEW=$R1; fi
-[ "$OLD" = "$R1" ] || echo "# note: the sentinels had failed over without a kill; killing $OLD" >&2
-kill -9 "$(cat "$T/redis-$OLD/pid")"
-wait $loader
-on_new() {
-	local i
+: >"$T/fo.apply"
+: >"$T/fo.follow"
+out_s=0 out_e=0
+if ! skip failover; then
+	fo_since=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+	nice -n -10 ip netns exec $P-pub "$BUILD/fleetload" "$T/hpub.json" "$FO_RATE" "$FO_SECONDS" 2000000 >"$T/fo.out" &
+	loader=$!
+	WAIT_PID='' poll "$FO_KILL_AFTER" false || true
+	kill_ms=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+	OLD=$(primary)
+	if [ "$OLD" = "$R1" ]; then NEW=$R2; else NEW=$R1; fi
+	[ "$OLD" = "$R1" ] || echo "# note: the sentinels had failed over without a kill; killing $OLD" >&2
+	kill -9 "$(cat "$T/redis-$OLD/pid")"
+	wait $loader
+	on_new() {
+		local i
+		for i in $ALL; do
+			[ "$(fleet_stream_field "$i" primary)" = "$NEW:6379" ] && fleet_caught_up "$i" || return 1
+		done
+	}
+	WAIT_PID='' wait_for 120 "every host on the new primary" on_new
+	read -r _ _ _ _ _ _ _ _ _ out_s _ out_e <"$T/fo.out"
 	for i in $ALL; do
-		[ "$(fleet_stream_field "$i" primary)" = "$NEW:6379" ] && fleet_caught_up "$i" || return 1
-	done
-}
-WAIT_PID='' wait_for 120 "every host on the new primary" on_new
-read -r _ _ _ _ _ _ _ _ _ out_s _ out_e <"$T/fo.out"
-for i in $ALL; do
-	# An entry written after the publisher's first failure: on the new
-	# primary (the old one may take a last entry in the instant between
-	# the kill's time and its death).
-	awk -v k="$kill_ms" -v f="$out_s" '/fleet: applied / {
-		for (j = 1; j <= NF && $j != "applied"; j++) ;
-		for (j++; j < NF && $j != "ms"; j += 2) { split($j, id, "-")
-			if (id[1] > f) { printf "%.0f\n", $1 * 1000 - k; exit } } }' "$T/h$i.log"
-done | sort -n >"$T/fo.apply"
-for i in $ALL; do
-	awk -v k="$kill_ms" '/fleet: stream .*group/ { t = $1 * 1000; if (t > k) { printf "%.0f\n", t - k; exit } }' "$T/h$i.log"
-done | sort -n >"$T/fo.follow"
-[ "$(wc -l <"$T/fo.apply")" -eq "$HOSTS" ] || echo "# warning: $(wc -l <"$T/fo.apply") of $HOSTS hosts applied entries after the kill" >&2
+		# An entry written after the publisher's first failure: on the new
+		# primary (the old one may take a last entry in the instant between
+		# the kill's time and its death).
+		awk -v k="$kill_ms" -v f="$out_s" '/fleet: applied / {
+			for (j = 1; j <= NF && $j != "applied"; j++) ;
+			for (j++; j < NF && $j != "ms"; j += 2) { split($j, id, "-")
+				if (id[1] > f) { printf "%.0f\n", $1 * 1000 - k; exit } } }' "$T/h$i.log"
+	done | sort -n >"$T/fo.apply"
+	for i in $ALL; do
+		awk -v k="$kill_ms" '/fleet: stream .*group/ { t = $1 * 1000; if (t > k) { printf "%.0f\n", t - k; exit } }' "$T/h$i.log"
+	done | sort -n >"$T/fo.follow"
+	[ "$(wc -l <"$T/fo.apply")" -eq "$HOSTS" ] || echo "# warning: $(wc -l <"$T/fo.apply") of $HOSTS hosts applied entries after the kill" >&2
+fi
 
 row() {	# row NAME FILE: medians (ranges) of the rounds' columns
 	local f=$2 c
@@ -443,13 +488,16 @@ for v in $VARIANTS; do
 	case $v in
 	base) row "BASE" "$T/res.base" ;;
 	new.default) row "this build, read_interval_ms default" "$T/res.$v" ;;
+	*_*) v2=${v#new.}
+		row "this build, read_interval_ms ${v2%%_*}, map_capacity ${v2#*_}" "$T/res.$v" ;;
 	*) row "this build, read_interval_ms ${v#new.}" "$T/res.$v" ;;
 	esac
 done
-row "floor: $HOSTS processes, transaction + fdatasync" "$T/res.floor"
-row "floor: $HOSTS processes, transaction only" "$T/res.floor0"
-row "floor: $HOSTS stream readers, read + transaction + fdatasync + XACK" "$T/res.sfloor"
-row "floor: $HOSTS stream readers, read + transaction + XACK" "$T/res.sfloor0"
+FLOOR_NOTE="6 elements an operation${FLOOR_CAP:+, map sized for $FLOOR_CAP}"
+row "floor: $HOSTS processes, transaction + fdatasync ($FLOOR_NOTE)" "$T/res.floor"
+row "floor: $HOSTS processes, transaction only ($FLOOR_NOTE)" "$T/res.floor0"
+row "floor: $HOSTS stream readers, read + transaction + fdatasync + XACK ($FLOOR_NOTE; CPU: the readers')" "$T/res.sfloor"
+row "floor: $HOSTS stream readers, read + transaction + XACK ($FLOOR_NOTE; CPU: the readers')" "$T/res.sfloor0"
 echo "| 1 host alone | $(echo "$floor" | awk '{print $1 " | " $2 " | " $3 " | " $4}') | - | $floor_cpu |"
 echo
 cat <<EOF

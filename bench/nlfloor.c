@@ -39,7 +39,8 @@
  * checked), SYNCFILE written and fdatasync'ed ("-": not), then one XACK
  * for them; N entries, or until a read waits 5 s in vain.  Prints each
  * entry's "ID DELAY_MS", the delay from its XADD (its ID's time) to its
- * transaction's end.
+ * transaction's end; then, on standard error, "cpu SECONDS": its CPU
+ * time (user + system).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -283,6 +285,7 @@ static int stream_floor(struct mnl_socket *nl, const char *table,
 	char (*ids)[48] = calloc(n + 1, sizeof(*ids));
 	double *delay = calloc(n + 1, sizeof(*delay));
 	const char **xack = calloc(256 + 3, sizeof(*xack));
+	struct rusage ru;
 
 	if (rc == NULL || rc->err || ids == NULL || delay == NULL ||
 	    xack == NULL || (f == NULL && strcmp(argv[5], "-"))) {
@@ -336,6 +339,10 @@ static int stream_floor(struct mnl_socket *nl, const char *table,
 	}
 	for (unsigned long i = 0; i < got; i++)
 		printf("%s %.3f\n", ids[i], delay[i]);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)	/* this reader's CPU */
+		fprintf(stderr, "cpu %.6f\n",
+			(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+			(double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	if (f)
 		fclose(f);
 	redisFree(rc);
