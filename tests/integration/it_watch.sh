@@ -43,14 +43,6 @@ gone() {
 	[ -z "$(elements "$1")" ] || fail "$1 still has map elements"
 }
 
-expect_exit() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$T/out" 2>&1 || rc=$?
-	[ "$rc" -eq "$want" ] ||
-		fail "$* exited $rc, expected $want: $(cat "$T/out")"
-}
-
 start_redis
 start_porthopd "$cfg"
 

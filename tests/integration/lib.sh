@@ -78,6 +78,16 @@ ctl() {
 	nsx "$PORTHOP" "$cmd" -s "$T/control.sock" "$@"
 }
 
+# expect_exit CODE COMMAND...: runs COMMAND, its output in $T/out; fails
+# the test unless it exits CODE.
+expect_exit() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$T/out" 2>&1 || rc=$?
+	[ "$rc" -eq "$want" ] ||
+		fail "$* exited $rc, expected $want: $(cat "$T/out")"
+}
+
 # status FIELD: a field of `porthop status --json` (a jq path without its
 # leading dot).
 status() {
