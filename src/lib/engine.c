@@ -701,10 +701,15 @@ int engine_reload(struct engine *e, struct config *c, char **ret_error)
 	if (e->native_ready && same_definition(e->cfg, c)) {
 		kind = BATCH_ELEMENTS;
 	} else {
+		/* Not with another size of the swap maps (map_capacity):
+		 * an "add map" naming an existing map keeps its hash table,
+		 * and its size too when the new definition has none, so
+		 * the kernel would go on counting with the old one. */
 		rd.in_place = e->native_ready &&
 			      config_mode(c) == CONFIG_MODE_NATIVE &&
 			      strcmp(config_table_name(c),
-				     config_table_name(e->cfg)) == 0;
+				     config_table_name(e->cfg)) == 0 &&
+			      config_map_size(c) == config_map_size(e->cfg);
 		e->native_ready = false;
 	}
 	prelude = stale_tables(e->cfg, c);
