@@ -254,7 +254,8 @@ size_t config_configured_count(const struct config *c);
  * distinct; NULL: none).  Returns 0 with its index in *ret_idx, or
  * -EEXIST (already watched: its index in *ret_idx), -EPERM (a trusted
  * network covers it), -EINVAL (a prefix overlapping a watched prefix),
- * -ENOSPC (not enough free redirect ports), -EOPNOTSUPP (template mode),
+ * -ENOSPC (not enough free redirect ports, or an address past the swap
+ * maps' room, map_capacity), -EOPNOTSUPP (template mode),
  * -ENOMEM; each but the last with a one-line reason in why. */
 int config_watched_add(struct config *c, const struct config_net *net,
 		       const uint16_t *const ignore[CONFIG_NPROTO],

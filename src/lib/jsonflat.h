@@ -45,8 +45,9 @@ struct jsonflat {
 /* The object of len bytes at text into f, whose scratch must hold at
  * least len + JSONFLAT_MEMBERS_MAX * 2 bytes (what the unescaped keys and
  * strings and their NULs can take).  0; -EINVAL: not a JSON object
- * (jansson's verdict), or more than JSONFLAT_MEMBERS_MAX members;
- * -ENOBUFS: the scratch is too small; -ENOMEM. */
+ * (jansson's verdict; jansson out of memory says the same); -E2BIG: an
+ * object of more than JSONFLAT_MEMBERS_MAX members (f->n is 0);
+ * -ENOBUFS: the scratch is too small. */
 int jsonflat_load(const char *text, size_t len, struct jsonflat *f);
 
 /* The member named key, or NULL. */
