@@ -154,8 +154,12 @@ static int read_acks(struct nftio_kernel *k, unsigned expected,
 		}
 	}
 	if (first_err && ret_error) {
+		/* ENFILE is how the kernel says a set is at its size
+		 * (map_capacity): "Too many open files in system" would
+		 * send the reader after descriptors. */
 		if (asprintf(ret_error, "kernel refused the map update: %s",
-			     strerror(-first_err)) < 0)
+			     first_err == -ENFILE ? "a map or set is full (its "
+			     "nftables size)" : strerror(-first_err)) < 0)
 			*ret_error = NULL;
 	}
 	return first_err;
