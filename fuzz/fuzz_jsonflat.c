@@ -65,7 +65,8 @@ static bool plainly_flat(json_t *o, const uint8_t *data, size_t size)
 	json_object_foreach(o, key, v)
 		if (!json_is_string(v) && !json_is_integer(v))
 			return false;
-	/* jansson also takes a NUL byte between tokens: not JSON's. */
+	/* jansson 2.14 also takes a NUL byte right after a number
+	 * ({"a":0\0} and {"a":0\0\t,"b":1} were found): not JSON's. */
 	for (size_t i = 0; i < size; i++)
 		if (data[i] >= 0x80 ||
 		    (data[i] < 0x20 && data[i] != ' ' && data[i] != '\t' &&

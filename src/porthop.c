@@ -185,6 +185,17 @@ static void print_status(json_t *s)
 							"last_staging_ms")));
 		printf("\n");
 	}
+	if (json_object_get(s, "maps")) {
+		json_t *m = json_object_get(s, "maps");
+
+		printf("maps             IPv4 %lld of %lld pairs, IPv6 %lld of "
+		       "%lld (map_capacity %lld)\n",
+		       (long long)json_integer_value(json_object_get(m, "pairs_ipv4")),
+		       (long long)json_integer_value(json_object_get(m, "pairs_max")),
+		       (long long)json_integer_value(json_object_get(m, "pairs_ipv6")),
+		       (long long)json_integer_value(json_object_get(m, "pairs_max")),
+		       (long long)json_integer_value(json_object_get(m, "map_capacity")));
+	}
 	if (json_object_get(s, "runtime")) {
 		json_t *rt = json_object_get(s, "runtime"), *o;
 		const char *name;

@@ -110,6 +110,14 @@ static json_t *status(struct core *c, struct control *ctl, json_t *req)
 			(json_int_t)st->fallbacks, "stagings",
 			(json_int_t)st->stagings, "last_staging_ms",
 			st->last_stage_ms));
+		/* map_capacity: the swap maps' room, pairs of each family. */
+		if (config_map_size(cfg))
+			json_object_set_new(r, "maps", json_pack(
+				"{s:I,s:I,s:I,s:I}", "map_capacity",
+				(json_int_t)config_map_capacity(cfg),
+				"pairs_max", (json_int_t)config_map_pairs(cfg),
+				"pairs_ipv4", (json_int_t)config_swap_pairs(cfg, false),
+				"pairs_ipv6", (json_int_t)config_swap_pairs(cfg, true)));
 	}
 	if (st->shuffles + st->failures > 0)
 		json_object_set_new(r, "last_shuffle", json_pack(

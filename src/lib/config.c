@@ -176,11 +176,16 @@ const char *config_rules_path(const struct config *c) { return c->rules_path; }
 unsigned config_max_port(const struct config *c) { return c->max_port; }
 size_t config_watched_count(const struct config *c) { return c->nwatched; }
 size_t config_pair_count(const struct config *c) { return c->npairs; }
+unsigned config_map_capacity(const struct config *c) { return c->map_capacity; }
+size_t config_services(const struct config *c)
+{
+	return c->nproto[CONFIG_TCP] + c->nproto[CONFIG_UDP];
+}
 uint64_t config_map_pairs(const struct config *c)
 {
-	return (uint64_t)c->map_capacity *
-	       (c->nproto[CONFIG_TCP] + c->nproto[CONFIG_UDP]);
+	return (uint64_t)c->map_capacity * config_services(c);
 }
+size_t config_swap_pairs(const struct config *c, bool v6) { return c->swap_pairs[v6]; }
 uint64_t config_map_size(const struct config *c) { return 2 * config_map_pairs(c); }
 json_t *config_startup_commands(const struct config *c) { return c->startup; }
 const struct template *config_template(const struct config *c) { return c->tmpl; }

@@ -281,8 +281,13 @@ size_t config_pair_count(const struct config *c);
  * the maps' size in elements (two a pair: the real port's and the
  * redirect's), declared to nftables so that the kernel sizes their hash
  * table once instead of growing it as entries come. */
+unsigned config_map_capacity(const struct config *c);
 uint64_t config_map_pairs(const struct config *c);
 uint64_t config_map_size(const struct config *c);
+/* The pairs the swap maps of one family hold now (addresses only), and
+ * the services an address has at most (tcp_ports and udp_ports). */
+size_t config_swap_pairs(const struct config *c, bool v6);
+size_t config_services(const struct config *c);
 enum config_mode config_mode(const struct config *c);
 /* Native mode: the table's name, the trusted exceptions, and whether a
  * clean stop removes the table. */

@@ -232,11 +232,14 @@ int config_watched_add(struct config *c, const struct config_net *net,
 	if (!net->is_prefix && c->map_capacity &&
 	    c->swap_pairs[net->family == AF_INET6] + npairs >
 	    config_map_pairs(c)) {
-		snprintf(why, why_len, "%s: the IPv%d maps are full (%zu of "
-			 "%llu pairs: map_capacity %u); expected fewer watched "
-			 "addresses, or a larger map_capacity",
-			 diag_string(a, sizeof(a), net->text),
+		snprintf(why, why_len, "%s needs %zu pairs and the IPv%d maps "
+			 "have room for %llu more (%zu of %llu pairs: "
+			 "map_capacity %u); expected fewer watched addresses, "
+			 "or a larger map_capacity",
+			 diag_string(a, sizeof(a), net->text), npairs,
 			 net->family == AF_INET6 ? 6 : 4,
+			 (unsigned long long)(config_map_pairs(c) -
+				c->swap_pairs[net->family == AF_INET6]),
 			 c->swap_pairs[net->family == AF_INET6],
 			 (unsigned long long)config_map_pairs(c),
 			 c->map_capacity);

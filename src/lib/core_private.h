@@ -148,7 +148,7 @@ void core_watch_say(struct core *c, const char *what, size_t n,
 /* core_watch_state.c: the list and the state file restored into cfg (at
  * core_new); the runtime entries put into cfg (before a reload). */
 int core_watch_restore(struct core *c, struct config *cfg);
-int core_watch_merge(struct core *c, struct config *cfg);
+int core_watch_merge(struct core *c, struct config *cfg, size_t *ret_no_room);
 /* Frees the list, the state file and the waiters (answered: stopping). */
 void core_watch_free(struct core *c);
 

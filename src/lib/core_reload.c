@@ -184,6 +184,7 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	struct instance *claim = NULL;
 	struct auth *auth = NULL;
 	unsigned changes;
+	size_t no_room;
 	char *err = NULL;
 	int r;
 
@@ -214,17 +215,31 @@ static int reload_with(struct core *c, struct config *cfg, char **ret_error)
 	}
 	changes = same_redis(cfg, engine_config(c->engine)) ? 0 :
 		  CORE_CHANGED_REDIS;
-	/* The runtime entries stay watched across the reload. */
-	if (core_watch_merge(c, cfg) < 0) {
-		warn(c, "reload refused: out of memory for the runtime entries; "
-		     "the running configuration stays");
+	/* The runtime entries stay watched across the reload; a
+	 * configuration without room for them all is refused (the entries
+	 * would stay listed, out of force, until a restart). */
+	if (core_watch_merge(c, cfg, &no_room) < 0 || no_room > 0) {
+		r = no_room ? -EINVAL : -ENOMEM;
+		if (no_room && asprintf(&err, "reload refused, the running "
+					"configuration stays: it has no room "
+					"for %zu runtime entr%s (see the lines "
+					"above); expected a map_capacity or "
+					"max_port_number that holds them, or "
+					"fewer entries (porthop watch del)",
+					no_room, no_room == 1 ? "y" : "ies") < 0)
+			err = NULL;
+		warn(c, "%s", err ? err : "reload refused: out of memory for "
+		     "the runtime entries; the running configuration stays");
 		instance_free(claim);
 		if (auth != c->auth)
 			auth_free(auth);
 		if (ret_error)
-			*ret_error = strdup("reload refused: out of memory");
+			*ret_error = err ? err :
+				     strdup("reload refused: out of memory");
+		else
+			free(err);
 		config_free(cfg);
-		return -ENOMEM;
+		return r;
 	}
 	if (c->hooks.reloading)
 		c->hooks.reloading(c->hooks.arg, true);

@@ -13,11 +13,15 @@
 /* Puts the runtime entries into cfg (at start, before a reload): each
  * network once, with its latest entry's ignore lists.  One that cfg
  * refuses (trusted now, overlapping a prefix of the file's) stays in the
- * list without being in force, said. */
+ * list without being in force, said; those refused for want of room
+ * (map_capacity, max_port_number's free ports) are counted apart, for a
+ * reload to refuse the configuration instead. */
 struct merge {
 	struct core *c;
 	struct config *cfg;
 	size_t refused;
+	size_t no_room;
+	bool reloading;		/* no room refuses the reload */
 };
 
 static int merge_one(void *arg, const struct watchlist_item *it)
@@ -30,22 +34,31 @@ static int merge_one(void *arg, const struct watchlist_item *it)
 
 	if (r == -ENOMEM)
 		return r;
+	m->no_room += r == -ENOSPC;
 	if (r < 0 && r != -EEXIST && m->refused++ < 5)
-		warn(m->c, "runtime entry %s (origin %s) is not in force: %s",
-		     it->net.text, it->origin, why);
+		warn(m->c, "runtime entry %s (origin %s) %s: %s", it->net.text,
+		     it->origin, r == -ENOSPC && m->reloading ?
+		     "has no room in the new configuration" :
+		     "is not in force", why);
 	return 0;
 }
 
-int core_watch_merge(struct core *c, struct config *cfg)
+int core_watch_merge(struct core *c, struct config *cfg, size_t *ret_no_room)
 {
-	struct merge m = { c, cfg, 0 };
+	struct merge m = { c, cfg, 0, 0, ret_no_room != NULL };
 	int r;
 
+	if (ret_no_room)
+		*ret_no_room = 0;
 	if (c->watchlist == NULL || watchlist_count(c->watchlist) == 0)
 		return 0;
 	r = watchlist_foreach_net(c->watchlist, merge_one, &m);
 	if (m.refused > 5)
-		warn(c, "%zu more runtime entries are not in force", m.refused - 5);
+		warn(c, "%zu more runtime entries %s", m.refused - 5,
+		     m.reloading ? "do not fit the new configuration" :
+		     "are not in force");
+	if (ret_no_room)
+		*ret_no_room = m.no_room;
 	return r;
 }
 
@@ -244,7 +257,7 @@ int core_watch_restore(struct core *c, struct config *cfg)
 	if (watchlist_count(c->watchlist) > 0)
 		info(c, "watch: %zu runtime entries restored from %s",
 		     watchlist_count(c->watchlist), statefile_path(c->state));
-	return core_watch_merge(c, cfg);
+	return core_watch_merge(c, cfg, NULL);
 }
 
 const struct watchlist *core_watchlist(const struct core *c)

@@ -81,6 +81,7 @@ int fleet_op_decode(const char *text, size_t len, struct fleet_op *ret,
 	struct jsonflat f = { .scratch = scratch, .cap = sizeof(scratch) };
 	const struct jsonflat_member *v;
 	struct fleet_op op = { 0 };
+	bool unknown;
 	const char *s;
 	int r;
 
@@ -92,15 +93,15 @@ int fleet_op_decode(const char *text, size_t len, struct fleet_op *ret,
 		return refuse(why, whylen, "not a JSON object; expected "
 			      "{\"op\": ...}");
 	/* More members than any operation has: one is unknown. */
-	for (size_t i = 0; r == 0 && i < f.n; i++) {
+	unknown = r == -E2BIG;
+	for (size_t i = 0; !unknown && i < f.n; i++) {
 		size_t k = 0;
 
 		while (keys[k] && strcmp(keys[k], f.m[i].key) != 0)
 			k++;
-		if (keys[k] == NULL)
-			r = -E2BIG;
+		unknown = keys[k] == NULL;
 	}
-	if (r < 0)
+	if (unknown)
 		return refuse(why, whylen, "an unknown key; expected op, "
 			      "address, origin, expires, ts");
 	s = member_string(&f, "op");

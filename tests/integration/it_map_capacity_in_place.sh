@@ -45,7 +45,7 @@ for m in swap4 swap4_b swap6 swap6_b; do
 done
 rc=0
 ctl watch add 192.0.2.2 >"$T/out" 2>&1 || rc=$?
-[ "$rc" -eq 65 ] && grep -q "the IPv4 maps are full (20301 of 20301 pairs" "$T/out" ||
+[ "$rc" -eq 65 ] && grep -q "needs 101 pairs and the IPv4 maps have room for 0 more (20301 of 20301 pairs" "$T/out" ||
 	fail "an add past map_capacity 201: exit $rc: $(cat "$T/out")"
 pass "a reload to map_capacity 201 in place: maps of 40602 (both generations), full with the runtime entry"
 

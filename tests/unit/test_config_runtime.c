@@ -492,8 +492,9 @@ static void test_map_capacity(void **state)
 	before = dump(c);
 	assert_int_equal(config_watched_add(c, &n, NULL, no_n, why,
 					    sizeof(why), &b), -ENOSPC);
-	assert_non_null(strstr(why, "the IPv4 maps are full (10 of 10 pairs: "
-				    "map_capacity 2)"));
+	assert_non_null(strstr(why, "\"10.9.0.2\" needs 5 pairs and the IPv4 "
+				    "maps have room for 0 more (10 of 10 "
+				    "pairs: map_capacity 2)"));
 	after = dump(c);
 	assert_string_equal(after, before);
 	free(after);
