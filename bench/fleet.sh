@@ -38,7 +38,8 @@
 #             hosts stopped, with more entries); medians and ranges.
 #             With INTERVALS="A B ...", this build's hosts run once per
 #             value of redis_stream_configuration.read_interval_ms in
-#             each round (default: porthopd's default alone); a value
+#             each round (default: porthopd's default, unsized and
+#             sized for twice the load's addresses); a value
 #             MS/CAP also sets nftables_service_configuration.map_capacity
 #             to CAP (the swap maps sized up front: the kernel never grows
 #             their hash table, which it otherwise does in every host at
@@ -67,7 +68,8 @@
 # usage: bench/fleet.sh [BUILD_DIR]
 #   HOSTS=N (50), RATE=N (1000), LOAD_SECONDS=N (10), FO_RATE=N (200),
 #   FO_SECONDS=N (12), FO_KILL_AFTER=N (4), ROUNDS=N (1), BASE=BUILD_DIR,
-#   INTERVALS="MS ..." (porthopd's default), KEEP=DIR (each variant's host
+#   INTERVALS="MS[/CAP] ..." (porthopd's default, without and with
+#   map_capacity 2 x RATE x LOAD_SECONDS), KEEP=DIR (each variant's host
 #   logs copied to DIR/ROUND-VARIANT), PROFILE=FILE (perf record -a
 #   of the whole machine over the first HOSTS-host load, to FILE),
 #   SKIP="PART ..." (parts not run, for a quicker look while working:
@@ -83,7 +85,9 @@ FO_RATE=${FO_RATE:-200}
 FO_SECONDS=${FO_SECONDS:-12}
 FO_KILL_AFTER=${FO_KILL_AFTER:-4}
 ROUNDS=${ROUNDS:-1}
-INTERVALS=${INTERVALS:-default}
+# By default porthopd's read interval twice: maps unsized, and sized for
+# twice the load's addresses.
+INTERVALS=${INTERVALS:-"default default/$((2 * RATE * LOAD_SECONDS))"}
 BASE=${BASE:+$(cd "$BASE" && pwd)}
 [ -z "$BASE" ] || bench_build_note "$BASE" | sed 's/^# build:/# BASE build:/'
 require_root "network namespaces"
