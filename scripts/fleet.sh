@@ -7,6 +7,10 @@
 # bridge.
 #
 #   fleet_net_up PREFIX                 the bridge's namespace
+#   fleet_small PREFIX N                the bridge, one Redis primary and
+#                                       N hosts' namespaces (P, R set)
+#   fleet_show_h1 RC                    on failure, host 1's log and
+#                                       stream status (for on_exit)
 #   fleet_node NAME ADDR                a namespace on the bridge
 #   fleet_redis_primary NS ADDR [ARGS]  redis-server on ADDR:6379
 #   fleet_redis_replica NS ADDR PRIMARY
@@ -30,6 +34,23 @@ fleet_net_up() {
 	ns_new "$FLEET_BR"
 	ip -n "$FLEET_BR" link add br0 type bridge
 	ip -n "$FLEET_BR" link set br0 up
+}
+
+# fleet_small PREFIX N: the bridge, a Redis primary in $P-r on $R
+# (10.77.0.2), and N hosts' namespaces $P-hI on 10.77.1.I; P=PREFIX.
+fleet_small() {
+	local i
+	P=$1 R=10.77.0.2
+	fleet_net_up "$P"
+	fleet_node "$P-r" "$R"
+	for i in $(seq 1 "$2"); do fleet_node "$P-h$i" "10.77.1.$i"; done
+	fleet_redis_primary "$P-r" "$R"
+}
+
+# fleet_show_h1 RC: unless RC is 0, the end of host 1's log and its
+# stream's status (a test's on_exit hook).
+fleet_show_h1() {
+	[ "$1" -eq 0 ] || { tail -n 20 "$T/h1.log"; fleet_ctl 1 status --json | jq .stream; } 2>/dev/null
 }
 
 # fleet_node NAME ADDR: namespace NAME with ADDR/16 on the bridge.

@@ -15,15 +15,9 @@
 #     gives that time) replays, and an old copy is still refused.
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/fleet.sh"
-fleet_debug() { [ "$1" -eq 0 ] || { tail -n 20 "$T/h1.log"; fleet_ctl 1 status --json | jq .stream; } 2>/dev/null; }
-on_exit fleet_debug
+on_exit fleet_show_h1
 
-R=10.77.0.2
-P=pha$$
-fleet_net_up $P
-fleet_node $P-r $R
-fleet_node $P-h1 10.77.1.1
-fleet_redis_primary $P-r $R
+fleet_small pha$$ 1
 rcli() { ip netns exec $P-r redis-cli -h $R "$@"; }
 # The users of docs/fleet.md ("Redis users").
 # EVAL declares its keys as written to: the keys' pattern cannot be

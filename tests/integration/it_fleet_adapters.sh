@@ -20,16 +20,10 @@ fleet_debug() {
 } 2>/dev/null
 on_exit fleet_debug
 
-R=10.77.0.2
-P=phd$$
+fleet_small phd$$ 2
 DET=$P-det
-fleet_net_up $P
-fleet_node $P-r $R
-fleet_node $P-h1 10.77.1.1
-fleet_node $P-h2 10.77.1.2
 fleet_node $DET 10.77.0.50
 ip -n $DET link set lo up
-fleet_redis_primary $P-r $R
 REDIS=$(jq -n --arg r $R '{host: $r}')
 for c in h1 h2 det; do fleet_config "$T/$c.json" $c "$REDIS"; done
 fleet_host_start 1 $P-h1 "$T/h1.json"

@@ -6,15 +6,9 @@
 # and one host, each in a namespace of its own on a bridge.
 . "$(dirname "$0")/lib.sh"
 . "$SRC/scripts/fleet.sh"
-fleet_debug() { [ "$1" -eq 0 ] || { tail -n 20 "$T/h1.log"; fleet_ctl 1 status --json | jq .stream; } 2>/dev/null; }
-on_exit fleet_debug
+on_exit fleet_show_h1
 
-R=10.77.0.2
-P=phc$$
-fleet_net_up $P
-fleet_node $P-r $R
-fleet_node $P-h1 10.77.1.1
-fleet_redis_primary $P-r $R
+fleet_small phc$$ 1
 REDIS=$(jq -n --arg r $R '{host: $r}')
 fleet_config "$T/h1.json" h1 "$REDIS"
 fleet_config "$T/pub.json" pub "$REDIS"
