@@ -14,8 +14,6 @@
 
 #include "diag.h"
 
-
-
 int64_t core_watch_now(void)
 {
 	return (int64_t)time(NULL);
